@@ -1,0 +1,1 @@
+//! paddock-benches: criterion benches of paddock-core.

@@ -1,0 +1,19 @@
+//! paddock-core: the pure, sans-IO heart of Paddock.
+//!
+//! Everything that decides anything lives here: the znode tree, sessions, watches, ACLs,
+//! the ZooKeeper wire codec, the storage record codec and the replication protocol.
+//! Core never reads a clock, a socket, a file, an environment variable or global
+//! randomness, and never spawns a thread: `now` and every byte arrive as arguments, and
+//! everything the world must do comes back as values. See `../shared/docs/design.md` §2.
+
+pub mod acl;
+pub mod error;
+pub mod ids;
+pub mod limits;
+pub mod replication;
+pub mod session;
+pub mod stat;
+pub mod storage;
+pub mod tree;
+pub mod watch;
+pub mod wire;

@@ -1,0 +1,2 @@
+//! `paddock`: placeholder while the tree lands.
+fn main() {}

@@ -1,0 +1,2 @@
+//! `paddock-sim`: placeholder while the tree lands.
+fn main() {}
