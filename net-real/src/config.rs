@@ -1,0 +1,496 @@
+//! ZooKeeper's `zoo.cfg` format, parsed into a validated [`ZooCfg`].
+//!
+//! The parser is a pure function of the file's text so it can be fuzzed: it never
+//! panics, it reports the first bad line with its number, key and reason, and it keeps
+//! a warning for every key it does not know (ZooKeeper ignores unknown keys too, so an
+//! existing ensemble's config moves over unchanged). Reading `myid` and the files
+//! themselves is the caller's job.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+
+/// A parsed, validated `zoo.cfg`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZooCfg {
+    /// `tickTime`: the basic time unit in ms (heartbeats, session timeout bounds).
+    pub tick_time_ms: u32,
+    /// `initLimit`: ticks a follower may take to connect and sync to a leader.
+    pub init_limit_ticks: u32,
+    /// `syncLimit`: ticks a follower may lag behind the leader.
+    pub sync_limit_ticks: u32,
+    /// `dataDir`: snapshots (and `myid`).
+    pub data_dir: String,
+    /// `dataLogDir`: the transaction log; `dataDir` when absent.
+    pub data_log_dir: String,
+    /// `clientPort`.
+    pub client_port: u16,
+    /// `clientPortAddress`: the address the client port binds; all interfaces when absent.
+    pub client_port_address: Option<IpAddr>,
+    /// `maxClientCnxns`: connections per client IP; 0 means unlimited.
+    pub max_client_cnxns: u32,
+    /// `minSessionTimeout` in ms (default 2 × tickTime).
+    pub min_session_timeout_ms: u32,
+    /// `maxSessionTimeout` in ms (default 20 × tickTime).
+    pub max_session_timeout_ms: u32,
+    /// `server.N` entries by server id; empty for a standalone server.
+    pub servers: BTreeMap<u64, ServerEntry>,
+    /// `autopurge.snapRetainCount`: snapshots (and their logs) kept by the purge task (min 3).
+    pub autopurge_snap_retain_count: u32,
+    /// `autopurge.purgeInterval` in hours; 0 disables purging.
+    pub autopurge_purge_interval_hours: u32,
+    /// `4lw.commands.whitelist`: the enabled four-letter words (`*` expands to all).
+    pub four_letter_words: Vec<String>,
+    /// `snapCount`: transactions between snapshots.
+    pub snap_count: u32,
+    /// `jute.maxbuffer`: the largest frame accepted from a client, in bytes.
+    pub jute_max_buffer_bytes: u32,
+}
+
+/// One `server.N=host:peerPort:electionPort[:participant|:observer][;[clientHost:]clientPort]` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerEntry {
+    /// Host name or address the peers use.
+    pub host: String,
+    /// Port carrying replication traffic.
+    pub peer_port: u16,
+    /// Port ZooKeeper uses for leader election (Paddock elects over the peer port, but
+    /// keeps the value so configs round-trip and ports stay reserved).
+    pub election_port: u16,
+    /// Non-voting member.
+    pub observer: bool,
+    /// Client address from the dynamic-config form (`;host:port`), when given.
+    pub client: Option<(Option<String>, u16)>,
+}
+
+/// Every four-letter word Paddock answers, in ZooKeeper's spelling.
+pub const FOUR_LETTER_WORDS_ALL: &[&str] = &[
+    "ruok", "srvr", "stat", "conf", "cons", "envi", "mntr", "wchs", "wchc", "wchp", "dump", "isro",
+];
+
+/// Enabled when `4lw.commands.whitelist` is absent. ZooKeeper enables only `srvr`; we add
+/// the read-only health words that tooling and kazoo's `server_version()` need.
+pub const FOUR_LETTER_WORDS_DEFAULT: &[&str] = &["srvr", "ruok", "envi", "mntr"];
+
+/// Keys ZooKeeper knows that Paddock accepts and ignores (warned about as such).
+const KEYS_IGNORED: &[&str] = &[
+    "admin.enableServer",
+    "admin.serverPort",
+    "admin.serverAddress",
+    "standaloneEnabled",
+    "reconfigEnabled",
+    "dynamicConfigFile",
+    "preAllocSize",
+    "globalOutstandingLimit",
+    "forceSync",
+    "metricsProvider.className",
+    "quorumListenOnAllIPs",
+    "secureClientPort",
+    "electionAlg",
+    "leaderServes",
+    "cnxTimeout",
+    "syncEnabled",
+];
+
+/// A warning about a line that did not stop start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigWarning {
+    /// 1-based line number.
+    pub line: usize,
+    /// What is odd about it.
+    pub message: String,
+}
+
+/// Why a config was refused: the 1-based line (0 when the problem is the file as a
+/// whole), the key and the reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {key}: {reason}")]
+pub struct ConfigError {
+    /// 1-based line number, or 0 for a problem spanning the file (e.g. a missing key).
+    pub line: usize,
+    /// The key at fault.
+    pub key: String,
+    /// What was wrong and what is allowed.
+    pub reason: String,
+}
+
+fn error(line: usize, key: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        line,
+        key: key.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// Parses `zoo.cfg` text. Lines are `key=value` (Java properties style: `#`/`!` comments,
+/// blank lines, whitespace around keys and values ignored). Returns the config and
+/// warnings, or the first error.
+pub fn parse(text: &str) -> Result<(ZooCfg, Vec<ConfigWarning>), ConfigError> {
+    let mut raw: BTreeMap<String, (usize, String)> = BTreeMap::new();
+    let mut warnings = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let number = index + 1;
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with('!') {
+            continue;
+        }
+        // Java properties: the key ends at the first '=' or ':'.
+        let Some((key, value)) = trimmed.split_once(['=', ':']) else {
+            return Err(error(number, trimmed, "expected key=value"));
+        };
+        let (key, value) = (key.trim(), value.trim());
+        if key.is_empty() {
+            return Err(error(number, key, "empty key"));
+        }
+        if let Some((previous, _)) = raw.get(key) {
+            warnings.push(ConfigWarning {
+                line: number,
+                message: format!("{key} repeats line {previous}; the later value wins"),
+            });
+        }
+        raw.insert(key.to_owned(), (number, value.to_owned()));
+    }
+    let cfg = build(&raw, &mut warnings)?;
+    Ok((cfg, warnings))
+}
+
+fn number<T: std::str::FromStr>(
+    raw: &BTreeMap<String, (usize, String)>,
+    key: &str,
+    default: Option<T>,
+    what: &str,
+) -> Result<T, ConfigError> {
+    match raw.get(key) {
+        Some((line, value)) => value
+            .parse()
+            .map_err(|_| error(*line, key, format!("{value:?} is not {what}"))),
+        None => default.ok_or_else(|| error(0, key, "missing (required)")),
+    }
+}
+
+fn build(
+    raw: &BTreeMap<String, (usize, String)>,
+    warnings: &mut Vec<ConfigWarning>,
+) -> Result<ZooCfg, ConfigError> {
+    let tick_time_ms: u32 = number(raw, "tickTime", Some(3000), "a tick length in ms")?;
+    if tick_time_ms == 0 {
+        return Err(error(
+            line_of(raw, "tickTime"),
+            "tickTime",
+            "must be at least 1 ms",
+        ));
+    }
+    let data_dir = raw
+        .get("dataDir")
+        .map(|(_, v)| v.clone())
+        .ok_or_else(|| error(0, "dataDir", "missing (required)"))?;
+    if data_dir.is_empty() {
+        return Err(error(
+            line_of(raw, "dataDir"),
+            "dataDir",
+            "must not be empty",
+        ));
+    }
+    let data_log_dir = raw
+        .get("dataLogDir")
+        .map_or_else(|| data_dir.clone(), |(_, v)| v.clone());
+    let min_default = tick_time_ms.saturating_mul(2);
+    let max_default = tick_time_ms.saturating_mul(20);
+    let min_session_timeout_ms = number(raw, "minSessionTimeout", Some(min_default), "ms")?;
+    let max_session_timeout_ms = number(raw, "maxSessionTimeout", Some(max_default), "ms")?;
+    if min_session_timeout_ms > max_session_timeout_ms {
+        return Err(error(
+            line_of(raw, "minSessionTimeout").max(line_of(raw, "maxSessionTimeout")),
+            "minSessionTimeout",
+            format!(
+                "{min_session_timeout_ms} ms is above maxSessionTimeout {max_session_timeout_ms} ms"
+            ),
+        ));
+    }
+    let client_port_address = match raw.get("clientPortAddress") {
+        Some((line, v)) => Some(v.parse::<IpAddr>().map_err(|_| {
+            error(
+                *line,
+                "clientPortAddress",
+                format!("{v:?} is not an IP address"),
+            )
+        })?),
+        None => None,
+    };
+    let jute_max_buffer_bytes: u32 = number(raw, "jute.maxbuffer", Some(0xf_ffff), "a byte count")?;
+    if jute_max_buffer_bytes < 1024 {
+        return Err(error(
+            line_of(raw, "jute.maxbuffer"),
+            "jute.maxbuffer",
+            "must be >= 1024",
+        ));
+    }
+    let autopurge_snap_retain_count: u32 =
+        number(raw, "autopurge.snapRetainCount", Some(3), "a count")?;
+    if autopurge_snap_retain_count < 3 {
+        warnings.push(ConfigWarning {
+            line: line_of(raw, "autopurge.snapRetainCount"),
+            message: "autopurge.snapRetainCount below 3 is raised to 3 (as ZooKeeper does)".into(),
+        });
+    }
+    let servers = servers(raw)?;
+    let cfg = ZooCfg {
+        tick_time_ms,
+        init_limit_ticks: number(raw, "initLimit", Some(10), "a tick count")?,
+        sync_limit_ticks: number(raw, "syncLimit", Some(5), "a tick count")?,
+        data_dir,
+        data_log_dir,
+        client_port: number(raw, "clientPort", Some(2181), "a TCP port (0-65535)")?,
+        client_port_address,
+        max_client_cnxns: number(raw, "maxClientCnxns", Some(60), "a connection count")?,
+        min_session_timeout_ms,
+        max_session_timeout_ms,
+        servers,
+        autopurge_snap_retain_count: autopurge_snap_retain_count.max(3),
+        autopurge_purge_interval_hours: number(raw, "autopurge.purgeInterval", Some(0), "hours")?,
+        four_letter_words: four_letter_words(raw)?,
+        snap_count: number(raw, "snapCount", Some(100_000), "a transaction count")?,
+        jute_max_buffer_bytes,
+    };
+    warn_unknown(raw, warnings);
+    Ok(cfg)
+}
+
+fn line_of(raw: &BTreeMap<String, (usize, String)>, key: &str) -> usize {
+    raw.get(key).map_or(0, |(line, _)| *line)
+}
+
+const KEYS_KNOWN: &[&str] = &[
+    "tickTime",
+    "initLimit",
+    "syncLimit",
+    "dataDir",
+    "dataLogDir",
+    "clientPort",
+    "clientPortAddress",
+    "maxClientCnxns",
+    "minSessionTimeout",
+    "maxSessionTimeout",
+    "autopurge.snapRetainCount",
+    "autopurge.purgeInterval",
+    "4lw.commands.whitelist",
+    "snapCount",
+    "jute.maxbuffer",
+];
+
+fn warn_unknown(raw: &BTreeMap<String, (usize, String)>, warnings: &mut Vec<ConfigWarning>) {
+    for (key, (line, _)) in raw {
+        if KEYS_KNOWN.contains(&key.as_str()) || key.starts_with("server.") {
+            continue;
+        }
+        let message = if KEYS_IGNORED.contains(&key.as_str()) {
+            format!("{key} is a ZooKeeper setting Paddock does not use; ignored")
+        } else {
+            format!("unknown key {key}; ignored")
+        };
+        warnings.push(ConfigWarning {
+            line: *line,
+            message,
+        });
+    }
+    warnings.sort_by_key(|w| w.line);
+}
+
+fn four_letter_words(raw: &BTreeMap<String, (usize, String)>) -> Result<Vec<String>, ConfigError> {
+    let Some((line, value)) = raw.get("4lw.commands.whitelist") else {
+        return Ok(FOUR_LETTER_WORDS_DEFAULT
+            .iter()
+            .map(|w| (*w).to_owned())
+            .collect());
+    };
+    let mut words = Vec::new();
+    for word in value.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+        if word == "*" {
+            return Ok(FOUR_LETTER_WORDS_ALL
+                .iter()
+                .map(|w| (*w).to_owned())
+                .collect());
+        }
+        if !FOUR_LETTER_WORDS_ALL.contains(&word) {
+            return Err(error(
+                *line,
+                "4lw.commands.whitelist",
+                format!("{word:?} is not a four-letter word Paddock knows"),
+            ));
+        }
+        if !words.iter().any(|w| w == word) {
+            words.push(word.to_owned());
+        }
+    }
+    Ok(words)
+}
+
+fn servers(
+    raw: &BTreeMap<String, (usize, String)>,
+) -> Result<BTreeMap<u64, ServerEntry>, ConfigError> {
+    let mut servers = BTreeMap::new();
+    for (key, (line, value)) in raw.range("server.".to_owned()..) {
+        let Some(id_text) = key.strip_prefix("server.") else {
+            break;
+        };
+        let id: u64 = id_text
+            .parse()
+            .ok()
+            .filter(|id| (1..=255).contains(id))
+            .ok_or_else(|| error(*line, key, "server id must be a number from 1 to 255"))?;
+        servers.insert(id, server_entry(*line, key, value)?);
+    }
+    let mut seen = BTreeMap::new();
+    for (id, entry) in &servers {
+        for port in [entry.peer_port, entry.election_port] {
+            if let Some(other) = seen.insert((entry.host.clone(), port), *id) {
+                let line = line_of(raw, &format!("server.{id}"));
+                let reason = format!("{}:{port} is also used by server.{other}", entry.host);
+                return Err(error(line, &format!("server.{id}"), reason));
+            }
+        }
+    }
+    Ok(servers)
+}
+
+fn port(line: usize, key: &str, text: &str) -> Result<u16, ConfigError> {
+    text.trim()
+        .parse::<u16>()
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| error(line, key, format!("{text:?} is not a TCP port (1-65535)")))
+}
+
+fn server_entry(line: usize, key: &str, value: &str) -> Result<ServerEntry, ConfigError> {
+    let (quorum, client) = match value.split_once(';') {
+        Some((q, c)) => (q, Some(c)),
+        None => (value, None),
+    };
+    let parts: Vec<&str> = quorum.split(':').collect();
+    let (host, peer, election, role) = match parts.as_slice() {
+        [h, p, e] => (*h, *p, *e, None),
+        [h, p, e, r] => (*h, *p, *e, Some(*r)),
+        _ => {
+            return Err(error(
+                line,
+                key,
+                "expected host:peerPort:electionPort[:observer]",
+            ));
+        }
+    };
+    let host = host.trim();
+    if host.is_empty() {
+        return Err(error(line, key, "empty host"));
+    }
+    let observer = match role.map(str::trim) {
+        None | Some("participant") => false,
+        Some("observer") => true,
+        Some(other) => {
+            return Err(error(
+                line,
+                key,
+                format!("role {other:?} is not participant or observer"),
+            ));
+        }
+    };
+    let client = match client.map(str::trim) {
+        None | Some("") => None,
+        Some(c) => Some(match c.rsplit_once(':') {
+            Some((h, p)) => (Some(h.to_owned()), port(line, key, p)?),
+            None => (None, port(line, key, c)?),
+        }),
+    };
+    Ok(ServerEntry {
+        host: host.to_owned(),
+        peer_port: port(line, key, peer)?,
+        election_port: port(line, key, election)?,
+        observer,
+        client,
+    })
+}
+
+impl ZooCfg {
+    /// The config of `paddock serve` with no arguments: standalone on 127.0.0.1:2181,
+    /// data in `./paddock-data`.
+    pub fn standalone_default() -> ZooCfg {
+        let text = "tickTime=2000\ndataDir=./paddock-data\nclientPort=2181\n";
+        let (mut cfg, _) = parse(text).expect("the built-in default config is valid");
+        cfg.client_port_address = Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        cfg
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    // A typical ensemble config parses with ZooKeeper's defaults filled in.
+    #[test]
+    fn ensemble_config() {
+        let text = "# sample\ntickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir=/var/zk\n\
+                    clientPort=2181\nserver.1=127.0.0.1:2888:3888\nserver.2=127.0.0.2:2888:3888\n\
+                    server.3=127.0.0.3:2888:3888:observer;2183\n";
+        let (cfg, warnings) = parse(text).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(cfg.tick_time_ms, 2000);
+        assert_eq!(cfg.min_session_timeout_ms, 4000);
+        assert_eq!(cfg.max_session_timeout_ms, 40000);
+        assert_eq!(cfg.data_log_dir, "/var/zk");
+        assert_eq!(cfg.servers.len(), 3);
+        assert!(cfg.servers[&3].observer);
+        assert_eq!(cfg.servers[&3].client, Some((None, 2183)));
+        assert_eq!(cfg.four_letter_words, FOUR_LETTER_WORDS_DEFAULT);
+        assert_eq!(cfg.jute_max_buffer_bytes, 1_048_575);
+    }
+
+    // A bad value names its line, key and reason.
+    #[test]
+    fn bad_value_names_line() {
+        let err = parse("dataDir=/d\nclientPort=http\n").unwrap_err();
+        assert_eq!(err.line, 2);
+        assert_eq!(err.key, "clientPort");
+        assert_eq!(
+            err.to_string(),
+            "line 2: clientPort: \"http\" is not a TCP port (0-65535)"
+        );
+        let err = parse("dataDir=/d\nserver.1=a:1\n").unwrap_err();
+        assert_eq!((err.line, err.key.as_str()), (2, "server.1"));
+        let err = parse("dataDir=/d\nserver.300=a:1:2\n").unwrap_err();
+        assert!(err.reason.contains("1 to 255"), "{err}");
+        let err = parse("dataDir=/d\nminSessionTimeout=9000\nmaxSessionTimeout=100\n").unwrap_err();
+        assert_eq!(err.key, "minSessionTimeout");
+        let err = parse("clientPort=1\n").unwrap_err();
+        assert_eq!((err.line, err.key.as_str()), (0, "dataDir"));
+        let err = parse("dataDir=/d\njust words\n").unwrap_err();
+        assert_eq!(err.line, 2);
+        let err = parse("dataDir=/d\n4lw.commands.whitelist=ruok, nope\n").unwrap_err();
+        assert_eq!(err.key, "4lw.commands.whitelist");
+        let err = parse("dataDir=/d\nserver.1=h:2888:3888\nserver.2=h:3888:4000\n").unwrap_err();
+        assert!(err.reason.contains("also used by server.1"), "{err}");
+    }
+
+    // Unknown and ignored keys are warnings, not errors.
+    #[test]
+    fn unknown_keys_warn() {
+        let (cfg, warnings) =
+            parse("dataDir=/d\nfancyKey=1\nadmin.enableServer=false\n4lw.commands.whitelist=*\n")
+                .unwrap();
+        assert_eq!(warnings.len(), 2);
+        assert_eq!(warnings[0].line, 2);
+        assert!(warnings[0].message.contains("unknown key fancyKey"));
+        assert!(warnings[1].message.contains("does not use"));
+        assert_eq!(cfg.four_letter_words.len(), FOUR_LETTER_WORDS_ALL.len());
+    }
+
+    // The no-argument server binds loopback:2181 with data in ./paddock-data.
+    #[test]
+    fn standalone_default() {
+        let cfg = ZooCfg::standalone_default();
+        assert_eq!(cfg.client_port, 2181);
+        assert_eq!(cfg.data_dir, "./paddock-data");
+        assert_eq!(
+            cfg.client_port_address,
+            Some(IpAddr::V4(Ipv4Addr::LOCALHOST))
+        );
+    }
+}
