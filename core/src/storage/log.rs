@@ -1,13 +1,15 @@
 //! Log segments: the header, record encoding, and the scan of one segment's bytes.
 //!
 //! The scan decides between a torn tail and mid-log corruption by looking past the first
-//! bad byte for any record with a valid checksum: a torn write leaves nothing valid behind
-//! it, while a damaged record in the middle has its successors intact. The cost of that
-//! look is bounded by the segment length times the work of rejecting one offset, which is
-//! small because a candidate length above `record_bytes_max` or past the end is rejected
-//! before any checksum is computed. A payload that itself contains an encoded record could
-//! make a torn tail look like mid-log corruption; that errs on the safe side (the node
-//! refuses to vote rather than cutting a record).
+//! bad byte for any record with a valid checksum and a zxid above the last good one: a
+//! torn write leaves nothing valid behind it, while a damaged record in the middle has its
+//! successors intact. That look costs one zxid comparison per remaining byte, plus a
+//! checksum for each offset whose length field fits `record_bytes_max` and the remaining
+//! bytes; a zero-filled (preallocated) tail costs only the comparisons. Megabytes of
+//! random garbage are the worst case (tens of seconds for a 64 MiB segment of it). A
+//! payload that itself contains an encoded record could make a torn tail look like
+//! mid-log corruption; that errs on the safe side (the node refuses to vote rather than
+//! cutting a record).
 
 use super::{EncodeError, FrameDefect, Record, RecoveryError, Tail};
 use super::{read_array, read_u16, read_u32, read_u64, to_u64};
@@ -151,7 +153,7 @@ pub fn scan_segment<'a>(
     after: Zxid,
     limits: &Limits,
 ) -> Result<SegmentScan<'a>, RecoveryError> {
-    let header = match scan_segment_header(segment, bytes, limits)? {
+    let header = match scan_segment_header(segment, bytes, after, limits)? {
         Some(header) => header,
         None => {
             return Ok(SegmentScan {
@@ -169,7 +171,8 @@ pub fn scan_segment<'a>(
         let frame = match frame_at(bytes, offset, limits.record_bytes_max) {
             Ok(frame) => frame,
             Err(defect) => {
-                return match valid_frame_after(bytes, offset + 1, limits.record_bytes_max) {
+                return match valid_frame_after(bytes, offset + 1, previous, limits.record_bytes_max)
+                {
                     Some(next_valid) => Err(RecoveryError::CorruptRecord {
                         segment,
                         offset: to_u64(offset),
@@ -206,6 +209,7 @@ pub fn scan_segment<'a>(
 fn scan_segment_header(
     segment: usize,
     bytes: &[u8],
+    after: Zxid,
     limits: &Limits,
 ) -> Result<Option<SegmentHeader>, RecoveryError> {
     let defect = match decode_segment_header_frame(bytes) {
@@ -224,7 +228,7 @@ fn scan_segment_header(
         }
         Err(defect) => defect,
     };
-    match valid_frame_after(bytes, 1, limits.record_bytes_max) {
+    match valid_frame_after(bytes, 1, after, limits.record_bytes_max) {
         Some(next_valid) => Err(RecoveryError::SegmentHeaderCorrupt {
             segment,
             defect,
@@ -326,10 +330,20 @@ fn frame_at(bytes: &[u8], offset: usize, record_bytes_max: u32) -> Result<Frame<
     })
 }
 
-/// The first offset at or after `from` where a record with a valid checksum starts.
-fn valid_frame_after(bytes: &[u8], from: usize, record_bytes_max: u32) -> Option<usize> {
+/// The first offset at or after `from` where a record with a valid checksum and a zxid
+/// above `after` starts: a record that could have been written after the damaged one.
+/// Checking the zxid first skips the checksum at most offsets of a zero-filled tail.
+fn valid_frame_after(
+    bytes: &[u8],
+    from: usize,
+    after: Zxid,
+    record_bytes_max: u32,
+) -> Option<usize> {
     let last_start = bytes.len().checked_sub(RECORD_HEADER_BYTES)?;
-    (from..=last_start).find(|offset| frame_at(bytes, *offset, record_bytes_max).is_ok())
+    (from..=last_start).find(|offset| {
+        read_u64(bytes, offset + 8).is_some_and(|zxid| zxid > after.0)
+            && frame_at(bytes, *offset, record_bytes_max).is_ok()
+    })
 }
 
 /// The record checksum: CRC-32C over the length bytes, the zxid bytes and the payload.
@@ -444,10 +458,45 @@ mod tests {
                     offset,
                     defect: FrameDefect::Checksum { .. },
                     next_valid_offset,
-                } if offset == damaged as u64 && next_valid_offset == offset_of(&[2, 4, 1], 2) as u64
+                } if offset == damaged as u64
+                    && next_valid_offset == offset_of(&[2, 4, 1], 2) as u64
             ),
             "{error:?}"
         );
+    }
+
+    // After a damaged record, only a checksummed record with a higher zxid counts as
+    // "valid data follows"; a stale one (a zxid already seen) is garbage to cut.
+    #[test]
+    fn stale_record_after_damage_is_torn() {
+        let mut bytes = segment(1, &[(1, b"aa"), (2, b"bbbb")]);
+        let damaged = offset_of(&[2, 4], 1);
+        bytes[damaged + 16] ^= 1;
+        let mut stale = Vec::new();
+        encode_record(
+            &Record {
+                zxid: Zxid(1),
+                payload: b"old",
+            },
+            &Limits::default(),
+            &mut stale,
+        )
+        .expect("valid record");
+        bytes.extend_from_slice(&stale);
+        let scanned = scan(&bytes).expect("torn tail");
+        assert_eq!(
+            scanned.tail,
+            Tail::Torn {
+                segment: 0,
+                offset: damaged as u64
+            }
+        );
+        let fresh = segment(1, &[(3, b"new")]);
+        bytes.extend_from_slice(&fresh[SEGMENT_HEADER_BYTES..]);
+        assert!(matches!(
+            scan(&bytes),
+            Err(RecoveryError::CorruptRecord { .. })
+        ));
     }
 
     // A length field above record_bytes_max is corruption, not an allocation: at the

@@ -108,18 +108,18 @@ pub enum FrameDefect {
 /// serve from this disk until an operator or a leader's snapshot repairs it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RecoveryError {
-    /// A segment header is damaged and valid records follow it (or it is not the last
-    /// segment), so this is not a torn tail.
+    /// A segment header is damaged and valid records follow it, so this is not a torn
+    /// tail.
     #[error(
-        "segment {segment}: header corrupt ({defect}); a valid record follows at {next_valid_offset}"
+        "segment {segment}: header corrupt ({defect}); a valid record follows at \
+         {next_valid_offset}"
     )]
     SegmentHeaderCorrupt {
         /// Index of the segment.
         segment: usize,
         /// What is wrong with the header.
         defect: FrameDefect,
-        /// Offset of the first valid record after the header, or 0 when the segment is
-        /// not the last one and no valid record follows.
+        /// Offset of the first record with a valid checksum after the header.
         next_valid_offset: u64,
     },
     /// A segment's checksummed header does not carry the log magic: not a Paddock log.
@@ -141,7 +141,8 @@ pub enum RecoveryError {
     /// A record is damaged and a valid record follows it: data in the middle of the log
     /// is lost, which must never be skipped or cut silently.
     #[error(
-        "segment {segment} offset {offset}: corrupt record ({defect}); a valid record follows at {next_valid_offset}"
+        "segment {segment} offset {offset}: corrupt record ({defect}); a valid record follows \
+         at {next_valid_offset}"
     )]
     CorruptRecord {
         /// Index of the segment.
@@ -168,7 +169,8 @@ pub enum RecoveryError {
     },
     /// A checksummed record's zxid is below its segment header's `first_zxid`.
     #[error(
-        "segment {segment} offset {offset}: zxid {found} is below the segment's first zxid {first_zxid}"
+        "segment {segment} offset {offset}: zxid {found} is below the segment's first zxid \
+         {first_zxid}"
     )]
     ZxidBelowSegmentStart {
         /// Index of the segment.
