@@ -150,6 +150,22 @@ proptest! {
         }
     }
 
+    // A bit flip before the last record (in the header or an earlier record) is never cut
+    // as a torn tail: an intact record follows it, so the scan must refuse the segment.
+    #[test]
+    fn bit_flip_before_last_record_is_an_error(
+        records in records_strategy().prop_filter("a record", |r| !r.is_empty()),
+        bit in any::<prop::sample::Index>(),
+    ) {
+        let mut bytes = segment(&records);
+        let last_len = 16 + records.last().map_or(0, |(_, payload)| payload.len());
+        let last_start = bytes.len() - last_len;
+        let bit = bit.index(last_start * 8);
+        bytes[bit / 8] ^= 1 << (bit % 8);
+        let result = scan_segment(0, &bytes, Zxid::ZERO, &Limits::default());
+        prop_assert!(result.is_err(), "{:?}", result);
+    }
+
     // A bit flip in any segment but the last stops recovery, since records follow it.
     #[test]
     fn bit_flip_before_last_segment_is_an_error(
