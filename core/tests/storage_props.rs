@@ -62,6 +62,9 @@ fn small_limits() -> Limits {
 }
 
 proptest! {
+    // Damage lands anywhere in the bytes, so run more cases than the default 256.
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
     // Encoding then scanning a segment returns exactly the records, with a clean tail.
     #[test]
     fn segment_round_trip(records in records_strategy()) {

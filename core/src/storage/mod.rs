@@ -24,6 +24,15 @@
 //! or a log with no usable snapshot, because a node that silently lost a record it had
 //! acknowledged must not vote.
 //!
+//! What the runtime must do for these guarantees to hold: sync a segment before writing
+//! the first byte of the next one (only the last segment may be torn); truncate to
+//! [`Tail::Torn`]'s offset before appending; write snapshots and the hard state to a new
+//! file, sync it and rename it over the old one (a torn hard state is refused, not
+//! guessed). Known limit: damage confined to the last record of a synced log (a bit flip
+//! in it, with nothing after it) cannot be told from a torn write, so it is cut like one;
+//! the node then re-syncs that record from the leader, which is safe only if the record
+//! was not needed for a quorum (the fault model all Zab/Raft systems assume).
+//!
 //! Payloads are opaque here: the replication layer puts bincode-encoded entries in log
 //! records and the node puts its tree and sessions in snapshots. This module does not
 //! touch files, does not decide when to snapshot or roll segments, and cannot detect a
