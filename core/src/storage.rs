@@ -1,1 +1,0 @@
-//! `storage`: being written.
