@@ -47,6 +47,7 @@ class RecordingProxy:
         self.conns = []
         self.pending_marks = []
         self.stopping = False
+        self.holding = False
 
     def start(self):
         threading.Thread(target=self._accept_loop, daemon=True).start()
@@ -70,6 +71,15 @@ class RecordingProxy:
             self._close(c)
             c.closed.wait(5)
 
+    def hold(self):
+        """Cut every open connection and refuse new ones (accept, then close at once, recording
+        nothing) until release(): a server the client cannot reach for a while."""
+        self.holding = True
+        self.drop_connections()
+
+    def release(self):
+        self.holding = False
+
     def stop(self):
         self.stopping = True
         self.listener.close()
@@ -81,6 +91,9 @@ class RecordingProxy:
                 client, _ = self.listener.accept()
             except OSError:
                 return
+            if self.holding:
+                client.close()
+                continue
             try:
                 upstream = socket.create_connection(self.upstream)
             except OSError:
