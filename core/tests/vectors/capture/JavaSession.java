@@ -131,9 +131,9 @@ public class JavaSession {
         zk.getAllChildrenNumber("/");
         step("whoAmI (op 107)");
         zk.whoAmI();
-        step("multiRead (op 22): getData /j/p2, getChildren /j, getData /j/missing");
+        step("multiRead (op 22): getData /j/p2, getData /j/missing, getChildren /j");
         try {
-            zk.multi(Arrays.asList(Op.getData("/j/p2"), Op.getChildren("/j"), Op.getData("/j/missing")));
+            zk.multi(Arrays.asList(Op.getData("/j/p2"), Op.getData("/j/missing"), Op.getChildren("/j")));
         } catch (KeeperException e) {
             System.err.println("multiRead: " + e);
         }
