@@ -21,11 +21,6 @@ JARS = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar"
 OUT_NAMES = ["java_session.txt", "java_reconnect_setwatches.txt", "java_reconnect_setwatches2.txt"]
 
 
-def zk_version():
-    out = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "zookeeper"], capture_output=True, text=True)
-    return out.stdout.strip() or "unknown"
-
-
 def drive(proxy, zk_port, classes):
     cmd = ["java", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-cp", JARS + ":" + classes,
            "JavaSession", str(proxy.port), str(zk_port)]
@@ -62,7 +57,7 @@ def main(argv):
     for i, (name, conn) in enumerate(zip(OUT_NAMES, conns)):
         header = [
             "Golden vectors: the Apache ZooKeeper Java client 3.8.0 against Apache ZooKeeper 3.8.0",
-            "(Debian zookeeper %s, extendedTypesEnabled=true), connection %d of %d of one session," % (zk_version(), i + 1, len(conns)),
+            "(Debian zookeeper %s, extendedTypesEnabled=true), connection %d of %d of one session," % (zkwire.debian_zookeeper_version(), i + 1, len(conns)),
             "recorded by core/tests/vectors/capture/capture_java.py (JavaSession.java) through capture/proxy.py.",
             "Format: '# ' comment lines; 'C <hex>' client->server frame, 'S <hex>' server->client frame,",
             "hex = whole frame including its 4-byte length prefix. One TCP connection per file: the first C",

@@ -137,7 +137,8 @@ def main(argv):
     conns = proxy.connections()
     assert len(conns) == 1, "expected one connection, got %d" % len(conns)
     header = [
-        "Golden vectors: one kazoo %s session against Apache ZooKeeper 3.8.0 (Debian 3.8.0-11+deb12u2)," % kazoo.version.__version__,
+        "Golden vectors: one kazoo %s session against Apache ZooKeeper (Debian zookeeper %s),"
+        % (kazoo.version.__version__, zkwire.debian_zookeeper_version()),
         "recorded by core/tests/vectors/capture/capture_kazoo.py through capture/proxy.py.",
         "Format: '# ' comment lines; 'C <hex>' client->server frame, 'S <hex>' server->client frame,",
         "hex = whole frame including its 4-byte length prefix. One TCP connection per file: the first C",

@@ -380,8 +380,8 @@ def main(argv):
     rec.run("A", "stat", {"path": "/s/e"}, lambda: a.exists("/s/e"),
             "session A's own ephemeral still there")
     doc = {
-        "server": "Apache ZooKeeper 3.8.0 (Debian 3.8.0-11+deb12u2), standalone, fresh dataDir, "
-                  "tickTime 2000, extendedTypesEnabled=true",
+        "server": "Apache ZooKeeper (Debian zookeeper %s), standalone, fresh dataDir, "
+                  "tickTime 2000, extendedTypesEnabled=true" % zkwire.debian_zookeeper_version(),
         "client": "kazoo %s" % kazoo.version.__version__,
         "recorded_by": "core/tests/vectors/capture/capture_semantics.py",
         "run_specific": ["sessions", "ctime", "mtime", "ephemeralOwner (a session id)",

@@ -11,9 +11,10 @@ a four-letter word (e.g. kazoo's `envi`) is forwarded but not framed.
 Used as a library by the capture scripts (`RecordingProxy`: start, mark, drop_connections,
 connections, stop), or alone:
     proxy.py LISTEN_PORT UPSTREAM_HOST:PORT OUT_PREFIX
-records until Ctrl-C, then writes OUT_PREFIX-<n>.txt, one vector file per connection.
+records until Ctrl-C or SIGTERM, then writes OUT_PREFIX-<n>.txt, one vector file per connection.
 """
 
+import signal
 import socket
 import struct
 import sys
@@ -135,16 +136,17 @@ class RecordingProxy:
                 chunk = src.recv(65536)
                 if not chunk:
                     break
-                dst.sendall(chunk)
                 buf += chunk
                 if first and direction == "C" and len(buf) >= 4:
                     first = False
                     (n,) = struct.unpack(">i", buf[:4])
                     if n < 0 or n > MAX_FRAME_LEN:
                         conn.four_letter_word = buf[:4].decode("ascii", "replace")
-                if conn.four_letter_word is not None:
-                    continue
-                buf = self._split(conn, direction, buf)
+                if conn.four_letter_word is None:
+                    buf = self._split(conn, direction, buf)
+                # Record first, forward after: the peer cannot answer a frame before it is in
+                # the recording, so a reply never lands ahead of its request.
+                dst.sendall(chunk)
         except OSError:
             pass
         finally:
@@ -170,10 +172,12 @@ def main(argv):
 
     host, port = argv[2].rsplit(":", 1)
     proxy = RecordingProxy(int(argv[1]), host, int(port)).start()
-    print("recording on 127.0.0.1:%d -> %s; Ctrl-C to stop" % (proxy.port, argv[2]), file=sys.stderr)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
+    print("recording on 127.0.0.1:%d -> %s; Ctrl-C or SIGTERM to stop" % (proxy.port, argv[2]), file=sys.stderr)
+    # Explicit handlers: a background job of a non-interactive shell starts with SIGINT ignored.
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    while not stop.wait(0.2):
         pass
     proxy.stop()
     for c in proxy.connections():

@@ -16,6 +16,7 @@ The first C line is the ConnectRequest, the first S line the ConnectResponse.
 """
 
 import struct
+import subprocess
 
 OPS = {
     0: "notification", 1: "create", 2: "delete", 3: "exists", 4: "getData", 5: "setData",
@@ -288,3 +289,9 @@ def write_vector_file(path, header_lines, frames):
             f.write("# %s\n" % h if h else "#\n")
         for line in annotate(frames):
             f.write(line + "\n")
+
+
+def debian_zookeeper_version():
+    """Version of the installed Debian `zookeeper` package, for the headers of recorded files."""
+    out = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "zookeeper"], capture_output=True, text=True)
+    return out.stdout.strip() or "unknown"
