@@ -21,6 +21,7 @@ use std::num::NonZeroU64;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::ZkError;
 use crate::ids::{NodeId, SessionId};
 
 /// Paddock's default tick, ms: the sample `zoo.cfg`'s tickTime.
@@ -252,6 +253,16 @@ impl SessionTable {
             return Err(SessionError::Closing(id));
         }
         Ok(session)
+    }
+
+    /// Checks that a request may run on this session: `SessionExpired` if the session is
+    /// unknown or closing (ZooKeeper's `SessionTracker.checkSession`; ownership, which gives
+    /// SESSIONMOVED, is the node's business).
+    pub fn check_session(&self, id: SessionId) -> Result<&Session, ZkError> {
+        match self.sessions.get(&id) {
+            Some(session) if !session.closing => Ok(session),
+            _ => Err(ZkError::SessionExpired),
+        }
     }
 
     /// Marks a session as closing (a close or expiry was proposed): it leaves the expiry

@@ -19,6 +19,10 @@
 //! child(P), then child(parent); setData: data(P)); within one trigger, ascending `ConnId`.
 //! A connection gets at most one event per trigger, however many of its watches match.
 //!
+//! Four-letter words: ZooKeeper's `wchs`, `wchc` and `wchp` read its data table only, so a
+//! lone child watch is invisible there; ours report every watch. `wchc` in ZooKeeper is keyed
+//! by session id: the node maps each [`ConnId`] to its session when printing.
+//!
 //! Not done here: ZooKeeper 3.8.4+ drops an event when the connection lacks READ on the node;
 //! the node filters the returned events with the ACLs it knows. No watch limit is enforced
 //! here either: the node checks `watches_per_session_max` with [`WatchTable::paths_watched_by`]
@@ -227,20 +231,23 @@ impl WatchTable {
     /// changes nothing (a connection holds at most one watch of each kind per path).
     pub fn register(&mut self, conn: ConnId, path: &str, kind: WatchKind) {
         let bit = kind.mode_bit();
-        let modes = self
-            .by_path
-            .entry(path.to_owned())
-            .or_default()
-            .entry(conn)
-            .or_insert(0);
+        // Look up before inserting: re-registering on a watched path (every read with a
+        // watch) then allocates nothing.
+        if !self.by_path.contains_key(path) {
+            self.by_path.insert(path.to_owned(), BTreeMap::new());
+        }
+        let conns = self.by_path.get_mut(path).expect("inserted just above");
+        let modes = conns.entry(conn).or_insert(0);
+        if *modes == 0 {
+            self.by_conn
+                .entry(conn)
+                .or_default()
+                .insert(path.to_owned());
+        }
         if bit == RECURSIVE && *modes & RECURSIVE == 0 {
             self.recursive_count += 1;
         }
         *modes |= bit;
-        self.by_conn
-            .entry(conn)
-            .or_default()
-            .insert(path.to_owned());
     }
 
     /// The events the changes of one applied transaction trigger, in the order documented

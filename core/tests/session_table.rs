@@ -4,6 +4,7 @@
 
 use std::num::NonZeroU64;
 
+use paddock_core::error::ZkError;
 use paddock_core::ids::{NodeId, SessionId};
 use paddock_core::session::{
     PASSWORD_BYTES, Session, SessionError, SessionIdGenerator, SessionTable, TICK_MS_DEFAULT,
@@ -313,4 +314,19 @@ fn bad_snapshots_are_rejected() {
             "prefix of {cut} bytes decoded"
         );
     }
+}
+
+// Requests on an unknown or closing session get SESSIONEXPIRED; a live one passes.
+#[test]
+fn check_session_refuses_unknown_and_closing() {
+    let mut table = table_with(2, 4_000, 0);
+    assert_eq!(
+        table.check_session(SessionId(1)).map(|s| s.id),
+        Ok(SessionId(1))
+    );
+    assert!(table.mark_closing(SessionId(2)));
+    let closing = table.check_session(SessionId(2)).map(|s| s.id);
+    assert_eq!(closing, Err(ZkError::SessionExpired));
+    let unknown = table.check_session(SessionId(3)).map(|s| s.id);
+    assert_eq!(unknown, Err(ZkError::SessionExpired));
 }

@@ -1,14 +1,15 @@
-//! Random register / trigger / remove / check / close sequences give the same events,
+//! Random register / trigger / remove / check / setWatches / close sequences give the same events,
 //! errors and four-letter-word views from the watch table as from a naive reference that
 //! keeps a flat set of registrations and scans all of it for every delivery, written
 //! straight from zk-protocol.md §8's two tables.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use paddock_core::error::ZkError;
-use paddock_core::ids::ConnId;
+use paddock_core::ids::{ConnId, Zxid};
 use paddock_core::watch::{
-    Change, EventType, WatchEvent, WatchKind, WatchSummary, WatchTable, WatcherType,
+    Change, EventType, SetWatchesLists, WatchEvent, WatchKind, WatchSummary, WatchTable,
+    WatcherType,
 };
 use proptest::prelude::*;
 
@@ -20,7 +21,17 @@ enum Op {
     Trigger(Vec<Change>),
     Remove(ConnId, &'static str, WatcherType),
     Check(ConnId, &'static str, WatcherType),
+    SetWatches(ConnId, Reconnect),
     Close(ConnId),
+}
+
+/// A setWatches2 request and the node state it meets: `(mzxid, pzxid)` of existing paths.
+#[derive(Debug, Clone)]
+struct Reconnect {
+    relative_zxid: u64,
+    node_zxids: BTreeMap<&'static str, (u64, u64)>,
+    /// data, exist, child, persistent, persistent-recursive.
+    lists: [Vec<String>; 5],
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -141,6 +152,50 @@ impl Reference {
         out
     }
 
+    /// setWatches straight from the §8 reconnect table.
+    fn set_watches(&mut self, conn: ConnId, reconnect: &Reconnect) -> Vec<WatchEvent> {
+        let mut events = Vec::new();
+        let rel = reconnect.relative_zxid;
+        let [data, exist, child, persistent, recursive] = &reconnect.lists;
+        let state = |p: &String| reconnect.node_zxids.get(p.as_str()).copied();
+        let mut register = |p: &String, kind| {
+            self.registrations.insert((conn, p.clone(), kind));
+        };
+        let mut send = |event_type, p: &String| {
+            events.push(WatchEvent {
+                event_type,
+                path: p.clone(),
+            })
+        };
+        for p in data {
+            match state(p) {
+                None => send(EventType::NodeDeleted, p),
+                Some((mzxid, _)) if mzxid > rel => send(EventType::NodeDataChanged, p),
+                Some(_) => register(p, WatchKind::Data),
+            }
+        }
+        for p in exist {
+            match state(p) {
+                None => register(p, WatchKind::Data),
+                Some(_) => send(EventType::NodeCreated, p),
+            }
+        }
+        for p in child {
+            match state(p) {
+                None => send(EventType::NodeDeleted, p),
+                Some((_, pzxid)) if pzxid > rel => send(EventType::NodeChildrenChanged, p),
+                Some(_) => register(p, WatchKind::Child),
+            }
+        }
+        for p in persistent {
+            register(p, WatchKind::Persistent);
+        }
+        for p in recursive {
+            register(p, WatchKind::PersistentRecursive);
+        }
+        events
+    }
+
     fn held(&self, conn: ConnId, path: &str, watcher_type: WatcherType) -> Vec<WatchKind> {
         let kinds = kinds_of(watcher_type).into_iter();
         kinds
@@ -204,6 +259,17 @@ impl Reference {
             })
             .collect()
     }
+
+    fn by_path(&self) -> Vec<(String, Vec<ConnId>)> {
+        let mut by_path: BTreeMap<String, BTreeSet<ConnId>> = BTreeMap::new();
+        for (conn, path, _) in &self.registrations {
+            by_path.entry(path.clone()).or_default().insert(*conn);
+        }
+        by_path
+            .into_iter()
+            .map(|(p, conns)| (p, conns.into_iter().collect()))
+            .collect()
+    }
 }
 
 fn path() -> impl Strategy<Value = &'static str> {
@@ -235,12 +301,26 @@ fn change() -> impl Strategy<Value = Change> {
     ]
 }
 
+fn reconnect() -> impl Strategy<Value = Reconnect> {
+    let list = || proptest::collection::vec(path().prop_map(str::to_owned), 0..3);
+    let node_zxids = proptest::collection::btree_map(path(), (0u64..4, 0u64..4), 0..7);
+    let lists = (list(), list(), list(), list(), list());
+    (0u64..4, node_zxids, lists).prop_map(|(relative_zxid, node_zxids, (d, e, c, p, r))| {
+        Reconnect {
+            relative_zxid,
+            node_zxids,
+            lists: [d, e, c, p, r],
+        }
+    })
+}
+
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (conn(), path(), kind()).prop_map(|(c, p, k)| Op::Register(c, p, k)),
         3 => proptest::collection::vec(change(), 1..4).prop_map(Op::Trigger),
         1 => (conn(), path(), watcher_type()).prop_map(|(c, p, t)| Op::Remove(c, p, t)),
         1 => (conn(), path(), watcher_type()).prop_map(|(c, p, t)| Op::Check(c, p, t)),
+        1 => (conn(), reconnect()).prop_map(|(c, r)| Op::SetWatches(c, r)),
         1 => conn().prop_map(Op::Close),
     ]
 }
@@ -268,6 +348,22 @@ proptest! {
                         if reference.held(c, p, t).is_empty() { Err(ZkError::NoWatcher) } else { Ok(()) };
                     prop_assert_eq!(table.check_watches(c, p, t), expected);
                 }
+                Op::SetWatches(c, reconnect) => {
+                    let [data, exist, child, persistent, recursive] = &reconnect.lists;
+                    let lists = SetWatchesLists {
+                        relative_zxid: Zxid(reconnect.relative_zxid),
+                        data_paths: data,
+                        exist_paths: exist,
+                        child_paths: child,
+                        persistent_paths: persistent,
+                        persistent_recursive_paths: recursive,
+                    };
+                    let lookup = |p: &str| {
+                        reconnect.node_zxids.get(p).map(|(m, c)| (Zxid(*m), Zxid(*c)))
+                    };
+                    let expected = reference.set_watches(c, &reconnect);
+                    prop_assert_eq!(table.set_watches(c, &lists, lookup), expected);
+                }
                 Op::Close(c) => {
                     table.remove_connection(c);
                     reference.registrations.retain(|(rc, _, _)| *rc != c);
@@ -275,6 +371,7 @@ proptest! {
             }
             prop_assert_eq!(table.summary(), reference.summary());
             prop_assert_eq!(table.by_connection(), reference.by_connection());
+            prop_assert_eq!(table.by_path(), reference.by_path());
         }
     }
 }
