@@ -14,7 +14,8 @@
 //! that reaches an output is by `SessionId` or by deadline, never by a hash.
 //!
 //! Not done here: deciding *who* expires sessions (only a leader with a quorum, design.md
-//! §7), proposing the closeSession transaction, deleting ephemerals, closing connections.
+//! §7), proposing the closeSession transaction, deleting ephemerals, closing connections,
+//! and which server owns a session's connection (SESSIONMOVED): those belong to the node.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::num::NonZeroU64;
@@ -60,7 +61,8 @@ pub struct Session {
     /// The negotiated timeout, ms.
     pub timeout_ms: u32,
     /// When the session expires unless touched again, ms on the clock of the server that
-    /// last armed it; always a multiple of the table's tick. Meaningless while `closing`.
+    /// last armed it; a multiple of the table's tick (unless saturated at `u64::MAX`).
+    /// Kept but no longer scheduled while `closing`.
     pub expires_at_ms: u64,
     /// Set once a close or expiry is under way: further requests get SESSIONEXPIRED and a
     /// resume is refused.
@@ -93,9 +95,9 @@ pub fn generate_password<R: rand::Rng + ?Sized>(rng: &mut R) -> [u8; PASSWORD_BY
 
 /// Hands out session ids as ZooKeeper does. The first id is
 /// `(server_id << 56) | ((now_ms << 24) >>> 8)`: the server in the top byte, the low 40 bits
-/// of the clock below it, 16 zero bits; then it counts up by one per session. Ids 0 ("no session") and `i64::MIN` (ZooKeeper's container
-/// owner marker) are skipped.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// of the clock below it, 16 zero bits; then it counts up by one per session. Ids 0 ("no
+/// session") and `i64::MIN` (ZooKeeper's container owner marker) are skipped.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionIdGenerator {
     next_id: i64,
 }
@@ -123,7 +125,9 @@ impl SessionIdGenerator {
 }
 
 /// The session table. Serialized (for snapshots) as its tick and its sessions in id order;
-/// the deadline index is rebuilt when decoding.
+/// the deadline index is rebuilt when decoding. Deadlines are on the clock of the server
+/// that armed them, so a server that loads a snapshot and then leads calls
+/// [`SessionTable::rearm_all`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(into = "SessionTableRepr", try_from = "SessionTableRepr")]
 pub struct SessionTable {
