@@ -10,9 +10,13 @@
 //! connection on one path coexist: a later one-shot watch never replaces a persistent one.
 //!
 //! Invariants: `by_path` and `by_conn` describe the same (connection, path) pairs; no entry
-//! holds an empty mode set; no map holds an empty inner collection; `recursive_count` is the
-//! number of entries with the recursive mode. Everything is a `BTreeMap`/`BTreeSet`, so every
-//! output is in a defined order.
+//! holds an empty mode set; no map holds an empty inner collection; `recursive` holds exactly
+//! the (path, connection) pairs whose entry has the recursive mode. Everything is a
+//! `BTreeMap`/`BTreeSet`, so every output is in a defined order.
+//!
+//! Cost of a trigger: one lookup of the changed path (and of its parent) in `by_path`, plus,
+//! only while recursive watches exist, one lookup per ancestor in `recursive`, which holds
+//! nothing but recursive watches; never a scan of the whole table.
 //!
 //! Event order of [`WatchTable::trigger`]: changes in the order given; within one change,
 //! the trigger-table order of §8 (create: data(P) then child(parent); delete: data(P), then
@@ -217,8 +221,9 @@ pub struct WatchTable {
     by_path: BTreeMap<String, BTreeMap<ConnId, u8>>,
     /// connection → the paths it has an entry on; the reverse index of `by_path`.
     by_conn: BTreeMap<ConnId, BTreeSet<String>>,
-    /// Entries with the recursive bit; when 0, a trigger skips the ancestor walk.
-    recursive_count: u64,
+    /// path → connections with a recursive watch there: the index the ancestor walk of a
+    /// trigger reads, so it never iterates one-shot watches on an ancestor.
+    recursive: BTreeMap<String, BTreeSet<ConnId>>,
 }
 
 impl WatchTable {
@@ -244,10 +249,14 @@ impl WatchTable {
                 .or_default()
                 .insert(path.to_owned());
         }
-        if bit == RECURSIVE && *modes & RECURSIVE == 0 {
-            self.recursive_count += 1;
-        }
+        let newly_recursive = bit == RECURSIVE && *modes & RECURSIVE == 0;
         *modes |= bit;
+        if newly_recursive {
+            self.recursive
+                .entry(path.to_owned())
+                .or_default()
+                .insert(conn);
+        }
     }
 
     /// The events the changes of one applied transaction trigger, in the order documented
@@ -288,11 +297,10 @@ impl WatchTable {
     ) -> BTreeSet<ConnId> {
         let mut targets = BTreeSet::new();
         self.take_exact(path, IN_DATA_TABLE, DATA_STANDARD, &mut targets);
-        if self.recursive_count > 0 {
+        if !self.recursive.is_empty() {
             for ancestor in ancestors(path) {
-                if let Some(conns) = self.by_path.get(ancestor) {
-                    let recursive = conns.iter().filter(|(_, m)| **m & RECURSIVE != 0);
-                    targets.extend(recursive.map(|(conn, _)| *conn));
+                if let Some(conns) = self.recursive.get(ancestor) {
+                    targets.extend(conns.iter().copied());
                 }
             }
         }
@@ -350,6 +358,16 @@ impl WatchTable {
         }
     }
 
+    /// Removes `conn` from the recursive watchers of `path`, dropping an emptied set.
+    fn unindex_recursive(&mut self, conn: ConnId, path: &str) {
+        if let Some(conns) = self.recursive.get_mut(path) {
+            conns.remove(&conn);
+            if conns.is_empty() {
+                self.recursive.remove(path);
+            }
+        }
+    }
+
     /// The mode bits `conn` holds on `path` (0 when none).
     fn modes(&self, conn: ConnId, path: &str) -> u8 {
         self.by_path
@@ -374,7 +392,7 @@ impl WatchTable {
         }
         let remaining = held & !bits;
         if held & RECURSIVE != 0 && remaining & RECURSIVE == 0 {
-            self.recursive_count -= 1;
+            self.unindex_recursive(conn, path);
         }
         let conns = self
             .by_path
@@ -469,13 +487,12 @@ impl WatchTable {
             let Some(conns) = self.by_path.get_mut(&path) else {
                 continue;
             };
-            if let Some(modes) = conns.remove(&conn)
-                && modes & RECURSIVE != 0
-            {
-                self.recursive_count -= 1;
-            }
+            let modes = conns.remove(&conn).unwrap_or(0);
             if conns.is_empty() {
                 self.by_path.remove(&path);
+            }
+            if modes & RECURSIVE != 0 {
+                self.unindex_recursive(conn, &path);
             }
         }
     }
@@ -576,8 +593,8 @@ mod tests {
         assert_eq!(ancestors("/").count(), 0);
     }
 
-    // The recursive counter and both indexes stay consistent through register, fire,
-    // remove and connection close (the invariant the ancestor-walk shortcut relies on).
+    // The recursive index and both main indexes stay consistent through register, fire,
+    // remove and connection close (the ancestor walk reads only the recursive index).
     #[test]
     fn indexes_stay_consistent() {
         let mut table = WatchTable::new();
@@ -586,16 +603,17 @@ mod tests {
         table.register(a, "/x", WatchKind::PersistentRecursive);
         table.register(b, "/x", WatchKind::Data);
         table.register(b, "/y", WatchKind::PersistentRecursive);
-        assert_eq!(table.recursive_count, 2);
+        assert_eq!(table.recursive.len(), 2);
         table.trigger(&[Change::DataChanged("/x".into())]);
         assert_eq!(
             table.by_path(),
             vec![("/x".into(), vec![a]), ("/y".into(), vec![b])]
         );
         assert_eq!(table.remove_watches(a, "/x", WatcherType::Any), Ok(()));
-        assert_eq!(table.recursive_count, 1);
+        assert_eq!(table.recursive.get("/y"), Some(&BTreeSet::from([b])));
+        assert_eq!(table.recursive.len(), 1);
         table.remove_connection(b);
-        assert_eq!(table.recursive_count, 0);
+        assert!(table.recursive.is_empty());
         assert!(table.by_path.is_empty());
         assert!(table.by_conn.is_empty());
     }
