@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# zk-reference.sh: a real Apache ZooKeeper 3.8 (Debian package) and kazoo 2.11.0, for
+# side-by-side checks against Paddock.
+#
+#   scripts/zk-reference.sh install          install ZooKeeper (apt) and kazoo (venv); skips what is present
+#   scripts/zk-reference.sh start [PORT]     start a standalone server on 127.0.0.1:PORT (default 21810)
+#                                            with a fresh temp dataDir; prints its pid on stdout
+#   scripts/zk-reference.sh stop [PORT]      stop the server started on PORT (default 21810)
+#   scripts/zk-reference.sh status [PORT]    print `ruok` answer and pid, exit 1 when not running
+#   scripts/zk-reference.sh classpath        print the java classpath used
+#
+# The server runs `org.apache.zookeeper.server.ZooKeeperServerMain` straight from the jars in
+# /usr/share/java (the Debian package's zookeeper.jar lists its dependencies in its manifest
+# Class-Path), with every four-letter word whitelisted (kazoo's server_version() needs `envi`),
+# `zookeeper.extendedTypesEnabled=true` so TTL nodes (opcode 21) work, and the AdminServer off so
+# nothing listens on 8080. State lives in $PADDOCK_ZK_STATE (default /tmp/paddock-zk-ref)/PORT:
+# zoo.cfg, data/, server.log, pid. Environment: KAZOO_VENV (default /work/venv-kazoo).
+set -euo pipefail
+
+KAZOO_VENV="${KAZOO_VENV:-/work/venv-kazoo}"
+STATE_ROOT="${PADDOCK_ZK_STATE:-/tmp/paddock-zk-ref}"
+ZK_JAR=/usr/share/java/zookeeper.jar
+# slf4j-simple gives the server a logger (else slf4j falls back to NOP and we lose the log).
+CLASSPATH_ZK="$ZK_JAR:/usr/share/java/slf4j-simple.jar"
+
+die() { echo "zk-reference: $*" >&2; exit 1; }
+
+install_all() {
+    if [ -f "$ZK_JAR" ] && command -v java >/dev/null 2>&1; then
+        echo "zookeeper: present ($(readlink -f "$ZK_JAR"))" >&2
+    else
+        [ "$(id -u)" = 0 ] || die "need root to apt-get install zookeeper"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zookeeper >&2
+    fi
+    if [ -x "$KAZOO_VENV/bin/python" ] &&
+        "$KAZOO_VENV/bin/python" -c 'import kazoo.version as v; assert v.__version__ == "2.11.0"' 2>/dev/null; then
+        echo "kazoo: present ($KAZOO_VENV)" >&2
+    else
+        python3 -m venv "$KAZOO_VENV"
+        "$KAZOO_VENV/bin/pip" install -q kazoo==2.11.0 >&2
+    fi
+}
+
+# four_letter PORT WORD: prints the server's answer to a four-letter word, or nothing.
+# Uses python because nc is not always installed.
+four_letter() {
+    python3 - "$1" "$2" <<'EOF' 2>/dev/null || true
+import socket, sys
+try:
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1)
+    s.sendall(sys.argv[2].encode())
+    out = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        out += chunk
+    print(out.decode(), end="")
+except OSError:
+    pass
+EOF
+}
+
+ruok() { four_letter "$1" ruok; }
+
+# serving PORT: true once the server serves sessions. `ruok` says imok as soon as the listener
+# is up, while ZooKeeperServer is not running yet and drops new sessions; `srvr` says
+# "not currently serving requests" until it is.
+serving() { four_letter "$1" srvr | grep -q '^Mode: '; }
+
+start_server() {
+    local port="$1" dir="$STATE_ROOT/$1"
+    [ -f "$ZK_JAR" ] || die "ZooKeeper not installed; run: $0 install"
+    if [ -f "$dir/pid" ] && kill -0 "$(cat "$dir/pid")" 2>/dev/null; then
+        die "a server started by this script already runs on port $port (pid $(cat "$dir/pid")); stop it first"
+    fi
+    if [ "$(ruok "$port")" != "" ]; then die "port $port already answers; choose another"; fi
+    rm -rf "$dir"
+    mkdir -p "$dir/data"
+    cat >"$dir/zoo.cfg" <<EOF
+tickTime=2000
+dataDir=$dir/data
+clientPort=$port
+clientPortAddress=127.0.0.1
+maxClientCnxns=0
+4lw.commands.whitelist=*
+admin.enableServer=false
+EOF
+    # setsid: the server must outlive this script and not get the caller's terminal signals.
+    setsid java -Xmx256m \
+        -Dzookeeper.extendedTypesEnabled=true \
+        -Dzookeeper.4lw.commands.whitelist='*' \
+        -Dzookeeper.admin.enableServer=false \
+        -Dorg.slf4j.simpleLogger.defaultLogLevel=info \
+        -cp "$CLASSPATH_ZK" org.apache.zookeeper.server.ZooKeeperServerMain "$dir/zoo.cfg" \
+        >"$dir/server.log" 2>&1 </dev/null &
+    local pid=$!
+    echo "$pid" >"$dir/pid"
+    local i
+    for i in $(seq 1 150); do
+        if serving "$port"; then
+            echo "$pid"
+            return 0
+        fi
+        kill -0 "$pid" 2>/dev/null || { tail -n 30 "$dir/server.log" >&2; die "server exited during start-up"; }
+        sleep 0.2
+    done
+    kill "$pid" 2>/dev/null || true
+    tail -n 30 "$dir/server.log" >&2
+    die "server did not serve on port $port within 30 s"
+}
+
+stop_server() {
+    local port="$1" dir="$STATE_ROOT/$1"
+    [ -f "$dir/pid" ] || { echo "zk-reference: nothing started on port $port" >&2; return 0; }
+    local pid
+    pid="$(cat "$dir/pid")"
+    if kill -0 "$pid" 2>/dev/null; then
+        kill "$pid"
+        local i
+        for i in $(seq 1 50); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+    fi
+    rm -f "$dir/pid"
+    echo "zk-reference: stopped pid $pid (port $port)" >&2
+}
+
+cmd="${1:-}"
+port="${2:-21810}"
+case "$cmd" in
+install) install_all ;;
+start) start_server "$port" ;;
+stop) stop_server "$port" ;;
+status)
+    answer="$(ruok "$port")"
+    [ "$answer" = "imok" ] || { echo "not running on port $port"; exit 1; }
+    echo "imok pid=$(cat "$STATE_ROOT/$port/pid" 2>/dev/null || echo unknown)"
+    ;;
+classpath) echo "$CLASSPATH_ZK" ;;
+*)
+    sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
+    exit 2
+    ;;
+esac
