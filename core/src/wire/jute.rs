@@ -386,3 +386,95 @@ impl Record for Stat {
         writer.write_long(self.pzxid);
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    // Null and empty buffers are distinct on the wire and after decoding.
+    #[test]
+    fn buffer_null_differs_from_empty() {
+        let mut out = Vec::new();
+        let mut writer = Writer::new(&mut out);
+        writer.write_buffer(None);
+        writer.write_buffer(Some(b""));
+        assert_eq!(out, [0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
+        let mut reader = Reader::new(&out);
+        assert_eq!(reader.read_buffer("a").unwrap(), None);
+        assert_eq!(reader.read_buffer("b").unwrap(), Some(Vec::new()));
+        reader.finish("test").unwrap();
+    }
+
+    // A length of 2^31-1 with nothing behind it fails before any allocation is attempted.
+    #[test]
+    fn huge_lengths_fail_cleanly() {
+        let bytes = [0x7f, 0xff, 0xff, 0xff, b'x'];
+        let err = Reader::new(&bytes).read_buffer("data").unwrap_err();
+        let expected = DecodeError::BadLength {
+            field: "data",
+            offset: 0,
+            len: i32::MAX,
+            remaining_bytes: 1,
+        };
+        assert_eq!(err, expected);
+        assert!(matches!(
+            Reader::new(&bytes).read_vector::<Acl>("acl"),
+            Err(DecodeError::BadLength { len: i32::MAX, .. })
+        ));
+        assert!(matches!(
+            Reader::new(&[0xff, 0xff, 0xff, 0xfe]).read_ustring("path"),
+            Err(DecodeError::BadLength { len: -2, .. })
+        ));
+    }
+
+    // A vector count is checked against the element's minimum size, not just 1 byte: three
+    // ACLs cannot fit in 20 bytes.
+    #[test]
+    fn vector_count_uses_min_element_size() {
+        let mut bytes = vec![0, 0, 0, 3];
+        bytes.extend([0u8; 20]);
+        assert!(matches!(
+            Reader::new(&bytes).read_vector::<Acl>("acl"),
+            Err(DecodeError::BadLength {
+                len: 3,
+                remaining_bytes: 20,
+                ..
+            })
+        ));
+    }
+
+    // Null strings and vectors read as empty; invalid UTF-8 is replaced, not rejected.
+    #[test]
+    fn lenient_strings_and_vectors() {
+        let bytes = [
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 2, 0xc3, 0x28,
+        ];
+        let mut reader = Reader::new(&bytes);
+        assert_eq!(reader.read_ustring("s").unwrap(), "");
+        assert_eq!(
+            reader.read_vector::<String>("v").unwrap(),
+            Vec::<String>::new()
+        );
+        assert_eq!(reader.read_ustring("bad").unwrap(), "\u{fffd}(");
+    }
+
+    // Truncation names the field, its offset and how many bytes were missing.
+    #[test]
+    fn truncation_is_reported_with_offset() {
+        let mut reader = Reader::new(&[0, 0, 0, 1, 0, 0]);
+        reader.read_int("first").unwrap();
+        let err = reader.read_long("second").unwrap_err();
+        let expected = DecodeError::Truncated {
+            field: "second",
+            offset: 4,
+            needed_bytes: 8,
+            remaining_bytes: 2,
+        };
+        assert_eq!(err, expected);
+        assert_eq!(
+            err.to_string(),
+            "second truncated at offset 4: needs 8 bytes, 2 left"
+        );
+    }
+}
