@@ -3,9 +3,8 @@
 //! that the first 4 bytes of a *new* connection may be a four-letter word (§12).
 //!
 //! Invariants: a length prefix below 0 or above `max_frame_bytes` (jute.maxbuffer) is an
-//! error, never an allocation; the splitter never buffers more than one frame's worth of
-//! bytes beyond what it has been given. This module does not decode payloads and does not
-//! answer four-letter words (the runtime does).
+//! error as soon as its 4 bytes are seen, never an allocation. This module does not read
+//! sockets, decode payloads or answer four-letter words (the runtime does).
 
 use serde::{Deserialize, Serialize};
 
@@ -52,9 +51,16 @@ pub fn split_frame(
 }
 
 /// A connection's inbound byte buffer that hands out complete frame payloads in order.
+///
+/// A length prefix outside `0..=max_frame_bytes` is refused as soon as its 4 bytes arrive,
+/// so a runtime that stops reading while `buffered_bytes() > max_frame_bytes + 4` never
+/// holds more than one frame per connection.
 #[derive(Debug, Clone)]
 pub struct FrameSplitter {
     buffer: Vec<u8>,
+    /// Bytes at the front of `buffer` already handed out; dropped on the next `push`, so
+    /// handing out many small frames costs one move of the tail, not one per frame.
+    consumed_bytes: usize,
     max_frame_bytes: u32,
 }
 
@@ -63,29 +69,32 @@ impl FrameSplitter {
     pub fn new(max_frame_bytes: u32) -> FrameSplitter {
         FrameSplitter {
             buffer: Vec::new(),
+            consumed_bytes: 0,
             max_frame_bytes,
         }
     }
 
     /// Appends bytes received from the connection.
     pub fn push(&mut self, bytes: &[u8]) {
+        self.buffer.drain(..self.consumed_bytes);
+        self.consumed_bytes = 0;
         self.buffer.extend_from_slice(bytes);
     }
 
     /// Bytes received but not yet handed out as a frame.
     pub fn buffered_bytes(&self) -> usize {
-        self.buffer.len()
+        self.buffer.len() - self.consumed_bytes
     }
 
     /// The next complete payload, `Ok(None)` if more bytes are needed. After an error the
     /// stream is unusable (the length prefix cannot be trusted): close the connection.
     pub fn next_frame(&mut self) -> Result<Option<Vec<u8>>, DecodeError> {
-        let Some((payload, consumed_bytes)) = split_frame(&self.buffer, self.max_frame_bytes)?
-        else {
+        let pending = self.buffer.get(self.consumed_bytes..).unwrap_or_default();
+        let Some((payload, frame_bytes)) = split_frame(pending, self.max_frame_bytes)? else {
             return Ok(None);
         };
         let payload = payload.to_vec();
-        self.buffer.drain(..consumed_bytes);
+        self.consumed_bytes += frame_bytes;
         Ok(Some(payload))
     }
 }

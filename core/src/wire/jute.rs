@@ -197,7 +197,8 @@ impl<'a> Reader<'a> {
             remaining_bytes,
         };
         let count = usize::try_from(len).map_err(|_| bad.clone())?;
-        if count.saturating_mul(min_element_bytes) > remaining_bytes {
+        // `max(1)`: even a careless `Record` impl cannot make a huge count look affordable.
+        if count.saturating_mul(min_element_bytes.max(1)) > remaining_bytes {
             return Err(bad);
         }
         Ok(Some(count))

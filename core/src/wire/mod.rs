@@ -9,9 +9,10 @@
 //!
 //! Invariants: decoding never panics and never allocates more than the input justifies;
 //! every malformed input is a [`DecodeError`] naming the field and offset; a decoded
-//! message re-encodes to the same bytes, except that null ustrings and null vectors come
-//! back as empty ones (length 0), invalid UTF-8 comes back as U+FFFD, and a non-zero
-//! boolean byte comes back as 1. Nothing here checks semantics (paths, versions, ACLs,
+//! message re-encodes to the same bytes, except that null ustrings, null vectors and null
+//! non-data buffers (passwords, auth credentials, SASL tokens) come back as empty ones
+//! (length 0), invalid UTF-8 (including Java's CESU-8 surrogates) comes back as U+FFFD, and
+//! a non-zero boolean byte comes back as 1. Znode data keeps null and empty apart. Nothing here checks semantics (paths, versions, ACLs,
 //! whether an op may be sent at top level) or decides what to answer.
 
 #![deny(clippy::indexing_slicing)]

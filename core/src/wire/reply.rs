@@ -177,7 +177,9 @@ fn encode_multi_results(results: &[MultiResult], writer: &mut Writer<'_>) {
 }
 
 /// Decodes a server frame payload (after the handshake). `pending` is the opcode of the
-/// client's oldest pending request; it is ignored for reserved xids (-1, -2, -4, -8).
+/// client's oldest pending request; it is ignored for reserved xids (-1, -2, -4, -8). For a
+/// request sent with an opcode that is not an [`OpCode`], pass [`OpCode::Error`]: its only
+/// possible answer is a header-only UNIMPLEMENTED.
 pub fn decode_reply(payload: &[u8], pending: OpCode) -> Result<(ReplyHeader, Reply), DecodeError> {
     let mut reader = Reader::new(payload);
     let header = ReplyHeader::read(&mut reader)?;

@@ -75,7 +75,8 @@ pub enum Request {
     /// closeSession (-11), no body.
     CloseSession,
     /// An opcode clients may not send (unknown, or internal: 0, -1, -10), with its raw body.
-    /// The server answers UNIMPLEMENTED and closes the connection.
+    /// The server answers UNIMPLEMENTED and closes the connection. `op` is never one of the
+    /// client opcodes above (those decode to their own variant).
     Unknown {
         /// The opcode as sent.
         op: i32,
