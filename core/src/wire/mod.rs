@@ -15,6 +15,34 @@
 //! a non-zero boolean byte comes back as 1. Znode data keeps null and empty apart. Nothing here checks semantics (paths, versions, ACLs,
 //! whether an op may be sent at top level) or decides what to answer.
 
+//!
+//! A request's life, client to server and back:
+//!
+//! ```
+//! use paddock_core::wire::*;
+//!
+//! // Client: encode and frame a getData with a watch.
+//! let request = Request::GetData(PathWatchRequest { path: "/app".into(), watch: true });
+//! let mut payload = Vec::new();
+//! encode_request(&RequestHeader { xid: 1, op: request.op_code() }, &request, &mut payload);
+//! let bytes = frame(&payload);
+//!
+//! // Server: split the stream into frames, decode, answer NONODE (header only).
+//! let mut inbound = FrameSplitter::new(MAX_FRAME_BYTES_DEFAULT);
+//! inbound.push(&bytes);
+//! let payload = inbound.next_frame()?.expect("one whole frame was pushed");
+//! let (header, decoded) = decode_request(&payload)?;
+//! assert_eq!(decoded, request);
+//! let mut reply = Vec::new();
+//! encode_reply(&ReplyHeader { xid: header.xid, zxid: 7, err: -101 }, None, &mut reply);
+//!
+//! // Client: decode the reply, knowing its oldest pending request is a getData.
+//! let (reply_header, body) = decode_reply(&reply, OpCode::GetData)?;
+//! assert_eq!(reply_header.error(), Some(paddock_core::error::ZkError::NoNode));
+//! assert_eq!(body, Reply::Response(None));
+//! # Ok::<(), DecodeError>(())
+//! ```
+
 #![deny(clippy::indexing_slicing)]
 
 mod connect;
