@@ -112,7 +112,7 @@ pub fn encode_reply(header: &ReplyHeader, body: Option<&Response>, out: &mut Vec
     let mut writer = Writer::new(out);
     header.write(&mut writer);
     if let Some(body) = body {
-        encode_response(body, &mut writer);
+        encode_reply_body(body, &mut writer);
     }
 }
 
@@ -133,7 +133,7 @@ pub fn encode_decoded_reply(header: &ReplyHeader, reply: &Reply, out: &mut Vec<u
     }
 }
 
-fn encode_response(body: &Response, writer: &mut Writer<'_>) {
+fn encode_reply_body(body: &Response, writer: &mut Writer<'_>) {
     match body {
         Response::Create(body) => body.write(writer),
         Response::Create2(body) => body.write(writer),
@@ -143,7 +143,7 @@ fn encode_response(body: &Response, writer: &mut Writer<'_>) {
         Response::GetChildren(names) | Response::GetEphemerals(names) => writer.write_vector(names),
         Response::GetChildren2(body) => body.write(writer),
         Response::Sync(path) => writer.write_ustring(path),
-        Response::Multi(results) => encode_multi_results(results, writer),
+        Response::Multi(results) => encode_reply_multi_results(results, writer),
         Response::Sasl(body) => body.write(writer),
         Response::GetAllChildrenNumber(count) => writer.write_int(*count),
         Response::AddWatch(body) => body.write(writer),
@@ -151,7 +151,7 @@ fn encode_response(body: &Response, writer: &mut Writer<'_>) {
     }
 }
 
-fn encode_multi_results(results: &[MultiResult], writer: &mut Writer<'_>) {
+fn encode_reply_multi_results(results: &[MultiResult], writer: &mut Writer<'_>) {
     for result in results {
         let err = match result {
             MultiResult::Error(code) => *code,
@@ -189,13 +189,13 @@ pub fn decode_reply(payload: &[u8], pending: OpCode) -> Result<(ReplyHeader, Rep
         XID_AUTH => Reply::Auth,
         XID_SET_WATCHES => Reply::SetWatches,
         _ if header.err != 0 => Reply::Response(None),
-        _ => Reply::Response(decode_response(pending, &mut reader)?),
+        _ => Reply::Response(decode_reply_body(pending, &mut reader)?),
     };
     reader.finish("reply")?;
     Ok((header, reply))
 }
 
-fn decode_response(
+fn decode_reply_body(
     pending: OpCode,
     reader: &mut Reader<'_>,
 ) -> Result<Option<Response>, DecodeError> {
@@ -211,7 +211,7 @@ fn decode_response(
         OpCode::GetChildren2 => Response::GetChildren2(Record::read(reader)?),
         OpCode::Sync => Response::Sync(reader.read_ustring("SyncResponse.path")?),
         OpCode::Multi | OpCode::MultiRead => {
-            Response::Multi(decode_multi_results(pending, reader)?)
+            Response::Multi(decode_reply_multi_results(pending, reader)?)
         }
         OpCode::Sasl => Response::Sasl(Record::read(reader)?),
         OpCode::GetEphemerals => {
@@ -242,7 +242,7 @@ fn decode_response(
 /// Reads multi results up to the end marker. `pending` (Multi or MultiRead) decides which
 /// result types are allowed; success entries must carry `err = 0`, error entries the same
 /// code in header and body.
-fn decode_multi_results(
+fn decode_reply_multi_results(
     pending: OpCode,
     reader: &mut Reader<'_>,
 ) -> Result<Vec<MultiResult>, DecodeError> {

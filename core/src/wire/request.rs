@@ -351,7 +351,7 @@ fn encode_request_body(request: &Request, writer: &mut Writer<'_>) {
     }
 }
 
-fn op_header(op: OpCode) -> MultiHeader {
+fn encode_multi_op_header(op: OpCode) -> MultiHeader {
     MultiHeader {
         op_type: op.code(),
         done: false,
@@ -361,7 +361,7 @@ fn op_header(op: OpCode) -> MultiHeader {
 
 fn encode_multi_ops(ops: &[MultiOp], writer: &mut Writer<'_>) {
     for op in ops {
-        op_header(op.op_code()).write(writer);
+        encode_multi_op_header(op.op_code()).write(writer);
         match op {
             MultiOp::Create(body) | MultiOp::Create2(body) | MultiOp::CreateContainer(body) => {
                 body.write(writer)
@@ -377,7 +377,7 @@ fn encode_multi_ops(ops: &[MultiOp], writer: &mut Writer<'_>) {
 
 fn encode_multi_read_ops(ops: &[MultiReadOp], writer: &mut Writer<'_>) {
     for op in ops {
-        op_header(op.op_code()).write(writer);
+        encode_multi_op_header(op.op_code()).write(writer);
         match op {
             MultiReadOp::GetData(body) | MultiReadOp::GetChildren(body) => body.write(writer),
         }
