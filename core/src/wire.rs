@@ -1,1 +1,0 @@
-//! `wire`: being written.
