@@ -391,8 +391,113 @@ impl Fnv1a {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    fn ctx(zxid: u64) -> OpContext {
+        OpContext {
+            zxid: Zxid(zxid),
+            time_ms: 5,
+            session: SessionId(1),
+            session_live: true,
+            ids: vec![Id::new("ip", "127.0.0.1")],
+        }
+    }
+
+    fn run(tree: &mut DataTree, op: Op, zxid: u64) -> Result<Applied, ZkError> {
+        let txn = tree.prepare(&op, &ctx(zxid))?;
+        Ok(tree.apply(&txn))
+    }
+
+    fn seq_create(path: &str) -> Op {
+        Op::Create(CreateOp {
+            opcode: CreateOpcode::Create,
+            path: path.into(),
+            data: None,
+            acl: Acl::open_unsafe(),
+            flags: 2,
+        })
+    }
+
+    fn created_path(applied: &Applied) -> &str {
+        match &applied.results[..] {
+            [OpResult::Created { path, .. }] => path,
+            other => panic!("not a create: {other:?}"),
+        }
+    }
+
+    // The sequence counter is a signed int32: after 2147483647 it wraps to -2147483648,
+    // and %010d keeps the sign inside the width (-1 → -000000001). The visible cversion
+    // wraps too, without panicking.
+    #[test]
+    fn sequence_wraps_like_java() {
+        let mut tree = DataTree::new(TreeConfig::default());
+        run(&mut tree, seq_create("/q"), 1).unwrap();
+        tree.nodes.get_mut("/q0000000000").unwrap().cversion_stored = i32::MAX;
+        let applied = run(&mut tree, seq_create("/q0000000000/n-"), 2).unwrap();
+        assert_eq!(created_path(&applied), "/q0000000000/n-2147483647");
+        let applied = run(&mut tree, seq_create("/q0000000000/n-"), 3).unwrap();
+        assert_eq!(created_path(&applied), "/q0000000000/n--2147483648");
+        let parent = tree.node("/q0000000000").unwrap();
+        assert_eq!(parent.cversion_stored(), i32::MIN + 1);
+        assert_eq!(
+            parent.stat().cversion,
+            (i32::MIN + 1).wrapping_mul(2).wrapping_sub(2)
+        );
+        tree.nodes.get_mut("/q0000000000").unwrap().cversion_stored = -1;
+        let applied = run(&mut tree, seq_create("/q0000000000/n-"), 4).unwrap();
+        assert_eq!(created_path(&applied), "/q0000000000/n--000000001");
+        let applied = run(&mut tree, seq_create("/q0000000000/n-"), 5).unwrap();
+        assert_eq!(created_path(&applied), "/q0000000000/n-0000000000");
+    }
+
+    // Data and ACL versions are int32s that wrap: a node at version 2147483647 accepts
+    // that expected version and moves to -2147483648.
+    #[test]
+    fn versions_wrap() {
+        let mut tree = DataTree::new(TreeConfig::default());
+        run(&mut tree, seq_create("/v"), 1).unwrap();
+        let node = tree.nodes.get_mut("/v0000000000").unwrap();
+        node.version = i32::MAX;
+        node.aversion = i32::MAX;
+        let set = Op::SetData(SetDataOp {
+            path: "/v0000000000".into(),
+            data: None,
+            version: i32::MAX,
+        });
+        run(&mut tree, set, 2).unwrap();
+        let acl = Op::SetAcl(SetAclOp {
+            path: "/v0000000000".into(),
+            acl: Acl::open_unsafe(),
+            version: i32::MAX,
+        });
+        run(&mut tree, acl, 3).unwrap();
+        let stat = tree.node("/v0000000000").unwrap().stat();
+        assert_eq!((stat.version, stat.aversion), (i32::MIN, i32::MIN));
+    }
+
+    // A close-session txn for a session whose indexed ephemeral vanished (a state the
+    // invariants forbid, e.g. a damaged snapshot) skips it instead of panicking.
+    #[test]
+    fn close_session_tolerates_missing_nodes() {
+        let mut tree = DataTree::new(TreeConfig::default());
+        tree.ephemerals
+            .entry(SessionId(1))
+            .or_default()
+            .insert("/ghost".into());
+        let txn = tree
+            .prepare(
+                &Op::CloseSession {
+                    session: SessionId(1),
+                },
+                &ctx(1),
+            )
+            .unwrap();
+        let applied = tree.apply(&txn);
+        assert!(applied.closed_ephemerals.is_empty());
+        assert!(tree.ephemerals.is_empty());
+    }
 
     // FNV-1a matches its published test vectors (empty input, "a"), so the digest algorithm
     // is the standard one and stable across builds.
