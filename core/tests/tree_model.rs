@@ -489,6 +489,7 @@ proptest! {
             } else {
                 zxid -= 1;
             }
+            tree.assert_invariants();
             assert_same_state(&tree, &model);
         }
         let config = bincode::config::standard();
@@ -499,6 +500,7 @@ proptest! {
             prop_assert_eq!(&decoded, txn);
             replica.apply(&decoded);
         }
+        replica.assert_invariants();
         prop_assert_eq!(replica.digest(), tree.digest());
         let snapshot = bincode::serde::encode_to_vec(&tree, config).unwrap();
         prop_assert_eq!(&bincode::serde::encode_to_vec(&replica, config).unwrap(), &snapshot);

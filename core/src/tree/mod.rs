@@ -306,6 +306,46 @@ impl DataTree {
             .collect()
     }
 
+    /// Checks the tree's structural invariants and panics naming the first broken one:
+    /// every node but the root has its parent, which lists it as a child; every listed child
+    /// exists; ephemerals have no children; the ephemeral index holds exactly the plain
+    /// ephemerals under their owners, with no empty entry. O(nodes); meant for tests and
+    /// the simulator's expensive cross-checks, not for every apply.
+    pub fn assert_invariants(&self) {
+        assert!(self.nodes.contains_key("/"), "the root is missing");
+        let mut indexed: BTreeMap<SessionId, BTreeSet<String>> = BTreeMap::new();
+        for (path, node) in &self.nodes {
+            for child in &node.children {
+                let child_path = if path == "/" {
+                    format!("/{child}")
+                } else {
+                    format!("{path}/{child}")
+                };
+                assert!(
+                    self.nodes.contains_key(&child_path),
+                    "{path} lists missing child {child}"
+                );
+            }
+            if let NodeKind::Ephemeral(session) = node.kind {
+                assert!(node.children.is_empty(), "ephemeral {path} has children");
+                indexed.entry(session).or_default().insert(path.clone());
+            }
+            if path == "/" {
+                continue;
+            }
+            let parent = path::parent_of(path).expect("stored paths have a parent");
+            let listed = self
+                .nodes
+                .get(parent)
+                .is_some_and(|p| p.children.contains(path::name_of(path)));
+            assert!(listed, "{path} is not listed by its parent {parent}");
+        }
+        assert_eq!(
+            indexed, self.ephemerals,
+            "the ephemeral index differs from the nodes"
+        );
+    }
+
     /// A digest of the whole state (last zxid; every node's path, data, kind, stored stat,
     /// ACL; every session's ephemerals): 64-bit FNV-1a over a canonical, length-prefixed
     /// traversal in path order, so equal states give equal digests on every server.
@@ -475,6 +515,29 @@ mod tests {
         run(&mut tree, acl, 3).unwrap();
         let stat = tree.node("/v0000000000").unwrap().stat();
         assert_eq!((stat.version, stat.aversion), (i32::MIN, i32::MIN));
+    }
+
+    // assert_invariants passes on a fresh tree and catches an orphan node, a node missing
+    // from its parent's list and a stale ephemeral index.
+    #[test]
+    fn invariants_are_checked() {
+        let tree = DataTree::new(TreeConfig::default());
+        tree.assert_invariants();
+        let orphan = Znode::new(None, Acl::open_unsafe(), NodeKind::Persistent, Zxid(1), 0);
+        let mut broken = tree.clone();
+        broken.nodes.insert("/nowhere/x".into(), orphan.clone());
+        let caught = std::panic::catch_unwind(|| broken.assert_invariants());
+        assert!(caught.is_err());
+        let mut unlisted = tree.clone();
+        unlisted.nodes.insert("/x".into(), orphan);
+        assert!(std::panic::catch_unwind(|| unlisted.assert_invariants()).is_err());
+        let mut stale = tree;
+        stale
+            .ephemerals
+            .entry(SessionId(3))
+            .or_default()
+            .insert("/gone".into());
+        assert!(std::panic::catch_unwind(|| stale.assert_invariants()).is_err());
     }
 
     // A close-session txn for a session whose indexed ephemeral vanished (a state the
