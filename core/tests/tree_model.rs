@@ -40,6 +40,16 @@ enum Step {
     Close {
         session: i64,
     },
+    /// Create a container (opcode 19, `ttl_ms` None) or a TTL node (opcode 21, flags 5).
+    CreateSpecial {
+        path: usize,
+        ttl_ms: Option<i64>,
+    },
+    /// Run the reaper at `now = last time + advance_ms`: compare the candidates, then
+    /// delete each through a DeleteContainer txn.
+    Reap {
+        advance_ms: i64,
+    },
 }
 
 /// One op of a random multi.
@@ -77,6 +87,9 @@ fn step() -> impl Strategy<Value = Step> {
             .prop_map(|(path, data, version)| Step::SetData { path, data, version }),
         2 => prop::collection::vec(sub(), 0..4).prop_map(Step::Multi),
         1 => (1..3i64).prop_map(|session| Step::Close { session }),
+        1 => (path_index(), prop::option::of(1..30i64))
+            .prop_map(|(path, ttl_ms)| Step::CreateSpecial { path, ttl_ms }),
+        1 => (0..40i64).prop_map(|advance_ms| Step::Reap { advance_ms }),
     ]
 }
 
@@ -95,6 +108,8 @@ struct MNode {
     data: Option<Vec<u8>>,
     version: i32,
     owner: Option<i64>,
+    /// None: plain; Some(None): container; Some(Some(ttl)): TTL node.
+    special: Option<Option<i64>>,
     creates: i32,
     czxid: i64,
     mzxid: i64,
@@ -120,6 +135,7 @@ impl Model {
             data: Some(vec![]),
             version: 0,
             owner: None,
+            special: None,
             creates: 0,
             czxid: 0,
             mzxid: 0,
@@ -174,6 +190,7 @@ impl Model {
             data,
             version: 0,
             owner,
+            special: None,
             creates: 0,
             czxid: z,
             mzxid: z,
@@ -238,6 +255,21 @@ impl Model {
             return Err(ZkError::BadVersion);
         }
         Ok(())
+    }
+
+    /// Containers that had a child and have none; TTL nodes with no children whose
+    /// `now - mtime > ttl`. In path order.
+    fn candidates(&self, now: i64) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|(p, _)| self.children(p).is_empty())
+            .filter(|(_, n)| match n.special {
+                Some(None) => n.creates > 0,
+                Some(Some(ttl)) => now - n.time.1 > ttl,
+                None => false,
+            })
+            .map(|(p, _)| p.clone())
+            .collect()
     }
 
     fn close(&mut self, session: i64, z: i64) -> Vec<String> {
@@ -338,7 +370,9 @@ fn flatten(result: &OpResult) -> Result<String, ZkError> {
 }
 
 /// Runs a step on both; returns the txn (if prepared) and whether the results agreed.
-fn run_step(tree: &mut DataTree, model: &mut Model, step: &Step, z: i64) -> Option<Txn> {
+/// Runs a step on both, asserting the results agree; returns the txns it applied (their
+/// zxids are `z`, `z + 1`, ...).
+fn run_step(tree: &mut DataTree, model: &mut Model, step: &Step, z: i64) -> Vec<Txn> {
     let t = z * 7;
     let (op, session, expected): (Op, i64, Vec<Result<String, ZkError>>) = match step {
         Step::Create {
@@ -402,8 +436,25 @@ fn run_step(tree: &mut DataTree, model: &mut Model, step: &Step, z: i64) -> Opti
                 .unwrap();
             let applied = tree.apply(&txn);
             assert_eq!(applied.closed_ephemerals, closed);
-            return Some(txn);
+            return vec![txn];
         }
+        Step::CreateSpecial { path, ttl_ms } => {
+            let expected = model.create(path_of(*path), 0, None, 1, z, t);
+            if let (Ok(created), Some(ttl_ms)) = (&expected, ttl_ms) {
+                model.nodes.get_mut(created).unwrap().special = Some(Some(*ttl_ms));
+            } else if let Ok(created) = &expected {
+                model.nodes.get_mut(created).unwrap().special = Some(None);
+            }
+            let mut op = create(path_of(*path), 4, None);
+            if let Some(ttl_ms) = ttl_ms {
+                op.opcode = CreateOpcode::CreateTtl { ttl_ms: *ttl_ms };
+                op.flags = 5;
+            } else {
+                op.opcode = CreateOpcode::CreateContainer;
+            }
+            (Op::Create(op), 1, vec![expected])
+        }
+        Step::Reap { advance_ms } => return reap(tree, model, z * 7 + advance_ms, z),
     };
     let is_multi = matches!(step, Step::Multi(_));
     match tree.prepare(&op, &ctx(z, session)) {
@@ -411,7 +462,7 @@ fn run_step(tree: &mut DataTree, model: &mut Model, step: &Step, z: i64) -> Opti
             let applied = tree.apply(&txn);
             let got: Vec<_> = applied.results.iter().map(flatten).collect();
             assert_eq!(got, expected, "step {step:?}");
-            Some(txn)
+            vec![txn]
         }
         Err(code) => {
             assert!(
@@ -419,9 +470,30 @@ fn run_step(tree: &mut DataTree, model: &mut Model, step: &Step, z: i64) -> Opti
                 "a multi of a live session is never refused whole"
             );
             assert_eq!(vec![Err(code)], expected, "step {step:?}");
-            None
+            Vec::new()
         }
     }
+}
+
+/// The reaper at `now_ms`: both agree on the candidates, each is deleted through a
+/// DeleteContainer txn (zxids from `z`).
+fn reap(tree: &mut DataTree, model: &mut Model, now_ms: i64, z: i64) -> Vec<Txn> {
+    let candidates = model.candidates(now_ms);
+    assert_eq!(
+        tree.deletion_candidates(now_ms),
+        candidates,
+        "candidates at {now_ms}"
+    );
+    let mut txns = Vec::new();
+    for (i, path) in candidates.iter().enumerate() {
+        let zxid = z + i as i64;
+        model.delete(path, -1, zxid).unwrap();
+        let op = Op::DeleteContainer { path: path.clone() };
+        let txn = tree.prepare(&op, &ctx(zxid, 1)).unwrap();
+        assert_eq!(tree.apply(&txn).results, vec![OpResult::Deleted]);
+        txns.push(txn);
+    }
+    txns
 }
 
 /// The whole visible state of the tree equals the model's.
@@ -466,12 +538,29 @@ fn assert_same_state(tree: &DataTree, model: &Model) {
     }
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig {
+/// 256 cases from the seed in `PADDOCK_SEED`, or from a fresh random seed that is printed
+/// so a failure can be replayed (style.md §11).
+fn model_config() -> ProptestConfig {
+    use std::hash::{BuildHasher, Hasher};
+    let seed = std::env::var("PADDOCK_SEED")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or_else(|| {
+            std::collections::hash_map::RandomState::new()
+                .build_hasher()
+                .finish()
+        });
+    eprintln!("tree_model seed {seed} (replay with PADDOCK_SEED={seed})");
+    ProptestConfig {
         cases: 256,
         failure_persistence: None,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(seed),
         ..ProptestConfig::default()
-    })]
+    }
+}
+
+proptest! {
+    #![proptest_config(model_config())]
 
     // The tree agrees with the reference model on every result and the whole visible state
     // after every step; replaying its txns (through bincode) on a fresh tree gives an equal
@@ -483,12 +572,9 @@ proptest! {
         let mut log = Vec::new();
         let mut zxid = 0;
         for step in &steps {
-            zxid += 1;
-            if let Some(txn) = run_step(&mut tree, &mut model, step, zxid) {
-                log.push(txn);
-            } else {
-                zxid -= 1;
-            }
+            let txns = run_step(&mut tree, &mut model, step, zxid + 1);
+            zxid += txns.len() as i64;
+            log.extend(txns);
             tree.assert_invariants();
             assert_same_state(&tree, &model);
         }
