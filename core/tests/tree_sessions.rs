@@ -45,6 +45,12 @@ fn create_session_txn() {
         }
     );
     assert_eq!(txn.session, S1);
+    // Txns are replicated with bincode: the password and timeout survive the trip.
+    let config = bincode::config::standard();
+    let bytes = bincode::serde::encode_to_vec(txn, config).unwrap();
+    let (decoded, used): (paddock_core::tree::Txn, usize) =
+        bincode::serde::decode_from_slice(&bytes, config).unwrap();
+    assert_eq!((&decoded, used), (txn, bytes.len()));
     assert_eq!(h.tree.last_zxid().0, 1);
     assert_eq!(h.tree.get_children("/", &h.ids).unwrap(), nodes_before);
 }

@@ -540,6 +540,39 @@ mod tests {
         assert!(std::panic::catch_unwind(|| stale.assert_invariants()).is_err());
     }
 
+    // NODEEXISTS is checked before NOCHILDRENFOREPHEMERALS (zk-protocol.md §6 steps 10
+    // and 11). A child under an ephemeral cannot be made through the API, so the state is
+    // built by hand.
+    #[test]
+    fn node_exists_before_ephemeral_parent() {
+        let mut tree = DataTree::new(TreeConfig::default());
+        let create = |path: &str, flags: i32| {
+            Op::Create(CreateOp {
+                opcode: CreateOpcode::Create,
+                path: path.into(),
+                data: None,
+                acl: Acl::open_unsafe(),
+                flags,
+            })
+        };
+        run(&mut tree, create("/e", 1), 1).unwrap();
+        let child = Znode::new(None, Acl::open_unsafe(), NodeKind::Persistent, Zxid(2), 0);
+        tree.nodes.insert("/e/c".into(), child);
+        tree.nodes
+            .get_mut("/e")
+            .unwrap()
+            .children
+            .insert("c".into());
+        assert_eq!(
+            run(&mut tree, create("/e/c", 0), 3).err(),
+            Some(ZkError::NodeExists)
+        );
+        assert_eq!(
+            run(&mut tree, create("/e/d", 0), 3).err(),
+            Some(ZkError::NoChildrenForEphemerals)
+        );
+    }
+
     // A close-session txn for a session whose indexed ephemeral vanished (a state the
     // invariants forbid, e.g. a damaged snapshot) skips it instead of panicking.
     #[test]
