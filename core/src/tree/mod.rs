@@ -28,7 +28,9 @@ use crate::ids::{SessionId, Zxid};
 use crate::stat::Stat;
 
 pub use node::{NodeKind, Znode};
-pub use path::{CONFIG_PATH, QUOTA_PATH, ZOOKEEPER_PATH, is_special, sequence_suffix, validate};
+pub use path::{
+    CONFIG_PATH, QUOTA_PATH, ZOOKEEPER_PATH, is_special, sequence_suffix, validate as validate_path,
+};
 pub use prepare::TTL_MS_MAX;
 pub use txn::{
     Applied, CheckOp, CreateOp, CreateOpcode, CreateTxn, DeleteOp, MultiOp, Op, OpContext,
