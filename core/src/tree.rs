@@ -1,1 +1,0 @@
-//! `tree`: being written.
