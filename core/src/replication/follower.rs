@@ -33,9 +33,14 @@ impl Replica {
             }
             MessageBody::Heartbeat { commit_index } => {
                 self.follower_leader_contact(from);
-                let known = self.match_known_index.min(self.log.last_index());
-                let commit_index = self.commit_index.max(commit_index.min(known));
+                // The leader caps `commit_index` at the index this follower acknowledged
+                // in this epoch, and an acknowledged prefix is durable and never
+                // truncated within an epoch: it still matches, even across a restart.
+                let commit_index = self
+                    .commit_index
+                    .max(commit_index.min(self.log.last_index()));
                 self.commit_set(commit_index);
+                self.match_known_index = self.match_known_index.max(commit_index);
                 self.send(from, MessageBody::HeartbeatReply, out);
                 Ok(())
             }
