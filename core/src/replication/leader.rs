@@ -181,7 +181,7 @@ impl Replica {
             return;
         };
         let is_current = match pr.state {
-            ProgressState::Probe { .. } => rejected_index + 1 == pr.next_index,
+            ProgressState::Probe { .. } => rejected_index.checked_add(1) == Some(pr.next_index),
             ProgressState::Replicate => rejected_index > pr.match_index,
             ProgressState::Snapshot { .. } => false,
         };

@@ -186,6 +186,12 @@ pub enum MessageError {
         /// The leader's last index.
         last_index: u64,
     },
+    /// An index beyond `INDEX_MAX`.
+    #[error("index {index} is beyond any log")]
+    IndexTooLarge {
+        /// The index.
+        index: u64,
+    },
     /// An `Append` would make a follower drop an entry it knows is committed or that the
     /// same leader already confirmed: only a faulty leader sends that.
     #[error("append conflicts with confirmed entry {index}")]
@@ -195,6 +201,10 @@ pub enum MessageError {
     },
 }
 
+/// The largest log index a message may name. Far beyond any real log, it keeps every
+/// `index + 1` computed from a peer's number from overflowing.
+pub const INDEX_MAX: u64 = u64::MAX >> 1;
+
 impl Message {
     /// Checks the shape of a message from a peer against the limits; handlers may then
     /// rely on contiguous entries, increasing zxids and no zxid from a future epoch.
@@ -203,6 +213,26 @@ impl Message {
         entries_per_message_max: u32,
         payload_bytes_max: u32,
     ) -> Result<(), MessageError> {
+        let index = match &self.body {
+            MessageBody::PreVote { last_index, .. } | MessageBody::Vote { last_index, .. } => {
+                *last_index
+            }
+            MessageBody::Append { prev_index, .. } => *prev_index,
+            MessageBody::AppendReply(AppendOutcome::Accepted { match_index }) => *match_index,
+            MessageBody::AppendReply(AppendOutcome::Rejected {
+                rejected_index,
+                hint_index,
+                ..
+            }) => (*rejected_index).max(*hint_index),
+            MessageBody::Heartbeat { commit_index } => *commit_index,
+            MessageBody::Snapshot { meta, .. } => meta.index,
+            MessageBody::PreVoteReply { .. }
+            | MessageBody::VoteReply { .. }
+            | MessageBody::HeartbeatReply => 0,
+        };
+        if index > INDEX_MAX {
+            return Err(MessageError::IndexTooLarge { index });
+        }
         match &self.body {
             MessageBody::Append {
                 prev_index,
@@ -329,7 +359,10 @@ mod tests {
             Err(MessageError::BadPayload { index: 2, .. })
         ));
         let overflow = append(2, u64::MAX, z(1, 1), vec![entry(0, 2, 1)]);
-        assert!(overflow.validate(10, 100).is_err());
+        assert_eq!(
+            overflow.validate(10, 100),
+            Err(MessageError::IndexTooLarge { index: u64::MAX })
+        );
     }
 
     // Messages survive a bincode round trip, so the runtime can put them on the wire.

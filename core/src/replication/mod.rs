@@ -34,7 +34,9 @@ use crate::ids::{Epoch, NodeId, Zxid};
 
 pub use config::{ReplicationConfig, ReplicationConfigError};
 pub use log::LogError;
-pub use message::{AppendOutcome, Entry, Message, MessageBody, MessageError, SnapshotMeta};
+pub use message::{
+    AppendOutcome, Entry, INDEX_MAX, Message, MessageBody, MessageError, SnapshotMeta,
+};
 
 use log::ReplicaLog;
 use progress::Progress;
