@@ -1,1 +1,0 @@
-//! `replication`: being written.

@@ -1,0 +1,204 @@
+//! `ReplicationConfig`: who the members are and every timing and size bound of the
+//! protocol, each with its unit. `validate` refuses a configuration the protocol cannot
+//! run with (e.g. a heartbeat slower than the election timeout) with the key at fault.
+
+use std::collections::BTreeSet;
+
+use crate::ids::NodeId;
+
+/// The membership and bounds one replica runs with. All replicas of an ensemble must
+/// agree on `voters` and `observers` (there is no reconfiguration yet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicationConfig {
+    /// This replica (ZooKeeper's `myid`).
+    pub id: NodeId,
+    /// Members that vote and count towards quorums.
+    pub voters: BTreeSet<NodeId>,
+    /// Members that receive entries and commits but never vote nor count.
+    pub observers: BTreeSet<NodeId>,
+    /// How often a leader sends heartbeats, in milliseconds. Default 50.
+    pub heartbeat_interval_ms: u64,
+    /// Lower bound of the randomised election timeout, in milliseconds; also the leader
+    /// lease and the check-quorum period. Default 500.
+    pub election_timeout_ms_min: u64,
+    /// Upper bound (exclusive) of the randomised election timeout, in milliseconds.
+    /// Default 1000.
+    pub election_timeout_ms_max: u64,
+    /// Most entries in one `Append` message. Default 64.
+    pub entries_per_message_max: u32,
+    /// Most `Append` messages in flight (sent, not yet acknowledged) to one follower:
+    /// the pipeline depth. Default 8.
+    pub messages_in_flight_max: u32,
+    /// Most proposals the leader holds uncommitted; `propose` refuses more. Default 4096.
+    pub proposals_uncommitted_max: u64,
+    /// Largest payload of one proposal, in bytes. Default 1 MiB (ZooKeeper's
+    /// `jute.maxbuffer`).
+    pub payload_bytes_max: u32,
+}
+
+/// Why a `ReplicationConfig` was refused; each variant names the key at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplicationConfigError {
+    /// `id` is neither a voter nor an observer.
+    #[error("id {id:?} is not in voters nor observers")]
+    IdNotMember {
+        /// The id.
+        id: NodeId,
+    },
+    /// `voters` is empty.
+    #[error("voters is empty")]
+    NoVoters,
+    /// A member is both a voter and an observer.
+    #[error("{id:?} is both a voter and an observer")]
+    VoterAndObserver {
+        /// The member listed twice.
+        id: NodeId,
+    },
+    /// A timing key is out of range: `heartbeat_interval_ms` must be above 0 and below
+    /// `election_timeout_ms_min`, which must be below `election_timeout_ms_max`.
+    #[error("{key} = {value_ms} ms is out of range: {allowed}")]
+    Timing {
+        /// The key at fault.
+        key: &'static str,
+        /// Its value in milliseconds.
+        value_ms: u64,
+        /// What is allowed.
+        allowed: &'static str,
+    },
+    /// A size bound is zero.
+    #[error("{key} must be at least 1")]
+    ZeroBound {
+        /// The key at fault.
+        key: &'static str,
+    },
+}
+
+impl ReplicationConfig {
+    /// A configuration with the documented defaults for `id` in an ensemble of `voters`.
+    pub fn new(id: NodeId, voters: BTreeSet<NodeId>) -> ReplicationConfig {
+        ReplicationConfig {
+            id,
+            voters,
+            observers: BTreeSet::new(),
+            heartbeat_interval_ms: 50,
+            election_timeout_ms_min: 500,
+            election_timeout_ms_max: 1000,
+            entries_per_message_max: 64,
+            messages_in_flight_max: 8,
+            proposals_uncommitted_max: 4096,
+            payload_bytes_max: 1024 * 1024,
+        }
+    }
+
+    /// Checks the relations between the keys.
+    pub fn validate(&self) -> Result<(), ReplicationConfigError> {
+        if self.voters.is_empty() {
+            return Err(ReplicationConfigError::NoVoters);
+        }
+        if let Some(id) = self.voters.intersection(&self.observers).next() {
+            return Err(ReplicationConfigError::VoterAndObserver { id: *id });
+        }
+        if !self.is_member(self.id) {
+            return Err(ReplicationConfigError::IdNotMember { id: self.id });
+        }
+        if self.heartbeat_interval_ms == 0
+            || self.heartbeat_interval_ms >= self.election_timeout_ms_min
+        {
+            return Err(ReplicationConfigError::Timing {
+                key: "heartbeat_interval_ms",
+                value_ms: self.heartbeat_interval_ms,
+                allowed: "above 0 and below election_timeout_ms_min",
+            });
+        }
+        if self.election_timeout_ms_min >= self.election_timeout_ms_max {
+            return Err(ReplicationConfigError::Timing {
+                key: "election_timeout_ms_max",
+                value_ms: self.election_timeout_ms_max,
+                allowed: "above election_timeout_ms_min",
+            });
+        }
+        let bounds = [
+            (
+                "entries_per_message_max",
+                u64::from(self.entries_per_message_max),
+            ),
+            (
+                "messages_in_flight_max",
+                u64::from(self.messages_in_flight_max),
+            ),
+            ("proposals_uncommitted_max", self.proposals_uncommitted_max),
+        ];
+        if let Some((key, _)) = bounds.iter().find(|(_, value)| *value == 0) {
+            return Err(ReplicationConfigError::ZeroBound { key });
+        }
+        Ok(())
+    }
+
+    /// True for a voter or an observer.
+    pub fn is_member(&self, id: NodeId) -> bool {
+        self.voters.contains(&id) || self.observers.contains(&id)
+    }
+
+    /// How many voters make a majority.
+    pub fn quorum_size(&self) -> usize {
+        self.voters.len() / 2 + 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn three() -> ReplicationConfig {
+        ReplicationConfig::new(NodeId(1), [1, 2, 3].map(NodeId).into_iter().collect())
+    }
+
+    // The defaults are valid, and each broken relation is refused with the key at fault.
+    #[test]
+    fn validation_names_the_key() {
+        assert_eq!(three().validate(), Ok(()));
+        assert_eq!(three().quorum_size(), 2);
+
+        let mut c = three();
+        c.id = NodeId(9);
+        assert_eq!(
+            c.validate(),
+            Err(ReplicationConfigError::IdNotMember { id: NodeId(9) })
+        );
+        let mut c = three();
+        c.observers.insert(NodeId(2));
+        assert!(matches!(
+            c.validate(),
+            Err(ReplicationConfigError::VoterAndObserver { .. })
+        ));
+        let mut c = three();
+        c.heartbeat_interval_ms = 500;
+        assert!(matches!(
+            c.validate(),
+            Err(ReplicationConfigError::Timing {
+                key: "heartbeat_interval_ms",
+                ..
+            })
+        ));
+        let mut c = three();
+        c.election_timeout_ms_max = 500;
+        assert!(matches!(
+            c.validate(),
+            Err(ReplicationConfigError::Timing {
+                key: "election_timeout_ms_max",
+                ..
+            })
+        ));
+        let mut c = three();
+        c.messages_in_flight_max = 0;
+        assert_eq!(
+            c.validate(),
+            Err(ReplicationConfigError::ZeroBound {
+                key: "messages_in_flight_max"
+            })
+        );
+        let mut c = three();
+        c.voters.clear();
+        assert_eq!(c.validate(), Err(ReplicationConfigError::NoVoters));
+    }
+}

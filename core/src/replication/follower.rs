@@ -1,0 +1,197 @@
+//! Follower (and observer): accept the leader's log, truncate a divergent uncommitted
+//! suffix, install snapshots, and acknowledge only what is durable.
+//!
+//! The acknowledgement a follower sends is `min(persisted_index, match_known_index)`: the
+//! prefix that is both durable here and known to equal the current leader's log. So an
+//! acknowledged entry survives a crash of this follower, and a stale entry of an older
+//! epoch that happens to be durable is never counted for the new leader.
+
+use crate::ids::{NodeId, Zxid};
+
+use super::{
+    AppendOutcome, Entry, Message, MessageBody, MessageError, Output, Replica, RoleState,
+    SnapshotMeta, StepError,
+};
+
+impl Replica {
+    /// Handles a message in the current epoch while following (or observing).
+    pub(super) fn follower_step(
+        &mut self,
+        from: NodeId,
+        msg: Message,
+        out: &mut Vec<Output>,
+    ) -> Result<(), StepError> {
+        match msg.body {
+            MessageBody::Append {
+                prev_index,
+                prev_zxid,
+                entries,
+                commit_index,
+            } => {
+                self.follower_leader_contact(from);
+                self.follower_on_append(from, prev_index, prev_zxid, entries, commit_index, out)
+            }
+            MessageBody::Heartbeat { commit_index } => {
+                self.follower_leader_contact(from);
+                // The leader caps `commit_index` at the index this follower acknowledged
+                // in this epoch, and an acknowledged prefix is durable and never
+                // truncated within an epoch: it still matches, even across a restart.
+                let commit_index = self
+                    .commit_index
+                    .max(commit_index.min(self.log.last_index()));
+                self.commit_set(commit_index);
+                self.match_known_index = self.match_known_index.max(commit_index);
+                self.send(from, MessageBody::HeartbeatReply, out);
+                Ok(())
+            }
+            MessageBody::Snapshot { meta, bytes } => {
+                self.follower_leader_contact(from);
+                self.follower_on_snapshot(from, meta, bytes, out);
+                Ok(())
+            }
+            MessageBody::PreVote { .. } | MessageBody::Vote { .. } => {
+                self.election_on_request(from, &msg, out);
+                Ok(())
+            }
+            MessageBody::PreVoteReply { .. }
+            | MessageBody::VoteReply { .. }
+            | MessageBody::AppendReply(_)
+            | MessageBody::HeartbeatReply => Ok(()),
+        }
+    }
+
+    /// The leader of our epoch spoke: remember it and restart the election timer.
+    fn follower_leader_contact(&mut self, from: NodeId) {
+        self.leader = Some(from);
+        self.leader_contact_ms = Some(self.now_ms);
+        if let RoleState::Follower = self.role {
+            self.election_timer_reset();
+        }
+    }
+
+    fn follower_on_append(
+        &mut self,
+        from: NodeId,
+        prev_index: u64,
+        prev_zxid: Zxid,
+        mut entries: Vec<Entry>,
+        leader_commit_index: u64,
+        out: &mut Vec<Output>,
+    ) -> Result<(), StepError> {
+        let rejected_index = prev_index;
+        let (mut prev_index, mut prev_zxid) = (prev_index, prev_zxid);
+        if prev_index < self.commit_index {
+            // Committed entries equal the leader's (leader completeness): skip them and
+            // match at the last skipped one, which must then be our committed entry.
+            let skip = usize::try_from(self.commit_index - prev_index).unwrap_or(usize::MAX);
+            if entries.len() < skip {
+                self.follower_reply_accepted(from, out);
+                return Ok(());
+            }
+            let skipped: Vec<Entry> = entries.drain(..skip).collect();
+            if let Some(last) = skipped.last() {
+                (prev_index, prev_zxid) = (last.index, last.zxid);
+            }
+        }
+        if self.log.zxid_at(prev_index) != Some(prev_zxid) {
+            let (hint_index, hint_epoch) = self
+                .log
+                .find_conflict_by_epoch(prev_index, prev_zxid.epoch());
+            let outcome = AppendOutcome::Rejected {
+                rejected_index,
+                hint_index,
+                hint_epoch,
+            };
+            self.send(from, MessageBody::AppendReply(outcome), out);
+            return Ok(());
+        }
+        let last_new_index = prev_index + entries.len() as u64;
+        self.follower_append(entries)?;
+        self.match_known_index = self.match_known_index.max(last_new_index);
+        let commit_index = self
+            .commit_index
+            .max(leader_commit_index.min(last_new_index));
+        self.commit_set(commit_index);
+        if self.follower_ack_index() >= last_new_index {
+            self.follower_reply_accepted(from, out);
+        }
+        Ok(())
+    }
+
+    /// Appends the entries the log lacks, truncating a divergent suffix first. Refuses,
+    /// without changing anything, an `Append` that would drop a confirmed entry.
+    fn follower_append(&mut self, entries: Vec<Entry>) -> Result<(), StepError> {
+        let confirmed_index = self.commit_index.max(self.match_known_index);
+        let mut first_new = entries.len();
+        for (position, entry) in entries.iter().enumerate() {
+            match self.log.zxid_at(entry.index) {
+                Some(zxid) if zxid == entry.zxid => continue,
+                Some(_) if entry.index <= confirmed_index => {
+                    return Err(MessageError::ConflictsWithConfirmed { index: entry.index }.into());
+                }
+                Some(_) => {
+                    self.log_truncate_after(entry.index - 1);
+                }
+                None => {}
+            }
+            first_new = position;
+            break;
+        }
+        for entry in entries.into_iter().skip(first_new) {
+            self.log.append(entry);
+        }
+        Ok(())
+    }
+
+    /// The snapshot replaces our log when it covers more than we have committed.
+    fn follower_on_snapshot(
+        &mut self,
+        from: NodeId,
+        meta: SnapshotMeta,
+        bytes: Vec<u8>,
+        out: &mut Vec<Output>,
+    ) {
+        if meta.index <= self.commit_index {
+            self.follower_reply_accepted(from, out);
+            return;
+        }
+        // Only entries up to our old commit index are known to equal the snapshot's
+        // history; the rest is durable again once the snapshot is.
+        self.persisted_index = self.persisted_index.min(self.commit_index);
+        self.log.reset(meta);
+        self.persist_requested_index = meta.index;
+        self.truncate_pending = None;
+        self.commit_set(meta.index);
+        self.applied_index = meta.index;
+        self.match_known_index = meta.index;
+        self.snapshot_bytes.clone_from(&bytes);
+        out.push(Output::InstallSnapshot { meta, bytes });
+    }
+
+    /// What this follower may acknowledge: durable and known to match the leader.
+    fn follower_ack_index(&self) -> u64 {
+        self.persisted_index.min(self.match_known_index)
+    }
+
+    fn follower_reply_accepted(&mut self, to: NodeId, out: &mut Vec<Output>) {
+        let match_index = self.follower_ack_index();
+        assert!(
+            match_index <= self.persisted_index,
+            "never acknowledge beyond what is durable"
+        );
+        self.ack_sent_index = self.ack_sent_index.max(match_index);
+        let outcome = AppendOutcome::Accepted { match_index };
+        self.send(to, MessageBody::AppendReply(outcome), out);
+    }
+
+    /// After a persistence report: acknowledge newly durable entries to the leader.
+    pub(super) fn follower_ack(&mut self, out: &mut Vec<Output>) {
+        let is_following = matches!(self.role, RoleState::Follower | RoleState::Observer);
+        let Some(leader) = self.leader.filter(|_| is_following) else {
+            return;
+        };
+        if self.follower_ack_index() > self.ack_sent_index {
+            self.follower_reply_accepted(leader, out);
+        }
+    }
+}

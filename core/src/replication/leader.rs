@@ -1,0 +1,348 @@
+//! Leader: proposals, sending the log to each follower (diff, truncation via conflict
+//! hints, snapshot), heartbeats, check-quorum and commit.
+//!
+//! A new leader first appends an empty NEWLEADER entry of its epoch (zxid `epoch << 32`)
+//! and proposals follow it; since commit is a prefix, nothing of the new epoch commits
+//! before it (Zab's NEWLEADER, Raft's no-op). Commit advances to the highest index a
+//! majority of voters has durable, counting the leader's own durable index, and only
+//! when that entry is of the leader's epoch (Raft §5.4.2); observers never count.
+
+use std::collections::BTreeMap;
+
+use crate::ids::{NodeId, Zxid};
+
+use super::progress::{Progress, ProgressState};
+use super::{
+    AppendOutcome, Entry, LeaderState, Message, MessageBody, MessageError, Output, ProposeError,
+    Replica, RoleState, StepError, Timer,
+};
+
+impl Replica {
+    /// Won the election: take over the epoch and append its NEWLEADER entry.
+    pub(super) fn become_leader(&mut self) {
+        assert_eq!(
+            self.hard_state.voted_for,
+            Some(self.config.id),
+            "a leader voted for itself in its epoch"
+        );
+        let next_index = self.log.last_index() + 1;
+        let progress: BTreeMap<NodeId, Progress> = self
+            .config
+            .voters
+            .iter()
+            .chain(self.config.observers.iter())
+            .filter(|id| **id != self.config.id)
+            .map(|id| (*id, Progress::new(next_index)))
+            .collect();
+        self.role = RoleState::Leader(LeaderState {
+            progress,
+            new_leader_index: next_index,
+            counter_next: 1,
+        });
+        self.leader = Some(self.config.id);
+        self.leader_contact_ms = Some(self.now_ms);
+        self.timers.clear();
+        self.timers.insert(
+            Timer::Heartbeat,
+            self.now_ms + self.config.heartbeat_interval_ms,
+        );
+        self.timers.insert(
+            Timer::CheckQuorum,
+            self.now_ms + self.config.election_timeout_ms_min,
+        );
+        self.leader_append(Vec::new(), 0);
+        // A single-voter ensemble commits on its own durable index alone.
+        self.leader_commit_advance();
+    }
+
+    /// Appends one entry of the leader's epoch with the given counter.
+    fn leader_append(&mut self, payload: Vec<u8>, counter: u32) -> Zxid {
+        assert!(
+            matches!(self.role, RoleState::Leader(_)),
+            "only a leader appends"
+        );
+        let zxid = Zxid::new(self.hard_state.epoch, counter);
+        assert_eq!(
+            zxid.epoch(),
+            self.hard_state.epoch,
+            "a leader appends only in its epoch"
+        );
+        let entry = Entry {
+            index: self.log.last_index() + 1,
+            zxid,
+            payload,
+        };
+        self.log.append(entry);
+        zxid
+    }
+
+    /// `propose` on the leader: checks the limits, then appends.
+    pub(super) fn leader_propose(&mut self, payload: Vec<u8>) -> Result<Zxid, ProposeError> {
+        let uncommitted = self.log.last_index() - self.commit_index;
+        let RoleState::Leader(state) = &mut self.role else {
+            return Err(ProposeError::NotLeader {
+                leader_hint: self.leader,
+            });
+        };
+        if payload.len() > self.config.payload_bytes_max as usize {
+            return Err(ProposeError::PayloadTooLarge {
+                size_bytes: payload.len(),
+                limit_bytes: self.config.payload_bytes_max,
+            });
+        }
+        if uncommitted >= self.config.proposals_uncommitted_max {
+            return Err(ProposeError::TooManyUncommitted { uncommitted });
+        }
+        let counter = state.counter_next;
+        state.counter_next = counter
+            .checked_add(1)
+            .ok_or(ProposeError::ZxidCounterExhausted)?;
+        Ok(self.leader_append(payload, counter))
+    }
+
+    /// Handles a message in the leader's own epoch.
+    pub(super) fn leader_step(
+        &mut self,
+        from: NodeId,
+        msg: Message,
+        out: &mut Vec<Output>,
+    ) -> Result<(), StepError> {
+        let last_index = self.log.last_index();
+        if let Some(pr) = self.leader_progress(from) {
+            pr.recently_active = true;
+        }
+        match msg.body {
+            MessageBody::AppendReply(AppendOutcome::Accepted { match_index }) => {
+                if match_index > last_index {
+                    return Err(MessageError::AckBeyondLog {
+                        index: match_index,
+                        last_index,
+                    }
+                    .into());
+                }
+                if self
+                    .leader_progress(from)
+                    .is_some_and(|pr| pr.on_accepted(match_index))
+                {
+                    self.leader_commit_advance();
+                }
+            }
+            MessageBody::AppendReply(AppendOutcome::Rejected {
+                rejected_index,
+                hint_index,
+                hint_epoch,
+            }) => self.leader_on_rejected(from, rejected_index, hint_index, hint_epoch),
+            MessageBody::HeartbeatReply => {
+                let behind = self.leader_progress(from).is_some_and(|pr| {
+                    pr.on_heartbeat_reply();
+                    pr.match_index < last_index
+                });
+                if behind {
+                    self.leader_send_append(from, true, out);
+                }
+            }
+            MessageBody::PreVote { .. } | MessageBody::Vote { .. } => {
+                self.election_on_request(from, &msg, out)
+            }
+            // Another leader cannot exist in our epoch; stale replies need nothing.
+            MessageBody::PreVoteReply { .. }
+            | MessageBody::VoteReply { .. }
+            | MessageBody::Append { .. }
+            | MessageBody::Heartbeat { .. }
+            | MessageBody::Snapshot { .. } => {}
+        }
+        Ok(())
+    }
+
+    fn leader_progress(&mut self, id: NodeId) -> Option<&mut Progress> {
+        match &mut self.role {
+            RoleState::Leader(state) => state.progress.get_mut(&id),
+            _ => None,
+        }
+    }
+
+    /// A follower's log does not match at `rejected_index`: back off to where the
+    /// conflict hint says the logs may match, skipping whole divergent epochs.
+    fn leader_on_rejected(
+        &mut self,
+        from: NodeId,
+        rejected_index: u64,
+        hint_index: u64,
+        hint_epoch: crate::ids::Epoch,
+    ) {
+        let snapshot_index = self.log.snapshot().index;
+        let match_index_guess = if hint_index < snapshot_index {
+            // Compacted here: `leader_send_append` will send the snapshot.
+            hint_index
+        } else {
+            self.log.find_conflict_by_epoch(hint_index, hint_epoch).0
+        };
+        let Some(pr) = self.leader_progress(from) else {
+            return;
+        };
+        let is_current = match pr.state {
+            ProgressState::Probe { .. } => rejected_index.checked_add(1) == Some(pr.next_index),
+            ProgressState::Replicate => rejected_index > pr.match_index,
+            ProgressState::Snapshot { .. } => false,
+        };
+        if !is_current {
+            return;
+        }
+        let next_index = match_index_guess.min(rejected_index.saturating_sub(1)) + 1;
+        pr.become_probe(next_index);
+    }
+
+    /// Sends every follower what it is missing, as far as its pipeline allows.
+    pub(super) fn leader_send_all(&mut self, out: &mut Vec<Output>) {
+        let ids: Vec<NodeId> = match &self.role {
+            RoleState::Leader(state) => state.progress.keys().copied().collect(),
+            _ => return,
+        };
+        for id in ids {
+            // Each send either fills one pipeline slot or returns false, so this loop
+            // ends within `messages_in_flight_max + 1` rounds.
+            for _ in 0..=self.config.messages_in_flight_max {
+                if !self.leader_send_append(id, false, out) {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Sends `to` its next `Append` (or the snapshot, when it needs compacted entries).
+    /// An empty `Append` is sent only when `allow_empty` (a probe). Returns true if a
+    /// message was sent.
+    fn leader_send_append(&mut self, to: NodeId, allow_empty: bool, out: &mut Vec<Output>) -> bool {
+        let commit_index = self.commit_index;
+        let snapshot = self.log.snapshot();
+        let (messages_in_flight_max, entries_max) = (
+            self.config.messages_in_flight_max,
+            u64::from(self.config.entries_per_message_max),
+        );
+        let now_ms = self.now_ms;
+        let RoleState::Leader(state) = &mut self.role else {
+            return false;
+        };
+        let Some(pr) = state.progress.get_mut(&to) else {
+            return false;
+        };
+        if pr.is_paused(messages_in_flight_max) {
+            return false;
+        }
+        let prev_index = pr.next_index - 1;
+        let body = match self.log.zxid_at(prev_index) {
+            None => {
+                pr.become_snapshot(snapshot.index, now_ms);
+                MessageBody::Snapshot {
+                    meta: snapshot,
+                    bytes: self.snapshot_bytes.clone(),
+                }
+            }
+            Some(prev_zxid) => {
+                let entries = self.log.slice(prev_index + 1, entries_max);
+                if entries.is_empty() && !allow_empty {
+                    return false;
+                }
+                pr.on_append_sent(prev_index + entries.len() as u64);
+                MessageBody::Append {
+                    prev_index,
+                    prev_zxid,
+                    entries,
+                    commit_index,
+                }
+            }
+        };
+        self.send(to, body, out);
+        true
+    }
+
+    /// Heartbeat timer: tell every follower we are alive and how far it may commit;
+    /// retry snapshots that got no answer.
+    pub(super) fn leader_heartbeat(&mut self, out: &mut Vec<Output>) {
+        let (commit_index, now_ms) = (self.commit_index, self.now_ms);
+        let retry_after_ms = self.config.election_timeout_ms_max;
+        let RoleState::Leader(state) = &mut self.role else {
+            return;
+        };
+        let mut beats = Vec::with_capacity(state.progress.len());
+        for (id, pr) in state.progress.iter_mut() {
+            if let ProgressState::Snapshot { sent_at_ms, .. } = pr.state
+                && now_ms >= sent_at_ms + retry_after_ms
+            {
+                pr.become_probe(pr.next_index);
+            }
+            beats.push((*id, commit_index.min(pr.match_index)));
+        }
+        for (id, commit_index) in beats {
+            self.send(id, MessageBody::Heartbeat { commit_index }, out);
+        }
+        self.timers
+            .insert(Timer::Heartbeat, now_ms + self.config.heartbeat_interval_ms);
+    }
+
+    /// Check-quorum: a leader that has not heard from a majority of voters within an
+    /// election timeout steps down, so it stops accepting proposals it cannot commit and
+    /// clients move to a server that can reach the new leader.
+    pub(super) fn leader_check_quorum(&mut self, out: &mut Vec<Output>) {
+        let me = self.config.id;
+        let RoleState::Leader(state) = &mut self.role else {
+            return;
+        };
+        let mut active = 0;
+        for id in &self.config.voters {
+            if *id == me {
+                active += 1;
+            } else if let Some(pr) = state.progress.get_mut(id) {
+                active += usize::from(pr.recently_active);
+            }
+        }
+        for pr in state.progress.values_mut() {
+            pr.recently_active = false;
+        }
+        if active < self.config.quorum_size() {
+            self.leader_contact_ms = None;
+            self.become_follower(self.hard_state.epoch, None, out);
+            return;
+        }
+        self.leader_contact_ms = Some(self.now_ms);
+        self.timers.insert(
+            Timer::CheckQuorum,
+            self.now_ms + self.config.election_timeout_ms_min,
+        );
+    }
+
+    /// Advances the commit index to the highest index durable on a majority of voters,
+    /// if that entry is of the leader's epoch.
+    pub(super) fn leader_commit_advance(&mut self) {
+        let RoleState::Leader(state) = &self.role else {
+            return;
+        };
+        let me = self.config.id;
+        let mut durable: Vec<u64> = self
+            .config
+            .voters
+            .iter()
+            .map(|id| {
+                if *id == me {
+                    self.persisted_index
+                } else {
+                    state.progress.get(id).map_or(0, |pr| pr.match_index)
+                }
+            })
+            .collect();
+        durable.sort_unstable_by(|a, b| b.cmp(a));
+        let Some(quorum_index) = durable.get(self.config.quorum_size() - 1).copied() else {
+            return;
+        };
+        if quorum_index <= self.commit_index {
+            return;
+        }
+        let of_this_epoch = self
+            .log
+            .zxid_at(quorum_index)
+            .is_some_and(|z| z.epoch() == self.hard_state.epoch);
+        if of_this_epoch {
+            self.commit_set(quorum_index);
+        }
+    }
+}

@@ -1,0 +1,815 @@
+//! `replication`: leader-based atomic broadcast of opaque payloads (Zab's shape, Raft's
+//! election and recovery rules), as a pure value driven by `step`.
+//!
+//! A `Replica` owns one member's view of the replicated log: its epoch and vote, its log
+//! entries, how far the log is durable and committed, and, on the leader, each follower's
+//! progress. It is driven by `step(now_ms, Input, &mut outputs)`, `propose` and `compact`,
+//! and asks the world for everything else through `Output`s: send a message, make the hard
+//! state or entries durable, install a snapshot, apply committed entries.
+//!
+//! Invariants enforced here (see docs/consensus.md for the argument and where each one is
+//! asserted): one leader per epoch; a leader only appends entries of its own epoch; the
+//! commit index never decreases and only covers entries a majority of voters made durable,
+//! the newest of the leader's own epoch; every committed entry is output exactly once, in
+//! index order; a vote or acknowledgement leaves only after what it promises is durable.
+//!
+//! It does not encode bytes, touch a disk or a clock, or know what payloads mean: the
+//! storage module writes records, the node applies committed payloads to the tree.
+
+mod config;
+mod election;
+mod follower;
+mod leader;
+mod log;
+mod message;
+mod progress;
+
+use std::collections::BTreeMap;
+
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{Epoch, NodeId, Zxid};
+
+pub use config::{ReplicationConfig, ReplicationConfigError};
+pub use log::LogError;
+pub use message::{
+    AppendOutcome, Entry, INDEX_MAX, Message, MessageBody, MessageError, SnapshotMeta,
+};
+
+use log::ReplicaLog;
+use progress::Progress;
+
+/// The state that must survive a crash besides the log: the epoch this member is in and
+/// whom it voted for in that epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct HardState {
+    /// The highest epoch this member has seen (Raft's current term).
+    pub epoch: Epoch,
+    /// The candidate this member voted for in `epoch`, if any.
+    pub voted_for: Option<NodeId>,
+}
+
+/// What recovery found on disk; what `Replica::new` starts from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DurableState {
+    /// The last durable hard state.
+    pub hard_state: HardState,
+    /// The newest durable snapshot (the default means "no snapshot, empty state").
+    pub snapshot: SnapshotMeta,
+    /// The snapshot's bytes, kept to send to followers that fall behind the log.
+    pub snapshot_bytes: Vec<u8>,
+    /// The durable entries after the snapshot, contiguous, in index order.
+    pub entries: Vec<Entry>,
+}
+
+/// What the world tells a replica.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// Time passed. Early or repeated ticks are harmless; a tick also flushes proposals
+    /// made with `propose` since the last step.
+    Tick,
+    /// A message from another member arrived.
+    Message {
+        /// The sender, as the runtime authenticated it.
+        from: NodeId,
+        /// The message.
+        msg: Message,
+    },
+    /// The `PersistHardState` output carrying `hard_state` is durable.
+    HardStatePersisted {
+        /// The hard state that was written.
+        hard_state: HardState,
+    },
+    /// A `PersistEntries` output whose last entry is `(index, zxid)` is durable, and so
+    /// is every persist output emitted before it.
+    Persisted {
+        /// Index of the last entry written.
+        index: u64,
+        /// Its zxid; a mismatch with the current log (it was truncated since) makes the
+        /// input stale and ignored.
+        zxid: Zxid,
+    },
+    /// The snapshot of an `InstallSnapshot` output is durable and the log before it
+    /// discarded.
+    SnapshotPersisted {
+        /// The installed snapshot.
+        meta: SnapshotMeta,
+    },
+}
+
+/// What a replica asks of the world. The runtime performs outputs in the order given;
+/// persist outputs in particular must reach the disk in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Send `msg` to member `to`. Loss is tolerated; the sender retries.
+    Send {
+        /// The receiver.
+        to: NodeId,
+        /// The message.
+        msg: Message,
+    },
+    /// Make `hard_state` durable, then report `Input::HardStatePersisted`. Messages that
+    /// depend on it are held inside the replica until then.
+    PersistHardState {
+        /// The new hard state.
+        hard_state: HardState,
+    },
+    /// Drop durable entries after `truncate_after` (when `Some`), then append `entries`,
+    /// then report `Input::Persisted` for the last entry (if any).
+    PersistEntries {
+        /// Keep entries up to this index, drop the rest before appending.
+        truncate_after: Option<u64>,
+        /// New entries, contiguous, following the kept log.
+        entries: Vec<Entry>,
+    },
+    /// Replace the state machine by this snapshot and make it durable, discarding the
+    /// whole durable log; then report `Input::SnapshotPersisted`.
+    InstallSnapshot {
+        /// What the snapshot covers.
+        meta: SnapshotMeta,
+        /// The serialised state machine.
+        bytes: Vec<u8>,
+    },
+    /// Apply these entries to the state machine. Indexes follow one another across
+    /// outputs, each committed entry exactly once per `Replica` (a restarted replica starts
+    /// again after its snapshot). NEWLEADER entries are included so zxids stay visible.
+    Committed {
+        /// Committed entries in index order.
+        entries: Vec<Entry>,
+    },
+    /// The known leader or the epoch changed (`leader: None` while none is known).
+    LeaderChanged {
+        /// The new epoch.
+        epoch: Epoch,
+        /// The leader of `epoch`, when known.
+        leader: Option<NodeId>,
+    },
+}
+
+/// A member's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Role {
+    /// Follows a leader (or waits for one).
+    Follower,
+    /// Asks for pre-votes before starting an election.
+    PreCandidate,
+    /// Asks for votes in a new epoch.
+    Candidate,
+    /// Leads the current epoch.
+    Leader,
+    /// Receives entries, never votes or counts.
+    Observer,
+}
+
+/// Why `propose` refused a payload.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProposeError {
+    /// Only the leader proposes; `leader_hint` is the leader this replica knows of.
+    #[error("not the leader (leader: {leader_hint:?})")]
+    NotLeader {
+        /// The current leader, if known.
+        leader_hint: Option<NodeId>,
+    },
+    /// `proposals_uncommitted_max` proposals are already waiting for commit.
+    #[error("{uncommitted} proposals uncommitted, the limit")]
+    TooManyUncommitted {
+        /// Proposals appended but not committed.
+        uncommitted: u64,
+    },
+    /// The payload is larger than `payload_bytes_max`.
+    #[error("payload of {size_bytes} bytes exceeds {limit_bytes} bytes")]
+    PayloadTooLarge {
+        /// The payload size.
+        size_bytes: usize,
+        /// The limit.
+        limit_bytes: u32,
+    },
+    /// The zxid counter of this epoch is used up; a new election must start a new epoch
+    /// (ZooKeeper does the same on zxid rollover).
+    #[error("zxid counter of the epoch is exhausted")]
+    ZxidCounterExhausted,
+}
+
+/// Why `compact` refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CompactError {
+    /// Only entries already output as committed may be covered by a snapshot.
+    #[error("compact up to {index}, but only {applied_index} is applied")]
+    NotApplied {
+        /// The requested index.
+        index: u64,
+        /// The last index output as committed.
+        applied_index: u64,
+    },
+    /// The log already starts after `index`.
+    #[error("already compacted up to {snapshot_index}")]
+    AlreadyCompacted {
+        /// The current snapshot index.
+        snapshot_index: u64,
+    },
+}
+
+/// Why `Replica::new` refused its inputs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplicaError {
+    /// The configuration is invalid.
+    #[error("config: {0}")]
+    Config(#[from] ReplicationConfigError),
+    /// The durable log is not a log.
+    #[error("durable log: {0}")]
+    Log(#[from] LogError),
+}
+
+/// Why an input was ignored. Ignoring is always safe: the protocol retries.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StepError {
+    /// A peer message was malformed or came from a stranger.
+    #[error("bad message: {0}")]
+    BadMessage(#[from] MessageError),
+    /// A persistence report names entries or a snapshot this replica no longer has.
+    #[error("stale persistence report")]
+    StalePersisted,
+}
+
+/// A follower as the leader sees it, for the four-letter words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FollowerStatus {
+    /// The member.
+    pub id: NodeId,
+    /// Highest index known to match the leader and be durable there.
+    pub match_index: u64,
+    /// True for an observer.
+    pub is_observer: bool,
+}
+
+/// A summary of a replica for monitoring (`srvr`, `mntr`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// This member.
+    pub id: NodeId,
+    /// Its role.
+    pub role: Role,
+    /// Its epoch.
+    pub epoch: Epoch,
+    /// The leader it knows of.
+    pub leader: Option<NodeId>,
+    /// Highest committed index.
+    pub commit_index: u64,
+    /// Zxid at the commit index (`None` if this replica does not hold that entry yet).
+    pub commit_zxid: Option<Zxid>,
+    /// Highest index in the log.
+    pub last_index: u64,
+    /// Zxid of the last log entry.
+    pub last_zxid: Zxid,
+    /// Highest index durable locally.
+    pub persisted_index: u64,
+    /// Highest index output as committed.
+    pub applied_index: u64,
+    /// On the leader, every other member in id order; empty elsewhere.
+    pub followers: Vec<FollowerStatus>,
+    /// On the leader, entries appended but not committed; 0 elsewhere.
+    pub proposals_outstanding: u64,
+    /// True on a leader once the NEWLEADER entry of its epoch is committed.
+    pub leader_ready: bool,
+    /// Peer messages refused as malformed since start.
+    pub messages_refused: u64,
+}
+
+/// A timer of the replica; the next deadline is the earliest armed one, and expired
+/// timers are handled in this order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    /// Follower, pre-candidate or candidate: start a (pre-)election when it fires.
+    Election,
+    /// Leader: send heartbeats.
+    Heartbeat,
+    /// Leader: step down unless a majority of voters was heard from since the last check.
+    CheckQuorum,
+}
+
+const TIMERS: [Timer; 3] = [Timer::Election, Timer::Heartbeat, Timer::CheckQuorum];
+
+/// The role-specific part of a replica's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum RoleState {
+    Follower,
+    Observer,
+    PreCandidate {
+        granted: std::collections::BTreeSet<NodeId>,
+        rejected: std::collections::BTreeSet<NodeId>,
+    },
+    Candidate {
+        granted: std::collections::BTreeSet<NodeId>,
+        rejected: std::collections::BTreeSet<NodeId>,
+    },
+    Leader(LeaderState),
+}
+
+/// What only a leader keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct LeaderState {
+    /// Every other member (voters and observers), by id.
+    progress: BTreeMap<NodeId, Progress>,
+    /// Index of this epoch's NEWLEADER entry.
+    new_leader_index: u64,
+    /// Counter of the next proposal's zxid.
+    counter_next: u32,
+}
+
+/// One member's replication state machine. See the module documentation.
+#[derive(Debug)]
+pub struct Replica {
+    config: ReplicationConfig,
+    rng: ChaCha8Rng,
+    role: RoleState,
+    /// The current hard state; may be ahead of `hard_state_durable`.
+    hard_state: HardState,
+    hard_state_durable: HardState,
+    leader: Option<NodeId>,
+    log: ReplicaLog,
+    snapshot_bytes: Vec<u8>,
+    /// Highest index such that the log up to it is durable.
+    persisted_index: u64,
+    /// Highest index already handed to the runtime in a `PersistEntries`.
+    persist_requested_index: u64,
+    /// A truncation not yet handed to the runtime.
+    truncate_pending: Option<u64>,
+    commit_index: u64,
+    /// Highest index output in `Output::Committed` (or covered by an installed snapshot).
+    applied_index: u64,
+    /// Follower: highest index known to match the current leader's log.
+    match_known_index: u64,
+    /// Follower: highest match index acknowledged to the current leader.
+    ack_sent_index: u64,
+    /// When a leader was last heard from (or, on the leader, now): the lease that makes
+    /// this member ignore elections while a leader is alive.
+    leader_contact_ms: Option<u64>,
+    timers: BTreeMap<Timer, u64>,
+    /// Messages waiting until `hard_state` is durable.
+    held: Vec<(NodeId, Message)>,
+    /// The last `(epoch, leader)` reported in `Output::LeaderChanged`.
+    leader_reported: (Epoch, Option<NodeId>),
+    now_ms: u64,
+    started: bool,
+    messages_refused: u64,
+}
+
+impl Replica {
+    /// A replica starting from what recovery found on disk. Its timers are armed by the
+    /// first `step` (until then `next_deadline` is `Some(0)`).
+    pub fn new(
+        config: ReplicationConfig,
+        durable_state: DurableState,
+        seed: u64,
+    ) -> Result<Replica, ReplicaError> {
+        config.validate()?;
+        let DurableState {
+            hard_state,
+            snapshot,
+            snapshot_bytes,
+            entries,
+        } = durable_state;
+        let log = ReplicaLog::new(snapshot, entries)?;
+        let role = if config.voters.contains(&config.id) {
+            RoleState::Follower
+        } else {
+            RoleState::Observer
+        };
+        Ok(Replica {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            role,
+            hard_state,
+            hard_state_durable: hard_state,
+            leader: None,
+            persisted_index: log.last_index(),
+            persist_requested_index: log.last_index(),
+            truncate_pending: None,
+            commit_index: snapshot.index,
+            applied_index: snapshot.index,
+            match_known_index: snapshot.index,
+            ack_sent_index: 0,
+            leader_contact_ms: None,
+            timers: BTreeMap::new(),
+            held: Vec::new(),
+            leader_reported: (hard_state.epoch, None),
+            now_ms: 0,
+            started: false,
+            messages_refused: 0,
+            snapshot_bytes,
+            log,
+            config,
+        })
+    }
+
+    /// Handles one input at `now_ms` and appends what must happen to `out`. An `Err`
+    /// says the input was ignored and why; the replica is unchanged by it.
+    pub fn step(
+        &mut self,
+        now_ms: u64,
+        input: Input,
+        out: &mut Vec<Output>,
+    ) -> Result<(), StepError> {
+        // A clock that steps back is treated as standing still: deadlines stay ordered.
+        self.now_ms = self.now_ms.max(now_ms);
+        if !self.started {
+            self.started = true;
+            if self.is_voter() {
+                self.election_timer_reset();
+            }
+        }
+        let result = match input {
+            Input::Tick => {
+                self.step_timers(out);
+                Ok(())
+            }
+            Input::Message { from, msg } => self.step_message(from, msg, out),
+            Input::HardStatePersisted { hard_state } => {
+                self.step_hard_state_persisted(hard_state, out);
+                Ok(())
+            }
+            Input::Persisted { index, zxid } => self.step_persisted(index, zxid, out),
+            Input::SnapshotPersisted { meta } => self.step_snapshot_persisted(meta, out),
+        };
+        if let Err(StepError::BadMessage(_)) = &result {
+            self.messages_refused += 1;
+        }
+        self.flush(out);
+        result
+    }
+
+    /// The earliest time at which this replica needs an `Input::Tick`, in milliseconds.
+    /// Moved by every input: the runtime re-reads it after each `step`.
+    pub fn next_deadline(&self) -> Option<u64> {
+        if !self.started {
+            return Some(0);
+        }
+        self.timers.values().min().copied()
+    }
+
+    /// Appends a proposal to the leader's log and returns its zxid. Nothing is sent or
+    /// persisted until the next `step` (a `Tick` will do), so a burst of proposals goes
+    /// out in one `PersistEntries` and one `Append` per follower.
+    pub fn propose(&mut self, payload: Vec<u8>) -> Result<Zxid, ProposeError> {
+        self.leader_propose(payload)
+    }
+
+    /// Forgets log entries up to `upto_index`, which the owner has captured in a durable
+    /// snapshot `snapshot_bytes` of the state machine. Returns the snapshot's metadata.
+    pub fn compact(
+        &mut self,
+        upto_index: u64,
+        snapshot_bytes: Vec<u8>,
+    ) -> Result<SnapshotMeta, CompactError> {
+        let snapshot_index = self.log.snapshot().index;
+        if upto_index <= snapshot_index {
+            return Err(CompactError::AlreadyCompacted { snapshot_index });
+        }
+        let zxid = match self.log.zxid_at(upto_index) {
+            Some(zxid) if upto_index <= self.applied_index => zxid,
+            _ => {
+                return Err(CompactError::NotApplied {
+                    index: upto_index,
+                    applied_index: self.applied_index,
+                });
+            }
+        };
+        let meta = SnapshotMeta {
+            index: upto_index,
+            zxid,
+        };
+        self.log.compact(meta);
+        self.snapshot_bytes = snapshot_bytes;
+        Ok(meta)
+    }
+
+    /// The zxid of the entry at `index` in this replica's log (the snapshot's at the
+    /// snapshot index), or `None` when it is compacted away or beyond the end.
+    pub fn zxid_at(&self, index: u64) -> Option<Zxid> {
+        self.log.zxid_at(index)
+    }
+
+    /// The current role.
+    pub fn role(&self) -> Role {
+        match self.role {
+            RoleState::Follower => Role::Follower,
+            RoleState::Observer => Role::Observer,
+            RoleState::PreCandidate { .. } => Role::PreCandidate,
+            RoleState::Candidate { .. } => Role::Candidate,
+            RoleState::Leader(_) => Role::Leader,
+        }
+    }
+
+    /// A summary for monitoring.
+    pub fn status(&self) -> Status {
+        let (followers, proposals_outstanding, leader_ready) = match &self.role {
+            RoleState::Leader(state) => (
+                state
+                    .progress
+                    .iter()
+                    .map(|(id, pr)| FollowerStatus {
+                        id: *id,
+                        match_index: pr.match_index,
+                        is_observer: self.config.observers.contains(id),
+                    })
+                    .collect(),
+                self.log.last_index() - self.commit_index,
+                self.commit_index >= state.new_leader_index,
+            ),
+            _ => (Vec::new(), 0, false),
+        };
+        Status {
+            id: self.config.id,
+            role: self.role(),
+            epoch: self.hard_state.epoch,
+            leader: self.leader,
+            commit_index: self.commit_index,
+            commit_zxid: self.log.zxid_at(self.commit_index),
+            last_index: self.log.last_index(),
+            last_zxid: self.log.last_zxid(),
+            persisted_index: self.persisted_index,
+            applied_index: self.applied_index,
+            followers,
+            proposals_outstanding,
+            leader_ready,
+            messages_refused: self.messages_refused,
+        }
+    }
+
+    fn is_voter(&self) -> bool {
+        self.config.voters.contains(&self.config.id)
+    }
+
+    fn step_timers(&mut self, out: &mut Vec<Output>) {
+        for timer in TIMERS {
+            let expired = self.timers.get(&timer).is_some_and(|at| *at <= self.now_ms);
+            if !expired {
+                continue;
+            }
+            self.timers.remove(&timer);
+            match timer {
+                Timer::Election => self.election_timeout(out),
+                Timer::Heartbeat => self.leader_heartbeat(out),
+                Timer::CheckQuorum => self.leader_check_quorum(out),
+            }
+        }
+    }
+
+    fn step_message(
+        &mut self,
+        from: NodeId,
+        msg: Message,
+        out: &mut Vec<Output>,
+    ) -> Result<(), StepError> {
+        if from == self.config.id || !self.config.is_member(from) {
+            return Err(MessageError::UnknownSender { from }.into());
+        }
+        msg.validate(
+            self.config.entries_per_message_max,
+            self.config.payload_bytes_max,
+        )?;
+        if !self.step_message_epoch(from, &msg, out) {
+            return Ok(());
+        }
+        match &self.role {
+            RoleState::Leader(_) => self.leader_step(from, msg, out),
+            RoleState::Follower | RoleState::Observer => self.follower_step(from, msg, out),
+            RoleState::PreCandidate { .. } | RoleState::Candidate { .. } => {
+                self.election_step(from, msg, out)
+            }
+        }
+    }
+
+    /// Applies the epoch rules every message goes through first; returns false when the
+    /// message was fully handled (stale, or ignored under the leader lease).
+    fn step_message_epoch(&mut self, from: NodeId, msg: &Message, out: &mut Vec<Output>) -> bool {
+        let epoch = self.hard_state.epoch;
+        if msg.epoch > epoch {
+            match msg.body {
+                // Pre-votes never move epochs: that is what keeps a rejoining member
+                // from deposing a healthy leader.
+                MessageBody::PreVote { .. } => true,
+                MessageBody::PreVoteReply { granted: true } => true,
+                MessageBody::Vote { .. } if self.in_leader_lease() => false,
+                MessageBody::Append { .. }
+                | MessageBody::Heartbeat { .. }
+                | MessageBody::Snapshot { .. } => {
+                    self.become_follower(msg.epoch, Some(from), out);
+                    true
+                }
+                _ => {
+                    self.become_follower(msg.epoch, None, out);
+                    true
+                }
+            }
+        } else if msg.epoch < epoch {
+            self.step_message_stale(from, &msg.body, out);
+            false
+        } else {
+            true
+        }
+    }
+
+    /// Answers a message from an older epoch so its sender learns the newer epoch: a
+    /// deposed leader then steps down, a stale candidate stops.
+    fn step_message_stale(&mut self, from: NodeId, body: &MessageBody, out: &mut Vec<Output>) {
+        let reply = match body {
+            MessageBody::PreVote { .. } => MessageBody::PreVoteReply { granted: false },
+            MessageBody::Vote { .. } => MessageBody::VoteReply { granted: false },
+            MessageBody::Append { .. }
+            | MessageBody::Heartbeat { .. }
+            | MessageBody::Snapshot { .. } => MessageBody::HeartbeatReply,
+            _ => return,
+        };
+        self.send(from, reply, out);
+    }
+
+    /// True while a leader is believed alive: this member is the leader, or heard from
+    /// one within the minimum election timeout.
+    fn in_leader_lease(&self) -> bool {
+        if let RoleState::Leader(_) = self.role {
+            return true;
+        }
+        self.leader_contact_ms
+            .is_some_and(|at| self.now_ms < at + self.config.election_timeout_ms_min)
+    }
+
+    /// Moves to `epoch` (resetting the vote) if it is newer, and follows `leader`.
+    fn become_follower(&mut self, epoch: Epoch, leader: Option<NodeId>, out: &mut Vec<Output>) {
+        assert!(epoch >= self.hard_state.epoch, "epochs never go back");
+        if epoch > self.hard_state.epoch {
+            self.hard_state_set(
+                HardState {
+                    epoch,
+                    voted_for: None,
+                },
+                out,
+            );
+        }
+        self.role = if self.is_voter() {
+            RoleState::Follower
+        } else {
+            RoleState::Observer
+        };
+        self.leader = leader;
+        self.timers.clear();
+        if self.is_voter() {
+            self.election_timer_reset();
+        }
+    }
+
+    /// Changes the hard state and asks for it to be made durable; messages sent until it
+    /// is durable are held (see `send`).
+    fn hard_state_set(&mut self, hard_state: HardState, out: &mut Vec<Output>) {
+        assert!(
+            hard_state.epoch >= self.hard_state.epoch,
+            "epochs never go back"
+        );
+        if hard_state.epoch > self.hard_state.epoch {
+            // A new epoch has a new leader whose log is not yet known to match ours.
+            self.match_known_index = self.commit_index;
+            self.ack_sent_index = 0;
+        }
+        self.hard_state = hard_state;
+        out.push(Output::PersistHardState { hard_state });
+    }
+
+    fn election_timer_reset(&mut self) {
+        let timeout_ms = self
+            .rng
+            .random_range(self.config.election_timeout_ms_min..self.config.election_timeout_ms_max);
+        self.timers
+            .insert(Timer::Election, self.now_ms + timeout_ms);
+    }
+
+    /// Queues a message; it leaves at once if the hard state is durable, else when it is
+    /// (a vote or an acknowledgement must never outrun the state that backs it).
+    fn send(&mut self, to: NodeId, body: MessageBody, out: &mut Vec<Output>) {
+        self.send_at(to, self.hard_state.epoch, body, out);
+    }
+
+    /// `send` with an explicit epoch (pre-votes carry the epoch they are about).
+    fn send_at(&mut self, to: NodeId, epoch: Epoch, body: MessageBody, out: &mut Vec<Output>) {
+        let msg = Message { epoch, body };
+        if self.hard_state == self.hard_state_durable && self.held.is_empty() {
+            out.push(Output::Send { to, msg });
+        } else {
+            self.held.push((to, msg));
+        }
+    }
+
+    fn step_hard_state_persisted(&mut self, hard_state: HardState, out: &mut Vec<Output>) {
+        if hard_state.epoch < self.hard_state_durable.epoch {
+            return;
+        }
+        self.hard_state_durable = hard_state;
+        if self.hard_state_durable == self.hard_state {
+            out.extend(
+                self.held
+                    .drain(..)
+                    .map(|(to, msg)| Output::Send { to, msg }),
+            );
+        }
+    }
+
+    fn step_persisted(
+        &mut self,
+        index: u64,
+        zxid: Zxid,
+        out: &mut Vec<Output>,
+    ) -> Result<(), StepError> {
+        if self.log.zxid_at(index) != Some(zxid) || index > self.persist_requested_index {
+            return Err(StepError::StalePersisted);
+        }
+        if index > self.persisted_index {
+            self.persisted_index = index;
+        }
+        match self.role {
+            RoleState::Leader(_) => self.leader_commit_advance(),
+            _ => self.follower_ack(out),
+        }
+        Ok(())
+    }
+
+    fn step_snapshot_persisted(
+        &mut self,
+        meta: SnapshotMeta,
+        out: &mut Vec<Output>,
+    ) -> Result<(), StepError> {
+        if self.log.snapshot() != meta {
+            return Err(StepError::StalePersisted);
+        }
+        self.persisted_index = self.persisted_index.max(meta.index);
+        self.follower_ack(out);
+        Ok(())
+    }
+
+    /// Emits, in this order: the pending log writes, the leader's appends, the newly
+    /// committed entries, and a leader change.
+    fn flush(&mut self, out: &mut Vec<Output>) {
+        let last_index = self.log.last_index();
+        if self.truncate_pending.is_some() || self.persist_requested_index < last_index {
+            let from = self.persist_requested_index + 1;
+            out.push(Output::PersistEntries {
+                truncate_after: self.truncate_pending.take(),
+                entries: self
+                    .log
+                    .slice(from, last_index - self.persist_requested_index),
+            });
+            self.persist_requested_index = last_index;
+        }
+        if let RoleState::Leader(_) = self.role {
+            self.leader_send_all(out);
+        }
+        self.flush_committed(out);
+        let current = (self.hard_state.epoch, self.leader);
+        if current != self.leader_reported {
+            self.leader_reported = current;
+            out.push(Output::LeaderChanged {
+                epoch: current.0,
+                leader: current.1,
+            });
+        }
+    }
+
+    /// Outputs committed entries that are also durable here, each exactly once.
+    fn flush_committed(&mut self, out: &mut Vec<Output>) {
+        let upto = self.commit_index.min(self.persisted_index);
+        if upto <= self.applied_index {
+            return;
+        }
+        let entries = self
+            .log
+            .slice(self.applied_index + 1, upto - self.applied_index);
+        assert_eq!(
+            entries.last().map(|e| e.index),
+            Some(upto),
+            "committed entries {}..={upto} missing from the log",
+            self.applied_index + 1
+        );
+        self.applied_index = upto;
+        out.push(Output::Committed { entries });
+    }
+
+    /// Raises the commit index; it never goes back.
+    fn commit_set(&mut self, index: u64) {
+        assert!(index >= self.commit_index, "commit index never decreases");
+        assert!(index <= self.log.last_index(), "commit beyond the log");
+        self.commit_index = index;
+    }
+
+    /// Drops log entries after `index` (an uncommitted divergent suffix).
+    fn log_truncate_after(&mut self, index: u64) {
+        assert!(
+            index >= self.commit_index,
+            "committed entries are never truncated"
+        );
+        self.log.truncate_after(index);
+        self.persisted_index = self.persisted_index.min(index);
+        if index < self.persist_requested_index {
+            self.persist_requested_index = index;
+            self.truncate_pending = Some(self.truncate_pending.map_or(index, |t| t.min(index)));
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! `Progress`: what a leader knows about one follower or observer, and how it paces
+//! `Append` messages to it.
+//!
+//! Three states, as in Raft implementations: `Probe` (one message at a time until the
+//! leader knows where the logs match), `Replicate` (optimistic pipelining, at most
+//! `messages_in_flight_max` unacknowledged messages) and `Snapshot` (a snapshot is on its
+//! way; nothing else is sent). Invariant: `match_index < next_index`. This module only
+//! keeps the bookkeeping; `leader.rs` decides what to send.
+
+use std::collections::VecDeque;
+
+/// How the leader currently sends to one follower.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ProgressState {
+    /// Where the logs match is unknown; at most one `Append` is outstanding.
+    Probe {
+        /// True while a probe is outstanding; cleared by a reply or the next heartbeat
+        /// reply, so a lost probe is retried.
+        paused: bool,
+    },
+    /// The follower matches up to `match_index`; appends are pipelined.
+    Replicate,
+    /// A snapshot was sent; wait for its acknowledgement.
+    Snapshot {
+        /// The index the snapshot covers.
+        index: u64,
+        /// When it was sent, in milliseconds; retried after an election timeout.
+        sent_at_ms: u64,
+    },
+}
+
+/// The leader's view of one other member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Progress {
+    /// Highest index known to match the leader's log and be durable there.
+    pub(crate) match_index: u64,
+    /// Next index to send.
+    pub(crate) next_index: u64,
+    /// How messages are paced.
+    pub(crate) state: ProgressState,
+    /// The last index of each `Append` in flight, oldest first (pipeline window).
+    pub(crate) in_flight: VecDeque<u64>,
+    /// True when a message from this member arrived since the last check-quorum.
+    pub(crate) recently_active: bool,
+}
+
+impl Progress {
+    /// A follower about which nothing is known yet, probed from `next_index`.
+    pub(crate) fn new(next_index: u64) -> Progress {
+        Progress {
+            match_index: 0,
+            next_index,
+            state: ProgressState::Probe { paused: false },
+            in_flight: VecDeque::new(),
+            recently_active: false,
+        }
+    }
+
+    /// True when no `Append` may be sent now.
+    pub(crate) fn is_paused(&self, messages_in_flight_max: u32) -> bool {
+        match self.state {
+            ProgressState::Probe { paused } => paused,
+            ProgressState::Replicate => self.in_flight.len() >= messages_in_flight_max as usize,
+            ProgressState::Snapshot { .. } => true,
+        }
+    }
+
+    /// Records that an `Append` ending at `last_index` was sent.
+    pub(crate) fn on_append_sent(&mut self, last_index: u64) {
+        match self.state {
+            ProgressState::Probe { .. } => self.state = ProgressState::Probe { paused: true },
+            ProgressState::Replicate => {
+                self.next_index = self.next_index.max(last_index + 1);
+                self.in_flight.push_back(last_index);
+            }
+            ProgressState::Snapshot { .. } => {
+                unreachable!("no append is sent while a snapshot is outstanding")
+            }
+        }
+    }
+
+    /// Records an acknowledgement up to `match_index`; returns false for a stale one.
+    /// A first acknowledgement ends probing or a snapshot transfer.
+    pub(crate) fn on_accepted(&mut self, match_index: u64) -> bool {
+        if match_index <= self.match_index && self.match_index != 0 {
+            if let ProgressState::Probe { .. } = self.state {
+                self.state = ProgressState::Probe { paused: false };
+            }
+            return false;
+        }
+        self.match_index = self.match_index.max(match_index);
+        self.next_index = self.next_index.max(self.match_index + 1);
+        while self
+            .in_flight
+            .front()
+            .is_some_and(|last| *last <= self.match_index)
+        {
+            self.in_flight.pop_front();
+        }
+        match self.state {
+            ProgressState::Probe { .. } => self.become_replicate(),
+            ProgressState::Snapshot { .. } => self.become_probe(self.match_index + 1),
+            ProgressState::Replicate => {}
+        }
+        true
+    }
+
+    /// Starts pipelining after the match point.
+    pub(crate) fn become_replicate(&mut self) {
+        self.state = ProgressState::Replicate;
+        self.next_index = self.match_index + 1;
+        self.in_flight.clear();
+    }
+
+    /// Goes back to one-at-a-time probing from `next_index` (never at or below the match).
+    pub(crate) fn become_probe(&mut self, next_index: u64) {
+        self.state = ProgressState::Probe { paused: false };
+        self.next_index = next_index.max(self.match_index + 1);
+        self.in_flight.clear();
+    }
+
+    /// Records that a snapshot covering `index` was sent at `now_ms`.
+    pub(crate) fn become_snapshot(&mut self, index: u64, now_ms: u64) {
+        self.state = ProgressState::Snapshot {
+            index,
+            sent_at_ms: now_ms,
+        };
+        self.in_flight.clear();
+    }
+
+    /// A heartbeat reply shows the follower is alive: resume a paused probe and free one
+    /// pipeline slot (the reply may mean an `Append` was lost), so sending resumes.
+    pub(crate) fn on_heartbeat_reply(&mut self) {
+        match self.state {
+            ProgressState::Probe { .. } => self.state = ProgressState::Probe { paused: false },
+            ProgressState::Replicate => {
+                self.in_flight.pop_front();
+            }
+            ProgressState::Snapshot { .. } => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // A probe pauses after one message; the first acknowledgement switches to
+    // pipelining, which stops at the window and drains with acknowledgements.
+    #[test]
+    fn probe_then_pipeline() {
+        let mut p = Progress::new(5);
+        assert!(!p.is_paused(2));
+        p.on_append_sent(4);
+        assert!(p.is_paused(2));
+        assert!(p.on_accepted(4));
+        assert_eq!(p.state, ProgressState::Replicate);
+        assert_eq!(p.next_index, 5);
+        p.on_append_sent(6);
+        p.on_append_sent(8);
+        assert_eq!(p.next_index, 9);
+        assert!(p.is_paused(2));
+        assert!(p.on_accepted(6));
+        assert!(!p.is_paused(2));
+        assert!(!p.on_accepted(5), "a stale ack is not progress");
+        assert_eq!(p.match_index, 6);
+    }
+
+    // Going back to probing never moves next_index to or below the match index.
+    #[test]
+    fn probe_never_below_match() {
+        let mut p = Progress::new(1);
+        assert!(p.on_accepted(7));
+        p.become_probe(3);
+        assert_eq!(p.next_index, 8);
+    }
+
+    // A snapshot transfer pauses sending until the follower acknowledges it.
+    #[test]
+    fn snapshot_pauses_until_acknowledged() {
+        let mut p = Progress::new(1);
+        p.become_snapshot(10, 0);
+        assert!(p.is_paused(8));
+        assert!(p.on_accepted(10));
+        assert_eq!(p.state, ProgressState::Probe { paused: false });
+        assert_eq!(p.next_index, 11);
+    }
+}
