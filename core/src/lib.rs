@@ -10,6 +10,7 @@ pub mod acl;
 pub mod error;
 pub mod ids;
 pub mod limits;
+pub mod node;
 pub mod replication;
 pub mod session;
 pub mod stat;

@@ -455,6 +455,15 @@ impl Replica {
         self.leader_propose(payload)
     }
 
+    /// The zxid the next successful `propose` will return: `Some` only on a leader. The
+    /// state machine needs it before proposing, because a transaction carries its zxid.
+    pub fn next_proposal_zxid(&self) -> Option<Zxid> {
+        match &self.role {
+            RoleState::Leader(state) => Some(Zxid::new(self.hard_state.epoch, state.counter_next)),
+            _ => None,
+        }
+    }
+
     /// Forgets log entries up to `upto_index`, which the owner has captured in a durable
     /// snapshot `snapshot_bytes` of the state machine. Returns the snapshot's metadata.
     pub fn compact(

@@ -1,0 +1,158 @@
+//! What servers say to each other besides replication, and what the replicated log
+//! carries.
+//!
+//! The log carries [`Proposal`]s: a tree transaction (or a failed write, or a sync) plus
+//! the [`Origin`] that tells the server holding the client connection whom to answer.
+//! Followers hand writes to the leader over a small reliable, ordered channel built on
+//! the lossy network: [`PeerMessage::Forward`] batches carry consecutive sequence
+//! numbers per (follower, epoch); the leader takes them strictly in order, acknowledges
+//! with [`PeerMessage::ForwardAck`], and the follower retransmits what is unacknowledged.
+
+use serde::{Deserialize, Serialize};
+
+use crate::acl::Id;
+use crate::error::ZkError;
+use crate::ids::{ConnId, Epoch, NodeId, SessionId};
+use crate::replication;
+use crate::tree::{Op, Txn};
+
+/// Where a write came from: the server, connection and request that wait for its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    /// The server holding the client connection.
+    pub node: NodeId,
+    /// The connection on that server.
+    pub conn: ConnId,
+    /// The connection's request sequence number (not the client's xid): replies are
+    /// matched by it, and a gap shows a write was lost.
+    pub seq: u64,
+}
+
+/// A write on its way to the leader.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Write {
+    /// Who waits for the result; `None` for the leader's own writes (expiry, reaping).
+    pub origin: Option<Origin>,
+    /// The session asking.
+    pub session: SessionId,
+    /// The identities of the asking connection, for ACL checks at prepare.
+    pub ids: Vec<Id>,
+    /// What to do.
+    pub op: WriteOp,
+}
+
+/// What a write does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WriteOp {
+    /// A tree operation (including session create and close).
+    Tree(Op),
+    /// `sync`: goes through the log so that the origin answers only once it has applied
+    /// everything the leader ordered before it.
+    Sync,
+}
+
+/// One entry of the replicated log, as the node encodes it into a replication payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proposal {
+    /// Who to answer; `None` for the leader's own proposals (session expiry, reaping).
+    pub origin: Option<Origin>,
+    /// What applying it does.
+    pub body: ProposalBody,
+}
+
+/// What applying a proposal does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProposalBody {
+    /// Apply this transaction.
+    Txn(Txn),
+    /// A write that failed validation: it changes nothing but takes its place in the
+    /// order, so its session's replies stay FIFO (ZooKeeper logs an error txn the same way).
+    Failed {
+        /// The error the client gets.
+        error: ZkError,
+    },
+    /// A sync: changes nothing; answered when applied.
+    Sync,
+}
+
+/// A message between servers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PeerMessage {
+    /// The replication protocol.
+    Replication(replication::Message),
+    /// Follower → leader: writes `first_seq`, `first_seq + 1`, ... of this follower's
+    /// stream in `epoch`.
+    Forward {
+        /// The leader's epoch the follower addresses.
+        epoch: Epoch,
+        /// Sequence number of the first write.
+        first_seq: u64,
+        /// The writes, in order.
+        writes: Vec<Write>,
+    },
+    /// Leader → follower: every write before `next_seq` of the follower's stream in
+    /// `epoch` was taken.
+    ForwardAck {
+        /// The epoch of the stream.
+        epoch: Epoch,
+        /// The next sequence number the leader expects.
+        next_seq: u64,
+    },
+    /// Leader → follower: the leader could not take a write (e.g. too many proposals
+    /// outstanding); the origin fails the request's connection.
+    ForwardRefused {
+        /// The write's origin.
+        origin: Origin,
+    },
+    /// Follower → leader: these sessions showed life (a frame arrived on their
+    /// connection) since the last touch message.
+    Touch {
+        /// The sessions, in id order.
+        sessions: Vec<SessionId>,
+    },
+}
+
+/// Why a payload from the log could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("undecodable proposal payload: {reason}")]
+pub struct PayloadError {
+    /// What bincode said.
+    pub reason: String,
+}
+
+fn bincode_config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<{ 64 * 1024 * 1024 }>()
+}
+
+impl Proposal {
+    /// The bytes stored in the log.
+    pub fn encode(&self) -> Vec<u8> {
+        bincode::serde::encode_to_vec(self, bincode_config()).expect("a proposal always serialises")
+    }
+
+    /// Decodes a log payload.
+    pub fn decode(bytes: &[u8]) -> Result<Proposal, PayloadError> {
+        bincode::serde::decode_from_slice(bytes, bincode_config())
+            .map(|(p, _)| p)
+            .map_err(|e| PayloadError {
+                reason: e.to_string(),
+            })
+    }
+}
+
+impl PeerMessage {
+    /// The bytes sent to a peer (the runtime frames them).
+    pub fn encode(&self) -> Vec<u8> {
+        bincode::serde::encode_to_vec(self, bincode_config())
+            .expect("a peer message always serialises")
+    }
+
+    /// Decodes bytes received from a peer; bad bytes are an error, never a panic.
+    pub fn decode(bytes: &[u8]) -> Result<PeerMessage, PayloadError> {
+        bincode::serde::decode_from_slice(bytes, bincode_config())
+            .map(|(p, _)| p)
+            .map_err(|e| PayloadError {
+                reason: e.to_string(),
+            })
+    }
+}

@@ -1,0 +1,837 @@
+//! `Node`: one Paddock server as a pure value — the znode tree, the session table, the
+//! watch table, client connections and the replication protocol, routed together.
+//!
+//! Driven as design.md §2 says: `step(now_ms, Input, &mut outputs)` and
+//! `next_deadline()`. Inputs are client bytes, peer messages, timer ticks and disk
+//! completions; outputs are bytes for clients and peers, and records to make durable.
+//!
+//! How a write travels: the server holding the connection turns the request into a
+//! [`Write`] and hands it to the current leader over the forward stream (its own leader
+//! included). The leader validates it against its *prepared* state — the applied state
+//! plus every transaction it has proposed but not yet seen committed — into a tree
+//! transaction (or a failed-write entry), and proposes it. Once committed, every server
+//! applies it in zxid order; the origin server answers the client. Reads are answered
+//! locally from the applied state, in the connection's FIFO order, so a read waits for
+//! the same connection's earlier writes (read-your-writes).
+//!
+//! Invariants: entries are applied in index order exactly once; a client reply leaves
+//! only after the entry it reports is committed and applied here; watch events for an
+//! applied transaction are emitted before any reply that follows it; the leader's
+//! prepared state is rebuilt from the applied state whenever leadership starts, so
+//! nothing it prepared under an older epoch can leak into a newer one.
+//!
+//! What it does not do: touch sockets, disks or clocks (the runtime does); ACL-filter
+//! watch events (3.8.4's READ check on events); observers' reads as a separate mode.
+
+mod client;
+mod lead;
+mod message;
+mod reply;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::IpAddr;
+use std::num::NonZeroU64;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{ConnId, Epoch, NodeId, SessionId, Zxid};
+use crate::limits::Limits;
+use crate::replication::{
+    self, DurableState, Entry, HardState, ReplicaError, ReplicationConfig, SnapshotMeta,
+};
+use crate::session::{SessionIdGenerator, SessionTable};
+use crate::tree::{DataTree, Op, TreeConfig, TxnKind};
+use crate::watch::{WatchSummary, WatchTable};
+use crate::wire::FourLetterWord;
+
+pub use message::{Origin, PayloadError, PeerMessage, Proposal, ProposalBody, Write, WriteOp};
+
+use client::Conn;
+
+/// Everything a server is configured with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeConfig {
+    /// Membership, timing and size bounds of replication (`replication.id` is this server).
+    pub replication: ReplicationConfig,
+    /// Session tick in ms (ZooKeeper's tickTime): expiry deadlines round up to it.
+    pub tick_ms: u64,
+    /// Smallest session timeout granted, ms (ZooKeeper: 2 × tickTime).
+    pub session_timeout_ms_min: u32,
+    /// Largest session timeout granted, ms (ZooKeeper: 20 × tickTime).
+    pub session_timeout_ms_max: u32,
+    /// Every size bound.
+    pub limits: Limits,
+    /// Tree settings (TTL nodes, data size, super digest).
+    pub tree: TreeConfig,
+    /// Take a snapshot after this many applied entries since the last one (snapCount).
+    pub snapshot_every_entries: u64,
+    /// How often the leader looks for containers and TTL nodes to delete, ms.
+    pub reap_interval_ms: u64,
+    /// How long a follower waits for the leader to acknowledge forwarded writes before
+    /// sending them again, ms.
+    pub forward_retransmit_ms: u64,
+}
+
+impl NodeConfig {
+    /// A configuration with Paddock's defaults for server `id` of an ensemble of `voters`.
+    pub fn new(id: NodeId, voters: BTreeSet<NodeId>) -> NodeConfig {
+        let tick_ms = 2000;
+        NodeConfig {
+            replication: ReplicationConfig::new(id, voters),
+            tick_ms,
+            session_timeout_ms_min: 2 * 2000,
+            session_timeout_ms_max: 20 * 2000,
+            limits: Limits::default(),
+            tree: TreeConfig::default(),
+            snapshot_every_entries: 10_000,
+            reap_interval_ms: 60_000,
+            forward_retransmit_ms: 200,
+        }
+    }
+
+    /// This server's id.
+    pub fn id(&self) -> NodeId {
+        self.replication.id
+    }
+}
+
+/// What the world tells a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// Time passed (the runtime calls this at `next_deadline()`); early or repeated ticks
+    /// are harmless.
+    Tick,
+    /// A message from another server arrived.
+    Peer {
+        /// The sender.
+        from: NodeId,
+        /// The message.
+        msg: PeerMessage,
+    },
+    /// A client connected. Connection ids are never reused while the node lives.
+    ClientConnected {
+        /// The new connection.
+        conn: ConnId,
+        /// The client's address (for `ip` ACLs and `whoAmI`).
+        addr: IpAddr,
+    },
+    /// Bytes arrived on a client connection.
+    ClientBytes {
+        /// The connection.
+        conn: ConnId,
+        /// The bytes, in arrival order; any split.
+        bytes: Vec<u8>,
+    },
+    /// A client connection closed (its session lives on until it expires).
+    ClientDisconnected {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// The hard state of an earlier `PersistHardState` is durable.
+    HardStatePersisted {
+        /// What was written.
+        hard_state: HardState,
+    },
+    /// Log entries up to `index` (with `zxid`) are durable.
+    Persisted {
+        /// Last durable index.
+        index: u64,
+        /// Its zxid.
+        zxid: Zxid,
+    },
+    /// The snapshot of an `InstallSnapshot` output is durable.
+    SnapshotInstalled {
+        /// What it covers.
+        meta: SnapshotMeta,
+    },
+    /// The snapshot of a `WriteSnapshot` output is durable: the log before it may go.
+    SnapshotWritten {
+        /// What it covers.
+        meta: SnapshotMeta,
+    },
+}
+
+/// What a node asks of the world, in the order it must happen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Send a message to another server.
+    Peer {
+        /// The receiver.
+        to: NodeId,
+        /// The message.
+        msg: PeerMessage,
+    },
+    /// Make the hard state durable, then report `Input::HardStatePersisted`.
+    PersistHardState {
+        /// The new hard state.
+        hard_state: HardState,
+    },
+    /// Drop durable log entries after `truncate_after` (when set), append `entries`, then
+    /// report `Input::Persisted` for the last one.
+    PersistEntries {
+        /// Keep entries up to this index.
+        truncate_after: Option<u64>,
+        /// Entries to append.
+        entries: Vec<Entry>,
+    },
+    /// The leader sent a snapshot and the node now runs on it: make it durable, drop the
+    /// whole log, then report `Input::SnapshotInstalled`.
+    InstallSnapshot {
+        /// What it covers.
+        meta: SnapshotMeta,
+        /// The snapshot bytes (a [`NodeSnapshot`] in bincode).
+        bytes: Vec<u8>,
+    },
+    /// The node took a snapshot: make it durable, then report `Input::SnapshotWritten`.
+    WriteSnapshot {
+        /// What it covers.
+        meta: SnapshotMeta,
+        /// The snapshot bytes (a [`NodeSnapshot`] in bincode).
+        bytes: Vec<u8>,
+    },
+    /// Send framed bytes to a client.
+    ToClient {
+        /// The connection.
+        conn: ConnId,
+        /// Whole frames.
+        bytes: Vec<u8>,
+    },
+    /// Close a client connection after flushing what was sent to it.
+    CloseClient {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// The connection opened with a four-letter word: the runtime answers it (from
+    /// `Node::status`) and closes the connection; the node has forgotten it.
+    FourLetterWord {
+        /// The connection.
+        conn: ConnId,
+        /// The word.
+        word: FourLetterWord,
+    },
+}
+
+/// The state machine as a snapshot stores it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeSnapshot {
+    /// The tree.
+    pub tree: DataTree,
+    /// The session table.
+    pub sessions: SessionTable,
+}
+
+/// Why `Node::new` refused its durable state.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NodeError {
+    /// The replication state is inconsistent.
+    #[error("replication: {0}")]
+    Replication(#[from] ReplicaError),
+    /// The snapshot bytes do not decode.
+    #[error("snapshot: {0}")]
+    Snapshot(PayloadError),
+}
+
+/// A summary for four-letter words and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeStatus {
+    /// Replication's view (role, epoch, leader, commit, followers, outstanding).
+    pub replication: replication::Status,
+    /// Zxid of the last applied entry.
+    pub applied_zxid: Zxid,
+    /// Open client connections.
+    pub connections: u64,
+    /// Live sessions.
+    pub sessions: u64,
+    /// Znodes in the tree.
+    pub znodes: u64,
+    /// Ephemeral znodes.
+    pub ephemerals: u64,
+    /// Watch counts.
+    pub watches: WatchSummary,
+    /// Tree digest at `applied_zxid`.
+    pub digest: u64,
+    /// Log payloads that did not decode (always 0 unless a peer or disk misbehaves).
+    pub payload_errors: u64,
+}
+
+/// Node-level timers; expired ones are handled in this order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    /// Leader: propose closing sessions whose deadline passed.
+    SessionExpiry,
+    /// Leader: propose deleting empty containers and expired TTL nodes.
+    Reap,
+    /// Follower: send unacknowledged forwarded writes again.
+    ForwardRetransmit,
+    /// Follower: tell the leader which sessions showed life.
+    Touch,
+}
+
+const TIMERS: [Timer; 4] = [
+    Timer::SessionExpiry,
+    Timer::Reap,
+    Timer::ForwardRetransmit,
+    Timer::Touch,
+];
+
+/// The leader's prepared state: applied state plus its own uncommitted proposals.
+#[derive(Debug)]
+struct Leading {
+    tree: DataTree,
+    sessions: SessionTable,
+    /// Next expected forward sequence number per follower, in this epoch.
+    streams: BTreeMap<NodeId, u64>,
+    /// Sessions whose close this leader already proposed.
+    expiring: BTreeSet<SessionId>,
+}
+
+/// This server's stream of writes to the leader.
+#[derive(Debug, Default)]
+struct Forwarding {
+    /// Epoch and leader the stream addresses; `None` leader: hold writes.
+    epoch: Epoch,
+    leader: Option<NodeId>,
+    /// Sequence number the next sent write gets.
+    next_seq: u64,
+    /// Sent, not yet acknowledged, with their sequence numbers.
+    unacked: VecDeque<(u64, Write)>,
+    /// Not sent yet (no leader, or the leader is this server and not ready).
+    unsent: VecDeque<Write>,
+}
+
+/// One Paddock server. See the module documentation.
+#[derive(Debug)]
+pub struct Node {
+    config: NodeConfig,
+    replica: replication::Replica,
+    tree: DataTree,
+    sessions: SessionTable,
+    watches: WatchTable,
+    conns: BTreeMap<ConnId, Conn>,
+    session_ids: Option<SessionIdGenerator>,
+    rng: ChaCha8Rng,
+    applied_index: u64,
+    applied_zxid: Zxid,
+    leading: Option<Leading>,
+    forwarding: Forwarding,
+    touched: BTreeSet<SessionId>,
+    timers: BTreeMap<Timer, u64>,
+    snapshot_index: u64,
+    snapshot_pending: Option<(SnapshotMeta, Vec<u8>)>,
+    payload_errors: u64,
+}
+
+fn snapshot_decode(bytes: &[u8]) -> Result<NodeSnapshot, PayloadError> {
+    bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+        .map(|(s, _)| s)
+        .map_err(|e| PayloadError {
+            reason: e.to_string(),
+        })
+}
+
+fn snapshot_encode(snapshot: &NodeSnapshot) -> Vec<u8> {
+    bincode::serde::encode_to_vec(snapshot, bincode::config::standard())
+        .expect("the state machine always serialises")
+}
+
+impl Node {
+    /// A server starting from what recovery found on its disk (`DurableState::default()`
+    /// for a fresh one). `durable.snapshot_bytes` holds a [`NodeSnapshot`] when
+    /// `durable.snapshot.index > 0`. `seed` drives every random choice it makes.
+    pub fn new(config: NodeConfig, durable: DurableState, seed: u64) -> Result<Node, NodeError> {
+        let tick = NonZeroU64::new(config.tick_ms.max(1)).expect("max(1) is non-zero");
+        let (mut tree, sessions) = if durable.snapshot.index > 0 {
+            let snap = snapshot_decode(&durable.snapshot_bytes).map_err(NodeError::Snapshot)?;
+            (snap.tree, snap.sessions)
+        } else {
+            (DataTree::new(config.tree.clone()), SessionTable::new(tick))
+        };
+        tree.set_config(config.tree.clone());
+        let snapshot = durable.snapshot;
+        let replica = replication::Replica::new(config.replication.clone(), durable, seed)?;
+        Ok(Node {
+            replica,
+            tree,
+            sessions,
+            watches: WatchTable::new(),
+            conns: BTreeMap::new(),
+            session_ids: None,
+            rng: ChaCha8Rng::seed_from_u64(seed ^ 0x5e55_1011_d00d_f00d),
+            applied_index: snapshot.index,
+            applied_zxid: snapshot.zxid,
+            leading: None,
+            forwarding: Forwarding::default(),
+            touched: BTreeSet::new(),
+            timers: BTreeMap::new(),
+            snapshot_index: snapshot.index,
+            snapshot_pending: None,
+            payload_errors: 0,
+            config,
+        })
+    }
+
+    /// This server's id.
+    pub fn id(&self) -> NodeId {
+        self.config.id()
+    }
+
+    /// The applied tree (for checkers and tests).
+    pub fn tree(&self) -> &DataTree {
+        &self.tree
+    }
+
+    /// The applied session table.
+    pub fn sessions(&self) -> &SessionTable {
+        &self.sessions
+    }
+
+    /// Zxid of the last applied entry.
+    pub fn applied_zxid(&self) -> Zxid {
+        self.applied_zxid
+    }
+
+    /// Index of the last applied entry.
+    pub fn applied_index(&self) -> u64 {
+        self.applied_index
+    }
+
+    /// True when this server leads and serves writes.
+    pub fn is_leader(&self) -> bool {
+        self.leading.is_some()
+    }
+
+    /// A summary for four-letter words.
+    pub fn status(&self) -> NodeStatus {
+        NodeStatus {
+            replication: self.replica.status(),
+            applied_zxid: self.applied_zxid,
+            connections: self.conns.len() as u64,
+            sessions: self.sessions.len() as u64,
+            znodes: self.tree.node_count() as u64,
+            ephemerals: self
+                .tree
+                .ephemerals()
+                .values()
+                .map(|s| s.len() as u64)
+                .sum(),
+            watches: self.watches.summary(),
+            digest: self.tree.digest(),
+            payload_errors: self.payload_errors,
+        }
+    }
+
+    /// When the node next needs an `Input::Tick`.
+    pub fn next_deadline(&self) -> Option<u64> {
+        let own = self.timers.values().min().copied();
+        match (self.replica.next_deadline(), own) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Feeds one input; appends what the world must do to `out`.
+    pub fn step(&mut self, now_ms: u64, input: Input, out: &mut Vec<Output>) {
+        match input {
+            Input::Tick => {
+                self.replica_step(now_ms, replication::Input::Tick, out);
+                self.timers_fire(now_ms, out);
+            }
+            Input::Peer { from, msg } => self.peer(now_ms, from, msg, out),
+            Input::ClientConnected { conn, addr } => {
+                self.conns
+                    .insert(conn, Conn::new(addr, self.config.limits.frame_bytes_max));
+            }
+            Input::ClientBytes { conn, bytes } => self.client_bytes(now_ms, conn, &bytes, out),
+            Input::ClientDisconnected { conn } => self.conn_forget(conn),
+            Input::HardStatePersisted { hard_state } => {
+                self.replica_step(
+                    now_ms,
+                    replication::Input::HardStatePersisted { hard_state },
+                    out,
+                );
+            }
+            Input::Persisted { index, zxid } => {
+                self.replica_step(now_ms, replication::Input::Persisted { index, zxid }, out);
+            }
+            Input::SnapshotInstalled { meta } => {
+                self.replica_step(now_ms, replication::Input::SnapshotPersisted { meta }, out);
+            }
+            Input::SnapshotWritten { meta } => self.snapshot_written(meta),
+        }
+        self.after_step(now_ms, out);
+    }
+
+    fn peer(&mut self, now_ms: u64, from: NodeId, msg: PeerMessage, out: &mut Vec<Output>) {
+        match msg {
+            PeerMessage::Replication(msg) => {
+                self.replica_step(now_ms, replication::Input::Message { from, msg }, out);
+            }
+            PeerMessage::Forward {
+                epoch,
+                first_seq,
+                writes,
+            } => {
+                self.leader_forwarded(now_ms, from, epoch, first_seq, writes, out);
+            }
+            PeerMessage::ForwardAck { epoch, next_seq } => {
+                if epoch == self.forwarding.epoch && Some(from) == self.forwarding.leader {
+                    while self
+                        .forwarding
+                        .unacked
+                        .front()
+                        .is_some_and(|(seq, _)| *seq < next_seq)
+                    {
+                        self.forwarding.unacked.pop_front();
+                    }
+                    if self.forwarding.unacked.is_empty() {
+                        self.timers.remove(&Timer::ForwardRetransmit);
+                    }
+                }
+            }
+            PeerMessage::ForwardRefused { origin } => {
+                if origin.node == self.id() {
+                    self.conn_close(origin.conn, out);
+                }
+            }
+            PeerMessage::Touch { sessions } => {
+                if self.leading.is_some() {
+                    for id in sessions {
+                        self.sessions.touch(id, now_ms);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Steps replication and routes what it produced; applies committed entries at once.
+    fn replica_step(&mut self, now_ms: u64, input: replication::Input, out: &mut Vec<Output>) {
+        let mut produced = Vec::new();
+        // A refused input is a stale or malformed message: ignoring it is always safe.
+        let _ = self.replica.step(now_ms, input, &mut produced);
+        self.replica_outputs(now_ms, produced, out);
+    }
+
+    fn replica_outputs(
+        &mut self,
+        now_ms: u64,
+        produced: Vec<replication::Output>,
+        out: &mut Vec<Output>,
+    ) {
+        for output in produced {
+            match output {
+                replication::Output::Send { to, msg } => {
+                    out.push(Output::Peer {
+                        to,
+                        msg: PeerMessage::Replication(msg),
+                    });
+                }
+                replication::Output::PersistHardState { hard_state } => {
+                    out.push(Output::PersistHardState { hard_state });
+                }
+                replication::Output::PersistEntries {
+                    truncate_after,
+                    entries,
+                } => {
+                    out.push(Output::PersistEntries {
+                        truncate_after,
+                        entries,
+                    });
+                }
+                replication::Output::InstallSnapshot { meta, bytes } => {
+                    self.install_snapshot(meta, &bytes);
+                    out.push(Output::InstallSnapshot { meta, bytes });
+                }
+                replication::Output::Committed { entries } => {
+                    for entry in entries {
+                        self.apply_entry(now_ms, &entry, out);
+                    }
+                }
+                replication::Output::LeaderChanged { epoch, leader } => {
+                    self.leader_changed(epoch, leader, out);
+                }
+            }
+        }
+    }
+
+    fn install_snapshot(&mut self, meta: SnapshotMeta, bytes: &[u8]) {
+        match snapshot_decode(bytes) {
+            Ok(snap) => {
+                self.tree = snap.tree;
+                self.tree.set_config(self.config.tree.clone());
+                self.sessions = snap.sessions;
+                self.applied_index = meta.index;
+                self.applied_zxid = meta.zxid;
+                self.snapshot_index = meta.index;
+                self.snapshot_pending = None;
+            }
+            Err(_) => self.payload_errors += 1,
+        }
+    }
+
+    fn snapshot_written(&mut self, meta: SnapshotMeta) {
+        let Some((pending, bytes)) = self.snapshot_pending.take() else {
+            return;
+        };
+        if pending != meta {
+            self.snapshot_pending = Some((pending, bytes));
+            return;
+        }
+        if self.replica.compact(meta.index, bytes).is_ok() {
+            self.snapshot_index = meta.index;
+        }
+    }
+
+    /// Applies one committed entry to the tree, sessions and watches, and answers its
+    /// origin if the client is connected here.
+    fn apply_entry(&mut self, now_ms: u64, entry: &Entry, out: &mut Vec<Output>) {
+        assert!(
+            entry.index == self.applied_index + 1,
+            "entry {} applied after {}",
+            entry.index,
+            self.applied_index
+        );
+        self.applied_index = entry.index;
+        self.applied_zxid = entry.zxid;
+        if entry.payload.is_empty() {
+            return;
+        }
+        let proposal = match Proposal::decode(&entry.payload) {
+            Ok(p) => p,
+            Err(_) => {
+                self.payload_errors += 1;
+                return;
+            }
+        };
+        match proposal.body {
+            ProposalBody::Txn(txn) => {
+                let applied = self.tree.apply(&txn);
+                let mut closed = None;
+                match &txn.kind {
+                    TxnKind::CreateSession {
+                        session,
+                        password,
+                        timeout_ms,
+                    } => {
+                        let timeout = u32::try_from(*timeout_ms).unwrap_or(0);
+                        let _ = self.sessions.create(*session, *password, timeout, now_ms);
+                    }
+                    TxnKind::CloseSession { session } => {
+                        self.sessions.remove(*session);
+                        if let Some(leading) = &mut self.leading {
+                            leading.expiring.remove(session);
+                        }
+                        closed = Some(*session);
+                    }
+                    _ => {}
+                }
+                for (conn, event) in self.watches.trigger(&applied.changes) {
+                    self.conn_event(conn, &event, out);
+                }
+                if let Some(origin) = proposal.origin.filter(|o| o.node == self.id()) {
+                    self.conn_write_done(now_ms, origin, client::Done::Txn(&txn, &applied), out);
+                }
+                if let Some(session) = closed {
+                    self.close_session_conns(session, out);
+                }
+            }
+            ProposalBody::Failed { error } => {
+                if let Some(origin) = proposal.origin.filter(|o| o.node == self.id()) {
+                    self.conn_write_done(now_ms, origin, client::Done::Failed(error), out);
+                }
+            }
+            ProposalBody::Sync => {
+                if let Some(origin) = proposal.origin.filter(|o| o.node == self.id()) {
+                    self.conn_write_done(now_ms, origin, client::Done::Sync, out);
+                }
+            }
+        }
+    }
+
+    /// Leadership moved (or a new epoch began). Writes already sent to the old leader may
+    /// or may not commit: their connections are closed so their clients learn the outcome
+    /// is unknown (ZooKeeper's followers drop every connection in that case).
+    fn leader_changed(&mut self, epoch: Epoch, leader: Option<NodeId>, out: &mut Vec<Output>) {
+        if self.leading.is_some() && (leader != Some(self.id()) || epoch != self.forwarding.epoch) {
+            self.leading = None;
+            self.timers.remove(&Timer::SessionExpiry);
+            self.timers.remove(&Timer::Reap);
+        }
+        let stale: BTreeSet<ConnId> = self
+            .forwarding
+            .unacked
+            .iter()
+            .filter_map(|(_, w)| w.origin.map(|o| o.conn))
+            .chain(
+                self.conns
+                    .iter()
+                    .filter(|(_, c)| c.has_sent_writes())
+                    .map(|(id, _)| *id),
+            )
+            .collect();
+        self.forwarding.unacked.clear();
+        self.forwarding.epoch = epoch;
+        self.forwarding.leader = leader;
+        self.forwarding.next_seq = 0;
+        self.timers.remove(&Timer::ForwardRetransmit);
+        for conn in stale {
+            self.conn_close(conn, out);
+        }
+    }
+
+    /// Work that follows any input: start serving as leader once ready, send held
+    /// writes, take a snapshot when due.
+    fn after_step(&mut self, now_ms: u64, out: &mut Vec<Output>) {
+        let status = self.replica.status();
+        if status.leader_ready && self.leading.is_none() && status.leader == Some(self.id()) {
+            self.lead_start(now_ms);
+        }
+        // Applying entries can release more writes of the same connections: repeat until
+        // nothing new is proposed (each round consumes the held writes, so this ends).
+        while self.forward_flush(now_ms, out) {
+            self.proposals_flush(now_ms, out);
+        }
+        if self.leading.is_none()
+            && !self.touched.is_empty()
+            && !self.timers.contains_key(&Timer::Touch)
+        {
+            self.timers
+                .insert(Timer::Touch, now_ms + (self.config.tick_ms / 2).max(1));
+        }
+        self.snapshot_maybe(out);
+    }
+
+    fn lead_start(&mut self, now_ms: u64) {
+        // Every session gets a full timeout from this leader's clock (design.md §7).
+        self.sessions.rearm_all(now_ms);
+        self.leading = Some(Leading {
+            tree: self.tree.clone(),
+            sessions: self.sessions.clone(),
+            streams: BTreeMap::new(),
+            expiring: BTreeSet::new(),
+        });
+        self.timers
+            .insert(Timer::Reap, now_ms + self.config.reap_interval_ms);
+        self.timer_session_expiry_arm();
+    }
+
+    fn timer_session_expiry_arm(&mut self) {
+        match self.sessions.next_expiry_ms() {
+            Some(at) if self.leading.is_some() => {
+                self.timers.insert(Timer::SessionExpiry, at);
+            }
+            _ => {
+                self.timers.remove(&Timer::SessionExpiry);
+            }
+        }
+    }
+
+    fn snapshot_maybe(&mut self, out: &mut Vec<Output>) {
+        if self.snapshot_pending.is_some()
+            || self.applied_index < self.snapshot_index + self.config.snapshot_every_entries
+        {
+            return;
+        }
+        let meta = SnapshotMeta {
+            index: self.applied_index,
+            zxid: self.applied_zxid,
+        };
+        let bytes = snapshot_encode(&NodeSnapshot {
+            tree: self.tree.clone(),
+            sessions: self.sessions.clone(),
+        });
+        out.push(Output::WriteSnapshot {
+            meta,
+            bytes: bytes.clone(),
+        });
+        self.snapshot_pending = Some((meta, bytes));
+    }
+
+    fn timers_fire(&mut self, now_ms: u64, out: &mut Vec<Output>) {
+        for timer in TIMERS {
+            let Some(at) = self.timers.get(&timer).copied() else {
+                continue;
+            };
+            if at > now_ms {
+                continue;
+            }
+            self.timers.remove(&timer);
+            match timer {
+                Timer::SessionExpiry => self.leader_expire_sessions(now_ms, out),
+                Timer::Reap => self.leader_reap(now_ms, out),
+                Timer::ForwardRetransmit => self.forward_retransmit(now_ms, out),
+                Timer::Touch => self.touch_send(out),
+            }
+        }
+    }
+
+    fn touch_send(&mut self, out: &mut Vec<Output>) {
+        let sessions: Vec<SessionId> = std::mem::take(&mut self.touched).into_iter().collect();
+        if let (Some(leader), false) = (self.forwarding.leader, sessions.is_empty()) {
+            if leader != self.id() {
+                out.push(Output::Peer {
+                    to: leader,
+                    msg: PeerMessage::Touch { sessions },
+                });
+            }
+        }
+    }
+
+    fn leader_expire_sessions(&mut self, now_ms: u64, out: &mut Vec<Output>) {
+        let Some(leading) = &self.leading else {
+            return;
+        };
+        let expired: Vec<SessionId> = self
+            .sessions
+            .expired(now_ms)
+            .into_iter()
+            .filter(|id| !leading.expiring.contains(id) && leading.sessions.get(*id).is_some())
+            .collect();
+        for session in expired {
+            if let Some(leading) = &mut self.leading {
+                leading.expiring.insert(session);
+            }
+            let write = Write {
+                origin: None,
+                session,
+                ids: Vec::new(),
+                op: WriteOp::Tree(Op::CloseSession { session }),
+            };
+            self.leader_take(now_ms, write, out);
+        }
+        self.proposals_flush(now_ms, out);
+        self.sessions_mark_expiring();
+        self.timer_session_expiry_arm();
+    }
+
+    /// Sessions whose close is proposed stop counting towards the next expiry deadline.
+    fn sessions_mark_expiring(&mut self) {
+        if let Some(leading) = &self.leading {
+            for id in &leading.expiring {
+                self.sessions.mark_closing(*id);
+            }
+        }
+    }
+
+    fn leader_reap(&mut self, now_ms: u64, out: &mut Vec<Output>) {
+        let Some(leading) = &self.leading else {
+            return;
+        };
+        let candidates = leading
+            .tree
+            .deletion_candidates(i64::try_from(now_ms).unwrap_or(i64::MAX));
+        for path in candidates {
+            let write = Write {
+                origin: None,
+                session: SessionId(0),
+                ids: Vec::new(),
+                op: WriteOp::Tree(Op::DeleteContainer { path }),
+            };
+            self.leader_take(now_ms, write, out);
+        }
+        self.proposals_flush(now_ms, out);
+        self.timers
+            .insert(Timer::Reap, now_ms + self.config.reap_interval_ms);
+    }
+}
