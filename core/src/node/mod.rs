@@ -549,7 +549,7 @@ impl Node {
                     }
                 }
                 replication::Output::LeaderChanged { epoch, leader } => {
-                    self.leader_changed(epoch, leader, out);
+                    self.leader_changed(now_ms, epoch, leader, out);
                 }
             }
         }
@@ -652,9 +652,16 @@ impl Node {
     /// Leadership moved (or a new epoch began). Writes already sent to the old leader may
     /// or may not commit: their connections are closed so their clients learn the outcome
     /// is unknown (ZooKeeper's followers drop every connection in that case).
-    fn leader_changed(&mut self, epoch: Epoch, leader: Option<NodeId>, out: &mut Vec<Output>) {
+    fn leader_changed(
+        &mut self,
+        now_ms: u64,
+        epoch: Epoch,
+        leader: Option<NodeId>,
+        out: &mut Vec<Output>,
+    ) {
         if self.leading.is_some() && (leader != Some(self.id()) || epoch != self.forwarding.epoch) {
             self.leading = None;
+            self.sessions_reset(now_ms);
             self.timers.remove(&Timer::SessionExpiry);
             self.timers.remove(&Timer::Reap);
         }
@@ -702,9 +709,20 @@ impl Node {
         self.snapshot_maybe(out);
     }
 
+    /// Forgets closing marks a former leadership left in the applied session table (a
+    /// close it proposed may never commit) and re-arms every deadline from `now_ms`.
+    fn sessions_reset(&mut self, now_ms: u64) {
+        let tick = self.sessions.tick_ms();
+        let mut fresh = SessionTable::new(tick);
+        for s in self.sessions.iter() {
+            let _ = fresh.create(s.id, s.password, s.timeout_ms, now_ms);
+        }
+        self.sessions = fresh;
+    }
+
     fn lead_start(&mut self, now_ms: u64) {
         // Every session gets a full timeout from this leader's clock (design.md §7).
-        self.sessions.rearm_all(now_ms);
+        self.sessions_reset(now_ms);
         self.leading = Some(Leading {
             tree: self.tree.clone(),
             sessions: self.sessions.clone(),
