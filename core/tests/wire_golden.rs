@@ -1,6 +1,9 @@
 //! Golden vectors: every frame that real Apache ZooKeeper 3.8.0 exchanged with kazoo 2.11.0 and
 //! with the Java client 3.8.0 (`tests/vectors/*.txt`, format in `tests/vectors/README.md`) must
-//! split, decode and re-encode to exactly the captured bytes, with no exceptions.
+//! split, decode and re-encode to exactly the captured bytes, with no exceptions. In particular
+//! the captures hold no null ustring, vector or non-data buffer (the codec's documented lossy
+//! cases, re-encoded with length 0): one would make its frame differ here. Java's null create
+//! data (length -1) is in them and survives, as znode data keeps null and empty apart.
 //!
 //! Client frames are split out of one byte stream per direction with [`FrameSplitter`] (fed in
 //! odd-sized chunks, as a socket would); each reply is decoded with the opcode of the pending
