@@ -156,7 +156,8 @@ macro_rules! jute_record {
 /// The header of every client frame after the handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestHeader {
-    /// Client-chosen request id (≥ 1), or a reserved one: -2 ping, -4 auth, -8 setWatches.
+    /// Client-chosen request id (≥ 1), or a reserved one: -2 ping, -4 auth, -8 setWatches
+    /// from the C client (the Java client 3.8.0 sends setWatches with an ordinary xid).
     pub xid: i32,
     /// The opcode as sent (kept raw so unknown opcodes survive decoding).
     pub op: i32,
@@ -166,7 +167,8 @@ jute_record!(RequestHeader, 8, { xid: int = "RequestHeader.xid", op: int = "Requ
 /// The header of every server frame after the handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplyHeader {
-    /// The request's xid, or -1 notification, -2 ping, -4 auth, -8 setWatches.
+    /// The request's xid echoed (whatever setWatches was sent with: -8 from the C client, an
+    /// ordinary xid from the Java client), or -1 for a notification.
     pub xid: i32,
     /// The server's last processed zxid when the reply was produced (-1 on notifications).
     pub zxid: i64,

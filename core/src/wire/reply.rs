@@ -3,8 +3,11 @@
 //!
 //! A reply body cannot be parsed without knowing what it answers, so the client tells
 //! [`decode_reply`] the opcode of its oldest pending request. Reserved xids are recognised
-//! first, as the Java client does: -1 notification, -2 ping, -4 auth, -8 setWatches; then a
-//! non-zero `err` means header only (zk-protocol.md §3). Multi results keep the types as sent
+//! first: -1 notification, -2 ping, -4 auth (as the Java client does) and -8, which only the
+//! C client uses for setWatches; the Java client 3.8.0 sends setWatches with an ordinary xid,
+//! so its answer is decoded against the pending setWatches like any reply (captured in
+//! `tests/vectors/java_reconnect_setwatches*.txt`). Then a non-zero `err` means header only
+//! (zk-protocol.md §3). Multi results keep the types as sent
 //! (a create op 1 answers type 1; 15, 19 and 21 answer 15), so re-encoding is byte-identical.
 
 use serde::{Deserialize, Serialize};
@@ -93,7 +96,8 @@ pub enum Reply {
     Ping,
     /// xid -4: the answer to an auth packet (`err` 0 or AUTHFAILED).
     Auth,
-    /// xid -8: the answer to setWatches / setWatches2.
+    /// xid -8: the answer to setWatches / setWatches2 sent by the C client with xid -8 (a
+    /// Java client's, sent with an ordinary xid, is a `Response(None)`).
     SetWatches,
     /// Any other xid: the answer to the oldest pending request. `None` when the header has
     /// `err != 0` or the op's success carries no body (delete, closeSession, ...).
