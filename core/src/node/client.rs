@@ -192,9 +192,17 @@ fn tree_multi_op(op: MultiOp) -> TreeMultiOp {
     }
 }
 
+/// A request sorted by where it is answered.
+enum Classified {
+    /// Through the log: what to do and how to answer.
+    Write(WriteOp, WriteKind),
+    /// From local state.
+    Local(Request),
+}
+
 /// Splits a request into a write (what to do, how to answer) or a local request.
-fn classify(request: Request, session: SessionId) -> Result<(WriteOp, WriteKind), Request> {
-    let tree = |op| Ok((WriteOp::Tree(op), WriteKind::Plain));
+fn classify(request: Request, session: SessionId) -> Classified {
+    let tree = |op| Classified::Write(WriteOp::Tree(op), WriteKind::Plain);
     match request {
         Request::Create(r) => tree(Op::Create(tree_create(CreateOpcode::Create, r))),
         Request::Create2(r) => tree(Op::Create(tree_create(CreateOpcode::Create2, r))),
@@ -220,12 +228,12 @@ fn classify(request: Request, session: SessionId) -> Result<(WriteOp, WriteKind)
         Request::DeleteContainer(raw) => tree(Op::DeleteContainer {
             path: String::from_utf8_lossy(&raw).into_owned(),
         }),
-        Request::CloseSession => Ok((
+        Request::CloseSession => Classified::Write(
             WriteOp::Tree(Op::CloseSession { session }),
             WriteKind::CloseSession,
-        )),
-        Request::Sync(r) => Ok((WriteOp::Sync, WriteKind::Sync { path: r.path })),
-        other => Err(other),
+        ),
+        Request::Sync(r) => Classified::Write(WriteOp::Sync, WriteKind::Sync { path: r.path }),
+        other => Classified::Local(other),
     }
 }
 
@@ -388,7 +396,7 @@ impl Node {
         let seq = conn.next_seq;
         conn.next_seq += 1;
         let item = match classify(request, session) {
-            Ok((op, kind)) => {
+            Classified::Write(op, kind) => {
                 let ids = conn.ids.clone();
                 let write = Write {
                     origin: Some(Origin {
@@ -407,7 +415,7 @@ impl Node {
                     answer: None,
                 }
             }
-            Err(request) => Item::Local(request),
+            Classified::Local(request) => Item::Local(request),
         };
         conn.queue.push_back(Pending {
             seq,
@@ -424,20 +432,17 @@ impl Node {
             let Some(conn) = self.conns.get_mut(&id) else {
                 return;
             };
-            let ready = match conn.queue.front() {
+            let ready = matches!(
+                conn.queue.front(),
                 Some(Pending {
-                    item: Item::Local(_),
-                    ..
-                }) => true,
-                Some(Pending {
-                    item:
-                        Item::Write {
-                            answer: Some(_), ..
+                    item: Item::Local(_)
+                        | Item::Write {
+                            answer: Some(_),
+                            ..
                         },
                     ..
-                }) => true,
-                _ => false,
-            };
+                })
+            );
             if !ready {
                 break;
             }

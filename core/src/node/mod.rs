@@ -699,6 +699,9 @@ impl Node {
         while self.forward_flush(now_ms, out) {
             self.proposals_flush(now_ms, out);
         }
+        if self.leading.is_some() && !self.timers.contains_key(&Timer::SessionExpiry) {
+            self.timer_session_expiry_arm();
+        }
         if self.leading.is_none()
             && !self.touched.is_empty()
             && !self.timers.contains_key(&Timer::Touch)
@@ -786,13 +789,13 @@ impl Node {
 
     fn touch_send(&mut self, out: &mut Vec<Output>) {
         let sessions: Vec<SessionId> = std::mem::take(&mut self.touched).into_iter().collect();
-        if let (Some(leader), false) = (self.forwarding.leader, sessions.is_empty()) {
-            if leader != self.id() {
-                out.push(Output::Peer {
-                    to: leader,
-                    msg: PeerMessage::Touch { sessions },
-                });
-            }
+        if let (Some(leader), false) = (self.forwarding.leader, sessions.is_empty())
+            && leader != self.id()
+        {
+            out.push(Output::Peer {
+                to: leader,
+                msg: PeerMessage::Touch { sessions },
+            });
         }
     }
 
