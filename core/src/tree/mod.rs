@@ -95,8 +95,10 @@ pub struct DataTree {
 impl DataTree {
     /// A fresh tree (DataTree's constructor): `/`, `/zookeeper`, `/zookeeper/quota` with
     /// empty data and OPEN_ACL_UNSAFE, and `/zookeeper/config` with empty data and
-    /// READ_ACL_UNSAFE, all with an all-zero stat. The root then shows cversion -1 and
-    /// `/zookeeper` -2 (stored 0, with children).
+    /// READ_ACL_UNSAFE, all with an all-zero stat except the config node's aversion, which
+    /// is -1 (ZooKeeper puts its ACL in place with `setACL(path, acl, -1)`, which stores the
+    /// version argument as the aversion). The root then shows cversion -1 and `/zookeeper`
+    /// -2 (stored 0, with children).
     pub fn new(config: TreeConfig) -> DataTree {
         let reserved =
             |acl: Vec<Acl>| Znode::new(Some(Vec::new()), acl, NodeKind::Persistent, Zxid::ZERO, 0);
@@ -109,7 +111,9 @@ impl DataTree {
         nodes.insert("/".to_owned(), root);
         nodes.insert(ZOOKEEPER_PATH.to_owned(), zookeeper);
         nodes.insert(QUOTA_PATH.to_owned(), reserved(Acl::open_unsafe()));
-        nodes.insert(CONFIG_PATH.to_owned(), reserved(Acl::read_unsafe()));
+        let mut config_node = reserved(Acl::read_unsafe());
+        config_node.aversion = -1;
+        nodes.insert(CONFIG_PATH.to_owned(), config_node);
         DataTree {
             nodes,
             ephemerals: BTreeMap::new(),
