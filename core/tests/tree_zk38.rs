@@ -1,6 +1,9 @@
 //! Replays `vectors/zk38_semantics.json` (a behaviour transcript recorded with kazoo and a raw
 //! socket against a real Apache ZooKeeper 3.8.0, see `vectors/README.md`) against
 //! `DataTree` and checks that every step's result, error code and every Stat field agree.
+//! A second test decodes the Java client's first connection (`vectors/java_session.txt`)
+//! with our wire codec and replays its tree requests the same way, for the ops kazoo never
+//! sends (container/TTL creates in a multi, getEphemerals, getAllChildrenNumber, multiRead).
 //!
 //! How the run-specific fields are mapped:
 //! - zxids are compared **as numbers**. ZooKeeper gives a zxid to every session create and
