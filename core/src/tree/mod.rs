@@ -601,6 +601,18 @@ mod tests {
         assert!(tree.ephemerals.is_empty());
     }
 
+    // A fresh /zookeeper/config shows aversion -1 (ZooKeeper sets its ACL with version -1,
+    // seen on a real 3.8.0 server: zk38_semantics.json step 10); the other reserved nodes
+    // keep 0.
+    #[test]
+    fn config_node_aversion() {
+        let tree = DataTree::new(TreeConfig::default());
+        assert_eq!(tree.node(CONFIG_PATH).unwrap().stat().aversion, -1);
+        for path in ["/", ZOOKEEPER_PATH, QUOTA_PATH] {
+            assert_eq!(tree.node(path).unwrap().stat().aversion, 0, "{path}");
+        }
+    }
+
     // FNV-1a matches its published test vectors (empty input, "a"), so the digest algorithm
     // is the standard one and stable across builds.
     #[test]
