@@ -95,8 +95,10 @@ pub struct DataTree {
 impl DataTree {
     /// A fresh tree (DataTree's constructor): `/`, `/zookeeper`, `/zookeeper/quota` with
     /// empty data and OPEN_ACL_UNSAFE, and `/zookeeper/config` with empty data and
-    /// READ_ACL_UNSAFE, all with an all-zero stat. The root then shows cversion -1 and
-    /// `/zookeeper` -2 (stored 0, with children).
+    /// READ_ACL_UNSAFE, all with an all-zero stat except the config node's aversion, which
+    /// is -1 (ZooKeeper puts its ACL in place with `setACL(path, acl, -1)`, which stores the
+    /// version argument as the aversion). The root then shows cversion -1 and `/zookeeper`
+    /// -2 (stored 0, with children).
     pub fn new(config: TreeConfig) -> DataTree {
         let reserved =
             |acl: Vec<Acl>| Znode::new(Some(Vec::new()), acl, NodeKind::Persistent, Zxid::ZERO, 0);
@@ -109,7 +111,9 @@ impl DataTree {
         nodes.insert("/".to_owned(), root);
         nodes.insert(ZOOKEEPER_PATH.to_owned(), zookeeper);
         nodes.insert(QUOTA_PATH.to_owned(), reserved(Acl::open_unsafe()));
-        nodes.insert(CONFIG_PATH.to_owned(), reserved(Acl::read_unsafe()));
+        let mut config_node = reserved(Acl::read_unsafe());
+        config_node.aversion = -1;
+        nodes.insert(CONFIG_PATH.to_owned(), config_node);
         DataTree {
             nodes,
             ephemerals: BTreeMap::new(),
@@ -595,6 +599,18 @@ mod tests {
         let applied = tree.apply(&txn);
         assert!(applied.closed_ephemerals.is_empty());
         assert!(tree.ephemerals.is_empty());
+    }
+
+    // A fresh /zookeeper/config shows aversion -1 (ZooKeeper sets its ACL with version -1,
+    // seen on a real 3.8.0 server: zk38_semantics.json step 10); the other reserved nodes
+    // keep 0.
+    #[test]
+    fn config_node_aversion() {
+        let tree = DataTree::new(TreeConfig::default());
+        assert_eq!(tree.node(CONFIG_PATH).unwrap().stat().aversion, -1);
+        for path in ["/", ZOOKEEPER_PATH, QUOTA_PATH] {
+            assert_eq!(tree.node(path).unwrap().stat().aversion, 0, "{path}");
+        }
     }
 
     // FNV-1a matches its published test vectors (empty input, "a"), so the digest algorithm
