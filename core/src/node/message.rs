@@ -26,6 +26,8 @@ pub struct Origin {
     /// The connection's request sequence number (not the client's xid): replies are
     /// matched by it, and a gap shows a write was lost.
     pub seq: u64,
+    /// The client's xid (0 for a connect), so a history can name the request.
+    pub xid: i32,
 }
 
 /// A write on its way to the leader.

@@ -72,6 +72,8 @@ pub struct NodeConfig {
     /// How long a follower waits for the leader to acknowledge forwarded writes before
     /// sending them again, ms.
     pub forward_retransmit_ms: u64,
+    /// Keep every applied entry for `drain_applied` (the simulator's checkers read them).
+    pub record_applied: bool,
 }
 
 impl NodeConfig {
@@ -88,6 +90,7 @@ impl NodeConfig {
             snapshot_every_entries: 10_000,
             reap_interval_ms: 60_000,
             forward_retransmit_ms: 200,
+            record_applied: false,
         }
     }
 
@@ -321,6 +324,7 @@ pub struct Node {
     snapshot_index: u64,
     snapshot_pending: Option<(SnapshotMeta, Vec<u8>)>,
     payload_errors: u64,
+    applied_log: Vec<Entry>,
 }
 
 fn snapshot_decode(bytes: &[u8]) -> Result<NodeSnapshot, PayloadError> {
@@ -368,6 +372,7 @@ impl Node {
             snapshot_index: snapshot.index,
             snapshot_pending: None,
             payload_errors: 0,
+            applied_log: Vec::new(),
             config,
         })
     }
@@ -395,6 +400,12 @@ impl Node {
     /// Index of the last applied entry.
     pub fn applied_index(&self) -> u64 {
         self.applied_index
+    }
+
+    /// The entries applied since the last call, in order (only with
+    /// `NodeConfig::record_applied`; a snapshot install skips indexes).
+    pub fn drain_applied(&mut self) -> Vec<Entry> {
+        std::mem::take(&mut self.applied_log)
     }
 
     /// True when this server leads and serves writes.
@@ -594,6 +605,9 @@ impl Node {
         );
         self.applied_index = entry.index;
         self.applied_zxid = entry.zxid;
+        if self.config.record_applied {
+            self.applied_log.push(entry.clone());
+        }
         if entry.payload.is_empty() {
             return;
         }
