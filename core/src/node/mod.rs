@@ -621,6 +621,8 @@ impl Node {
         match proposal.body {
             ProposalBody::Txn(txn) => {
                 let applied = self.tree.apply(&txn);
+                #[cfg(feature = "debug_invariants")]
+                self.tree.assert_invariants();
                 let mut closed = None;
                 match &txn.kind {
                     TxnKind::CreateSession {

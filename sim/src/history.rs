@@ -1,0 +1,120 @@
+//! What a run produced, as the checkers read it: every client operation with its
+//! invocation and completion, every watch event, every session a client saw begin or
+//! end, and every entry each server applied.
+
+use std::collections::BTreeMap;
+
+use paddock_core::acl::Id;
+use paddock_core::ids::{NodeId, SessionId, Zxid};
+use paddock_core::wire::{Request, Response, WatcherEvent};
+
+/// A simulated client, numbered from 0.
+pub type ClientId = u32;
+
+/// How an operation ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Not finished when the run ended.
+    Pending,
+    /// The server answered.
+    Reply {
+        /// The reply header's zxid.
+        zxid: i64,
+        /// The reply header's error code (0 = success).
+        err: i32,
+        /// The body, when `err == 0` and the op has one.
+        response: Option<Response>,
+    },
+    /// The connection closed before the answer: the op may or may not have happened.
+    Lost,
+}
+
+/// One client operation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpRecord {
+    /// The client.
+    pub client: ClientId,
+    /// Its session when it sent the op.
+    pub session: SessionId,
+    /// The server it sent the op to.
+    pub server: NodeId,
+    /// The request's xid (unique per client for the whole run).
+    pub xid: i32,
+    /// The request.
+    pub request: Request,
+    /// The client's identities on that connection (ip, digest...).
+    pub ids: Vec<Id>,
+    /// Virtual time it was sent, ms.
+    pub invoked_ms: u64,
+    /// Virtual time it finished, ms.
+    pub completed_ms: Option<u64>,
+    /// How it ended.
+    pub outcome: Outcome,
+}
+
+/// A watch event a client received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRecord {
+    /// The client.
+    pub client: ClientId,
+    /// The server that sent it.
+    pub server: NodeId,
+    /// Virtual time, ms.
+    pub at_ms: u64,
+    /// The event.
+    pub event: WatcherEvent,
+    /// The highest reply zxid the client had seen when the event arrived.
+    pub client_zxid: i64,
+}
+
+/// A session as its client saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// The client.
+    pub client: ClientId,
+    /// The session.
+    pub session: SessionId,
+    /// When the client learned the session exists, ms.
+    pub created_ms: u64,
+    /// When a server told the client the session had expired, ms.
+    pub expired_ms: Option<u64>,
+}
+
+/// An entry a server applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedRecord {
+    /// Log index.
+    pub index: u64,
+    /// Its zxid.
+    pub zxid: Zxid,
+    /// Hash of the payload (to compare servers cheaply).
+    pub payload_hash: u64,
+    /// Tree digest right after applying it, when sampled.
+    pub digest: Option<u64>,
+}
+
+/// Everything a run recorded.
+#[derive(Debug, Default)]
+pub struct History {
+    /// Client operations in invocation order.
+    pub ops: Vec<OpRecord>,
+    /// Watch events in arrival order.
+    pub events: Vec<EventRecord>,
+    /// Sessions in creation order.
+    pub sessions: Vec<SessionRecord>,
+    /// Per server, every entry it applied, in order (a server that restarts applies its
+    /// log again: the sequence then restarts from its snapshot).
+    pub applied: BTreeMap<NodeId, Vec<AppliedRecord>>,
+    /// The payload of every committed index seen, by index (first server to apply it).
+    pub payloads: BTreeMap<u64, (Zxid, Vec<u8>)>,
+}
+
+/// FNV-1a, 64 bits: a fixed hash for payloads and the trace.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}

@@ -1,0 +1,145 @@
+//! paddock-sim: a deterministic simulator of a Paddock ensemble.
+//!
+//! A run builds a [`world::World`] from its options (one seed drives everything), lets
+//! clients work through the real wire protocol while faults are injected (the safety
+//! phase), then heals every fault and requires the ensemble to finish all pending work
+//! (the liveness phase), and finally runs every checker over the history.
+
+pub mod check;
+pub mod client;
+pub mod disk;
+pub mod history;
+pub mod net;
+pub mod options;
+pub mod trace;
+pub mod workload;
+pub mod world;
+
+use std::path::Path;
+
+use check::Failure;
+use options::RunOptions;
+use trace::Trace;
+use world::World;
+
+/// Longest the safety phase may run, virtual ms.
+pub const SAFETY_PHASE_MS_MAX: u64 = 600_000;
+/// How long, after healing, the ensemble has to elect a leader and finish every
+/// pending operation, virtual ms.
+pub const LIVENESS_PHASE_MS_MAX: u64 = 60_000;
+
+/// What a run produced.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// The options it ran with.
+    pub options: RunOptions,
+    /// Client operations that got an answer.
+    pub ops_completed: u64,
+    /// Highest log index any server applied.
+    pub committed: u64,
+    /// Events processed.
+    pub events: u64,
+    /// Virtual time at the end, ms.
+    pub sim_ms: u64,
+    /// The trace fingerprint.
+    pub trace_hash: u64,
+    /// The verdict.
+    pub result: Result<(), Failure>,
+}
+
+impl RunReport {
+    /// The one summary line (`seed=.. nodes=.. ops=.. committed=.. faults=.. trace=.. result=..`).
+    pub fn summary_line(&self) -> String {
+        let result = match &self.result {
+            Ok(()) => "ok".to_owned(),
+            Err(f) => format!("FAIL {}: {}", f.checker, f.event),
+        };
+        format!(
+            "seed={} nodes={} ops={} committed={} faults={} trace={:016x} result={}",
+            self.options.seed,
+            self.options.nodes,
+            self.ops_completed,
+            self.committed,
+            self.options.faults,
+            self.trace_hash,
+            result
+        )
+    }
+}
+
+/// Runs one simulation; `trace_path` writes the JSON-lines trace.
+pub fn run(options: &RunOptions, trace_path: Option<&Path>) -> std::io::Result<RunReport> {
+    let trace = match trace_path {
+        Some(path) => Trace::to_file(path)?,
+        None => Trace::hash_only(),
+    };
+    let mut world = World::new(options, trace);
+    while !world.clients_done() && world.run_one(SAFETY_PHASE_MS_MAX) {}
+    let result = liveness(&mut world).and_then(|()| check::check_all(&world));
+    world.trace.finish();
+    let ops_completed = world
+        .history
+        .ops
+        .iter()
+        .filter(|o| matches!(o.outcome, history::Outcome::Reply { .. }))
+        .count() as u64;
+    Ok(RunReport {
+        options: options.clone(),
+        ops_completed,
+        committed: world
+            .history
+            .payloads
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or(0),
+        events: world.events,
+        sim_ms: world.now_ms,
+        trace_hash: world.trace.hash(),
+        result,
+    })
+}
+
+/// Heals every fault and requires a leader and the end of all pending work in bounded
+/// virtual time; then lets the ensemble settle so every server catches up.
+fn liveness(world: &mut World) -> Result<(), Failure> {
+    world.net.heal();
+    let down: Vec<_> = world
+        .servers
+        .iter()
+        .filter(|(_, s)| s.node.is_none())
+        .map(|(id, _)| *id)
+        .collect();
+    for id in down {
+        world.start(id);
+    }
+    world.wake_clients();
+    let deadline = world.now_ms + LIVENESS_PHASE_MS_MAX;
+    let done = |w: &World| {
+        w.clients_done()
+            && w.servers
+                .values()
+                .any(|s| s.node.as_ref().is_some_and(|n| n.is_leader()))
+    };
+    while !done(world) {
+        if !world.run_one(deadline) {
+            break;
+        }
+    }
+    if !done(world) {
+        let pending = world.clients.iter().filter(|c| !c.done()).count();
+        return Err(Failure::new(
+            "liveness",
+            format!(
+                "{LIVENESS_PHASE_MS_MAX} ms after healing: {pending} clients unfinished, leader={}",
+                world
+                    .servers
+                    .values()
+                    .any(|s| s.node.as_ref().is_some_and(|n| n.is_leader()))
+            ),
+        ));
+    }
+    let settle = world.now_ms + 5_000;
+    while world.run_one(settle) {}
+    Ok(())
+}

@@ -1,0 +1,591 @@
+//! The simulated world: one virtual clock, one seeded RNG, one event queue, the servers
+//! (each a `paddock_core::node::Node` with its own disk and clock), the network between
+//! them and the clients. Everything a run does happens by popping the next event.
+//!
+//! Determinism: events are ordered by (time, sequence number), the RNG is consumed in
+//! event order, and no hash map order reaches anything. The same options give the same
+//! events, the same trace hash and the same verdict.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+
+use paddock_core::ids::{ConnId, NodeId};
+use paddock_core::node::{Input, Node, NodeConfig, Output, PeerMessage};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::client::{Action, SimClient};
+use crate::disk::{DiskOp, SimDisk};
+use crate::history::{AppliedRecord, ClientId, History, fnv1a};
+use crate::net::Network;
+use crate::options::RunOptions;
+use crate::trace::Trace;
+
+/// Sample a tree digest every this many applied indexes (agreement checks them).
+const DIGEST_EVERY_INDEXES: u64 = 16;
+
+/// Something that happens at a virtual instant.
+#[derive(Debug)]
+pub enum Event {
+    /// A server's timer deadline.
+    Tick {
+        /// The server.
+        node: NodeId,
+        /// Its incarnation when the tick was armed (a restart invalidates it).
+        incarnation: u64,
+    },
+    /// A peer message arrives.
+    Deliver {
+        /// Sender.
+        from: NodeId,
+        /// Receiver.
+        to: NodeId,
+        /// The message.
+        msg: PeerMessage,
+    },
+    /// A disk write completes.
+    DiskDone {
+        /// The server.
+        node: NodeId,
+        /// Its incarnation when the write was issued.
+        incarnation: u64,
+    },
+    /// Client bytes reach a server.
+    ToServer {
+        /// The connection.
+        conn: ConnId,
+        /// The bytes.
+        bytes: Vec<u8>,
+    },
+    /// Server bytes reach a client.
+    ToClient {
+        /// The connection.
+        conn: ConnId,
+        /// The bytes.
+        bytes: Vec<u8>,
+    },
+    /// A connection closed by the server reaches the client.
+    ClientClosed {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// A client's timer.
+    ClientWake {
+        /// The client.
+        client: ClientId,
+    },
+}
+
+/// One simulated server.
+#[derive(Debug)]
+pub struct Server {
+    /// Its id.
+    pub id: NodeId,
+    /// The running node; `None` while crashed.
+    pub node: Option<Node>,
+    /// Its disk (survives crashes).
+    pub disk: SimDisk,
+    /// Bumped at every restart; stale events carry an older one.
+    pub incarnation: u64,
+    /// Clock offset from true time, ms.
+    pub clock_offset_ms: i64,
+    /// Clock drift, parts per million.
+    pub clock_drift_ppm: i64,
+    /// Paused (a long stall) until this true time.
+    pub paused_until_ms: u64,
+    /// The true time of the tick already armed, to avoid arming duplicates.
+    pub tick_armed_ms: Option<u64>,
+}
+
+impl Server {
+    /// The server's own clock reading at true time `now_ms`.
+    pub fn clock_ms(&self, now_ms: u64) -> u64 {
+        let drift = i128::from(now_ms) * i128::from(self.clock_drift_ppm) / 1_000_000;
+        let skewed = i128::from(now_ms) + i128::from(self.clock_offset_ms) + drift;
+        u64::try_from(skewed.max(0)).unwrap_or(u64::MAX)
+    }
+
+    /// The first true time at which the server's clock reads at least `deadline_ms`.
+    pub fn true_time_for(&self, deadline_ms: u64) -> u64 {
+        let rate = 1_000_000 + i128::from(self.clock_drift_ppm);
+        let base = i128::from(deadline_ms) - i128::from(self.clock_offset_ms);
+        let mut t = u64::try_from((base * 1_000_000 / rate.max(1)).max(0)).unwrap_or(u64::MAX);
+        while self.clock_ms(t) < deadline_ms {
+            t += 1;
+        }
+        t
+    }
+}
+
+/// A client connection as the world routes it.
+#[derive(Debug, Clone, Copy)]
+pub struct Link {
+    /// The client.
+    pub client: ClientId,
+    /// The server.
+    pub server: NodeId,
+    /// Still open.
+    pub open: bool,
+}
+
+/// The whole simulation.
+pub struct World {
+    /// True virtual time, ms.
+    pub now_ms: u64,
+    seq: u64,
+    queue: BTreeMap<(u64, u64), Event>,
+    /// The run's one RNG.
+    pub rng: ChaCha8Rng,
+    /// Servers by id.
+    pub servers: BTreeMap<NodeId, Server>,
+    /// Clients by id.
+    pub clients: Vec<SimClient>,
+    /// Client connections.
+    pub links: BTreeMap<ConnId, Link>,
+    next_conn: u64,
+    /// The network model.
+    pub net: Network,
+    /// What the run recorded.
+    pub history: History,
+    /// The event trace.
+    pub trace: Trace,
+    /// Events processed.
+    pub events: u64,
+    configs: BTreeMap<NodeId, NodeConfig>,
+}
+
+impl World {
+    /// Builds the world of a run: servers started, clients waiting to connect.
+    pub fn new(options: &RunOptions, trace: Trace) -> World {
+        let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
+        let voters: std::collections::BTreeSet<NodeId> = (1..=options.nodes).map(NodeId).collect();
+        let mut world = World {
+            now_ms: 0,
+            seq: 0,
+            queue: BTreeMap::new(),
+            servers: BTreeMap::new(),
+            clients: Vec::new(),
+            links: BTreeMap::new(),
+            next_conn: 1,
+            net: Network::new(options, &mut rng),
+            history: History::default(),
+            trace,
+            events: 0,
+            configs: BTreeMap::new(),
+            rng,
+        };
+        for id in voters.iter().copied() {
+            let mut config = NodeConfig::new(id, voters.clone());
+            config.record_applied = true;
+            config.snapshot_every_entries = 200;
+            world.configs.insert(id, config);
+            world.servers.insert(
+                id,
+                Server {
+                    id,
+                    node: None,
+                    disk: SimDisk::default(),
+                    incarnation: 0,
+                    clock_offset_ms: 0,
+                    clock_drift_ppm: 0,
+                    paused_until_ms: 0,
+                    tick_armed_ms: None,
+                },
+            );
+            world.history.applied.insert(id, Vec::new());
+            world.start(id);
+        }
+        let per_client = options.ops / u64::from(options.clients.max(1));
+        let extra = options.ops % u64::from(options.clients.max(1));
+        for c in 0..options.clients {
+            let ops = per_client + u64::from(u64::from(c) < extra);
+            world.clients.push(SimClient::new(c, options.nodes, ops));
+            let at = world.rng.random_range(0..200);
+            world.schedule(at, Event::ClientWake { client: c });
+        }
+        world
+    }
+
+    /// Starts (or restarts) a server from its disk.
+    pub fn start(&mut self, id: NodeId) {
+        let config = self.configs[&id].clone();
+        let seed = self.rng.random::<u64>();
+        let Some(server) = self.servers.get_mut(&id) else {
+            return;
+        };
+        server.incarnation += 1;
+        server.tick_armed_ms = None;
+        let durable = server.disk.recover();
+        match Node::new(config, durable, seed) {
+            Ok(node) => server.node = Some(node),
+            Err(_) => server.node = None,
+        }
+        self.trace.record(self.now_ms, id.0, "start", String::new);
+        self.arm_tick(id);
+    }
+
+    /// Crashes a server: unsynced disk writes are lost; its client connections drop.
+    pub fn crash(&mut self, id: NodeId) {
+        let Some(server) = self.servers.get_mut(&id) else {
+            return;
+        };
+        server.node = None;
+        server.disk.crash();
+        self.trace.record(self.now_ms, id.0, "crash", String::new);
+        let conns: Vec<ConnId> = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.server == id && l.open)
+            .map(|(c, _)| *c)
+            .collect();
+        for conn in conns {
+            self.schedule(self.now_ms + 1, Event::ClientClosed { conn });
+        }
+    }
+
+    /// Queues an event at true time `at_ms`.
+    pub fn schedule(&mut self, at_ms: u64, event: Event) {
+        self.seq += 1;
+        self.queue.insert((at_ms.max(self.now_ms), self.seq), event);
+    }
+
+    fn arm_tick(&mut self, id: NodeId) {
+        let now = self.now_ms;
+        let Some(server) = self.servers.get_mut(&id) else {
+            return;
+        };
+        let Some(node) = &server.node else {
+            return;
+        };
+        let Some(deadline) = node.next_deadline() else {
+            return;
+        };
+        let at = server
+            .true_time_for(deadline)
+            .max(now)
+            .max(server.paused_until_ms);
+        if server
+            .tick_armed_ms
+            .is_some_and(|armed| armed <= at && armed >= now)
+        {
+            return;
+        }
+        server.tick_armed_ms = Some(at);
+        let incarnation = server.incarnation;
+        self.schedule(
+            at,
+            Event::Tick {
+                node: id,
+                incarnation,
+            },
+        );
+    }
+
+    /// Feeds an input to a server (if up and not paused) and routes its outputs.
+    pub fn step(&mut self, id: NodeId, input: Input) {
+        let now = self.now_ms;
+        let Some(server) = self.servers.get_mut(&id) else {
+            return;
+        };
+        let clock = server.clock_ms(now);
+        let Some(node) = &mut server.node else {
+            return;
+        };
+        let mut out = Vec::new();
+        node.step(clock, input, &mut out);
+        let applied = node.drain_applied();
+        let digest = if applied.iter().any(|e| e.index % DIGEST_EVERY_INDEXES == 0) {
+            Some(node.tree().digest())
+        } else {
+            None
+        };
+        self.record_applied(id, applied, digest);
+        for output in out {
+            self.route(id, output);
+        }
+        self.arm_tick(id);
+    }
+
+    fn record_applied(
+        &mut self,
+        id: NodeId,
+        entries: Vec<paddock_core::replication::Entry>,
+        digest: Option<u64>,
+    ) {
+        let last = entries.len().saturating_sub(1);
+        for (i, entry) in entries.into_iter().enumerate() {
+            let record = AppliedRecord {
+                index: entry.index,
+                zxid: entry.zxid,
+                payload_hash: fnv1a(&entry.payload),
+                digest: if i == last { digest } else { None },
+            };
+            self.trace.record(self.now_ms, id.0, "apply", || {
+                format!("index={} zxid={}", entry.index, entry.zxid)
+            });
+            self.history
+                .payloads
+                .entry(entry.index)
+                .or_insert((entry.zxid, entry.payload));
+            if let Some(list) = self.history.applied.get_mut(&id) {
+                list.push(record);
+            }
+        }
+    }
+
+    fn route(&mut self, id: NodeId, output: Output) {
+        let now = self.now_ms;
+        match output {
+            Output::Peer { to, msg } => {
+                for at in self.net.deliveries(now, id, to, &mut self.rng) {
+                    self.schedule(
+                        at,
+                        Event::Deliver {
+                            from: id,
+                            to,
+                            msg: msg.clone(),
+                        },
+                    );
+                }
+            }
+            Output::PersistHardState { hard_state } => self.disk(id, DiskOp::HardState(hard_state)),
+            Output::PersistEntries {
+                truncate_after,
+                entries,
+            } => {
+                self.disk(
+                    id,
+                    DiskOp::Entries {
+                        truncate_after,
+                        entries,
+                    },
+                );
+            }
+            Output::InstallSnapshot { meta, bytes } => {
+                self.disk(id, DiskOp::Install { meta, bytes })
+            }
+            Output::WriteSnapshot { meta, bytes } => {
+                self.disk(id, DiskOp::Snapshot { meta, bytes })
+            }
+            Output::ToClient { conn, bytes } => {
+                let at = now + self.net.client_latency(&mut self.rng);
+                self.schedule(at, Event::ToClient { conn, bytes });
+            }
+            Output::CloseClient { conn } => {
+                let at = now + self.net.client_latency(&mut self.rng);
+                self.schedule(at, Event::ClientClosed { conn });
+            }
+            Output::FourLetterWord { conn, .. } => {
+                self.schedule(now + 1, Event::ClientClosed { conn })
+            }
+        }
+    }
+
+    fn disk(&mut self, id: NodeId, op: DiskOp) {
+        let now = self.now_ms;
+        let Some(server) = self.servers.get_mut(&id) else {
+            return;
+        };
+        let latency = 1 + self.rng.random_range(0..2);
+        if let Some(at) = server.disk.submit(now, latency, op) {
+            let incarnation = server.incarnation;
+            self.schedule(
+                at,
+                Event::DiskDone {
+                    node: id,
+                    incarnation,
+                },
+            );
+        }
+    }
+
+    /// Processes the next event; false when none is left before `until_ms`.
+    pub fn run_one(&mut self, until_ms: u64) -> bool {
+        let Some(entry) = self.queue.first_entry() else {
+            return false;
+        };
+        if entry.key().0 > until_ms {
+            return false;
+        }
+        let ((at, _), event) = entry.remove_entry();
+        self.now_ms = self.now_ms.max(at);
+        self.events += 1;
+        self.handle(event);
+        true
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Tick { node, incarnation } => {
+                let Some(server) = self.servers.get_mut(&node) else {
+                    return;
+                };
+                if server.incarnation != incarnation {
+                    return;
+                }
+                if server.tick_armed_ms.is_some_and(|t| t <= self.now_ms) {
+                    server.tick_armed_ms = None;
+                }
+                if server.paused_until_ms > self.now_ms {
+                    let at = server.paused_until_ms;
+                    self.schedule(at, Event::Tick { node, incarnation });
+                    return;
+                }
+                self.step(node, Input::Tick);
+            }
+            Event::Deliver { from, to, msg } => {
+                if self.net.connected(from, to) && self.up(to) {
+                    self.trace.record(self.now_ms, to.0, "deliver", || {
+                        format!("from={} {msg:?}", from.0)
+                    });
+                    self.step(to, Input::Peer { from, msg });
+                }
+            }
+            Event::DiskDone { node, incarnation } => self.disk_done(node, incarnation),
+            Event::ToServer { conn, bytes } => {
+                let Some(link) = self.links.get(&conn).copied() else {
+                    return;
+                };
+                if link.open && self.up(link.server) {
+                    self.step(link.server, Input::ClientBytes { conn, bytes });
+                }
+            }
+            Event::ToClient { conn, bytes } => {
+                let Some(link) = self.links.get(&conn).copied() else {
+                    return;
+                };
+                let client = link.client as usize;
+                if !link.open || self.clients.get(client).and_then(SimClient::conn) != Some(conn) {
+                    return;
+                }
+                let now = self.now_ms;
+                let actions =
+                    self.clients[client].receive(now, &bytes, &mut self.rng, &mut self.history);
+                self.client_actions(link.client, actions);
+            }
+            Event::ClientClosed { conn } => self.client_conn_closed(conn),
+            Event::ClientWake { client } => self.client_wake(client),
+        }
+    }
+
+    /// A server is running (not crashed, not paused).
+    pub fn up(&self, id: NodeId) -> bool {
+        self.servers
+            .get(&id)
+            .is_some_and(|s| s.node.is_some() && s.paused_until_ms <= self.now_ms)
+    }
+
+    fn disk_done(&mut self, id: NodeId, incarnation: u64) {
+        let now = self.now_ms;
+        let Some(server) = self.servers.get_mut(&id) else {
+            return;
+        };
+        if server.incarnation != incarnation || server.node.is_none() {
+            return;
+        }
+        for input in server.disk.complete(now) {
+            self.step(id, input);
+        }
+    }
+
+    fn client_conn_closed(&mut self, conn: ConnId) {
+        let Some(link) = self.links.get_mut(&conn) else {
+            return;
+        };
+        if !link.open {
+            return;
+        }
+        link.open = false;
+        let (client, server) = (link.client, link.server);
+        if self.up(server) {
+            self.step(server, Input::ClientDisconnected { conn });
+        }
+        let now = self.now_ms;
+        if let Some(c) = self.clients.get_mut(client as usize)
+            && c.conn() == Some(conn)
+        {
+            c.closed(now, &mut self.history);
+        }
+    }
+
+    fn client_wake(&mut self, client: ClientId) {
+        let now = self.now_ms;
+        let Some(c) = self.clients.get_mut(client as usize) else {
+            return;
+        };
+        let (actions, next) = c.wake(now, &mut self.rng, &mut self.history);
+        self.client_actions(client, actions);
+        let done = self
+            .clients
+            .get(client as usize)
+            .is_none_or(SimClient::done);
+        if !done {
+            self.schedule(next, Event::ClientWake { client });
+        }
+    }
+
+    fn client_actions(&mut self, client: ClientId, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::Connect { server } => {
+                    let conn = ConnId(self.next_conn);
+                    self.next_conn += 1;
+                    self.links.insert(
+                        conn,
+                        Link {
+                            client,
+                            server,
+                            open: true,
+                        },
+                    );
+                    let addr = IpAddr::V4(Ipv4Addr::new(
+                        10,
+                        0,
+                        (client >> 8) as u8,
+                        (client & 0xff) as u8,
+                    ));
+                    if self.up(server) {
+                        self.step(server, Input::ClientConnected { conn, addr });
+                    } else {
+                        self.schedule(self.now_ms + 1, Event::ClientClosed { conn });
+                    }
+                    let now = self.now_ms;
+                    let actions = self.clients[client as usize].opened(now, conn, server);
+                    self.client_actions(client, actions);
+                }
+                Action::Send { conn, bytes } => {
+                    let at = self.now_ms + self.net.client_latency(&mut self.rng);
+                    self.schedule(at, Event::ToServer { conn, bytes });
+                }
+                Action::Close { conn } => {
+                    if let Some(link) = self.links.get_mut(&conn)
+                        && link.open
+                    {
+                        link.open = false;
+                        let server = link.server;
+                        if self.up(server) {
+                            self.step(server, Input::ClientDisconnected { conn });
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// True when every client finished its operations.
+    pub fn clients_done(&self) -> bool {
+        self.clients.iter().all(SimClient::done)
+    }
+
+    /// Wakes every client now (used when the heal phase starts).
+    pub fn wake_clients(&mut self) {
+        for c in 0..self.clients.len() {
+            self.schedule(
+                self.now_ms,
+                Event::ClientWake {
+                    client: c as ClientId,
+                },
+            );
+        }
+    }
+}
