@@ -23,6 +23,8 @@ mod leader;
 mod log;
 mod message;
 mod progress;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 
