@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use paddock_core::ids::{Epoch, NodeId, Zxid};
 use paddock_core::replication::{
-    DurableState, Entry, HardState, Input, Message, Output, ProposeError, Replica,
+    DurableState, Entry, HardState, Input, Message, MessageBody, Output, ProposeError, Replica,
     ReplicationConfig, Role, SnapshotMeta,
 };
 use rand::{RngExt, SeedableRng};
@@ -75,7 +75,11 @@ struct Cluster {
     leaders: BTreeMap<Epoch, NodeId>,
     value_next: u64,
     trace_hash: u64,
+    /// Rewrites (or drops, by returning `None`) each message sent: targeted faults.
+    rewrite: Option<Rewrite>,
 }
+
+type Rewrite = Box<dyn Fn(NodeId, NodeId, Message) -> Option<Message>>;
 
 fn config_for(id: NodeId, voters: &BTreeSet<NodeId>) -> ReplicationConfig {
     let mut config = ReplicationConfig::new(id, voters.clone());
@@ -128,6 +132,7 @@ impl Cluster {
             leaders: BTreeMap::new(),
             value_next: 0,
             trace_hash: 0xcbf2_9ce4_8422_2325,
+            rewrite: None,
         };
         for id in voters {
             let member = Member {
@@ -237,6 +242,13 @@ impl Cluster {
                 if lost || self.cut.contains(&(id, to)) {
                     return;
                 }
+                let msg = match &self.rewrite {
+                    Some(rewrite) => match rewrite(id, to, msg) {
+                        Some(msg) => msg,
+                        None => return,
+                    },
+                    None => msg,
+                };
                 let deliver_at = self.now_ms + self.rng.random_range(1..=self.latency_ms_max);
                 self.sequence += 1;
                 self.network
@@ -404,6 +416,26 @@ impl Cluster {
                 return leader;
             }
             self.run_for(10);
+        }
+        panic!("no leader within {limit_ms} ms (seed {})", self.seed);
+    }
+
+    /// Runs until some live node leads the newest epoch, ready or not (at most
+    /// `limit_ms`).
+    fn wait_for_leader(&mut self, limit_ms: u64) -> NodeId {
+        for _ in 0..limit_ms / 5 {
+            let epoch_max = self
+                .members
+                .values()
+                .filter_map(|m| m.replica.as_ref().map(|r| r.status().epoch))
+                .max();
+            let leader = self
+                .leader()
+                .filter(|id| Some(self.replica(*id).status().epoch) == epoch_max);
+            if let Some(leader) = leader {
+                return leader;
+            }
+            self.run_for(5);
         }
         panic!("no leader within {limit_ms} ms (seed {})", self.seed);
     }
@@ -815,4 +847,102 @@ fn same_seed_same_trace() {
     };
     assert_eq!(run(11), run(11));
     assert_ne!(run(11), run(12));
+}
+
+// Raft §5.4.2 (the thesis' figure 3.7): an entry of an older epoch that a new leader has
+// copied to a majority is NOT committed by counting, because a voter with a newer last
+// epoch can still win and overwrite it. Steps: leader A copies x only to B and crashes;
+// E wins the next epoch with C and D but its NEWLEADER entry (same index as x) stays
+// local; A returns and leads again, copies x to everyone but not its own NEWLEADER entry,
+// and crashes with B; E returns, wins with C and D, and overwrites x. If x had been
+// committed the harness would see two entries committed at one index, or E could never
+// commit. Either way this test fails if the epoch check in the commit rule is removed.
+#[test]
+fn old_epoch_entry_on_a_majority_is_not_committed_by_counting() {
+    let mut cluster = Cluster::new(5, test_seed(10));
+    let a = cluster.elect(2000);
+    cluster.run_for(100);
+    // Phase 1: x reaches B only.
+    let others: Vec<NodeId> = cluster.ids().into_iter().filter(|id| *id != a).collect();
+    let b = others[0];
+    let b_only = move |from: NodeId, to: NodeId, msg: Message| match msg.body {
+        MessageBody::Append { .. } if from == a && to != b => None,
+        _ => Some(msg),
+    };
+    cluster.rewrite = Some(Box::new(b_only));
+    let x = cluster.propose(a, 1).unwrap()[0];
+    cluster.run_for(30);
+    let x_index = cluster.replica(a).status().last_index;
+    let x_zxid = cluster.replica(a).zxid_at(x_index).unwrap();
+    assert_eq!(cluster.replica(b).zxid_at(x_index), Some(x_zxid), "B has x");
+    cluster.crash(a);
+    cluster.crash(b);
+
+    // Phase 2: one of C, D, E leads a newer epoch; its NEWLEADER entry stays local.
+    cluster.rewrite = Some(Box::new(|_, _, msg: Message| match msg.body {
+        MessageBody::Append { .. } => None,
+        _ => Some(msg),
+    }));
+    let e = cluster.wait_for_leader(3000);
+    assert!(others.contains(&e) && e != b);
+    let e_zxid = cluster.replica(e).zxid_at(x_index).unwrap();
+    assert!(
+        e_zxid.epoch() > x_zxid.epoch(),
+        "E's entry at x's index is newer"
+    );
+    cluster.run_for(50);
+    assert_eq!(
+        cluster.replica(e).status().persisted_index,
+        x_index,
+        "E's entry is durable"
+    );
+    cluster.crash(e);
+
+    // Phase 3: A or B leads again and copies x to everyone, but nothing after it.
+    cluster.rewrite = Some(Box::new(move |_, _, mut msg: Message| {
+        if let MessageBody::Append { entries, .. } = &mut msg.body {
+            entries.retain(|entry| entry.index <= x_index);
+        }
+        Some(msg)
+    }));
+    cluster.restart(a);
+    cluster.restart(b);
+    let third = cluster.wait_for_leader(3000);
+    assert!(third == a || third == b, "only A or B is up to date enough");
+    cluster.run_for(300);
+    let alive: Vec<NodeId> = cluster.ids().into_iter().filter(|id| *id != e).collect();
+    for id in &alive {
+        assert_eq!(
+            cluster.replica(*id).zxid_at(x_index),
+            Some(x_zxid),
+            "{id:?} has x"
+        );
+    }
+    assert!(
+        cluster.replica(third).status().commit_index < x_index,
+        "x is not committed"
+    );
+
+    // Phase 4: A and B crash, E returns and wins with C and D, and overwrites x.
+    cluster.crash(a);
+    cluster.crash(b);
+    cluster.rewrite = None;
+    cluster.restart(e);
+    eprintln!("a {a:?} b {b:?} e {e:?} third {third:?}");
+    for id in cluster.ids() {
+        if cluster.members[&id].replica.is_some() {
+            eprintln!("{:?}", cluster.replica(id).status());
+        }
+    }
+    let fourth = cluster.elect(5000);
+    assert_eq!(fourth, e, "only E is up to date enough among C, D, E");
+    cluster.restart(a);
+    cluster.restart(b);
+    cluster.run_for(1000);
+    cluster.assert_converged(None);
+    assert!(
+        !cluster.members[&a].applied.contains(&x),
+        "x was never committed"
+    );
+    assert_eq!(cluster.committed[&x_index].0, e_zxid);
 }
