@@ -133,8 +133,9 @@ impl Replica {
                 hint_epoch,
             }) => self.leader_on_rejected(from, rejected_index, hint_index, hint_epoch),
             MessageBody::HeartbeatReply => {
+                let messages_in_flight_max = self.config.messages_in_flight_max;
                 let behind = self.leader_progress(from).is_some_and(|pr| {
-                    pr.on_heartbeat_reply();
+                    pr.on_heartbeat_reply(messages_in_flight_max);
                     pr.match_index < last_index
                 });
                 if behind {

@@ -222,6 +222,15 @@ pub enum ReplicaError {
     /// The durable log is not a log.
     #[error("durable log: {0}")]
     Log(#[from] LogError),
+    /// The log holds an entry from an epoch after the durable epoch, which a correct
+    /// runtime cannot produce (the epoch is persisted before any entry of it).
+    #[error("log reaches epoch {log_epoch:?}, after the durable epoch {epoch:?}")]
+    EpochBehindLog {
+        /// The durable epoch.
+        epoch: Epoch,
+        /// The epoch of the last log entry.
+        log_epoch: Epoch,
+    },
 }
 
 /// Why an input was ignored. Ignoring is always safe: the protocol retries.
@@ -374,6 +383,13 @@ impl Replica {
             entries,
         } = durable_state;
         let log = ReplicaLog::new(snapshot, entries)?;
+        let log_epoch = log.last_zxid().epoch();
+        if log_epoch > hard_state.epoch {
+            return Err(ReplicaError::EpochBehindLog {
+                epoch: hard_state.epoch,
+                log_epoch,
+            });
+        }
         let role = if config.voters.contains(&config.id) {
             RoleState::Follower
         } else {

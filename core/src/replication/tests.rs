@@ -452,3 +452,166 @@ fn divergent_suffix_hint_and_truncation() {
     assert_eq!(r.status().last_index, 3);
     assert_eq!(r.status().persisted_index, 1);
 }
+
+/// Replica 1 of {1, 2, 3} elected leader of epoch `hard_state.epoch + 1` by hand (pre-vote
+/// and vote granted by 2), at time 1000 ms. Small limits: 4 entries per message, 2
+/// messages in flight.
+fn leader_of_three(durable: DurableState) -> (Replica, u64) {
+    let mut config = config(1, &[1, 2, 3]);
+    config.entries_per_message_max = 4;
+    config.messages_in_flight_max = 2;
+    config.proposals_uncommitted_max = 30;
+    config.payload_bytes_max = 8;
+    let epoch = Epoch(durable.hard_state.epoch.0 + 1);
+    let mut r = Replica::new(config, durable, 3).unwrap();
+    let now_ms = 1000;
+    let mut out = Vec::new();
+    r.step(0, Input::Tick, &mut out).unwrap();
+    r.step(now_ms, Input::Tick, &mut out).unwrap();
+    assert_eq!(r.role(), Role::PreCandidate);
+    deliver(
+        &mut r,
+        now_ms,
+        2,
+        msg(epoch.0, MessageBody::PreVoteReply { granted: true }),
+    );
+    let hard_state = HardState {
+        epoch,
+        voted_for: Some(NodeId(1)),
+    };
+    r.step(now_ms, Input::HardStatePersisted { hard_state }, &mut out)
+        .unwrap();
+    deliver(
+        &mut r,
+        now_ms,
+        2,
+        msg(epoch.0, MessageBody::VoteReply { granted: true }),
+    );
+    assert_eq!(r.role(), Role::Leader);
+    (r, now_ms)
+}
+
+fn appends_to(out: &[Output], to: u64) -> Vec<(u64, Vec<u64>)> {
+    sends(out)
+        .into_iter()
+        .filter(|(id, _)| *id == NodeId(to))
+        .filter_map(|(_, m)| match m.body {
+            MessageBody::Append {
+                prev_index,
+                entries,
+                ..
+            } => Some((prev_index, entries.iter().map(|e| e.index).collect())),
+            _ => None,
+        })
+        .collect()
+}
+
+// A burst of proposals goes out as one PersistEntries and, to a follower in replicate
+// state, as pipelined Appends bounded by entries_per_message_max and
+// messages_in_flight_max; an acknowledgement opens the window again. A follower still
+// being probed gets nothing more until it answers.
+#[test]
+fn proposals_are_batched_and_pipelined_within_bounds() {
+    let (mut r, now_ms) = leader_of_three(DurableState::default());
+    let ack = |match_index| {
+        msg(
+            1,
+            MessageBody::AppendReply(AppendOutcome::Accepted { match_index }),
+        )
+    };
+    deliver(&mut r, now_ms, 2, ack(1));
+    for i in 0..20u8 {
+        r.propose(vec![i]).unwrap();
+    }
+    let mut out = Vec::new();
+    r.step(now_ms, Input::Tick, &mut out).unwrap();
+    let persists: Vec<usize> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::PersistEntries { entries, .. } => Some(entries.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(persists, vec![20], "one write for the whole burst");
+    assert_eq!(
+        appends_to(&out, 2),
+        vec![(1, vec![2, 3, 4, 5]), (5, vec![6, 7, 8, 9])],
+        "two messages of four entries, then the window is full"
+    );
+    assert_eq!(appends_to(&out, 3), vec![], "follower 3 is still probed");
+
+    let out = deliver(&mut r, now_ms + 1, 2, ack(5));
+    assert_eq!(appends_to(&out, 2), vec![(9, vec![10, 11, 12, 13])]);
+    assert_eq!(r.status().followers[0].match_index, 5);
+}
+
+// The leader refuses proposals beyond its limits with typed errors.
+#[test]
+fn proposals_beyond_limits_are_refused() {
+    let (mut r, _) = leader_of_three(DurableState::default());
+    assert_eq!(
+        r.propose(vec![0; 9]),
+        Err(ProposeError::PayloadTooLarge {
+            size_bytes: 9,
+            limit_bytes: 8
+        })
+    );
+    for _ in 0..29 {
+        r.propose(vec![1]).unwrap();
+    }
+    assert_eq!(
+        r.propose(vec![1]),
+        Err(ProposeError::TooManyUncommitted { uncommitted: 30 })
+    );
+}
+
+// A rejection hint makes the leader skip, in its own log, every entry of an epoch newer
+// than the hint's: the next probe starts after the last entry both may share.
+#[test]
+fn rejection_hint_skips_divergent_epoch() {
+    let durable = DurableState {
+        hard_state: HardState {
+            epoch: Epoch(2),
+            voted_for: None,
+        },
+        entries: vec![
+            entry(1, 1, 0),
+            entry(2, 1, 1),
+            entry(3, 2, 0),
+            entry(4, 2, 1),
+        ],
+        ..DurableState::default()
+    };
+    let (mut r, now_ms) = leader_of_three(durable);
+    let reject = AppendOutcome::Rejected {
+        rejected_index: 4,
+        hint_index: 4,
+        hint_epoch: Epoch(1),
+    };
+    let out = deliver(&mut r, now_ms, 2, msg(3, MessageBody::AppendReply(reject)));
+    assert_eq!(appends_to(&out, 2), vec![(2, vec![3, 4, 5])]);
+    // A stale rejection (not of the current probe) changes nothing.
+    let out = deliver(&mut r, now_ms, 2, msg(3, MessageBody::AppendReply(reject)));
+    assert_eq!(appends_to(&out, 2), vec![]);
+}
+
+// Durable state whose log is ahead of its durable epoch is refused, not trusted.
+#[test]
+fn durable_log_ahead_of_epoch_is_refused() {
+    let durable = DurableState {
+        hard_state: HardState {
+            epoch: Epoch(1),
+            voted_for: None,
+        },
+        entries: vec![entry(1, 2, 0)],
+        ..DurableState::default()
+    };
+    let result = Replica::new(config(1, &[1, 2, 3]), durable, 0);
+    assert!(matches!(
+        result,
+        Err(ReplicaError::EpochBehindLog {
+            epoch: Epoch(1),
+            log_epoch: Epoch(2)
+        })
+    ));
+}
