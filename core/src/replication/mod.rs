@@ -96,6 +96,8 @@ pub struct Replica {
     role: RoleState,
     /// The current hard state; may be ahead of `hard_state_durable`.
     hard_state: HardState,
+    /// The last hard state handed to the runtime in `PersistHardState`.
+    hard_state_requested: HardState,
     hard_state_durable: HardState,
     leader: Option<NodeId>,
     log: ReplicaLog,
@@ -158,6 +160,7 @@ impl Replica {
             rng: ChaCha8Rng::seed_from_u64(seed),
             role,
             hard_state,
+            hard_state_requested: hard_state,
             hard_state_durable: hard_state,
             leader: None,
             persisted_index: log.last_index(),
@@ -328,7 +331,7 @@ impl Replica {
             match timer {
                 Timer::Election => self.election_timeout(out),
                 Timer::Heartbeat => self.leader_heartbeat(out),
-                Timer::CheckQuorum => self.leader_check_quorum(out),
+                Timer::CheckQuorum => self.leader_check_quorum(),
             }
         }
     }
@@ -372,11 +375,11 @@ impl Replica {
                 MessageBody::Append { .. }
                 | MessageBody::Heartbeat { .. }
                 | MessageBody::Snapshot { .. } => {
-                    self.become_follower(msg.epoch, Some(from), out);
+                    self.become_follower(msg.epoch, Some(from));
                     true
                 }
                 _ => {
-                    self.become_follower(msg.epoch, None, out);
+                    self.become_follower(msg.epoch, None);
                     true
                 }
             }
@@ -413,16 +416,13 @@ impl Replica {
     }
 
     /// Moves to `epoch` (resetting the vote) if it is newer, and follows `leader`.
-    fn become_follower(&mut self, epoch: Epoch, leader: Option<NodeId>, out: &mut Vec<Output>) {
+    fn become_follower(&mut self, epoch: Epoch, leader: Option<NodeId>) {
         assert!(epoch >= self.hard_state.epoch, "epochs never go back");
         if epoch > self.hard_state.epoch {
-            self.hard_state_set(
-                HardState {
-                    epoch,
-                    voted_for: None,
-                },
-                out,
-            );
+            self.hard_state_set(HardState {
+                epoch,
+                voted_for: None,
+            });
         }
         self.role = if self.is_voter() {
             RoleState::Follower
@@ -436,9 +436,9 @@ impl Replica {
         }
     }
 
-    /// Changes the hard state and asks for it to be made durable; messages sent until it
-    /// is durable are held (see `send`).
-    fn hard_state_set(&mut self, hard_state: HardState, out: &mut Vec<Output>) {
+    /// Changes the hard state; `flush_hard_state` asks for it to be made durable once per
+    /// step, and messages sent until it is durable are held (see `send`).
+    fn hard_state_set(&mut self, hard_state: HardState) {
         assert!(
             hard_state.epoch >= self.hard_state.epoch,
             "epochs never go back"
@@ -449,7 +449,18 @@ impl Replica {
             self.ack_sent_index = 0;
         }
         self.hard_state = hard_state;
-        out.push(Output::PersistHardState { hard_state });
+    }
+
+    /// Emits the hard state if it changed since last emitted. Called before any output
+    /// that depends on it reaching the disk: entries or a snapshot of a new epoch must
+    /// never be durable while the epoch is not.
+    fn flush_hard_state(&mut self, out: &mut Vec<Output>) {
+        if self.hard_state != self.hard_state_requested {
+            self.hard_state_requested = self.hard_state;
+            out.push(Output::PersistHardState {
+                hard_state: self.hard_state,
+            });
+        }
     }
 
     fn election_timer_reset(&mut self) {
@@ -522,9 +533,10 @@ impl Replica {
         Ok(())
     }
 
-    /// Emits, in this order: the pending log writes, the leader's appends, the newly
-    /// committed entries, and a leader change.
+    /// Emits, in this order: the hard state, the pending log writes, the leader's
+    /// appends, the newly committed entries, and a leader change.
     fn flush(&mut self, out: &mut Vec<Output>) {
+        self.flush_hard_state(out);
         let last_index = self.log.last_index();
         if self.truncate_pending.is_some() || self.persist_requested_index < last_index {
             let from = self.persist_requested_index + 1;

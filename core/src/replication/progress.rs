@@ -42,6 +42,11 @@ pub(crate) struct Progress {
     pub(crate) in_flight: VecDeque<u64>,
     /// True when a message from this member arrived since the last check-quorum.
     pub(crate) recently_active: bool,
+    /// When an `Append` was last sent to it or it last acknowledged progress, in
+    /// milliseconds: a follower behind and quiet for a heartbeat interval is re-probed.
+    pub(crate) last_progress_ms: u64,
+    /// The highest commit index this member was told it may apply.
+    pub(crate) commit_sent_index: u64,
 }
 
 impl Progress {
@@ -53,6 +58,8 @@ impl Progress {
             state: ProgressState::Probe { paused: false },
             in_flight: VecDeque::new(),
             recently_active: false,
+            last_progress_ms: 0,
+            commit_sent_index: 0,
         }
     }
 
