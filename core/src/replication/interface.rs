@@ -109,7 +109,10 @@ pub enum Output {
         /// Committed entries in index order.
         entries: Vec<Entry>,
     },
-    /// The known leader or the epoch changed (`leader: None` while none is known).
+    /// The known leader or the epoch changed (`leader: None` while none is known). When
+    /// this replica stops leading, its uncommitted proposals may still commit (under a
+    /// later leader) or be lost; the owner learns which from `Committed` zxids and should
+    /// fail requests still pending, as ZooKeeper does with connection loss.
     LeaderChanged {
         /// The new epoch.
         epoch: Epoch,

@@ -61,6 +61,10 @@ enum Timer {
 
 const TIMERS: [Timer; 3] = [Timer::Election, Timer::Heartbeat, Timer::CheckQuorum];
 
+/// Most messages held while a hard state is being made durable (one disk write); only
+/// replies to what arrives during that write pile up here.
+const HELD_MESSAGES_MAX: usize = 1024;
+
 /// The role-specific part of a replica's state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum RoleState {
@@ -482,9 +486,11 @@ impl Replica {
         let msg = Message { epoch, body };
         if self.hard_state == self.hard_state_durable && self.held.is_empty() {
             out.push(Output::Send { to, msg });
-        } else {
+        } else if self.held.len() < HELD_MESSAGES_MAX {
             self.held.push((to, msg));
         }
+        // Beyond the bound a message is dropped, which the protocol survives like any
+        // loss (every message is retried or superseded).
     }
 
     fn step_hard_state_persisted(&mut self, hard_state: HardState, out: &mut Vec<Output>) {
