@@ -51,8 +51,6 @@ impl Replica {
             self.now_ms + self.config.election_timeout_ms_min,
         );
         self.leader_append(Vec::new(), 0);
-        // A single-voter ensemble commits on its own durable index alone.
-        self.leader_commit_advance();
     }
 
     /// Appends one entry of the leader's epoch with the given counter.

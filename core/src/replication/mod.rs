@@ -27,7 +27,7 @@ mod progress;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -71,12 +71,12 @@ enum RoleState {
     Follower,
     Observer,
     PreCandidate {
-        granted: std::collections::BTreeSet<NodeId>,
-        rejected: std::collections::BTreeSet<NodeId>,
+        granted: BTreeSet<NodeId>,
+        rejected: BTreeSet<NodeId>,
     },
     Candidate {
-        granted: std::collections::BTreeSet<NodeId>,
-        rejected: std::collections::BTreeSet<NodeId>,
+        granted: BTreeSet<NodeId>,
+        rejected: BTreeSet<NodeId>,
     },
     Leader(LeaderState),
 }
@@ -188,7 +188,10 @@ impl Replica {
     }
 
     /// Handles one input at `now_ms` and appends what must happen to `out`. An `Err`
-    /// says the input was ignored and why; the replica is unchanged by it.
+    /// says why the input (or its remainder) was refused: a malformed message or a stale
+    /// persistence report changes nothing; a message refused by a handler may already
+    /// have moved this replica to the sender's newer epoch. Refused peer messages are
+    /// counted in `Status::messages_refused`.
     pub fn step(
         &mut self,
         now_ms: u64,
