@@ -870,7 +870,7 @@ fn randomized_partitions_and_crashes() {
         .unwrap_or(if std::env::var("PADDOCK_SEED").is_ok() {
             1
         } else {
-            100
+            200
         });
     for seed in base..base + seeds {
         randomized_run(seed);
