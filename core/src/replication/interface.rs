@@ -53,7 +53,7 @@ pub enum Input {
         hard_state: HardState,
     },
     /// A `PersistEntries` output whose last entry is `(index, zxid)` is durable, and so
-    /// is every persist output emitted before it.
+    /// is every persist output emitted before it. Report each such write, in order.
     Persisted {
         /// Index of the last entry written.
         index: u64,

@@ -27,7 +27,7 @@ mod progress;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -64,6 +64,22 @@ const TIMERS: [Timer; 3] = [Timer::Election, Timer::Heartbeat, Timer::CheckQuoru
 /// Most messages held while a hard state is being made durable (one disk write); only
 /// replies to what arrives during that write pile up here.
 const HELD_MESSAGES_MAX: usize = 1024;
+
+/// Most `PersistEntries` writes awaiting their report. Beyond it the oldest is forgotten,
+/// and its report is then ignored as stale, which only delays an acknowledgement.
+const PERSIST_REPORTS_MAX: usize = 4096;
+
+/// A `PersistEntries` write handed to the runtime and not yet reported durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PersistReport {
+    /// Index of the write's last entry.
+    index: u64,
+    /// Zxid of the write's last entry.
+    zxid: Zxid,
+    /// The lowest truncation point emitted after this write: a later write may already
+    /// have removed entries above it from the disk, so the report proves no more.
+    durable_index_max: u64,
+}
 
 /// The role-specific part of a replica's state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,6 +128,8 @@ pub struct Replica {
     persist_requested_index: u64,
     /// A truncation not yet handed to the runtime.
     truncate_pending: Option<u64>,
+    /// The `PersistEntries` writes not yet reported durable, oldest first.
+    persist_reports: VecDeque<PersistReport>,
     commit_index: u64,
     /// Highest index output in `Output::Committed` (or covered by an installed snapshot).
     applied_index: u64,
@@ -170,6 +188,7 @@ impl Replica {
             persisted_index: log.last_index(),
             persist_requested_index: log.last_index(),
             truncate_pending: None,
+            persist_reports: VecDeque::new(),
             commit_index: snapshot.index,
             applied_index: snapshot.index,
             match_known_index: snapshot.index,
@@ -510,18 +529,30 @@ impl Replica {
         }
     }
 
+    /// A write is reported durable. The report is matched to the oldest outstanding
+    /// write with that last entry (reports arrive in write order), and proves
+    /// durability only up to the lowest truncation emitted after that write: the same
+    /// zxid may have been truncated and appended again since, and the disk may already
+    /// hold the truncation but not yet the new append.
     fn step_persisted(
         &mut self,
         index: u64,
         zxid: Zxid,
         out: &mut Vec<Output>,
     ) -> Result<(), StepError> {
-        if self.log.zxid_at(index) != Some(zxid) || index > self.persist_requested_index {
-            return Err(StepError::StalePersisted);
-        }
-        if index > self.persisted_index {
-            self.persisted_index = index;
-        }
+        let position = self
+            .persist_reports
+            .iter()
+            .position(|report| report.index == index && report.zxid == zxid)
+            .ok_or(StepError::StalePersisted)?;
+        let report = self.persist_reports[position];
+        self.persist_reports.drain(..=position);
+        let durable_index = index.min(report.durable_index_max);
+        assert!(
+            durable_index <= self.log.last_index(),
+            "a write is reported durable beyond the log"
+        );
+        self.persisted_index = self.persisted_index.max(durable_index);
         match self.role {
             RoleState::Leader(_) => self.leader_commit_advance(),
             _ => self.follower_ack(out),
@@ -549,11 +580,22 @@ impl Replica {
         let last_index = self.log.last_index();
         if self.truncate_pending.is_some() || self.persist_requested_index < last_index {
             let from = self.persist_requested_index + 1;
+            let entries = self
+                .log
+                .slice(from, last_index - self.persist_requested_index);
+            if let Some(last) = entries.last() {
+                if self.persist_reports.len() >= PERSIST_REPORTS_MAX {
+                    self.persist_reports.pop_front();
+                }
+                self.persist_reports.push_back(PersistReport {
+                    index: last.index,
+                    zxid: last.zxid,
+                    durable_index_max: u64::MAX,
+                });
+            }
             out.push(Output::PersistEntries {
                 truncate_after: self.truncate_pending.take(),
-                entries: self
-                    .log
-                    .slice(from, last_index - self.persist_requested_index),
+                entries,
             });
             self.persist_requested_index = last_index;
         }
@@ -605,6 +647,9 @@ impl Replica {
         );
         self.log.truncate_after(index);
         self.persisted_index = self.persisted_index.min(index);
+        for report in &mut self.persist_reports {
+            report.durable_index_max = report.durable_index_max.min(index);
+        }
         if index < self.persist_requested_index {
             self.persist_requested_index = index;
             self.truncate_pending = Some(self.truncate_pending.map_or(index, |t| t.min(index)));

@@ -615,3 +615,59 @@ fn durable_log_ahead_of_epoch_is_refused() {
         })
     ));
 }
+
+// A write reported durable proves nothing above a truncation emitted after it, even when
+// the same zxids were appended again since: the disk may hold the truncation and not yet
+// the re-append. Writes: A = entries 1..=3 of epoch 1; B (leader of epoch 2) truncates
+// after 1 and writes its own 2..=3; C (leader of epoch 3, which has A's entries) truncates
+// after 1 and writes A's 2..=3 again. A's report must not make 3 durable; C's does.
+#[test]
+fn durability_report_is_capped_by_later_truncation() {
+    let mut r = replica(2, &[1, 2, 3], DurableState::default());
+    let append = |epoch: u32, prev_index: u64, prev_zxid: Zxid, entries: Vec<Entry>| {
+        msg(
+            epoch,
+            MessageBody::Append {
+                prev_index,
+                prev_zxid,
+                entries,
+                commit_index: 0,
+            },
+        )
+    };
+    let a = vec![entry(1, 1, 0), entry(2, 1, 1), entry(3, 1, 2)];
+    deliver(&mut r, 1, 1, append(1, 0, Zxid::ZERO, a.clone()));
+    let first = Zxid::new(Epoch(1), 0);
+    deliver(
+        &mut r,
+        2,
+        3,
+        append(2, 1, first, vec![entry(2, 2, 0), entry(3, 2, 1)]),
+    );
+    let out = deliver(&mut r, 3, 1, append(3, 1, first, a[1..].to_vec()));
+    let rewrite = Output::PersistEntries {
+        truncate_after: Some(1),
+        entries: a[1..].to_vec(),
+    };
+    assert!(out.contains(&rewrite), "{out:?}");
+
+    let report = |entry: &Entry| Input::Persisted {
+        index: entry.index,
+        zxid: entry.zxid,
+    };
+    let mut out = Vec::new();
+    r.step(4, report(&a[2]), &mut out).unwrap();
+    assert_eq!(
+        r.status().persisted_index,
+        1,
+        "A proves only what B and C kept"
+    );
+    r.step(5, report(&entry(3, 2, 1)), &mut out).unwrap();
+    assert_eq!(r.status().persisted_index, 1);
+    r.step(6, report(&a[2]), &mut out).unwrap();
+    assert_eq!(r.status().persisted_index, 3, "C's own report");
+    assert_eq!(
+        r.step(7, report(&a[2]), &mut out),
+        Err(StepError::StalePersisted)
+    );
+}
