@@ -52,19 +52,28 @@ pub struct Acl {
 impl Id {
     /// Builds an id from its scheme and value.
     pub fn new(scheme: &str, id: &str) -> Id {
-        Id { scheme: scheme.to_owned(), id: id.to_owned() }
+        Id {
+            scheme: scheme.to_owned(),
+            id: id.to_owned(),
+        }
     }
 }
 
 impl Acl {
     /// `[31, world:anyone]`: ZooKeeper's OPEN_ACL_UNSAFE.
     pub fn open_unsafe() -> Vec<Acl> {
-        vec![Acl { perms: perms::ALL, id: Id::new("world", "anyone") }]
+        vec![Acl {
+            perms: perms::ALL,
+            id: Id::new("world", "anyone"),
+        }]
     }
 
     /// `[1, world:anyone]`: ZooKeeper's READ_ACL_UNSAFE.
     pub fn read_unsafe() -> Vec<Acl> {
-        vec![Acl { perms: perms::READ, id: Id::new("world", "anyone") }]
+        vec![Acl {
+            perms: perms::READ,
+            id: Id::new("world", "anyone"),
+        }]
     }
 
     /// `[31, auth:""]`: ZooKeeper's CREATOR_ALL_ACL (expanded by [`fixup_acl`]).

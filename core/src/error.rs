@@ -7,7 +7,17 @@ use serde::{Deserialize, Serialize};
 /// A ZooKeeper error code as carried in `ReplyHeader.err` and multi results
 /// (zk-protocol.md §7). `Ok` exists because multi results carry 0 for rolled-back ops.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, thiserror::Error,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    thiserror::Error,
 )]
 #[allow(missing_docs)] // each variant is named exactly as ZooKeeper names it
 pub enum ZkError {
@@ -116,7 +126,10 @@ const CODES: &[(ZkError, i32)] = &[
 impl ZkError {
     /// The code on the wire.
     pub fn code(self) -> i32 {
-        CODES.iter().find(|(e, _)| *e == self).map_or(-1, |(_, c)| *c)
+        CODES
+            .iter()
+            .find(|(e, _)| *e == self)
+            .map_or(-1, |(_, c)| *c)
     }
 
     /// The error for a wire code, or `None` for a code ZooKeeper 3.8 does not define.
