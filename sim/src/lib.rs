@@ -8,6 +8,7 @@
 pub mod check;
 pub mod client;
 pub mod disk;
+pub mod faults;
 pub mod history;
 pub mod net;
 pub mod options;
@@ -103,16 +104,7 @@ pub fn run(options: &RunOptions, trace_path: Option<&Path>) -> std::io::Result<R
 /// Heals every fault and requires a leader and the end of all pending work in bounded
 /// virtual time; then lets the ensemble settle so every server catches up.
 fn liveness(world: &mut World) -> Result<(), Failure> {
-    world.net.heal();
-    let down: Vec<_> = world
-        .servers
-        .iter()
-        .filter(|(_, s)| s.node.is_none())
-        .map(|(id, _)| *id)
-        .collect();
-    for id in down {
-        world.start(id);
-    }
+    world.heal_all();
     world.wake_clients();
     let deadline = world.now_ms + LIVENESS_PHASE_MS_MAX;
     let done = |w: &World| {
