@@ -278,7 +278,7 @@ impl SimDisk {
 
     /// The process died: writes not yet completed are lost, except that with
     /// `torn_per_mille` a log append in flight tears: its truncation happens and that
-    /// share of its bytes reaches the disk. Returns the bytes torn in, if any.
+    /// share of its bytes reaches the disk. Returns how many bytes were torn in, if any.
     pub fn crash(&mut self, torn_per_mille: Option<u64>) -> Option<u64> {
         let first = self.pending.pop_front();
         self.pending.clear();
@@ -299,7 +299,7 @@ impl SimDisk {
         }
         let before = self.log_bytes();
         self.append(&entries, Some(share));
-        Some(self.log_bytes() - before)
+        Some(self.log_bytes() - before).filter(|torn_bytes| *torn_bytes > 0)
     }
 
     fn log_bytes(&self) -> u64 {

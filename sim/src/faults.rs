@@ -186,7 +186,7 @@ impl FaultPlan {
                 Fault::Loss => plan.loss_per_mille = rng.random_range(1..=100),
                 Fault::Duplication => plan.dup_per_mille = rng.random_range(1..=50),
                 Fault::Partition => plan.partition = Some(Schedule::choose(rng, 6_000, 8_000)),
-                Fault::Crash => plan.crash = Some(Schedule::choose(rng, 8_000, 5_000)),
+                Fault::Crash => plan.crash = Some(Schedule::choose(rng, 15_000, 5_000)),
                 Fault::Pause => plan.pause = Some(Schedule::choose(rng, 10_000, 8_000)),
                 Fault::Clock => {
                     plan.clock = Some(ClockSkew {
