@@ -44,6 +44,10 @@ pub struct RunReport {
     pub sim_ms: u64,
     /// The trace fingerprint.
     pub trace_hash: u64,
+    /// The fault plan the seed chose (`FaultPlan::describe`).
+    pub fault_plan: String,
+    /// What the faults injected, damaged disks included.
+    pub fault_counts: faults::FaultCounts,
     /// The verdict.
     pub result: Result<(), Failure>,
 }
@@ -97,6 +101,8 @@ pub fn run(options: &RunOptions, trace_path: Option<&Path>) -> std::io::Result<R
         events: world.events,
         sim_ms: world.now_ms,
         trace_hash: world.trace.hash(),
+        fault_plan: world.plan.describe(),
+        fault_counts: world.fault_counts(),
         result,
     })
 }
