@@ -295,16 +295,18 @@ impl World {
         server.paused_until_ms = 0;
         server.backlog.clear();
         self.trace.record(now, id.0, "crash", String::new);
+        // Tear first: a torn append's truncation could otherwise cut right after the
+        // flipped record, making it the last one, which recovery would cut as torn.
+        if let Some(bytes) = server.disk.crash(torn) {
+            self.counts.torn_writes += 1;
+            self.trace
+                .record(now, id.0, "torn-write", || format!("bytes={bytes}"));
+        }
         if flip && let Some((index, offset)) = server.disk.flip_bit(&mut self.rng) {
             self.counts.bit_flips += 1;
             self.trace.record(now, id.0, "bit-flip", || {
                 format!("record index={index} byte offset={offset}")
             });
-        }
-        if let Some(bytes) = server.disk.crash(torn) {
-            self.counts.torn_writes += 1;
-            self.trace
-                .record(now, id.0, "torn-write", || format!("bytes={bytes}"));
         }
         let conns: Vec<ConnId> = self
             .links
