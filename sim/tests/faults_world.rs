@@ -119,3 +119,30 @@ fn damaged_server_stays_down() {
     assert!(w.running(NodeId(3)));
     assert_eq!(w.fault_counts().damaged_servers, 1);
 }
+
+// After `heal_all` no fault strikes any more: every server whose disk recovers runs
+// unpaused, no link is cut or clogged, and the counters stop moving while the run goes
+// on for another 20 virtual seconds.
+#[test]
+fn heal_all_stops_every_fault() {
+    let mut w = (0..)
+        .map(|seed| world(seed, &Fault::ALL))
+        .find(|w| w.plan.crash.is_some() && w.plan.partition.is_some() && w.plan.pause.is_some())
+        .unwrap();
+    while w.run_one(8_000) {}
+    assert!(w.fault_counts().crashes > 0);
+    w.heal_all();
+    let healed = w.fault_counts();
+    let now = w.now_ms;
+    for server in w.servers.values() {
+        assert!(
+            server.node.is_some() || server.disk_damaged,
+            "{:?} down",
+            server.id
+        );
+        assert!(server.paused_until_ms <= now && server.backlog.is_empty());
+    }
+    assert!(w.net.cut.is_empty() && w.net.clogs.is_empty());
+    while w.run_one(now + 20_000) {}
+    assert_eq!(w.fault_counts(), healed);
+}
