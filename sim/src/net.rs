@@ -135,14 +135,15 @@ impl Network {
     }
 
     /// When bytes sent now on `conn` in `direction` arrive: after a random latency, and
-    /// never before the bytes sent earlier in the same direction (TCP is FIFO).
+    /// never before the bytes sent earlier in the same direction (TCP is FIFO). The flag
+    /// says the latency was a spike.
     pub fn client_arrival(
         &mut self,
         now_ms: u64,
         conn: ConnId,
         direction: Direction,
         rng: &mut ChaCha8Rng,
-    ) -> u64 {
+    ) -> (u64, bool) {
         let (latency_ms, spike) = self.latency.unwrap_or(CLIENT_LATENCY_MS).draw(rng);
         if spike {
             self.counts.latency_spikes += 1;
@@ -150,7 +151,7 @@ impl Network {
         let last = self.last_arrival_ms.entry((conn, direction)).or_insert(0);
         let at = (now_ms + latency_ms).max(*last);
         *last = at;
-        at
+        (at, spike)
     }
 
     /// Forgets a closed connection's arrival times.

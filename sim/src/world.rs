@@ -455,21 +455,30 @@ impl World {
                 self.disk(id, DiskOp::Snapshot { meta, bytes })
             }
             Output::ToClient { conn, bytes } => {
-                let at = self
-                    .net
-                    .client_arrival(now, conn, Direction::ToClient, &mut self.rng);
+                let at = self.client_arrival(conn, Direction::ToClient);
                 self.schedule(at, Event::ToClient { conn, bytes });
             }
             Output::CloseClient { conn } => {
-                let at = self
-                    .net
-                    .client_arrival(now, conn, Direction::ToClient, &mut self.rng);
+                let at = self.client_arrival(conn, Direction::ToClient);
                 self.schedule(at, Event::ClientClosed { conn });
             }
             Output::FourLetterWord { conn, .. } => {
                 self.schedule(now + 1, Event::ClientClosed { conn })
             }
         }
+    }
+
+    /// When bytes sent now on a client connection arrive (FIFO); a spike is traced.
+    fn client_arrival(&mut self, conn: ConnId, direction: Direction) -> u64 {
+        let now = self.now_ms;
+        let (at, spike) = self.net.client_arrival(now, conn, direction, &mut self.rng);
+        if spike {
+            let server = self.links.get(&conn).map_or(0, |l| l.server.0);
+            self.trace.record(now, server, "client-delay", || {
+                format!("conn={} {direction:?} arrives at {at}", conn.0)
+            });
+        }
+        at
     }
 
     fn disk(&mut self, id: NodeId, op: DiskOp) {
@@ -660,12 +669,7 @@ impl World {
                     self.client_actions(client, actions);
                 }
                 Action::Send { conn, bytes } => {
-                    let at = self.net.client_arrival(
-                        self.now_ms,
-                        conn,
-                        Direction::ToServer,
-                        &mut self.rng,
-                    );
+                    let at = self.client_arrival(conn, Direction::ToServer);
                     self.schedule(at, Event::ToServer { conn, bytes });
                 }
                 Action::Close { conn } => {

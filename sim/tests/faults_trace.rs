@@ -7,8 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use paddock_sim::options::RunOptions;
 
 // With every fault on, a run's JSON-lines trace holds one line per crash, pause,
-// partition or clog, torn write, bit flip, lost and duplicated message, fsync spike and
-// skewed clock, and names each server whose damaged disk was refused.
+// partition or clog, torn write, bit flip, lost and duplicated message, fsync spike,
+// client latency spike and skewed clock, and names each server whose damaged disk was
+// refused.
 #[test]
 fn every_fault_is_traced() {
     let path =
@@ -47,6 +48,15 @@ fn every_fault_is_traced() {
         assert_eq!(count("clock-skew"), c.skewed_clocks, "seed {seed}");
         assert_eq!(refused.len() as u64, c.damaged_servers, "seed {seed}");
         assert_eq!(count("heal"), 1, "seed {seed}");
+        // Peer spikes show as "delay" (or "dup" when the message was also duplicated);
+        // clogs delay too, so this is only an implication.
+        assert!(count("client-delay") <= c.latency_spikes, "seed {seed}");
+        if c.latency_spikes > 0 {
+            assert!(
+                count("client-delay") + count("delay") + count("dup") > 0,
+                "seed {seed}"
+            );
+        }
         checked += c.crashes + c.pauses + c.partitions + c.clogs + c.messages_lost;
     }
     let _ = std::fs::remove_file(&path);

@@ -32,7 +32,7 @@ fn client_connections_are_fifo() {
         for direction in [Direction::ToServer, Direction::ToClient] {
             let mut last = 0;
             for now_ms in 0..500 {
-                let at = net.client_arrival(now_ms, conn, direction, &mut rng);
+                let (at, _) = net.client_arrival(now_ms, conn, direction, &mut rng);
                 assert!(
                     at >= last && at > now_ms,
                     "{conn:?} {direction:?} reordered"
