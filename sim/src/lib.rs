@@ -43,6 +43,8 @@ pub struct RunReport {
     pub sim_ms: u64,
     /// The trace fingerprint.
     pub trace_hash: u64,
+    /// Virtual ms from healing until a leader was serving (when the run passed).
+    pub time_to_leader_ms: Option<u64>,
     /// The verdict.
     pub result: Result<(), Failure>,
 }
@@ -75,7 +77,12 @@ pub fn run(options: &RunOptions, trace_path: Option<&Path>) -> std::io::Result<R
     };
     let mut world = World::new(options, trace);
     while !world.clients_done() && world.run_one(SAFETY_PHASE_MS_MAX) {}
-    let result = liveness(&mut world).and_then(|()| check::check_all(&world));
+    let fault_free = options.faults.0.is_empty();
+    let result = liveness(&mut world).and_then(|time_to_leader_ms| {
+        check::check_all(&world, fault_free).map(|()| time_to_leader_ms)
+    });
+    let time_to_leader_ms = result.as_ref().ok().copied();
+    let result = result.map(|_| ());
     world.trace.finish();
     let ops_completed = world
         .history
@@ -96,13 +103,15 @@ pub fn run(options: &RunOptions, trace_path: Option<&Path>) -> std::io::Result<R
         events: world.events,
         sim_ms: world.now_ms,
         trace_hash: world.trace.hash(),
+        time_to_leader_ms,
         result,
     })
 }
 
 /// Heals every fault and requires a leader and the end of all pending work in bounded
-/// virtual time; then lets the ensemble settle so every server catches up.
-fn liveness(world: &mut World) -> Result<(), Failure> {
+/// virtual time; then lets the ensemble settle so every server catches up. Returns the
+/// virtual ms from healing until a leader was serving.
+fn liveness(world: &mut World) -> Result<u64, Failure> {
     world.net.heal();
     let down: Vec<_> = world
         .servers
@@ -114,16 +123,21 @@ fn liveness(world: &mut World) -> Result<(), Failure> {
         world.start(id);
     }
     world.wake_clients();
-    let deadline = world.now_ms + LIVENESS_PHASE_MS_MAX;
-    let done = |w: &World| {
-        w.clients_done()
-            && w.servers
-                .values()
-                .any(|s| s.node.as_ref().is_some_and(|n| n.is_leader()))
+    let healed_ms = world.now_ms;
+    let deadline = healed_ms + LIVENESS_PHASE_MS_MAX;
+    let has_leader = |w: &World| {
+        w.servers
+            .values()
+            .any(|s| s.node.as_ref().is_some_and(|n| n.is_leader()))
     };
+    let done = |w: &World| w.clients_done() && has_leader(w);
+    let mut leader_at_ms = has_leader(world).then_some(healed_ms);
     while !done(world) {
         if !world.run_one(deadline) {
             break;
+        }
+        if leader_at_ms.is_none() && has_leader(world) {
+            leader_at_ms = Some(world.now_ms);
         }
     }
     if !done(world) {
@@ -141,5 +155,5 @@ fn liveness(world: &mut World) -> Result<(), Failure> {
     }
     let settle = world.now_ms + 5_000;
     while world.run_one(settle) {}
-    Ok(())
+    Ok(leader_at_ms.unwrap_or(world.now_ms) - healed_ms)
 }

@@ -152,6 +152,7 @@ pub struct World {
     /// Events processed.
     pub events: u64,
     configs: BTreeMap<NodeId, NodeConfig>,
+    fifo_ms: BTreeMap<(ConnId, bool), u64>,
 }
 
 impl World {
@@ -172,6 +173,7 @@ impl World {
             trace,
             events: 0,
             configs: BTreeMap::new(),
+            fifo_ms: BTreeMap::new(),
             rng,
         };
         for id in voters.iter().copied() {
@@ -369,10 +371,16 @@ impl World {
             }
             Output::ToClient { conn, bytes } => {
                 let at = now + self.net.client_latency(&mut self.rng);
+                let last = self.fifo_ms.entry((conn, false)).or_insert(0);
+                let at = at.max(*last);
+                *last = at;
                 self.schedule(at, Event::ToClient { conn, bytes });
             }
             Output::CloseClient { conn } => {
                 let at = now + self.net.client_latency(&mut self.rng);
+                let last = self.fifo_ms.entry((conn, false)).or_insert(0);
+                let at = at.max(*last);
+                *last = at;
                 self.schedule(at, Event::ClientClosed { conn });
             }
             Output::FourLetterWord { conn, .. } => {
@@ -538,6 +546,7 @@ impl World {
                             open: true,
                         },
                     );
+                    self.history.connected(conn, client, server, self.now_ms);
                     let addr = IpAddr::V4(Ipv4Addr::new(
                         10,
                         0,
@@ -555,6 +564,9 @@ impl World {
                 }
                 Action::Send { conn, bytes } => {
                     let at = self.now_ms + self.net.client_latency(&mut self.rng);
+                    let last = self.fifo_ms.entry((conn, true)).or_insert(0);
+                    let at = at.max(*last);
+                    *last = at;
                     self.schedule(at, Event::ToServer { conn, bytes });
                 }
                 Action::Close { conn } => {
