@@ -113,7 +113,7 @@ pub struct ConnRecord {
 }
 
 /// Everything a run recorded.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct History {
     /// Client operations in invocation order.
     pub ops: Vec<OpRecord>,

@@ -75,10 +75,9 @@ pub fn run(options: &RunOptions, trace_path: Option<&Path>) -> std::io::Result<R
         Some(path) => Trace::to_file(path)?,
         None => Trace::hash_only(),
     };
-    let mut world = World::new(options, trace);
-    while !world.clients_done() && world.run_one(SAFETY_PHASE_MS_MAX) {}
+    let (mut world, liveness) = simulate(options, trace);
     let fault_free = options.faults.0.is_empty();
-    let result = liveness(&mut world).and_then(|time_to_leader_ms| {
+    let result = liveness.and_then(|time_to_leader_ms| {
         check::check_all(&world, fault_free).map(|()| time_to_leader_ms)
     });
     let time_to_leader_ms = result.as_ref().ok().copied();
@@ -106,6 +105,16 @@ pub fn run(options: &RunOptions, trace_path: Option<&Path>) -> std::io::Result<R
         time_to_leader_ms,
         result,
     })
+}
+
+/// Runs the safety and liveness phases of a simulation without checking the history:
+/// the world (with its history) and the liveness verdict (time to leader after healing,
+/// ms). Tests of the checkers mutate the history this produces.
+pub fn simulate(options: &RunOptions, trace: Trace) -> (World, Result<u64, Failure>) {
+    let mut world = World::new(options, trace);
+    while !world.clients_done() && world.run_one(SAFETY_PHASE_MS_MAX) {}
+    let liveness = liveness(&mut world);
+    (world, liveness)
 }
 
 /// Heals every fault and requires a leader and the end of all pending work in bounded

@@ -192,7 +192,7 @@ impl Replay<'_> {
         };
         let op = proposal.origin.as_ref().and_then(|o| self.index.op_of(o));
         if let Some(position) = op
-            && let Some((index, _)) = self.out.commits.insert(position, (entry.index, entry.zxid))
+            && let Some((index, _)) = self.out.commits.get(&position).copied()
         {
             let record = &self.history.ops[position];
             note(&mut self.findings.linearizable, "linearizable", || {
@@ -203,6 +203,8 @@ impl Replay<'_> {
                     entry.zxid
                 )
             });
+        } else if let Some(position) = op {
+            self.out.commits.insert(position, (entry.index, entry.zxid));
         }
         match &proposal.body {
             ProposalBody::Txn(txn) => self.txn(entry, proposal.origin.as_ref(), op, txn),
@@ -438,6 +440,10 @@ impl Replay<'_> {
         else {
             return;
         };
+        // A second commit of the op is reported as such; the reply answers the first.
+        if self.out.commits.get(&position).map(|c| c.0) != Some(entry.index) {
+            return;
+        }
         if *zxid != entry.zxid.as_wire() {
             note(&mut self.findings.durability, "durability", || {
                 format!(
