@@ -36,6 +36,13 @@ fn checker(result: Result<(), Failure>) -> &'static str {
     result.err().map_or("none", |f| f.checker)
 }
 
+/// Asserts that `result` is a failure of `name` whose event mentions `words`.
+fn fails(result: Result<(), Failure>, name: &str, words: &str) {
+    let failure = result.expect_err("the mutation must be caught");
+    assert_eq!(failure.checker, name, "{}", failure.event);
+    assert!(failure.event.contains(words), "{}", failure.event);
+}
+
 /// Positions of ops answered with success whose request matches `pick`.
 fn answered(history: &History, pick: impl Fn(&Request) -> bool) -> Vec<usize> {
     history
@@ -70,7 +77,7 @@ fn agreement_rejects_a_diverging_server() {
     let mut w = world(11);
     let list = w.history.applied.values_mut().nth(1).unwrap();
     list[5].payload_hash ^= 1;
-    assert_eq!(checker(check::check_all(&w, true)), "agreement");
+    fails(check::check_all(&w, true), "agreement", "applied zxid");
 
     let w = world(11);
     let mut servers: Vec<ServerFinal> = w
@@ -93,7 +100,7 @@ fn agreement_rejects_a_diverging_server() {
     };
     assert_eq!(subject(&servers), Ok(()));
     servers[0].digest ^= 1;
-    assert_eq!(checker(subject(&servers)), "agreement");
+    fails(subject(&servers), "agreement", "tree digest");
 }
 
 // Durability: an acknowledged write whose entry is replaced by a no-op, or whose reply
@@ -104,14 +111,22 @@ fn durability_rejects_a_lost_or_misplaced_write() {
     let write = answered(&w.history, |r| matches!(r, Request::SetData(_)))[0];
     let index = index_of_zxid(&w.history, reply_zxid(&w.history, write));
     w.history.payloads.get_mut(&index).unwrap().1 = Vec::new();
-    assert_eq!(checker(check::check_history(&w.history)), "durability");
+    fails(
+        check::check_history(&w.history),
+        "durability",
+        "not in the committed sequence",
+    );
 
     let mut w = world(12);
     let write = answered(&w.history, |r| matches!(r, Request::Create(_)))[0];
     if let Outcome::Reply { zxid, .. } = &mut w.history.ops[write].outcome {
         *zxid += 1;
     }
-    assert_eq!(checker(check::check_history(&w.history)), "durability");
+    fails(
+        check::check_history(&w.history),
+        "durability",
+        "but it committed at index",
+    );
 }
 
 // Linearizable writes: a reply that differs from the model's result, an op committed
@@ -127,7 +142,11 @@ fn linearizable_rejects_wrong_reply_duplicate_and_time_travel() {
     {
         stat.version += 1;
     }
-    assert_eq!(checker(check::check_history(&w.history)), "linearizable");
+    fails(
+        check::check_history(&w.history),
+        "linearizable",
+        "the model answers",
+    );
 
     let mut w = world(13);
     let write = answered(&w.history, |r| matches!(r, Request::SetData(_)))[0];
@@ -138,7 +157,11 @@ fn linearizable_rejects_wrong_reply_duplicate_and_time_travel() {
     w.history
         .payloads
         .insert(last + 1, (Zxid(zxid.0 + 1), copy));
-    assert_eq!(checker(check::check_history(&w.history)), "linearizable");
+    fails(
+        check::check_history(&w.history),
+        "linearizable",
+        "committed twice",
+    );
 
     // A write answered before another was sent, committed after it.
     let mut w = world(13);
@@ -148,7 +171,11 @@ fn linearizable_rejects_wrong_reply_duplicate_and_time_travel() {
     let after = w.history.ops[late].completed_ms.unwrap() + 1;
     w.history.ops[early].invoked_ms = after;
     w.history.ops[early].completed_ms = Some(after + 1);
-    assert_eq!(checker(check::check_history(&w.history)), "linearizable");
+    fails(
+        check::check_history(&w.history),
+        "linearizable",
+        "before it was sent",
+    );
 }
 
 // Reads: a read answered with other data than the model holds at its zxid, or a reply
@@ -164,7 +191,11 @@ fn reads_reject_wrong_data_and_going_back() {
     {
         r.data = Some(b"never written".to_vec());
     }
-    assert_eq!(checker(check::check_history(&w.history)), "reads");
+    fails(
+        check::check_history(&w.history),
+        "reads",
+        "the model answers",
+    );
 
     let mut w = world(14);
     let reads = answered(&w.history, |r| {
@@ -174,7 +205,7 @@ fn reads_reject_wrong_data_and_going_back() {
     if let Outcome::Reply { zxid, .. } = &mut w.history.ops[late].outcome {
         *zxid = 0;
     }
-    assert_eq!(checker(check::check_history(&w.history)), "reads");
+    fails(check::check_history(&w.history), "reads", "");
 }
 
 // Sessions: a client told its session expired though no close is committed, a server
@@ -190,7 +221,11 @@ fn sessions_reject_phantom_expiry_leaked_ephemeral_and_early_expiry() {
             Ok(ProposalBody::Txn(Txn { kind: TxnKind::CloseSession { session }, .. })) if session == live)
     });
     assert!(!closed, "the last session is still live in seed 15");
-    assert_eq!(checker(check::check_history(&w.history)), "sessions");
+    fails(
+        check::check_history(&w.history),
+        "sessions",
+        "no close of it is committed",
+    );
 
     let w = world(15);
     let node = w.servers.values().find_map(|s| s.node.as_ref()).unwrap();
@@ -208,7 +243,7 @@ fn sessions_reject_phantom_expiry_leaked_ephemeral_and_early_expiry() {
         servers: std::slice::from_ref(&leaked),
         fault_free: false,
     };
-    assert_eq!(checker(check::check(&subject)), "sessions");
+    fails(check::check(&subject), "sessions", "which is not live");
 
     // The leader expires a session one ms after its client sent a request that was answered.
     let mut w = world(15);
@@ -239,7 +274,7 @@ fn sessions_reject_phantom_expiry_leaked_ephemeral_and_early_expiry() {
         servers: &[],
         fault_free: true,
     };
-    assert_eq!(checker(check::check(&quiet(&w.history))), "sessions");
+    fails(check::check(&quiet(&w.history)), "sessions", "though");
 }
 
 // Watches: an event delivered after a reply carrying its change's zxid, an event
@@ -254,7 +289,11 @@ fn watches_reject_late_duplicate_and_missing_events() {
 
     let mut late = world(16);
     late.history.events[0].client_zxid = i64::MAX;
-    assert_eq!(checker(check::check_history(&late.history)), "watches");
+    fails(
+        check::check_history(&late.history),
+        "watches",
+        "after a reply",
+    );
 
     let mut twice = world(16);
     let copy = twice.history.events[0].clone();
@@ -264,7 +303,11 @@ fn watches_reject_late_duplicate_and_missing_events() {
             conn.first_event += 1;
         }
     }
-    assert_eq!(checker(check::check_history(&twice.history)), "watches");
+    fails(
+        check::check_history(&twice.history),
+        "watches",
+        "its watches owe",
+    );
 
     // Dropping an event is caught whenever a later reply on its connection proves it was
     // due; at least one of the first events of the run is like that.
