@@ -208,6 +208,8 @@ impl Replay<'_> {
         }
         match &proposal.body {
             ProposalBody::Txn(txn) => self.txn(entry, proposal.origin.as_ref(), op, txn),
+            // The leader's own writes (reaping) may fail at prepare and change nothing.
+            ProposalBody::Failed { .. } if proposal.origin.is_none() => {}
             ProposalBody::Failed { error } => self.failed(entry, op, *error),
             ProposalBody::Sync => self.sync(entry, proposal.origin.as_ref(), op),
         }
