@@ -37,3 +37,48 @@ fn runs_with_all_faults_pass() {
         assert_eq!(report.result, Ok(()), "{}", report.summary_line());
     }
 }
+
+// Seeds on which the checkers found real bugs in core (see the checkers' report): a
+// follower that installs a snapshot keeps its client connections and one-shot watches,
+// so the events of the changes the snapshot skipped are never sent and a watch later
+// fires for the wrong change. Un-ignore once core is fixed; each must then pass.
+#[test]
+#[ignore = "core bug: snapshot install keeps client watches (seeds 1016, 1058, 368)"]
+fn seeds_with_known_core_bugs() {
+    for seed in [1016, 1058, 368] {
+        let options = RunOptions {
+            seed,
+            ..RunOptions::default()
+        };
+        let report = paddock_sim::run(&options, None).unwrap();
+        assert_eq!(report.result, Ok(()), "{}", report.summary_line());
+    }
+}
+
+// The checkers cost no more than the simulation they check: they are a replay and a few
+// sorts over the history, O(history log history), not a search.
+#[test]
+fn checking_costs_less_than_simulating() {
+    let options = RunOptions {
+        seed: 3,
+        faults: FaultSet::default(),
+        ..RunOptions::default()
+    };
+    let started = std::time::Instant::now();
+    let (world, liveness) = paddock_sim::simulate(&options, paddock_sim::trace::Trace::hash_only());
+    let simulated = started.elapsed();
+    liveness.unwrap();
+    let started = std::time::Instant::now();
+    let verdict = paddock_sim::check::check_all(&world, true);
+    let checked = started.elapsed();
+    assert_eq!(verdict, Ok(()));
+    println!(
+        "{} ops, {} committed: simulate {simulated:?}, check {checked:?}",
+        world.history.ops.len(),
+        world.history.payloads.len()
+    );
+    assert!(
+        checked < simulated,
+        "check {checked:?} vs simulate {simulated:?}"
+    );
+}
