@@ -238,64 +238,82 @@ pub fn check(
     let (no_expected, no_events) = (Vec::new(), Vec::new());
     let conns: BTreeSet<ConnId> = received.keys().chain(expected.keys()).copied().collect();
     for conn in conns.difference(unmodelled) {
-        let want = expected.get(conn).unwrap_or(&no_expected);
-        let got = received.get(conn).unwrap_or(&no_events);
-        for (k, position) in got.iter().enumerate() {
-            let event = &history.events[*position];
-            let Some(exp) = want.get(k) else {
-                return Err(Failure::new(
-                    "watches",
-                    format!(
-                        "client {} got {:?} at {} ms on connection {}, but no watch it set matches a committed change",
-                        event.client, event.event, event.at_ms, conn.0
-                    ),
-                ));
-            };
-            if event.event.event_type != exp.event_type.code() || event.event.path != exp.path {
-                return Err(Failure::new(
-                    "watches",
-                    format!(
-                        "client {} got {:?} at {} ms on connection {}, but the next event its watches owe is {:?} {} (change at zxid {})",
-                        event.client,
-                        event.event,
-                        event.at_ms,
-                        conn.0,
-                        exp.event_type,
-                        exp.path,
-                        exp.zxid
-                    ),
-                ));
-            }
-            let late = if exp.catch_up {
-                event.client_zxid > exp.zxid.as_wire()
-            } else {
-                event.client_zxid >= exp.zxid.as_wire()
-            };
-            if late {
-                return Err(Failure::new(
-                    "watches",
-                    format!(
-                        "client {} got {:?} at {} ms on connection {} after a reply with zxid 0x{:x}, not before the change's zxid {}",
-                        event.client, event.event, event.at_ms, conn.0, event.client_zxid, exp.zxid
-                    ),
-                ));
-            }
-        }
-        if let (Some(missing), Some((zxid, position))) = (want.get(got.len()), replies.get(conn))
-            && *zxid >= missing.zxid.as_wire()
-        {
+        check_conn(
+            history,
+            *conn,
+            expected.get(conn).unwrap_or(&no_expected),
+            received.get(conn).unwrap_or(&no_events),
+            replies.get(conn).copied(),
+        )?;
+    }
+    Ok(())
+}
+
+/// One connection: `got` (event positions, in arrival order) must be a prefix of `want`,
+/// each in time; `last_reply` (highest reply zxid on the connection, and its op) must not
+/// prove a missing event was due.
+fn check_conn(
+    history: &History,
+    conn: ConnId,
+    want: &[Expected],
+    got: &[usize],
+    last_reply: Option<(i64, usize)>,
+) -> Result<(), Failure> {
+    for (k, position) in got.iter().enumerate() {
+        let event = &history.events[*position];
+        let Some(exp) = want.get(k) else {
             return Err(Failure::new(
                 "watches",
                 format!(
-                    "connection {} never delivered {:?} {} (change at zxid {}) though {} was answered on it at zxid 0x{zxid:x}",
+                    "client {} got {:?} at {} ms on connection {}, but no watch it set matches a committed change",
+                    event.client, event.event, event.at_ms, conn.0
+                ),
+            ));
+        };
+        if event.event.event_type != exp.event_type.code() || event.event.path != exp.path {
+            return Err(Failure::new(
+                "watches",
+                format!(
+                    "client {} got {:?} at {} ms on connection {}, but the next event its watches owe is {:?} {} (change at zxid {})",
+                    event.client,
+                    event.event,
+                    event.at_ms,
                     conn.0,
-                    missing.event_type,
-                    missing.path,
-                    missing.zxid,
-                    describe(*position, &history.ops[*position])
+                    exp.event_type,
+                    exp.path,
+                    exp.zxid
                 ),
             ));
         }
+        let late = if exp.catch_up {
+            event.client_zxid > exp.zxid.as_wire()
+        } else {
+            event.client_zxid >= exp.zxid.as_wire()
+        };
+        if late {
+            return Err(Failure::new(
+                "watches",
+                format!(
+                    "client {} got {:?} at {} ms on connection {} after a reply with zxid 0x{:x}, not before the change's zxid {}",
+                    event.client, event.event, event.at_ms, conn.0, event.client_zxid, exp.zxid
+                ),
+            ));
+        }
+    }
+    if let (Some(missing), Some((zxid, position))) = (want.get(got.len()), last_reply)
+        && zxid >= missing.zxid.as_wire()
+    {
+        return Err(Failure::new(
+            "watches",
+            format!(
+                "connection {} never delivered {:?} {} (change at zxid {}) though {} was answered on it at zxid 0x{zxid:x}",
+                conn.0,
+                missing.event_type,
+                missing.path,
+                missing.zxid,
+                describe(position, &history.ops[position])
+            ),
+        ));
     }
     Ok(())
 }
