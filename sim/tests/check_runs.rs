@@ -43,9 +43,9 @@ fn runs_with_all_faults_pass() {
 // so the events of the changes the snapshot skipped are never sent and a watch later
 // fires for the wrong change. Un-ignore once core is fixed; each must then pass.
 #[test]
-#[ignore = "core bug: snapshot install keeps client watches (seeds 1016, 1058)"]
+#[ignore = "core bug: snapshot install keeps client watches (seeds 809, 876, 1016, 1058)"]
 fn seeds_with_known_core_bugs() {
-    for seed in [1016, 1058] {
+    for seed in [809, 876, 1016, 1058] {
         let options = RunOptions {
             seed,
             ..RunOptions::default()
