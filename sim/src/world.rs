@@ -152,6 +152,9 @@ pub struct World {
     /// Events processed.
     pub events: u64,
     configs: BTreeMap<NodeId, NodeConfig>,
+    /// Per client connection and direction (true: to the server), the latest delivery
+    /// time scheduled: a connection is a TCP stream, so its frames never overtake each
+    /// other (the checkers rely on replies and watch events keeping their order).
     fifo_ms: BTreeMap<(ConnId, bool), u64>,
 }
 
@@ -243,6 +246,14 @@ impl World {
         for conn in conns {
             self.schedule(self.now_ms + 1, Event::ClientClosed { conn });
         }
+    }
+
+    /// The delivery time of a frame on a client connection: `at_ms`, or later if an
+    /// earlier frame of the same direction arrives later (streams keep their order).
+    fn fifo_at(&mut self, conn: ConnId, to_server: bool, at_ms: u64) -> u64 {
+        let last = self.fifo_ms.entry((conn, to_server)).or_insert(0);
+        *last = at_ms.max(*last);
+        *last
     }
 
     /// Queues an event at true time `at_ms`.
@@ -371,16 +382,12 @@ impl World {
             }
             Output::ToClient { conn, bytes } => {
                 let at = now + self.net.client_latency(&mut self.rng);
-                let last = self.fifo_ms.entry((conn, false)).or_insert(0);
-                let at = at.max(*last);
-                *last = at;
+                let at = self.fifo_at(conn, false, at);
                 self.schedule(at, Event::ToClient { conn, bytes });
             }
             Output::CloseClient { conn } => {
                 let at = now + self.net.client_latency(&mut self.rng);
-                let last = self.fifo_ms.entry((conn, false)).or_insert(0);
-                let at = at.max(*last);
-                *last = at;
+                let at = self.fifo_at(conn, false, at);
                 self.schedule(at, Event::ClientClosed { conn });
             }
             Output::FourLetterWord { conn, .. } => {
@@ -564,9 +571,7 @@ impl World {
                 }
                 Action::Send { conn, bytes } => {
                     let at = self.now_ms + self.net.client_latency(&mut self.rng);
-                    let last = self.fifo_ms.entry((conn, true)).or_insert(0);
-                    let at = at.max(*last);
-                    *last = at;
+                    let at = self.fifo_at(conn, true, at);
                     self.schedule(at, Event::ToServer { conn, bytes });
                 }
                 Action::Close { conn } => {
