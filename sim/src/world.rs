@@ -653,6 +653,7 @@ impl World {
                             open: true,
                         },
                     );
+                    self.history.connected(conn, client, server, self.now_ms);
                     let addr = IpAddr::V4(Ipv4Addr::new(
                         10,
                         0,
