@@ -75,6 +75,23 @@ pub struct CampaignReport {
 }
 
 impl CampaignReport {
+    /// A report from failures in the order they were found; they are kept in seed order
+    /// so the output does not depend on thread timing.
+    pub fn from_unordered(
+        passed: u64,
+        mut failures: Vec<RunReport>,
+        events: u64,
+        wall: Duration,
+    ) -> CampaignReport {
+        failures.sort_by_key(|r| r.options.seed);
+        CampaignReport {
+            passed,
+            failures,
+            events,
+            wall,
+        }
+    }
+
     /// Seeds run.
     pub fn seeds(&self) -> u64 {
         self.passed + self.failures.len() as u64
@@ -88,6 +105,19 @@ impl CampaignReport {
     /// Simulated events per wall second.
     pub fn events_per_second(&self) -> f64 {
         self.events as f64 / self.wall.as_secs_f64().max(1e-9)
+    }
+
+    /// Each failing seed's summary line followed by its replay command, in seed order.
+    pub fn failure_lines(&self) -> Vec<String> {
+        self.failures
+            .iter()
+            .flat_map(|r| {
+                [
+                    r.summary_line(),
+                    format!("  replay: {}", r.options.replay_command()),
+                ]
+            })
+            .collect()
     }
 
     /// The final line: `N passed, M failed`.
@@ -148,14 +178,8 @@ pub fn run_campaign(
             scope.spawn(worker);
         }
     });
-    let (passed, events, mut failures) = results.into_inner().unwrap_or_else(|p| p.into_inner());
-    failures.sort_by_key(|r| r.options.seed);
-    CampaignReport {
-        passed,
-        failures,
-        events,
-        wall: started.elapsed(),
-    }
+    let (passed, events, failures) = results.into_inner().unwrap_or_else(|p| p.into_inner());
+    CampaignReport::from_unordered(passed, failures, events, started.elapsed())
 }
 
 /// Runs one seed without a trace file, turning a panic into a `panic` failure.
@@ -238,6 +262,36 @@ mod tests {
         assert_eq!(one.seeds(), 6);
         assert_eq!(one.passed, three.passed);
         assert_eq!(one.events, three.events);
+    }
+
+    // Failures print in seed order whatever order the workers found them in, each with
+    // the exact command that replays it.
+    #[test]
+    fn failures_print_sorted_with_replay_commands() {
+        let failing = |seed| RunReport {
+            options: RunOptions {
+                seed,
+                ..RunOptions::default()
+            },
+            ops_completed: 1,
+            committed: 1,
+            events: 1,
+            sim_ms: 1,
+            trace_hash: 0xab,
+            result: Err(Failure::new("agreement", "index 3 differs")),
+        };
+        let found = vec![failing(9), failing(4)];
+        let report = CampaignReport::from_unordered(2, found, 2, Duration::from_secs(1));
+        let lines = report.failure_lines();
+        assert_eq!(lines.len(), 4);
+        assert!(lines[0].starts_with("seed=4 "), "{lines:?}");
+        assert!(lines[0].ends_with("result=FAIL agreement: index 3 differs"));
+        assert!(
+            lines[1].ends_with("run --seed 4 --nodes 5 --clients 8 --ops 1000 --faults all"),
+            "{lines:?}"
+        );
+        assert!(lines[2].starts_with("seed=9 "), "{lines:?}");
+        assert_eq!(report.summary_line(), "2 passed, 2 failed");
     }
 
     // A panic payload's text is kept as the failure event.

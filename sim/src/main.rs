@@ -186,9 +186,8 @@ fn campaign(base: &RunOptions, seeds: &SeedRange, jobs: Option<usize>) -> ExitCo
     };
     let report = run_campaign(base, seeds, jobs, &on_done);
     bar.finish_and_clear();
-    for failure in &report.failures {
-        println!("{}", failure.summary_line());
-        println!("  replay: {}", failure.options.replay_command());
+    for line in report.failure_lines() {
+        println!("{line}");
     }
     println!("{}", report.speed_line());
     println!("{}", report.summary_line());
