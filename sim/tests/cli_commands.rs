@@ -221,3 +221,41 @@ fn shrink_refuses_a_passing_seed() {
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     assert!(stdout(&output).contains("seed 3 does not fail: nothing to shrink"));
 }
+
+// Without the `planted-bugs` feature there is no `--bug`: asking for one is a usage error,
+// so a release build can never plant a bug.
+#[cfg(not(feature = "planted-bugs"))]
+#[test]
+fn bug_needs_the_feature() {
+    let output = sim(&["run", "--seed", "1", "--bug", "ack-before-persist"]);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+}
+
+// With the feature, `--bug NAME` reaches the run and is named in its first line.
+#[cfg(feature = "planted-bugs")]
+#[test]
+fn bug_is_passed_to_the_run() {
+    let output = sim(&[
+        "run",
+        "--seed",
+        "1",
+        "--nodes",
+        "3",
+        "--clients",
+        "2",
+        "--ops",
+        "20",
+        "--faults",
+        "none",
+        "--bug",
+        "ack-before-persist",
+    ]);
+    let text = stdout(&output);
+    assert!(
+        text.lines()
+            .next()
+            .unwrap()
+            .ends_with(" bug=ack-before-persist"),
+        "{text}"
+    );
+}
