@@ -5,6 +5,7 @@
 //! phase), then heals every fault and requires the ensemble to finish all pending work
 //! (the liveness phase), and finally runs every checker over the history.
 
+pub mod campaign;
 pub mod check;
 pub mod client;
 pub mod disk;
@@ -12,6 +13,7 @@ pub mod faults;
 pub mod history;
 pub mod net;
 pub mod options;
+pub mod shrink;
 pub mod trace;
 pub mod workload;
 pub mod world;
