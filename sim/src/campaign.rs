@@ -281,6 +281,9 @@ mod tests {
             events: 1,
             sim_ms: 1,
             trace_hash: 0xab,
+            fault_plan: String::new(),
+            fault_counts: crate::faults::FaultCounts::default(),
+            time_to_leader_ms: None,
             result: Err(Failure::new("agreement", "index 3 differs")),
         };
         let found = vec![failing(9), failing(4)];

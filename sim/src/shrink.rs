@@ -123,6 +123,9 @@ mod tests {
             events: 0,
             sim_ms: 0,
             trace_hash: 0,
+            fault_plan: String::new(),
+            fault_counts: crate::faults::FaultCounts::default(),
+            time_to_leader_ms: None,
             result,
         }
     }
