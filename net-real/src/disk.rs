@@ -45,7 +45,7 @@ pub enum DiskRequest {
 }
 
 impl DiskRequest {
-    /// The disk request for a node output, or `None` for outputs that are not disk work.
+    /// The disk request for a node output; other outputs are handed back unchanged.
     pub fn from_output(output: Output) -> Result<DiskRequest, Output> {
         match output {
             Output::PersistHardState { hard_state } => Ok(DiskRequest::HardState(hard_state)),

@@ -29,7 +29,7 @@ use paddock_core::ids::{ConnId, NodeId, SessionId};
 use paddock_core::limits::{Limits, RECORD_TXN_OVERHEAD_BYTES};
 use paddock_core::node::{Input, Node, NodeConfig, Output, PeerMessage};
 use paddock_core::replication::Role;
-use paddock_core::wire::FourLetterWord;
+use paddock_core::wire::{ConnectionStart, FourLetterWord, classify_connection_start};
 
 use crate::config::ZooCfg;
 use crate::disk::{self, DiskEvent, DiskRequest, PurgePolicy};
@@ -276,10 +276,10 @@ pub fn start(cfg: ZooCfg) -> Result<ServerHandle, StartError> {
             stop.clone(),
         )
     });
-    let disk_tx = disk_start(storage, &cfg, events_tx.clone())?;
+    let disk = disk_start(storage, &cfg, events_tx.clone())?;
     listen_clients(client_listener, events_tx.clone(), stop.clone())?;
     tracing::info!(id, %client_addr, "serving clients");
-    let event_loop = EventLoop::new(node, cfg, id, peers, disk_tx, events_tx, stop.clone());
+    let event_loop = EventLoop::new(node, cfg, id, peers, disk, events_tx, stop.clone());
     let thread = thread::Builder::new()
         .name("paddock-node".into())
         .spawn(move || event_loop.run(events_rx))
@@ -302,7 +302,7 @@ fn disk_start(
     storage: Storage,
     cfg: &ZooCfg,
     events: Sender<Event>,
-) -> Result<Sender<DiskRequest>, StartError> {
+) -> Result<(Sender<DiskRequest>, JoinHandle<()>), StartError> {
     let (tx, rx) = channel();
     let (disk_events_tx, disk_events_rx) = channel();
     let purge = PurgePolicy {
@@ -312,7 +312,7 @@ fn disk_start(
         },
     };
     let spawn = |name: &str| thread::Builder::new().name(name.to_owned());
-    spawn("paddock-disk")
+    let disk_thread = spawn("paddock-disk")
         .spawn(move || disk::run(storage, rx, disk_events_tx, purge))
         .map_err(|e| StartError::Config(format!("cannot start the disk thread: {e}")))?;
     // Forward disk events into the one event channel.
@@ -325,7 +325,7 @@ fn disk_start(
             }
         })
         .map_err(|e| StartError::Config(format!("cannot start a thread: {e}")))?;
-    Ok(tx)
+    Ok((tx, disk_thread))
 }
 
 fn listen_clients(
@@ -366,8 +366,58 @@ enum WriterMsg {
     Close,
 }
 
+/// Follows frame boundaries on a client's byte stream only to say why, in the log, a
+/// connection is about to be closed for an oversized or negative frame length (the node
+/// itself enforces the limit and closes the connection).
+#[derive(Default)]
+struct FrameWatch {
+    header: Vec<u8>,
+    remaining_bytes: u64,
+    started: bool,
+    done: bool,
+}
+
+impl FrameWatch {
+    /// Feeds bytes; returns the offending length of the first frame above `max_bytes`.
+    fn push(&mut self, bytes: &[u8], max_bytes: u32) -> Option<i64> {
+        let mut rest = bytes;
+        while !rest.is_empty() && !self.done {
+            if self.remaining_bytes > 0 {
+                let take = self.remaining_bytes.min(rest.len() as u64);
+                self.remaining_bytes -= take;
+                rest = rest.get(take as usize..).unwrap_or_default();
+                continue;
+            }
+            let (first, tail) = rest.split_first()?;
+            rest = tail;
+            self.header.push(*first);
+            let Ok(prefix) = <[u8; 4]>::try_from(self.header.as_slice()) else {
+                continue;
+            };
+            self.header.clear();
+            if !self.started {
+                self.started = true;
+                if let ConnectionStart::FourLetterWord(_) = classify_connection_start(&prefix) {
+                    self.done = true;
+                    return None;
+                }
+            }
+            let length = i32::from_be_bytes(prefix);
+            match u32::try_from(length) {
+                Ok(length) if length <= max_bytes => self.remaining_bytes = u64::from(length),
+                _ => {
+                    self.done = true;
+                    return Some(i64::from(length));
+                }
+            }
+        }
+        None
+    }
+}
+
 /// One open client connection, as the event loop sees it.
 struct Client {
+    frames: FrameWatch,
     peer: SocketAddr,
     writer: SyncSender<WriterMsg>,
     /// Kept to force the socket shut when the writer cannot be reached.
@@ -415,6 +465,8 @@ struct EventLoop {
     id: u64,
     peers: Option<Peers>,
     disk: Sender<DiskRequest>,
+    /// Joined at the end, so a stopped server has finished its queued writes.
+    disk_thread: JoinHandle<()>,
     /// Given to each connection's reader thread.
     events: Sender<Event>,
     stop: Arc<AtomicBool>,
@@ -434,7 +486,7 @@ impl EventLoop {
         cfg: ZooCfg,
         id: u64,
         peers: Option<Peers>,
-        disk: Sender<DiskRequest>,
+        (disk, disk_thread): (Sender<DiskRequest>, JoinHandle<()>),
         events: Sender<Event>,
         stop: Arc<AtomicBool>,
     ) -> EventLoop {
@@ -444,6 +496,7 @@ impl EventLoop {
             id,
             peers,
             disk,
+            disk_thread,
             events,
             stop,
             clock: Clock::new(),
@@ -487,9 +540,20 @@ impl EventLoop {
             self.observe();
         }
         self.close_all();
-        // Dropping the disk sender lets the disk thread finish what is queued.
-        tracing::info!(id = self.id, "stopped");
-        match self.failure {
+        // Dropping the disk sender lets the disk thread finish what is queued, then end.
+        let EventLoop {
+            disk,
+            disk_thread,
+            failure,
+            id,
+            ..
+        } = self;
+        drop(disk);
+        if disk_thread.join().is_err() {
+            return Err("the disk thread panicked".into());
+        }
+        tracing::info!(id, "stopped");
+        match failure {
             Some(reason) => Err(reason),
             None => Ok(()),
         }
@@ -502,6 +566,10 @@ impl EventLoop {
                 if let Some(client) = self.clients.get_mut(&conn) {
                     client.received += 1;
                     self.counters.received += 1;
+                    let max_bytes = self.cfg.jute_max_buffer_bytes;
+                    if let Some(length) = client.frames.push(&bytes, max_bytes) {
+                        tracing::warn!(peer = %client.peer, length, jute_maxbuffer = max_bytes, "frame length out of bounds; closing the connection");
+                    }
                     self.step(Input::ClientBytes { conn, bytes });
                 }
             }
@@ -571,6 +639,7 @@ impl EventLoop {
                 self.clients.insert(
                     conn,
                     Client {
+                        frames: FrameWatch::default(),
                         peer,
                         writer,
                         stream,
@@ -759,4 +828,27 @@ fn client_write_loop(mut stream: TcpStream, queue: Receiver<WriterMsg>) {
     }
     let _ = stream.flush();
     let _ = stream.shutdown(std::net::Shutdown::Both);
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::FrameWatch;
+
+    // Frames within the limit pass across any split; the first oversized or negative
+    // length is reported once; a four-letter word is not read as a length.
+    #[test]
+    fn frame_watch_reports_oversized_lengths() {
+        let mut watch = FrameWatch::default();
+        let mut stream = vec![0, 0, 0, 3, 1, 2, 3, 0, 0];
+        assert_eq!(watch.push(&stream, 10), None);
+        stream = vec![0, 2, 9, 9];
+        assert_eq!(watch.push(&stream, 10), None);
+        assert_eq!(watch.push(&[0, 0, 0, 20], 10), Some(20));
+        assert_eq!(watch.push(&[0, 0, 0, 20], 10), None);
+        let mut negative = FrameWatch::default();
+        assert_eq!(negative.push(&[0xff, 0xff, 0xff, 0xff], 10), Some(-1));
+        let mut word = FrameWatch::default();
+        assert_eq!(word.push(b"ruok", 10), None);
+    }
 }
