@@ -15,6 +15,7 @@ struct Member {
     dir: PathBuf,
     cfg: PathBuf,
     client_addr: String,
+    peer_addr: String,
     child: Option<Child>,
 }
 
@@ -57,6 +58,7 @@ fn write_configs(root: &Path) -> Vec<Member> {
                 dir,
                 cfg,
                 client_addr: format!("127.0.0.1:{client_port}"),
+                peer_addr: format!("127.0.0.1:{}", ports[i].1),
                 child: None,
             }
         })
@@ -95,6 +97,33 @@ fn read_eventually(addr: &str, path: &str, want: &[u8]) {
     });
 }
 
+/// Sends what a confused or hostile host might to a peer port: a foreign handshake, a
+/// stranger's id, and a known id followed by an oversized frame. Each connection must be
+/// closed by the server, which carries on.
+fn peer_port_garbage(addr: &str) {
+    use paddock_net_real::peer::handshake_encode;
+    use std::io::{Read, Write};
+    let mut oversized = handshake_encode(paddock_core::ids::NodeId(2)).to_vec();
+    oversized.extend_from_slice(&u32::MAX.to_le_bytes());
+    let attempts: [Vec<u8>; 3] = [
+        b"GET / HTTP/1.0\r\n\r\nxxxxxxxxxx".to_vec(),
+        handshake_encode(paddock_core::ids::NodeId(77)).to_vec(),
+        oversized,
+    ];
+    for bytes in attempts {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        s.write_all(&bytes).unwrap();
+        let mut buf = [0u8; 16];
+        assert_eq!(
+            s.read(&mut buf).unwrap_or(0),
+            0,
+            "peer connection left open"
+        );
+    }
+}
+
 // The whole story of an ensemble's life; see the module documentation.
 #[test]
 fn three_nodes_survive_leader_kill_and_rejoin_by_snapshot() {
@@ -104,6 +133,7 @@ fn three_nodes_survive_leader_kill_and_rejoin_by_snapshot() {
         start(m);
     }
     let first = leader(&members);
+    peer_port_garbage(&members[first].peer_addr);
     let follower = (first + 1) % 3;
     let other = (first + 2) % 3;
     let mut c = connect(&members[follower].client_addr);
