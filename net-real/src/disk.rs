@@ -94,7 +94,9 @@ pub fn run(
     events: Sender<DiskEvent>,
     purge: PurgePolicy,
 ) {
-    let mut purged_at = Instant::now();
+    // The first snapshot after start purges at once, as ZooKeeper's purge task runs when
+    // the server starts; later ones wait for the interval.
+    let mut purged_at: Option<Instant> = None;
     while let Ok(first) = requests.recv() {
         let mut batch = vec![first];
         while batch.len() < DISK_BATCH_REQUESTS_MAX {
@@ -121,9 +123,9 @@ pub fn run(
         }
         if let Some(interval) = purge.interval
             && snapshot_taken
-            && purged_at.elapsed() >= interval
+            && purged_at.is_none_or(|at| at.elapsed() >= interval)
         {
-            purged_at = Instant::now();
+            purged_at = Some(Instant::now());
             match storage.purge() {
                 Ok(removed) => tracing::info!(removed, "purged old snapshots and logs"),
                 Err(error) => tracing::warn!(%error, "purge failed"),
