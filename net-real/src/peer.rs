@@ -17,7 +17,7 @@ use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, Sender, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::thread;
 use std::time::Duration;
 
@@ -41,7 +41,7 @@ pub const RECONNECT_DELAY_MIN: Duration = Duration::from_millis(20);
 pub const RECONNECT_DELAY_MAX: Duration = Duration::from_millis(1000);
 
 /// Where to deliver what peers sent: `(sender, message)`.
-pub type Inbound = Sender<crate::server::Event>;
+pub type Inbound = SyncSender<crate::server::Event>;
 
 /// The sending side of every link of this server.
 #[derive(Debug)]

@@ -9,8 +9,10 @@
 //!
 //! Invariants: outputs are performed in the order the node produced them (one disk
 //! channel keeps persist order; one writer queue per connection keeps reply order); a
-//! connection id is never reused; every queue is bounded, and a client whose writer queue
-//! fills up is disconnected rather than buffered without end.
+//! connection id is never reused; every queue is bounded — the event queue by
+//! [`EVENTS_QUEUED_MAX`], the disk queue by the node's own bound on proposals in flight —
+//! and a client whose writer queue fills up is disconnected rather than buffered without
+//! end.
 //!
 //! What it does not do: retry disk errors (the disk thread stops and so does the server),
 //! or measure request latency.
@@ -21,7 +23,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError, channel};
+use std::sync::mpsc::{
+    Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError, channel, sync_channel,
+};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -41,6 +45,9 @@ use crate::storage::{Storage, StorageError};
 const CLIENT_READ_BYTES: usize = 64 * 1024;
 /// Reply writes queued for one client before it counts as too slow and is disconnected.
 const CLIENT_QUEUE_WRITES_MAX: usize = 4096;
+/// Events queued for the event loop; readers block when it is full, which pushes back on
+/// clients and peers through TCP instead of growing memory.
+const EVENTS_QUEUED_MAX: usize = 16 * 1024;
 /// Events handled between two checks of the clock and the outputs, in events.
 const EVENTS_PER_ROUND_MAX: usize = 256;
 /// Longest wait for an event, so the loop sees a stop request promptly.
@@ -260,7 +267,7 @@ pub fn start(cfg: ZooCfg) -> Result<ServerHandle, StartError> {
     );
     let node = Node::new(config, durable, seed()).map_err(|e| StartError::Node(e.to_string()))?;
     let stop = Arc::new(AtomicBool::new(false));
-    let (events_tx, events_rx) = channel();
+    let (events_tx, events_rx) = sync_channel(EVENTS_QUEUED_MAX);
     let peers = peer_listener.map(|listener| {
         let others = cfg
             .servers
@@ -301,7 +308,7 @@ fn seed() -> u64 {
 fn disk_start(
     storage: Storage,
     cfg: &ZooCfg,
-    events: Sender<Event>,
+    events: SyncSender<Event>,
 ) -> Result<(Sender<DiskRequest>, JoinHandle<()>), StartError> {
     let (tx, rx) = channel();
     let (disk_events_tx, disk_events_rx) = channel();
@@ -330,7 +337,7 @@ fn disk_start(
 
 fn listen_clients(
     listener: TcpListener,
-    events: Sender<Event>,
+    events: SyncSender<Event>,
     stop: Arc<AtomicBool>,
 ) -> Result<(), StartError> {
     listener
@@ -468,7 +475,7 @@ struct EventLoop {
     /// Joined at the end, so a stopped server has finished its queued writes.
     disk_thread: JoinHandle<()>,
     /// Given to each connection's reader thread.
-    events: Sender<Event>,
+    events: SyncSender<Event>,
     stop: Arc<AtomicBool>,
     clock: Clock,
     clients: BTreeMap<ConnId, Client>,
@@ -487,7 +494,7 @@ impl EventLoop {
         id: u64,
         peers: Option<Peers>,
         (disk, disk_thread): (Sender<DiskRequest>, JoinHandle<()>),
-        events: Sender<Event>,
+        events: SyncSender<Event>,
         stop: Arc<AtomicBool>,
     ) -> EventLoop {
         EventLoop {
@@ -783,7 +790,7 @@ impl EventLoop {
 fn client_threads(
     conn: ConnId,
     stream: TcpStream,
-    events: Sender<Event>,
+    events: SyncSender<Event>,
 ) -> io::Result<(SyncSender<WriterMsg>, TcpStream)> {
     stream.set_nonblocking(false)?;
     stream.set_nodelay(true)?;
@@ -799,7 +806,7 @@ fn client_threads(
     Ok((tx, stream))
 }
 
-fn client_read(conn: ConnId, mut stream: TcpStream, events: Sender<Event>) {
+fn client_read(conn: ConnId, mut stream: TcpStream, events: SyncSender<Event>) {
     let mut buf = vec![0u8; CLIENT_READ_BYTES];
     loop {
         match stream.read(&mut buf) {
