@@ -219,12 +219,21 @@ fn peer_message_digest(msg: &PeerMessage) -> u64 {
         }
         PeerMessage::Forward {
             epoch,
+            stream,
             first_seq,
             writes,
-        } => digest_of(&[10, u64::from(epoch.0), *first_seq, writes.len() as u64]),
-        PeerMessage::ForwardAck { epoch, next_seq } => {
-            digest_of(&[11, u64::from(epoch.0), *next_seq])
-        }
+        } => digest_of(&[
+            10,
+            u64::from(epoch.0),
+            *stream,
+            *first_seq,
+            writes.len() as u64,
+        ]),
+        PeerMessage::ForwardAck {
+            epoch,
+            stream: _,
+            next_seq,
+        } => digest_of(&[11, u64::from(epoch.0), *next_seq]),
         PeerMessage::ForwardRefused { .. } => digest_of(&[12]),
         PeerMessage::Touch { sessions } => digest_of(&[13, sessions.len() as u64]),
     }
@@ -262,6 +271,7 @@ fn peer_message_details(msg: &PeerMessage) -> String {
         }
         PeerMessage::Forward {
             epoch,
+            stream: _,
             first_seq,
             writes,
         } => format!(
