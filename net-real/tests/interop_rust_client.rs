@@ -16,6 +16,9 @@ use std::time::Duration;
 use interop_support::{Ensemble, Flavor, ensure_tools, serial};
 use zookeeper_client as zk;
 
+/// Bound for the whole scenario against one server.
+const SCENARIO_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Bound for one watch to fire.
 const WATCH_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -56,21 +59,19 @@ async fn connect(hosts: &str) -> zk::Client {
         .unwrap()
 }
 
-/// Runs the scenario against `hosts`; returns its transcript.
-async fn scenario(hosts: &str) -> Vec<String> {
-    let mut log = Vec::new();
+/// Runs the scenario against `hosts`, appending to its transcript `log`.
+async fn scenario(hosts: &str, log: &mut Vec<String>) {
     let client = connect(hosts).await;
     let root = "/interop-rust";
     log.push(format!(
         "root: {}",
         outcome(client.create(root, b"r", &OPEN).await.map(|r| stat(&r.0)))
     ));
-    crud(&client, root, &mut log).await;
-    ephemeral_sequential(&client, hosts, root, &mut log).await;
-    watches(&client, root, &mut log).await;
-    multi(&client, root, &mut log).await;
-    acls(hosts, root, &mut log).await;
-    log
+    crud(&client, root, log).await;
+    ephemeral_sequential(&client, hosts, root, log).await;
+    watches(&client, root, log).await;
+    multi(&client, root, log).await;
+    acls(hosts, root, log).await;
 }
 
 async fn crud(c: &zk::Client, root: &str, log: &mut Vec<String>) {
@@ -143,6 +144,8 @@ async fn ephemeral_sequential(c: &zk::Client, hosts: &str, root: &str, log: &mut
     let other = connect(hosts).await;
     let eph = format!("{root}/eph");
     other.create(&eph, b"e", &EPHEMERAL).await.unwrap();
+    // Clients may sit on different servers: sync first to read the other session's write.
+    c.sync(root).await.unwrap();
     let (_, s) = c.get_data(&eph).await.unwrap();
     log.push(format!(
         "ephemeral: owner-is-creator={} {}",
@@ -247,11 +250,27 @@ async fn multi(c: &zk::Client, root: &str, log: &mut Vec<String>) {
 }
 
 async fn acls(hosts: &str, root: &str, log: &mut Vec<String>) {
+    // The connector sends the auth packet right behind the connect request.
     let owner = zk::Client::connector()
+        .with_session_timeout(Duration::from_secs(10))
         .with_auth("digest", b"alice:secret")
         .connect(hosts)
-        .await
-        .unwrap();
+        .await;
+    log.push(format!(
+        "acl-connect-with-auth: {}",
+        outcome(owner.as_ref().map(|_| ()).map_err(Clone::clone))
+    ));
+    // Carry on with a late `auth` so the ACL calls below are still compared.
+    let owner = match owner {
+        Ok(owner) => owner,
+        Err(_) => {
+            let owner = connect(hosts).await;
+            let auth = tokio::time::timeout(WATCH_TIMEOUT, owner.auth("digest", b"alice:secret"));
+            let auth = auth.await.unwrap_or(Err(zk::Error::Timeout));
+            log.push(format!("acl-late-auth: {}", outcome(auth)));
+            owner
+        }
+    };
     let stranger = connect(hosts).await;
     let p = format!("{root}/acl");
     log.push(format!(
@@ -267,6 +286,7 @@ async fn acls(hosts: &str, root: &str, log: &mut Vec<String>) {
         "acl-get-acl: {}",
         outcome(owner.get_acl(&p).await.map(|(acls, _)| format!("{acls:?}")))
     ));
+    stranger.sync(root).await.unwrap();
     log.push(format!(
         "acl-owner-get: {}",
         outcome(owner.get_data(&p).await.map(|r| r.0))
@@ -274,6 +294,10 @@ async fn acls(hosts: &str, root: &str, log: &mut Vec<String>) {
     log.push(format!(
         "acl-stranger-get: {}",
         outcome(stranger.get_data(&p).await.map(|r| r.0))
+    ));
+    log.push(format!(
+        "acl-stranger-exists: {}",
+        outcome(stranger.check_stat(&p).await.map(|s| s.map(|s| stat(&s))))
     ));
     log.push(format!(
         "acl-stranger-set: {}",
@@ -293,9 +317,11 @@ async fn acls(hosts: &str, root: &str, log: &mut Vec<String>) {
                 .map(|s| stat(&s))
         )
     ));
+    let reader = connect(hosts).await;
+    reader.sync(root).await.unwrap();
     log.push(format!(
         "acl-open-read: {}",
-        outcome(connect(hosts).await.get_data(&p).await.map(|r| r.0))
+        outcome(reader.get_data(&p).await.map(|r| r.0))
     ));
 }
 
@@ -304,12 +330,21 @@ fn run(hosts: &str) -> Vec<String> {
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(scenario(hosts))
+    let mut log = Vec::new();
+    // A call the server never answers must end the run with a transcript, not hang it.
+    let finished = runtime.block_on(async {
+        tokio::time::timeout(SCENARIO_TIMEOUT, scenario(hosts, &mut log)).await
+    });
+    if finished.is_err() {
+        log.push(format!("scenario: timed out after {SCENARIO_TIMEOUT:?}"));
+    }
+    log
 }
 
 // Shows that the zookeeper-client crate's calls give on a 3-node Paddock ensemble exactly the
 // transcript they give on Apache ZooKeeper 3.8, and checks key facts of that transcript.
 #[test]
+#[ignore = "needs `paddock serve` (branch netreal) and the interop fixes listed in the interop report; run with --include-ignored"]
 fn rust_client_on_paddock_matches_zookeeper() {
     let _serial = serial();
     ensure_tools();
@@ -348,7 +383,9 @@ fn rust_client_on_paddock_matches_zookeeper() {
         .collect();
     assert!(
         differences.is_empty() && zookeeper.len() == paddock.len(),
-        "zookeeper-client transcript differs from ZooKeeper 3.8:\n{}",
+        "zookeeper-client transcript differs from ZooKeeper 3.8 ({} lines against {}):\n{}",
+        zookeeper.len(),
+        paddock.len(),
         differences.join("\n")
     );
 }
