@@ -8,6 +8,8 @@
 #   scripts/zk-reference.sh stop [PORT]      stop the server started on PORT (default 21810)
 #   scripts/zk-reference.sh status [PORT]    print `ruok` answer and pid, exit 1 when not running
 #   scripts/zk-reference.sh classpath        print the java classpath used
+#   scripts/zk-reference.sh suite HOSTS [ARG...]  run scripts/interop/kazoo_suite.py --hosts HOSTS
+#                                            with the venv's python (e.g. to diff two servers by hand)
 #
 # The server runs `org.apache.zookeeper.server.ZooKeeperServerMain` straight from the jars in
 # /usr/share/java (the Debian package's zookeeper.jar lists its dependencies in its manifest
@@ -141,8 +143,16 @@ status)
     echo "imok pid=$(cat "$STATE_ROOT/$port/pid" 2>/dev/null || echo unknown)"
     ;;
 classpath) echo "$CLASSPATH_ZK" ;;
+suite)
+    [ -n "${2:-}" ] || die "usage: $0 suite HOSTS [ARG...]"
+    [ -x "$KAZOO_VENV/bin/python" ] || die "kazoo not installed; run: $0 install"
+    shift
+    hosts="$1"
+    shift
+    exec "$KAZOO_VENV/bin/python" "$(dirname "$0")/interop/kazoo_suite.py" --hosts "$hosts" "$@"
+    ;;
 *)
-    sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac
