@@ -66,6 +66,30 @@ pub fn address(id: ClientId) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(10, 0, hi, lo))
 }
 
+/// Merges consecutive sends on one connection into one, as a client writes what it has
+/// queued in one go: frames sent together then reach the server together and in order
+/// (auth packets, setWatches and a request after a reconnect), whatever latency the
+/// network gives each send.
+fn coalesce(actions: Vec<Action>) -> Vec<Action> {
+    let mut merged: Vec<Action> = Vec::with_capacity(actions.len());
+    for action in actions {
+        if let (
+            Some(Action::Send { conn, bytes }),
+            Action::Send {
+                conn: next_conn,
+                bytes: next_bytes,
+            },
+        ) = (merged.last_mut(), &action)
+            && conn == next_conn
+        {
+            bytes.extend_from_slice(next_bytes);
+            continue;
+        }
+        merged.push(action);
+    }
+    merged
+}
+
 /// What a client asks the world to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -426,7 +450,7 @@ impl SimClient {
             return (actions, now_ms + WAKE_DISCONNECTED_MS);
         }
         self.wake_linked(now_ms, rng, history, &mut actions);
-        (actions, now_ms + WAKE_CONNECTED_MS)
+        (coalesce(actions), now_ms + WAKE_CONNECTED_MS)
     }
 
     /// Another server than the last one tried, as the Java client moves along its host
@@ -588,14 +612,14 @@ impl SimClient {
         let mut actions = Vec::new();
         loop {
             let Some(link) = &mut self.link else {
-                return actions;
+                return coalesce(actions);
             };
             let frame = match link.splitter.next_frame() {
                 Ok(Some(frame)) => frame,
-                Ok(None) => return actions,
+                Ok(None) => return coalesce(actions),
                 Err(_) => {
                     self.close(now_ms, history, &mut actions);
-                    return actions;
+                    return coalesce(actions);
                 }
             };
             self.last_heard_ms = now_ms;

@@ -309,13 +309,16 @@ fn digest_acl_admits_the_credential_holder_only() {
 
 // The identities recorded with each operation are the ones the server holds for the
 // connection: every whoAmI answer equals the op's recorded ids (ip first, then digests),
-// and some of them carry digest ids.
+// and some of them carry digest ids. Client faults are on, so many answers come after a
+// reconnect, where the client must have re-sent its credentials.
 #[test]
 fn recorded_ids_match_who_am_i() {
     let mut checked = 0;
     let mut with_digest = 0;
     for seed in 20..23 {
-        let world = run_world(&options(seed, 8, 1500));
+        let mut options = options(seed, 8, 1500);
+        options.faults = "client".parse().unwrap();
+        let world = run_world(&options);
         for op in &world.history.ops {
             let Outcome::Reply {
                 err: 0,
