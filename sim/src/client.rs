@@ -725,7 +725,9 @@ impl SimClient {
             self.close(now_ms, history, actions);
             return;
         };
-        if header.zxid > 0 {
+        // lastZxidSeen moves with answers to requests only: the Java client ignores the
+        // zxid of ping and auth replies (and events carry -1).
+        if matches!(reply, Reply::Response(_)) && header.zxid > 0 {
             self.last_zxid = self.last_zxid.max(header.zxid);
         }
         match reply {

@@ -239,6 +239,18 @@ fn digest_acl_admits_the_credential_holder_only() {
     let mut world = World::new(&options(11, 2, 60), Trace::hash_only());
     // "dave" is not one of the workload's users, so the other client cannot hold it.
     let acl = vec![digest_acl("dave", perms::ALL)];
+    let read = Request::GetData(PathWatchRequest {
+        path: "/acl".to_owned(),
+        watch: false,
+    });
+    let write = Request::SetData(SetDataRequest {
+        path: "/acl".to_owned(),
+        data: Some(b"w".to_vec()),
+        version: -1,
+    });
+    let sync = Request::Sync(PathRequest {
+        path: "/acl".to_owned(),
+    });
     world.clients[0].script(vec![
         Request::Auth(AuthPacket {
             auth_type: 0,
@@ -251,33 +263,23 @@ fn digest_acl_admits_the_credential_holder_only() {
             acl,
             flags: 0,
         }),
+        read.clone(),
+        write.clone(),
     ]);
-    let created = |h: &History| {
-        h.ops.iter().any(|o| {
-            matches!(&o.request, Request::Create(r) if r.path == "/acl") && replied(o).is_some()
-        })
+    let wrote = |client: u32| {
+        move |h: &History| {
+            h.ops.iter().any(|o| {
+                o.client == client
+                    && matches!(&o.request, Request::SetData(r) if r.path == "/acl")
+                    && replied(o).is_some()
+            })
+        }
     };
-    run_until(&mut world, created);
-    let read = PathWatchRequest {
-        path: "/acl".to_owned(),
-        watch: false,
-    };
-    let write = Request::SetData(SetDataRequest {
-        path: "/acl".to_owned(),
-        data: Some(b"w".to_vec()),
-        version: -1,
-    });
-    let sync = Request::Sync(PathRequest {
-        path: "/acl".to_owned(),
-    });
-    for client in 0..2 {
-        world.clients[client].script(vec![
-            sync.clone(),
-            Request::GetData(read.clone()),
-            write.clone(),
-        ]);
-    }
-    while !world.clients_done() && world.run_one(SAFETY_PHASE_MS_MAX) {}
+    run_until(&mut world, wrote(0));
+    // The holder stops here, so its random deletes cannot remove /acl under the other.
+    world.clients[0].pause(u64::MAX, false);
+    world.clients[1].script(vec![sync, read, write]);
+    run_until(&mut world, wrote(1));
     let on_acl = |client: u32| -> Vec<(&'static str, i32)> {
         world
             .history
