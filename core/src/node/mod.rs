@@ -323,6 +323,10 @@ pub struct Node {
     timers: BTreeMap<Timer, u64>,
     snapshot_index: u64,
     snapshot_pending: Option<(SnapshotMeta, Vec<u8>)>,
+    /// The newest durable snapshot, not yet used to compact the log: the log is cut one
+    /// snapshot behind, so a follower a few entries short catches up by diff, not by a
+    /// whole snapshot.
+    snapshot_retained: Option<(SnapshotMeta, Vec<u8>)>,
     payload_errors: u64,
     applied_log: Vec<Entry>,
 }
@@ -371,6 +375,7 @@ impl Node {
             timers: BTreeMap::new(),
             snapshot_index: snapshot.index,
             snapshot_pending: None,
+            snapshot_retained: None,
             payload_errors: 0,
             applied_log: Vec::new(),
             config,
@@ -551,7 +556,7 @@ impl Node {
                     });
                 }
                 replication::Output::InstallSnapshot { meta, bytes } => {
-                    self.install_snapshot(meta, &bytes);
+                    self.install_snapshot(meta, &bytes, out);
                     out.push(Output::InstallSnapshot { meta, bytes });
                 }
                 replication::Output::Committed { entries } => {
@@ -566,9 +571,17 @@ impl Node {
         }
     }
 
-    fn install_snapshot(&mut self, meta: SnapshotMeta, bytes: &[u8]) {
+    /// Replaces the state by a snapshot from the leader. The changes it carries fire no
+    /// watches, so every client connection here is closed: clients reconnect and re-send
+    /// their watches with setWatches, which reports the changes they missed (ZooKeeper's
+    /// learners likewise drop their clients when they resync by snapshot).
+    fn install_snapshot(&mut self, meta: SnapshotMeta, bytes: &[u8], out: &mut Vec<Output>) {
         match snapshot_decode(bytes) {
             Ok(snap) => {
+                let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+                for conn in conns {
+                    self.conn_close(conn, out);
+                }
                 self.tree = snap.tree;
                 self.tree.set_config(self.config.tree.clone());
                 self.sessions = snap.sessions;
@@ -576,6 +589,7 @@ impl Node {
                 self.applied_zxid = meta.zxid;
                 self.snapshot_index = meta.index;
                 self.snapshot_pending = None;
+                self.snapshot_retained = None;
             }
             Err(_) => self.payload_errors += 1,
         }
@@ -589,8 +603,10 @@ impl Node {
             self.snapshot_pending = Some((pending, bytes));
             return;
         }
-        if self.replica.compact(meta.index, bytes).is_ok() {
-            self.snapshot_index = meta.index;
+        self.snapshot_index = meta.index;
+        if let Some((previous, previous_bytes)) = self.snapshot_retained.replace((meta, bytes)) {
+            // Refused only if a leader's snapshot was installed meanwhile: nothing to cut.
+            let _ = self.replica.compact(previous.index, previous_bytes);
         }
     }
 
