@@ -222,7 +222,10 @@ impl World {
         let extra = options.ops % u64::from(options.clients.max(1));
         for c in 0..options.clients {
             let ops = per_client + u64::from(u64::from(c) < extra);
-            world.clients.push(SimClient::new(c, options.nodes, ops));
+            let client_faults = options.faults.has(crate::options::Fault::Client);
+            world
+                .clients
+                .push(SimClient::new(c, options.nodes, ops, client_faults));
             let at = world.rng.random_range(0..200);
             world.schedule(at, Event::ClientWake { client: c });
         }
