@@ -589,6 +589,9 @@ impl World {
             disk.fsync.spike_per_mille = 0;
         }
         self.trace.record(self.now_ms, 0, "heal", String::new);
+        for client in &mut self.clients {
+            client.heal();
+        }
         let ids: Vec<NodeId> = self.servers.keys().copied().collect();
         for id in ids {
             let (paused, down, incarnation) = match self.servers.get_mut(&id) {

@@ -102,9 +102,14 @@ impl Node {
         if epoch != self.forwarding.epoch {
             return;
         }
-        // A new stream (the follower restarted or saw a new leader) numbers from 0.
-        let mut expected = match leading.streams.get(&from) {
-            Some((known, next)) if *known == stream => *next,
+        // A new stream (the follower restarted) numbers from 0; messages of a stream it
+        // replaced may still be in flight and must never be taken again.
+        let state = leading.streams.get(&from);
+        if state.is_some_and(|st| st.retired.contains(&stream)) {
+            return;
+        }
+        let mut expected = match state {
+            Some(st) if st.stream == stream => st.next,
             _ => 0,
         };
         let mut proposed = false;
@@ -120,7 +125,19 @@ impl Node {
             expected += 1;
         }
         if let Some(leading) = &mut self.leading {
-            leading.streams.insert(from, (stream, expected));
+            let st = leading.streams.entry(from).or_insert(super::Stream {
+                stream,
+                next: 0,
+                retired: std::collections::VecDeque::new(),
+            });
+            if st.stream != stream {
+                st.retired.push_back(st.stream);
+                if st.retired.len() > super::STREAMS_RETIRED_MAX {
+                    st.retired.pop_front();
+                }
+                st.stream = stream;
+            }
+            st.next = expected;
         }
         out.push(Output::Peer {
             to: from,

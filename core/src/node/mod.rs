@@ -285,10 +285,25 @@ struct Leading {
     tree: DataTree,
     sessions: SessionTable,
     /// Next expected forward sequence number per follower, in this epoch.
-    /// Per follower: its current stream and the next sequence number expected in it.
-    streams: BTreeMap<NodeId, (u64, u64)>,
+    /// Per follower: its forward stream.
+    streams: BTreeMap<NodeId, Stream>,
     /// Sessions whose close this leader already proposed.
     expiring: BTreeSet<SessionId>,
+}
+
+/// Streams of a follower the leader remembers as replaced: a restart loop shorter than a
+/// message's time in flight is the only way to exceed it.
+const STREAMS_RETIRED_MAX: usize = 16;
+
+/// A follower's forward stream as the leader tracks it.
+#[derive(Debug)]
+struct Stream {
+    /// The current stream id.
+    stream: u64,
+    /// The next sequence number expected in it.
+    next: u64,
+    /// Ids of streams it replaced (their late messages are ignored).
+    retired: VecDeque<u64>,
 }
 
 /// This server's stream of writes to the leader.
