@@ -89,14 +89,14 @@ pub enum ModelOp {
 /// What one op did, in the model's words.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModelResult {
-    /// Created at this final path.
-    Created(String),
+    /// Created at this final path, with this Stat.
+    Created(String, Stat),
     /// Deleted.
     Deleted,
-    /// Data set.
-    DataSet,
-    /// ACL set.
-    AclSet,
+    /// Data set; the node's Stat after it.
+    DataSet(Stat),
+    /// ACL set; the node's Stat after it.
+    AclSet(Stat),
     /// Check passed.
     Checked,
 }
@@ -254,7 +254,8 @@ impl Model {
         let owner = (ephemeral && !op.container && op.ttl_ms.is_none()).then_some(session);
         let node = ModelNode::new(op.data.clone(), acl, owner, zxid, time_ms);
         self.nodes.insert(path.clone(), node);
-        Ok(ModelResult::Created(path))
+        let stat = self.stat(&path).expect("just inserted");
+        Ok(ModelResult::Created(path, stat))
     }
 
     fn delete(&mut self, path: &str, version: i32, zxid: i64) -> Result<ModelResult, ZkError> {
@@ -300,7 +301,7 @@ impl Model {
         node.version += 1;
         node.mzxid = zxid;
         node.mtime_ms = time_ms;
-        Ok(ModelResult::DataSet)
+        Ok(ModelResult::DataSet(self.stat(path).expect("just changed")))
     }
 
     fn set_acl(&mut self, path: &str, acl: &[Acl], version: i32) -> Result<ModelResult, ZkError> {
@@ -311,7 +312,7 @@ impl Model {
         expect_version(node.aversion, version)?;
         node.acl = acl;
         node.aversion += 1;
-        Ok(ModelResult::AclSet)
+        Ok(ModelResult::AclSet(self.stat(path).expect("just changed")))
     }
 }
 

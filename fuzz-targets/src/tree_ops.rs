@@ -421,17 +421,20 @@ impl Run {
         assert_eq!(applied.closed_ephemerals, expected, "ephemerals closed");
     }
 
+    /// An op's result and the Stat it reports, as of that op (later ops of a multi may
+    /// change the node again).
     fn compare_result(&self, got: &OpResult, want: &ModelResult) {
-        let stat_of = |path: &str| self.model.stat(path);
         match (got, want) {
-            (OpResult::Created { path, stat, .. }, ModelResult::Created(want_path)) => {
+            (OpResult::Created { path, stat, .. }, ModelResult::Created(want_path, want_stat)) => {
                 assert_eq!(path, want_path, "created path");
-                assert_eq!(Some(*stat), stat_of(path), "Stat of created {path}");
+                assert_eq!(stat, want_stat, "Stat of created {path}");
+            }
+            (OpResult::DataSet(stat), ModelResult::DataSet(want))
+            | (OpResult::AclSet(stat), ModelResult::AclSet(want)) => {
+                assert_eq!(stat, want, "Stat after setData/setACL");
             }
             (OpResult::Deleted, ModelResult::Deleted)
             | (OpResult::Checked, ModelResult::Checked) => {}
-            (OpResult::DataSet(_), ModelResult::DataSet)
-            | (OpResult::AclSet(_), ModelResult::AclSet) => {}
             _ => panic!("result {got:?}, model says {want:?}"),
         }
     }
