@@ -8,6 +8,7 @@
 pub mod check;
 pub mod client;
 pub mod disk;
+pub mod faults;
 pub mod history;
 pub mod net;
 pub mod options;
@@ -43,6 +44,10 @@ pub struct RunReport {
     pub sim_ms: u64,
     /// The trace fingerprint.
     pub trace_hash: u64,
+    /// The fault plan the seed chose (`FaultPlan::describe`).
+    pub fault_plan: String,
+    /// What the faults injected, damaged disks included.
+    pub fault_counts: faults::FaultCounts,
     /// The verdict.
     pub result: Result<(), Failure>,
 }
@@ -96,6 +101,8 @@ pub fn run(options: &RunOptions, trace_path: Option<&Path>) -> std::io::Result<R
         events: world.events,
         sim_ms: world.now_ms,
         trace_hash: world.trace.hash(),
+        fault_plan: world.plan.describe(),
+        fault_counts: world.fault_counts(),
         result,
     })
 }
@@ -103,16 +110,7 @@ pub fn run(options: &RunOptions, trace_path: Option<&Path>) -> std::io::Result<R
 /// Heals every fault and requires a leader and the end of all pending work in bounded
 /// virtual time; then lets the ensemble settle so every server catches up.
 fn liveness(world: &mut World) -> Result<(), Failure> {
-    world.net.heal();
-    let down: Vec<_> = world
-        .servers
-        .iter()
-        .filter(|(_, s)| s.node.is_none())
-        .map(|(id, _)| *id)
-        .collect();
-    for id in down {
-        world.start(id);
-    }
+    world.heal_all();
     world.wake_clients();
     let deadline = world.now_ms + LIVENESS_PHASE_MS_MAX;
     let done = |w: &World| {

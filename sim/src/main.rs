@@ -70,6 +70,11 @@ fn main() -> ExitCode {
             match paddock_sim::run(&options, trace.as_deref()) {
                 Ok(report) => {
                     println!("events={} virtual_ms={}", report.events, report.sim_ms);
+                    println!(
+                        "faults: {}\ninjected: {}",
+                        report.fault_plan,
+                        report.fault_counts.describe()
+                    );
                     if report.result.is_err() {
                         println!("replay: {}", options.replay_command());
                     }

@@ -551,7 +551,7 @@ impl Node {
                     });
                 }
                 replication::Output::InstallSnapshot { meta, bytes } => {
-                    self.install_snapshot(meta, &bytes);
+                    self.install_snapshot(meta, &bytes, out);
                     out.push(Output::InstallSnapshot { meta, bytes });
                 }
                 replication::Output::Committed { entries } => {
@@ -566,9 +566,17 @@ impl Node {
         }
     }
 
-    fn install_snapshot(&mut self, meta: SnapshotMeta, bytes: &[u8]) {
+    /// Replaces the state by a snapshot from the leader. The changes it carries fire no
+    /// watches, so every client connection here is closed: clients reconnect and re-send
+    /// their watches with setWatches, which reports the changes they missed (ZooKeeper's
+    /// learners likewise drop their clients when they resync by snapshot).
+    fn install_snapshot(&mut self, meta: SnapshotMeta, bytes: &[u8], out: &mut Vec<Output>) {
         match snapshot_decode(bytes) {
             Ok(snap) => {
+                let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+                for conn in conns {
+                    self.conn_close(conn, out);
+                }
                 self.tree = snap.tree;
                 self.tree.set_config(self.config.tree.clone());
                 self.sessions = snap.sessions;
