@@ -92,3 +92,36 @@ fn allocation_guard_sees_allocations() {
     assert!(largest >= 1 << 20, "largest {largest}");
     drop(vec);
 }
+
+// A peer message whose byte-vector length claims 60 MB with nothing behind it fails to
+// decode after allocating at most 1 MiB (serde's cautious preallocation cap), far below
+// both the claim and the 64 MiB bound `peer_decode` checks: the bound is not met only by
+// luck of the corpus.
+#[test]
+fn peer_length_field_cannot_force_allocation() {
+    use paddock_core::ids::{Epoch, Zxid};
+    use paddock_core::node::PeerMessage;
+    use paddock_core::replication::{Message, MessageBody, SnapshotMeta};
+    let message = PeerMessage::Replication(Message {
+        epoch: Epoch(1),
+        body: MessageBody::Snapshot {
+            meta: SnapshotMeta {
+                index: 1,
+                zxid: Zxid(1),
+            },
+            bytes: Vec::new(),
+        },
+    });
+    let mut bytes = message.encode();
+    assert_eq!(
+        bytes.pop(),
+        Some(0),
+        "the empty vector's length is the last byte"
+    );
+    bytes.push(0xfc); // bincode varint: a u32 follows
+    bytes.extend_from_slice(&60_000_000u32.to_le_bytes());
+    let (decoded, largest_bytes) =
+        paddock_fuzz_targets::alloc_guard::measure(|| PeerMessage::decode(&bytes));
+    assert!(decoded.is_err(), "{decoded:?}");
+    assert!(largest_bytes <= 1 << 20, "allocated {largest_bytes} bytes");
+}
