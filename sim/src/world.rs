@@ -401,9 +401,7 @@ impl World {
                 payload_hash: fnv1a(&entry.payload),
                 digest: if i == last { digest } else { None },
             };
-            self.trace.record(self.now_ms, id.0, "apply", || {
-                format!("index={} zxid={}", entry.index, entry.zxid)
-            });
+            self.trace.apply(self.now_ms, id, &entry);
             self.history
                 .payloads
                 .entry(entry.index)
@@ -543,9 +541,7 @@ impl World {
             }
             Event::Deliver { from, to, msg } => {
                 if self.net.connected(from, to) && self.running(to) {
-                    self.trace.record(self.now_ms, to.0, "deliver", || {
-                        format!("from={} {msg:?}", from.0)
-                    });
+                    self.trace.deliver(self.now_ms, from, to, &msg);
                     self.step(to, Input::Peer { from, msg });
                 }
             }
@@ -555,6 +551,9 @@ impl World {
                     return;
                 };
                 if link.open && self.running(link.server) {
+                    let now = self.now_ms;
+                    self.trace
+                        .client_bytes(now, link.server, conn, true, &bytes);
                     self.step(link.server, Input::ClientBytes { conn, bytes });
                 }
             }
@@ -567,6 +566,8 @@ impl World {
                     return;
                 }
                 let now = self.now_ms;
+                self.trace
+                    .client_bytes(now, link.server, conn, false, &bytes);
                 let actions =
                     self.clients[client].receive(now, &bytes, &mut self.rng, &mut self.history);
                 self.client_actions(link.client, actions);
@@ -653,6 +654,7 @@ impl World {
                             open: true,
                         },
                     );
+                    self.history.connected(conn, client, server, self.now_ms);
                     let addr = IpAddr::V4(Ipv4Addr::new(
                         10,
                         0,
