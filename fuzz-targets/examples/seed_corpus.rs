@@ -184,11 +184,13 @@ fn peer() {
     let others = [
         PeerMessage::Forward {
             epoch: Epoch(2),
+            stream: 0x5eed,
             first_seq: 0,
             writes: vec![write_op],
         },
         PeerMessage::ForwardAck {
             epoch: Epoch(2),
+            stream: 0x5eed,
             next_seq: 1,
         },
         PeerMessage::Touch {
