@@ -33,6 +33,7 @@ pub mod perms {
 
 /// An identity: `scheme` (world, auth, digest, ip, super) and the id within it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct Id {
     /// The scheme, e.g. `digest`.
     pub scheme: String,
@@ -42,6 +43,7 @@ pub struct Id {
 
 /// One ACL entry: the permission bits granted to an identity.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct Acl {
     /// Bitwise OR of [`perms`] values.
     pub perms: i32,

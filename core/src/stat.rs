@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// A znode's metadata as clients see it (zk-protocol.md §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct Stat {
     /// zxid of the transaction that created the node.
     pub czxid: i64,

@@ -101,6 +101,7 @@ impl FrameSplitter {
 
 /// The four-letter words of ZooKeeper 3.8 (zk-protocol.md §12).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[allow(missing_docs)] // each variant is the command of the same name
 pub enum FourLetterWord {
     Ruok,

@@ -16,6 +16,7 @@ use crate::stat::Stat;
 
 /// Every opcode of ZooKeeper 3.8 (ZooDefs.OpCode, zk-protocol.md §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[allow(missing_docs)] // each variant is named as ZooKeeper names the opcode
 pub enum OpCode {
     Notification,
@@ -155,6 +156,7 @@ macro_rules! jute_record {
 
 /// The header of every client frame after the handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct RequestHeader {
     /// Client-chosen request id (≥ 1), or a reserved one: -2 ping, -4 auth, -8 setWatches
     /// from the C client (the Java client 3.8.0 sends setWatches with an ordinary xid).
@@ -166,6 +168,7 @@ jute_record!(RequestHeader, 8, { xid: int = "RequestHeader.xid", op: int = "Requ
 
 /// The header of every server frame after the handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct ReplyHeader {
     /// The request's xid echoed (whatever setWatches was sent with: -8 from the C client, an
     /// ordinary xid from the Java client), or -1 for a notification.
@@ -198,6 +201,7 @@ impl ReplyHeader {
 
 /// The first frame of a client (no RequestHeader).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct ConnectRequest {
     /// Always 0.
     pub protocol_version: i32,
@@ -215,6 +219,7 @@ pub struct ConnectRequest {
 
 /// The first frame of the server (no ReplyHeader).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct ConnectResponse {
     /// Always 0.
     pub protocol_version: i32,
@@ -230,6 +235,7 @@ pub struct ConnectResponse {
 
 /// `CreateRequest`, the body of create (1), create2 (15) and createContainer (19).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct CreateRequest {
     /// The path to create (the prefix, for sequential nodes).
     pub path: String,
@@ -249,6 +255,7 @@ jute_record!(CreateRequest, 16, {
 
 /// `CreateTTLRequest` (21).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct CreateTtlRequest {
     /// The path to create.
     pub path: String,
@@ -271,6 +278,7 @@ jute_record!(CreateTtlRequest, 24, {
 
 /// `DeleteRequest` (2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct DeleteRequest {
     /// The node to delete.
     pub path: String,
@@ -284,6 +292,7 @@ jute_record!(DeleteRequest, 8, {
 
 /// `{path; watch}`: the body of exists (3), getData (4), getChildren (8) and getChildren2 (12).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct PathWatchRequest {
     /// The node.
     pub path: String,
@@ -297,6 +306,7 @@ jute_record!(PathWatchRequest, 5, {
 
 /// `{path}`: the body of getACL (6), sync (9) and getAllChildrenNumber (104).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct PathRequest {
     /// The node.
     pub path: String,
@@ -305,6 +315,7 @@ jute_record!(PathRequest, 4, { path: ustring = "Request.path" });
 
 /// `SetDataRequest` (5).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct SetDataRequest {
     /// The node.
     pub path: String,
@@ -321,6 +332,7 @@ jute_record!(SetDataRequest, 12, {
 
 /// `SetACLRequest` (7).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct SetAclRequest {
     /// The node.
     pub path: String,
@@ -337,6 +349,7 @@ jute_record!(SetAclRequest, 12, {
 
 /// `CheckVersionRequest` (13, only valid inside multi).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct CheckVersionRequest {
     /// The node.
     pub path: String,
@@ -350,6 +363,7 @@ jute_record!(CheckVersionRequest, 8, {
 
 /// `ReconfigRequest` (16). Null strings read as `""`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct ReconfigRequest {
     /// Servers to add (incremental mode).
     pub joining_servers: String,
@@ -369,6 +383,7 @@ jute_record!(ReconfigRequest, 20, {
 
 /// `{path; type}`: the body of checkWatches (17) and removeWatches (18).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct WatchesRequest {
     /// The node.
     pub path: String,
@@ -382,6 +397,7 @@ jute_record!(WatchesRequest, 8, {
 
 /// `AuthPacket` (100). kazoo sends the credential as a ustring: the same bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct AuthPacket {
     /// Always 0.
     pub auth_type: i32,
@@ -398,6 +414,7 @@ jute_record!(AuthPacket, 12, {
 
 /// `SetWatches` (101): watches to re-arm after a reconnect.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct SetWatches {
     /// The client's lastZxidSeen.
     pub relative_zxid: i64,
@@ -417,6 +434,7 @@ jute_record!(SetWatches, 20, {
 
 /// `SetWatches2` (105): [`SetWatches`] plus persistent watches.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct SetWatches2 {
     /// The client's lastZxidSeen.
     pub relative_zxid: i64,
@@ -442,6 +460,7 @@ jute_record!(SetWatches2, 28, {
 
 /// `{buffer token}`: GetSASLRequest (102) and SetSASLResponse. A null token reads as empty.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct SaslToken {
     /// The SASL token.
     pub token: Vec<u8>,
@@ -450,6 +469,7 @@ jute_record!(SaslToken, 4, { token: bytes = "SASL.token" });
 
 /// `GetEphemeralsRequest` (103).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct GetEphemeralsRequest {
     /// Only paths starting with this; `""` or `/` means all.
     pub prefix_path: String,
@@ -458,6 +478,7 @@ jute_record!(GetEphemeralsRequest, 4, { prefix_path: ustring = "GetEphemeralsReq
 
 /// `AddWatchRequest` (106).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct AddWatchRequest {
     /// The node.
     pub path: String,
@@ -471,6 +492,7 @@ jute_record!(AddWatchRequest, 8, {
 
 /// `CreateResponse` (op 1): the created path.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct CreateResponse {
     /// The actual path (with the sequence suffix, if any).
     pub path: String,
@@ -479,6 +501,7 @@ jute_record!(CreateResponse, 4, { path: ustring = "CreateResponse.path" });
 
 /// `Create2Response` (ops 15, 19, 21): the created path and its Stat.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct Create2Response {
     /// The actual path.
     pub path: String,
@@ -492,6 +515,7 @@ jute_record!(Create2Response, 72, {
 
 /// `GetDataResponse` (getData, reconfig).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct GetDataResponse {
     /// The data; `None` is null (a node created with null data).
     pub data: Option<Vec<u8>>,
@@ -505,6 +529,7 @@ jute_record!(GetDataResponse, 72, {
 
 /// `GetACLResponse` (6).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct GetAclResponse {
     /// The ACL.
     pub acl: Vec<Acl>,
@@ -518,6 +543,7 @@ jute_record!(GetAclResponse, 72, {
 
 /// `GetChildren2Response` (12).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct GetChildren2Response {
     /// Child names, in any order.
     pub children: Vec<String>,
@@ -531,6 +557,7 @@ jute_record!(GetChildren2Response, 72, {
 
 /// `ErrorResponse{int err}`: addWatch's 4-byte body and the body of multi error entries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct ErrorResponse {
     /// 0 or a [`ZkError`] code.
     pub err: i32,
@@ -539,6 +566,7 @@ jute_record!(ErrorResponse, 4, { err: int = "ErrorResponse.err" });
 
 /// One `ClientInfo` of a WhoAmIResponse (107).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct ClientInfo {
     /// The scheme, e.g. `ip` or `digest`.
     pub auth_scheme: String,
@@ -552,6 +580,7 @@ jute_record!(ClientInfo, 8, {
 
 /// `MultiHeader{type; done; err}` (9 bytes), in front of each op and result of a multi.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct MultiHeader {
     /// The op or result type; -1 for the end marker and error entries.
     pub op_type: i32,
@@ -577,6 +606,7 @@ impl MultiHeader {
 
 /// `WatcherEvent{type; state; path}`, the body of a notification (xid -1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct WatcherEvent {
     /// EventType: 1 NodeCreated, 2 NodeDeleted, 3 NodeDataChanged, 4 NodeChildrenChanged.
     pub event_type: i32,

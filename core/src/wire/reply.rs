@@ -18,6 +18,7 @@ use crate::stat::Stat;
 
 /// The body of a successful reply, by the kind of request it answers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum Response {
     /// create (1).
     Create(CreateResponse),
@@ -51,6 +52,7 @@ pub enum Response {
 
 /// One entry of a multi or multiRead response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum MultiResult {
     /// Type 1: answers a create op 1.
     Create(CreateResponse),
@@ -89,6 +91,7 @@ impl MultiResult {
 
 /// A decoded server frame, classified by its xid.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum Reply {
     /// xid -1: a watch notification.
     Event(WatcherEvent),

@@ -13,6 +13,7 @@ use super::records::*;
 
 /// The body of a client request, by opcode.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum Request {
     /// create (1): answered with a CreateResponse.
     Create(CreateRequest),
@@ -87,6 +88,7 @@ pub enum Request {
 
 /// One write op inside a multi (14).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum MultiOp {
     /// create (1): its result has type 1.
     Create(CreateRequest),
@@ -106,6 +108,7 @@ pub enum MultiOp {
 
 /// One read op inside a multiRead (22).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum MultiReadOp {
     /// getData (4); clients send `watch = false`.
     GetData(PathWatchRequest),

@@ -1,0 +1,10 @@
+//! cargo-fuzz entry point of `node_client_stream`; the body is `paddock_fuzz_targets::node_client_stream::run`
+//! (see its documentation for what it checks), shared with the corpus replay test.
+#![no_main]
+
+use paddock_fuzz_targets::alloc_guard::PeakAllocator;
+
+#[global_allocator]
+static ALLOCATOR: PeakAllocator = PeakAllocator;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| paddock_fuzz_targets::node_client_stream::run(data));
