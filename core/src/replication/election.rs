@@ -43,13 +43,10 @@ impl Replica {
     /// Pre-vote won: move to the next epoch, vote for ourselves and ask for votes.
     fn election_campaign(&mut self, out: &mut Vec<Output>) {
         let epoch = Epoch(self.hard_state.epoch.0 + 1);
-        self.hard_state_set(
-            HardState {
-                epoch,
-                voted_for: Some(self.config.id),
-            },
-            out,
-        );
+        self.hard_state_set(HardState {
+            epoch,
+            voted_for: Some(self.config.id),
+        });
         self.role = RoleState::Candidate {
             granted: BTreeSet::from([self.config.id]),
             rejected: BTreeSet::new(),
@@ -94,7 +91,7 @@ impl Replica {
             | MessageBody::Heartbeat { .. }
             | MessageBody::Snapshot { .. } => {
                 // A leader of our epoch exists: follow it.
-                self.become_follower(msg.epoch, Some(from), out);
+                self.become_follower(msg.epoch, Some(from));
                 return self.follower_step(from, msg, out);
             }
             MessageBody::PreVote { .. } | MessageBody::Vote { .. } => {
@@ -144,7 +141,7 @@ impl Replica {
                 self.become_leader();
             }
         } else if rejected >= quorum {
-            self.become_follower(self.hard_state.epoch, None, out);
+            self.become_follower(self.hard_state.epoch, None);
         }
     }
 
@@ -195,7 +192,7 @@ impl Replica {
                     epoch: self.hard_state.epoch,
                     voted_for: Some(from),
                 };
-                self.hard_state_set(hard_state, out);
+                self.hard_state_set(hard_state);
             }
             self.election_timer_reset();
         }

@@ -177,10 +177,15 @@ impl Replica {
         self.log.reset(meta);
         self.persist_requested_index = meta.index;
         self.truncate_pending = None;
+        // The snapshot write discards the whole log: earlier writes prove nothing more.
+        for report in &mut self.persist_reports {
+            report.durable_index_max = 0;
+        }
         self.commit_set(meta.index);
         self.applied_index = meta.index;
         self.match_known_index = meta.index;
         self.snapshot_bytes.clone_from(&bytes);
+        self.flush_hard_state(out);
         out.push(Output::InstallSnapshot { meta, bytes });
     }
 

@@ -51,8 +51,6 @@ impl Replica {
             self.now_ms + self.config.election_timeout_ms_min,
         );
         self.leader_append(Vec::new(), 0);
-        // A single-voter ensemble commits on its own durable index alone.
-        self.leader_commit_advance();
     }
 
     /// Appends one entry of the leader's epoch with the given counter.
@@ -120,10 +118,15 @@ impl Replica {
                     }
                     .into());
                 }
-                if self
-                    .leader_progress(from)
-                    .is_some_and(|pr| pr.on_accepted(match_index))
-                {
+                let now_ms = self.now_ms;
+                let progressed = self.leader_progress(from).is_some_and(|pr| {
+                    let progressed = pr.on_accepted(match_index);
+                    if progressed {
+                        pr.last_progress_ms = now_ms;
+                    }
+                    progressed
+                });
+                if progressed {
                     self.leader_commit_advance();
                 }
             }
@@ -133,11 +136,17 @@ impl Replica {
                 hint_epoch,
             }) => self.leader_on_rejected(from, rejected_index, hint_index, hint_epoch),
             MessageBody::HeartbeatReply => {
-                let behind = self.leader_progress(from).is_some_and(|pr| {
-                    pr.on_heartbeat_reply();
-                    pr.match_index < last_index
+                // A follower behind that neither received nor acknowledged anything for
+                // a heartbeat interval may have lost an `Append`: probe it, which turns
+                // the loss into a rejection or an acknowledgement.
+                let (messages_in_flight_max, now_ms) =
+                    (self.config.messages_in_flight_max, self.now_ms);
+                let quiet_since_ms = now_ms.saturating_sub(self.config.heartbeat_interval_ms);
+                let stalled = self.leader_progress(from).is_some_and(|pr| {
+                    pr.on_heartbeat_reply(messages_in_flight_max);
+                    pr.match_index < last_index && pr.last_progress_ms <= quiet_since_ms
                 });
-                if behind {
+                if stalled {
                     self.leader_send_append(from, true, out);
                 }
             }
@@ -193,11 +202,15 @@ impl Replica {
     }
 
     /// Sends every follower what it is missing, as far as its pipeline allows.
+    /// Also tells every member of a commit index it has not heard yet, at once rather
+    /// than at the next heartbeat (ZooKeeper sends COMMIT as soon as it commits), so reads
+    /// served by followers lag the leader as little as possible.
     pub(super) fn leader_send_all(&mut self, out: &mut Vec<Output>) {
         let ids: Vec<NodeId> = match &self.role {
             RoleState::Leader(state) => state.progress.keys().copied().collect(),
             _ => return,
         };
+        let commit_index = self.commit_index;
         for id in ids {
             // Each send either fills one pipeline slot or returns false, so this loop
             // ends within `messages_in_flight_max + 1` rounds.
@@ -205,6 +218,16 @@ impl Replica {
                 if !self.leader_send_append(id, false, out) {
                     break;
                 }
+            }
+            let notice = self.leader_progress(id).and_then(|pr| {
+                let known_index = commit_index.min(pr.match_index);
+                (known_index > pr.commit_sent_index).then(|| {
+                    pr.commit_sent_index = known_index;
+                    known_index
+                })
+            });
+            if let Some(commit_index) = notice {
+                self.send(id, MessageBody::Heartbeat { commit_index }, out);
             }
         }
     }
@@ -243,7 +266,10 @@ impl Replica {
                 if entries.is_empty() && !allow_empty {
                     return false;
                 }
-                pr.on_append_sent(prev_index + entries.len() as u64);
+                let last_index = prev_index + entries.len() as u64;
+                pr.on_append_sent(last_index);
+                pr.last_progress_ms = now_ms;
+                pr.commit_sent_index = pr.commit_sent_index.max(commit_index.min(last_index));
                 MessageBody::Append {
                     prev_index,
                     prev_zxid,
@@ -271,7 +297,9 @@ impl Replica {
             {
                 pr.become_probe(pr.next_index);
             }
-            beats.push((*id, commit_index.min(pr.match_index)));
+            let known_index = commit_index.min(pr.match_index);
+            pr.commit_sent_index = pr.commit_sent_index.max(known_index);
+            beats.push((*id, known_index));
         }
         for (id, commit_index) in beats {
             self.send(id, MessageBody::Heartbeat { commit_index }, out);
@@ -283,7 +311,7 @@ impl Replica {
     /// Check-quorum: a leader that has not heard from a majority of voters within an
     /// election timeout steps down, so it stops accepting proposals it cannot commit and
     /// clients move to a server that can reach the new leader.
-    pub(super) fn leader_check_quorum(&mut self, out: &mut Vec<Output>) {
+    pub(super) fn leader_check_quorum(&mut self) {
         let me = self.config.id;
         let RoleState::Leader(state) = &mut self.role else {
             return;
@@ -301,7 +329,7 @@ impl Replica {
         }
         if active < self.config.quorum_size() {
             self.leader_contact_ms = None;
-            self.become_follower(self.hard_state.epoch, None, out);
+            self.become_follower(self.hard_state.epoch, None);
             return;
         }
         self.leader_contact_ms = Some(self.now_ms);

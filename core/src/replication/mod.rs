@@ -19,20 +19,26 @@
 mod config;
 mod election;
 mod follower;
+mod interface;
 mod leader;
 mod log;
 mod message;
 mod progress;
+#[cfg(test)]
+mod tests;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
 
 use crate::ids::{Epoch, NodeId, Zxid};
 
 pub use config::{ReplicationConfig, ReplicationConfigError};
+pub use interface::{
+    CompactError, DurableState, FollowerStatus, HardState, Input, Output, ProposeError,
+    ReplicaError, Role, Status, StepError,
+};
 pub use log::LogError;
 pub use message::{
     AppendOutcome, Entry, INDEX_MAX, Message, MessageBody, MessageError, SnapshotMeta,
@@ -40,242 +46,6 @@ pub use message::{
 
 use log::ReplicaLog;
 use progress::Progress;
-
-/// The state that must survive a crash besides the log: the epoch this member is in and
-/// whom it voted for in that epoch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct HardState {
-    /// The highest epoch this member has seen (Raft's current term).
-    pub epoch: Epoch,
-    /// The candidate this member voted for in `epoch`, if any.
-    pub voted_for: Option<NodeId>,
-}
-
-/// What recovery found on disk; what `Replica::new` starts from.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct DurableState {
-    /// The last durable hard state.
-    pub hard_state: HardState,
-    /// The newest durable snapshot (the default means "no snapshot, empty state").
-    pub snapshot: SnapshotMeta,
-    /// The snapshot's bytes, kept to send to followers that fall behind the log.
-    pub snapshot_bytes: Vec<u8>,
-    /// The durable entries after the snapshot, contiguous, in index order.
-    pub entries: Vec<Entry>,
-}
-
-/// What the world tells a replica.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Input {
-    /// Time passed. Early or repeated ticks are harmless; a tick also flushes proposals
-    /// made with `propose` since the last step.
-    Tick,
-    /// A message from another member arrived.
-    Message {
-        /// The sender, as the runtime authenticated it.
-        from: NodeId,
-        /// The message.
-        msg: Message,
-    },
-    /// The `PersistHardState` output carrying `hard_state` is durable.
-    HardStatePersisted {
-        /// The hard state that was written.
-        hard_state: HardState,
-    },
-    /// A `PersistEntries` output whose last entry is `(index, zxid)` is durable, and so
-    /// is every persist output emitted before it.
-    Persisted {
-        /// Index of the last entry written.
-        index: u64,
-        /// Its zxid; a mismatch with the current log (it was truncated since) makes the
-        /// input stale and ignored.
-        zxid: Zxid,
-    },
-    /// The snapshot of an `InstallSnapshot` output is durable and the log before it
-    /// discarded.
-    SnapshotPersisted {
-        /// The installed snapshot.
-        meta: SnapshotMeta,
-    },
-}
-
-/// What a replica asks of the world. The runtime performs outputs in the order given;
-/// persist outputs in particular must reach the disk in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Output {
-    /// Send `msg` to member `to`. Loss is tolerated; the sender retries.
-    Send {
-        /// The receiver.
-        to: NodeId,
-        /// The message.
-        msg: Message,
-    },
-    /// Make `hard_state` durable, then report `Input::HardStatePersisted`. Messages that
-    /// depend on it are held inside the replica until then.
-    PersistHardState {
-        /// The new hard state.
-        hard_state: HardState,
-    },
-    /// Drop durable entries after `truncate_after` (when `Some`), then append `entries`,
-    /// then report `Input::Persisted` for the last entry (if any).
-    PersistEntries {
-        /// Keep entries up to this index, drop the rest before appending.
-        truncate_after: Option<u64>,
-        /// New entries, contiguous, following the kept log.
-        entries: Vec<Entry>,
-    },
-    /// Replace the state machine by this snapshot and make it durable, discarding the
-    /// whole durable log; then report `Input::SnapshotPersisted`.
-    InstallSnapshot {
-        /// What the snapshot covers.
-        meta: SnapshotMeta,
-        /// The serialised state machine.
-        bytes: Vec<u8>,
-    },
-    /// Apply these entries to the state machine. Indexes follow one another across
-    /// outputs, each committed entry exactly once per `Replica` (a restarted replica starts
-    /// again after its snapshot). NEWLEADER entries are included so zxids stay visible.
-    Committed {
-        /// Committed entries in index order.
-        entries: Vec<Entry>,
-    },
-    /// The known leader or the epoch changed (`leader: None` while none is known).
-    LeaderChanged {
-        /// The new epoch.
-        epoch: Epoch,
-        /// The leader of `epoch`, when known.
-        leader: Option<NodeId>,
-    },
-}
-
-/// A member's role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum Role {
-    /// Follows a leader (or waits for one).
-    Follower,
-    /// Asks for pre-votes before starting an election.
-    PreCandidate,
-    /// Asks for votes in a new epoch.
-    Candidate,
-    /// Leads the current epoch.
-    Leader,
-    /// Receives entries, never votes or counts.
-    Observer,
-}
-
-/// Why `propose` refused a payload.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ProposeError {
-    /// Only the leader proposes; `leader_hint` is the leader this replica knows of.
-    #[error("not the leader (leader: {leader_hint:?})")]
-    NotLeader {
-        /// The current leader, if known.
-        leader_hint: Option<NodeId>,
-    },
-    /// `proposals_uncommitted_max` proposals are already waiting for commit.
-    #[error("{uncommitted} proposals uncommitted, the limit")]
-    TooManyUncommitted {
-        /// Proposals appended but not committed.
-        uncommitted: u64,
-    },
-    /// The payload is larger than `payload_bytes_max`.
-    #[error("payload of {size_bytes} bytes exceeds {limit_bytes} bytes")]
-    PayloadTooLarge {
-        /// The payload size.
-        size_bytes: usize,
-        /// The limit.
-        limit_bytes: u32,
-    },
-    /// The zxid counter of this epoch is used up; a new election must start a new epoch
-    /// (ZooKeeper does the same on zxid rollover).
-    #[error("zxid counter of the epoch is exhausted")]
-    ZxidCounterExhausted,
-}
-
-/// Why `compact` refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CompactError {
-    /// Only entries already output as committed may be covered by a snapshot.
-    #[error("compact up to {index}, but only {applied_index} is applied")]
-    NotApplied {
-        /// The requested index.
-        index: u64,
-        /// The last index output as committed.
-        applied_index: u64,
-    },
-    /// The log already starts after `index`.
-    #[error("already compacted up to {snapshot_index}")]
-    AlreadyCompacted {
-        /// The current snapshot index.
-        snapshot_index: u64,
-    },
-}
-
-/// Why `Replica::new` refused its inputs.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ReplicaError {
-    /// The configuration is invalid.
-    #[error("config: {0}")]
-    Config(#[from] ReplicationConfigError),
-    /// The durable log is not a log.
-    #[error("durable log: {0}")]
-    Log(#[from] LogError),
-}
-
-/// Why an input was ignored. Ignoring is always safe: the protocol retries.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StepError {
-    /// A peer message was malformed or came from a stranger.
-    #[error("bad message: {0}")]
-    BadMessage(#[from] MessageError),
-    /// A persistence report names entries or a snapshot this replica no longer has.
-    #[error("stale persistence report")]
-    StalePersisted,
-}
-
-/// A follower as the leader sees it, for the four-letter words.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FollowerStatus {
-    /// The member.
-    pub id: NodeId,
-    /// Highest index known to match the leader and be durable there.
-    pub match_index: u64,
-    /// True for an observer.
-    pub is_observer: bool,
-}
-
-/// A summary of a replica for monitoring (`srvr`, `mntr`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Status {
-    /// This member.
-    pub id: NodeId,
-    /// Its role.
-    pub role: Role,
-    /// Its epoch.
-    pub epoch: Epoch,
-    /// The leader it knows of.
-    pub leader: Option<NodeId>,
-    /// Highest committed index.
-    pub commit_index: u64,
-    /// Zxid at the commit index (`None` if this replica does not hold that entry yet).
-    pub commit_zxid: Option<Zxid>,
-    /// Highest index in the log.
-    pub last_index: u64,
-    /// Zxid of the last log entry.
-    pub last_zxid: Zxid,
-    /// Highest index durable locally.
-    pub persisted_index: u64,
-    /// Highest index output as committed.
-    pub applied_index: u64,
-    /// On the leader, every other member in id order; empty elsewhere.
-    pub followers: Vec<FollowerStatus>,
-    /// On the leader, entries appended but not committed; 0 elsewhere.
-    pub proposals_outstanding: u64,
-    /// True on a leader once the NEWLEADER entry of its epoch is committed.
-    pub leader_ready: bool,
-    /// Peer messages refused as malformed since start.
-    pub messages_refused: u64,
-}
 
 /// A timer of the replica; the next deadline is the earliest armed one, and expired
 /// timers are handled in this order.
@@ -291,18 +61,38 @@ enum Timer {
 
 const TIMERS: [Timer; 3] = [Timer::Election, Timer::Heartbeat, Timer::CheckQuorum];
 
+/// Most messages held while a hard state is being made durable (one disk write); only
+/// replies to what arrives during that write pile up here.
+const HELD_MESSAGES_MAX: usize = 1024;
+
+/// Most `PersistEntries` writes awaiting their report. Beyond it the oldest is forgotten,
+/// and its report is then ignored as stale, which only delays an acknowledgement.
+const PERSIST_REPORTS_MAX: usize = 4096;
+
+/// A `PersistEntries` write handed to the runtime and not yet reported durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PersistReport {
+    /// Index of the write's last entry.
+    index: u64,
+    /// Zxid of the write's last entry.
+    zxid: Zxid,
+    /// The lowest truncation point emitted after this write: a later write may already
+    /// have removed entries above it from the disk, so the report proves no more.
+    durable_index_max: u64,
+}
+
 /// The role-specific part of a replica's state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum RoleState {
     Follower,
     Observer,
     PreCandidate {
-        granted: std::collections::BTreeSet<NodeId>,
-        rejected: std::collections::BTreeSet<NodeId>,
+        granted: BTreeSet<NodeId>,
+        rejected: BTreeSet<NodeId>,
     },
     Candidate {
-        granted: std::collections::BTreeSet<NodeId>,
-        rejected: std::collections::BTreeSet<NodeId>,
+        granted: BTreeSet<NodeId>,
+        rejected: BTreeSet<NodeId>,
     },
     Leader(LeaderState),
 }
@@ -326,6 +116,8 @@ pub struct Replica {
     role: RoleState,
     /// The current hard state; may be ahead of `hard_state_durable`.
     hard_state: HardState,
+    /// The last hard state handed to the runtime in `PersistHardState`.
+    hard_state_requested: HardState,
     hard_state_durable: HardState,
     leader: Option<NodeId>,
     log: ReplicaLog,
@@ -336,6 +128,8 @@ pub struct Replica {
     persist_requested_index: u64,
     /// A truncation not yet handed to the runtime.
     truncate_pending: Option<u64>,
+    /// The `PersistEntries` writes not yet reported durable, oldest first.
+    persist_reports: VecDeque<PersistReport>,
     commit_index: u64,
     /// Highest index output in `Output::Committed` (or covered by an installed snapshot).
     applied_index: u64,
@@ -372,6 +166,13 @@ impl Replica {
             entries,
         } = durable_state;
         let log = ReplicaLog::new(snapshot, entries)?;
+        let log_epoch = log.last_zxid().epoch();
+        if log_epoch > hard_state.epoch {
+            return Err(ReplicaError::EpochBehindLog {
+                epoch: hard_state.epoch,
+                log_epoch,
+            });
+        }
         let role = if config.voters.contains(&config.id) {
             RoleState::Follower
         } else {
@@ -381,11 +182,13 @@ impl Replica {
             rng: ChaCha8Rng::seed_from_u64(seed),
             role,
             hard_state,
+            hard_state_requested: hard_state,
             hard_state_durable: hard_state,
             leader: None,
             persisted_index: log.last_index(),
             persist_requested_index: log.last_index(),
             truncate_pending: None,
+            persist_reports: VecDeque::new(),
             commit_index: snapshot.index,
             applied_index: snapshot.index,
             match_known_index: snapshot.index,
@@ -404,7 +207,10 @@ impl Replica {
     }
 
     /// Handles one input at `now_ms` and appends what must happen to `out`. An `Err`
-    /// says the input was ignored and why; the replica is unchanged by it.
+    /// says why the input (or its remainder) was refused: a malformed message or a stale
+    /// persistence report changes nothing; a message refused by a handler may already
+    /// have moved this replica to the sender's newer epoch. Refused peer messages are
+    /// counted in `Status::messages_refused`.
     pub fn step(
         &mut self,
         now_ms: u64,
@@ -560,7 +366,7 @@ impl Replica {
             match timer {
                 Timer::Election => self.election_timeout(out),
                 Timer::Heartbeat => self.leader_heartbeat(out),
-                Timer::CheckQuorum => self.leader_check_quorum(out),
+                Timer::CheckQuorum => self.leader_check_quorum(),
             }
         }
     }
@@ -604,11 +410,11 @@ impl Replica {
                 MessageBody::Append { .. }
                 | MessageBody::Heartbeat { .. }
                 | MessageBody::Snapshot { .. } => {
-                    self.become_follower(msg.epoch, Some(from), out);
+                    self.become_follower(msg.epoch, Some(from));
                     true
                 }
                 _ => {
-                    self.become_follower(msg.epoch, None, out);
+                    self.become_follower(msg.epoch, None);
                     true
                 }
             }
@@ -645,16 +451,13 @@ impl Replica {
     }
 
     /// Moves to `epoch` (resetting the vote) if it is newer, and follows `leader`.
-    fn become_follower(&mut self, epoch: Epoch, leader: Option<NodeId>, out: &mut Vec<Output>) {
+    fn become_follower(&mut self, epoch: Epoch, leader: Option<NodeId>) {
         assert!(epoch >= self.hard_state.epoch, "epochs never go back");
         if epoch > self.hard_state.epoch {
-            self.hard_state_set(
-                HardState {
-                    epoch,
-                    voted_for: None,
-                },
-                out,
-            );
+            self.hard_state_set(HardState {
+                epoch,
+                voted_for: None,
+            });
         }
         self.role = if self.is_voter() {
             RoleState::Follower
@@ -668,9 +471,9 @@ impl Replica {
         }
     }
 
-    /// Changes the hard state and asks for it to be made durable; messages sent until it
-    /// is durable are held (see `send`).
-    fn hard_state_set(&mut self, hard_state: HardState, out: &mut Vec<Output>) {
+    /// Changes the hard state; `flush_hard_state` asks for it to be made durable once per
+    /// step, and messages sent until it is durable are held (see `send`).
+    fn hard_state_set(&mut self, hard_state: HardState) {
         assert!(
             hard_state.epoch >= self.hard_state.epoch,
             "epochs never go back"
@@ -681,7 +484,18 @@ impl Replica {
             self.ack_sent_index = 0;
         }
         self.hard_state = hard_state;
-        out.push(Output::PersistHardState { hard_state });
+    }
+
+    /// Emits the hard state if it changed since last emitted. Called before any output
+    /// that depends on it reaching the disk: entries or a snapshot of a new epoch must
+    /// never be durable while the epoch is not.
+    fn flush_hard_state(&mut self, out: &mut Vec<Output>) {
+        if self.hard_state != self.hard_state_requested {
+            self.hard_state_requested = self.hard_state;
+            out.push(Output::PersistHardState {
+                hard_state: self.hard_state,
+            });
+        }
     }
 
     fn election_timer_reset(&mut self) {
@@ -703,9 +517,11 @@ impl Replica {
         let msg = Message { epoch, body };
         if self.hard_state == self.hard_state_durable && self.held.is_empty() {
             out.push(Output::Send { to, msg });
-        } else {
+        } else if self.held.len() < HELD_MESSAGES_MAX {
             self.held.push((to, msg));
         }
+        // Beyond the bound a message is dropped, which the protocol survives like any
+        // loss (every message is retried or superseded).
     }
 
     fn step_hard_state_persisted(&mut self, hard_state: HardState, out: &mut Vec<Output>) {
@@ -722,18 +538,30 @@ impl Replica {
         }
     }
 
+    /// A write is reported durable. The report is matched to the oldest outstanding
+    /// write with that last entry (reports arrive in write order), and proves
+    /// durability only up to the lowest truncation emitted after that write: the same
+    /// zxid may have been truncated and appended again since, and the disk may already
+    /// hold the truncation but not yet the new append.
     fn step_persisted(
         &mut self,
         index: u64,
         zxid: Zxid,
         out: &mut Vec<Output>,
     ) -> Result<(), StepError> {
-        if self.log.zxid_at(index) != Some(zxid) || index > self.persist_requested_index {
-            return Err(StepError::StalePersisted);
-        }
-        if index > self.persisted_index {
-            self.persisted_index = index;
-        }
+        let position = self
+            .persist_reports
+            .iter()
+            .position(|report| report.index == index && report.zxid == zxid)
+            .ok_or(StepError::StalePersisted)?;
+        let report = self.persist_reports[position];
+        self.persist_reports.drain(..=position);
+        let durable_index = index.min(report.durable_index_max);
+        assert!(
+            durable_index <= self.log.last_index(),
+            "a write is reported durable beyond the log"
+        );
+        self.persisted_index = self.persisted_index.max(durable_index);
         match self.role {
             RoleState::Leader(_) => self.leader_commit_advance(),
             _ => self.follower_ack(out),
@@ -754,17 +582,29 @@ impl Replica {
         Ok(())
     }
 
-    /// Emits, in this order: the pending log writes, the leader's appends, the newly
-    /// committed entries, and a leader change.
+    /// Emits, in this order: the hard state, the pending log writes, the leader's
+    /// appends, the newly committed entries, and a leader change.
     fn flush(&mut self, out: &mut Vec<Output>) {
+        self.flush_hard_state(out);
         let last_index = self.log.last_index();
         if self.truncate_pending.is_some() || self.persist_requested_index < last_index {
             let from = self.persist_requested_index + 1;
+            let entries = self
+                .log
+                .slice(from, last_index - self.persist_requested_index);
+            if let Some(last) = entries.last() {
+                if self.persist_reports.len() >= PERSIST_REPORTS_MAX {
+                    self.persist_reports.pop_front();
+                }
+                self.persist_reports.push_back(PersistReport {
+                    index: last.index,
+                    zxid: last.zxid,
+                    durable_index_max: u64::MAX,
+                });
+            }
             out.push(Output::PersistEntries {
                 truncate_after: self.truncate_pending.take(),
-                entries: self
-                    .log
-                    .slice(from, last_index - self.persist_requested_index),
+                entries,
             });
             self.persist_requested_index = last_index;
         }
@@ -816,6 +656,9 @@ impl Replica {
         );
         self.log.truncate_after(index);
         self.persisted_index = self.persisted_index.min(index);
+        for report in &mut self.persist_reports {
+            report.durable_index_max = report.durable_index_max.min(index);
+        }
         if index < self.persist_requested_index {
             self.persist_requested_index = index;
             self.truncate_pending = Some(self.truncate_pending.map_or(index, |t| t.min(index)));

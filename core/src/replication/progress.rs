@@ -42,6 +42,11 @@ pub(crate) struct Progress {
     pub(crate) in_flight: VecDeque<u64>,
     /// True when a message from this member arrived since the last check-quorum.
     pub(crate) recently_active: bool,
+    /// When an `Append` was last sent to it or it last acknowledged progress, in
+    /// milliseconds: a follower behind and quiet for a heartbeat interval is re-probed.
+    pub(crate) last_progress_ms: u64,
+    /// The highest commit index this member was told it may apply.
+    pub(crate) commit_sent_index: u64,
 }
 
 impl Progress {
@@ -53,6 +58,8 @@ impl Progress {
             state: ProgressState::Probe { paused: false },
             in_flight: VecDeque::new(),
             recently_active: false,
+            last_progress_ms: 0,
+            commit_sent_index: 0,
         }
     }
 
@@ -128,13 +135,16 @@ impl Progress {
         self.in_flight.clear();
     }
 
-    /// A heartbeat reply shows the follower is alive: resume a paused probe and free one
-    /// pipeline slot (the reply may mean an `Append` was lost), so sending resumes.
-    pub(crate) fn on_heartbeat_reply(&mut self) {
+    /// A heartbeat reply shows the follower is alive: resume a paused probe, and free one
+    /// slot of a full pipeline (its oldest `Append` may have been lost), so sending
+    /// resumes and a lost message turns into a rejection or an acknowledgement.
+    pub(crate) fn on_heartbeat_reply(&mut self, messages_in_flight_max: u32) {
         match self.state {
             ProgressState::Probe { .. } => self.state = ProgressState::Probe { paused: false },
             ProgressState::Replicate => {
-                self.in_flight.pop_front();
+                if self.in_flight.len() >= messages_in_flight_max as usize {
+                    self.in_flight.pop_front();
+                }
             }
             ProgressState::Snapshot { .. } => {}
         }
@@ -164,6 +174,16 @@ mod tests {
         assert!(!p.is_paused(2));
         assert!(!p.on_accepted(5), "a stale ack is not progress");
         assert_eq!(p.match_index, 6);
+        p.on_heartbeat_reply(2);
+        assert_eq!(
+            p.in_flight.len(),
+            1,
+            "a window that is not full keeps its messages"
+        );
+        p.on_append_sent(10);
+        assert!(p.is_paused(2));
+        p.on_heartbeat_reply(2);
+        assert!(!p.is_paused(2), "a full window frees its oldest slot");
     }
 
     // Going back to probing never moves next_index to or below the match index.

@@ -1,0 +1,673 @@
+//! Rule-by-rule tests of one `Replica` driven by hand: each feeds a few inputs and checks
+//! the exact outputs, so a broken rule shows up as a named test, not only as a seed of
+//! the cluster test.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use super::*;
+
+fn config(id: u64, voters: &[u64]) -> ReplicationConfig {
+    let mut config =
+        ReplicationConfig::new(NodeId(id), voters.iter().copied().map(NodeId).collect());
+    config.heartbeat_interval_ms = 10;
+    config.election_timeout_ms_min = 100;
+    config.election_timeout_ms_max = 200;
+    config
+}
+
+fn entry(index: u64, epoch: u32, counter: u32) -> Entry {
+    Entry {
+        index,
+        zxid: Zxid::new(Epoch(epoch), counter),
+        payload: if counter == 0 {
+            vec![]
+        } else {
+            vec![counter as u8]
+        },
+    }
+}
+
+fn replica(id: u64, voters: &[u64], durable: DurableState) -> Replica {
+    let mut r = Replica::new(config(id, voters), durable, 7).unwrap();
+    let mut out = Vec::new();
+    r.step(0, Input::Tick, &mut out).unwrap();
+    r
+}
+
+fn msg(epoch: u32, body: MessageBody) -> Message {
+    Message {
+        epoch: Epoch(epoch),
+        body,
+    }
+}
+
+fn deliver(r: &mut Replica, now_ms: u64, from: u64, m: Message) -> Vec<Output> {
+    let mut out = Vec::new();
+    r.step(
+        now_ms,
+        Input::Message {
+            from: NodeId(from),
+            msg: m,
+        },
+        &mut out,
+    )
+    .unwrap();
+    out
+}
+
+fn sends(out: &[Output]) -> Vec<(NodeId, Message)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Send { to, msg } => Some((*to, msg.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn vote(epoch: u32, last_index: u64, last_zxid: Zxid) -> Message {
+    msg(
+        epoch,
+        MessageBody::Vote {
+            last_index,
+            last_zxid,
+        },
+    )
+}
+
+// A vote is made durable before it is sent: the reply appears only after
+// HardStatePersisted, and a second candidate of the same epoch is refused.
+#[test]
+fn vote_is_sent_only_once_durable_and_only_once_per_epoch() {
+    let mut r = replica(1, &[1, 2, 3], DurableState::default());
+    let out = deliver(&mut r, 1, 2, vote(1, 0, Zxid::ZERO));
+    let hard_state = HardState {
+        epoch: Epoch(1),
+        voted_for: Some(NodeId(2)),
+    };
+    assert!(out.contains(&Output::PersistHardState { hard_state }));
+    assert!(sends(&out).is_empty(), "vote held until durable: {out:?}");
+
+    let mut out = Vec::new();
+    r.step(2, Input::HardStatePersisted { hard_state }, &mut out)
+        .unwrap();
+    let granted = msg(1, MessageBody::VoteReply { granted: true });
+    assert_eq!(sends(&out), vec![(NodeId(2), granted)]);
+
+    let out = deliver(&mut r, 3, 3, vote(1, 5, Zxid::new(Epoch(1), 9)));
+    let refused = msg(1, MessageBody::VoteReply { granted: false });
+    assert_eq!(sends(&out), vec![(NodeId(3), refused)]);
+}
+
+// A voter refuses a candidate whose log is less up to date than its own.
+#[test]
+fn vote_refused_to_a_less_up_to_date_log() {
+    let durable = DurableState {
+        hard_state: HardState {
+            epoch: Epoch(2),
+            voted_for: None,
+        },
+        entries: vec![entry(1, 2, 0)],
+        ..DurableState::default()
+    };
+    let mut r = replica(1, &[1, 2, 3], durable);
+    // Longer log, older epoch: refused (and the epoch moves to 3 all the same).
+    let out = deliver(&mut r, 1, 2, vote(3, 9, Zxid::new(Epoch(1), 9)));
+    let reply = sends(&out);
+    // The reply waits for the new epoch to be durable.
+    assert!(reply.is_empty());
+    let hard_state = HardState {
+        epoch: Epoch(3),
+        voted_for: None,
+    };
+    let mut out = Vec::new();
+    r.step(2, Input::HardStatePersisted { hard_state }, &mut out)
+        .unwrap();
+    let refused = msg(3, MessageBody::VoteReply { granted: false });
+    assert_eq!(sends(&out), vec![(NodeId(2), refused)]);
+}
+
+// A follower acknowledges an append only after Persisted covers it, and a Persisted
+// report for entries it no longer holds is refused as stale.
+#[test]
+fn follower_acknowledges_only_durable_entries() {
+    let mut r = replica(2, &[1, 2, 3], DurableState::default());
+    let append = MessageBody::Append {
+        prev_index: 0,
+        prev_zxid: Zxid::ZERO,
+        entries: vec![entry(1, 1, 0), entry(2, 1, 1)],
+        commit_index: 0,
+    };
+    let out = deliver(&mut r, 1, 1, msg(1, append));
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::PersistEntries { truncate_after: None, entries } if entries.len() == 2
+    )));
+    assert!(sends(&out).is_empty(), "no ack before durability: {out:?}");
+
+    let mut out = Vec::new();
+    let stale = Input::Persisted {
+        index: 2,
+        zxid: Zxid::new(Epoch(9), 9),
+    };
+    assert_eq!(r.step(2, stale, &mut out), Err(StepError::StalePersisted));
+    let hard_state = HardState {
+        epoch: Epoch(1),
+        voted_for: None,
+    };
+    r.step(2, Input::HardStatePersisted { hard_state }, &mut out)
+        .unwrap();
+    assert!(
+        sends(&out).is_empty(),
+        "still nothing durable to acknowledge"
+    );
+    let durable = Input::Persisted {
+        index: 2,
+        zxid: Zxid::new(Epoch(1), 1),
+    };
+    let mut out = Vec::new();
+    r.step(3, durable, &mut out).unwrap();
+    let ack = MessageBody::AppendReply(AppendOutcome::Accepted { match_index: 2 });
+    assert_eq!(sends(&out), vec![(NodeId(1), msg(1, ack))]);
+}
+
+// While a leader is heard from, a pre-vote is refused and a vote for a newer epoch is
+// ignored; neither moves the epoch. After the lease, the pre-vote is granted, still
+// without touching the hard state.
+#[test]
+fn leader_lease_refuses_pre_votes_and_votes() {
+    let mut r = replica(2, &[1, 2, 3], DurableState::default());
+    let heartbeat = msg(0, MessageBody::Heartbeat { commit_index: 0 });
+    deliver(&mut r, 10, 1, heartbeat);
+    let pre_vote = MessageBody::PreVote {
+        last_index: 0,
+        last_zxid: Zxid::ZERO,
+    };
+    let out = deliver(&mut r, 20, 3, msg(1, pre_vote.clone()));
+    let refused = msg(0, MessageBody::PreVoteReply { granted: false });
+    assert_eq!(sends(&out), vec![(NodeId(3), refused)]);
+    let out = deliver(&mut r, 21, 3, vote(1, 0, Zxid::ZERO));
+    assert!(out.is_empty(), "vote ignored in the lease: {out:?}");
+    assert_eq!(r.status().epoch, Epoch(0));
+
+    let out = deliver(&mut r, 200, 3, msg(1, pre_vote));
+    let granted = msg(1, MessageBody::PreVoteReply { granted: true });
+    assert_eq!(sends(&out), vec![(NodeId(3), granted)]);
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, Output::PersistHardState { .. }))
+    );
+    assert_eq!(r.status().epoch, Epoch(0));
+}
+
+// A lone voter elects itself, commits its NEWLEADER entry and then proposals once they
+// are durable, and outputs them in order.
+#[test]
+fn single_voter_commits_on_its_own_durability() {
+    let mut r = replica(1, &[1], DurableState::default());
+    let deadline = r.next_deadline().unwrap();
+    assert!(
+        (100..200).contains(&deadline),
+        "election timer armed: {deadline}"
+    );
+    let mut out = Vec::new();
+    r.step(deadline, Input::Tick, &mut out).unwrap();
+    assert_eq!(r.role(), Role::Leader);
+    assert_eq!(r.propose(vec![42]).unwrap(), Zxid::new(Epoch(1), 1));
+    let mut out = Vec::new();
+    r.step(deadline, Input::Tick, &mut out).unwrap();
+    assert!(!out.iter().any(|o| matches!(o, Output::Committed { .. })));
+    let durable = Input::Persisted {
+        index: 2,
+        zxid: Zxid::new(Epoch(1), 1),
+    };
+    r.step(deadline + 1, durable, &mut out).unwrap();
+    let committed: Vec<u64> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Committed { entries } => Some(entries.iter().map(|e| e.index)),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(committed, vec![1, 2]);
+    assert!(r.status().leader_ready);
+}
+
+// Messages from strangers and malformed messages are refused with a typed error and
+// counted, and change nothing.
+#[test]
+fn bad_messages_are_refused_and_counted() {
+    let mut r = replica(2, &[1, 2, 3], DurableState::default());
+    let mut out = Vec::new();
+    let heartbeat = msg(5, MessageBody::Heartbeat { commit_index: 0 });
+    let stranger = Input::Message {
+        from: NodeId(9),
+        msg: heartbeat,
+    };
+    assert!(matches!(
+        r.step(1, stranger, &mut out),
+        Err(StepError::BadMessage(MessageError::UnknownSender { .. }))
+    ));
+    let future = MessageBody::Append {
+        prev_index: 0,
+        prev_zxid: Zxid::ZERO,
+        entries: vec![entry(1, 7, 1)],
+        commit_index: 0,
+    };
+    let bad = Input::Message {
+        from: NodeId(1),
+        msg: msg(5, future),
+    };
+    assert!(matches!(
+        r.step(1, bad, &mut out),
+        Err(StepError::BadMessage(MessageError::FutureEpoch { .. }))
+    ));
+    assert_eq!(r.status().messages_refused, 2);
+    assert_eq!(r.status().epoch, Epoch(0));
+    assert!(out.is_empty());
+}
+
+// An append that disagrees with a committed entry is rejected; the log is unchanged.
+#[test]
+fn append_disagreeing_with_committed_entry_is_rejected() {
+    let durable = DurableState {
+        hard_state: HardState {
+            epoch: Epoch(1),
+            voted_for: None,
+        },
+        entries: vec![entry(1, 1, 0), entry(2, 1, 1)],
+        ..DurableState::default()
+    };
+    let mut r = replica(2, &[1, 2, 3], durable);
+    deliver(
+        &mut r,
+        1,
+        1,
+        msg(1, MessageBody::Heartbeat { commit_index: 2 }),
+    );
+    assert_eq!(r.status().commit_index, 2);
+    let rewrite = MessageBody::Append {
+        prev_index: 1,
+        prev_zxid: Zxid::new(Epoch(1), 0),
+        entries: vec![entry(2, 1, 5)],
+        commit_index: 2,
+    };
+    // Entries at or below the commit index are skipped, then must match our entry 2.
+    let out = deliver(&mut r, 2, 1, msg(1, rewrite));
+    assert!(matches!(
+        sends(&out).as_slice(),
+        [(
+            _,
+            Message {
+                body: MessageBody::AppendReply(AppendOutcome::Rejected { .. }),
+                ..
+            }
+        )]
+    ));
+    assert_eq!(r.zxid_at(2), Some(Zxid::new(Epoch(1), 1)));
+}
+
+// A leader message from an older epoch is answered with the newer epoch, and a leader
+// that hears of a newer epoch steps down and refuses proposals.
+#[test]
+fn stale_leader_learns_newer_epoch_and_steps_down() {
+    let durable = DurableState {
+        hard_state: HardState {
+            epoch: Epoch(4),
+            voted_for: None,
+        },
+        ..DurableState::default()
+    };
+    let mut r = replica(2, &[1, 2, 3], durable);
+    let out = deliver(
+        &mut r,
+        1,
+        1,
+        msg(3, MessageBody::Heartbeat { commit_index: 0 }),
+    );
+    assert_eq!(
+        sends(&out),
+        vec![(NodeId(1), msg(4, MessageBody::HeartbeatReply))]
+    );
+
+    let mut leader3 = Replica::new(config(1, &[1, 2, 3]), DurableState::default(), 1).unwrap();
+    let mut out = Vec::new();
+    leader3.step(0, Input::Tick, &mut out).unwrap();
+    let t = leader3.next_deadline().unwrap();
+    leader3.step(t, Input::Tick, &mut out).unwrap();
+    let pre_granted = msg(1, MessageBody::PreVoteReply { granted: true });
+    deliver(&mut leader3, t, 2, pre_granted);
+    assert_eq!(leader3.role(), Role::Candidate);
+    let hard_state = HardState {
+        epoch: Epoch(1),
+        voted_for: Some(NodeId(1)),
+    };
+    leader3
+        .step(t, Input::HardStatePersisted { hard_state }, &mut out)
+        .unwrap();
+    deliver(
+        &mut leader3,
+        t,
+        2,
+        msg(1, MessageBody::VoteReply { granted: true }),
+    );
+    assert_eq!(leader3.role(), Role::Leader);
+    deliver(&mut leader3, t + 1, 3, msg(2, MessageBody::HeartbeatReply));
+    assert_eq!(leader3.role(), Role::Follower);
+    assert_eq!(
+        leader3.propose(vec![1]),
+        Err(ProposeError::NotLeader { leader_hint: None })
+    );
+}
+
+// Within one epoch, an append that would truncate entries the same leader already
+// confirmed is refused as a faulty message, and nothing is truncated.
+#[test]
+fn append_dropping_confirmed_entries_is_refused() {
+    let mut r = replica(2, &[1, 2, 3], DurableState::default());
+    let first = MessageBody::Append {
+        prev_index: 0,
+        prev_zxid: Zxid::ZERO,
+        entries: vec![entry(1, 1, 0), entry(2, 1, 1), entry(3, 1, 2)],
+        commit_index: 0,
+    };
+    deliver(&mut r, 1, 1, msg(1, first));
+    let rewrite = MessageBody::Append {
+        prev_index: 1,
+        prev_zxid: Zxid::new(Epoch(1), 0),
+        entries: vec![entry(2, 1, 7)],
+        commit_index: 0,
+    };
+    let mut out = Vec::new();
+    let input = Input::Message {
+        from: NodeId(1),
+        msg: msg(1, rewrite),
+    };
+    assert_eq!(
+        r.step(2, input, &mut out),
+        Err(StepError::BadMessage(
+            MessageError::ConflictsWithConfirmed { index: 2 }
+        ))
+    );
+    assert_eq!(r.status().last_index, 3);
+    assert_eq!(r.zxid_at(2), Some(Zxid::new(Epoch(1), 1)));
+}
+
+// A follower with a divergent uncommitted suffix rejects with a hint naming its last
+// entry and that entry's epoch (from which the leader skips the whole epoch in its own
+// log), then truncates the suffix when the leader's entries arrive.
+#[test]
+fn divergent_suffix_hint_and_truncation() {
+    let durable = DurableState {
+        hard_state: HardState {
+            epoch: Epoch(2),
+            voted_for: None,
+        },
+        entries: vec![
+            entry(1, 1, 0),
+            entry(2, 2, 0),
+            entry(3, 2, 1),
+            entry(4, 2, 2),
+        ],
+        ..DurableState::default()
+    };
+    let mut r = replica(2, &[1, 2, 3], durable);
+    let probe = MessageBody::Append {
+        prev_index: 4,
+        prev_zxid: Zxid::new(Epoch(3), 1),
+        entries: vec![],
+        commit_index: 1,
+    };
+    let out = deliver(&mut r, 1, 1, msg(3, probe));
+    let hard_state = HardState {
+        epoch: Epoch(3),
+        voted_for: None,
+    };
+    let mut out2 = Vec::new();
+    r.step(1, Input::HardStatePersisted { hard_state }, &mut out2)
+        .unwrap();
+    assert!(sends(&out).is_empty());
+    let hint = AppendOutcome::Rejected {
+        rejected_index: 4,
+        hint_index: 4,
+        hint_epoch: Epoch(2),
+    };
+    assert_eq!(
+        sends(&out2),
+        vec![(NodeId(1), msg(3, MessageBody::AppendReply(hint)))]
+    );
+
+    let fix = MessageBody::Append {
+        prev_index: 1,
+        prev_zxid: Zxid::new(Epoch(1), 0),
+        entries: vec![entry(2, 3, 0), entry(3, 3, 1)],
+        commit_index: 1,
+    };
+    let out = deliver(&mut r, 2, 1, msg(3, fix));
+    let persist = Output::PersistEntries {
+        truncate_after: Some(1),
+        entries: vec![entry(2, 3, 0), entry(3, 3, 1)],
+    };
+    assert!(out.contains(&persist), "{out:?}");
+    assert_eq!(r.status().last_index, 3);
+    assert_eq!(r.status().persisted_index, 1);
+}
+
+/// Replica 1 of {1, 2, 3} elected leader of epoch `hard_state.epoch + 1` by hand (pre-vote
+/// and vote granted by 2), at time 1000 ms. Small limits: 4 entries per message, 2
+/// messages in flight.
+fn leader_of_three(durable: DurableState) -> (Replica, u64) {
+    let mut config = config(1, &[1, 2, 3]);
+    config.entries_per_message_max = 4;
+    config.messages_in_flight_max = 2;
+    config.proposals_uncommitted_max = 30;
+    config.payload_bytes_max = 8;
+    let epoch = Epoch(durable.hard_state.epoch.0 + 1);
+    let mut r = Replica::new(config, durable, 3).unwrap();
+    let now_ms = 1000;
+    let mut out = Vec::new();
+    r.step(0, Input::Tick, &mut out).unwrap();
+    r.step(now_ms, Input::Tick, &mut out).unwrap();
+    assert_eq!(r.role(), Role::PreCandidate);
+    deliver(
+        &mut r,
+        now_ms,
+        2,
+        msg(epoch.0, MessageBody::PreVoteReply { granted: true }),
+    );
+    let hard_state = HardState {
+        epoch,
+        voted_for: Some(NodeId(1)),
+    };
+    r.step(now_ms, Input::HardStatePersisted { hard_state }, &mut out)
+        .unwrap();
+    deliver(
+        &mut r,
+        now_ms,
+        2,
+        msg(epoch.0, MessageBody::VoteReply { granted: true }),
+    );
+    assert_eq!(r.role(), Role::Leader);
+    (r, now_ms)
+}
+
+fn appends_to(out: &[Output], to: u64) -> Vec<(u64, Vec<u64>)> {
+    sends(out)
+        .into_iter()
+        .filter(|(id, _)| *id == NodeId(to))
+        .filter_map(|(_, m)| match m.body {
+            MessageBody::Append {
+                prev_index,
+                entries,
+                ..
+            } => Some((prev_index, entries.iter().map(|e| e.index).collect())),
+            _ => None,
+        })
+        .collect()
+}
+
+// A burst of proposals goes out as one PersistEntries and, to a follower in replicate
+// state, as pipelined Appends bounded by entries_per_message_max and
+// messages_in_flight_max; an acknowledgement opens the window again. A follower still
+// being probed gets nothing more until it answers.
+#[test]
+fn proposals_are_batched_and_pipelined_within_bounds() {
+    let (mut r, now_ms) = leader_of_three(DurableState::default());
+    let ack = |match_index| {
+        msg(
+            1,
+            MessageBody::AppendReply(AppendOutcome::Accepted { match_index }),
+        )
+    };
+    deliver(&mut r, now_ms, 2, ack(1));
+    for i in 0..20u8 {
+        r.propose(vec![i]).unwrap();
+    }
+    let mut out = Vec::new();
+    r.step(now_ms, Input::Tick, &mut out).unwrap();
+    let persists: Vec<usize> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::PersistEntries { entries, .. } => Some(entries.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(persists, vec![20], "one write for the whole burst");
+    assert_eq!(
+        appends_to(&out, 2),
+        vec![(1, vec![2, 3, 4, 5]), (5, vec![6, 7, 8, 9])],
+        "two messages of four entries, then the window is full"
+    );
+    assert_eq!(appends_to(&out, 3), vec![], "follower 3 is still probed");
+
+    let out = deliver(&mut r, now_ms + 1, 2, ack(5));
+    assert_eq!(appends_to(&out, 2), vec![(9, vec![10, 11, 12, 13])]);
+    assert_eq!(r.status().followers[0].match_index, 5);
+}
+
+// The leader refuses proposals beyond its limits with typed errors.
+#[test]
+fn proposals_beyond_limits_are_refused() {
+    let (mut r, _) = leader_of_three(DurableState::default());
+    assert_eq!(
+        r.propose(vec![0; 9]),
+        Err(ProposeError::PayloadTooLarge {
+            size_bytes: 9,
+            limit_bytes: 8
+        })
+    );
+    for _ in 0..29 {
+        r.propose(vec![1]).unwrap();
+    }
+    assert_eq!(
+        r.propose(vec![1]),
+        Err(ProposeError::TooManyUncommitted { uncommitted: 30 })
+    );
+}
+
+// A rejection hint makes the leader skip, in its own log, every entry of an epoch newer
+// than the hint's: the next probe starts after the last entry both may share.
+#[test]
+fn rejection_hint_skips_divergent_epoch() {
+    let durable = DurableState {
+        hard_state: HardState {
+            epoch: Epoch(2),
+            voted_for: None,
+        },
+        entries: vec![
+            entry(1, 1, 0),
+            entry(2, 1, 1),
+            entry(3, 2, 0),
+            entry(4, 2, 1),
+        ],
+        ..DurableState::default()
+    };
+    let (mut r, now_ms) = leader_of_three(durable);
+    let reject = AppendOutcome::Rejected {
+        rejected_index: 4,
+        hint_index: 4,
+        hint_epoch: Epoch(1),
+    };
+    let out = deliver(&mut r, now_ms, 2, msg(3, MessageBody::AppendReply(reject)));
+    assert_eq!(appends_to(&out, 2), vec![(2, vec![3, 4, 5])]);
+    // A stale rejection (not of the current probe) changes nothing.
+    let out = deliver(&mut r, now_ms, 2, msg(3, MessageBody::AppendReply(reject)));
+    assert_eq!(appends_to(&out, 2), vec![]);
+}
+
+// Durable state whose log is ahead of its durable epoch is refused, not trusted.
+#[test]
+fn durable_log_ahead_of_epoch_is_refused() {
+    let durable = DurableState {
+        hard_state: HardState {
+            epoch: Epoch(1),
+            voted_for: None,
+        },
+        entries: vec![entry(1, 2, 0)],
+        ..DurableState::default()
+    };
+    let result = Replica::new(config(1, &[1, 2, 3]), durable, 0);
+    assert!(matches!(
+        result,
+        Err(ReplicaError::EpochBehindLog {
+            epoch: Epoch(1),
+            log_epoch: Epoch(2)
+        })
+    ));
+}
+
+// A write reported durable proves nothing above a truncation emitted after it, even when
+// the same zxids were appended again since: the disk may hold the truncation and not yet
+// the re-append. Writes: A = entries 1..=3 of epoch 1; B (leader of epoch 2) truncates
+// after 1 and writes its own 2..=3; C (leader of epoch 3, which has A's entries) truncates
+// after 1 and writes A's 2..=3 again. A's report must not make 3 durable; C's does.
+#[test]
+fn durability_report_is_capped_by_later_truncation() {
+    let mut r = replica(2, &[1, 2, 3], DurableState::default());
+    let append = |epoch: u32, prev_index: u64, prev_zxid: Zxid, entries: Vec<Entry>| {
+        msg(
+            epoch,
+            MessageBody::Append {
+                prev_index,
+                prev_zxid,
+                entries,
+                commit_index: 0,
+            },
+        )
+    };
+    let a = vec![entry(1, 1, 0), entry(2, 1, 1), entry(3, 1, 2)];
+    deliver(&mut r, 1, 1, append(1, 0, Zxid::ZERO, a.clone()));
+    let first = Zxid::new(Epoch(1), 0);
+    deliver(
+        &mut r,
+        2,
+        3,
+        append(2, 1, first, vec![entry(2, 2, 0), entry(3, 2, 1)]),
+    );
+    let out = deliver(&mut r, 3, 1, append(3, 1, first, a[1..].to_vec()));
+    let rewrite = Output::PersistEntries {
+        truncate_after: Some(1),
+        entries: a[1..].to_vec(),
+    };
+    assert!(out.contains(&rewrite), "{out:?}");
+
+    let report = |entry: &Entry| Input::Persisted {
+        index: entry.index,
+        zxid: entry.zxid,
+    };
+    let mut out = Vec::new();
+    r.step(4, report(&a[2]), &mut out).unwrap();
+    assert_eq!(
+        r.status().persisted_index,
+        1,
+        "A proves only what B and C kept"
+    );
+    r.step(5, report(&entry(3, 2, 1)), &mut out).unwrap();
+    assert_eq!(r.status().persisted_index, 1);
+    r.step(6, report(&a[2]), &mut out).unwrap();
+    assert_eq!(r.status().persisted_index, 3, "C's own report");
+    assert_eq!(
+        r.step(7, report(&a[2]), &mut out),
+        Err(StepError::StalePersisted)
+    );
+}
