@@ -1,17 +1,28 @@
 //! `paddock`: the real-network server binary.
 //!
-//! Today it validates ZooKeeper configs (`paddock check-config zoo.cfg`); the server
-//! itself (`paddock serve`) arrives with the runtime.
+//! `paddock serve [--config zoo.cfg]` runs a server (standalone on 127.0.0.1:2181 with
+//! data in ./paddock-data when no config is given); `paddock ctl --server HOST:PORT VERB`
+//! is a small client for people (and `ctl bench`, a load generator);
+//! `paddock check-config zoo.cfg` validates a config. Exit codes: 0 success, 1 a failed
+//! client call or a server that stopped on a failure, 2 a refused config, 3 an unreadable
+//! file, 4 a server that could not start (port in use, damaged data directory).
 
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
-use paddock_net_real::config;
+use paddock_net_real::client::{self, Client, ClientError};
+use paddock_net_real::config::{self, ZooCfg};
+use paddock_net_real::server;
 
 /// Exit code for a config that was refused.
 const EXIT_CONFIG: u8 = 2;
 /// Exit code for a file that could not be read.
 const EXIT_IO: u8 = 3;
+/// Exit code for a server that could not start.
+const EXIT_START: u8 = 4;
 
 #[derive(Parser)]
 #[command(
@@ -26,6 +37,23 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run a server: standalone on 127.0.0.1:2181 (data in ./paddock-data) by default.
+    Serve {
+        /// A ZooKeeper zoo.cfg (myid is read from its dataDir for an ensemble).
+        #[arg(long)]
+        config: Option<std::path::PathBuf>,
+        /// Log level: error, warn, info, debug or trace.
+        #[arg(long, default_value = "info")]
+        log_level: tracing::Level,
+    },
+    /// Talk to a server.
+    Ctl {
+        /// The server's client address.
+        #[arg(long, default_value = "127.0.0.1:2181")]
+        server: String,
+        #[command(subcommand)]
+        verb: Verb,
+    },
     /// Parse and validate a zoo.cfg; print the effective settings and any warnings.
     CheckConfig {
         /// Path of the zoo.cfg file.
@@ -33,27 +61,107 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum Verb {
+    /// List the children of PATH.
+    Ls {
+        /// The znode.
+        path: String,
+    },
+    /// Print PATH's data.
+    Get {
+        /// The znode.
+        path: String,
+    },
+    /// Print PATH's stat.
+    Stat {
+        /// The znode.
+        path: String,
+    },
+    /// Create PATH with DATA.
+    Create {
+        /// The znode.
+        path: String,
+        /// Its data.
+        #[arg(default_value = "")]
+        data: String,
+        /// Ephemeral (dies with this command's session, so mostly for tests).
+        #[arg(long, short = 'e')]
+        ephemeral: bool,
+        /// Sequential: the server appends a counter to the name.
+        #[arg(long, short = 's')]
+        sequential: bool,
+    },
+    /// Set PATH's data.
+    Set {
+        /// The znode.
+        path: String,
+        /// The new data.
+        data: String,
+    },
+    /// Delete PATH.
+    Delete {
+        /// The znode.
+        path: String,
+    },
+    /// Watch PATH's data and children; print events until COUNT arrived or interrupted.
+    Watch {
+        /// The znode.
+        path: String,
+        /// Stop after this many events.
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+    },
+    /// Send a four-letter word (ruok, srvr, mntr, ...) and print the answer.
+    Cmd {
+        /// The word.
+        word: String,
+    },
+    /// Measure writes/s (setData) or reads/s (getData) with concurrent sessions.
+    Bench {
+        /// `write` or `read`.
+        #[arg(long, default_value = "write")]
+        kind: String,
+        /// Concurrent sessions, one thread each.
+        #[arg(long, default_value_t = 16)]
+        clients: u32,
+        /// Run time in seconds.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Bytes of data per znode.
+        #[arg(long, default_value_t = 100)]
+        size: usize,
+    },
+}
+
 fn main() -> ExitCode {
     match Cli::parse().command {
+        Command::Serve { config, log_level } => {
+            tracing_subscriber::fmt()
+                .with_writer(std::io::stderr)
+                .with_max_level(log_level)
+                .with_target(false)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .init();
+            serve(config.as_deref())
+        }
+        Command::Ctl { server, verb } => ctl(&server, verb),
         Command::CheckConfig { file } => check_config(&file),
     }
 }
 
-fn check_config(file: &std::path::Path) -> ExitCode {
-    let text = match std::fs::read_to_string(file) {
-        Ok(text) => text,
-        Err(e) => {
-            eprintln!("paddock: cannot read {}: {e}", file.display());
-            return ExitCode::from(EXIT_IO);
-        }
-    };
+/// Reads and parses a config, printing warnings; `Err` carries the exit code.
+fn load_config(file: &std::path::Path) -> Result<ZooCfg, ExitCode> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        eprintln!("paddock: cannot read {}: {e}", file.display());
+        ExitCode::from(EXIT_IO)
+    })?;
     match config::parse(&text) {
         Ok((cfg, warnings)) => {
             for w in &warnings {
                 eprintln!("{}:{}: warning: {}", file.display(), w.line, w.message);
             }
-            println!("{cfg:#?}");
-            ExitCode::SUCCESS
+            Ok(cfg)
         }
         Err(e) => {
             eprintln!(
@@ -63,7 +171,187 @@ fn check_config(file: &std::path::Path) -> ExitCode {
                 e.key,
                 e.reason
             );
-            ExitCode::from(EXIT_CONFIG)
+            Err(ExitCode::from(EXIT_CONFIG))
         }
+    }
+}
+
+fn serve(file: Option<&std::path::Path>) -> ExitCode {
+    let cfg = match file {
+        Some(file) => match load_config(file) {
+            Ok(cfg) => cfg,
+            Err(code) => return code,
+        },
+        None => ZooCfg::standalone_default(),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(e) = signal_hook::flag::register(signal, stop.clone()) {
+            eprintln!("paddock: cannot handle signal {signal}: {e}");
+            return ExitCode::from(EXIT_START);
+        }
+    }
+    let mut handle = match server::start(cfg) {
+        Ok(handle) => handle,
+        Err(server::StartError::Config(reason)) => {
+            eprintln!("paddock: error: {reason}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+        Err(e) => {
+            eprintln!("paddock: cannot start: {e}");
+            return ExitCode::from(EXIT_START);
+        }
+    };
+    while !stop.load(Ordering::Relaxed) && !handle.is_finished() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if stop.load(Ordering::Relaxed) {
+        tracing::info!("signal received; shutting down");
+    }
+    handle.stop_flag().store(true, Ordering::Relaxed);
+    match handle.join() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(reason) => {
+            eprintln!("paddock: stopped: {reason}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn ctl(server: &str, verb: Verb) -> ExitCode {
+    let result = match verb {
+        Verb::Cmd { word } => client::four_letter(server, &word).map(|text| println!("{text}")),
+        Verb::Bench {
+            kind,
+            clients,
+            seconds,
+            size,
+        } => bench(server, &kind, clients, seconds, size),
+        verb => Client::connect(server, 10_000).and_then(|mut c| {
+            ctl_verb(&mut c, verb)?;
+            c.close()
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("paddock ctl: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn ctl_verb(c: &mut Client, verb: Verb) -> Result<(), ClientError> {
+    match verb {
+        Verb::Ls { path } => println!("{}", c.children(&path, false)?.join("\n")),
+        Verb::Get { path } => println!("{}", String::from_utf8_lossy(&c.get(&path, false)?.0)),
+        Verb::Stat { path } => match c.exists(&path, false)? {
+            Some(stat) => println!("{stat:#?}"),
+            None => return Err(ClientError::Zk(paddock_core::error::ZkError::NoNode)),
+        },
+        Verb::Create {
+            path,
+            data,
+            ephemeral,
+            sequential,
+        } => {
+            let flags = i32::from(ephemeral) | (i32::from(sequential) << 1);
+            println!("{}", c.create(&path, data.as_bytes(), flags)?);
+        }
+        Verb::Set { path, data } => {
+            c.set(&path, data.as_bytes(), -1)?;
+        }
+        Verb::Delete { path } => c.delete(&path, -1)?,
+        Verb::Watch { path, count } => {
+            for _ in 0..count {
+                c.exists(&path, true)?;
+                let _ = c.children(&path, true);
+                loop {
+                    if let Some(event) = c.next_event(Duration::from_secs(3600))? {
+                        println!("event type={} path={}", event.event_type, event.path);
+                        break;
+                    }
+                }
+            }
+        }
+        Verb::Cmd { .. } | Verb::Bench { .. } => {}
+    }
+    Ok(())
+}
+
+/// Runs `clients` sessions for `seconds`, each doing setData (`write`) or getData
+/// (`read`) on its own znode back to back, and prints throughput and latency.
+fn bench(
+    server: &str,
+    kind: &str,
+    clients: u32,
+    seconds: u64,
+    size: usize,
+) -> Result<(), ClientError> {
+    let write = kind == "write";
+    let ops = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let data = vec![b'x'; size];
+    let mut setup = Client::connect(server, 30_000)?;
+    let _ = setup.create("/paddock-bench", b"", 0);
+    let mut threads = Vec::new();
+    for i in 0..clients {
+        let server = server.to_owned();
+        let ops = ops.clone();
+        let data = data.clone();
+        threads.push(std::thread::spawn(
+            move || -> Result<Vec<u32>, ClientError> {
+                let mut c = Client::connect(&server, 30_000)?;
+                let path = format!("/paddock-bench/n{i}");
+                if c.exists(&path, false)?.is_none() {
+                    c.create(&path, &data, 0)?;
+                }
+                let mut latencies_us = Vec::new();
+                while Instant::now() < deadline {
+                    let started = Instant::now();
+                    if write {
+                        c.set(&path, &data, -1)?;
+                    } else {
+                        c.get(&path, false)?;
+                    }
+                    latencies_us.push(started.elapsed().as_micros() as u32);
+                    ops.fetch_add(1, Ordering::Relaxed);
+                }
+                c.close()?;
+                Ok(latencies_us)
+            },
+        ));
+    }
+    let mut latencies_us = Vec::new();
+    for thread in threads {
+        match thread.join() {
+            Ok(result) => latencies_us.extend(result?),
+            Err(_) => return Err(ClientError::Closed),
+        }
+    }
+    latencies_us.sort_unstable();
+    let pick = |q: usize| {
+        latencies_us
+            .get(latencies_us.len() * q / 100)
+            .copied()
+            .unwrap_or(0)
+    };
+    let total = ops.load(Ordering::Relaxed);
+    println!(
+        "{kind}: {total} ops in {seconds} s = {:.0} ops/s with {clients} clients; latency p50 {} us, p99 {} us",
+        total as f64 / seconds as f64,
+        pick(50),
+        pick(99)
+    );
+    setup.close()
+}
+
+fn check_config(file: &std::path::Path) -> ExitCode {
+    match load_config(file) {
+        Ok(cfg) => {
+            println!("{cfg:#?}");
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
     }
 }

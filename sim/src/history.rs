@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use paddock_core::acl::Id;
-use paddock_core::ids::{NodeId, SessionId, Zxid};
+use paddock_core::ids::{ConnId, NodeId, SessionId, Zxid};
 use paddock_core::wire::{Request, Response, WatcherEvent};
 
 /// A simulated client, numbered from 0.
@@ -93,8 +93,27 @@ pub struct AppliedRecord {
     pub digest: Option<u64>,
 }
 
+/// A client connection as the world opened it. Ops and events of its client recorded
+/// after it opened (and before the client's next connection) belong to it: a client has
+/// at most one connection at a time, so the positions below place every op and event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnRecord {
+    /// The connection (unique for the whole run).
+    pub conn: ConnId,
+    /// The client that opened it.
+    pub client: ClientId,
+    /// The server it goes to.
+    pub server: NodeId,
+    /// Virtual time it opened, ms.
+    pub opened_ms: u64,
+    /// `History::ops.len()` when it opened.
+    pub first_op: usize,
+    /// `History::events.len()` when it opened.
+    pub first_event: usize,
+}
+
 /// Everything a run recorded.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct History {
     /// Client operations in invocation order.
     pub ops: Vec<OpRecord>,
@@ -107,6 +126,23 @@ pub struct History {
     pub applied: BTreeMap<NodeId, Vec<AppliedRecord>>,
     /// The payload of every committed index seen, by index (first server to apply it).
     pub payloads: BTreeMap<u64, (Zxid, Vec<u8>)>,
+    /// Client connections in the order they opened.
+    pub conns: Vec<ConnRecord>,
+}
+
+impl History {
+    /// Records that `client` opened connection `conn` to `server` (the world calls this
+    /// when it opens the connection, before any op is sent on it).
+    pub fn connected(&mut self, conn: ConnId, client: ClientId, server: NodeId, now_ms: u64) {
+        self.conns.push(ConnRecord {
+            conn,
+            client,
+            server,
+            opened_ms: now_ms,
+            first_op: self.ops.len(),
+            first_event: self.events.len(),
+        });
+    }
 }
 
 /// FNV-1a, 64 bits: a fixed hash for payloads and the trace.

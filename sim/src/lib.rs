@@ -5,12 +5,15 @@
 //! phase), then heals every fault and requires the ensemble to finish all pending work
 //! (the liveness phase), and finally runs every checker over the history.
 
+pub mod campaign;
 pub mod check;
 pub mod client;
 pub mod disk;
+pub mod faults;
 pub mod history;
 pub mod net;
 pub mod options;
+pub mod shrink;
 pub mod trace;
 pub mod workload;
 pub mod world;
@@ -43,6 +46,12 @@ pub struct RunReport {
     pub sim_ms: u64,
     /// The trace fingerprint.
     pub trace_hash: u64,
+    /// The fault plan the seed chose (`FaultPlan::describe`).
+    pub fault_plan: String,
+    /// What the faults injected, damaged disks included.
+    pub fault_counts: faults::FaultCounts,
+    /// Virtual ms from healing until a leader was serving (when the run passed).
+    pub time_to_leader_ms: Option<u64>,
     /// The verdict.
     pub result: Result<(), Failure>,
 }
@@ -73,9 +82,13 @@ pub fn run(options: &RunOptions, trace_path: Option<&Path>) -> std::io::Result<R
         Some(path) => Trace::to_file(path)?,
         None => Trace::hash_only(),
     };
-    let mut world = World::new(options, trace);
-    while !world.clients_done() && world.run_one(SAFETY_PHASE_MS_MAX) {}
-    let result = liveness(&mut world).and_then(|()| check::check_all(&world));
+    let (mut world, liveness) = simulate(options, trace);
+    let fault_free = options.faults.0.is_empty();
+    let result = liveness.and_then(|time_to_leader_ms| {
+        check::check_all(&world, fault_free).map(|()| time_to_leader_ms)
+    });
+    let time_to_leader_ms = result.as_ref().ok().copied();
+    let result = result.map(|_| ());
     world.trace.finish();
     let ops_completed = world
         .history
@@ -96,34 +109,44 @@ pub fn run(options: &RunOptions, trace_path: Option<&Path>) -> std::io::Result<R
         events: world.events,
         sim_ms: world.now_ms,
         trace_hash: world.trace.hash(),
+        fault_plan: world.plan.describe(),
+        fault_counts: world.fault_counts(),
+        time_to_leader_ms,
         result,
     })
 }
 
+/// Runs the safety and liveness phases of a simulation without checking the history:
+/// the world (with its history) and the liveness verdict (time to leader after healing,
+/// ms). Tests of the checkers mutate the history this produces.
+pub fn simulate(options: &RunOptions, trace: Trace) -> (World, Result<u64, Failure>) {
+    let mut world = World::new(options, trace);
+    while !world.clients_done() && world.run_one(SAFETY_PHASE_MS_MAX) {}
+    let liveness = liveness(&mut world);
+    (world, liveness)
+}
+
 /// Heals every fault and requires a leader and the end of all pending work in bounded
-/// virtual time; then lets the ensemble settle so every server catches up.
-fn liveness(world: &mut World) -> Result<(), Failure> {
-    world.net.heal();
-    let down: Vec<_> = world
-        .servers
-        .iter()
-        .filter(|(_, s)| s.node.is_none())
-        .map(|(id, _)| *id)
-        .collect();
-    for id in down {
-        world.start(id);
-    }
+/// virtual time; then lets the ensemble settle so every server catches up. Returns the
+/// virtual ms from healing until a leader was serving.
+fn liveness(world: &mut World) -> Result<u64, Failure> {
+    world.heal_all();
     world.wake_clients();
-    let deadline = world.now_ms + LIVENESS_PHASE_MS_MAX;
-    let done = |w: &World| {
-        w.clients_done()
-            && w.servers
-                .values()
-                .any(|s| s.node.as_ref().is_some_and(|n| n.is_leader()))
+    let healed_ms = world.now_ms;
+    let deadline = healed_ms + LIVENESS_PHASE_MS_MAX;
+    let has_leader = |w: &World| {
+        w.servers
+            .values()
+            .any(|s| s.node.as_ref().is_some_and(|n| n.is_leader()))
     };
+    let done = |w: &World| w.clients_done() && has_leader(w);
+    let mut leader_at_ms = has_leader(world).then_some(healed_ms);
     while !done(world) {
         if !world.run_one(deadline) {
             break;
+        }
+        if leader_at_ms.is_none() && has_leader(world) {
+            leader_at_ms = Some(world.now_ms);
         }
     }
     if !done(world) {
@@ -141,5 +164,5 @@ fn liveness(world: &mut World) -> Result<(), Failure> {
     }
     let settle = world.now_ms + 5_000;
     while world.run_one(settle) {}
-    Ok(())
+    Ok(leader_at_ms.unwrap_or(world.now_ms) - healed_ms)
 }

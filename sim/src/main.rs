@@ -1,10 +1,19 @@
 //! `paddock-sim`: run one seeded simulation, a campaign of seeds, or shrink a failure.
+//!
+//! Exit codes: 0 every run passed; 1 a run failed (a checker, a liveness timeout or a
+//! broken invariant), or the seed given to `shrink` does not fail; 2 bad command line or
+//! a trace file that cannot be written. Every failure prints the command that replays it.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use paddock_sim::RunReport;
+use paddock_sim::campaign::{SeedRange, run_campaign, run_guarded, run_guarded_traced};
 use paddock_sim::options::{FaultSet, RunOptions};
+use paddock_sim::shrink::shrink;
 
 #[derive(Parser)]
 #[command(
@@ -20,10 +29,10 @@ struct Cli {
 #[derive(Args, Clone)]
 struct Common {
     /// Servers in the ensemble: 3, 5 or 7.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=7))]
+    #[arg(long, default_value_t = 5, value_parser = parse_nodes)]
     nodes: u64,
     /// Simulated clients.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
     clients: u32,
     /// Client operations in the whole run.
     #[arg(long, default_value_t = 1000)]
@@ -31,6 +40,33 @@ struct Common {
     /// Faults to inject: all, none, or a comma-separated list.
     #[arg(long, default_value = "all")]
     faults: FaultSet,
+    /// Plant a known bug in core, by name (a build with the `planted-bugs` feature).
+    #[cfg(feature = "planted-bugs")]
+    #[arg(long)]
+    bug: Option<String>,
+}
+
+impl Common {
+    fn options(&self, seed: u64) -> RunOptions {
+        RunOptions {
+            seed,
+            nodes: self.nodes,
+            clients: self.clients,
+            ops: self.ops,
+            faults: self.faults.clone(),
+            #[cfg(feature = "planted-bugs")]
+            bug: self.bug.clone(),
+            #[cfg(not(feature = "planted-bugs"))]
+            bug: None,
+        }
+    }
+}
+
+fn parse_nodes(text: &str) -> Result<u64, String> {
+    match text.parse::<u64>() {
+        Ok(n @ (3 | 5 | 7)) => Ok(n),
+        _ => Err(format!("{text:?} servers: expected 3, 5 or 7")),
+    }
 }
 
 #[derive(Subcommand)]
@@ -46,17 +82,25 @@ enum Command {
         #[arg(long)]
         trace: Option<PathBuf>,
     },
-}
-
-fn options(seed: u64, common: &Common) -> RunOptions {
-    RunOptions {
-        seed,
-        nodes: common.nodes,
-        clients: common.clients,
-        ops: common.ops,
-        faults: common.faults.clone(),
-        bug: None,
-    }
+    /// Run a range of seeds in parallel and list the failures.
+    Campaign {
+        /// Seeds to run: A..B (B excluded).
+        #[arg(long)]
+        seeds: SeedRange,
+        /// Worker threads (default: the available cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Reduce a failing run to a small one that fails the same checker.
+    Shrink {
+        /// The failing seed.
+        #[arg(long)]
+        seed: u64,
+        #[command(flatten)]
+        common: Common,
+    },
 }
 
 fn main() -> ExitCode {
@@ -65,26 +109,114 @@ fn main() -> ExitCode {
             seed,
             common,
             trace,
-        } => {
-            let options = options(seed, &common);
-            match paddock_sim::run(&options, trace.as_deref()) {
-                Ok(report) => {
-                    println!("events={} virtual_ms={}", report.events, report.sim_ms);
-                    if report.result.is_err() {
-                        println!("replay: {}", options.replay_command());
-                    }
-                    println!("{}", report.summary_line());
-                    if report.result.is_ok() {
-                        ExitCode::SUCCESS
-                    } else {
-                        ExitCode::from(1)
-                    }
-                }
-                Err(e) => {
-                    eprintln!("paddock-sim: cannot write the trace: {e}");
-                    ExitCode::from(2)
-                }
+        } => run_one(&common.options(seed), trace),
+        Command::Campaign {
+            seeds,
+            jobs,
+            common,
+        } => campaign(&common.options(seeds.0.start), &seeds, jobs),
+        Command::Shrink { seed, common } => shrink_one(&common.options(seed)),
+    }
+}
+
+fn exit_code(passed: bool) -> ExitCode {
+    if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn run_one(options: &RunOptions, trace: Option<PathBuf>) -> ExitCode {
+    println!(
+        "seed={} nodes={} clients={} ops={} faults={}{}",
+        options.seed,
+        options.nodes,
+        options.clients,
+        options.ops,
+        options.faults,
+        options
+            .bug
+            .as_ref()
+            .map(|b| format!(" bug={b}"))
+            .unwrap_or_default()
+    );
+    let report = match run_guarded_traced(options, trace.as_deref()) {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!("paddock-sim: cannot write the trace: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    println!(
+        "events={} virtual_ms={} ops_completed={}",
+        report.events, report.sim_ms, report.ops_completed
+    );
+    println!("scenario: {}", report.fault_plan);
+    println!("injected: {}", report.fault_counts.describe());
+    if report.result.is_err() {
+        println!("replay: {}", options.replay_command());
+    }
+    println!("{}", report.summary_line());
+    exit_code(report.result.is_ok())
+}
+
+fn campaign(base: &RunOptions, seeds: &SeedRange, jobs: Option<usize>) -> ExitCode {
+    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    println!(
+        "campaign seeds={seeds} jobs={jobs} nodes={} clients={} ops={} faults={}",
+        base.nodes, base.clients, base.ops, base.faults
+    );
+    let total = seeds.0.end - seeds.0.start;
+    // The bar is for a person watching; logs and pipes get only the deterministic lines.
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = ProgressBar::new(total);
+        if let Ok(style) = ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:40}] {pos}/{len} seeds, eta {eta} {msg}",
+        ) {
+            bar.set_style(style);
+        }
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let on_done = |report: &RunReport| {
+        if report.result.is_err() {
+            bar.set_message(format!("failing seed {}", report.options.seed));
+        }
+        bar.inc(1);
+    };
+    let report = run_campaign(base, seeds, jobs, &on_done);
+    bar.finish_and_clear();
+    for line in report.failure_lines() {
+        println!("{line}");
+    }
+    println!("{}", report.speed_line());
+    println!("{}", report.summary_line());
+    exit_code(report.failures.is_empty())
+}
+
+fn shrink_one(options: &RunOptions) -> ExitCode {
+    let mut runner = |o: &RunOptions| {
+        let report = run_guarded(o);
+        eprintln!("tried: {}", report.summary_line());
+        report
+    };
+    match shrink(options, &mut runner) {
+        Ok(shrunk) => {
+            println!("original: {}", shrunk.original.summary_line());
+            for step in &shrunk.steps {
+                println!("  {step}");
             }
+            println!("runs={}", shrunk.runs);
+            println!("smallest: {}", shrunk.smallest.summary_line());
+            println!("replay: {}", shrunk.smallest.options.replay_command());
+            ExitCode::SUCCESS
+        }
+        Err(passing) => {
+            println!("{}", passing.summary_line());
+            println!("seed {} does not fail: nothing to shrink", options.seed);
+            ExitCode::from(1)
         }
     }
 }

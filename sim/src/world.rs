@@ -6,7 +6,7 @@
 //! event order, and no hash map order reaches anything. The same options give the same
 //! events, the same trace hash and the same verdict.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr};
 
 use paddock_core::ids::{ConnId, NodeId};
@@ -16,8 +16,9 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::client::{Action, SimClient};
 use crate::disk::{DiskOp, SimDisk};
+use crate::faults::{FaultCounts, FaultEvent, FaultPlan};
 use crate::history::{AppliedRecord, ClientId, History, fnv1a};
-use crate::net::Network;
+use crate::net::{Direction, Fate, Network};
 use crate::options::RunOptions;
 use crate::trace::Trace;
 
@@ -74,6 +75,8 @@ pub enum Event {
         /// The client.
         client: ClientId,
     },
+    /// A fault starts or ends (see `faults.rs`).
+    Fault(FaultEvent),
 }
 
 /// One simulated server.
@@ -95,6 +98,11 @@ pub struct Server {
     pub paused_until_ms: u64,
     /// The true time of the tick already armed, to avoid arming duplicates.
     pub tick_armed_ms: Option<u64>,
+    /// Inputs that reached the server while it was paused, in arrival order; processed
+    /// when it resumes.
+    pub backlog: VecDeque<Input>,
+    /// Recovery found its disk damaged: it must never start again in this run.
+    pub disk_damaged: bool,
 }
 
 impl Server {
@@ -152,12 +160,19 @@ pub struct World {
     /// Events processed.
     pub events: u64,
     configs: BTreeMap<NodeId, NodeConfig>,
+    /// The faults of this run and their intensity.
+    pub plan: FaultPlan,
+    /// False once the heal phase started: no fault strikes any more.
+    pub faults_on: bool,
+    /// Faults injected by the world (the network keeps its own counts).
+    pub counts: FaultCounts,
 }
 
 impl World {
     /// Builds the world of a run: servers started, clients waiting to connect.
     pub fn new(options: &RunOptions, trace: Trace) -> World {
         let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
+        let plan = FaultPlan::choose(&options.faults, options.nodes, &mut rng);
         let voters: std::collections::BTreeSet<NodeId> = (1..=options.nodes).map(NodeId).collect();
         let mut world = World {
             now_ms: 0,
@@ -167,11 +182,14 @@ impl World {
             clients: Vec::new(),
             links: BTreeMap::new(),
             next_conn: 1,
-            net: Network::new(options, &mut rng),
+            net: Network::new(&plan),
             history: History::default(),
             trace,
             events: 0,
             configs: BTreeMap::new(),
+            plan,
+            faults_on: true,
+            counts: FaultCounts::default(),
             rng,
         };
         for id in voters.iter().copied() {
@@ -180,23 +198,28 @@ impl World {
             config.snapshot_every_entries = 200;
             #[cfg(feature = "planted-bugs")]
             config.plant_bug(options.bug.as_deref().and_then(|name| name.parse().ok()));
+            let disk = SimDisk::new(config.limits.clone());
             world.configs.insert(id, config);
             world.servers.insert(
                 id,
                 Server {
                     id,
                     node: None,
-                    disk: SimDisk::default(),
+                    disk,
                     incarnation: 0,
                     clock_offset_ms: 0,
                     clock_drift_ppm: 0,
                     paused_until_ms: 0,
                     tick_armed_ms: None,
+                    backlog: VecDeque::new(),
+                    disk_damaged: false,
                 },
             );
             world.history.applied.insert(id, Vec::new());
+            world.skew_clock(id);
             world.start(id);
         }
+        world.schedule_first_faults();
         let per_client = options.ops / u64::from(options.clients.max(1));
         let extra = options.ops % u64::from(options.clients.max(1));
         for c in 0..options.clients {
@@ -208,32 +231,85 @@ impl World {
         world
     }
 
-    /// Starts (or restarts) a server from its disk.
-    pub fn start(&mut self, id: NodeId) {
-        let config = self.configs[&id].clone();
+    /// Starts (or restarts) a server from its disk; false when its disk does not
+    /// recover (mid-log damage): such a server stays down, so it never votes with a
+    /// damaged log.
+    pub fn start(&mut self, id: NodeId) -> bool {
+        let Some(config) = self.configs.get(&id).cloned() else {
+            return false;
+        };
         let seed = self.rng.random::<u64>();
         let Some(server) = self.servers.get_mut(&id) else {
-            return;
+            return false;
         };
         server.incarnation += 1;
         server.tick_armed_ms = None;
-        let durable = server.disk.recover();
+        let now = self.now_ms;
+        let durable = match server.disk.recover() {
+            Ok(durable) => durable,
+            Err(error) => {
+                server.node = None;
+                if !server.disk_damaged {
+                    server.disk_damaged = true;
+                    self.counts.damaged_servers += 1;
+                }
+                self.trace
+                    .record(now, id.0, "disk-refused", || error.to_string());
+                return false;
+            }
+        };
         match Node::new(config, durable, seed) {
             Ok(node) => server.node = Some(node),
-            Err(_) => server.node = None,
+            Err(error) => {
+                server.node = None;
+                self.trace
+                    .record(now, id.0, "start-failed", || format!("{error:?}"));
+                return false;
+            }
         }
-        self.trace.record(self.now_ms, id.0, "start", String::new);
+        self.trace.record(now, id.0, "start", String::new);
         self.arm_tick(id);
+        true
     }
 
-    /// Crashes a server: unsynced disk writes are lost; its client connections drop.
+    /// Crashes a server: writes whose fsync has not returned are lost (with the disk
+    /// fault, the in-flight log append may tear and a synced record may get a flipped
+    /// bit); its client connections drop.
     pub fn crash(&mut self, id: NodeId) {
+        let disk_faults = self.plan.disk.filter(|_| self.faults_on);
+        let flips_allowed = disk_faults.is_some_and(|d| {
+            self.servers
+                .values()
+                .filter(|s| s.disk.bit_flips > 0)
+                .count()
+                < usize::try_from(d.damaged_servers_max).unwrap_or(0)
+        });
+        let flip = flips_allowed
+            && disk_faults.is_some_and(|d| self.rng.random_range(0..1000) < d.flip_per_mille);
+        let torn = disk_faults
+            .filter(|d| self.rng.random_range(0..1000) < d.torn_per_mille)
+            .map(|_| self.rng.random_range(1..1000u64));
+        let now = self.now_ms;
         let Some(server) = self.servers.get_mut(&id) else {
             return;
         };
         server.node = None;
-        server.disk.crash();
-        self.trace.record(self.now_ms, id.0, "crash", String::new);
+        server.paused_until_ms = 0;
+        server.backlog.clear();
+        self.trace.record(now, id.0, "crash", String::new);
+        // Tear first: a torn append's truncation could otherwise cut right after the
+        // flipped record, making it the last one, which recovery would cut as torn.
+        if let Some(bytes) = server.disk.crash(torn) {
+            self.counts.torn_writes += 1;
+            self.trace
+                .record(now, id.0, "torn-write", || format!("bytes={bytes}"));
+        }
+        if flip && let Some((index, offset)) = server.disk.flip_bit(&mut self.rng) {
+            self.counts.bit_flips += 1;
+            self.trace.record(now, id.0, "bit-flip", || {
+                format!("record index={index} byte offset={offset}")
+            });
+        }
         let conns: Vec<ConnId> = self
             .links
             .iter()
@@ -251,7 +327,7 @@ impl World {
         self.queue.insert((at_ms.max(self.now_ms), self.seq), event);
     }
 
-    fn arm_tick(&mut self, id: NodeId) {
+    pub(crate) fn arm_tick(&mut self, id: NodeId) {
         let now = self.now_ms;
         let Some(server) = self.servers.get_mut(&id) else {
             return;
@@ -283,7 +359,8 @@ impl World {
         );
     }
 
-    /// Feeds an input to a server (if up and not paused) and routes its outputs.
+    /// Feeds an input to a server and routes its outputs. A crashed server loses the
+    /// input; a paused one queues it until it resumes.
     pub fn step(&mut self, id: NodeId, input: Input) {
         let now = self.now_ms;
         let Some(server) = self.servers.get_mut(&id) else {
@@ -293,6 +370,10 @@ impl World {
         let Some(node) = &mut server.node else {
             return;
         };
+        if server.paused_until_ms > now {
+            server.backlog.push_back(input);
+            return;
+        }
         let mut out = Vec::new();
         node.step(clock, input, &mut out);
         let applied = node.drain_applied();
@@ -322,9 +403,7 @@ impl World {
                 payload_hash: fnv1a(&entry.payload),
                 digest: if i == last { digest } else { None },
             };
-            self.trace.record(self.now_ms, id.0, "apply", || {
-                format!("index={} zxid={}", entry.index, entry.zxid)
-            });
+            self.trace.apply(self.now_ms, id, &entry);
             self.history
                 .payloads
                 .entry(entry.index)
@@ -339,7 +418,13 @@ impl World {
         let now = self.now_ms;
         match output {
             Output::Peer { to, msg } => {
-                for at in self.net.deliveries(now, id, to, &mut self.rng) {
+                let (arrivals, fate) = self.net.deliveries(now, id, to, &mut self.rng);
+                if fate != Fate::Delivered {
+                    self.trace.record(now, id.0, fate_kind(fate), || {
+                        format!("to={} arrivals={arrivals:?} {msg:?}", to.0)
+                    });
+                }
+                for at in arrivals {
                     self.schedule(
                         at,
                         Event::Deliver {
@@ -370,11 +455,11 @@ impl World {
                 self.disk(id, DiskOp::Snapshot { meta, bytes })
             }
             Output::ToClient { conn, bytes } => {
-                let at = now + self.net.client_latency(&mut self.rng);
+                let at = self.client_arrival(conn, Direction::ToClient);
                 self.schedule(at, Event::ToClient { conn, bytes });
             }
             Output::CloseClient { conn } => {
-                let at = now + self.net.client_latency(&mut self.rng);
+                let at = self.client_arrival(conn, Direction::ToClient);
                 self.schedule(at, Event::ClientClosed { conn });
             }
             Output::FourLetterWord { conn, .. } => {
@@ -383,22 +468,43 @@ impl World {
         }
     }
 
+    /// When bytes sent now on a client connection arrive (FIFO); a spike is traced.
+    fn client_arrival(&mut self, conn: ConnId, direction: Direction) -> u64 {
+        let now = self.now_ms;
+        let (at, spike) = self.net.client_arrival(now, conn, direction, &mut self.rng);
+        if spike {
+            let server = self.links.get(&conn).map_or(0, |l| l.server.0);
+            self.trace.record(now, server, "client-delay", || {
+                format!("conn={} {direction:?} arrives at {at}", conn.0)
+            });
+        }
+        at
+    }
+
     fn disk(&mut self, id: NodeId, op: DiskOp) {
         let now = self.now_ms;
         let Some(server) = self.servers.get_mut(&id) else {
             return;
         };
-        let latency = 1 + self.rng.random_range(0..2);
-        if let Some(at) = server.disk.submit(now, latency, op) {
-            let incarnation = server.incarnation;
-            self.schedule(
-                at,
-                Event::DiskDone {
-                    node: id,
-                    incarnation,
-                },
-            );
+        let (latency_ms, spike) = match &self.plan.disk {
+            Some(faults) => faults.fsync.draw(&mut self.rng),
+            None => (1 + self.rng.random_range(0..2), false),
+        };
+        if spike {
+            self.counts.fsync_spikes += 1;
+            self.trace.record(now, id.0, "fsync-spike", || {
+                format!("latency={latency_ms}ms")
+            });
         }
+        let at = server.disk.submit(now, latency_ms, op);
+        let incarnation = server.incarnation;
+        self.schedule(
+            at,
+            Event::DiskDone {
+                node: id,
+                incarnation,
+            },
+        );
     }
 
     /// Processes the next event; false when none is left before `until_ms`.
@@ -436,10 +542,8 @@ impl World {
                 self.step(node, Input::Tick);
             }
             Event::Deliver { from, to, msg } => {
-                if self.net.connected(from, to) && self.up(to) {
-                    self.trace.record(self.now_ms, to.0, "deliver", || {
-                        format!("from={} {msg:?}", from.0)
-                    });
+                if self.net.connected(from, to) && self.running(to) {
+                    self.trace.deliver(self.now_ms, from, to, &msg);
                     self.step(to, Input::Peer { from, msg });
                 }
             }
@@ -448,7 +552,10 @@ impl World {
                 let Some(link) = self.links.get(&conn).copied() else {
                     return;
                 };
-                if link.open && self.up(link.server) {
+                if link.open && self.running(link.server) {
+                    let now = self.now_ms;
+                    self.trace
+                        .client_bytes(now, link.server, conn, true, &bytes);
                     self.step(link.server, Input::ClientBytes { conn, bytes });
                 }
             }
@@ -461,13 +568,21 @@ impl World {
                     return;
                 }
                 let now = self.now_ms;
+                self.trace
+                    .client_bytes(now, link.server, conn, false, &bytes);
                 let actions =
                     self.clients[client].receive(now, &bytes, &mut self.rng, &mut self.history);
                 self.client_actions(link.client, actions);
             }
             Event::ClientClosed { conn } => self.client_conn_closed(conn),
             Event::ClientWake { client } => self.client_wake(client),
+            Event::Fault(fault) => self.fault(fault),
         }
+    }
+
+    /// A server's process exists (it may be paused).
+    pub fn running(&self, id: NodeId) -> bool {
+        self.servers.get(&id).is_some_and(|s| s.node.is_some())
     }
 
     /// A server is running (not crashed, not paused).
@@ -499,7 +614,8 @@ impl World {
         }
         link.open = false;
         let (client, server) = (link.client, link.server);
-        if self.up(server) {
+        self.net.forget(conn);
+        if self.running(server) {
             self.step(server, Input::ClientDisconnected { conn });
         }
         let now = self.now_ms;
@@ -540,13 +656,14 @@ impl World {
                             open: true,
                         },
                     );
+                    self.history.connected(conn, client, server, self.now_ms);
                     let addr = IpAddr::V4(Ipv4Addr::new(
                         10,
                         0,
                         (client >> 8) as u8,
                         (client & 0xff) as u8,
                     ));
-                    if self.up(server) {
+                    if self.running(server) {
                         self.step(server, Input::ClientConnected { conn, addr });
                     } else {
                         self.schedule(self.now_ms + 1, Event::ClientClosed { conn });
@@ -556,7 +673,7 @@ impl World {
                     self.client_actions(client, actions);
                 }
                 Action::Send { conn, bytes } => {
-                    let at = self.now_ms + self.net.client_latency(&mut self.rng);
+                    let at = self.client_arrival(conn, Direction::ToServer);
                     self.schedule(at, Event::ToServer { conn, bytes });
                 }
                 Action::Close { conn } => {
@@ -565,7 +682,7 @@ impl World {
                     {
                         link.open = false;
                         let server = link.server;
-                        if self.up(server) {
+                        if self.running(server) {
                             self.step(server, Input::ClientDisconnected { conn });
                         }
                     }
@@ -589,5 +706,16 @@ impl World {
                 },
             );
         }
+    }
+}
+
+/// The trace kind of a peer message's fate.
+fn fate_kind(fate: Fate) -> &'static str {
+    match fate {
+        Fate::Delivered => "send",
+        Fate::Delayed => "delay",
+        Fate::Cut => "cut",
+        Fate::Lost => "loss",
+        Fate::Duplicated => "dup",
     }
 }

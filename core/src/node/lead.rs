@@ -44,6 +44,7 @@ impl Node {
             to: leader,
             msg: PeerMessage::Forward {
                 epoch,
+                stream: self.forwarding.stream,
                 first_seq,
                 writes,
             },
@@ -73,6 +74,7 @@ impl Node {
             to: leader,
             msg: PeerMessage::Forward {
                 epoch,
+                stream: self.forwarding.stream,
                 first_seq,
                 writes,
             },
@@ -89,7 +91,7 @@ impl Node {
         &mut self,
         now_ms: u64,
         from: NodeId,
-        epoch: Epoch,
+        (epoch, stream): (Epoch, u64),
         first_seq: u64,
         writes: Vec<Write>,
         out: &mut Vec<Output>,
@@ -100,7 +102,11 @@ impl Node {
         if epoch != self.forwarding.epoch {
             return;
         }
-        let mut expected = leading.streams.get(&from).copied().unwrap_or(0);
+        // A new stream (the follower restarted or saw a new leader) numbers from 0.
+        let mut expected = match leading.streams.get(&from) {
+            Some((known, next)) if *known == stream => *next,
+            _ => 0,
+        };
         let mut proposed = false;
         for (offset, write) in writes.into_iter().enumerate() {
             let seq = first_seq.saturating_add(offset as u64);
@@ -114,12 +120,13 @@ impl Node {
             expected += 1;
         }
         if let Some(leading) = &mut self.leading {
-            leading.streams.insert(from, expected);
+            leading.streams.insert(from, (stream, expected));
         }
         out.push(Output::Peer {
             to: from,
             msg: PeerMessage::ForwardAck {
                 epoch,
+                stream,
                 next_seq: expected,
             },
         });

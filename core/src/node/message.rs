@@ -87,6 +87,9 @@ pub enum PeerMessage {
     Forward {
         /// The leader's epoch the follower addresses.
         epoch: Epoch,
+        /// The sender's stream: chosen at random when it starts or sees a new leader, so
+        /// a restarted server's numbering is never mistaken for its old one's.
+        stream: u64,
         /// Sequence number of the first write.
         first_seq: u64,
         /// The writes, in order.
@@ -97,6 +100,8 @@ pub enum PeerMessage {
     ForwardAck {
         /// The epoch of the stream.
         epoch: Epoch,
+        /// The stream acknowledged.
+        stream: u64,
         /// The next sequence number the leader expects.
         next_seq: u64,
     },

@@ -32,7 +32,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::IpAddr;
 use std::num::NonZeroU64;
 
-use rand::SeedableRng;
+use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
@@ -290,7 +290,8 @@ struct Leading {
     tree: DataTree,
     sessions: SessionTable,
     /// Next expected forward sequence number per follower, in this epoch.
-    streams: BTreeMap<NodeId, u64>,
+    /// Per follower: its current stream and the next sequence number expected in it.
+    streams: BTreeMap<NodeId, (u64, u64)>,
     /// Sessions whose close this leader already proposed.
     expiring: BTreeSet<SessionId>,
 }
@@ -301,6 +302,8 @@ struct Forwarding {
     /// Epoch and leader the stream addresses; `None` leader: hold writes.
     epoch: Epoch,
     leader: Option<NodeId>,
+    /// This server's stream id (random per start and per leader).
+    stream: u64,
     /// Sequence number the next sent write gets.
     next_seq: u64,
     /// Sent, not yet acknowledged, with their sequence numbers.
@@ -328,6 +331,10 @@ pub struct Node {
     timers: BTreeMap<Timer, u64>,
     snapshot_index: u64,
     snapshot_pending: Option<(SnapshotMeta, Vec<u8>)>,
+    /// The newest durable snapshot, not yet used to compact the log: the log is cut one
+    /// snapshot behind, so a follower a few entries short catches up by diff, not by a
+    /// whole snapshot.
+    snapshot_retained: Option<(SnapshotMeta, Vec<u8>)>,
     payload_errors: u64,
     applied_log: Vec<Entry>,
 }
@@ -360,6 +367,11 @@ impl Node {
         tree.set_config(config.tree.clone());
         let snapshot = durable.snapshot;
         let replica = replication::Replica::new(config.replication.clone(), durable, seed)?;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5e55_1011_d00d_f00d);
+        let forwarding = Forwarding {
+            stream: rng.random(),
+            ..Forwarding::default()
+        };
         Ok(Node {
             replica,
             tree,
@@ -367,15 +379,16 @@ impl Node {
             watches: WatchTable::new(),
             conns: BTreeMap::new(),
             session_ids: None,
-            rng: ChaCha8Rng::seed_from_u64(seed ^ 0x5e55_1011_d00d_f00d),
+            rng,
             applied_index: snapshot.index,
             applied_zxid: snapshot.zxid,
             leading: None,
-            forwarding: Forwarding::default(),
+            forwarding,
             touched: BTreeSet::new(),
             timers: BTreeMap::new(),
             snapshot_index: snapshot.index,
             snapshot_pending: None,
+            snapshot_retained: None,
             payload_errors: 0,
             applied_log: Vec::new(),
             config,
@@ -486,13 +499,21 @@ impl Node {
             }
             PeerMessage::Forward {
                 epoch,
+                stream,
                 first_seq,
                 writes,
             } => {
-                self.leader_forwarded(now_ms, from, epoch, first_seq, writes, out);
+                self.leader_forwarded(now_ms, from, (epoch, stream), first_seq, writes, out);
             }
-            PeerMessage::ForwardAck { epoch, next_seq } => {
-                if epoch == self.forwarding.epoch && Some(from) == self.forwarding.leader {
+            PeerMessage::ForwardAck {
+                epoch,
+                stream,
+                next_seq,
+            } => {
+                if epoch == self.forwarding.epoch
+                    && stream == self.forwarding.stream
+                    && Some(from) == self.forwarding.leader
+                {
                     while self
                         .forwarding
                         .unacked
@@ -556,7 +577,7 @@ impl Node {
                     });
                 }
                 replication::Output::InstallSnapshot { meta, bytes } => {
-                    self.install_snapshot(meta, &bytes);
+                    self.install_snapshot(meta, &bytes, out);
                     out.push(Output::InstallSnapshot { meta, bytes });
                 }
                 replication::Output::Committed { entries } => {
@@ -580,9 +601,17 @@ impl Node {
         }
     }
 
-    fn install_snapshot(&mut self, meta: SnapshotMeta, bytes: &[u8]) {
+    /// Replaces the state by a snapshot from the leader. The changes it carries fire no
+    /// watches, so every client connection here is closed: clients reconnect and re-send
+    /// their watches with setWatches, which reports the changes they missed (ZooKeeper's
+    /// learners likewise drop their clients when they resync by snapshot).
+    fn install_snapshot(&mut self, meta: SnapshotMeta, bytes: &[u8], out: &mut Vec<Output>) {
         match snapshot_decode(bytes) {
             Ok(snap) => {
+                let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+                for conn in conns {
+                    self.conn_close(conn, out);
+                }
                 self.tree = snap.tree;
                 self.tree.set_config(self.config.tree.clone());
                 self.sessions = snap.sessions;
@@ -590,6 +619,7 @@ impl Node {
                 self.applied_zxid = meta.zxid;
                 self.snapshot_index = meta.index;
                 self.snapshot_pending = None;
+                self.snapshot_retained = None;
             }
             Err(_) => self.payload_errors += 1,
         }
@@ -603,8 +633,10 @@ impl Node {
             self.snapshot_pending = Some((pending, bytes));
             return;
         }
-        if self.replica.compact(meta.index, bytes).is_ok() {
-            self.snapshot_index = meta.index;
+        self.snapshot_index = meta.index;
+        if let Some((previous, previous_bytes)) = self.snapshot_retained.replace((meta, bytes)) {
+            // Refused only if a leader's snapshot was installed meanwhile: nothing to cut.
+            let _ = self.replica.compact(previous.index, previous_bytes);
         }
     }
 
@@ -714,6 +746,7 @@ impl Node {
         self.forwarding.epoch = epoch;
         self.forwarding.leader = leader;
         self.forwarding.next_seq = 0;
+        self.forwarding.stream = self.rng.random();
         self.timers.remove(&Timer::ForwardRetransmit);
         for conn in stale {
             self.conn_close(conn, out);

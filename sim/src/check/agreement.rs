@@ -1,10 +1,12 @@
 //! Agreement: servers apply the same entry at the same index (so committed sequences are
 //! prefixes of one another), zxids increase along every server's sequence, and sampled
-//! tree digests match at equal indexes.
+//! tree digests match at equal indexes; at the end, every running server's tree equals
+//! the reference model's replay of the committed sequence at the server's applied index.
 
 use std::collections::BTreeMap;
 
-use super::Failure;
+use super::model::Replayed;
+use super::{Failure, ServerFinal};
 use crate::history::History;
 
 /// Checks agreement over every server's applied sequence.
@@ -59,6 +61,25 @@ pub fn check(history: &History) -> Result<(), Failure> {
                     ));
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+/// Every running server's final tree digest equals the model's at its applied index.
+pub fn check_final(servers: &[ServerFinal], replayed: &Replayed) -> Result<(), Failure> {
+    for server in servers {
+        let Some(model) = replayed.digests.get(&server.applied_index) else {
+            continue;
+        };
+        if *model != server.digest {
+            return Err(Failure::new(
+                "agreement",
+                format!(
+                    "server {} ends at index {} with tree digest {:016x}, but replaying the committed sequence gives {model:016x}",
+                    server.id.0, server.applied_index, server.digest
+                ),
+            ));
         }
     }
     Ok(())

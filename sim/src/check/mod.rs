@@ -1,10 +1,33 @@
-//! The checkers: each reads the history of a finished run and either passes or names
-//! the first bad event. They run in a fixed order; the first failure is the verdict.
+//! The checkers: each reads the history of a finished run (and the servers' final state)
+//! and either passes or names the first bad event it found. They run in a fixed order —
+//! agreement, durability, linearizable, reads, sessions, watches — and the first failing
+//! one is the verdict. Liveness is checked by the run itself (`crate::liveness`).
+//!
+//! One replay of the committed sequence on a reference model (`model`) feeds the
+//! checkers that need state; the others are sorts and sweeps over the history
+//! (`order`). Everything is O(history log history).
+//!
+//! If the history has a hole in the committed sequence (an index no server was seen
+//! applying, possible when a snapshot install skips it everywhere), the replay stops
+//! there: ops beyond it are not checked and the watch checker is skipped.
 
 mod agreement;
+pub mod brute;
+mod committed;
+mod expect;
+mod model;
+mod order;
+mod watches;
 
-use crate::history::History;
+use std::collections::{BTreeMap, BTreeSet};
+
+use paddock_core::ids::{NodeId, SessionId};
+
+use crate::history::{History, Outcome};
 use crate::world::World;
+use committed::{Committed, OpIndex};
+use expect::Kind;
+use model::Replayed;
 
 /// A checker's verdict against a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,13 +48,179 @@ impl Failure {
     }
 }
 
+/// A running server's state at the end of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerFinal {
+    /// The server.
+    pub id: NodeId,
+    /// Its last applied index.
+    pub applied_index: u64,
+    /// Its tree digest.
+    pub digest: u64,
+    /// Its ephemerals by owner session.
+    pub ephemerals: BTreeMap<SessionId, BTreeSet<String>>,
+}
+
+/// What the checkers read.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    /// The run's history.
+    pub history: &'a History,
+    /// Every running server's final state (empty when unknown).
+    pub servers: &'a [ServerFinal],
+    /// The run injected no faults: a session may then expire only if its client stopped
+    /// talking for its whole timeout (design.md §7).
+    pub fault_free: bool,
+}
+
 /// Runs every checker over a finished run.
-pub fn check_all(world: &World) -> Result<(), Failure> {
-    agreement::check(&world.history)?;
-    Ok(())
+pub fn check_all(world: &World, fault_free: bool) -> Result<(), Failure> {
+    let servers: Vec<ServerFinal> = world
+        .servers
+        .values()
+        .filter_map(|s| s.node.as_ref())
+        .map(|node| ServerFinal {
+            id: node.id(),
+            applied_index: node.applied_index(),
+            digest: node.tree().digest(),
+            ephemerals: node.tree().ephemerals().clone(),
+        })
+        .collect();
+    check(&Subject {
+        history: &world.history,
+        servers: &servers,
+        fault_free,
+    })
 }
 
 /// Checks that need only the history (for tests of the checkers themselves).
 pub fn check_history(history: &History) -> Result<(), Failure> {
-    agreement::check(history)
+    check(&Subject {
+        history,
+        servers: &[],
+        fault_free: false,
+    })
+}
+
+/// Runs every checker over `subject`, in the fixed order.
+pub fn check(subject: &Subject<'_>) -> Result<(), Failure> {
+    let history = subject.history;
+    agreement::check(history)?;
+    let committed = Committed::read(history)?;
+    let complete = committed.gap_at.is_none();
+    let index = OpIndex::new(history, &committed);
+    let digest_at: BTreeSet<u64> = subject.servers.iter().map(|s| s.applied_index).collect();
+    let (findings, replayed) = model::replay(history, &committed, &index, &digest_at);
+    agreement::check_final(subject.servers, &replayed)?;
+    first(findings.durability)?;
+    order::durability(history, &replayed, complete)?;
+    first(findings.linearizable)?;
+    order::real_time(history, &replayed)?;
+    first(findings.reads)?;
+    order::monotonic_sessions(history)?;
+    order::read_after_sync(history, &replayed)?;
+    first(findings.sessions)?;
+    sessions(subject, &index, &replayed, complete)?;
+    first(findings.watches)?;
+    if complete {
+        watches::check(
+            history,
+            &index,
+            &replayed.watches.expected,
+            &replayed.unmodelled_conns,
+        )?;
+    }
+    Ok(())
+}
+
+fn first(finding: Option<Failure>) -> Result<(), Failure> {
+    finding.map_or(Ok(()), Err)
+}
+
+/// Sessions: a session a client saw expire is closed in the committed sequence; no
+/// server ends with an ephemeral of a closed session; without faults, no session expires
+/// while its client kept talking to the ensemble.
+fn sessions(
+    subject: &Subject<'_>,
+    index: &OpIndex,
+    replayed: &Replayed,
+    complete: bool,
+) -> Result<(), Failure> {
+    let history = subject.history;
+    if complete {
+        for record in &history.sessions {
+            if let Some(at_ms) = record.expired_ms
+                && !replayed.closed.contains(&record.session)
+            {
+                return Err(Failure::new(
+                    "sessions",
+                    format!(
+                        "client {} was told session 0x{:x} expired at {at_ms} ms, but no close of it is committed",
+                        record.client, record.session.0
+                    ),
+                ));
+            }
+        }
+    }
+    for server in subject.servers {
+        if server.applied_index != replayed.last_index {
+            continue;
+        }
+        for (session, paths) in &server.ephemerals {
+            if !replayed.alive.contains_key(session) {
+                return Err(Failure::new(
+                    "sessions",
+                    format!(
+                        "server {} ends at index {} with ephemerals {paths:?} of session 0x{:x}, which is not live",
+                        server.id.0, server.applied_index, session.0
+                    ),
+                ));
+            }
+        }
+    }
+    if subject.fault_free {
+        expiries_while_active(history, index, replayed)?;
+    }
+    Ok(())
+}
+
+/// A session's expiry proposed at leader time T while its client had a request answered
+/// that it sent after T - timeout: the session was touched within its timeout.
+fn expiries_while_active(
+    history: &History,
+    index: &OpIndex,
+    replayed: &Replayed,
+) -> Result<(), Failure> {
+    let mut sent: BTreeMap<SessionId, Vec<(u64, usize)>> = BTreeMap::new();
+    for (position, op) in history.ops.iter().enumerate() {
+        if matches!(op.outcome, Outcome::Reply { .. })
+            && !matches!(expect::kind(&op.request, op.session), Kind::Other)
+        {
+            let session = index.op_session.get(position).copied().unwrap_or_default();
+            sent.entry(session)
+                .or_default()
+                .push((op.invoked_ms, position));
+        }
+    }
+    for (session, time_ms, index, timeout_ms) in &replayed.expiries {
+        let Some(times) = sent.get(session) else {
+            continue;
+        };
+        let at = u64::try_from(*time_ms).unwrap_or(0);
+        let since = at.saturating_sub(u64::try_from(*timeout_ms).unwrap_or(0));
+        let first_after = times.partition_point(|(t, _)| *t <= since);
+        if let Some((t, position)) = times.get(first_after).copied()
+            && t <= at
+        {
+            return Err(Failure::new(
+                "sessions",
+                format!(
+                    "session 0x{:x} expired at index {index} (leader time {at} ms, timeout {timeout_ms} ms) though {} was sent at {t} ms and answered",
+                    session.0,
+                    model::describe(position, &history.ops[position])
+                ),
+            ));
+        }
+    }
+    Ok(())
 }

@@ -1,0 +1,174 @@
+//! `disk`: the thread that performs the node's persist outputs on [`Storage`], in order,
+//! with group commit, and reports each completion back to the event loop.
+//!
+//! Group commit: the thread takes one request, then everything else already queued (up to
+//! [`DISK_BATCH_REQUESTS_MAX`]), writes it all, calls `fdatasync` once, and only then
+//! sends the completions, in request order. A completion therefore never overtakes the
+//! sync that makes it true (design.md §2: acknowledge after durability).
+//!
+//! On any I/O error the thread reports [`DiskEvent::Failed`] and stops: a node that cannot
+//! persist must not acknowledge anything more, so the runtime shuts down.
+
+use std::sync::mpsc::{Receiver, Sender};
+use std::time::{Duration, Instant};
+
+use paddock_core::node::{Input, Output};
+use paddock_core::replication::{Entry, HardState, SnapshotMeta};
+
+use crate::storage::{Storage, StorageError};
+
+/// Most requests written behind one `fdatasync`, in requests (ZooKeeper flushes after
+/// 1000 pending transactions, `zookeeper.maxBatchSize`).
+pub const DISK_BATCH_REQUESTS_MAX: usize = 1000;
+
+/// One persist output of the node.
+#[derive(Debug)]
+pub enum DiskRequest {
+    /// `Output::PersistHardState`.
+    HardState(HardState),
+    /// `Output::PersistEntries`.
+    Entries {
+        /// Keep entries up to this index.
+        truncate_after: Option<u64>,
+        /// Entries to append.
+        entries: Vec<Entry>,
+    },
+    /// `Output::InstallSnapshot` (`install`) or `Output::WriteSnapshot`.
+    Snapshot {
+        /// What it covers.
+        meta: SnapshotMeta,
+        /// The node's snapshot bytes.
+        bytes: Vec<u8>,
+        /// True for a snapshot from the leader that replaces the whole log.
+        install: bool,
+    },
+}
+
+impl DiskRequest {
+    /// The disk request for a node output; other outputs are handed back unchanged.
+    pub fn from_output(output: Output) -> Result<DiskRequest, Output> {
+        match output {
+            Output::PersistHardState { hard_state } => Ok(DiskRequest::HardState(hard_state)),
+            Output::PersistEntries {
+                truncate_after,
+                entries,
+            } => Ok(DiskRequest::Entries {
+                truncate_after,
+                entries,
+            }),
+            Output::InstallSnapshot { meta, bytes } => Ok(DiskRequest::Snapshot {
+                meta,
+                bytes,
+                install: true,
+            }),
+            Output::WriteSnapshot { meta, bytes } => Ok(DiskRequest::Snapshot {
+                meta,
+                bytes,
+                install: false,
+            }),
+            other => Err(other),
+        }
+    }
+}
+
+/// What the disk thread tells the event loop.
+#[derive(Debug)]
+pub enum DiskEvent {
+    /// A request is durable: feed this input to the node.
+    Done(Input),
+    /// Persisting failed; the thread has stopped.
+    Failed(String),
+}
+
+/// How the disk thread purges old files.
+#[derive(Debug, Clone, Copy)]
+pub struct PurgePolicy {
+    /// Time between purges; `None` disables purging (`autopurge.purgeInterval=0`).
+    pub interval: Option<Duration>,
+}
+
+/// Runs the disk thread until `requests` closes. `events` receives completions.
+pub fn run(
+    mut storage: Storage,
+    requests: Receiver<DiskRequest>,
+    events: Sender<DiskEvent>,
+    purge: PurgePolicy,
+) {
+    // The first snapshot after start purges at once, as ZooKeeper's purge task runs when
+    // the server starts; later ones wait for the interval.
+    let mut purged_at: Option<Instant> = None;
+    while let Ok(first) = requests.recv() {
+        let mut batch = vec![first];
+        while batch.len() < DISK_BATCH_REQUESTS_MAX {
+            match requests.try_recv() {
+                Ok(request) => batch.push(request),
+                Err(_) => break,
+            }
+        }
+        let done = match run_batch(&mut storage, batch) {
+            Ok(done) => done,
+            Err(error) => {
+                tracing::error!(%error, "disk write failed; stopping");
+                let _ = events.send(DiskEvent::Failed(error.to_string()));
+                return;
+            }
+        };
+        let snapshot_taken = done
+            .iter()
+            .any(|input| matches!(input, Input::SnapshotWritten { .. }));
+        for input in done {
+            if events.send(DiskEvent::Done(input)).is_err() {
+                return;
+            }
+        }
+        if let Some(interval) = purge.interval
+            && snapshot_taken
+            && purged_at.is_none_or(|at| at.elapsed() >= interval)
+        {
+            purged_at = Some(Instant::now());
+            match storage.purge() {
+                Ok(removed) => tracing::info!(removed, "purged old snapshots and logs"),
+                Err(error) => tracing::warn!(%error, "purge failed"),
+            }
+        }
+    }
+}
+
+/// Writes a batch, syncs once, and returns the completions in request order.
+fn run_batch(storage: &mut Storage, batch: Vec<DiskRequest>) -> Result<Vec<Input>, StorageError> {
+    let mut done = Vec::with_capacity(batch.len());
+    for request in batch {
+        match request {
+            DiskRequest::HardState(hard_state) => {
+                storage.write_hard_state(hard_state)?;
+                done.push(Input::HardStatePersisted { hard_state });
+            }
+            DiskRequest::Entries {
+                truncate_after,
+                entries,
+            } => {
+                storage.append(truncate_after, &entries)?;
+                if let Some(last) = entries.last() {
+                    done.push(Input::Persisted {
+                        index: last.index,
+                        zxid: last.zxid,
+                    });
+                }
+            }
+            DiskRequest::Snapshot {
+                meta,
+                bytes,
+                install,
+            } => {
+                storage.write_snapshot(meta, &bytes, install)?;
+                done.push(if install {
+                    Input::SnapshotInstalled { meta }
+                } else {
+                    Input::SnapshotWritten { meta }
+                });
+            }
+        }
+    }
+    storage.sync()?;
+    Ok(done)
+}

@@ -1,0 +1,260 @@
+//! `four_letter`: the text answers of ZooKeeper's four-letter words, in ZooKeeper 3.8's
+//! layouts (zk-protocol.md §12) so existing monitoring scripts and kazoo parse them.
+//!
+//! Pure formatting from a [`NodeStatus`] and what the runtime counts ([`Counters`],
+//! [`ConnInfo`]); the whitelist check happens here too, so a disabled word gets
+//! ZooKeeper's refusal text. Latency is not measured by this runtime (replies are not
+//! matched to requests outside core), so the latency fields report 0, as a freshly
+//! started ZooKeeper does. Words Paddock does not implement (`dump`, `wchc`, `wchp`,
+//! `crst`, ...) get the same answer as a word outside the whitelist.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+
+use paddock_core::node::NodeStatus;
+use paddock_core::replication::Role;
+use paddock_core::wire::FourLetterWord;
+
+use crate::config::ZooCfg;
+
+/// The version string reported everywhere; kazoo reads the leading `3.8.0`.
+pub const ZOOKEEPER_VERSION: &str = concat!(
+    "3.8.0-paddock-",
+    env!("CARGO_PKG_VERSION"),
+    ", built on 1970-01-01 00:00 UTC"
+);
+
+/// Words this runtime answers.
+pub const IMPLEMENTED: &[FourLetterWord] = &[
+    FourLetterWord::Ruok,
+    FourLetterWord::Srvr,
+    FourLetterWord::Stat,
+    FourLetterWord::Conf,
+    FourLetterWord::Cons,
+    FourLetterWord::Envi,
+    FourLetterWord::Mntr,
+    FourLetterWord::Wchs,
+];
+
+/// Traffic counters the runtime keeps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Reads of client bytes handed to the node.
+    pub received: u64,
+    /// Writes of reply bytes to clients.
+    pub sent: u64,
+}
+
+/// One open client connection, for `stat` and `cons`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnInfo {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// Reads from this client.
+    pub received: u64,
+    /// Writes to this client.
+    pub sent: u64,
+}
+
+/// Everything an answer may need.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    /// The node's summary.
+    pub status: &'a NodeStatus,
+    /// The server's config.
+    pub config: &'a ZooCfg,
+    /// This server's id (1 for a standalone server).
+    pub server_id: u64,
+    /// Runtime counters.
+    pub counters: Counters,
+    /// Open client connections.
+    pub conns: &'a [ConnInfo],
+}
+
+const NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requests\n";
+
+/// The text to write back for `word` (the runtime then closes the connection).
+pub fn answer(word: FourLetterWord, ctx: &Context<'_>) -> String {
+    let name = word.as_str();
+    let allowed = ctx.config.four_letter_words.iter().any(|w| w == name);
+    if !allowed || !IMPLEMENTED.contains(&word) {
+        return format!("{name} is not executed because it is not in the whitelist.\n");
+    }
+    let serving = ctx.status.replication.leader.is_some();
+    match word {
+        FourLetterWord::Ruok => "imok".to_owned(),
+        FourLetterWord::Envi => envi(ctx),
+        _ if !serving => NOT_SERVING.to_owned(),
+        FourLetterWord::Srvr => srvr(ctx),
+        FourLetterWord::Stat => stat(ctx),
+        FourLetterWord::Conf => conf(ctx),
+        FourLetterWord::Cons => cons(ctx),
+        FourLetterWord::Mntr => mntr(ctx),
+        _ => wchs(ctx),
+    }
+}
+
+/// `standalone`, `leader`, `follower` or `observer`, as `Mode:` and `zk_server_state` say.
+pub fn mode(ctx: &Context<'_>) -> &'static str {
+    if ctx.config.servers.len() <= 1 {
+        return "standalone";
+    }
+    match ctx.status.replication.role {
+        Role::Leader => "leader",
+        Role::Observer => "observer",
+        _ => "follower",
+    }
+}
+
+fn srvr_body(ctx: &Context<'_>, out: &mut String) {
+    let s = ctx.status;
+    let _ = writeln!(out, "Latency min/avg/max: 0/0.0/0");
+    let _ = writeln!(out, "Received: {}", ctx.counters.received);
+    let _ = writeln!(out, "Sent: {}", ctx.counters.sent);
+    let _ = writeln!(out, "Connections: {}", s.connections);
+    let _ = writeln!(out, "Outstanding: {}", s.replication.proposals_outstanding);
+    let _ = writeln!(out, "Zxid: {:#x}", s.applied_zxid.0);
+    let _ = writeln!(out, "Mode: {}", mode(ctx));
+    let _ = writeln!(out, "Node count: {}", s.znodes);
+}
+
+fn srvr(ctx: &Context<'_>) -> String {
+    let mut out = format!("Zookeeper version: {ZOOKEEPER_VERSION}\n");
+    srvr_body(ctx, &mut out);
+    out
+}
+
+fn conn_line(conn: &ConnInfo, out: &mut String) {
+    let _ = writeln!(
+        out,
+        " /{}[1](queued=0,recved={},sent={})",
+        conn.peer, conn.received, conn.sent
+    );
+}
+
+fn stat(ctx: &Context<'_>) -> String {
+    let mut out = format!("Zookeeper version: {ZOOKEEPER_VERSION}\nClients:\n");
+    for conn in ctx.conns {
+        conn_line(conn, &mut out);
+    }
+    out.push('\n');
+    srvr_body(ctx, &mut out);
+    out
+}
+
+fn cons(ctx: &Context<'_>) -> String {
+    let mut out = String::new();
+    for conn in ctx.conns {
+        conn_line(conn, &mut out);
+    }
+    out.push('\n');
+    out
+}
+
+fn conf(ctx: &Context<'_>) -> String {
+    let c = ctx.config;
+    let mut out = String::new();
+    let _ = writeln!(out, "clientPort={}", c.client_port);
+    let _ = writeln!(out, "dataDir={}", c.data_dir);
+    let _ = writeln!(out, "dataLogDir={}", c.data_log_dir);
+    let _ = writeln!(out, "tickTime={}", c.tick_time_ms);
+    let _ = writeln!(out, "maxClientCnxns={}", c.max_client_cnxns);
+    let _ = writeln!(out, "minSessionTimeout={}", c.min_session_timeout_ms);
+    let _ = writeln!(out, "maxSessionTimeout={}", c.max_session_timeout_ms);
+    let _ = writeln!(out, "serverId={}", ctx.server_id);
+    if c.servers.len() > 1 {
+        let _ = writeln!(out, "initLimit={}", c.init_limit_ticks);
+        let _ = writeln!(out, "syncLimit={}", c.sync_limit_ticks);
+        let _ = writeln!(out, "electionAlg=3");
+        if let Some(me) = c.servers.get(&ctx.server_id) {
+            let _ = writeln!(out, "electionPort={}", me.election_port);
+            let _ = writeln!(out, "quorumPort={}", me.peer_port);
+            let _ = writeln!(out, "peerType={}", u8::from(me.observer));
+            let _ = writeln!(out, "membership: ");
+            for (id, s) in &c.servers {
+                let role = if s.observer {
+                    "observer"
+                } else {
+                    "participant"
+                };
+                let _ = writeln!(
+                    out,
+                    "server.{id}={}:{}:{}:{role}",
+                    s.host, s.peer_port, s.election_port
+                );
+            }
+        }
+    }
+    out
+}
+
+fn envi(ctx: &Context<'_>) -> String {
+    let mut out = String::from("Environment:\n");
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default();
+    let dir = std::env::current_dir()
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
+    let _ = writeln!(out, "zookeeper.version={ZOOKEEPER_VERSION}");
+    let _ = writeln!(out, "host.name={host}");
+    let _ = writeln!(out, "java.version=none (paddock, Rust)");
+    let _ = writeln!(out, "os.name={}", std::env::consts::OS);
+    let _ = writeln!(out, "os.arch={}", std::env::consts::ARCH);
+    let _ = writeln!(out, "user.dir={dir}");
+    let _ = writeln!(out, "paddock.server.id={}", ctx.server_id);
+    out
+}
+
+fn mntr(ctx: &Context<'_>) -> String {
+    let s = ctx.status;
+    let mut lines: Vec<(&str, String)> = vec![
+        ("zk_version", ZOOKEEPER_VERSION.to_owned()),
+        ("zk_server_state", mode(ctx).to_owned()),
+        ("zk_avg_latency", "0".into()),
+        ("zk_max_latency", "0".into()),
+        ("zk_min_latency", "0".into()),
+        ("zk_packets_received", ctx.counters.received.to_string()),
+        ("zk_packets_sent", ctx.counters.sent.to_string()),
+        ("zk_num_alive_connections", s.connections.to_string()),
+        (
+            "zk_outstanding_requests",
+            s.replication.proposals_outstanding.to_string(),
+        ),
+        ("zk_znode_count", s.znodes.to_string()),
+        ("zk_watch_count", s.watches.watch_count.to_string()),
+        ("zk_ephemerals_count", s.ephemerals.to_string()),
+        ("zk_global_sessions", s.sessions.to_string()),
+    ];
+    if mode(ctx) == "leader" {
+        let voters = s
+            .replication
+            .followers
+            .iter()
+            .filter(|f| !f.is_observer)
+            .count();
+        let synced = s
+            .replication
+            .followers
+            .iter()
+            .filter(|f| !f.is_observer && f.match_index >= s.replication.commit_index)
+            .count();
+        lines.push(("zk_followers", s.replication.followers.len().to_string()));
+        lines.push(("zk_synced_followers", synced.to_string()));
+        lines.push(("zk_voting_followers", voters.to_string()));
+        lines.push(("zk_pending_syncs", "0".into()));
+    }
+    let mut out = String::new();
+    for (key, value) in lines {
+        let _ = writeln!(out, "{key}\t{value}");
+    }
+    out
+}
+
+fn wchs(ctx: &Context<'_>) -> String {
+    let w = &ctx.status.watches;
+    format!(
+        "{} connections watching {} paths\nTotal watches:{}\n",
+        w.connection_count, w.path_count, w.watch_count
+    )
+}

@@ -1,0 +1,374 @@
+//! `peer`: the replication links between servers, over TCP on the peer port.
+//!
+//! Each server dials every other one and uses that outbound connection only to send;
+//! what arrives on the connections others dialled is only read. A connection starts with
+//! a handshake, `[magic "PDKPEER1"][u32 protocol version][u64 sender id]`, then carries
+//! frames `[u32 length][PeerMessage in bincode]`. A frame above [`PEER_FRAME_BYTES_MAX`],
+//! a message that does not decode, a wrong version or an unknown sender closes that
+//! connection with a log line; nothing a peer sends can panic the server.
+//!
+//! Loss is fine (replication retransmits), so sending never blocks the event loop: each
+//! link has a bounded queue and a message that does not fit is dropped. A link that
+//! fails reconnects with exponential backoff, from [`RECONNECT_DELAY_MIN`] up to
+//! [`RECONNECT_DELAY_MAX`].
+
+use std::collections::BTreeMap;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::thread;
+use std::time::Duration;
+
+use paddock_core::ids::NodeId;
+use paddock_core::node::PeerMessage;
+
+/// The first bytes of every peer connection.
+pub const PEER_MAGIC: [u8; 8] = *b"PDKPEER1";
+/// The peer protocol version this build speaks; a peer with another is refused.
+pub const PEER_PROTOCOL_VERSION: u32 = 1;
+/// Bytes of the handshake: magic, version, sender id.
+pub const PEER_HANDSHAKE_BYTES: usize = 8 + 4 + 8;
+/// Largest peer frame accepted, in bytes. A snapshot travels in one message, so this also
+/// bounds the state a follower can catch up from by snapshot.
+pub const PEER_FRAME_BYTES_MAX: u32 = 256 * 1024 * 1024;
+/// Messages queued per link while it is busy or down, in messages.
+pub const PEER_QUEUE_MESSAGES_MAX: usize = 4096;
+/// First reconnect delay.
+pub const RECONNECT_DELAY_MIN: Duration = Duration::from_millis(20);
+/// Longest reconnect delay.
+pub const RECONNECT_DELAY_MAX: Duration = Duration::from_millis(1000);
+
+/// Where to deliver what peers sent: `(sender, message)`.
+pub type Inbound = SyncSender<crate::server::Event>;
+
+/// The sending side of every link of this server.
+#[derive(Debug)]
+pub struct Peers {
+    links: BTreeMap<NodeId, SyncSender<Vec<u8>>>,
+}
+
+impl Peers {
+    /// Starts the listener on `listen` and one dialling link per entry of `others`.
+    /// Threads stop once `stop` is set (the listener within a poll interval).
+    pub fn start(
+        id: NodeId,
+        listen: TcpListener,
+        others: BTreeMap<NodeId, String>,
+        inbound: Inbound,
+        stop: Arc<AtomicBool>,
+    ) -> Peers {
+        let known: Vec<NodeId> = others.keys().copied().collect();
+        let listen_stop = stop.clone();
+        thread::Builder::new()
+            .name("peer-listen".into())
+            .spawn(move || listen_loop(listen, known, inbound, listen_stop))
+            .expect("spawning a thread at start-up");
+        let mut links = BTreeMap::new();
+        for (peer, address) in others {
+            let (tx, rx) = sync_channel(PEER_QUEUE_MESSAGES_MAX);
+            let link_stop = stop.clone();
+            thread::Builder::new()
+                .name(format!("peer-{}", peer.0))
+                .spawn(move || dial_loop(id, peer, address, rx, link_stop))
+                .expect("spawning a thread at start-up");
+            links.insert(peer, tx);
+        }
+        Peers { links }
+    }
+
+    /// Queues `msg` for `to`; drops it when the link's queue is full or `to` is unknown.
+    pub fn send(&self, to: NodeId, msg: &PeerMessage) {
+        let Some(link) = self.links.get(&to) else {
+            return;
+        };
+        match link.try_send(msg.encode()) {
+            Ok(()) | Err(TrySendError::Disconnected(_)) => {}
+            Err(TrySendError::Full(_)) => {
+                tracing::debug!(peer = to.0, "peer queue full; message dropped");
+            }
+        }
+    }
+}
+
+/// The handshake a server sends first.
+pub fn handshake_encode(id: NodeId) -> [u8; PEER_HANDSHAKE_BYTES] {
+    let mut out = [0u8; PEER_HANDSHAKE_BYTES];
+    out[..8].copy_from_slice(&PEER_MAGIC);
+    out[8..12].copy_from_slice(&PEER_PROTOCOL_VERSION.to_le_bytes());
+    out[12..].copy_from_slice(&id.0.to_le_bytes());
+    out
+}
+
+/// Why a peer's handshake was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HandshakeError {
+    /// Not a Paddock peer.
+    #[error("bad magic")]
+    Magic,
+    /// Another protocol version.
+    #[error("protocol version {0}, this server speaks {PEER_PROTOCOL_VERSION}")]
+    Version(u32),
+    /// A sender id that is not in this server's config.
+    #[error("unknown server id {0}")]
+    UnknownId(u64),
+}
+
+/// Checks a handshake against the ids this server knows.
+pub fn handshake_decode(
+    bytes: &[u8; PEER_HANDSHAKE_BYTES],
+    known: &[NodeId],
+) -> Result<NodeId, HandshakeError> {
+    let (magic, rest) = bytes.split_at(8);
+    if magic != PEER_MAGIC {
+        return Err(HandshakeError::Magic);
+    }
+    let (version, id) = rest.split_at(4);
+    let version = u32::from_le_bytes(version.try_into().map_err(|_| HandshakeError::Magic)?);
+    if version != PEER_PROTOCOL_VERSION {
+        return Err(HandshakeError::Version(version));
+    }
+    let id = NodeId(u64::from_le_bytes(
+        id.try_into().map_err(|_| HandshakeError::Magic)?,
+    ));
+    if !known.contains(&id) {
+        return Err(HandshakeError::UnknownId(id.0));
+    }
+    Ok(id)
+}
+
+fn listen_loop(listener: TcpListener, known: Vec<NodeId>, inbound: Inbound, stop: Arc<AtomicBool>) {
+    // Non-blocking accept polled every few ms, so the thread sees `stop`.
+    if let Err(error) = listener.set_nonblocking(true) {
+        tracing::error!(%error, "peer listener cannot poll");
+        return;
+    }
+    while !stop.load(Ordering::Relaxed) {
+        match listener.accept() {
+            Ok((stream, addr)) => {
+                let known = known.clone();
+                let inbound = inbound.clone();
+                let stop = stop.clone();
+                let spawned = thread::Builder::new()
+                    .name("peer-read".into())
+                    .spawn(move || read_connection(stream, addr, &known, &inbound, &stop));
+                if let Err(error) = spawned {
+                    tracing::warn!(%error, "cannot start a peer reader");
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                thread::sleep(Duration::from_millis(10));
+            }
+            Err(error) => {
+                tracing::warn!(%error, "peer accept failed");
+                thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+fn read_connection(
+    stream: TcpStream,
+    addr: SocketAddr,
+    known: &[NodeId],
+    inbound: &Inbound,
+    stop: &AtomicBool,
+) {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_nodelay(true);
+    // A read timeout lets the thread notice `stop`; a silent link is normal between
+    // heartbeats, so the timeout only loops.
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut reader = BufReader::new(stream);
+    let mut handshake = [0u8; PEER_HANDSHAKE_BYTES];
+    if read_exact_until_stop(&mut reader, &mut handshake, stop).is_err() {
+        return;
+    }
+    let from = match handshake_decode(&handshake, known) {
+        Ok(from) => from,
+        Err(error) => {
+            tracing::warn!(%addr, %error, "peer connection refused");
+            return;
+        }
+    };
+    tracing::debug!(peer = from.0, %addr, "peer connected");
+    loop {
+        let mut length = [0u8; 4];
+        if read_exact_until_stop(&mut reader, &mut length, stop).is_err() {
+            return;
+        }
+        let length = u32::from_le_bytes(length);
+        if length > PEER_FRAME_BYTES_MAX {
+            tracing::warn!(peer = from.0, length, "peer frame over the limit; closing");
+            return;
+        }
+        let mut payload = vec![0u8; length as usize];
+        if read_exact_until_stop(&mut reader, &mut payload, stop).is_err() {
+            return;
+        }
+        match PeerMessage::decode(&payload) {
+            Ok(msg) => {
+                if inbound.send(crate::server::Event::Peer(from, msg)).is_err() {
+                    return;
+                }
+            }
+            Err(error) => {
+                tracing::warn!(peer = from.0, %error, "malformed peer message; closing");
+                return;
+            }
+        }
+    }
+}
+
+/// `read_exact` that keeps going across read timeouts until `stop` is set.
+fn read_exact_until_stop(
+    reader: &mut impl Read,
+    mut buf: &mut [u8],
+    stop: &AtomicBool,
+) -> io::Result<()> {
+    while !buf.is_empty() {
+        if stop.load(Ordering::Relaxed) {
+            return Err(io::ErrorKind::Interrupted.into());
+        }
+        match reader.read(buf) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => buf = &mut buf[n..],
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn dial_loop(
+    id: NodeId,
+    peer: NodeId,
+    address: String,
+    queue: Receiver<Vec<u8>>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut delay = RECONNECT_DELAY_MIN;
+    while !stop.load(Ordering::Relaxed) {
+        match dial(&address) {
+            Ok(stream) => {
+                delay = RECONNECT_DELAY_MIN;
+                tracing::debug!(peer = peer.0, %address, "dialled peer");
+                match send_loop(id, stream, &queue, &stop) {
+                    SendEnd::QueueClosed => return,
+                    SendEnd::Broken(error) => {
+                        tracing::debug!(peer = peer.0, %error, "peer link broke; reconnecting");
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::trace!(peer = peer.0, %address, %error, "peer unreachable");
+            }
+        }
+        // Messages queued while the link was down are stale; replication resends.
+        while queue.try_recv().is_ok() {}
+        thread::sleep(delay);
+        delay = (delay * 2).min(RECONNECT_DELAY_MAX);
+    }
+}
+
+fn dial(address: &str) -> io::Result<TcpStream> {
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "address resolves to nothing");
+    for addr in address.to_socket_addrs()? {
+        match TcpStream::connect_timeout(&addr, Duration::from_millis(500)) {
+            Ok(stream) => return Ok(stream),
+            Err(error) => last = error,
+        }
+    }
+    Err(last)
+}
+
+enum SendEnd {
+    QueueClosed,
+    Broken(io::Error),
+}
+
+fn send_loop(
+    id: NodeId,
+    stream: TcpStream,
+    queue: &Receiver<Vec<u8>>,
+    stop: &AtomicBool,
+) -> SendEnd {
+    let _ = stream.set_nodelay(true);
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
+    let mut writer = BufWriter::new(stream);
+    if let Err(error) = writer
+        .write_all(&handshake_encode(id))
+        .and_then(|()| writer.flush())
+    {
+        return SendEnd::Broken(error);
+    }
+    loop {
+        let bytes = match queue.recv_timeout(Duration::from_millis(200)) {
+            Ok(bytes) => bytes,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                if stop.load(Ordering::Relaxed) {
+                    return SendEnd::QueueClosed;
+                }
+                continue;
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return SendEnd::QueueClosed,
+        };
+        let mut result = frame_write(&mut writer, &bytes);
+        // Write everything already queued before one flush: fewer syscalls under load.
+        while result.is_ok() {
+            match queue.try_recv() {
+                Ok(more) => result = frame_write(&mut writer, &more),
+                Err(_) => break,
+            }
+        }
+        if let Err(error) = result.and_then(|()| writer.flush()) {
+            return SendEnd::Broken(error);
+        }
+    }
+}
+
+fn frame_write(writer: &mut impl Write, payload: &[u8]) -> io::Result<()> {
+    let length = u32::try_from(payload.len())
+        .ok()
+        .filter(|len| *len <= PEER_FRAME_BYTES_MAX)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "peer frame too large"))?;
+    writer.write_all(&length.to_le_bytes())?;
+    writer.write_all(payload)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    // The handshake round-trips, and a wrong magic, version or sender is refused.
+    #[test]
+    fn handshake_checks() {
+        let known = [NodeId(1), NodeId(2)];
+        let good = handshake_encode(NodeId(2));
+        assert_eq!(handshake_decode(&good, &known), Ok(NodeId(2)));
+        let stranger = handshake_encode(NodeId(9));
+        assert_eq!(
+            handshake_decode(&stranger, &known),
+            Err(HandshakeError::UnknownId(9))
+        );
+        let mut old = good;
+        old[8] = 7;
+        assert_eq!(
+            handshake_decode(&old, &known),
+            Err(HandshakeError::Version(7))
+        );
+        let mut foreign = good;
+        foreign[0] = b'X';
+        assert_eq!(
+            handshake_decode(&foreign, &known),
+            Err(HandshakeError::Magic)
+        );
+    }
+}

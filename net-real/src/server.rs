@@ -1,0 +1,861 @@
+//! `server`: the event loop that owns one `Node`, and the client-port plumbing around it.
+//!
+//! One thread runs [`EventLoop`]: it takes [`Event`]s from a single channel (client
+//! bytes from per-connection reader threads, peer messages, disk completions, accepted
+//! sockets), steps the node with the wall clock as `now`, ticks it at `next_deadline`,
+//! and performs the outputs in order: peer messages to [`Peers`], persist requests to
+//! the disk thread, reply bytes to per-connection writer threads. Nothing decides
+//! anything here; core does.
+//!
+//! Invariants: outputs are performed in the order the node produced them (one disk
+//! channel keeps persist order; one writer queue per connection keeps reply order); a
+//! connection id is never reused; every queue is bounded — the event queue by
+//! [`EVENTS_QUEUED_MAX`], the disk queue by the node's own bound on proposals in flight —
+//! and a client whose writer queue fills up is disconnected rather than buffered without
+//! end.
+//!
+//! What it does not do: retry disk errors (the disk thread stops and so does the server),
+//! or measure request latency.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{
+    Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError, channel, sync_channel,
+};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use paddock_core::ids::{ConnId, NodeId, SessionId};
+use paddock_core::limits::{Limits, RECORD_TXN_OVERHEAD_BYTES};
+use paddock_core::node::{Input, Node, NodeConfig, Output, PeerMessage};
+use paddock_core::replication::Role;
+use paddock_core::wire::{ConnectionStart, FourLetterWord, classify_connection_start};
+
+use crate::config::ZooCfg;
+use crate::disk::{self, DiskEvent, DiskRequest, PurgePolicy};
+use crate::four_letter::{self, ConnInfo, Counters};
+use crate::peer::Peers;
+use crate::storage::{Storage, StorageError};
+
+/// Bytes read from a client socket at once.
+const CLIENT_READ_BYTES: usize = 64 * 1024;
+/// Reply writes queued for one client before it counts as too slow and is disconnected.
+const CLIENT_QUEUE_WRITES_MAX: usize = 4096;
+/// Events queued for the event loop; readers block when it is full, which pushes back on
+/// clients and peers through TCP instead of growing memory.
+const EVENTS_QUEUED_MAX: usize = 16 * 1024;
+/// Events handled between two checks of the clock and the outputs, in events.
+const EVENTS_PER_ROUND_MAX: usize = 256;
+/// Longest wait for an event, so the loop sees a stop request promptly.
+const IDLE_WAIT: Duration = Duration::from_millis(50);
+/// How often the loop looks at role and session changes to log them.
+const OBSERVE_INTERVAL: Duration = Duration::from_millis(500);
+
+/// What feeds the event loop.
+#[derive(Debug)]
+pub enum Event {
+    /// The client listener accepted a socket.
+    Accepted(TcpStream, SocketAddr),
+    /// A client sent bytes.
+    ClientBytes(ConnId, Vec<u8>),
+    /// A client's socket closed or failed.
+    ClientClosed(ConnId),
+    /// A peer sent a message.
+    Peer(NodeId, PeerMessage),
+    /// The disk thread finished a request or failed.
+    Disk(DiskEvent),
+}
+
+/// Why a server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The config cannot run (e.g. `myid` missing or not in the server list).
+    #[error("{0}")]
+    Config(String),
+    /// A port could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// The error.
+        source: io::Error,
+    },
+    /// The data directories could not be opened or recovered.
+    #[error("{0}")]
+    Storage(#[from] StorageError),
+    /// The node refused the recovered state.
+    #[error("recovered state refused: {0}")]
+    Node(String),
+}
+
+/// The server id from `dataDir/myid` (required when `server.N` lines exist; 1 otherwise).
+pub fn read_myid(cfg: &ZooCfg) -> Result<u64, StartError> {
+    if cfg.servers.is_empty() {
+        return Ok(1);
+    }
+    let path = Path::new(&cfg.data_dir).join("myid");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| StartError::Config(format!("{}: cannot read: {e}", path.display())))?;
+    let id: u64 = text.trim().parse().map_err(|_| {
+        StartError::Config(format!(
+            "{}: {:?} is not a server id",
+            path.display(),
+            text.trim()
+        ))
+    })?;
+    if !cfg.servers.contains_key(&id) {
+        return Err(StartError::Config(format!(
+            "{}: id {id} has no server.{id} line in the config",
+            path.display()
+        )));
+    }
+    Ok(id)
+}
+
+/// The node configuration for server `id` under `cfg`.
+pub fn node_config(cfg: &ZooCfg, id: u64) -> Result<NodeConfig, StartError> {
+    let voters: BTreeSet<NodeId> = if cfg.servers.is_empty() {
+        BTreeSet::from([NodeId(id)])
+    } else {
+        cfg.servers
+            .iter()
+            .filter(|(_, s)| !s.observer)
+            .map(|(n, _)| NodeId(*n))
+            .collect()
+    };
+    let observers = cfg
+        .servers
+        .iter()
+        .filter(|(_, s)| s.observer)
+        .map(|(n, _)| NodeId(*n))
+        .collect();
+    let mut config = NodeConfig::new(NodeId(id), voters);
+    config.replication.observers = observers;
+    if cfg.servers.len() <= 1 {
+        // Alone, nobody competes: elect within ~100 ms so start-up is quick.
+        config.replication.heartbeat_interval_ms = 10;
+        config.replication.election_timeout_ms_min = 40;
+        config.replication.election_timeout_ms_max = 80;
+    }
+    config.tick_ms = u64::from(cfg.tick_time_ms);
+    config.session_timeout_ms_min = cfg.min_session_timeout_ms;
+    config.session_timeout_ms_max = cfg.max_session_timeout_ms;
+    config.snapshot_every_entries = u64::from(cfg.snap_count.max(1));
+    config.limits = limits(cfg)?;
+    config.tree.data_bytes_max = cfg.jute_max_buffer_bytes;
+    config.replication.payload_bytes_max = config.replication.payload_bytes_max.max(
+        cfg.jute_max_buffer_bytes
+            .saturating_add(RECORD_TXN_OVERHEAD_BYTES),
+    );
+    config
+        .replication
+        .validate()
+        .map_err(|e| StartError::Config(e.to_string()))?;
+    Ok(config)
+}
+
+fn limits(cfg: &ZooCfg) -> Result<Limits, StartError> {
+    let mut limits = Limits {
+        frame_bytes_max: cfg.jute_max_buffer_bytes,
+        connections_per_ip_max: match cfg.max_client_cnxns {
+            0 => u32::MAX,
+            n => n,
+        },
+        ..Limits::default()
+    };
+    // A larger jute.maxbuffer needs room for a transaction of that size in the log.
+    let record_min = cfg
+        .jute_max_buffer_bytes
+        .saturating_add(RECORD_TXN_OVERHEAD_BYTES)
+        .saturating_mul(2);
+    limits.record_bytes_max = limits.record_bytes_max.max(record_min);
+    limits.znode_data_bytes_max = limits
+        .znode_data_bytes_max
+        .min(cfg.jute_max_buffer_bytes.saturating_sub(1024).max(1));
+    limits
+        .validate()
+        .map_err(|e| StartError::Config(format!("jute.maxbuffer: {e}")))?;
+    Ok(limits)
+}
+
+/// A running server; dropping it does not stop it, [`ServerHandle::shutdown`] does.
+#[derive(Debug)]
+pub struct ServerHandle {
+    /// The client port's bound address.
+    pub client_addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<Result<(), String>>>,
+}
+
+impl ServerHandle {
+    /// Asks the server to stop and waits until it has (queued disk writes included).
+    /// Returns the reason when it stopped on its own because of a failure.
+    pub fn shutdown(mut self) -> Result<(), String> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.join()
+    }
+
+    /// Waits for the server to stop (after a failure or another thread's stop request).
+    pub fn join(&mut self) -> Result<(), String> {
+        match self.thread.take() {
+            Some(thread) => thread
+                .join()
+                .unwrap_or_else(|_| Err("event loop panicked".into())),
+            None => Ok(()),
+        }
+    }
+
+    /// The flag that stops the server when set (for signal handlers).
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
+    }
+
+    /// True once the event loop has ended.
+    pub fn is_finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(|t| t.is_finished())
+    }
+}
+
+fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr).map_err(|source| StartError::Bind {
+        addr: addr.to_string(),
+        source,
+    })
+}
+
+fn bind_host(host: &str, port: u16) -> Result<TcpListener, StartError> {
+    TcpListener::bind((host, port)).map_err(|source| StartError::Bind {
+        addr: format!("{host}:{port}"),
+        source,
+    })
+}
+
+/// Opens storage, binds the ports and starts every thread of server `cfg` (reading
+/// `myid` for an ensemble). Returns once the server accepts connections.
+pub fn start(cfg: ZooCfg) -> Result<ServerHandle, StartError> {
+    let id = read_myid(&cfg)?;
+    let config = node_config(&cfg, id)?;
+    let client_ip = cfg
+        .client_port_address
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let client_listener = bind(SocketAddr::new(client_ip, cfg.client_port))?;
+    let client_addr = client_listener
+        .local_addr()
+        .map_err(|source| StartError::Bind {
+            addr: client_ip.to_string(),
+            source,
+        })?;
+    let peer_listener = match cfg.servers.get(&id) {
+        Some(me) if cfg.servers.len() > 1 => Some(bind_host(&me.host, me.peer_port)?),
+        _ => None,
+    };
+    let (storage, durable) = Storage::open(
+        Path::new(&cfg.data_dir),
+        Path::new(&cfg.data_log_dir),
+        config.limits.clone(),
+        cfg.autopurge_snap_retain_count as usize,
+    )?;
+    tracing::info!(
+        id,
+        snapshot_zxid = format_args!("{:#x}", durable.snapshot.zxid.0),
+        entries = durable.entries.len(),
+        "recovered from disk"
+    );
+    let node = Node::new(config, durable, seed()).map_err(|e| StartError::Node(e.to_string()))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (events_tx, events_rx) = sync_channel(EVENTS_QUEUED_MAX);
+    let peers = peer_listener.map(|listener| {
+        let others = cfg
+            .servers
+            .iter()
+            .filter(|(n, _)| **n != id)
+            .map(|(n, s)| (NodeId(*n), format!("{}:{}", s.host, s.peer_port)))
+            .collect();
+        Peers::start(
+            NodeId(id),
+            listener,
+            others,
+            events_tx.clone(),
+            stop.clone(),
+        )
+    });
+    let disk = disk_start(storage, &cfg, events_tx.clone())?;
+    listen_clients(client_listener, events_tx.clone(), stop.clone())?;
+    tracing::info!(id, %client_addr, "serving clients");
+    let event_loop = EventLoop::new(node, cfg, id, peers, disk, events_tx, stop.clone());
+    let thread = thread::Builder::new()
+        .name("paddock-node".into())
+        .spawn(move || event_loop.run(events_rx))
+        .map_err(|e| StartError::Config(format!("cannot start the event loop: {e}")))?;
+    Ok(ServerHandle {
+        client_addr,
+        stop,
+        thread: Some(thread),
+    })
+}
+
+fn seed() -> u64 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ (u64::from(std::process::id()) << 32)
+}
+
+fn disk_start(
+    storage: Storage,
+    cfg: &ZooCfg,
+    events: SyncSender<Event>,
+) -> Result<(Sender<DiskRequest>, JoinHandle<()>), StartError> {
+    let (tx, rx) = channel();
+    let (disk_events_tx, disk_events_rx) = channel();
+    let purge = PurgePolicy {
+        interval: match cfg.autopurge_purge_interval_hours {
+            0 => None,
+            hours => Some(Duration::from_secs(u64::from(hours) * 3600)),
+        },
+    };
+    let spawn = |name: &str| thread::Builder::new().name(name.to_owned());
+    let disk_thread = spawn("paddock-disk")
+        .spawn(move || disk::run(storage, rx, disk_events_tx, purge))
+        .map_err(|e| StartError::Config(format!("cannot start the disk thread: {e}")))?;
+    // Forward disk events into the one event channel.
+    spawn("paddock-disk-events")
+        .spawn(move || {
+            for event in disk_events_rx {
+                if events.send(Event::Disk(event)).is_err() {
+                    return;
+                }
+            }
+        })
+        .map_err(|e| StartError::Config(format!("cannot start a thread: {e}")))?;
+    Ok((tx, disk_thread))
+}
+
+fn listen_clients(
+    listener: TcpListener,
+    events: SyncSender<Event>,
+    stop: Arc<AtomicBool>,
+) -> Result<(), StartError> {
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| StartError::Config(format!("client listener: {e}")))?;
+    thread::Builder::new()
+        .name("paddock-accept".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, addr)) => {
+                        if events.send(Event::Accepted(stream, addr)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        thread::sleep(Duration::from_millis(5));
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "accept failed");
+                        thread::sleep(Duration::from_millis(5));
+                    }
+                }
+            }
+        })
+        .map_err(|e| StartError::Config(format!("cannot start the accept thread: {e}")))?;
+    Ok(())
+}
+
+/// What the event loop sends a client's writer thread.
+enum WriterMsg {
+    Bytes(Vec<u8>),
+    Close,
+}
+
+/// Follows frame boundaries on a client's byte stream only to say why, in the log, a
+/// connection is about to be closed for an oversized or negative frame length (the node
+/// itself enforces the limit and closes the connection).
+#[derive(Default)]
+struct FrameWatch {
+    header: Vec<u8>,
+    remaining_bytes: u64,
+    started: bool,
+    done: bool,
+}
+
+impl FrameWatch {
+    /// Feeds bytes; returns the offending length of the first frame above `max_bytes`.
+    fn push(&mut self, bytes: &[u8], max_bytes: u32) -> Option<i64> {
+        let mut rest = bytes;
+        while !rest.is_empty() && !self.done {
+            if self.remaining_bytes > 0 {
+                let take = self.remaining_bytes.min(rest.len() as u64);
+                self.remaining_bytes -= take;
+                rest = rest.get(take as usize..).unwrap_or_default();
+                continue;
+            }
+            let (first, tail) = rest.split_first()?;
+            rest = tail;
+            self.header.push(*first);
+            let Ok(prefix) = <[u8; 4]>::try_from(self.header.as_slice()) else {
+                continue;
+            };
+            self.header.clear();
+            if !self.started {
+                self.started = true;
+                if let ConnectionStart::FourLetterWord(_) = classify_connection_start(&prefix) {
+                    self.done = true;
+                    return None;
+                }
+            }
+            let length = i32::from_be_bytes(prefix);
+            match u32::try_from(length) {
+                Ok(length) if length <= max_bytes => self.remaining_bytes = u64::from(length),
+                _ => {
+                    self.done = true;
+                    return Some(i64::from(length));
+                }
+            }
+        }
+        None
+    }
+}
+
+/// One open client connection, as the event loop sees it.
+struct Client {
+    frames: FrameWatch,
+    peer: SocketAddr,
+    writer: SyncSender<WriterMsg>,
+    /// Kept to force the socket shut when the writer cannot be reached.
+    stream: TcpStream,
+    received: u64,
+    sent: u64,
+}
+
+/// The wall clock as `now` for the node, made monotonic: wall time at start plus the
+/// monotonic time since.
+struct Clock {
+    start: Instant,
+    start_wall_ms: u64,
+}
+
+impl Clock {
+    fn new() -> Clock {
+        let start_wall_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        Clock {
+            start: Instant::now(),
+            start_wall_ms,
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.start_wall_ms + self.start.elapsed().as_millis() as u64
+    }
+}
+
+/// What the loop last logged about the node, to log changes only.
+#[derive(Default)]
+struct Observed {
+    leader: Option<NodeId>,
+    is_leader: bool,
+    sessions: BTreeSet<SessionId>,
+    at: Option<Instant>,
+}
+
+/// The thread that owns the node. See the module documentation.
+struct EventLoop {
+    node: Node,
+    cfg: ZooCfg,
+    id: u64,
+    peers: Option<Peers>,
+    disk: Sender<DiskRequest>,
+    /// Joined at the end, so a stopped server has finished its queued writes.
+    disk_thread: JoinHandle<()>,
+    /// Given to each connection's reader thread.
+    events: SyncSender<Event>,
+    stop: Arc<AtomicBool>,
+    clock: Clock,
+    clients: BTreeMap<ConnId, Client>,
+    per_ip: BTreeMap<IpAddr, u32>,
+    next_conn: u64,
+    counters: Counters,
+    out: Vec<Output>,
+    observed: Observed,
+    failure: Option<String>,
+}
+
+impl EventLoop {
+    fn new(
+        node: Node,
+        cfg: ZooCfg,
+        id: u64,
+        peers: Option<Peers>,
+        (disk, disk_thread): (Sender<DiskRequest>, JoinHandle<()>),
+        events: SyncSender<Event>,
+        stop: Arc<AtomicBool>,
+    ) -> EventLoop {
+        EventLoop {
+            node,
+            cfg,
+            id,
+            peers,
+            disk,
+            disk_thread,
+            events,
+            stop,
+            clock: Clock::new(),
+            clients: BTreeMap::new(),
+            per_ip: BTreeMap::new(),
+            next_conn: 1,
+            counters: Counters::default(),
+            out: Vec::new(),
+            observed: Observed::default(),
+            failure: None,
+        }
+    }
+
+    /// Runs until a stop request or a disk failure. This loop has no other end.
+    fn run(mut self, events: Receiver<Event>) -> Result<(), String> {
+        self.step(Input::Tick);
+        while !self.stop.load(Ordering::Relaxed) && self.failure.is_none() {
+            let now = self.clock.now_ms();
+            let wait = self
+                .node
+                .next_deadline()
+                .map_or(IDLE_WAIT, |d| Duration::from_millis(d.saturating_sub(now)))
+                .min(IDLE_WAIT);
+            match events.recv_timeout(wait) {
+                Ok(event) => {
+                    self.handle(event);
+                    for event in events.try_iter().take(EVENTS_PER_ROUND_MAX) {
+                        self.handle(event);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            if self
+                .node
+                .next_deadline()
+                .is_some_and(|d| d <= self.clock.now_ms())
+            {
+                self.step(Input::Tick);
+            }
+            self.observe();
+        }
+        self.close_all();
+        // Dropping the disk sender lets the disk thread finish what is queued, then end.
+        let EventLoop {
+            disk,
+            disk_thread,
+            failure,
+            id,
+            ..
+        } = self;
+        drop(disk);
+        if disk_thread.join().is_err() {
+            return Err("the disk thread panicked".into());
+        }
+        tracing::info!(id, "stopped");
+        match failure {
+            Some(reason) => Err(reason),
+            None => Ok(()),
+        }
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Accepted(stream, addr) => self.accept(stream, addr),
+            Event::ClientBytes(conn, bytes) => {
+                if let Some(client) = self.clients.get_mut(&conn) {
+                    client.received += 1;
+                    self.counters.received += 1;
+                    let max_bytes = self.cfg.jute_max_buffer_bytes;
+                    if let Some(length) = client.frames.push(&bytes, max_bytes) {
+                        tracing::warn!(peer = %client.peer, length, jute_maxbuffer = max_bytes, "frame length out of bounds; closing the connection");
+                    }
+                    self.step(Input::ClientBytes { conn, bytes });
+                }
+            }
+            Event::ClientClosed(conn) => {
+                if self.client_remove(conn).is_some() {
+                    self.step(Input::ClientDisconnected { conn });
+                }
+            }
+            Event::Peer(from, msg) => self.step(Input::Peer { from, msg }),
+            Event::Disk(DiskEvent::Done(input)) => self.step(input),
+            Event::Disk(DiskEvent::Failed(reason)) => {
+                tracing::error!(%reason, "stopping: the disk failed");
+                self.failure = Some(reason);
+            }
+        }
+    }
+
+    fn step(&mut self, input: Input) {
+        let now = self.clock.now_ms();
+        let mut out = std::mem::take(&mut self.out);
+        self.node.step(now, input, &mut out);
+        for output in out.drain(..) {
+            self.perform(output);
+        }
+        self.out = out;
+    }
+
+    fn perform(&mut self, output: Output) {
+        let output = match DiskRequest::from_output(output) {
+            Ok(request) => {
+                if self.disk.send(request).is_err() && self.failure.is_none() {
+                    self.failure = Some("the disk thread stopped".into());
+                }
+                return;
+            }
+            Err(output) => output,
+        };
+        match output {
+            Output::Peer { to, msg } => {
+                if let Some(peers) = &self.peers {
+                    peers.send(to, &msg);
+                }
+            }
+            Output::ToClient { conn, bytes } => self.client_write(conn, bytes),
+            Output::CloseClient { conn } => {
+                if let Some(client) = self.client_remove(conn) {
+                    tracing::debug!(peer = %client.peer, "node closed the connection (session closed, bad input, expired or moved session, or lost write outcome)");
+                }
+            }
+            Output::FourLetterWord { conn, word } => self.four_letter(conn, word),
+            _ => {}
+        }
+    }
+
+    fn accept(&mut self, stream: TcpStream, peer: SocketAddr) {
+        let ip = peer.ip();
+        let open = self.per_ip.get(&ip).copied().unwrap_or(0);
+        if open >= self.node_limits_connections_per_ip() {
+            tracing::warn!(%peer, open, max_client_cnxns = self.cfg.max_client_cnxns, "connection refused: too many connections from this address");
+            return;
+        }
+        let conn = ConnId(self.next_conn);
+        self.next_conn += 1;
+        match client_threads(conn, stream, self.events.clone()) {
+            Ok((writer, stream)) => {
+                *self.per_ip.entry(ip).or_default() += 1;
+                self.clients.insert(
+                    conn,
+                    Client {
+                        frames: FrameWatch::default(),
+                        peer,
+                        writer,
+                        stream,
+                        received: 0,
+                        sent: 0,
+                    },
+                );
+                self.step(Input::ClientConnected { conn, addr: ip });
+            }
+            Err(error) => tracing::warn!(%peer, %error, "connection dropped at accept"),
+        }
+    }
+
+    fn node_limits_connections_per_ip(&self) -> u32 {
+        match self.cfg.max_client_cnxns {
+            0 => u32::MAX,
+            n => n,
+        }
+    }
+
+    fn client_write(&mut self, conn: ConnId, bytes: Vec<u8>) {
+        let Some(client) = self.clients.get_mut(&conn) else {
+            return;
+        };
+        client.sent += 1;
+        self.counters.sent += 1;
+        if let Err(TrySendError::Full(_)) = client.writer.try_send(WriterMsg::Bytes(bytes)) {
+            tracing::warn!(peer = %client.peer, "client too slow to read its replies; closing");
+            if self.client_remove(conn).is_some() {
+                self.step(Input::ClientDisconnected { conn });
+            }
+        }
+    }
+
+    /// Forgets a connection and asks its writer to flush and close the socket.
+    fn client_remove(&mut self, conn: ConnId) -> Option<Client> {
+        let client = self.clients.remove(&conn)?;
+        let ip = client.peer.ip();
+        if let Some(open) = self.per_ip.get_mut(&ip) {
+            *open = open.saturating_sub(1);
+            if *open == 0 {
+                self.per_ip.remove(&ip);
+            }
+        }
+        if client.writer.try_send(WriterMsg::Close).is_err() {
+            let _ = client.stream.shutdown(std::net::Shutdown::Both);
+        }
+        Some(client)
+    }
+
+    fn four_letter(&mut self, conn: ConnId, word: FourLetterWord) {
+        let status = self.node.status();
+        let conns: Vec<ConnInfo> = self
+            .clients
+            .iter()
+            .filter(|(id, _)| **id != conn)
+            .map(|(_, c)| ConnInfo {
+                peer: c.peer,
+                received: c.received,
+                sent: c.sent,
+            })
+            .collect();
+        let text = four_letter::answer(
+            word,
+            &four_letter::Context {
+                status: &status,
+                config: &self.cfg,
+                server_id: self.id,
+                counters: self.counters,
+                conns: &conns,
+            },
+        );
+        if let Some(client) = self.clients.get(&conn) {
+            let _ = client.writer.try_send(WriterMsg::Bytes(text.into_bytes()));
+        }
+        self.client_remove(conn);
+    }
+
+    /// Logs leadership and session changes (polled: the node reports no events).
+    fn observe(&mut self) {
+        let is_leader = self.node.is_leader();
+        if is_leader != self.observed.is_leader {
+            self.observed.is_leader = is_leader;
+            let epoch = self.node.status().replication.epoch;
+            if is_leader {
+                tracing::info!(id = self.id, epoch = epoch.0, "election won: leading");
+            } else {
+                tracing::info!(id = self.id, epoch = epoch.0, "leadership lost");
+            }
+        }
+        if self
+            .observed
+            .at
+            .is_some_and(|at| at.elapsed() < OBSERVE_INTERVAL)
+        {
+            return;
+        }
+        self.observed.at = Some(Instant::now());
+        self.observe_slow();
+    }
+
+    fn observe_slow(&mut self) {
+        let status = self.node.status();
+        let leader = status.replication.leader;
+        if leader != self.observed.leader {
+            self.observed.leader = leader;
+            match leader {
+                Some(l) if status.replication.role != Role::Leader => tracing::info!(
+                    id = self.id,
+                    leader = l.0,
+                    epoch = status.replication.epoch.0,
+                    applied_zxid = format_args!("{:#x}", status.applied_zxid.0),
+                    "follower synced with leader"
+                ),
+                None => tracing::warn!(id = self.id, "no leader; looking"),
+                _ => {}
+            }
+        }
+        let sessions: BTreeSet<SessionId> = self.node.sessions().iter().map(|s| s.id).collect();
+        for gone in self.observed.sessions.difference(&sessions) {
+            tracing::info!(
+                session = format_args!("{:#x}", gone.0),
+                "session ended (closed or expired)"
+            );
+        }
+        self.observed.sessions = sessions;
+    }
+
+    fn close_all(&mut self) {
+        let conns: Vec<ConnId> = self.clients.keys().copied().collect();
+        for conn in conns {
+            if let Some(client) = self.client_remove(conn) {
+                let _ = client.stream.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
+}
+
+/// Starts a connection's reader and writer threads; returns the writer queue and a
+/// handle on the socket.
+fn client_threads(
+    conn: ConnId,
+    stream: TcpStream,
+    events: SyncSender<Event>,
+) -> io::Result<(SyncSender<WriterMsg>, TcpStream)> {
+    stream.set_nonblocking(false)?;
+    stream.set_nodelay(true)?;
+    let reader = stream.try_clone()?;
+    let writer = stream.try_clone()?;
+    let (tx, rx) = std::sync::mpsc::sync_channel(CLIENT_QUEUE_WRITES_MAX);
+    thread::Builder::new()
+        .name(format!("client-read-{}", conn.0))
+        .spawn(move || client_read(conn, reader, events))?;
+    thread::Builder::new()
+        .name(format!("client-write-{}", conn.0))
+        .spawn(move || client_write_loop(writer, rx))?;
+    Ok((tx, stream))
+}
+
+fn client_read(conn: ConnId, mut stream: TcpStream, events: SyncSender<Event>) {
+    let mut buf = vec![0u8; CLIENT_READ_BYTES];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let bytes = buf.get(..n).map(<[u8]>::to_vec).unwrap_or_default();
+                if events.send(Event::ClientBytes(conn, bytes)).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+    let _ = events.send(Event::ClientClosed(conn));
+}
+
+fn client_write_loop(mut stream: TcpStream, queue: Receiver<WriterMsg>) {
+    for msg in queue {
+        match msg {
+            WriterMsg::Bytes(bytes) => {
+                if stream.write_all(&bytes).is_err() {
+                    break;
+                }
+            }
+            WriterMsg::Close => break,
+        }
+    }
+    let _ = stream.flush();
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::FrameWatch;
+
+    // Frames within the limit pass across any split; the first oversized or negative
+    // length is reported once; a four-letter word is not read as a length.
+    #[test]
+    fn frame_watch_reports_oversized_lengths() {
+        let mut watch = FrameWatch::default();
+        let mut stream = vec![0, 0, 0, 3, 1, 2, 3, 0, 0];
+        assert_eq!(watch.push(&stream, 10), None);
+        stream = vec![0, 2, 9, 9];
+        assert_eq!(watch.push(&stream, 10), None);
+        assert_eq!(watch.push(&[0, 0, 0, 20], 10), Some(20));
+        assert_eq!(watch.push(&[0, 0, 0, 20], 10), None);
+        let mut negative = FrameWatch::default();
+        assert_eq!(negative.push(&[0xff, 0xff, 0xff, 0xff], 10), Some(-1));
+        let mut word = FrameWatch::default();
+        assert_eq!(word.push(b"ruok", 10), None);
+    }
+}

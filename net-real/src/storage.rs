@@ -1,0 +1,675 @@
+//! `storage`: the files behind a node — log segments in `dataLogDir`, snapshots and the
+//! hard state in `dataDir` — in the byte formats of `paddock_core::storage`.
+//!
+//! Layout: `log.<016x first zxid>` segments (each record's payload is one replication
+//! `Entry` in bincode), `snapshot.<016x zxid>` files (payload: the entry index as a
+//! little-endian u64, then the node's snapshot bytes), and `hardstate`.
+//!
+//! Invariants: appends go to the last segment only, and a segment is synced before the
+//! first byte of the next one is written (recovery then only ever sees a torn *last*
+//! segment); `sync` is the one place that calls `fdatasync` for appended records, so a
+//! caller batches many appends behind one sync (group commit); snapshots and the hard
+//! state are written to a temporary file, synced, renamed over the old name and the
+//! directory synced, so a crash leaves either the old or the new file, never a mix. A
+//! segment's name is the zxid of its first record, which lets purging decide from names
+//! alone which segments a snapshot covers.
+//!
+//! What it does not do: decide when to write (the node does), or retry failed I/O (an
+//! I/O error is returned and the runtime stops: a node that cannot persist must not ack).
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use paddock_core::ids::Zxid;
+use paddock_core::limits::Limits;
+use paddock_core::replication::{DurableState, Entry, HardState, SnapshotMeta};
+use paddock_core::storage::{self as format, RecoveryError, Tail};
+
+/// Roll to a new segment once the current one reaches this size, in bytes (ZooKeeper
+/// preallocates its logs in 64 MiB steps).
+pub const SEGMENT_BYTES_ROLL: u64 = 64 * 1024 * 1024;
+
+/// File name of the hard state in `dataDir`.
+const HARD_STATE_FILE: &str = "hardstate";
+
+/// Why the disk could not be read back or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// An operating-system error on a file.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// Recovery found damage it must not repair by itself.
+    #[error("{dir}: refusing to start: {source}")]
+    Recovery {
+        /// The log directory.
+        dir: PathBuf,
+        /// What recovery found.
+        source: RecoveryError,
+    },
+    /// The hard state file is damaged.
+    #[error("{path}: refusing to start: damaged hard state: {reason}")]
+    HardState {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A record or snapshot payload does not decode, or the log has a gap.
+    #[error("{path}: refusing to start: {reason}")]
+    Content {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An entry could not be encoded (it breaks a limit the node should have checked).
+    #[error("cannot encode log record: {0}")]
+    Encode(#[from] format::EncodeError),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StorageError + '_ {
+    move |source| StorageError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// One log segment on disk.
+#[derive(Debug, Clone)]
+struct Segment {
+    first_zxid: Zxid,
+    path: PathBuf,
+}
+
+/// Where one durable entry lives, so a truncation knows where to cut.
+#[derive(Debug, Clone, Copy)]
+struct EntryPosition {
+    /// Position of its segment in `Storage::segments`.
+    segment: usize,
+    /// Byte offset of its record in the segment.
+    offset_bytes: u64,
+}
+
+/// The open files of one node. See the module documentation.
+#[derive(Debug)]
+pub struct Storage {
+    data_dir: PathBuf,
+    log_dir: PathBuf,
+    limits: Limits,
+    snapshots_retained: usize,
+    segments: Vec<Segment>,
+    /// The last segment, open for appending, with its length in bytes.
+    current: Option<(File, u64)>,
+    /// Durable entries after the newest snapshot, by index.
+    positions: BTreeMap<u64, EntryPosition>,
+    /// Appended since the last sync.
+    dirty: bool,
+}
+
+fn segment_name(zxid: Zxid) -> String {
+    format!("log.{:016x}", zxid.0)
+}
+
+fn snapshot_name(zxid: Zxid) -> String {
+    format!("snapshot.{:016x}", zxid.0)
+}
+
+/// Files in `dir` named `prefix` + 16 hex digits, sorted by that number.
+fn list_numbered(dir: &Path, prefix: &str) -> Result<Vec<(u64, PathBuf)>, StorageError> {
+    let mut found = Vec::new();
+    for item in fs::read_dir(dir).map_err(io_err(dir))? {
+        let item = item.map_err(io_err(dir))?;
+        let name = item.file_name();
+        let Some(hex) = name.to_str().and_then(|n| n.strip_prefix(prefix)) else {
+            continue;
+        };
+        if let (16, Ok(number)) = (hex.len(), u64::from_str_radix(hex, 16)) {
+            found.push((number, item.path()));
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+fn read_all(path: &Path) -> Result<Vec<u8>, StorageError> {
+    let mut bytes = Vec::new();
+    File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut bytes))
+        .map_err(io_err(path))?;
+    Ok(bytes)
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StorageError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
+}
+
+/// Writes `bytes` to `dir/name` atomically: temporary file, fsync, rename, directory fsync.
+fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StorageError> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    let path = dir.join(name);
+    let mut file = File::create(&tmp).map_err(io_err(&tmp))?;
+    file.write_all(bytes).map_err(io_err(&tmp))?;
+    file.sync_all().map_err(io_err(&tmp))?;
+    fs::rename(&tmp, &path).map_err(io_err(&path))?;
+    sync_dir(dir)
+}
+
+fn hard_state_from_disk(data_dir: &Path) -> Result<HardState, StorageError> {
+    let path = data_dir.join(HARD_STATE_FILE);
+    if !path.exists() {
+        return Ok(HardState::default());
+    }
+    let bytes = read_all(&path)?;
+    let stored = format::HardState::decode(&bytes).map_err(|e| StorageError::HardState {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    Ok(HardState {
+        epoch: stored.current_epoch,
+        voted_for: stored.voted_for,
+    })
+}
+
+/// Splits a snapshot payload into the entry index it covers and the node's bytes.
+fn snapshot_payload_split(payload: &[u8]) -> Option<(u64, &[u8])> {
+    let (index, rest) = payload.split_first_chunk::<8>()?;
+    Some((u64::from_le_bytes(*index), rest))
+}
+
+impl Storage {
+    /// Opens (creating them if needed) `data_dir` and `log_dir` and recovers what they
+    /// hold: the newest valid snapshot, the entries after it and the hard state. A torn
+    /// log tail is cut; damage anywhere else is an error naming what was found.
+    /// `snapshots_retained` (at least 1) bounds how many snapshots recovery reads and
+    /// purging keeps.
+    pub fn open(
+        data_dir: &Path,
+        log_dir: &Path,
+        limits: Limits,
+        snapshots_retained: usize,
+    ) -> Result<(Storage, DurableState), StorageError> {
+        fs::create_dir_all(data_dir).map_err(io_err(data_dir))?;
+        fs::create_dir_all(log_dir).map_err(io_err(log_dir))?;
+        let hard_state = hard_state_from_disk(data_dir)?;
+        let mut storage = Storage {
+            data_dir: data_dir.to_owned(),
+            log_dir: log_dir.to_owned(),
+            limits,
+            snapshots_retained: snapshots_retained.max(1),
+            segments: Vec::new(),
+            current: None,
+            positions: BTreeMap::new(),
+            dirty: false,
+        };
+        let mut durable = storage.open_recover()?;
+        durable.hard_state = hard_state;
+        Ok((storage, durable))
+    }
+
+    fn open_recover(&mut self) -> Result<DurableState, StorageError> {
+        let snapshot_files: Vec<(u64, PathBuf)> = list_numbered(&self.data_dir, "snapshot.")?
+            .into_iter()
+            .rev()
+            .take(self.snapshots_retained)
+            .collect();
+        let snapshot_bytes = snapshot_files
+            .iter()
+            .map(|(_, path)| read_all(path))
+            .collect::<Result<Vec<_>, _>>()?;
+        let segment_files = list_numbered(&self.log_dir, "log.")?;
+        let segment_bytes = segment_files
+            .iter()
+            .map(|(_, path)| read_all(path))
+            .collect::<Result<Vec<_>, _>>()?;
+        let snapshot_slices: Vec<&[u8]> = snapshot_bytes.iter().map(Vec::as_slice).collect();
+        let segment_slices: Vec<&[u8]> = segment_bytes.iter().map(Vec::as_slice).collect();
+        let recovered =
+            format::recover(&snapshot_slices, &segment_slices, &self.limits).map_err(|source| {
+                StorageError::Recovery {
+                    dir: self.log_dir.clone(),
+                    source,
+                }
+            })?;
+        for rejected in &recovered.snapshots_rejected {
+            if let Some((_, path)) = snapshot_files.get(rejected.index) {
+                tracing::warn!(file = %path.display(), error = %rejected.error, "damaged snapshot skipped");
+            }
+        }
+        let mut durable = DurableState::default();
+        if let Some((position, snapshot)) = recovered.snapshot {
+            let path = snapshot_files
+                .get(position)
+                .map_or_else(PathBuf::new, |(_, p)| p.clone());
+            let (index, bytes) =
+                snapshot_payload_split(snapshot.payload).ok_or(StorageError::Content {
+                    path,
+                    reason: "snapshot payload shorter than its index".into(),
+                })?;
+            durable.snapshot = SnapshotMeta {
+                index,
+                zxid: snapshot.zxid,
+            };
+            durable.snapshot_bytes = bytes.to_vec();
+        }
+        self.segments = segment_files
+            .iter()
+            .map(|(zxid, path)| Segment {
+                first_zxid: Zxid(*zxid),
+                path: path.clone(),
+            })
+            .collect();
+        durable.entries = self.open_entries(&recovered.records, durable.snapshot)?;
+        if let Tail::Torn { segment, offset } = recovered.tail {
+            self.open_cut_tail(segment, offset)?;
+        }
+        // Appends always start a fresh segment after a restart, so a segment that was
+        // being written when the process died is never extended.
+        Ok(durable)
+    }
+
+    /// Decodes recovered records into entries, checking they continue the snapshot, and
+    /// remembers where each one lives.
+    fn open_entries(
+        &mut self,
+        records: &[format::Record<'_>],
+        snapshot: SnapshotMeta,
+    ) -> Result<Vec<Entry>, StorageError> {
+        let mut entries: Vec<Entry> = Vec::with_capacity(records.len());
+        for record in records {
+            let entry: Entry =
+                bincode::serde::decode_from_slice(record.payload, bincode::config::standard())
+                    .map(|(e, _)| e)
+                    .map_err(|e| StorageError::Content {
+                        path: self.log_dir.clone(),
+                        reason: format!("record {:#x} does not decode: {e}", record.zxid.0),
+                    })?;
+            let expected = entries.last().map_or(snapshot.index + 1, |e| e.index + 1);
+            if entry.index != expected || entry.zxid != record.zxid {
+                return Err(StorageError::Content {
+                    path: self.log_dir.clone(),
+                    reason: format!(
+                        "log entry {} (zxid {:#x}) where entry {expected} was expected",
+                        entry.index, record.zxid.0
+                    ),
+                });
+            }
+            entries.push(entry);
+        }
+        self.positions_rebuild(&entries)?;
+        Ok(entries)
+    }
+
+    /// Finds each entry's segment and offset by scanning the segments again (cheap next
+    /// to reading them, and it keeps `recover` free of runtime bookkeeping).
+    fn positions_rebuild(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
+        let wanted: BTreeMap<u64, u64> = entries.iter().map(|e| (e.zxid.0, e.index)).collect();
+        let mut previous = Zxid::ZERO;
+        for (position, segment) in self.segments.iter().enumerate() {
+            let bytes = read_all(&segment.path)?;
+            let scan = format::scan_segment(position, &bytes, previous, &self.limits).map_err(
+                |source| StorageError::Recovery {
+                    dir: self.log_dir.clone(),
+                    source,
+                },
+            )?;
+            let mut offset = format::SEGMENT_HEADER_BYTES as u64;
+            for record in &scan.records {
+                if let Some(index) = wanted.get(&record.zxid.0) {
+                    self.positions.insert(
+                        *index,
+                        EntryPosition {
+                            segment: position,
+                            offset_bytes: offset,
+                        },
+                    );
+                }
+                offset += format::record_encoded_bytes(record.payload.len() as u32);
+                previous = record.zxid;
+            }
+        }
+        Ok(())
+    }
+
+    /// Cuts a torn last segment to its valid prefix (or removes it when not even its
+    /// header survived).
+    fn open_cut_tail(&mut self, segment: usize, offset: u64) -> Result<(), StorageError> {
+        let Some(torn) = self.segments.get(segment).cloned() else {
+            return Ok(());
+        };
+        tracing::warn!(file = %torn.path.display(), valid_bytes = offset, "cutting torn log tail");
+        if offset < format::SEGMENT_HEADER_BYTES as u64 {
+            fs::remove_file(&torn.path).map_err(io_err(&torn.path))?;
+            self.segments.truncate(segment);
+        } else {
+            let file = OpenOptions::new()
+                .write(true)
+                .open(&torn.path)
+                .map_err(io_err(&torn.path))?;
+            file.set_len(offset).map_err(io_err(&torn.path))?;
+            file.sync_all().map_err(io_err(&torn.path))?;
+        }
+        sync_dir(&self.log_dir)
+    }
+
+    /// Makes the hard state durable (atomically replaced).
+    pub fn write_hard_state(&mut self, hard_state: HardState) -> Result<(), StorageError> {
+        let stored = format::HardState {
+            current_epoch: hard_state.epoch,
+            voted_for: hard_state.voted_for,
+        };
+        write_atomic(&self.data_dir, HARD_STATE_FILE, &stored.encode())
+    }
+
+    /// Drops entries after `truncate_after` (when set) and appends `entries`, without
+    /// syncing: call [`Storage::sync`] before reporting them durable.
+    pub fn append(
+        &mut self,
+        truncate_after: Option<u64>,
+        entries: &[Entry],
+    ) -> Result<(), StorageError> {
+        if let Some(keep) = truncate_after {
+            self.truncate_after(keep)?;
+        }
+        for entry in entries {
+            self.append_one(entry)?;
+        }
+        Ok(())
+    }
+
+    fn append_one(&mut self, entry: &Entry) -> Result<(), StorageError> {
+        let payload =
+            bincode::serde::encode_to_vec(entry, bincode::config::standard()).map_err(|e| {
+                StorageError::Content {
+                    path: self.log_dir.clone(),
+                    reason: format!("entry {} does not encode: {e}", entry.index),
+                }
+            })?;
+        let mut record = Vec::with_capacity(payload.len() + format::RECORD_HEADER_BYTES);
+        format::encode_record(
+            &format::Record {
+                zxid: entry.zxid,
+                payload: &payload,
+            },
+            &self.limits,
+            &mut record,
+        )?;
+        let needs_roll = self
+            .current
+            .as_ref()
+            .is_none_or(|(_, len)| *len >= SEGMENT_BYTES_ROLL);
+        if needs_roll {
+            self.roll(entry.zxid)?;
+        }
+        let segment = self.segments.len() - 1;
+        let path = self.segments[segment].path.clone();
+        let (file, len) = self.current.as_mut().expect("roll opened a segment");
+        file.write_all(&record).map_err(io_err(&path))?;
+        self.positions.insert(
+            entry.index,
+            EntryPosition {
+                segment,
+                offset_bytes: *len,
+            },
+        );
+        *len += record.len() as u64;
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Starts a new segment whose first record has `first_zxid`, syncing the old one
+    /// first so only the newest segment can ever be torn.
+    fn roll(&mut self, first_zxid: Zxid) -> Result<(), StorageError> {
+        self.sync()?;
+        self.current = None;
+        let path = self.log_dir.join(segment_name(first_zxid));
+        let mut header = Vec::with_capacity(format::SEGMENT_HEADER_BYTES);
+        format::encode_segment_header(first_zxid, &mut header);
+        let mut file = File::create(&path).map_err(io_err(&path))?;
+        file.write_all(&header).map_err(io_err(&path))?;
+        file.sync_all().map_err(io_err(&path))?;
+        sync_dir(&self.log_dir)?;
+        self.segments.push(Segment { first_zxid, path });
+        self.current = Some((file, header.len() as u64));
+        Ok(())
+    }
+
+    /// Cuts the log after entry `keep`: later segments are deleted, the segment holding
+    /// the first dropped entry is cut at its record, and the next append starts a fresh
+    /// segment (whose name, the first new zxid, then stays a true lower bound).
+    fn truncate_after(&mut self, keep: u64) -> Result<(), StorageError> {
+        let Some((_, first_dropped)) = self.positions.range(keep + 1..).next() else {
+            return Ok(());
+        };
+        let first_dropped = *first_dropped;
+        self.sync()?;
+        self.current = None;
+        for segment in self.segments.drain(first_dropped.segment + 1..) {
+            fs::remove_file(&segment.path).map_err(io_err(&segment.path))?;
+        }
+        let cut = self.segments[first_dropped.segment].clone();
+        if first_dropped.offset_bytes <= format::SEGMENT_HEADER_BYTES as u64 {
+            fs::remove_file(&cut.path).map_err(io_err(&cut.path))?;
+            self.segments.pop();
+        } else {
+            let file = OpenOptions::new()
+                .write(true)
+                .open(&cut.path)
+                .map_err(io_err(&cut.path))?;
+            file.set_len(first_dropped.offset_bytes)
+                .map_err(io_err(&cut.path))?;
+            file.sync_all().map_err(io_err(&cut.path))?;
+        }
+        sync_dir(&self.log_dir)?;
+        self.positions.split_off(&(keep + 1));
+        Ok(())
+    }
+
+    /// One `fdatasync` for everything appended since the last call (group commit).
+    pub fn sync(&mut self) -> Result<(), StorageError> {
+        if !self.dirty {
+            return Ok(());
+        }
+        if let (Some((file, _)), Some(segment)) = (&self.current, self.segments.last()) {
+            file.sync_data().map_err(io_err(&segment.path))?;
+        }
+        self.dirty = false;
+        Ok(())
+    }
+
+    /// Makes a snapshot durable. With `install` (a snapshot from the leader) the whole log
+    /// is dropped; otherwise the entries it covers stay until purged.
+    pub fn write_snapshot(
+        &mut self,
+        meta: SnapshotMeta,
+        bytes: &[u8],
+        install: bool,
+    ) -> Result<(), StorageError> {
+        let mut payload = Vec::with_capacity(bytes.len() + 8);
+        payload.extend_from_slice(&meta.index.to_le_bytes());
+        payload.extend_from_slice(bytes);
+        let mut file_bytes = Vec::with_capacity(payload.len() + 64);
+        format::encode_snapshot(meta.zxid, &payload, &self.limits, &mut file_bytes)?;
+        write_atomic(&self.data_dir, &snapshot_name(meta.zxid), &file_bytes)?;
+        if install {
+            self.sync()?;
+            self.current = None;
+            for segment in self.segments.drain(..) {
+                fs::remove_file(&segment.path).map_err(io_err(&segment.path))?;
+            }
+            sync_dir(&self.log_dir)?;
+            self.positions.clear();
+            // A newer snapshot of a divergent past would win at recovery: drop it.
+            for (zxid, path) in list_numbered(&self.data_dir, "snapshot.")? {
+                if zxid > meta.zxid.0 {
+                    fs::remove_file(&path).map_err(io_err(&path))?;
+                }
+            }
+        } else {
+            self.positions = self.positions.split_off(&(meta.index + 1));
+            // Later appends go to a new segment, so the covered ones become purgeable.
+            self.sync()?;
+            self.current = None;
+        }
+        Ok(())
+    }
+
+    /// Deletes all but the newest `snapshots_retained` snapshots and every segment whose
+    /// records the oldest kept snapshot covers. Returns how many files went.
+    pub fn purge(&mut self) -> Result<usize, StorageError> {
+        let snapshots = list_numbered(&self.data_dir, "snapshot.")?;
+        let drop_count = snapshots.len().saturating_sub(self.snapshots_retained);
+        let mut removed = 0;
+        for (_, path) in snapshots.iter().take(drop_count) {
+            fs::remove_file(path).map_err(io_err(path))?;
+            removed += 1;
+        }
+        let Some((oldest_kept_zxid, _)) = snapshots.get(drop_count) else {
+            return Ok(removed);
+        };
+        // Segment i holds zxids below segment i+1's name: covered when that name is at
+        // most one past the snapshot.
+        let mut covered = 0;
+        while covered + 1 < self.segments.len()
+            && self.segments[covered + 1].first_zxid.0 <= oldest_kept_zxid.saturating_add(1)
+        {
+            covered += 1;
+        }
+        for segment in self.segments.drain(..covered) {
+            fs::remove_file(&segment.path).map_err(io_err(&segment.path))?;
+            removed += 1;
+        }
+        for position in self.positions.values_mut() {
+            position.segment = position.segment.saturating_sub(covered);
+        }
+        sync_dir(&self.data_dir)?;
+        sync_dir(&self.log_dir)?;
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use paddock_core::ids::NodeId;
+
+    fn entry(index: u64, epoch: u64, counter: u64) -> Entry {
+        Entry {
+            index,
+            zxid: Zxid(epoch << 32 | counter),
+            payload: vec![index as u8; 10],
+        }
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("paddock-storage-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn open(dir: &Path) -> (Storage, DurableState) {
+        Storage::open(dir, &dir.join("log"), Limits::default(), 3).unwrap()
+    }
+
+    // Appended, synced entries and the hard state come back after a reopen.
+    #[test]
+    fn reopen_returns_what_was_synced() {
+        let dir = temp_dir("reopen");
+        let (mut s, d) = open(&dir);
+        assert_eq!(d, DurableState::default());
+        s.append(None, &[entry(1, 1, 0), entry(2, 1, 1)]).unwrap();
+        s.sync().unwrap();
+        let hard = HardState {
+            epoch: paddock_core::ids::Epoch(1),
+            voted_for: Some(NodeId(2)),
+        };
+        s.write_hard_state(hard).unwrap();
+        drop(s);
+        let (_, d) = open(&dir);
+        assert_eq!(d.entries, vec![entry(1, 1, 0), entry(2, 1, 1)]);
+        assert_eq!(d.hard_state, hard);
+    }
+
+    // A truncation drops the entries after the kept index, also across a reopen, and new
+    // entries of a later epoch follow.
+    #[test]
+    fn truncate_then_append() {
+        let dir = temp_dir("truncate");
+        let (mut s, _) = open(&dir);
+        s.append(None, &[entry(1, 1, 0), entry(2, 1, 1), entry(3, 1, 2)])
+            .unwrap();
+        s.append(Some(1), &[entry(2, 2, 0)]).unwrap();
+        s.sync().unwrap();
+        drop(s);
+        let (_, d) = open(&dir);
+        assert_eq!(d.entries, vec![entry(1, 1, 0), entry(2, 2, 0)]);
+    }
+
+    // A torn last record is cut at reopen; the records before it survive.
+    #[test]
+    fn torn_tail_is_cut() {
+        let dir = temp_dir("torn");
+        let (mut s, _) = open(&dir);
+        s.append(None, &[entry(1, 1, 0), entry(2, 1, 1)]).unwrap();
+        s.sync().unwrap();
+        let path = s.segments[0].path.clone();
+        drop(s);
+        let len = fs::metadata(&path).unwrap().len();
+        let file = OpenOptions::new().write(true).open(&path).unwrap();
+        file.set_len(len - 3).unwrap();
+        let (_, d) = open(&dir);
+        assert_eq!(d.entries, vec![entry(1, 1, 0)]);
+        assert!(fs::metadata(&path).unwrap().len() < len - 3);
+    }
+
+    // A corrupt record followed by valid ones refuses to start, naming the damage.
+    #[test]
+    fn mid_log_corruption_refuses() {
+        let dir = temp_dir("corrupt");
+        let (mut s, _) = open(&dir);
+        s.append(None, &[entry(1, 1, 0), entry(2, 1, 1), entry(3, 1, 2)])
+            .unwrap();
+        s.sync().unwrap();
+        let path = s.segments[0].path.clone();
+        drop(s);
+        let mut bytes = fs::read(&path).unwrap();
+        let at = format::SEGMENT_HEADER_BYTES + format::RECORD_HEADER_BYTES + 2;
+        bytes[at] ^= 0xff;
+        fs::write(&path, bytes).unwrap();
+        let err = Storage::open(&dir, &dir.join("log"), Limits::default(), 3).unwrap_err();
+        assert!(err.to_string().contains("corrupt record"), "{err}");
+    }
+
+    // A snapshot replaces the log it covers; purge keeps the newest snapshots and deletes
+    // covered segments; reopening starts from the snapshot and the entries after it.
+    #[test]
+    fn snapshot_and_purge() {
+        let dir = temp_dir("snapshot");
+        let (mut s, _) = Storage::open(&dir, &dir.join("log"), Limits::default(), 1).unwrap();
+        s.append(None, &[entry(1, 1, 0), entry(2, 1, 1)]).unwrap();
+        s.sync().unwrap();
+        let meta = SnapshotMeta {
+            index: 2,
+            zxid: Zxid(1 << 32 | 1),
+        };
+        s.write_snapshot(meta, b"state", false).unwrap();
+        s.append(None, &[entry(3, 1, 2)]).unwrap();
+        s.sync().unwrap();
+        assert_eq!(s.purge().unwrap(), 1);
+        drop(s);
+        let (_, d) = open(&dir);
+        assert_eq!(d.snapshot, meta);
+        assert_eq!(d.snapshot_bytes, b"state");
+        assert_eq!(d.entries, vec![entry(3, 1, 2)]);
+    }
+}

@@ -1,0 +1,184 @@
+//! Three `paddock serve` processes on loopback: writes through one server are read
+//! through another, the leader is killed (SIGKILL) and the others carry on, and the
+//! killed server, restarted with an empty dataDir, rejoins by snapshot.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Child;
+
+use common::{connect, eventually, free_port, paddock, temp_dir};
+use paddock_net_real::client::{self, Client};
+
+struct Member {
+    dir: PathBuf,
+    cfg: PathBuf,
+    client_addr: String,
+    peer_addr: String,
+    child: Option<Child>,
+}
+
+impl Drop for Member {
+    // A failed assertion must not leave servers running.
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn write_configs(root: &Path) -> Vec<Member> {
+    let ports: Vec<(u16, u16, u16)> = (0..3)
+        .map(|_| (free_port(), free_port(), free_port()))
+        .collect();
+    let servers: String = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (_, peer, election))| format!("server.{}=127.0.0.1:{peer}:{election}\n", i + 1))
+        .collect();
+    (0..3)
+        .map(|i| {
+            let dir = root.join(format!("node{}", i + 1));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("myid"), format!("{}\n", i + 1)).unwrap();
+            let cfg = root.join(format!("zoo{}.cfg", i + 1));
+            let client_port = ports[i].0;
+            std::fs::write(
+                &cfg,
+                format!(
+                    "tickTime=200\ndataDir={}\nclientPort={client_port}\n\
+                     clientPortAddress=127.0.0.1\nsnapCount=10\n{servers}",
+                    dir.display()
+                ),
+            )
+            .unwrap();
+            Member {
+                dir,
+                cfg,
+                client_addr: format!("127.0.0.1:{client_port}"),
+                peer_addr: format!("127.0.0.1:{}", ports[i].1),
+                child: None,
+            }
+        })
+        .collect()
+}
+
+fn start(member: &mut Member) {
+    let log = member.dir.with_extension("log");
+    member.child = Some(paddock(
+        &["serve", "--config", member.cfg.to_str().unwrap()],
+        &log,
+    ));
+}
+
+fn mode(addr: &str) -> Option<String> {
+    let text = client::four_letter(addr, "srvr").ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("Mode: "))
+        .map(str::to_owned)
+}
+
+fn leader(members: &[Member]) -> usize {
+    eventually("a leader is elected", || {
+        members
+            .iter()
+            .position(|m| m.child.is_some() && mode(&m.client_addr).as_deref() == Some("leader"))
+    })
+}
+
+fn read_eventually(addr: &str, path: &str, want: &[u8]) {
+    eventually(&format!("{path} reaches {addr}"), || {
+        let mut c = Client::connect(addr, 4000).ok()?;
+        let got = c.get(path, false).ok().map(|(d, _)| d);
+        let _ = c.close();
+        (got.as_deref() == Some(want)).then_some(())
+    });
+}
+
+/// Sends what a confused or hostile host might to a peer port: a foreign handshake, a
+/// stranger's id, and a known id followed by an oversized frame. Each connection must be
+/// closed by the server, which carries on.
+fn peer_port_garbage(addr: &str) {
+    use paddock_net_real::peer::handshake_encode;
+    use std::io::{Read, Write};
+    let mut oversized = handshake_encode(paddock_core::ids::NodeId(2)).to_vec();
+    oversized.extend_from_slice(&u32::MAX.to_le_bytes());
+    let attempts: [Vec<u8>; 3] = [
+        b"GET / HTTP/1.0\r\n\r\nxxxxxxxxxx".to_vec(),
+        handshake_encode(paddock_core::ids::NodeId(77)).to_vec(),
+        oversized,
+    ];
+    for bytes in attempts {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        s.write_all(&bytes).unwrap();
+        let mut buf = [0u8; 16];
+        assert_eq!(
+            s.read(&mut buf).unwrap_or(0),
+            0,
+            "peer connection left open"
+        );
+    }
+}
+
+// The whole story of an ensemble's life; see the module documentation.
+#[test]
+fn three_nodes_survive_leader_kill_and_rejoin_by_snapshot() {
+    let root = temp_dir("ensemble");
+    let mut members = write_configs(&root);
+    for m in members.iter_mut() {
+        start(m);
+    }
+    let first = leader(&members);
+    peer_port_garbage(&members[first].peer_addr);
+    let follower = (first + 1) % 3;
+    let other = (first + 2) % 3;
+    let mut c = connect(&members[follower].client_addr);
+    c.create("/cfg", b"v0", 0).unwrap();
+    c.close().unwrap();
+    read_eventually(&members[other].client_addr, "/cfg", b"v0");
+
+    members[first].child.take().unwrap().kill().unwrap();
+    let second = leader(&members);
+    assert_ne!(second, first);
+    let survivor = if second == follower { other } else { follower };
+    let mut c = connect(&members[survivor].client_addr);
+    // More than snapCount writes, so the leader's log no longer reaches back to the
+    // start and a server with an empty disk must catch up by snapshot.
+    for i in 0..30 {
+        c.set("/cfg", format!("v{i}").as_bytes(), -1).unwrap();
+    }
+    c.close().unwrap();
+
+    let wiped = members[first].dir.clone();
+    for item in std::fs::read_dir(&wiped).unwrap() {
+        let path = item.unwrap().path();
+        if path.file_name().unwrap() != "myid" {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    start(&mut members[first]);
+    read_eventually(&members[first].client_addr, "/cfg", b"v29");
+    let has_snapshot = std::fs::read_dir(&wiped).unwrap().any(|e| {
+        e.unwrap()
+            .file_name()
+            .to_str()
+            .unwrap()
+            .starts_with("snapshot.")
+    });
+    assert!(has_snapshot, "the rejoined server holds no snapshot");
+
+    for m in members.iter_mut() {
+        if let Some(mut child) = m.child.take() {
+            let pid = child.id().to_string();
+            std::process::Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap();
+            assert!(child.wait().unwrap().success(), "graceful stop failed");
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! A standalone `paddock` server in this process, on a free port, driven through our own
+//! wire client: CRUD, watches, four-letter words, limits, bad input, and recovery from
+//! its data directory.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::{connect, standalone, temp_dir};
+use paddock_core::error::ZkError;
+use paddock_net_real::client::{self, ClientError};
+use paddock_net_real::server;
+
+// Create, get, set, children and delete behave as ZooKeeper's, and a data watch set by
+// one session fires when another session changes the znode.
+#[test]
+fn crud_and_watch() {
+    let dir = temp_dir("crud");
+    let server = standalone(&dir, "");
+    let addr = server.client_addr.to_string();
+    let mut a = connect(&addr);
+    let mut b = connect(&addr);
+    assert_eq!(a.create("/app", b"v1", 0).unwrap(), "/app");
+    let seq = a.create("/app/job-", b"", 2).unwrap();
+    assert_eq!(seq, "/app/job-0000000000");
+    assert!(matches!(
+        b.create("/app", b"", 0),
+        Err(ClientError::Zk(ZkError::NodeExists))
+    ));
+    let (data, stat) = b.get("/app", true).unwrap();
+    assert_eq!((data.as_slice(), stat.version), (&b"v1"[..], 0));
+    a.set("/app", b"v2", 0).unwrap();
+    let event = b.next_event(Duration::from_secs(5)).unwrap().unwrap();
+    assert_eq!((event.event_type, event.path.as_str()), (3, "/app"));
+    assert_eq!(b.children("/app", false).unwrap(), vec!["job-0000000000"]);
+    a.delete(&seq, -1).unwrap();
+    assert_eq!(a.exists(&seq, false).unwrap(), None);
+    a.close().unwrap();
+    b.close().unwrap();
+    server.shutdown().unwrap();
+}
+
+// The default whitelist answers ruok, srvr, mntr and envi in ZooKeeper's layouts and
+// refuses the rest with ZooKeeper's text.
+#[test]
+fn four_letter_words() {
+    let dir = temp_dir("4lw");
+    let server = standalone(&dir, "");
+    let addr = server.client_addr.to_string();
+    assert_eq!(client::four_letter(&addr, "ruok").unwrap(), "imok");
+    let srvr = client::four_letter(&addr, "srvr").unwrap();
+    assert!(
+        srvr.starts_with("Zookeeper version: 3.8.0-paddock"),
+        "{srvr}"
+    );
+    assert!(srvr.contains("\nMode: standalone\n"), "{srvr}");
+    assert!(srvr.contains("\nNode count: 4\n"), "{srvr}");
+    let mntr = client::four_letter(&addr, "mntr").unwrap();
+    assert!(mntr.contains("zk_server_state\tstandalone\n"), "{mntr}");
+    assert!(mntr.contains("zk_znode_count\t4\n"), "{mntr}");
+    let envi = client::four_letter(&addr, "envi").unwrap();
+    assert!(envi.starts_with("Environment:\n"), "{envi}");
+    assert!(envi.contains("\nzookeeper.version=3.8.0-"), "{envi}");
+    assert_eq!(
+        client::four_letter(&addr, "stat").unwrap(),
+        "stat is not executed because it is not in the whitelist.\n"
+    );
+    server.shutdown().unwrap();
+}
+
+// With the whitelist opened, stat lists the other connections and wchs counts watches.
+#[test]
+fn four_letter_words_whitelisted() {
+    let dir = temp_dir("4lw-all");
+    let server = standalone(&dir, "4lw.commands.whitelist=*\n");
+    let addr = server.client_addr.to_string();
+    let mut a = connect(&addr);
+    a.exists("/zookeeper", true).unwrap();
+    let stat = client::four_letter(&addr, "stat").unwrap();
+    assert!(stat.contains("Clients:\n /127.0.0.1:"), "{stat}");
+    let wchs = client::four_letter(&addr, "wchs").unwrap();
+    assert_eq!(wchs, "1 connections watching 1 paths\nTotal watches:1\n");
+    let conf = client::four_letter(&addr, "conf").unwrap();
+    assert!(conf.contains("tickTime=200\n"), "{conf}");
+    a.close().unwrap();
+    server.shutdown().unwrap();
+}
+
+// Garbage on one connection closes that connection only; other sessions carry on.
+#[test]
+fn malformed_bytes_close_only_that_connection() {
+    let dir = temp_dir("malformed");
+    let server = standalone(&dir, "");
+    let addr = server.client_addr.to_string();
+    let mut good = connect(&addr);
+    for garbage in [
+        &[0x7f, 0xff, 0xff, 0xff, 1, 2, 3][..],
+        &[0, 0, 0, 3, 9, 9, 9],
+    ] {
+        let mut bad = TcpStream::connect(&addr).unwrap();
+        bad.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        bad.write_all(garbage).unwrap();
+        let mut buf = [0u8; 64];
+        assert_eq!(bad.read(&mut buf).unwrap_or(0), 0, "connection left open");
+    }
+    good.create("/still-here", b"", 0).unwrap();
+    good.close().unwrap();
+    server.shutdown().unwrap();
+}
+
+// maxClientCnxns bounds the connections from one address; closing one makes room.
+#[test]
+fn max_client_cnxns_per_ip() {
+    let dir = temp_dir("cnxns");
+    let server = standalone(&dir, "maxClientCnxns=2\n");
+    let addr = server.client_addr.to_string();
+    let a = connect(&addr);
+    let _b = connect(&addr);
+    assert!(paddock_net_real::client::Client::connect(&addr, 4000).is_err());
+    a.close().unwrap();
+    let c = common::eventually("a slot frees up", || {
+        paddock_net_real::client::Client::connect(&addr, 4000).ok()
+    });
+    c.close().unwrap();
+    server.shutdown().unwrap();
+}
+
+// A restarted server finds every acknowledged write, across snapshots and purges, and a
+// torn log tail is cut rather than refused.
+#[test]
+fn restart_recovers_from_disk() {
+    let dir = temp_dir("restart");
+    let extra = "snapCount=5\nautopurge.snapRetainCount=3\n";
+    let server = standalone(&dir, extra);
+    let mut c = connect(&server.client_addr.to_string());
+    for i in 0..20 {
+        c.create(&format!("/n{i}"), format!("{i}").as_bytes(), 0)
+            .unwrap();
+    }
+    c.close().unwrap();
+    server.shutdown().unwrap();
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(
+        names.iter().any(|n| n.starts_with("snapshot.")),
+        "{names:?}"
+    );
+    let mut logs: Vec<_> = names.iter().filter(|n| n.starts_with("log.")).collect();
+    logs.sort();
+    let last_log = dir.join(logs.last().unwrap());
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&last_log)
+        .unwrap();
+    file.write_all(&[0x55; 7]).unwrap();
+    let server = standalone(&dir, extra);
+    let mut c = connect(&server.client_addr.to_string());
+    for i in 0..20 {
+        let (data, _) = c.get(&format!("/n{i}"), false).unwrap();
+        assert_eq!(data, format!("{i}").as_bytes());
+    }
+    c.close().unwrap();
+    server.shutdown().unwrap();
+}
+
+// A damaged record in the middle of the log stops start-up with a message naming it.
+#[test]
+fn mid_log_corruption_refuses_to_start() {
+    let dir = temp_dir("corrupt");
+    let server = standalone(&dir, "");
+    let mut c = connect(&server.client_addr.to_string());
+    for i in 0..5 {
+        c.create(&format!("/n{i}"), b"data", 0).unwrap();
+    }
+    c.close().unwrap();
+    server.shutdown().unwrap();
+    let log = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_str().unwrap().starts_with("log."))
+        .unwrap();
+    let mut bytes = std::fs::read(&log).unwrap();
+    bytes[40] ^= 0xff;
+    std::fs::write(&log, bytes).unwrap();
+    let text = format!(
+        "dataDir={}\nclientPort=0\nclientPortAddress=127.0.0.1\n",
+        dir.display()
+    );
+    let (cfg, _) = paddock_net_real::config::parse(&text).unwrap();
+    let err = server::start(cfg).unwrap_err().to_string();
+    assert!(
+        err.contains("refusing to start") && err.contains("corrupt record"),
+        "{err}"
+    );
+}

@@ -1,0 +1,328 @@
+//! Each checker rejects a real history with one thing broken in it: a run passes every
+//! checker as recorded, then one mutation (a changed reply, a dropped entry, a watch event
+//! moved after a reply...) must make the named checker fail.
+#![allow(clippy::unwrap_used)]
+
+use paddock_core::ids::{SessionId, Zxid};
+use paddock_core::node::{Proposal, ProposalBody};
+use paddock_core::tree::{Txn, TxnKind};
+use paddock_core::wire::{Request, Response};
+use paddock_sim::check::{self, Failure, ServerFinal, Subject};
+use paddock_sim::history::{History, Outcome};
+use paddock_sim::options::{FaultSet, RunOptions};
+use paddock_sim::trace::Trace;
+use paddock_sim::world::World;
+
+fn world(seed: u64) -> World {
+    let options = RunOptions {
+        seed,
+        nodes: 3,
+        clients: 4,
+        ops: 400,
+        faults: FaultSet::default(),
+        bug: None,
+    };
+    let (world, liveness) = paddock_sim::simulate(&options, Trace::hash_only());
+    liveness.unwrap();
+    assert_eq!(
+        check::check_all(&world, true),
+        Ok(()),
+        "seed {seed} passes as recorded"
+    );
+    world
+}
+
+fn checker(result: Result<(), Failure>) -> &'static str {
+    result.err().map_or("none", |f| f.checker)
+}
+
+/// Asserts that `result` is a failure of `name` whose event mentions `words`.
+fn fails(result: Result<(), Failure>, name: &str, words: &str) {
+    let failure = result.expect_err("the mutation must be caught");
+    assert_eq!(failure.checker, name, "{}", failure.event);
+    assert!(failure.event.contains(words), "{}", failure.event);
+}
+
+/// Positions of ops answered with success whose request matches `pick`.
+fn answered(history: &History, pick: impl Fn(&Request) -> bool) -> Vec<usize> {
+    history
+        .ops
+        .iter()
+        .enumerate()
+        .filter(|(_, op)| pick(&op.request) && matches!(op.outcome, Outcome::Reply { err: 0, .. }))
+        .map(|(p, _)| p)
+        .collect()
+}
+
+fn reply_zxid(history: &History, position: usize) -> i64 {
+    match history.ops[position].outcome {
+        Outcome::Reply { zxid, .. } => zxid,
+        _ => panic!("op {position} has no reply"),
+    }
+}
+
+fn index_of_zxid(history: &History, zxid: i64) -> u64 {
+    *history
+        .payloads
+        .iter()
+        .find(|(_, (z, _))| z.as_wire() == zxid)
+        .unwrap()
+        .0
+}
+
+// Agreement: one server applying another payload at an index, or ending with a tree that
+// differs from the replay of the committed sequence, is caught.
+#[test]
+fn agreement_rejects_a_diverging_server() {
+    let mut w = world(11);
+    let list = w.history.applied.values_mut().nth(1).unwrap();
+    list[5].payload_hash ^= 1;
+    fails(check::check_all(&w, true), "agreement", "applied zxid");
+
+    let w = world(11);
+    let mut servers: Vec<ServerFinal> = w
+        .servers
+        .values()
+        .filter_map(|s| s.node.as_ref())
+        .map(|n| ServerFinal {
+            id: n.id(),
+            applied_index: n.applied_index(),
+            digest: n.tree().digest(),
+            ephemerals: n.tree().ephemerals().clone(),
+        })
+        .collect();
+    let subject = |servers: &[ServerFinal]| {
+        check::check(&Subject {
+            history: &w.history,
+            servers,
+            fault_free: true,
+        })
+    };
+    assert_eq!(subject(&servers), Ok(()));
+    servers[0].digest ^= 1;
+    fails(subject(&servers), "agreement", "tree digest");
+}
+
+// Durability: an acknowledged write whose entry is replaced by a no-op, or whose reply
+// names another zxid, is caught.
+#[test]
+fn durability_rejects_a_lost_or_misplaced_write() {
+    let mut w = world(12);
+    let write = answered(&w.history, |r| matches!(r, Request::SetData(_)))[0];
+    let index = index_of_zxid(&w.history, reply_zxid(&w.history, write));
+    w.history.payloads.get_mut(&index).unwrap().1 = Vec::new();
+    fails(
+        check::check_history(&w.history),
+        "durability",
+        "not in the committed sequence",
+    );
+
+    let mut w = world(12);
+    let write = answered(&w.history, |r| matches!(r, Request::Create(_)))[0];
+    if let Outcome::Reply { zxid, .. } = &mut w.history.ops[write].outcome {
+        *zxid += 1;
+    }
+    fails(
+        check::check_history(&w.history),
+        "durability",
+        "but it committed at index",
+    );
+}
+
+// Linearizable writes: a reply that differs from the model's result, an op committed
+// twice, and a real-time order violation are each caught.
+#[test]
+fn linearizable_rejects_wrong_reply_duplicate_and_time_travel() {
+    let mut w = world(13);
+    let write = answered(&w.history, |r| matches!(r, Request::SetData(_)))[0];
+    if let Outcome::Reply {
+        response: Some(Response::Stat(stat)),
+        ..
+    } = &mut w.history.ops[write].outcome
+    {
+        stat.version += 1;
+    }
+    fails(
+        check::check_history(&w.history),
+        "linearizable",
+        "the model answers",
+    );
+
+    let mut w = world(13);
+    let write = answered(&w.history, |r| matches!(r, Request::SetData(_)))[0];
+    let index = index_of_zxid(&w.history, reply_zxid(&w.history, write));
+    let copy = w.history.payloads[&index].1.clone();
+    let (last, (zxid, _)) = w.history.payloads.iter().next_back().unwrap();
+    let (last, zxid) = (*last, *zxid);
+    w.history
+        .payloads
+        .insert(last + 1, (Zxid(zxid.0 + 1), copy));
+    fails(
+        check::check_history(&w.history),
+        "linearizable",
+        "committed twice",
+    );
+
+    // A write answered before another was sent, committed after it.
+    let mut w = world(13);
+    let writes = answered(&w.history, |r| matches!(r, Request::SetData(_)));
+    let (early, late) = (writes[0], *writes.last().unwrap());
+    assert_ne!(w.history.ops[early].client, w.history.ops[late].client);
+    let after = w.history.ops[late].completed_ms.unwrap() + 1;
+    w.history.ops[early].invoked_ms = after;
+    w.history.ops[early].completed_ms = Some(after + 1);
+    fails(
+        check::check_history(&w.history),
+        "linearizable",
+        "before it was sent",
+    );
+}
+
+// Reads: a read answered with other data than the model holds at its zxid, or a reply
+// zxid that goes back in time, is caught.
+#[test]
+fn reads_reject_wrong_data_and_going_back() {
+    let mut w = world(14);
+    let read = answered(&w.history, |r| matches!(r, Request::GetData(_)))[0];
+    if let Outcome::Reply {
+        response: Some(Response::GetData(r)),
+        ..
+    } = &mut w.history.ops[read].outcome
+    {
+        r.data = Some(b"never written".to_vec());
+    }
+    fails(
+        check::check_history(&w.history),
+        "reads",
+        "the model answers",
+    );
+
+    let mut w = world(14);
+    let reads = answered(&w.history, |r| {
+        matches!(r, Request::Exists(_) | Request::GetData(_))
+    });
+    let late = *reads.last().unwrap();
+    if let Outcome::Reply { zxid, .. } = &mut w.history.ops[late].outcome {
+        *zxid = 0;
+    }
+    fails(check::check_history(&w.history), "reads", "");
+}
+
+// Sessions: a client told its session expired though no close is committed, a server
+// ending with an ephemeral of a session that is not live, and (without faults) an expiry
+// while the client was being answered, are each caught.
+#[test]
+fn sessions_reject_phantom_expiry_leaked_ephemeral_and_early_expiry() {
+    let mut w = world(15);
+    let live = w.history.sessions.last().unwrap().session;
+    w.history.sessions.last_mut().unwrap().expired_ms = Some(1);
+    let closed = w.history.payloads.values().any(|(_, bytes)| {
+        matches!(Proposal::decode(bytes).map(|p| p.body),
+            Ok(ProposalBody::Txn(Txn { kind: TxnKind::CloseSession { session }, .. })) if session == live)
+    });
+    assert!(!closed, "the last session is still live in seed 15");
+    fails(
+        check::check_history(&w.history),
+        "sessions",
+        "no close of it is committed",
+    );
+
+    let w = world(15);
+    let node = w.servers.values().find_map(|s| s.node.as_ref()).unwrap();
+    let mut leaked = ServerFinal {
+        id: node.id(),
+        applied_index: node.applied_index(),
+        digest: node.tree().digest(),
+        ephemerals: node.tree().ephemerals().clone(),
+    };
+    leaked
+        .ephemerals
+        .insert(SessionId(0x5151), ["/ghost".to_owned()].into());
+    let subject = Subject {
+        history: &w.history,
+        servers: std::slice::from_ref(&leaked),
+        fault_free: false,
+    };
+    fails(check::check(&subject), "sessions", "which is not live");
+
+    // The leader expires a session one ms after its client sent a request that was answered.
+    let mut w = world(15);
+    let op = answered(&w.history, |r| matches!(r, Request::GetData(_)))[0];
+    let session = w.history.ops[op].session;
+    let at = i64::try_from(w.history.ops[op].invoked_ms).unwrap() + 1;
+    let close = Proposal {
+        origin: None,
+        body: ProposalBody::Txn(Txn {
+            zxid: Zxid(0),
+            time_ms: at,
+            session,
+            kind: TxnKind::CloseSession { session },
+        }),
+    };
+    let (last, (zxid, _)) = w.history.payloads.iter().next_back().unwrap();
+    let (last, zxid) = (*last, Zxid(zxid.0 + 1));
+    let close = Proposal {
+        body: match close.body {
+            ProposalBody::Txn(txn) => ProposalBody::Txn(Txn { zxid, ..txn }),
+            other => other,
+        },
+        ..close
+    };
+    w.history.payloads.insert(last + 1, (zxid, close.encode()));
+    let quiet = |history| Subject {
+        history,
+        servers: &[],
+        fault_free: true,
+    };
+    fails(check::check(&quiet(&w.history)), "sessions", "though");
+}
+
+// Watches: an event delivered after a reply carrying its change's zxid, an event
+// delivered twice, and an event that never arrived though a later reply did, are caught.
+#[test]
+fn watches_reject_late_duplicate_and_missing_events() {
+    let w = world(16);
+    assert!(
+        !w.history.events.is_empty(),
+        "seed 16 delivers watch events"
+    );
+
+    let mut late = world(16);
+    late.history.events[0].client_zxid = i64::MAX;
+    fails(
+        check::check_history(&late.history),
+        "watches",
+        "after a reply",
+    );
+
+    let mut twice = world(16);
+    let copy = twice.history.events[0].clone();
+    twice.history.events.insert(1, copy);
+    for conn in &mut twice.history.conns {
+        if conn.first_event > 1 {
+            conn.first_event += 1;
+        }
+    }
+    fails(
+        check::check_history(&twice.history),
+        "watches",
+        "its watches owe",
+    );
+
+    // Dropping an event is caught whenever a later reply on its connection proves it was
+    // due; at least one of the first events of the run is like that.
+    let mut caught = 0;
+    for dropped in 0..w.history.events.len().min(20) {
+        let mut missing = w.history.clone();
+        missing.events.remove(dropped);
+        for conn in &mut missing.conns {
+            if conn.first_event > dropped {
+                conn.first_event -= 1;
+            }
+        }
+        let verdict = checker(check::check_history(&missing));
+        assert!(matches!(verdict, "watches" | "none"), "{verdict}");
+        caught += usize::from(verdict == "watches");
+    }
+    assert!(caught > 0);
+}
