@@ -7,6 +7,8 @@
 //! everything the world must do comes back as values. See `../shared/docs/design.md` §2.
 
 pub mod acl;
+#[cfg(feature = "planted-bugs")]
+pub mod bugs;
 pub mod error;
 pub mod ids;
 pub mod limits;

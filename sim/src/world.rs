@@ -196,6 +196,8 @@ impl World {
             let mut config = NodeConfig::new(id, voters.clone());
             config.record_applied = true;
             config.snapshot_every_entries = 200;
+            #[cfg(feature = "planted-bugs")]
+            config.plant_bug(options.bug.as_deref().and_then(|name| name.parse().ok()));
             let disk = SimDisk::new(config.limits.clone());
             world.configs.insert(id, config);
             world.servers.insert(

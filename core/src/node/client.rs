@@ -397,6 +397,20 @@ impl Node {
         let seq = conn.next_seq;
         conn.next_seq += 1;
         let item = match classify(request, session) {
+            // planted bug: sync-not-waiting (sync answered at once, like a read).
+            #[cfg(feature = "planted-bugs")]
+            Classified::Write(_, WriteKind::Sync { path })
+                if self.config.bug == Some(crate::bugs::Bug::SyncNotWaiting) =>
+            {
+                let sync = Response::Sync(path);
+                let frame = reply::frame(header.xid, self.applied_zxid, ZkError::Ok, Some(&sync));
+                Item::Write {
+                    write: None,
+                    sent: false,
+                    kind: WriteKind::Plain,
+                    answer: Some((frame, false)),
+                }
+            }
             Classified::Write(op, kind) => {
                 let ids = conn.ids.clone();
                 let write = Write {
@@ -692,7 +706,14 @@ impl Node {
             Request::Ping => (reply::frame(-2, zxid, ZkError::Ok, None), false),
             Request::Exists(r) => {
                 let result = self.tree.exists(&r.path, &ids);
-                if r.watch && matches!(result, Ok(_) | Err(ZkError::NoNode)) {
+                let watchable = matches!(result, Ok(_) | Err(ZkError::NoNode));
+                // planted bug: one-shot-watch-dropped (no exists watch on a missing node).
+                #[cfg(feature = "planted-bugs")]
+                let watchable = match self.config.bug {
+                    Some(crate::bugs::Bug::OneShotWatchDropped) => result.is_ok(),
+                    _ => watchable,
+                };
+                if r.watch && watchable {
                     self.watches.register(id, &r.path, WatchKind::Data);
                 }
                 answer(result.map(|stat| Some(Response::Stat(stat))))

@@ -74,6 +74,9 @@ pub struct NodeConfig {
     pub forward_retransmit_ms: u64,
     /// Keep every applied entry for `drain_applied` (the simulator's checkers read them).
     pub record_applied: bool,
+    /// The planted bug, if any (set with `plant_bug`; tests of the checkers only).
+    #[cfg(feature = "planted-bugs")]
+    pub bug: Option<crate::bugs::Bug>,
 }
 
 impl NodeConfig {
@@ -91,6 +94,8 @@ impl NodeConfig {
             reap_interval_ms: 60_000,
             forward_retransmit_ms: 200,
             record_applied: false,
+            #[cfg(feature = "planted-bugs")]
+            bug: None,
         }
     }
 
@@ -591,6 +596,15 @@ impl Node {
                     out.push(Output::InstallSnapshot { meta, bytes });
                 }
                 replication::Output::Committed { entries } => {
+                    // planted bug: apply-out-of-order (a batch ordered by zxid counter).
+                    #[cfg(feature = "planted-bugs")]
+                    let entries = {
+                        let mut entries = entries;
+                        if self.config.bug == Some(crate::bugs::Bug::ApplyOutOfOrder) {
+                            entries.sort_by_key(|e| e.zxid.counter());
+                        }
+                        entries
+                    };
                     for entry in entries {
                         self.apply_entry(now_ms, &entry, out);
                     }
@@ -644,13 +658,16 @@ impl Node {
     /// Applies one committed entry to the tree, sessions and watches, and answers its
     /// origin if the client is connected here.
     fn apply_entry(&mut self, now_ms: u64, entry: &Entry, out: &mut Vec<Output>) {
+        let in_order = entry.index == self.applied_index + 1;
+        // planted bug: apply-out-of-order (the order check is what the bug lacks).
+        #[cfg(feature = "planted-bugs")]
+        let in_order = in_order || self.config.bug == Some(crate::bugs::Bug::ApplyOutOfOrder);
         assert!(
-            entry.index == self.applied_index + 1,
+            in_order,
             "entry {} applied after {}",
-            entry.index,
-            self.applied_index
+            entry.index, self.applied_index
         );
-        self.applied_index = entry.index;
+        self.applied_index = self.applied_index.max(entry.index);
         self.applied_zxid = entry.zxid;
         if self.config.record_applied {
             self.applied_log.push(entry.clone());
@@ -788,8 +805,14 @@ impl Node {
     }
 
     fn lead_start(&mut self, now_ms: u64) {
+        let rearm = true;
+        // planted bug: lost-session-on-leader-change (follower-era deadlines kept).
+        #[cfg(feature = "planted-bugs")]
+        let rearm = rearm && self.config.bug != Some(crate::bugs::Bug::LostSessionOnLeaderChange);
         // Every session gets a full timeout from this leader's clock (design.md §7).
-        self.sessions_reset(now_ms);
+        if rearm {
+            self.sessions_reset(now_ms);
+        }
         self.leading = Some(Leading {
             tree: self.tree.clone(),
             sessions: self.sessions.clone(),

@@ -34,6 +34,9 @@ pub struct ReplicationConfig {
     /// Largest payload of one proposal, in bytes. Default 1 MiB (ZooKeeper's
     /// `jute.maxbuffer`).
     pub payload_bytes_max: u32,
+    /// The planted bug, if any (tests of the checkers only).
+    #[cfg(feature = "planted-bugs")]
+    pub bug: Option<crate::bugs::Bug>,
 }
 
 /// Why a `ReplicationConfig` was refused; each variant names the key at fault.
@@ -87,6 +90,8 @@ impl ReplicationConfig {
             messages_in_flight_max: 8,
             proposals_uncommitted_max: 4096,
             payload_bytes_max: 1024 * 1024,
+            #[cfg(feature = "planted-bugs")]
+            bug: None,
         }
     }
 

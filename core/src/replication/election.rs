@@ -164,6 +164,12 @@ impl Replica {
             _ => return,
         };
         let up_to_date = self.log.is_up_to_date(last_index, last_zxid);
+        // planted bug: vote-for-stale-log (logs compared by length, epochs ignored).
+        #[cfg(feature = "planted-bugs")]
+        let up_to_date = match self.config.bug {
+            Some(crate::bugs::Bug::VoteForStaleLog) => last_index >= self.log.last_index(),
+            _ => up_to_date,
+        };
         let may_vote = self.is_voter() && self.config.voters.contains(&from);
         if is_pre {
             let granted = may_vote

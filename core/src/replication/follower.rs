@@ -112,6 +112,15 @@ impl Replica {
             .commit_index
             .max(leader_commit_index.min(last_new_index));
         self.commit_set(commit_index);
+        // planted bug: ack-before-persist (acknowledge what was appended in memory).
+        #[cfg(feature = "planted-bugs")]
+        if self.config.bug == Some(crate::bugs::Bug::AckBeforePersist) {
+            let outcome = AppendOutcome::Accepted {
+                match_index: last_new_index,
+            };
+            self.send(from, MessageBody::AppendReply(outcome), out);
+            return Ok(());
+        }
         if self.follower_ack_index() >= last_new_index {
             self.follower_reply_accepted(from, out);
         }
@@ -124,6 +133,13 @@ impl Replica {
         let confirmed_index = self.commit_index.max(self.match_known_index);
         let mut first_new = entries.len();
         for (position, entry) in entries.iter().enumerate() {
+            // planted bug: no-truncate-on-sync (an entry at the index counts as the same).
+            #[cfg(feature = "planted-bugs")]
+            if self.config.bug == Some(crate::bugs::Bug::NoTruncateOnSync)
+                && self.log.zxid_at(entry.index).is_some()
+            {
+                continue;
+            }
             match self.log.zxid_at(entry.index) {
                 Some(zxid) if zxid == entry.zxid => continue,
                 Some(_) if entry.index <= confirmed_index => {

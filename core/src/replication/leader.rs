@@ -359,7 +359,14 @@ impl Replica {
             })
             .collect();
         durable.sort_unstable_by(|a, b| b.cmp(a));
-        let Some(quorum_index) = durable.get(self.config.quorum_size() - 1).copied() else {
+        let quorum_size = self.config.quorum_size();
+        // planted bug: commit-without-quorum (a majority counted as voters / 2).
+        #[cfg(feature = "planted-bugs")]
+        let quorum_size = match self.config.bug {
+            Some(crate::bugs::Bug::CommitWithoutQuorum) => (self.config.voters.len() / 2).max(1),
+            _ => quorum_size,
+        };
+        let Some(quorum_index) = durable.get(quorum_size - 1).copied() else {
             return;
         };
         if quorum_index <= self.commit_index {

@@ -49,6 +49,10 @@ pub struct TreeConfig {
     /// The super user's digest id (`super:<base64 sha1>`), if any; authenticating with it
     /// grants `super`. Default `None`.
     pub super_digest: Option<String>,
+    /// The planted bug, if any (tests of the checkers only; never serialized).
+    #[cfg(feature = "planted-bugs")]
+    #[serde(skip)]
+    pub bug: Option<crate::bugs::Bug>,
 }
 
 impl Default for TreeConfig {
@@ -57,6 +61,8 @@ impl Default for TreeConfig {
             ttl_enabled: true,
             data_bytes_max: 1_048_575,
             super_digest: None,
+            #[cfg(feature = "planted-bugs")]
+            bug: None,
         }
     }
 }

@@ -100,6 +100,15 @@ pub(crate) fn create(
     ctx: &OpContext,
 ) -> Result<CreateTxn, ZkError> {
     let mode = create_mode(op.flags)?;
+    // planted bug: ephemeral-leak (EPHEMERAL_SEQUENTIAL read as PERSISTENT_SEQUENTIAL).
+    #[cfg(feature = "planted-bugs")]
+    let mode = match config.bug {
+        Some(crate::bugs::Bug::EphemeralLeak) if op.flags == 3 => CreateMode {
+            ephemeral: false,
+            ..mode
+        },
+        _ => mode,
+    };
     if mode.ttl && !config.ttl_enabled {
         return Err(ZkError::Unimplemented);
     }
@@ -110,12 +119,17 @@ pub(crate) fn create(
     let acl = acl::fixup_acl(&op.acl, &ctx.ids)?;
     let parent = store.node(parent_path).ok_or(ZkError::NoNode)?;
     acl::check(&parent.acl, &ctx.ids, perms::CREATE)?;
+    let sequence = parent.cversion_stored;
+    // planted bug: sequence-from-child-count (the suffix counts the current children).
+    #[cfg(feature = "planted-bugs")]
+    let sequence = match config.bug {
+        Some(crate::bugs::Bug::SequenceFromChildCount) => {
+            i32::try_from(parent.children.len()).unwrap_or(i32::MAX)
+        }
+        _ => sequence,
+    };
     let final_path = if mode.sequential {
-        format!(
-            "{}{}",
-            op.path,
-            path::sequence_suffix(parent.cversion_stored)
-        )
+        format!("{}{}", op.path, path::sequence_suffix(sequence))
     } else {
         op.path.clone()
     };

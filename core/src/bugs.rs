@@ -1,0 +1,141 @@
+//! Planted bugs: known, realistic mistakes that can be switched on, one at a time, so the
+//! simulator's checkers can be shown to catch each of them (design.md §5, issue 4).
+//!
+//! This module and every hook that consults it exist only with the `planted-bugs` cargo
+//! feature, which release builds of the real server never enable. The chosen bug travels
+//! in the configurations ([`NodeConfig`] → [`ReplicationConfig`], [`TreeConfig`]), never
+//! in a global: a campaign runs seeds in parallel threads, each with its own choice.
+//!
+//! Each hook in core is a few lines marked `planted bug: <name>` and does what the
+//! mistake would do at that very place; the unbugged path is unchanged. This module
+//! does not decide whether a bug is caught: `sim/tests/planted_bugs.rs` runs seeds until a
+//! checker fails.
+//!
+//! [`ReplicationConfig`]: crate::replication::ReplicationConfig
+//! [`TreeConfig`]: crate::tree::TreeConfig
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::node::NodeConfig;
+
+/// A known mistake that can be planted in core. Names are part of the command line
+/// (`paddock-sim run --bug NAME`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Bug {
+    /// The leader counts a majority as `voters / 2` (the `+ 1` forgotten), so it commits
+    /// an entry that only a minority holds durably.
+    CommitWithoutQuorum,
+    /// A follower acknowledges entries as soon as it appended them in memory, before the
+    /// disk reported them durable.
+    AckBeforePersist,
+    /// A follower that finds an entry at the same index as the leader's keeps its own
+    /// instead of truncating the divergent suffix (it compares indexes, not zxids).
+    NoTruncateOnSync,
+    /// A voter compares logs by length only, so it votes for a candidate whose longer log
+    /// ends in an older epoch than its own.
+    VoteForStaleLog,
+    /// `create` reads flags 3 (EPHEMERAL_SEQUENTIAL) as PERSISTENT_SEQUENTIAL, so the
+    /// node outlives its session.
+    EphemeralLeak,
+    /// `exists` with a watch on a missing node does not register the watch, so the
+    /// client never hears of the node's creation.
+    OneShotWatchDropped,
+    /// `sync` is answered from the local state at once instead of after the server has
+    /// caught up with the leader.
+    SyncNotWaiting,
+    /// The sequential suffix comes from the parent's current number of children instead
+    /// of its cversion, so numbers repeat after a delete.
+    SequenceFromChildCount,
+    /// Committed entries are applied in the order of their zxid's counter (the low 32
+    /// bits), so a batch that spans an epoch change runs out of order.
+    ApplyOutOfOrder,
+    /// A new leader keeps the session deadlines of its follower days instead of giving
+    /// every session a full timeout from its own clock, so sessions whose clients kept
+    /// pinging other servers expire on a leader change.
+    LostSessionOnLeaderChange,
+}
+
+impl Bug {
+    /// Every bug, in the order of the issue.
+    pub const ALL: [Bug; 10] = [
+        Bug::CommitWithoutQuorum,
+        Bug::AckBeforePersist,
+        Bug::NoTruncateOnSync,
+        Bug::VoteForStaleLog,
+        Bug::EphemeralLeak,
+        Bug::OneShotWatchDropped,
+        Bug::SyncNotWaiting,
+        Bug::SequenceFromChildCount,
+        Bug::ApplyOutOfOrder,
+        Bug::LostSessionOnLeaderChange,
+    ];
+
+    /// The command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Bug::CommitWithoutQuorum => "commit-without-quorum",
+            Bug::AckBeforePersist => "ack-before-persist",
+            Bug::NoTruncateOnSync => "no-truncate-on-sync",
+            Bug::VoteForStaleLog => "vote-for-stale-log",
+            Bug::EphemeralLeak => "ephemeral-leak",
+            Bug::OneShotWatchDropped => "one-shot-watch-dropped",
+            Bug::SyncNotWaiting => "sync-not-waiting",
+            Bug::SequenceFromChildCount => "sequence-from-child-count",
+            Bug::ApplyOutOfOrder => "apply-out-of-order",
+            Bug::LostSessionOnLeaderChange => "lost-session-on-leader-change",
+        }
+    }
+}
+
+impl fmt::Display for Bug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A name that is not one of [`Bug::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown bug {name:?}; expected one of {}", Bug::ALL.map(Bug::name).join(", "))]
+pub struct UnknownBug {
+    /// The name given.
+    pub name: String,
+}
+
+impl FromStr for Bug {
+    type Err = UnknownBug;
+
+    fn from_str(name: &str) -> Result<Bug, UnknownBug> {
+        Bug::ALL
+            .into_iter()
+            .find(|bug| bug.name() == name)
+            .ok_or_else(|| UnknownBug {
+                name: name.to_owned(),
+            })
+    }
+}
+
+impl NodeConfig {
+    /// Plants `bug` (or none) in this server and in the parts it configures.
+    pub fn plant_bug(&mut self, bug: Option<Bug>) {
+        self.bug = bug;
+        self.replication.bug = bug;
+        self.tree.bug = bug;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    // Every bug parses back from its own name, and a wrong name is refused with the list.
+    #[test]
+    fn names_round_trip() {
+        for bug in Bug::ALL {
+            assert_eq!(bug.name().parse::<Bug>(), Ok(bug));
+        }
+        let err = "commit-without-majority".parse::<Bug>().unwrap_err();
+        assert!(err.to_string().contains("commit-without-quorum"));
+    }
+}
