@@ -488,6 +488,12 @@ impl Cluster {
             client.next_xid += 1;
             client.next_xid - 1
         };
+        self.send_with_xid(conn, xid, request)
+    }
+
+    /// Sends a request under the given xid (as a client that numbers auth like any request).
+    fn send_with_xid(&mut self, conn: ConnId, xid: i32, request: Request) -> i32 {
+        let client = self.clients.get_mut(&conn).unwrap();
         let op = request.op_code();
         client.pending.insert(xid, OpCode::try_from(op).unwrap());
         let node = NodeId(client.node);
@@ -890,4 +896,32 @@ fn auth_pipelined_behind_connect_is_answered() {
         "auth reply missing or failed: {:?}",
         c.clients[&conn].replies.keys()
     );
+}
+
+// Auth sent with an ordinary xid (the Rust zookeeper-client numbers it like any request) is
+// answered under that same xid, as ZooKeeper does; answering -4 left that client timing out.
+#[test]
+fn auth_with_ordinary_xid_is_answered_under_that_xid() {
+    let mut c = cluster(3, 102);
+    elect(&mut c);
+    let conn = c.connect(2);
+    let xid = c.send_with_xid(
+        conn,
+        7,
+        Request::Auth(wire::AuthPacket {
+            auth_type: 0,
+            scheme: "digest".into(),
+            auth: b"alice:secret".to_vec(),
+        }),
+    );
+    assert!(
+        c.run_until(10_000, |c| c.clients[&conn].replies.contains_key(&xid)),
+        "no auth reply under xid {xid}: {:?}",
+        c.clients[&conn].replies.keys()
+    );
+    assert_eq!(
+        c.clients[&conn].replies.get(&xid).map(|(h, _)| h.err),
+        Some(0)
+    );
+    assert!(!c.clients[&conn].replies.contains_key(&-4));
 }

@@ -45,6 +45,16 @@ fn run_suite(label: &str, hosts: &str, must_pass: bool) -> String {
     stdout
 }
 
+/// The one deliberate difference: `exists` without auth on a node whose ACL grants READ only to
+/// `digest:alice`. ZooKeeper 3.8.0 (the apt reference) returns the Stat; ZooKeeper 3.8.4+ checks
+/// READ on exists (CVE-2024-23944) and so does Paddock (zk-protocol.md §7/§10), answering NoAuth.
+/// Only this exact step with exactly these two results is accepted.
+fn is_known_difference(zookeeper: &str, paddock: &str) -> bool {
+    zookeeper
+        == "acl-stranger-exists: version=0 cversion=0 aversion=0 dataLength=7 numChildren=0 ephemeral=False"
+        && paddock == "acl-stranger-exists: FAIL NoAuthError "
+}
+
 /// Panics listing every line where the two outputs differ (ZooKeeper's result, then ours).
 fn assert_same(zookeeper: &str, paddock: &str) {
     let zk_lines: Vec<&str> = zookeeper.lines().collect();
@@ -53,7 +63,7 @@ fn assert_same(zookeeper: &str, paddock: &str) {
     for index in 0..zk_lines.len().max(pd_lines.len()) {
         let zk = zk_lines.get(index).copied().unwrap_or("<missing>");
         let pd = pd_lines.get(index).copied().unwrap_or("<missing>");
-        if zk != pd {
+        if zk != pd && !is_known_difference(zk, pd) {
             differences.push(format!("  zookeeper: {zk}\n  paddock:   {pd}"));
         }
     }
@@ -72,9 +82,9 @@ fn assert_same(zookeeper: &str, paddock: &str) {
 
 // Shows that every step of the kazoo suite (CRUD, ephemeral/sequential, watches, transactions,
 // digest ACLs, Lock/Election/Counter/Barrier/Queue) gives on a 3-node Paddock ensemble exactly
-// what it gives on Apache ZooKeeper 3.8, and that neither run has a failed step.
+// what it gives on Apache ZooKeeper 3.8, except the one deliberate `exists` ACL check
+// (`is_known_difference`), and that the reference run has no failed step.
 #[test]
-#[ignore = "needs `paddock serve` (branch netreal) and the interop fixes listed in the interop report; run with --include-ignored"]
 fn kazoo_suite_on_paddock_matches_zookeeper() {
     let _serial = serial();
     ensure_tools();
@@ -141,7 +151,6 @@ fn run_failover(mut ensemble: Ensemble) -> String {
 // restarted server recovers from disk and catches up on writes made while it was down, and the
 // whole exchange prints the same steps as on a ZooKeeper 3.8 ensemble.
 #[test]
-#[ignore = "needs `paddock serve` (branch netreal) and the interop fixes listed in the interop report; run with --include-ignored"]
 fn kazoo_session_survives_server_kill_and_restart_like_zookeeper() {
     let _serial = serial();
     ensure_tools();

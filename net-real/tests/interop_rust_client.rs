@@ -341,10 +341,21 @@ fn run(hosts: &str) -> Vec<String> {
     log
 }
 
-// Shows that the zookeeper-client crate's calls give on a 3-node Paddock ensemble exactly the
-// transcript they give on Apache ZooKeeper 3.8, and checks key facts of that transcript.
+/// The one deliberate difference: `exists` without auth on a node whose ACL grants READ only to
+/// `digest:alice`. ZooKeeper 3.8.0 (the apt reference) returns the Stat; ZooKeeper 3.8.4+ checks
+/// READ on exists (CVE-2024-23944) and so does Paddock (zk-protocol.md §7/§10), answering NoAuth.
+/// Only this exact step with exactly these two results is accepted.
+fn is_known_difference(zookeeper: &str, paddock: &str) -> bool {
+    zookeeper
+        == "acl-stranger-exists: ok Some(\"version=0 cversion=0 aversion=0 dataLength=7 numChildren=0 ephemeral=false\")"
+        && paddock == "acl-stranger-exists: error NoAuth"
+}
+
+// Shows that the zookeeper-client crate's calls (including auth pipelined behind the
+// ConnectRequest, answered with the request's own xid) give on a 3-node Paddock ensemble the
+// transcript they give on Apache ZooKeeper 3.8, except the one deliberate `exists` ACL check
+// (`is_known_difference`), and checks key facts of that transcript.
 #[test]
-#[ignore = "needs `paddock serve` (branch netreal) and the interop fixes listed in the interop report; run with --include-ignored"]
 fn rust_client_on_paddock_matches_zookeeper() {
     let _serial = serial();
     ensure_tools();
@@ -378,7 +389,7 @@ fn rust_client_on_paddock_matches_zookeeper() {
     let differences: Vec<String> = zookeeper
         .iter()
         .zip(paddock.iter())
-        .filter(|(z, p)| z != p)
+        .filter(|(z, p)| z != p && !is_known_difference(z, p))
         .map(|(z, p)| format!("  zookeeper: {z}\n  paddock:   {p}"))
         .collect();
     assert!(

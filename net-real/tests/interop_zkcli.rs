@@ -76,7 +76,6 @@ fn run_commands(hosts: &str) -> Vec<String> {
 // Shows that zkCli's create/get/set/stat/ls/delete/deleteall, run one command per process,
 // print the same answers and exit codes against Paddock as against ZooKeeper 3.8.
 #[test]
-#[ignore = "needs `paddock serve` (branch netreal; passes against its binary); run with --include-ignored"]
 fn zkcli_one_shot_commands_on_paddock_match_zookeeper() {
     let _serial = serial();
     ensure_tools();

@@ -790,6 +790,8 @@ impl Node {
                     .collect();
                 answer(Ok(Some(Response::WhoAmI(infos))))
             }
+            // ZooKeeper answers auth with the request's own xid (-4 from the Java client,
+            // an ordinary xid from others such as the Rust zookeeper-client).
             Request::Auth(packet) => {
                 match acl::add_auth(
                     &packet.scheme,
@@ -804,9 +806,9 @@ impl Node {
                                 }
                             }
                         }
-                        (reply::frame(-4, Zxid::ZERO, ZkError::Ok, None), false)
+                        (reply::frame(xid, Zxid::ZERO, ZkError::Ok, None), false)
                     }
-                    Err(err) => (reply::frame(-4, Zxid::ZERO, err, None), true),
+                    Err(err) => (reply::frame(xid, Zxid::ZERO, err, None), true),
                 }
             }
             Request::SetWatches(r) => {
