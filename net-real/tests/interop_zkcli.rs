@@ -110,3 +110,35 @@ fn zkcli_one_shot_commands_on_paddock_match_zookeeper() {
         differences.join("\n")
     );
 }
+
+/// Starts a 3-node ensemble of `flavor`, kills two members and returns what `srvr` on the last
+/// one answers once it stops answering with a `Mode:` line (or its last answer after 30 s).
+fn srvr_without_quorum(flavor: Flavor) -> String {
+    let mut ensemble = Ensemble::start(flavor, 3);
+    ensemble.kill(0);
+    ensemble.kill(1);
+    let port = ensemble.servers[2].client_port;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let text = interop_support::four_letter(port, "srvr");
+        if !text.contains("Mode:") || std::time::Instant::now() > deadline {
+            return text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+// Shows that a member that lost its quorum answers `srvr` as ZooKeeper 3.8 does: the
+// "not currently serving" sentence, not a `Mode: follower` line.
+#[test]
+fn srvr_without_quorum_says_not_serving_like_zookeeper() {
+    let _serial = serial();
+    ensure_tools();
+    let zookeeper = srvr_without_quorum(Flavor::ZooKeeper);
+    let paddock = srvr_without_quorum(Flavor::Paddock);
+    assert_eq!(
+        zookeeper,
+        "This ZooKeeper instance is not currently serving requests\n"
+    );
+    assert_eq!(paddock, zookeeper);
+}
