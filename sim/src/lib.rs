@@ -126,10 +126,26 @@ pub fn simulate(options: &RunOptions, trace: Trace) -> (World, Result<u64, Failu
     (world, liveness)
 }
 
+/// A run that used up its event budget is a livelock: events kept coming while virtual
+/// time stood (nearly) still.
+fn exhausted(world: &World) -> Result<(), Failure> {
+    if world.events_exhausted() {
+        return Err(Failure::new(
+            "liveness",
+            format!(
+                "{} events processed by virtual time {} ms: a livelock",
+                world.events, world.now_ms
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Heals every fault and requires a leader and the end of all pending work in bounded
 /// virtual time; then lets the ensemble settle so every server catches up. Returns the
 /// virtual ms from healing until a leader was serving.
 fn liveness(world: &mut World) -> Result<u64, Failure> {
+    exhausted(world)?;
     world.heal_all();
     world.wake_clients();
     let healed_ms = world.now_ms;
@@ -149,6 +165,7 @@ fn liveness(world: &mut World) -> Result<u64, Failure> {
             leader_at_ms = Some(world.now_ms);
         }
     }
+    exhausted(world)?;
     if !done(world) {
         let pending = world.clients.iter().filter(|c| !c.done()).count();
         return Err(Failure::new(
@@ -164,5 +181,6 @@ fn liveness(world: &mut World) -> Result<u64, Failure> {
     }
     let settle = world.now_ms + 5_000;
     while world.run_one(settle) {}
+    exhausted(world)?;
     Ok(leader_at_ms.unwrap_or(world.now_ms) - healed_ms)
 }

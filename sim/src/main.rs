@@ -42,8 +42,16 @@ struct Common {
     faults: FaultSet,
     /// Plant a known bug in core, by name (a build with the `planted-bugs` feature).
     #[cfg(feature = "planted-bugs")]
-    #[arg(long)]
+    #[arg(long, value_parser = parse_bug)]
     bug: Option<String>,
+}
+
+/// Refuses a bug name core does not know, instead of silently running unbugged.
+#[cfg(feature = "planted-bugs")]
+fn parse_bug(name: &str) -> Result<String, String> {
+    name.parse::<paddock_core::bugs::Bug>()
+        .map(|_| name.to_owned())
+        .map_err(|e| e.to_string())
 }
 
 impl Common {

@@ -54,3 +54,16 @@ fn regression_seeds_of_snapshot_install_watch_bug() {
         assert_eq!(report.result, Ok(()), "{}", report.summary_line());
     }
 }
+
+// Regression seed of a core livelock the campaign found: a leader whose due sessions were
+// already closing (their close proposed, waiting for a quorum) re-armed the expiry timer
+// at the same past instant forever; the run spun 20 million ticks without time moving.
+#[test]
+fn regression_seed_372_expiry_timer_livelock() {
+    let options = RunOptions {
+        seed: 372,
+        ..RunOptions::default()
+    };
+    let report = paddock_sim::run(&options, None).unwrap();
+    assert_eq!(report.result, Ok(()), "{}", report.summary_line());
+}

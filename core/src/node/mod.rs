@@ -890,10 +890,12 @@ impl Node {
         let Some(leading) = &self.leading else {
             return;
         };
-        let expired: Vec<SessionId> = self
-            .sessions
-            .expired(now_ms)
-            .into_iter()
+        let due = self.sessions.expired(now_ms);
+        // Sessions already closing in the prepared state (an expiry or the client's own
+        // closeSession proposed, not yet committed) need no new proposal.
+        let expired: Vec<SessionId> = due
+            .iter()
+            .copied()
             .filter(|id| !leading.expiring.contains(id) && leading.sessions.get(*id).is_some())
             .collect();
         for session in expired {
@@ -909,17 +911,13 @@ impl Node {
             self.leader_take(now_ms, write, out);
         }
         self.proposals_flush(now_ms, out);
-        self.sessions_mark_expiring();
-        self.timer_session_expiry_arm();
-    }
-
-    /// Sessions whose close is proposed stop counting towards the next expiry deadline.
-    fn sessions_mark_expiring(&mut self) {
-        if let Some(leading) = &self.leading {
-            for id in &leading.expiring {
-                self.sessions.mark_closing(*id);
-            }
+        // Every due session is closing one way or another: none of them may arm the next
+        // deadline again, or the timer would fire at the same instant forever while the
+        // close waits for a quorum. (A new leadership clears these marks.)
+        for session in due {
+            self.sessions.mark_closing(session);
         }
+        self.timer_session_expiry_arm();
     }
 
     fn leader_reap(&mut self, now_ms: u64, out: &mut Vec<Output>) {
