@@ -1,19 +1,26 @@
-//! `sim_cluster`: whole simulated ensembles (`paddock_sim::run`) chosen by fuzzer bytes;
-//! every checker must pass.
+//! `sim_cluster`: whole simulated ensembles (`paddock_sim::run_with`) whose decisions
+//! are chosen by the fuzzer's bytes; every checker must pass.
 //!
-//! The simulator draws all of its decisions (fault schedule, message order, client ops)
-//! from one seeded RNG and offers no hook to take them from a byte stream, so the input
-//! chooses the run instead: the first eight bytes are the seed, the next ones the
-//! ensemble size, the number of clients and operations, and which fault classes are on.
-//! Coverage guidance then searches over scenarios and seeds, not over individual
-//! decisions within a run.
+//! Input layout: bytes 0..8 seed the stream that fills the low bits of every draw;
+//! byte 8 picks the ensemble size (3, 5 or 7), byte 9 the number of clients, byte 10
+//! the number of client operations, bytes 11..13 which fault classes are on (a bit per
+//! class of [`Fault::ALL`]). Every byte after that is the *script*: in order, each one
+//! steers one decision of the run — the fault plan first, then every message delay,
+//! loss, duplication and reordering, every crash, pause, clock and disk fault, every
+//! client's next operation and server (see `paddock_sim::decide`). A short input leaves
+//! the later decisions to the seeded stream. So coverage guidance searches over the
+//! schedule itself, one decision per byte, which random seeds only sample.
 
 use std::str::FromStr;
 
+use paddock_sim::decide::Decisions;
 use paddock_sim::options::{Fault, FaultSet, RunOptions};
 
 /// Client operations per run, at most: keeps one input under about a second.
 pub const OPS_MAX: u64 = 120;
+
+/// Bytes of the input before the script.
+pub const HEADER_LEN: usize = 13;
 
 /// The options an input selects.
 pub fn options(data: &[u8]) -> RunOptions {
@@ -39,19 +46,50 @@ pub fn options(data: &[u8]) -> RunOptions {
     }
 }
 
+/// The decisions an input selects: its script steering the seeded stream.
+pub fn decisions(data: &[u8]) -> Decisions {
+    let script = data.get(HEADER_LEN..).unwrap_or_default().to_vec();
+    Decisions::scripted(options(data).seed, script)
+}
+
 /// The target body. See the module documentation.
 pub fn run(data: &[u8]) {
     let options = options(data);
-    let report = paddock_sim::run(&options, None).expect("a run without a trace file cannot fail");
+    let report = paddock_sim::run_with(&options, decisions(data), None)
+        .expect("a run without a trace file cannot fail");
     if let Err(failure) = &report.result {
         panic!(
-            "simulation failed: {} — replay with: {}",
+            "simulation failed: {} (checker {}; {} script bytes) — replay this input with \
+             `cargo fuzz run -s none sim_cluster <file>`, or keep it under \
+             fuzz/regressions/sim_cluster/ and run `cargo test -p paddock-fuzz-targets`",
             report.summary_line(),
-            failure_replay(&options, failure)
+            failure.checker,
+            data.len().saturating_sub(HEADER_LEN),
         );
     }
 }
 
-fn failure_replay(options: &RunOptions, failure: &paddock_sim::check::Failure) -> String {
-    format!("{} (checker {})", options.replay_command(), failure.checker)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn script_bytes_change_the_run_but_the_same_input_replays_identically() {
+        let mut input = vec![1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 30, 0xff, 0x03];
+        input.extend(std::iter::repeat_n(0x80, 400));
+        let trace = |data: &[u8]| {
+            paddock_sim::run_with(&options(data), decisions(data), None)
+                .expect("no trace file")
+                .trace_hash
+        };
+        let first = trace(&input);
+        assert_eq!(first, trace(&input), "the same input gives the same run");
+        let mut steered = input.clone();
+        for byte in &mut steered[HEADER_LEN..] {
+            *byte = 0x10;
+        }
+        assert_ne!(first, trace(&steered), "script bytes must steer the run");
+        let unscripted = &input[..HEADER_LEN];
+        assert_ne!(first, trace(unscripted), "the script must matter");
+    }
 }

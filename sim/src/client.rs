@@ -28,6 +28,7 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr};
 
+use crate::decide::Decisions;
 use paddock_core::acl::{self, Id};
 use paddock_core::error::ZkError;
 use paddock_core::ids::{ConnId, NodeId, SessionId};
@@ -36,7 +37,6 @@ use paddock_core::wire::{
     SetWatches, SetWatches2, WatcherEvent,
 };
 use rand::RngExt;
-use rand_chacha::ChaCha8Rng;
 
 use crate::history::{ClientId, EventRecord, History, OpRecord, Outcome, SessionRecord};
 use crate::workload::Workload;
@@ -224,7 +224,7 @@ impl WatchTable {
     }
 
     /// One held watch and the removeWatches type that names it, chosen at random.
-    fn sample(&self, rng: &mut ChaCha8Rng) -> Option<(String, i32)> {
+    fn sample(&self, rng: &mut Decisions) -> Option<(String, i32)> {
         let lists: [(&BTreeSet<String>, i32); 5] = [
             (&self.child, 1),
             (&self.data, 2),
@@ -429,7 +429,7 @@ impl SimClient {
     pub fn wake(
         &mut self,
         now_ms: u64,
-        rng: &mut ChaCha8Rng,
+        rng: &mut Decisions,
         history: &mut History,
     ) -> (Vec<Action>, u64) {
         let mut actions = Vec::new();
@@ -455,7 +455,7 @@ impl SimClient {
 
     /// Another server than the last one tried, as the Java client moves along its host
     /// list after a failure.
-    fn pick_server(&self, rng: &mut ChaCha8Rng) -> NodeId {
+    fn pick_server(&self, rng: &mut Decisions) -> NodeId {
         let last = self.last_server.map_or(0, |s| s.0);
         if self.servers <= 1 || last == 0 {
             return NodeId(rng.random_range(1..=self.servers.max(1)));
@@ -474,7 +474,7 @@ impl SimClient {
     fn wake_linked(
         &mut self,
         now_ms: u64,
-        rng: &mut ChaCha8Rng,
+        rng: &mut Decisions,
         history: &mut History,
         actions: &mut Vec<Action>,
     ) {
@@ -512,7 +512,7 @@ impl SimClient {
 
     /// The next workload request: the plan first, then the workload; the last operation
     /// closes the session, as a client that finished its work does.
-    fn next_request(&mut self, rng: &mut ChaCha8Rng) -> Request {
+    fn next_request(&mut self, rng: &mut Decisions) -> Request {
         if self.ops_left <= 1 {
             self.plan.clear();
             return Request::CloseSession;
@@ -602,7 +602,7 @@ impl SimClient {
         &mut self,
         now_ms: u64,
         bytes: &[u8],
-        rng: &mut ChaCha8Rng,
+        rng: &mut Decisions,
         history: &mut History,
     ) -> Vec<Action> {
         let Some(link) = &mut self.link else {
@@ -712,7 +712,7 @@ impl SimClient {
         &mut self,
         now_ms: u64,
         frame: &[u8],
-        rng: &mut ChaCha8Rng,
+        rng: &mut Decisions,
         history: &mut History,
         actions: &mut Vec<Action>,
     ) {
@@ -772,7 +772,7 @@ impl SimClient {
         now_ms: u64,
         header: &ReplyHeader,
         response: Option<wire::Response>,
-        rng: &mut ChaCha8Rng,
+        rng: &mut Decisions,
         history: &mut History,
     ) {
         let Some(out) = self.outstanding.take() else {

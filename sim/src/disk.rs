@@ -22,13 +22,13 @@
 
 use std::collections::VecDeque;
 
+use crate::decide::Decisions;
 use paddock_core::ids::Zxid;
 use paddock_core::limits::Limits;
 use paddock_core::node::Input;
 use paddock_core::replication::{DurableState, Entry, HardState, SnapshotMeta};
 use paddock_core::storage::{self, Record, RecoveryError, Tail};
 use rand::RngExt;
-use rand_chacha::ChaCha8Rng;
 
 /// Records per log segment before the next append starts a new one.
 const SEGMENT_RECORDS_MAX: usize = 64;
@@ -310,7 +310,7 @@ impl SimDisk {
     /// recovery can tell the damage from a torn tail). Returns the record's index and
     /// the flipped bit's byte offset in its segment, or `None` with fewer than two
     /// records on disk.
-    pub fn flip_bit(&mut self, rng: &mut ChaCha8Rng) -> Option<(u64, usize)> {
+    pub fn flip_bit(&mut self, rng: &mut Decisions) -> Option<(u64, usize)> {
         let total: usize = self.segments.iter().map(|s| s.records.len()).sum();
         if total < 2 {
             return None;

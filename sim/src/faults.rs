@@ -7,7 +7,10 @@
 //! Injected during the safety phase, because the design claims to survive them:
 //! - network (`net.rs`): peer messages delayed by a random latency with rare long spikes
 //!   (so reordered), lost, duplicated; symmetric, asymmetric and one-way partitions; long
-//!   clogs (a link holds every message for seconds). Client connections are TCP: their
+//!   clogs (a link holds every message for seconds); depose strikes, which aim at the
+//!   leader: it is cut off (with at most a minority) until the rest elect another, then
+//!   rejoins just as the new leader is cut off in turn, so the next election weighs an
+//!   old-epoch log against the new epoch's. Client connections are TCP: their
 //!   bytes get latency and spikes but always arrive in order, never lost or duplicated
 //!   (a lost TCP connection is a client fault, owned by the clients' injector).
 //! - node: crash at any instant (writes whose fsync has not returned are lost) and
@@ -39,9 +42,9 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
+use crate::decide::Decisions;
 use paddock_core::ids::NodeId;
 use rand::RngExt;
-use rand_chacha::ChaCha8Rng;
 
 use crate::options::{Fault, FaultSet};
 use crate::world::{Event, World};
@@ -64,7 +67,7 @@ pub struct Latency {
 
 impl Latency {
     /// The latency of one message or write, ms, and whether it was a spike.
-    pub fn draw(&self, rng: &mut ChaCha8Rng) -> (u64, bool) {
+    pub fn draw(&self, rng: &mut Decisions) -> (u64, bool) {
         if self.spike_per_mille > 0 && rng.random_range(0..1000) < self.spike_per_mille {
             (rng.random_range(self.ms_max..=self.spike_ms_max), true)
         } else {
@@ -88,16 +91,16 @@ pub struct Schedule {
 
 impl Schedule {
     /// A random gap before the next strike, ms.
-    pub fn gap_ms(&self, rng: &mut ChaCha8Rng) -> u64 {
+    pub fn gap_ms(&self, rng: &mut Decisions) -> u64 {
         rng.random_range(self.gap_ms_min..=self.gap_ms_max)
     }
 
     /// A random strike duration, ms.
-    pub fn duration_ms(&self, rng: &mut ChaCha8Rng) -> u64 {
+    pub fn duration_ms(&self, rng: &mut Decisions) -> u64 {
         rng.random_range(self.duration_ms_min..=self.duration_ms_max)
     }
 
-    fn choose(rng: &mut ChaCha8Rng, gap_ms_max: u64, duration_ms_max: u64) -> Schedule {
+    fn choose(rng: &mut Decisions, gap_ms_max: u64, duration_ms_max: u64) -> Schedule {
         let gap_ms_max = rng.random_range(gap_ms_max / 4..=gap_ms_max);
         let duration_ms_max = rng.random_range(duration_ms_max / 4..=duration_ms_max);
         Schedule {
@@ -167,7 +170,7 @@ impl FaultPlan {
     /// Chooses the plan of a run of `nodes` servers from the enabled `faults`. Each
     /// enabled fault draws from `rng` whether it is active and its parameters, in the
     /// fixed order of `Fault::ALL`, so a plan is a pure function of the seed.
-    pub fn choose(faults: &FaultSet, nodes: u64, rng: &mut ChaCha8Rng) -> FaultPlan {
+    pub fn choose(faults: &FaultSet, nodes: u64, rng: &mut Decisions) -> FaultPlan {
         let mut plan = FaultPlan::default();
         for fault in Fault::ALL {
             if !faults.has(fault) || rng.random_range(0..1000) >= ACTIVE_PER_MILLE {
@@ -323,6 +326,12 @@ pub enum FaultEvent {
     PartitionStart,
     /// End the current partition, then schedule the next one.
     PartitionEnd,
+    /// End the first half of a depose strike: the deposed leader's minority rejoins
+    /// and, at the same instant, the leader the majority elected meanwhile is cut off.
+    Depose {
+        /// The leader the strike deposed.
+        stale: NodeId,
+    },
     /// Crash a running server, schedule its restart and the next crash.
     Crash,
     /// Restart a crashed server (if still the same incarnation).
@@ -354,6 +363,10 @@ enum PartitionKind {
     OneWay,
     /// Links that hold every message until the clog ends.
     Clog,
+    /// The serving leader (with at most a minority) is cut off long enough for the rest
+    /// to elect another; then it rejoins just as the new leader is cut off in turn, so an
+    /// election runs between its old-epoch log and the new epoch's (`FaultEvent::Depose`).
+    Depose,
 }
 
 impl World {
@@ -413,6 +426,7 @@ impl World {
                     self.schedule(at, Event::Fault(FaultEvent::PartitionStart));
                 }
             }
+            FaultEvent::Depose { stale } => self.fault_depose_swap(stale),
             FaultEvent::Crash => self.fault_crash(),
             FaultEvent::Restart { node, incarnation } => {
                 let same = self
@@ -446,12 +460,19 @@ impl World {
             return;
         };
         let duration_ms = schedule.duration_ms(&mut self.rng);
-        let kind = match self.rng.random_range(0..4) {
+        let kind = match self.rng.random_range(0..5) {
             0 => PartitionKind::Symmetric,
             1 => PartitionKind::Asymmetric,
             2 => PartitionKind::OneWay,
-            _ => PartitionKind::Clog,
+            3 => PartitionKind::Clog,
+            _ => PartitionKind::Depose,
         };
+        if kind == PartitionKind::Depose
+            && let Some(leader) = self.fault_leader(None)
+        {
+            self.fault_depose(leader);
+            return;
+        }
         let ids: Vec<NodeId> = self.servers.keys().copied().collect();
         let group = self.fault_group();
         let outside: Vec<NodeId> = ids
@@ -463,7 +484,7 @@ impl World {
         for a in &group {
             for b in &outside {
                 match kind {
-                    PartitionKind::Symmetric | PartitionKind::Clog => {
+                    PartitionKind::Symmetric | PartitionKind::Clog | PartitionKind::Depose => {
                         links.push((*a, *b));
                         links.push((*b, *a));
                     }
@@ -493,6 +514,81 @@ impl World {
             format!("{kind:?} for {duration_ms}ms: {}", links.join(" "))
         });
         self.schedule(until_ms, Event::Fault(FaultEvent::PartitionEnd));
+    }
+
+    /// The serving leader of the highest epoch other than `except`, if any: the one a
+    /// majority follows (a deposed leader may still believe it leads for a while).
+    fn fault_leader(&self, except: Option<NodeId>) -> Option<NodeId> {
+        self.servers
+            .values()
+            .filter(|s| Some(s.id) != except)
+            .filter_map(|s| s.node.as_ref().map(|node| (s.id, node)))
+            .filter(|(_, node)| node.is_leader())
+            .max_by_key(|(id, node)| (node.status().replication.epoch, *id))
+            .map(|(id, _)| id)
+    }
+
+    /// Cuts `group` off from every other server, both ways.
+    fn fault_isolate(&mut self, group: &BTreeSet<NodeId>, what: &str, duration_ms: u64) {
+        let ids: Vec<NodeId> = self.servers.keys().copied().collect();
+        let mut links = Vec::new();
+        for a in group {
+            for b in ids.iter().filter(|id| !group.contains(id)) {
+                links.push((*a, *b));
+                links.push((*b, *a));
+            }
+        }
+        self.counts.partitions += 1;
+        self.net.cut.extend(links.iter().copied());
+        self.trace.record(self.now_ms, 0, "partition", || {
+            let group: Vec<String> = group.iter().map(|id| id.0.to_string()).collect();
+            format!(
+                "{what} for {duration_ms}ms: {{{}}} cut off",
+                group.join(",")
+            )
+        });
+    }
+
+    /// First half of a depose strike: `leader` and at most a minority with it are cut
+    /// off for about as long as the rest need to elect another leader.
+    fn fault_depose(&mut self, leader: NodeId) {
+        let ids: Vec<NodeId> = self.servers.keys().copied().collect();
+        let minority = (ids.len().saturating_sub(1) / 2).max(1);
+        let size = self.rng.random_range(1..=minority);
+        let mut group = BTreeSet::from([leader]);
+        while group.len() < size {
+            if let Some(id) = ids.get(self.rng.random_range(0..ids.len())) {
+                group.insert(*id);
+            }
+        }
+        let duration_ms = self.rng.random_range(300..=3_000);
+        self.fault_isolate(&group, "Depose", duration_ms);
+        let at = self.now_ms + duration_ms;
+        self.schedule(at, Event::Fault(FaultEvent::Depose { stale: leader }));
+    }
+
+    /// Second half of a depose strike: the deposed side rejoins, and the leader elected
+    /// meanwhile (if any) is cut off, so the next election weighs the deposed leader's
+    /// old-epoch log against the new epoch's.
+    fn fault_depose_swap(&mut self, stale: NodeId) {
+        self.net.cut.clear();
+        self.trace
+            .record(self.now_ms, 0, "partition-end", String::new);
+        let Some(schedule) = self.plan.partition else {
+            return;
+        };
+        match self.fault_leader(Some(stale)) {
+            Some(fresh) => {
+                let duration_ms = schedule.duration_ms(&mut self.rng);
+                self.fault_isolate(&BTreeSet::from([fresh]), "Depose (new leader)", duration_ms);
+                let at = self.now_ms + duration_ms;
+                self.schedule(at, Event::Fault(FaultEvent::PartitionEnd));
+            }
+            None => {
+                let at = self.now_ms + schedule.gap_ms(&mut self.rng);
+                self.schedule(at, Event::Fault(FaultEvent::PartitionStart));
+            }
+        }
     }
 
     /// A random running server (paused ones included), if any.

@@ -126,6 +126,8 @@ pub struct History {
     pub applied: BTreeMap<NodeId, Vec<AppliedRecord>>,
     /// The payload of every committed index seen, by index (first server to apply it).
     pub payloads: BTreeMap<u64, (Zxid, Vec<u8>)>,
+    /// Virtual time some server first applied each index, ms.
+    pub first_applied_ms: BTreeMap<u64, u64>,
     /// Client connections in the order they opened.
     pub conns: Vec<ConnRecord>,
 }

@@ -8,6 +8,7 @@
 pub mod campaign;
 pub mod check;
 pub mod client;
+pub mod decide;
 pub mod disk;
 pub mod faults;
 pub mod history;
@@ -21,6 +22,7 @@ pub mod world;
 use std::path::Path;
 
 use check::Failure;
+use decide::Decisions;
 use options::RunOptions;
 use trace::Trace;
 use world::World;
@@ -78,11 +80,21 @@ impl RunReport {
 
 /// Runs one simulation; `trace_path` writes the JSON-lines trace.
 pub fn run(options: &RunOptions, trace_path: Option<&Path>) -> std::io::Result<RunReport> {
+    run_with(options, Decisions::seeded(options.seed), trace_path)
+}
+
+/// Runs one simulation whose decisions come from `decisions` (see [`decide`]): the
+/// `sim_cluster` fuzz target steers every choice of the run with its input bytes.
+pub fn run_with(
+    options: &RunOptions,
+    decisions: Decisions,
+    trace_path: Option<&Path>,
+) -> std::io::Result<RunReport> {
     let trace = match trace_path {
         Some(path) => Trace::to_file(path)?,
         None => Trace::hash_only(),
     };
-    let (mut world, liveness) = simulate(options, trace);
+    let (mut world, liveness) = simulate_with(options, decisions, trace);
     let fault_free = options.faults.0.is_empty();
     let result = liveness.and_then(|time_to_leader_ms| {
         check::check_all(&world, fault_free).map(|()| time_to_leader_ms)
@@ -120,7 +132,16 @@ pub fn run(options: &RunOptions, trace_path: Option<&Path>) -> std::io::Result<R
 /// the world (with its history) and the liveness verdict (time to leader after healing,
 /// ms). Tests of the checkers mutate the history this produces.
 pub fn simulate(options: &RunOptions, trace: Trace) -> (World, Result<u64, Failure>) {
-    let mut world = World::new(options, trace);
+    simulate_with(options, Decisions::seeded(options.seed), trace)
+}
+
+/// [`simulate`] with the decisions taken from `decisions`.
+pub fn simulate_with(
+    options: &RunOptions,
+    decisions: Decisions,
+    trace: Trace,
+) -> (World, Result<u64, Failure>) {
+    let mut world = World::with_decisions(options, decisions, trace);
     while !world.clients_done() && world.run_one(SAFETY_PHASE_MS_MAX) {}
     let liveness = liveness(&mut world);
     (world, liveness)

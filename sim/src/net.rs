@@ -12,9 +12,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::decide::Decisions;
 use paddock_core::ids::{ConnId, NodeId};
 use rand::RngExt;
-use rand_chacha::ChaCha8Rng;
 
 use crate::faults::{FaultCounts, FaultPlan, Latency};
 
@@ -95,7 +95,7 @@ impl Network {
         now_ms: u64,
         from: NodeId,
         to: NodeId,
-        rng: &mut ChaCha8Rng,
+        rng: &mut Decisions,
     ) -> (Vec<u64>, Fate) {
         if self.cut.contains(&(from, to)) {
             return (Vec::new(), Fate::Cut);
@@ -142,7 +142,7 @@ impl Network {
         now_ms: u64,
         conn: ConnId,
         direction: Direction,
-        rng: &mut ChaCha8Rng,
+        rng: &mut Decisions,
     ) -> (u64, bool) {
         let (latency_ms, spike) = self.latency.unwrap_or(CLIENT_LATENCY_MS).draw(rng);
         if spike {

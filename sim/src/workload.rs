@@ -12,6 +12,7 @@
 
 use std::collections::VecDeque;
 
+use crate::decide::Decisions;
 use paddock_core::acl::{self, Acl, Id, perms};
 use paddock_core::wire::{
     AddWatchRequest, AuthPacket, CheckVersionRequest, CreateRequest, CreateTtlRequest,
@@ -19,7 +20,6 @@ use paddock_core::wire::{
     PathWatchRequest, Request, Response, SetAclRequest, SetDataRequest, WatchesRequest,
 };
 use rand::RngExt;
-use rand_chacha::ChaCha8Rng;
 
 use crate::history::Outcome;
 
@@ -57,7 +57,7 @@ impl Workload {
     /// The next requests of the client: usually one, two for "sync, then read". `held` is
     /// one watch the client holds (path and removeWatches type), if any, so that
     /// removeWatches and checkWatches sometimes name a real one.
-    pub fn next(&mut self, rng: &mut ChaCha8Rng, held: Option<(String, i32)>) -> Vec<Request> {
+    pub fn next(&mut self, rng: &mut Decisions, held: Option<(String, i32)>) -> Vec<Request> {
         match rng.random_range(0..100) {
             0..=11 => vec![self.create(rng)],
             12..=15 => vec![Request::Create2(create_request(self.path(rng), rng))],
@@ -136,7 +136,7 @@ impl Workload {
     }
 
     /// A key, a child of a key, or (when there is one) a path this client created.
-    fn path(&self, rng: &mut ChaCha8Rng) -> String {
+    fn path(&self, rng: &mut Decisions) -> String {
         match rng.random_range(0..100) {
             0..=54 => key(rng),
             55..=84 => child(rng),
@@ -151,7 +151,7 @@ impl Workload {
         }
     }
 
-    fn path_watch(&self, rng: &mut ChaCha8Rng) -> PathWatchRequest {
+    fn path_watch(&self, rng: &mut Decisions) -> PathWatchRequest {
         PathWatchRequest {
             path: self.path(rng),
             watch: rng.random_range(0..3) == 0,
@@ -159,7 +159,7 @@ impl Workload {
     }
 
     /// Children are listed mostly under keys (where they exist) and sometimes at the root.
-    fn parent_watch(&self, rng: &mut ChaCha8Rng) -> PathWatchRequest {
+    fn parent_watch(&self, rng: &mut Decisions) -> PathWatchRequest {
         let path = match rng.random_range(0..10) {
             0 => "/".to_owned(),
             1 => self.path(rng),
@@ -172,7 +172,7 @@ impl Workload {
     }
 
     /// create (op 1) in the four modes kazoo and Java send with it.
-    fn create(&self, rng: &mut ChaCha8Rng) -> Request {
+    fn create(&self, rng: &mut Decisions) -> Request {
         let flags = rng.random_range(0..4);
         let path = if flags & 2 != 0 {
             format!("{}/s-", key(rng))
@@ -185,14 +185,14 @@ impl Workload {
     }
 
     /// createContainer (op 19, flags 4), as Curator creates parents.
-    fn create_container(&self, rng: &mut ChaCha8Rng) -> Request {
+    fn create_container(&self, rng: &mut Decisions) -> Request {
         let mut request = create_request(self.path(rng), rng);
         request.flags = 4;
         Request::CreateContainer(request)
     }
 
     /// createTTL (op 21, flags 5 or 6); now and then an invalid TTL (BADARGUMENTS).
-    fn create_ttl(&self, rng: &mut ChaCha8Rng) -> Request {
+    fn create_ttl(&self, rng: &mut Decisions) -> Request {
         let flags = 5 + rng.random_range(0..2);
         let path = if flags == 6 {
             format!("{}/t-", key(rng))
@@ -216,7 +216,7 @@ impl Workload {
 
     /// A multi of 0 to 4 creates, deletes, setData and checks on the shared keys: it fails
     /// (all-or-nothing) often enough to exercise rollback.
-    fn multi(&self, rng: &mut ChaCha8Rng) -> Request {
+    fn multi(&self, rng: &mut Decisions) -> Request {
         let count = rng.random_range(0..5);
         let ops = (0..count)
             .map(|_| match rng.random_range(0..5) {
@@ -244,7 +244,7 @@ impl Workload {
         Request::Multi(ops)
     }
 
-    fn multi_read(&self, rng: &mut ChaCha8Rng) -> Request {
+    fn multi_read(&self, rng: &mut Decisions) -> Request {
         let count = rng.random_range(1..4);
         let ops = (0..count)
             .map(|_| {
@@ -264,7 +264,7 @@ impl Workload {
 
     /// sync, then a read of the same path: the read must see every write answered before
     /// the sync (the reads checker verifies it).
-    fn sync_then_read(&self, rng: &mut ChaCha8Rng) -> Vec<Request> {
+    fn sync_then_read(&self, rng: &mut Decisions) -> Vec<Request> {
         let path = self.path(rng);
         let read = PathWatchRequest {
             path: path.clone(),
@@ -280,7 +280,7 @@ impl Workload {
 
     /// removeWatches or checkWatches: on a watch the client holds when it has one (mostly),
     /// else on a random path and type (NOWATCHER).
-    fn watches_request(&self, rng: &mut ChaCha8Rng, held: Option<(String, i32)>) -> Request {
+    fn watches_request(&self, rng: &mut Decisions, held: Option<(String, i32)>) -> Request {
         let (path, watcher_type) = match held {
             Some(held) if rng.random_range(0..4) != 0 => held,
             _ => (self.path(rng), rng.random_range(1..4)),
@@ -294,21 +294,21 @@ impl Workload {
     }
 }
 
-fn key(rng: &mut ChaCha8Rng) -> String {
+fn key(rng: &mut Decisions) -> String {
     format!("/k{}", rng.random_range(0..KEYS))
 }
 
-fn child(rng: &mut ChaCha8Rng) -> String {
+fn child(rng: &mut Decisions) -> String {
     format!("{}/c{}", key(rng), rng.random_range(0..CHILDREN))
 }
 
-fn data(rng: &mut ChaCha8Rng) -> Option<Vec<u8>> {
+fn data(rng: &mut Decisions) -> Option<Vec<u8>> {
     let len = rng.random_range(0..8);
     Some((0..len).map(|_| rng.random_range(b'a'..=b'z')).collect())
 }
 
 /// -1 (any) half the time, else a small version that sometimes matches.
-fn version(rng: &mut ChaCha8Rng) -> i32 {
+fn version(rng: &mut Decisions) -> i32 {
     if rng.random_range(0..2) == 0 {
         -1
     } else {
@@ -318,7 +318,7 @@ fn version(rng: &mut ChaCha8Rng) -> i32 {
 
 /// Mostly open; sometimes CREATOR_ALL (INVALIDACL without a digest credential), a digest
 /// user's ALL, or world READ plus a digest user's ALL.
-fn some_acl(rng: &mut ChaCha8Rng) -> Vec<Acl> {
+fn some_acl(rng: &mut Decisions) -> Vec<Acl> {
     let user = USERS[rng.random_range(0..USERS.len())];
     match rng.random_range(0..10) {
         0..=6 => Acl::open_unsafe(),
@@ -332,7 +332,7 @@ fn some_acl(rng: &mut ChaCha8Rng) -> Vec<Acl> {
     }
 }
 
-fn create_request(path: String, rng: &mut ChaCha8Rng) -> CreateRequest {
+fn create_request(path: String, rng: &mut Decisions) -> CreateRequest {
     CreateRequest {
         path,
         data: data(rng),
@@ -343,7 +343,7 @@ fn create_request(path: String, rng: &mut ChaCha8Rng) -> CreateRequest {
 
 /// addWatch, persistent (mode 0) or persistent-recursive (mode 1), on a key or the root
 /// (recursive at the root sees every change).
-fn add_watch(rng: &mut ChaCha8Rng) -> Request {
+fn add_watch(rng: &mut Decisions) -> Request {
     let mode = rng.random_range(0..2);
     let path = if rng.random_range(0..8) == 0 {
         "/".to_owned()
@@ -354,7 +354,7 @@ fn add_watch(rng: &mut ChaCha8Rng) -> Request {
 }
 
 /// addauth digest as one of the users, now and then with a wrong password.
-fn add_auth(rng: &mut ChaCha8Rng) -> Request {
+fn add_auth(rng: &mut Decisions) -> Request {
     let user = USERS[rng.random_range(0..USERS.len())];
     Request::Auth(AuthPacket {
         auth_type: 0,
@@ -363,7 +363,7 @@ fn add_auth(rng: &mut ChaCha8Rng) -> Request {
     })
 }
 
-fn get_ephemerals(rng: &mut ChaCha8Rng) -> Request {
+fn get_ephemerals(rng: &mut Decisions) -> Request {
     let prefix_path = match rng.random_range(0..3) {
         0 => "/".to_owned(),
         1 => String::new(),

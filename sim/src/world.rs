@@ -9,10 +9,10 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr};
 
+use crate::decide::Decisions;
 use paddock_core::ids::{ConnId, NodeId};
 use paddock_core::node::{Input, Node, NodeConfig, Output, PeerMessage};
-use rand::{RngExt, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use rand::RngExt;
 
 use crate::client::{Action, SimClient};
 use crate::disk::{DiskOp, SimDisk};
@@ -146,8 +146,8 @@ pub struct World {
     pub now_ms: u64,
     seq: u64,
     queue: BTreeMap<(u64, u64), Event>,
-    /// The run's one RNG.
-    pub rng: ChaCha8Rng,
+    /// The run's one decision source (a seeded RNG, optionally steered by a script).
+    pub rng: Decisions,
     /// Servers by id.
     pub servers: BTreeMap<NodeId, Server>,
     /// Clients by id.
@@ -175,7 +175,12 @@ pub struct World {
 impl World {
     /// Builds the world of a run: servers started, clients waiting to connect.
     pub fn new(options: &RunOptions, trace: Trace) -> World {
-        let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
+        World::with_decisions(options, Decisions::seeded(options.seed), trace)
+    }
+
+    /// Builds the world of a run whose decisions come from `rng` (a scripted run: see
+    /// [`crate::decide`]).
+    pub fn with_decisions(options: &RunOptions, mut rng: Decisions, trace: Trace) -> World {
         let plan = FaultPlan::choose(&options.faults, options.nodes, &mut rng);
         let voters: std::collections::BTreeSet<NodeId> = (1..=options.nodes).map(NodeId).collect();
         let mut world = World {
@@ -411,6 +416,10 @@ impl World {
                 digest: if i == last { digest } else { None },
             };
             self.trace.apply(self.now_ms, id, &entry);
+            self.history
+                .first_applied_ms
+                .entry(entry.index)
+                .or_insert(self.now_ms);
             self.history
                 .payloads
                 .entry(entry.index)

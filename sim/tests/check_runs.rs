@@ -67,3 +67,20 @@ fn regression_seed_372_expiry_timer_livelock() {
     let report = paddock_sim::run(&options, None).unwrap();
     assert_eq!(report.result, Ok(()), "{}", report.summary_line());
 }
+
+// Regression seeds of a core bug the sessions checker found once it ran under faults: a
+// leader did not count a forwarded write as activity on its session, so a client that
+// came back to a follower just before its deadline had a write committed and its session
+// expired a few hundred ms later (the follower's touch arrives a tick after the forward).
+// Fixed in `Node::leader_take`, which now touches the session of every request it takes.
+#[test]
+fn regression_seeds_of_forwarded_write_not_touching() {
+    for seed in [936, 981] {
+        let options = RunOptions {
+            seed,
+            ..RunOptions::default()
+        };
+        let report = paddock_sim::run(&options, None).unwrap();
+        assert_eq!(report.result, Ok(()), "{}", report.summary_line());
+    }
+}

@@ -6,9 +6,8 @@ use paddock_core::ids::{Epoch, NodeId, Zxid};
 use paddock_core::limits::Limits;
 use paddock_core::node::Input;
 use paddock_core::replication::{Entry, HardState, SnapshotMeta};
+use paddock_sim::decide::Decisions;
 use paddock_sim::disk::{DiskError, DiskOp, SimDisk};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 
 fn entry(index: u64) -> Entry {
     Entry {
@@ -100,7 +99,7 @@ fn torn_write_recovers_a_prefix() {
 #[test]
 fn mid_log_bit_flip_is_refused() {
     for seed in 0..50 {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut rng = Decisions::seeded(seed);
         let mut disk = SimDisk::new(Limits::default());
         write(&mut disk, vec![append(1, 5), append(6, 90)]);
         let (index, _) = disk.flip_bit(&mut rng).unwrap();
@@ -117,7 +116,7 @@ fn mid_log_bit_flip_is_refused() {
 fn last_record_is_never_flipped() {
     let mut disk = SimDisk::new(Limits::default());
     write(&mut disk, vec![append(1, 1)]);
-    assert_eq!(disk.flip_bit(&mut ChaCha8Rng::seed_from_u64(1)), None);
+    assert_eq!(disk.flip_bit(&mut Decisions::seeded(1)), None);
     assert_eq!(disk.recover().unwrap().entries, entries(1, 1));
 }
 

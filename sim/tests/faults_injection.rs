@@ -141,14 +141,57 @@ fn same_seed_same_trace_with_all_faults() {
 // The plan is chosen by the seed alone and describes itself; with no faults it says so.
 #[test]
 fn plan_is_a_function_of_the_seed() {
-    use rand::SeedableRng;
+    use paddock_sim::decide::Decisions;
     let plan = |seed| {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let mut rng = Decisions::seeded(seed);
         paddock_sim::faults::FaultPlan::choose(&FaultSet::all(), 5, &mut rng)
     };
     assert_eq!(plan(3), plan(3));
     assert_ne!(plan(3).describe(), "none");
-    let mut rng = rand::SeedableRng::seed_from_u64(3);
+    let mut rng = Decisions::seeded(3);
     let none = paddock_sim::faults::FaultPlan::choose(&FaultSet::default(), 5, &mut rng);
     assert_eq!(none.describe(), "none");
+}
+
+// Depose strikes aim at the leader: the group cut off first holds the serving leader,
+// and the server cut off in the second half is another one, the leader elected meanwhile.
+#[test]
+fn depose_strikes_cut_off_the_leader_then_its_successor() {
+    let path = std::env::temp_dir().join(format!("paddock-depose-{}.jsonl", std::process::id()));
+    let mut swaps = 0;
+    for seed in 0..16 {
+        let options = RunOptions {
+            seed,
+            nodes: 5,
+            clients: 4,
+            ops: 400,
+            faults: set(&[Fault::Partition]),
+            bug: None,
+        };
+        let report = paddock_sim::run(&options, Some(&path)).unwrap();
+        assert_eq!(report.result, Ok(()), "{}", report.summary_line());
+        let trace = std::fs::read_to_string(&path).unwrap();
+        let mut deposed: Option<String> = None;
+        for line in trace.lines() {
+            let value: serde_json::Value = serde_json::from_str(line).unwrap();
+            let details = value["details"].as_str().unwrap_or_default();
+            let group = details
+                .split_once('{')
+                .and_then(|(_, rest)| rest.split_once('}'))
+                .map(|(inner, _)| inner.to_owned());
+            if details.starts_with("Depose for") {
+                deposed = group;
+            } else if details.starts_with("Depose (new leader)") {
+                let fresh = group.unwrap();
+                let first = deposed.take().expect("a second half follows a first half");
+                assert!(
+                    !first.split(',').any(|id| id == fresh),
+                    "seed {seed}: the new leader {fresh} was in the deposed group {first}"
+                );
+                swaps += 1;
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&path);
+    assert!(swaps > 0, "no depose strike reached its second half");
 }

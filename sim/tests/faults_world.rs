@@ -5,13 +5,12 @@
 
 use paddock_core::ids::{ConnId, NodeId};
 use paddock_core::node::Input;
+use paddock_sim::decide::Decisions;
 use paddock_sim::faults::{FaultPlan, Latency};
 use paddock_sim::net::{Direction, Network};
 use paddock_sim::options::{Fault, FaultSet, RunOptions};
 use paddock_sim::trace::Trace;
 use paddock_sim::world::World;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 
 // Bytes on one client connection arrive in the order sent in each direction, even with
 // latency spikes that reorder peer messages.
@@ -27,7 +26,7 @@ fn client_connections_are_fifo() {
         ..FaultPlan::default()
     };
     let mut net = Network::new(&plan);
-    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let mut rng = Decisions::seeded(5);
     for conn in [ConnId(1), ConnId(2)] {
         for direction in [Direction::ToServer, Direction::ToClient] {
             let mut last = 0;
@@ -102,7 +101,7 @@ fn damaged_server_stays_down() {
     let mut w = world(3, &[]);
     while w.run_one(3_000) {}
     let id = NodeId(2);
-    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let mut rng = Decisions::seeded(9);
     w.crash(id);
     w.crash(NodeId(3));
     assert!(

@@ -159,6 +159,9 @@ impl Node {
             self.write_refuse(write.origin, out);
             return false;
         };
+        // A request the leader takes is activity on its session, wherever the client
+        // is connected: a follower's touch may arrive a tick later than its forward.
+        self.sessions.touch(write.session, now_ms);
         let body = match &write.op {
             WriteOp::Sync => ProposalBody::Sync,
             WriteOp::Tree(op) => {

@@ -181,6 +181,58 @@ fn sessions(
     if subject.fault_free {
         expiries_while_active(history, index, replayed)?;
     }
+    expiries_after_commits(history, index, replayed)?;
+    Ok(())
+}
+
+/// Under any faults: a session's expiry committed less than half its timeout after the
+/// client sent a write or sync that committed. That request touched the session at the
+/// leader of its time, and any later leader gives every session a full timeout from its
+/// own election (design.md §7), so whichever leader expired the session saw no touch
+/// for a whole timeout only if the expiry came at least a timeout (less clock drift)
+/// after the request was sent. Half a timeout leaves ample room for drift.
+fn expiries_after_commits(
+    history: &History,
+    index: &OpIndex,
+    replayed: &Replayed,
+) -> Result<(), Failure> {
+    let mut sent: BTreeMap<SessionId, Vec<(u64, usize)>> = BTreeMap::new();
+    for (position, op) in history.ops.iter().enumerate() {
+        if matches!(op.outcome, Outcome::Reply { err: 0, .. })
+            && matches!(
+                expect::kind(&op.request, op.session),
+                Kind::Write(_) | Kind::Sync(_)
+            )
+        {
+            let session = index.op_session.get(position).copied().unwrap_or_default();
+            sent.entry(session)
+                .or_default()
+                .push((op.invoked_ms, position));
+        }
+    }
+    for (session, _, expiry_index, timeout_ms) in &replayed.expiries {
+        let (Some(times), Some(&at)) = (
+            sent.get(session),
+            history.first_applied_ms.get(expiry_index),
+        ) else {
+            continue;
+        };
+        let half = u64::try_from(*timeout_ms).unwrap_or(0) / 2;
+        let since = at.saturating_sub(half);
+        let first_after = times.partition_point(|(t, _)| *t <= since);
+        if let Some((t, position)) = times.get(first_after).copied()
+            && t <= at
+        {
+            return Err(Failure::new(
+                "sessions",
+                format!(
+                    "session 0x{:x} expired at index {expiry_index} (committed at {at} ms, timeout {timeout_ms} ms) though {} was sent at {t} ms and committed",
+                    session.0,
+                    model::describe(position, &history.ops[position])
+                ),
+            ));
+        }
+    }
     Ok(())
 }
 
