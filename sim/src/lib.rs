@@ -96,9 +96,10 @@ pub fn run_with(
     };
     let (mut world, liveness) = simulate_with(options, decisions, trace);
     let fault_free = options.faults.0.is_empty();
-    let result = liveness.and_then(|time_to_leader_ms| {
-        check::check_all(&world, fault_free).map(|()| time_to_leader_ms)
-    });
+    // The safety checkers run over whatever history there is, even when the run did not
+    // finish: a safety violation is the root cause a livelock or a stall follows from,
+    // and the first bad event is what the reader needs.
+    let result = check::check_all(&world, fault_free).and(liveness);
     let time_to_leader_ms = result.as_ref().ok().copied();
     let result = result.map(|_| ());
     world.trace.finish();

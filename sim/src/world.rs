@@ -25,9 +25,13 @@ use crate::trace::Trace;
 /// Sample a tree digest every this many applied indexes (agreement checks them).
 const DIGEST_EVERY_INDEXES: u64 = 16;
 
-/// Events one run may process: a healthy 1000-op run takes about 10^5; a run that keeps
-/// producing events without virtual time advancing (a livelock) stops here and fails.
-pub const EVENTS_PER_RUN_MAX: u64 = 20_000_000;
+/// Events one run may process per client operation: a healthy 1000-op run of 5 servers
+/// with every fault takes 30 000 to 280 000 (seeds 0..1000); a run that keeps producing
+/// events without virtual time advancing (a livelock) stops at its budget and fails.
+pub const EVENTS_PER_OP_MAX: u64 = 2_000;
+
+/// The smallest event budget of a run, however few its operations.
+pub const EVENTS_PER_RUN_MIN: u64 = 2_000_000;
 
 /// Something that happens at a virtual instant.
 #[derive(Debug)]
@@ -170,6 +174,8 @@ pub struct World {
     pub faults_on: bool,
     /// Faults injected by the world (the network keeps its own counts).
     pub counts: FaultCounts,
+    /// The run's event budget (`EVENTS_PER_OP_MAX` per op, at least `EVENTS_PER_RUN_MIN`).
+    pub events_max: u64,
 }
 
 impl World {
@@ -199,6 +205,10 @@ impl World {
             plan,
             faults_on: true,
             counts: FaultCounts::default(),
+            events_max: options
+                .ops
+                .saturating_mul(EVENTS_PER_OP_MAX)
+                .max(EVENTS_PER_RUN_MIN),
             rng,
         };
         for id in voters.iter().copied() {
@@ -525,7 +535,7 @@ impl World {
 
     /// Processes the next event; false when none is left before `until_ms`.
     pub fn run_one(&mut self, until_ms: u64) -> bool {
-        if self.events >= EVENTS_PER_RUN_MAX {
+        if self.events >= self.events_max {
             return false;
         }
         let Some(entry) = self.queue.first_entry() else {
@@ -712,7 +722,7 @@ impl World {
 
     /// True once the run used up its event budget (a livelock).
     pub fn events_exhausted(&self) -> bool {
-        self.events >= EVENTS_PER_RUN_MAX
+        self.events >= self.events_max
     }
 
     /// True when every client finished its operations.
