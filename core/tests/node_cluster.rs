@@ -925,3 +925,29 @@ fn auth_with_ordinary_xid_is_answered_under_that_xid() {
     );
     assert!(!c.clients[&conn].replies.contains_key(&-4));
 }
+
+// Each answer counts its latency on the server that sent it, from the request's arrival
+// to the answer: a write through a follower waits at least for the leader's disk, a read
+// can be answered at once, and `NodeStatus::latency` keeps min, max and the count.
+#[test]
+fn answers_count_their_latency() {
+    let mut c = cluster(3, 41);
+    elect(&mut c);
+    let follower = (1..=3).find(|n| Some(NodeId(*n)) != c.leader()).unwrap();
+    let before = c.node(follower).status().latency;
+    let conn = c.connect(follower);
+    for i in 0..4 {
+        let path = format!("/lat-{i}");
+        assert_eq!(c.create(conn, &path, b"x", 0), Ok(path.clone()));
+        assert_eq!(c.get(conn, &path, false), Ok(b"x".to_vec()));
+    }
+    let after = c.node(follower).status().latency;
+    // The connect, four creates and four reads.
+    assert_eq!(after.count - before.count, 9);
+    assert!(
+        after.max_ms >= 1,
+        "a write cannot be answered in 0 ms: {after:?}"
+    );
+    assert!(after.min_ms <= after.max_ms);
+    assert!(after.avg_ms() >= after.min_ms as f64 && after.avg_ms() <= after.max_ms as f64);
+}

@@ -3,9 +3,9 @@
 //!
 //! Pure formatting from a [`NodeStatus`] and what the runtime counts ([`Counters`],
 //! [`ConnInfo`]); the whitelist check happens here too, so a disabled word gets
-//! ZooKeeper's refusal text. Latency is not measured by this runtime (replies are not
-//! matched to requests outside core), so the latency fields report 0, as a freshly
-//! started ZooKeeper does. Words Paddock does not implement (`dump`, `wchc`, `wchp`,
+//! ZooKeeper's refusal text. Latencies come from core (`NodeStatus::latency`: ms from a
+//! request's arrival to its answer, every request counted, connects and pings included,
+//! as ZooKeeper counts them). Words Paddock does not implement (`dump`, `wchc`, `wchp`,
 //! `crst`, ...) get the same answer as a word outside the whitelist.
 
 use std::fmt::Write as _;
@@ -108,7 +108,13 @@ pub fn mode(ctx: &Context<'_>) -> &'static str {
 
 fn srvr_body(ctx: &Context<'_>, out: &mut String) {
     let s = ctx.status;
-    let _ = writeln!(out, "Latency min/avg/max: 0/0.0/0");
+    let _ = writeln!(
+        out,
+        "Latency min/avg/max: {}/{}/{}",
+        s.latency.min_ms,
+        avg_latency(s),
+        s.latency.max_ms
+    );
     let _ = writeln!(out, "Received: {}", ctx.counters.received);
     let _ = writeln!(out, "Sent: {}", ctx.counters.sent);
     let _ = writeln!(out, "Connections: {}", s.connections);
@@ -116,6 +122,22 @@ fn srvr_body(ctx: &Context<'_>, out: &mut String) {
     let _ = writeln!(out, "Zxid: {:#x}", s.applied_zxid.0);
     let _ = writeln!(out, "Mode: {}", mode(ctx));
     let _ = writeln!(out, "Node count: {}", s.znodes);
+}
+
+/// The mean latency as ZooKeeper prints a Java double: at most four decimals, at least
+/// one (`0.0`, `0.5`, `1.2345`).
+fn avg_latency(s: &NodeStatus) -> String {
+    java_double(s.latency.avg_ms())
+}
+
+fn java_double(value: f64) -> String {
+    let text = format!("{value:.4}");
+    let trimmed = text.trim_end_matches('0');
+    if trimmed.ends_with('.') {
+        format!("{trimmed}0")
+    } else {
+        trimmed.to_owned()
+    }
 }
 
 fn srvr(ctx: &Context<'_>) -> String {
@@ -211,9 +233,9 @@ fn mntr(ctx: &Context<'_>) -> String {
     let mut lines: Vec<(&str, String)> = vec![
         ("zk_version", ZOOKEEPER_VERSION.to_owned()),
         ("zk_server_state", mode(ctx).to_owned()),
-        ("zk_avg_latency", "0".into()),
-        ("zk_max_latency", "0".into()),
-        ("zk_min_latency", "0".into()),
+        ("zk_avg_latency", avg_latency(s)),
+        ("zk_max_latency", s.latency.max_ms.to_string()),
+        ("zk_min_latency", s.latency.min_ms.to_string()),
         ("zk_packets_received", ctx.counters.received.to_string()),
         ("zk_packets_sent", ctx.counters.sent.to_string()),
         ("zk_num_alive_connections", s.connections.to_string()),
@@ -257,4 +279,18 @@ fn wchs(ctx: &Context<'_>) -> String {
         "{} connections watching {} paths\nTotal watches:{}\n",
         w.connection_count, w.path_count, w.watch_count
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn average_latency_prints_like_a_java_double() {
+        assert_eq!(java_double(0.0), "0.0");
+        assert_eq!(java_double(0.5), "0.5");
+        assert_eq!(java_double(10.0 / 3.0), "3.3333");
+        assert_eq!(java_double(7.0), "7.0");
+        assert_eq!(java_double(12.25), "12.25");
+    }
 }

@@ -58,8 +58,21 @@ fn four_letter_words() {
     );
     assert!(srvr.contains("\nMode: standalone\n"), "{srvr}");
     assert!(srvr.contains("\nNode count: 4\n"), "{srvr}");
+    // Latencies are measured: min <= avg <= max, in ZooKeeper's layout.
+    let latency = srvr
+        .lines()
+        .find_map(|l| l.strip_prefix("Latency min/avg/max: "))
+        .unwrap();
+    let parts: Vec<f64> = latency.split('/').map(|p| p.parse().unwrap()).collect();
+    assert!(
+        parts.len() == 3 && parts[0] <= parts[1] && parts[1] <= parts[2],
+        "{srvr}"
+    );
     let mntr = client::four_letter(&addr, "mntr").unwrap();
     assert!(mntr.contains("zk_server_state\tstandalone\n"), "{mntr}");
+    for key in ["zk_avg_latency\t", "zk_max_latency\t", "zk_min_latency\t"] {
+        assert!(mntr.contains(key), "{mntr}");
+    }
     assert!(mntr.contains("zk_znode_count\t4\n"), "{mntr}");
     let envi = client::four_letter(&addr, "envi").unwrap();
     assert!(envi.starts_with("Environment:\n"), "{envi}");

@@ -85,6 +85,8 @@ struct Pending {
     seq: u64,
     xid: i32,
     item: Item,
+    /// When its frame arrived, ms: the answer's latency counts from here.
+    received_ms: u64,
 }
 
 /// One client connection.
@@ -369,7 +371,12 @@ impl Node {
             kind,
             answer: None,
         };
-        conn.queue.push_back(Pending { seq, xid: 0, item });
+        conn.queue.push_back(Pending {
+            seq,
+            xid: 0,
+            item,
+            received_ms: now_ms,
+        });
         self.conn_pump(now_ms, id, out);
     }
 
@@ -437,6 +444,7 @@ impl Node {
             seq,
             xid: header.xid,
             item,
+            received_ms: now_ms,
         });
         self.conn_pump(now_ms, id, out);
     }
@@ -470,6 +478,8 @@ impl Node {
                 Item::Write { answer, .. } => answer.unwrap_or_default(),
             };
             if !bytes.is_empty() {
+                self.latency
+                    .record(now_ms.saturating_sub(pending.received_ms));
                 out.push(Output::ToClient { conn: id, bytes });
             }
             if close {

@@ -262,6 +262,44 @@ pub struct NodeStatus {
     pub digest: u64,
     /// Log payloads that did not decode (always 0 unless a peer or disk misbehaves).
     pub payload_errors: u64,
+    /// How long client requests waited for their answers.
+    pub latency: LatencyStats,
+}
+
+/// Request latencies, ms from the frame's arrival to its answer on the node's clock, as
+/// ZooKeeper's `srvr` and `mntr` report them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LatencyStats {
+    /// Requests answered.
+    pub count: u64,
+    /// Sum of their latencies, ms.
+    pub total_ms: u64,
+    /// Smallest latency, ms (0 before the first answer).
+    pub min_ms: u64,
+    /// Largest latency, ms.
+    pub max_ms: u64,
+}
+
+impl LatencyStats {
+    /// Counts one answer that took `ms`.
+    pub fn record(&mut self, ms: u64) {
+        self.min_ms = if self.count == 0 {
+            ms
+        } else {
+            self.min_ms.min(ms)
+        };
+        self.max_ms = self.max_ms.max(ms);
+        self.total_ms = self.total_ms.saturating_add(ms);
+        self.count += 1;
+    }
+
+    /// Mean latency, ms (0 before the first answer).
+    pub fn avg_ms(&self) -> f64 {
+        if self.count == 0 {
+            return 0.0;
+        }
+        self.total_ms as f64 / self.count as f64
+    }
 }
 
 /// Node-level timers; expired ones are handled in this order.
@@ -351,6 +389,7 @@ pub struct Node {
     /// whole snapshot.
     snapshot_retained: Option<(SnapshotMeta, Vec<u8>)>,
     payload_errors: u64,
+    latency: LatencyStats,
     applied_log: Vec<Entry>,
 }
 
@@ -405,6 +444,7 @@ impl Node {
             snapshot_pending: None,
             snapshot_retained: None,
             payload_errors: 0,
+            latency: LatencyStats::default(),
             applied_log: Vec::new(),
             config,
         })
@@ -463,6 +503,7 @@ impl Node {
             watches: self.watches.summary(),
             digest: self.tree.digest(),
             payload_errors: self.payload_errors,
+            latency: self.latency,
         }
     }
 
