@@ -950,4 +950,11 @@ fn answers_count_their_latency() {
     );
     assert!(after.min_ms <= after.max_ms);
     assert!(after.avg_ms() >= after.min_ms as f64 && after.avg_ms() <= after.max_ms as f64);
+    // The connection's own view, as `cons` prints it.
+    let stats = c.node(follower).conn_stats(conn).unwrap();
+    assert!(stats.session.is_some());
+    assert_eq!(stats.last_op, "GETD");
+    assert_eq!(stats.queued, 0);
+    assert_eq!(stats.latency.count, 9);
+    assert_eq!(stats.last_zxid, c.node(follower).applied_zxid().0);
 }

@@ -11,7 +11,7 @@
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 
-use paddock_core::node::NodeStatus;
+use paddock_core::node::{ConnStats, NodeStatus};
 use paddock_core::replication::Role;
 use paddock_core::wire::FourLetterWord;
 
@@ -54,6 +54,12 @@ pub struct ConnInfo {
     pub received: u64,
     /// Writes to this client.
     pub sent: u64,
+    /// Wall-clock ms when the connection was accepted.
+    pub established_ms: u64,
+    /// Wall-clock ms of the last answer (0 before any).
+    pub last_response_ms: u64,
+    /// What core knows of it (session, last operation, latencies).
+    pub stats: Option<ConnStats>,
 }
 
 /// Everything an answer may need.
@@ -146,12 +152,48 @@ fn srvr(ctx: &Context<'_>) -> String {
     out
 }
 
+/// ` /ip:port[1](queued=..,recved=..,sent=..)`, as `stat` lists clients.
 fn conn_line(conn: &ConnInfo, out: &mut String) {
+    let queued = conn.stats.map_or(0, |s| s.queued);
     let _ = writeln!(
         out,
-        " /{}[1](queued=0,recved={},sent={})",
+        " /{}[1](queued={queued},recved={},sent={})",
         conn.peer, conn.received, conn.sent
     );
+}
+
+/// The long form `cons` prints, in ZooKeeper's field order: the short form's counters,
+/// then session id, last operation, established time, timeout, last xid and zxid, last
+/// response time and the latencies (last, min, avg, max), once a session exists.
+fn conn_line_long(conn: &ConnInfo, out: &mut String) {
+    let stats = conn.stats;
+    let queued = stats.map_or(0, |s| s.queued);
+    let _ = write!(
+        out,
+        " /{}[1](queued={queued},recved={},sent={}",
+        conn.peer, conn.received, conn.sent
+    );
+    if let Some(s) = stats
+        && let Some(session) = s.session
+    {
+        let _ = write!(
+            out,
+            ",sid={:#x},lop={},est={},to={},lcxid={:#x},lzxid={:#x},lresp={},llat={},minlat={},avglat={},maxlat={}",
+            session.0,
+            s.last_op,
+            conn.established_ms,
+            s.timeout_ms.unwrap_or(0),
+            i64::from(s.last_xid),
+            s.last_zxid,
+            conn.last_response_ms,
+            s.last_latency_ms,
+            s.latency.min_ms,
+            // ZooKeeper prints the per-connection average as a whole number of ms.
+            s.latency.total_ms.checked_div(s.latency.count).unwrap_or(0),
+            s.latency.max_ms
+        );
+    }
+    out.push_str(")\n");
 }
 
 fn stat(ctx: &Context<'_>) -> String {
@@ -167,7 +209,7 @@ fn stat(ctx: &Context<'_>) -> String {
 fn cons(ctx: &Context<'_>) -> String {
     let mut out = String::new();
     for conn in ctx.conns {
-        conn_line(conn, &mut out);
+        conn_line_long(conn, &mut out);
     }
     out.push('\n');
     out

@@ -431,6 +431,9 @@ struct Client {
     stream: TcpStream,
     received: u64,
     sent: u64,
+    /// Wall-clock ms when it was accepted, and when it was last answered (`cons`).
+    established_ms: u64,
+    last_response_ms: u64,
 }
 
 /// The wall clock as `now` for the node, made monotonic: wall time at start plus the
@@ -652,6 +655,8 @@ impl EventLoop {
                         stream,
                         received: 0,
                         sent: 0,
+                        established_ms: self.clock.now_ms(),
+                        last_response_ms: 0,
                     },
                 );
                 self.step(Input::ClientConnected { conn, addr: ip });
@@ -672,6 +677,7 @@ impl EventLoop {
             return;
         };
         client.sent += 1;
+        client.last_response_ms = self.clock.now_ms();
         self.counters.sent += 1;
         if let Err(TrySendError::Full(_)) = client.writer.try_send(WriterMsg::Bytes(bytes)) {
             tracing::warn!(peer = %client.peer, "client too slow to read its replies; closing");
@@ -703,10 +709,13 @@ impl EventLoop {
             .clients
             .iter()
             .filter(|(id, _)| **id != conn)
-            .map(|(_, c)| ConnInfo {
+            .map(|(id, c)| ConnInfo {
                 peer: c.peer,
                 received: c.received,
                 sent: c.sent,
+                established_ms: c.established_ms,
+                last_response_ms: c.last_response_ms,
+                stats: self.node.conn_stats(*id),
             })
             .collect();
         let text = four_letter::answer(

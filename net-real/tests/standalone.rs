@@ -98,6 +98,22 @@ fn four_letter_words_whitelisted() {
     assert_eq!(wchs, "1 connections watching 1 paths\nTotal watches:1\n");
     let conf = client::four_letter(&addr, "conf").unwrap();
     assert!(conf.contains("tickTime=200\n"), "{conf}");
+    // cons: the session, its last operation (the exists above), timeout and latencies.
+    let cons = client::four_letter(&addr, "cons").unwrap();
+    let line = cons
+        .lines()
+        .find(|l| l.contains(",sid=0x"))
+        .unwrap_or_default();
+    for field in [
+        "lop=EXIS,",
+        ",to=",
+        ",lzxid=0x",
+        ",minlat=",
+        ",avglat=",
+        ",maxlat=",
+    ] {
+        assert!(line.contains(field), "{field} missing from {cons}");
+    }
     a.close().unwrap();
     server.shutdown().unwrap();
 }

@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::net::IpAddr;
 
 use super::message::{Origin, Write, WriteOp};
-use super::{Node, Output, reply};
+use super::{LatencyStats, Node, Output, reply};
 use crate::acl::{self, Id};
 use crate::error::ZkError;
 use crate::ids::{ConnId, SessionId, Zxid};
@@ -22,7 +22,7 @@ use crate::tree::{
 use crate::watch::{SetWatchesLists, WatchKind, WatcherType};
 use crate::wire::{
     self, ClientInfo, ConnectionStart, ErrorResponse, FrameSplitter, GetAclResponse,
-    GetChildren2Response, GetDataResponse, MultiOp, MultiReadOp, Request, Response,
+    GetChildren2Response, GetDataResponse, MultiOp, MultiReadOp, OpCode, Request, Response,
 };
 
 /// Requests one connection may have queued before it is closed as abusive.
@@ -87,6 +87,78 @@ struct Pending {
     item: Item,
     /// When its frame arrived, ms: the answer's latency counts from here.
     received_ms: u64,
+    /// ZooKeeper's four-letter name of its operation (`cons` shows the last one).
+    op: &'static str,
+}
+
+/// What `cons` shows of one connection, as ZooKeeper's `dumpConnectionInfo` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnStats {
+    /// Its session, once established.
+    pub session: Option<SessionId>,
+    /// The session's negotiated timeout, ms.
+    pub timeout_ms: Option<u32>,
+    /// Requests received and not answered yet.
+    pub queued: u64,
+    /// The last answered operation (`PING`, `SESS`, `GETD`, ...; `NA` before any).
+    pub last_op: &'static str,
+    /// Xid of the last answered request.
+    pub last_xid: i32,
+    /// The server's zxid when it sent the last answer (all ones, ZooKeeper's -1, before
+    /// any).
+    pub last_zxid: u64,
+    /// Latency of the last answer, ms.
+    pub last_latency_ms: u64,
+    /// Latencies of every answer on this connection.
+    pub latency: LatencyStats,
+}
+
+impl ConnStats {
+    fn new() -> ConnStats {
+        ConnStats {
+            session: None,
+            timeout_ms: None,
+            queued: 0,
+            last_op: "NA",
+            last_xid: 0,
+            last_zxid: u64::MAX,
+            last_latency_ms: 0,
+            latency: LatencyStats::default(),
+        }
+    }
+}
+
+/// ZooKeeper's four-letter name of an operation, as `cons` prints it after `lop=`.
+fn op_name(op: i32) -> &'static str {
+    match OpCode::try_from(op) {
+        Ok(OpCode::Ping) => "PING",
+        Ok(OpCode::CreateSession) => "SESS",
+        Ok(OpCode::CloseSession) => "CLOS",
+        Ok(OpCode::Create | OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl) => {
+            "CREA"
+        }
+        Ok(OpCode::Delete | OpCode::DeleteContainer) => "DELE",
+        Ok(OpCode::SetData) => "SETD",
+        Ok(OpCode::SetAcl) => "SETA",
+        Ok(OpCode::Reconfig) => "RECO",
+        Ok(OpCode::Check) => "CHEC",
+        Ok(OpCode::Multi) => "MULT",
+        Ok(OpCode::MultiRead) => "MLTR",
+        Ok(OpCode::Sync) => "SYNC",
+        Ok(OpCode::Exists) => "EXIS",
+        Ok(OpCode::GetData) => "GETD",
+        Ok(OpCode::GetAcl) => "GETA",
+        Ok(OpCode::GetChildren | OpCode::GetChildren2) => "GETC",
+        Ok(OpCode::GetAllChildrenNumber) => "GETACN",
+        Ok(OpCode::GetEphemerals) => "GETE",
+        Ok(OpCode::SetWatches | OpCode::SetWatches2) => "SETW",
+        Ok(OpCode::CheckWatches) => "CHKW",
+        Ok(OpCode::RemoveWatches) => "REMW",
+        Ok(OpCode::AddWatch) => "ADDW",
+        Ok(OpCode::WhoAmI) => "HOMI",
+        Ok(OpCode::Auth) => "AUTH",
+        _ => "NA",
+    }
 }
 
 /// One client connection.
@@ -102,6 +174,7 @@ pub(super) struct Conn {
     queue: VecDeque<Pending>,
     next_seq: u64,
     early: VecDeque<Vec<u8>>,
+    stats: ConnStats,
 }
 
 /// How a write ended, for its answer.
@@ -127,6 +200,7 @@ impl Conn {
             queue: VecDeque::new(),
             next_seq: 0,
             early: VecDeque::new(),
+            stats: ConnStats::new(),
         }
     }
 
@@ -240,6 +314,20 @@ fn classify(request: Request, session: SessionId) -> Classified {
 }
 
 impl Node {
+    /// What `cons` shows of connection `id`; `None` if it is not open.
+    pub fn conn_stats(&self, id: ConnId) -> Option<ConnStats> {
+        let conn = self.conns.get(&id)?;
+        Some(ConnStats {
+            session: conn.session,
+            timeout_ms: conn
+                .session
+                .and_then(|s| self.sessions.get(s))
+                .map(|s| s.timeout_ms),
+            queued: conn.queue.len() as u64,
+            ..conn.stats
+        })
+    }
+
     /// Bytes from a client: spot a four-letter word, then split and handle frames.
     pub(super) fn client_bytes(
         &mut self,
@@ -376,6 +464,7 @@ impl Node {
             xid: 0,
             item,
             received_ms: now_ms,
+            op: "SESS",
         });
         self.conn_pump(now_ms, id, out);
     }
@@ -445,6 +534,7 @@ impl Node {
             xid: header.xid,
             item,
             received_ms: now_ms,
+            op: op_name(header.op),
         });
         self.conn_pump(now_ms, id, out);
     }
@@ -478,8 +568,16 @@ impl Node {
                 Item::Write { answer, .. } => answer.unwrap_or_default(),
             };
             if !bytes.is_empty() {
-                self.latency
-                    .record(now_ms.saturating_sub(pending.received_ms));
+                let latency_ms = now_ms.saturating_sub(pending.received_ms);
+                self.latency.record(latency_ms);
+                if let Some(conn) = self.conns.get_mut(&id) {
+                    let stats = &mut conn.stats;
+                    stats.latency.record(latency_ms);
+                    stats.last_latency_ms = latency_ms;
+                    stats.last_op = pending.op;
+                    stats.last_xid = pending.xid;
+                    stats.last_zxid = self.applied_zxid.0;
+                }
                 out.push(Output::ToClient { conn: id, bytes });
             }
             if close {
