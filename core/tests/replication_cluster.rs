@@ -1139,3 +1139,28 @@ fn transcript_of_election_and_first_proposals() {
     let lines = cluster.transcript.take().unwrap();
     insta::assert_snapshot!(lines.join("\n"));
 }
+
+// A follower whose disk lost entries it had acknowledged (a lying fsync, or a data
+// directory restored from an older backup) is found and brought back in step by the
+// leader: it rejects appends at its old match index, and the leader forgets that match
+// and probes down instead of re-sending the same refused append forever.
+#[test]
+fn follower_that_lost_acknowledged_entries_is_resynced() {
+    let mut cluster = Cluster::new(3, test_seed(17));
+    let leader = cluster.elect(2000);
+    let follower = cluster.ids().into_iter().find(|id| *id != leader).unwrap();
+    let mut expected = cluster.propose(leader, 20).unwrap();
+    cluster.run_for(500);
+    cluster.assert_converged(Some(&expected));
+    cluster.crash(follower);
+    let member = cluster.members.get_mut(&follower).unwrap();
+    member.disk.entries.truncate(5);
+    cluster.restart(follower);
+    expected.extend(cluster.propose(leader, 5).unwrap());
+    cluster.run_for(1000);
+    cluster.assert_converged(Some(&expected));
+    assert_eq!(
+        cluster.replica(follower).status().last_index,
+        cluster.replica(leader).status().last_index
+    );
+}

@@ -128,6 +128,9 @@ pub struct History {
     pub payloads: BTreeMap<u64, (Zxid, Vec<u8>)>,
     /// Virtual time some server first applied each index, ms.
     pub first_applied_ms: BTreeMap<u64, u64>,
+    /// Entries a server acknowledged as durable and did not recover after a crash (the
+    /// world checks every restart).
+    pub ack_losses: Vec<String>,
     /// Client connections in the order they opened.
     pub conns: Vec<ConnRecord>,
 }

@@ -10,8 +10,9 @@ use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr};
 
 use crate::decide::Decisions;
-use paddock_core::ids::{ConnId, NodeId};
+use paddock_core::ids::{ConnId, Epoch, NodeId};
 use paddock_core::node::{Input, Node, NodeConfig, Output, PeerMessage};
+use paddock_core::replication::{AppendOutcome, Message, MessageBody};
 use rand::RngExt;
 
 use crate::client::{Action, SimClient};
@@ -111,6 +112,9 @@ pub struct Server {
     pub backlog: VecDeque<Input>,
     /// Recovery found its disk damaged: it must never start again in this run.
     pub disk_damaged: bool,
+    /// The highest index this incarnation acknowledged to a leader as durable, with the
+    /// epoch it acknowledged in: after a crash, recovery must find it again.
+    pub acked: Option<(Epoch, u64)>,
 }
 
 impl Server {
@@ -232,6 +236,7 @@ impl World {
                     tick_armed_ms: None,
                     backlog: VecDeque::new(),
                     disk_damaged: false,
+                    acked: None,
                 },
             );
             world.history.applied.insert(id, Vec::new());
@@ -281,7 +286,23 @@ impl World {
             }
         };
         match Node::new(config, durable, seed) {
-            Ok(node) => server.node = Some(node),
+            Ok(node) => {
+                // An acknowledgement promised the entries were on disk: unless the server
+                // durably moved to a later epoch (whose leader may truncate), recovery
+                // must find at least what it acknowledged.
+                let status = node.status().replication;
+                if let Some((epoch, index)) = server.acked.take()
+                    && status.epoch == epoch
+                    && status.last_index < index
+                {
+                    self.history.ack_losses.push(format!(
+                        "server {} acknowledged index {index} as durable in epoch {} but \
+                         recovered its log only up to index {} at {now} ms",
+                        id.0, epoch.0, status.last_index
+                    ));
+                }
+                server.node = Some(node);
+            }
             Err(error) => {
                 server.node = None;
                 self.trace
@@ -444,6 +465,17 @@ impl World {
         let now = self.now_ms;
         match output {
             Output::Peer { to, msg } => {
+                if let PeerMessage::Replication(Message {
+                    epoch,
+                    body: MessageBody::AppendReply(AppendOutcome::Accepted { match_index }),
+                }) = &msg
+                    && let Some(server) = self.servers.get_mut(&id)
+                {
+                    let acked = server.acked.get_or_insert((*epoch, *match_index));
+                    if *epoch > acked.0 || (*epoch == acked.0 && *match_index > acked.1) {
+                        *acked = (*epoch, *match_index);
+                    }
+                }
                 let (arrivals, fate) = self.net.deliveries(now, id, to, &mut self.rng);
                 if fate != Fate::Delivered {
                     self.trace.record(now, id.0, fate_kind(fate), || {

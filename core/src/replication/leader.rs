@@ -198,6 +198,15 @@ impl Replica {
             return;
         }
         let next_index = match_index_guess.min(rejected_index.saturating_sub(1)) + 1;
+        if rejected_index <= pr.match_index {
+            // The follower no longer holds an entry it acknowledged: its disk lost synced
+            // writes (a lying fsync, a data directory restored from a backup), or this is
+            // a stale rejection from before its acknowledgement. Probing above the match
+            // would be refused forever, a round trip at a time; forget the match and find
+            // where the logs meet (a stale rejection costs one more probe). The commit
+            // index never moves back.
+            pr.match_index = next_index - 1;
+        }
         pr.become_probe(next_index);
     }
 

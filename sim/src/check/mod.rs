@@ -105,6 +105,9 @@ pub fn check_history(history: &History) -> Result<(), Failure> {
 /// Runs every checker over `subject`, in the fixed order.
 pub fn check(subject: &Subject<'_>) -> Result<(), Failure> {
     let history = subject.history;
+    if let Some(loss) = history.ack_losses.first() {
+        return Err(Failure::new("durability", loss.clone()));
+    }
     agreement::check(history)?;
     let committed = Committed::read(history)?;
     let complete = committed.gap_at.is_none();
