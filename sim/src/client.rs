@@ -335,6 +335,11 @@ impl SimClient {
         }
     }
 
+    /// Workload operations not started yet.
+    pub fn ops_left(&self) -> u64 {
+        self.ops_left
+    }
+
     /// True once every operation finished.
     pub fn done(&self) -> bool {
         self.ops_left == 0 && self.outstanding.is_none()

@@ -30,8 +30,13 @@ use world::World;
 /// Longest the safety phase may run, virtual ms.
 pub const SAFETY_PHASE_MS_MAX: u64 = 600_000;
 /// How long, after healing, the ensemble has to elect a leader and finish every
-/// pending operation, virtual ms.
+/// pending operation, virtual ms (plus `LIVENESS_MS_PER_OP_LEFT` for each operation the
+/// clients had not started when the safety phase ran out of time).
 pub const LIVENESS_PHASE_MS_MAX: u64 = 60_000;
+
+/// Extra liveness time per operation not yet started at healing, virtual ms: a healthy
+/// ensemble answers one in well under 100 ms, think time included.
+pub const LIVENESS_MS_PER_OP_LEFT: u64 = 500;
 
 /// What a run produced.
 #[derive(Debug, Clone)]
@@ -171,7 +176,9 @@ fn liveness(world: &mut World) -> Result<u64, Failure> {
     world.heal_all();
     world.wake_clients();
     let healed_ms = world.now_ms;
-    let deadline = healed_ms + LIVENESS_PHASE_MS_MAX;
+    let ops_left: u64 = world.clients.iter().map(|c| c.ops_left()).sum();
+    let allowed_ms = LIVENESS_PHASE_MS_MAX + ops_left * LIVENESS_MS_PER_OP_LEFT;
+    let deadline = healed_ms + allowed_ms;
     let has_leader = |w: &World| {
         w.servers
             .values()
@@ -193,7 +200,7 @@ fn liveness(world: &mut World) -> Result<u64, Failure> {
         return Err(Failure::new(
             "liveness",
             format!(
-                "{LIVENESS_PHASE_MS_MAX} ms after healing: {pending} clients unfinished, leader={}",
+                "{allowed_ms} ms after healing ({ops_left} ops not started then): {pending} clients unfinished, leader={}",
                 world
                     .servers
                     .values()

@@ -84,3 +84,19 @@ fn regression_seeds_of_forwarded_write_not_touching() {
         assert_eq!(report.result, Ok(()), "{}", report.summary_line());
     }
 }
+
+// Regression seed of the harness, not of core: with two clients of 1000 ops each under
+// heavy faults (two of five disks damaged, pauses every few seconds), the safety phase
+// ran out of virtual time with hundreds of ops not started, and 60 s after healing was
+// too short to run them all. The liveness phase now allows time per op not yet started.
+#[test]
+fn regression_seed_12_liveness_allows_for_unstarted_ops() {
+    let options = RunOptions {
+        seed: 12,
+        clients: 2,
+        ops: 2000,
+        ..RunOptions::default()
+    };
+    let report = paddock_sim::run(&options, None).unwrap();
+    assert_eq!(report.result, Ok(()), "{}", report.summary_line());
+}
