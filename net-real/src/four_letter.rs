@@ -152,20 +152,11 @@ fn srvr(ctx: &Context<'_>) -> String {
     out
 }
 
-/// ` /ip:port[1](queued=..,recved=..,sent=..)`, as `stat` lists clients.
-fn conn_line(conn: &ConnInfo, out: &mut String) {
-    let queued = conn.stats.map_or(0, |s| s.queued);
-    let _ = writeln!(
-        out,
-        " /{}[1](queued={queued},recved={},sent={})",
-        conn.peer, conn.received, conn.sent
-    );
-}
-
-/// The long form `cons` prints, in ZooKeeper's field order: the short form's counters,
-/// then session id, last operation, established time, timeout, last xid and zxid, last
-/// response time and the latencies (last, min, avg, max), once a session exists.
-fn conn_line_long(conn: &ConnInfo, out: &mut String) {
+/// ` /ip:port[1](queued=..,recved=..,sent=..)`, as `stat` lists clients. The long form
+/// (`cons`) adds, once a session exists and in ZooKeeper's field order, the session id,
+/// last operation, established time, timeout, last xid and zxid, last response time and
+/// the latencies (last, min, avg, max).
+fn conn_line(conn: &ConnInfo, long: bool, out: &mut String) {
     let stats = conn.stats;
     let queued = stats.map_or(0, |s| s.queued);
     let _ = write!(
@@ -173,7 +164,7 @@ fn conn_line_long(conn: &ConnInfo, out: &mut String) {
         " /{}[1](queued={queued},recved={},sent={}",
         conn.peer, conn.received, conn.sent
     );
-    if let Some(s) = stats
+    if let Some(s) = stats.filter(|_| long)
         && let Some(session) = s.session
     {
         let _ = write!(
@@ -199,7 +190,7 @@ fn conn_line_long(conn: &ConnInfo, out: &mut String) {
 fn stat(ctx: &Context<'_>) -> String {
     let mut out = format!("Zookeeper version: {ZOOKEEPER_VERSION}\nClients:\n");
     for conn in ctx.conns {
-        conn_line(conn, &mut out);
+        conn_line(conn, false, &mut out);
     }
     out.push('\n');
     srvr_body(ctx, &mut out);
@@ -209,7 +200,7 @@ fn stat(ctx: &Context<'_>) -> String {
 fn cons(ctx: &Context<'_>) -> String {
     let mut out = String::new();
     for conn in ctx.conns {
-        conn_line_long(conn, &mut out);
+        conn_line(conn, true, &mut out);
     }
     out.push('\n');
     out

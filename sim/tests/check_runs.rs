@@ -17,6 +17,12 @@ fn run(seed: u64, nodes: u64, faults: FaultSet) -> paddock_sim::RunReport {
     paddock_sim::run(&options, None).unwrap()
 }
 
+/// Runs `options` and requires every checker to pass.
+fn assert_passes(options: &RunOptions) {
+    let report = paddock_sim::run(options, None).unwrap();
+    assert_eq!(report.result, Ok(()), "{}", report.summary_line());
+}
+
 // Fault-free runs pass, including the strict session rule (no expiry while the client
 // is being answered), and report how long a leader took after healing.
 #[test]
@@ -50,8 +56,7 @@ fn regression_seeds_of_snapshot_install_watch_bug() {
             seed,
             ..RunOptions::default()
         };
-        let report = paddock_sim::run(&options, None).unwrap();
-        assert_eq!(report.result, Ok(()), "{}", report.summary_line());
+        assert_passes(&options);
     }
 }
 
@@ -64,8 +69,7 @@ fn regression_seed_372_expiry_timer_livelock() {
         seed: 372,
         ..RunOptions::default()
     };
-    let report = paddock_sim::run(&options, None).unwrap();
-    assert_eq!(report.result, Ok(()), "{}", report.summary_line());
+    assert_passes(&options);
 }
 
 // Regression seeds of a core bug the sessions checker found once it ran under faults: a
@@ -80,8 +84,7 @@ fn regression_seeds_of_forwarded_write_not_touching() {
             seed,
             ..RunOptions::default()
         };
-        let report = paddock_sim::run(&options, None).unwrap();
-        assert_eq!(report.result, Ok(()), "{}", report.summary_line());
+        assert_passes(&options);
     }
 }
 
@@ -97,6 +100,5 @@ fn regression_seed_12_liveness_allows_for_unstarted_ops() {
         ops: 2000,
         ..RunOptions::default()
     };
-    let report = paddock_sim::run(&options, None).unwrap();
-    assert_eq!(report.result, Ok(()), "{}", report.summary_line());
+    assert_passes(&options);
 }

@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use paddock_core::ids::{NodeId, SessionId};
 
-use crate::history::{History, Outcome};
+use crate::history::{History, OpRecord, Outcome};
 use crate::world::World;
 use committed::{Committed, OpIndex};
 use expect::Kind;
@@ -199,20 +199,13 @@ fn expiries_after_commits(
     index: &OpIndex,
     replayed: &Replayed,
 ) -> Result<(), Failure> {
-    let mut sent: BTreeMap<SessionId, Vec<(u64, usize)>> = BTreeMap::new();
-    for (position, op) in history.ops.iter().enumerate() {
-        if matches!(op.outcome, Outcome::Reply { err: 0, .. })
+    let sent = sent_by_session(history, index, |op| {
+        matches!(op.outcome, Outcome::Reply { err: 0, .. })
             && matches!(
                 expect::kind(&op.request, op.session),
                 Kind::Write(_) | Kind::Sync(_)
             )
-        {
-            let session = index.op_session.get(position).copied().unwrap_or_default();
-            sent.entry(session)
-                .or_default()
-                .push((op.invoked_ms, position));
-        }
-    }
+    });
     for (session, _, expiry_index, timeout_ms) in &replayed.expiries {
         let (Some(times), Some(&at)) = (
             sent.get(session),
@@ -221,11 +214,7 @@ fn expiries_after_commits(
             continue;
         };
         let half = u64::try_from(*timeout_ms).unwrap_or(0) / 2;
-        let since = at.saturating_sub(half);
-        let first_after = times.partition_point(|(t, _)| *t <= since);
-        if let Some((t, position)) = times.get(first_after).copied()
-            && t <= at
-        {
+        if let Some((t, position)) = sent_between(times, at.saturating_sub(half), at) {
             return Err(Failure::new(
                 "sessions",
                 format!(
@@ -246,27 +235,17 @@ fn expiries_while_active(
     index: &OpIndex,
     replayed: &Replayed,
 ) -> Result<(), Failure> {
-    let mut sent: BTreeMap<SessionId, Vec<(u64, usize)>> = BTreeMap::new();
-    for (position, op) in history.ops.iter().enumerate() {
-        if matches!(op.outcome, Outcome::Reply { .. })
+    let sent = sent_by_session(history, index, |op| {
+        matches!(op.outcome, Outcome::Reply { .. })
             && !matches!(expect::kind(&op.request, op.session), Kind::Other)
-        {
-            let session = index.op_session.get(position).copied().unwrap_or_default();
-            sent.entry(session)
-                .or_default()
-                .push((op.invoked_ms, position));
-        }
-    }
+    });
     for (session, time_ms, index, timeout_ms) in &replayed.expiries {
         let Some(times) = sent.get(session) else {
             continue;
         };
         let at = u64::try_from(*time_ms).unwrap_or(0);
         let since = at.saturating_sub(u64::try_from(*timeout_ms).unwrap_or(0));
-        let first_after = times.partition_point(|(t, _)| *t <= since);
-        if let Some((t, position)) = times.get(first_after).copied()
-            && t <= at
-        {
+        if let Some((t, position)) = sent_between(times, since, at) {
             return Err(Failure::new(
                 "sessions",
                 format!(
@@ -278,4 +257,28 @@ fn expiries_while_active(
         }
     }
     Ok(())
+}
+
+/// The ops `keep` selects, by session: (invocation time, position), in invocation order.
+fn sent_by_session(
+    history: &History,
+    index: &OpIndex,
+    keep: impl Fn(&OpRecord) -> bool,
+) -> BTreeMap<SessionId, Vec<(u64, usize)>> {
+    let mut sent: BTreeMap<SessionId, Vec<(u64, usize)>> = BTreeMap::new();
+    for (position, op) in history.ops.iter().enumerate() {
+        if keep(op) {
+            let session = index.op_session.get(position).copied().unwrap_or_default();
+            sent.entry(session)
+                .or_default()
+                .push((op.invoked_ms, position));
+        }
+    }
+    sent
+}
+
+/// The first of `times` sent after `since` and no later than `at`.
+fn sent_between(times: &[(u64, usize)], since: u64, at: u64) -> Option<(u64, usize)> {
+    let first_after = times.partition_point(|(t, _)| *t <= since);
+    times.get(first_after).copied().filter(|(t, _)| *t <= at)
 }
