@@ -127,7 +127,7 @@ pub fn run_with(
         events: world.events,
         sim_ms: world.now_ms,
         trace_hash: world.trace.hash(),
-        fault_plan: world.plan.describe(),
+        fault_plan: world.describe_scenario(),
         fault_counts: world.fault_counts(),
         time_to_leader_ms,
         result,

@@ -178,6 +178,8 @@ pub struct World {
     pub faults_on: bool,
     /// Faults injected by the world (the network keeps its own counts).
     pub counts: FaultCounts,
+    /// Highest zxid counter of an epoch (`u32::MAX` unless the run forces rollovers).
+    pub zxid_counter_max: u32,
     /// The run's event budget (`EVENTS_PER_OP_MAX` per op, at least `EVENTS_PER_RUN_MIN`).
     pub events_max: u64,
 }
@@ -193,6 +195,12 @@ impl World {
     pub fn with_decisions(options: &RunOptions, mut rng: Decisions, trace: Trace) -> World {
         let plan = FaultPlan::choose(&options.faults, options.nodes, &mut rng);
         let voters: std::collections::BTreeSet<NodeId> = (1..=options.nodes).map(NodeId).collect();
+        // One run in four uses up its zxid counters every few hundred writes, so leaders
+        // step down on rollover and the next epoch starts, under every other fault.
+        let zxid_counter_max = match rng.random_range(0..4) {
+            0 => rng.random_range(100..400),
+            _ => u32::MAX,
+        };
         let mut world = World {
             now_ms: 0,
             seq: 0,
@@ -209,6 +217,7 @@ impl World {
             plan,
             faults_on: true,
             counts: FaultCounts::default(),
+            zxid_counter_max,
             events_max: options
                 .ops
                 .saturating_mul(EVENTS_PER_OP_MAX)
@@ -219,6 +228,7 @@ impl World {
             let mut config = NodeConfig::new(id, voters.clone());
             config.record_applied = true;
             config.snapshot_every_entries = 200;
+            config.replication.zxid_counter_max = zxid_counter_max;
             #[cfg(feature = "planted-bugs")]
             config.plant_bug(options.bug.as_deref().and_then(|name| name.parse().ok()));
             let disk = SimDisk::new(config.limits.clone());
@@ -256,6 +266,18 @@ impl World {
             world.schedule(at, Event::ClientWake { client: c });
         }
         world
+    }
+
+    /// The scenario the seed chose: the fault plan, and a forced zxid rollover if any.
+    pub fn describe_scenario(&self) -> String {
+        let mut text = self.plan.describe();
+        if self.zxid_counter_max != u32::MAX {
+            text.push_str(&format!(
+                " zxid-rollover=every {} writes",
+                self.zxid_counter_max
+            ));
+        }
+        text
     }
 
     /// Starts (or restarts) a server from its disk; false when its disk does not

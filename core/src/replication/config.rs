@@ -34,6 +34,10 @@ pub struct ReplicationConfig {
     /// Largest payload of one proposal, in bytes. Default 1 MiB (ZooKeeper's
     /// `jute.maxbuffer`).
     pub payload_bytes_max: u32,
+    /// Highest zxid counter a leader assigns in one epoch. A leader whose counter is used
+    /// up steps down so that an election starts a new epoch, as ZooKeeper does on zxid
+    /// rollover. Default `u32::MAX`; tests lower it to make rollovers happen.
+    pub zxid_counter_max: u32,
     /// The planted bug, if any (tests of the checkers only).
     #[cfg(feature = "planted-bugs")]
     pub bug: Option<crate::bugs::Bug>,
@@ -90,6 +94,7 @@ impl ReplicationConfig {
             messages_in_flight_max: 8,
             proposals_uncommitted_max: 4096,
             payload_bytes_max: 1024 * 1024,
+            zxid_counter_max: u32::MAX,
             #[cfg(feature = "planted-bugs")]
             bug: None,
         }
@@ -132,6 +137,7 @@ impl ReplicationConfig {
                 u64::from(self.messages_in_flight_max),
             ),
             ("proposals_uncommitted_max", self.proposals_uncommitted_max),
+            ("zxid_counter_max", u64::from(self.zxid_counter_max)),
         ];
         if let Some((key, _)) = bounds.iter().find(|(_, value)| *value == 0) {
             return Err(ReplicationConfigError::ZeroBound { key });

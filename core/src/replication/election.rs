@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 
 use crate::ids::{Epoch, NodeId};
 
-use super::{HardState, Message, MessageBody, Output, Replica, RoleState, StepError};
+use super::{EPOCH_MAX, HardState, Message, MessageBody, Output, Replica, RoleState, StepError};
 
 impl Replica {
     /// The election timer fired: ask for pre-votes (voters only).
@@ -20,7 +20,14 @@ impl Replica {
         if !self.is_voter() || matches!(self.role, RoleState::Leader(_)) {
             return;
         }
-        let Some(epoch_next) = self.hard_state.epoch.0.checked_add(1).map(Epoch) else {
+        let Some(epoch_next) = self
+            .hard_state
+            .epoch
+            .0
+            .checked_add(1)
+            .map(Epoch)
+            .filter(|next| *next <= EPOCH_MAX)
+        else {
             // The epoch space is used up; this member can only follow.
             return;
         };

@@ -91,11 +91,27 @@ impl Replica {
         if uncommitted >= self.config.proposals_uncommitted_max {
             return Err(ProposeError::TooManyUncommitted { uncommitted });
         }
-        let counter = state.counter_next;
-        state.counter_next = counter
-            .checked_add(1)
-            .ok_or(ProposeError::ZxidCounterExhausted)?;
+        let Some(counter) = state.counter(self.config.zxid_counter_max) else {
+            return Err(ProposeError::ZxidCounterExhausted);
+        };
+        state.counter_next += 1;
         Ok(self.leader_append(payload, counter))
+    }
+
+    /// A leader whose zxid counter is used up steps down (checked after every input), so
+    /// that an election starts a new epoch with a fresh counter: ZooKeeper forces the same
+    /// re-election on zxid rollover. Its proposals stay in its log and commit under the
+    /// next leader like any others; its clients' pending writes are lost to them as on
+    /// any leader change.
+    pub(super) fn leader_step_down_if_exhausted(&mut self) {
+        let RoleState::Leader(state) = &self.role else {
+            return;
+        };
+        if state.counter(self.config.zxid_counter_max).is_some() {
+            return;
+        }
+        self.leader_contact_ms = None;
+        self.become_follower(self.hard_state.epoch, None);
     }
 
     /// Handles a message in the leader's own epoch.

@@ -192,6 +192,16 @@ pub enum MessageError {
         /// The index.
         index: u64,
     },
+    /// A message claims an epoch further ahead than this replica can believe: beyond
+    /// [`EPOCH_MAX`], or more than elections could have advanced since it started
+    /// (`Replica::epoch_ceiling`). Adopting it could use up the epoch space.
+    #[error("epoch {epoch:?} is beyond the highest epoch believable now, {ceiling:?}")]
+    EpochTooFar {
+        /// The claimed epoch.
+        epoch: Epoch,
+        /// The highest epoch this replica would adopt now.
+        ceiling: Epoch,
+    },
     /// An `Append` would make a follower drop an entry it knows is committed or that the
     /// same leader already confirmed: only a faulty leader sends that.
     #[error("append conflicts with confirmed entry {index}")]
@@ -200,6 +210,12 @@ pub enum MessageError {
         index: u64,
     },
 }
+
+/// The highest epoch a replica ever adopts or campaigns in. An election needs the next
+/// epoch, so a member at `EPOCH_MAX` can only follow; the ceiling is never reached by
+/// elections (one per election timeout at most, 2^32 of them take decades), and
+/// `Replica::epoch_ceiling` keeps messages from jumping to it.
+pub const EPOCH_MAX: Epoch = Epoch(u32::MAX - 1);
 
 /// The largest log index a message may name. Far beyond any real log, it keeps every
 /// `index + 1` computed from a peer's number from overflowing.

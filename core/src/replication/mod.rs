@@ -41,7 +41,7 @@ pub use interface::{
 };
 pub use log::LogError;
 pub use message::{
-    AppendOutcome, Entry, INDEX_MAX, Message, MessageBody, MessageError, SnapshotMeta,
+    AppendOutcome, EPOCH_MAX, Entry, INDEX_MAX, Message, MessageBody, MessageError, SnapshotMeta,
 };
 
 use log::ReplicaLog;
@@ -68,6 +68,17 @@ const HELD_MESSAGES_MAX: usize = 1024;
 /// Most `PersistEntries` writes awaiting their report. Beyond it the oldest is forgotten,
 /// and its report is then ignored as stale, which only delays an acknowledgement.
 const PERSIST_REPORTS_MAX: usize = 4096;
+
+/// Epochs a message may claim beyond the epoch this replica started with, whatever the
+/// time: room for every election a member missed while it was down.
+pub const EPOCH_JUMP_MAX: u32 = 1 << 16;
+
+/// How fast the believable epoch rises while the replica runs, in epochs per
+/// `election_timeout_ms_min`. Each voter campaigns at most once per election timeout and
+/// adopting a newer epoch re-arms its timer, so an ensemble's epoch rises at most about
+/// once per timeout per voter; a member that fell further behind than
+/// [`EPOCH_JUMP_MAX`] still catches up, at this rate.
+pub const EPOCHS_PER_ELECTION_TIMEOUT_MAX: u64 = 8;
 
 /// A `PersistEntries` write handed to the runtime and not yet reported durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,8 +115,18 @@ struct LeaderState {
     progress: BTreeMap<NodeId, Progress>,
     /// Index of this epoch's NEWLEADER entry.
     new_leader_index: u64,
-    /// Counter of the next proposal's zxid.
-    counter_next: u32,
+    /// Counter of the next proposal's zxid; past `zxid_counter_max` once the epoch's
+    /// counters are used up.
+    counter_next: u64,
+}
+
+impl LeaderState {
+    /// The counter the next proposal gets, or `None` once the epoch's are used up.
+    fn counter(&self, counter_max: u32) -> Option<u32> {
+        u32::try_from(self.counter_next)
+            .ok()
+            .filter(|counter| *counter <= counter_max)
+    }
 }
 
 /// One member's replication state machine. See the module documentation.
@@ -147,6 +168,10 @@ pub struct Replica {
     leader_reported: (Epoch, Option<NodeId>),
     now_ms: u64,
     started: bool,
+    /// The durable epoch this replica started with, and when it started: the base of
+    /// `epoch_ceiling`, which no message can move.
+    epoch_base: Epoch,
+    started_ms: u64,
     messages_refused: u64,
 }
 
@@ -199,6 +224,8 @@ impl Replica {
             leader_reported: (hard_state.epoch, None),
             now_ms: 0,
             started: false,
+            epoch_base: hard_state.epoch,
+            started_ms: 0,
             messages_refused: 0,
             snapshot_bytes,
             log,
@@ -221,6 +248,7 @@ impl Replica {
         self.now_ms = self.now_ms.max(now_ms);
         if !self.started {
             self.started = true;
+            self.started_ms = self.now_ms;
             if self.is_voter() {
                 self.election_timer_reset();
             }
@@ -238,6 +266,7 @@ impl Replica {
             Input::Persisted { index, zxid } => self.step_persisted(index, zxid, out),
             Input::SnapshotPersisted { meta } => self.step_snapshot_persisted(meta, out),
         };
+        self.leader_step_down_if_exhausted();
         if let Err(StepError::BadMessage(_)) = &result {
             self.messages_refused += 1;
         }
@@ -265,7 +294,9 @@ impl Replica {
     /// state machine needs it before proposing, because a transaction carries its zxid.
     pub fn next_proposal_zxid(&self) -> Option<Zxid> {
         match &self.role {
-            RoleState::Leader(state) => Some(Zxid::new(self.hard_state.epoch, state.counter_next)),
+            RoleState::Leader(state) => state
+                .counter(self.config.zxid_counter_max)
+                .map(|counter| Zxid::new(self.hard_state.epoch, counter)),
             _ => None,
         }
     }
@@ -384,7 +415,7 @@ impl Replica {
             self.config.entries_per_message_max,
             self.config.payload_bytes_max,
         )?;
-        if !self.step_message_epoch(from, &msg, out) {
+        if !self.step_message_epoch(from, &msg, out)? {
             return Ok(());
         }
         match &self.role {
@@ -397,10 +428,24 @@ impl Replica {
     }
 
     /// Applies the epoch rules every message goes through first; returns false when the
-    /// message was fully handled (stale, or ignored under the leader lease).
-    fn step_message_epoch(&mut self, from: NodeId, msg: &Message, out: &mut Vec<Output>) -> bool {
+    /// message was fully handled (stale, or ignored under the leader lease), and refuses
+    /// a message from an epoch beyond `epoch_ceiling` before it can move anything.
+    fn step_message_epoch(
+        &mut self,
+        from: NodeId,
+        msg: &Message,
+        out: &mut Vec<Output>,
+    ) -> Result<bool, StepError> {
         let epoch = self.hard_state.epoch;
-        if msg.epoch > epoch {
+        let ceiling = self.epoch_ceiling();
+        if msg.epoch > ceiling {
+            return Err(MessageError::EpochTooFar {
+                epoch: msg.epoch,
+                ceiling,
+            }
+            .into());
+        }
+        Ok(if msg.epoch > epoch {
             match msg.body {
                 // Pre-votes never move epochs: that is what keeps a rejoining member
                 // from deposing a healthy leader.
@@ -423,7 +468,23 @@ impl Replica {
             false
         } else {
             true
-        }
+        })
+    }
+
+    /// The highest epoch this replica believes a message may carry now: the epoch it
+    /// started with plus [`EPOCH_JUMP_MAX`], rising by [`EPOCHS_PER_ELECTION_TIMEOUT_MAX`]
+    /// per `election_timeout_ms_min` since it started, and never above [`EPOCH_MAX`].
+    /// Nothing a peer sends moves it, so forged or corrupt epochs cannot use up the epoch
+    /// space (which would leave no next epoch to elect a leader in), while a member that
+    /// was away for many elections still catches up with the ensemble.
+    pub fn epoch_ceiling(&self) -> Epoch {
+        let running_ms = self.now_ms.saturating_sub(self.started_ms);
+        let earned = running_ms.saturating_mul(EPOCHS_PER_ELECTION_TIMEOUT_MAX)
+            / self.config.election_timeout_ms_min.max(1);
+        let ceiling = u64::from(self.epoch_base.0)
+            .saturating_add(u64::from(EPOCH_JUMP_MAX))
+            .saturating_add(earned);
+        Epoch(u32::try_from(ceiling.min(u64::from(EPOCH_MAX.0))).unwrap_or(EPOCH_MAX.0))
     }
 
     /// Answers a message from an older epoch so its sender learns the newer epoch: a

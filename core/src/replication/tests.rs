@@ -671,3 +671,96 @@ fn durability_report_is_capped_by_later_truncation() {
         Err(StepError::StalePersisted)
     );
 }
+
+// A message claiming an epoch beyond the ceiling (here the forged 2^32 - 1 that once
+// wedged an ensemble) is refused before it moves anything: no new hard state, no role
+// change, and the member can still campaign in the next epoch.
+#[test]
+fn forged_far_epoch_is_refused_and_changes_nothing() {
+    let mut r = replica(1, &[1, 2, 3], DurableState::default());
+    for epoch in [u32::MAX, EPOCH_MAX.0, EPOCH_JUMP_MAX + 1] {
+        let forged = Input::Message {
+            from: NodeId(2),
+            msg: msg(epoch, MessageBody::HeartbeatReply),
+        };
+        let mut out = Vec::new();
+        assert!(matches!(
+            r.step(5, forged, &mut out),
+            Err(StepError::BadMessage(MessageError::EpochTooFar { .. }))
+        ));
+        assert!(out.is_empty(), "{out:?}");
+    }
+    assert_eq!(r.status().epoch, Epoch(0));
+    assert_eq!(r.status().messages_refused, 3);
+    // The highest believable epoch is still adopted: the ceiling is inclusive.
+    deliver(
+        &mut r,
+        5,
+        2,
+        msg(EPOCH_JUMP_MAX, MessageBody::HeartbeatReply),
+    );
+    assert_eq!(r.status().epoch, Epoch(EPOCH_JUMP_MAX));
+    let deadline = r.next_deadline().unwrap();
+    let mut out = Vec::new();
+    r.step(deadline, Input::Tick, &mut out).unwrap();
+    assert_eq!(r.role(), Role::PreCandidate, "the next epoch is computable");
+}
+
+// The ceiling rises with time and never with messages: a member that missed more
+// elections than EPOCH_JUMP_MAX is deaf to the ensemble at first, and follows it once
+// enough time has passed for that many elections to be believable.
+#[test]
+fn epoch_ceiling_rises_with_time_only() {
+    let mut r = replica(3, &[1, 2, 3], DurableState::default());
+    assert_eq!(r.epoch_ceiling(), Epoch(EPOCH_JUMP_MAX));
+    deliver(
+        &mut r,
+        0,
+        2,
+        msg(EPOCH_JUMP_MAX, MessageBody::HeartbeatReply),
+    );
+    assert_eq!(
+        r.epoch_ceiling(),
+        Epoch(EPOCH_JUMP_MAX),
+        "messages do not move it"
+    );
+    let far = EPOCH_JUMP_MAX + 40;
+    let heartbeat = msg(far, MessageBody::Heartbeat { commit_index: 0 });
+    let mut out = Vec::new();
+    let early = Input::Message {
+        from: NodeId(1),
+        msg: heartbeat.clone(),
+    };
+    assert!(r.step(10, early, &mut out).is_err());
+    // 40 epochs need 5 election timeouts (8 per 100 ms timeout).
+    deliver(&mut r, 500, 1, heartbeat);
+    assert_eq!(r.status().epoch, Epoch(far));
+    assert_eq!(r.status().leader, Some(NodeId(1)));
+}
+
+// A leader that uses up its epoch's zxid counters steps down at once, and the next
+// election starts a new epoch whose counters begin again at 1.
+#[test]
+fn zxid_counter_rollover_forces_a_new_epoch() {
+    let mut config = config(1, &[1]);
+    config.zxid_counter_max = 3;
+    let mut r = Replica::new(config, DurableState::default(), 7).unwrap();
+    let mut out = Vec::new();
+    r.step(0, Input::Tick, &mut out).unwrap();
+    let deadline = r.next_deadline().unwrap();
+    r.step(deadline, Input::Tick, &mut out).unwrap();
+    assert_eq!(r.role(), Role::Leader);
+    for counter in 1..=3 {
+        assert_eq!(r.next_proposal_zxid(), Some(Zxid::new(Epoch(1), counter)));
+        assert_eq!(r.propose(vec![1]).unwrap(), Zxid::new(Epoch(1), counter));
+    }
+    assert_eq!(r.next_proposal_zxid(), None);
+    assert_eq!(r.propose(vec![1]), Err(ProposeError::ZxidCounterExhausted));
+    r.step(deadline, Input::Tick, &mut out).unwrap();
+    assert_eq!(r.role(), Role::Follower, "stepped down on rollover");
+    let again = r.next_deadline().unwrap();
+    r.step(again, Input::Tick, &mut out).unwrap();
+    assert_eq!(r.role(), Role::Leader);
+    assert_eq!(r.status().epoch, Epoch(2));
+    assert_eq!(r.propose(vec![2]).unwrap(), Zxid::new(Epoch(2), 1));
+}
