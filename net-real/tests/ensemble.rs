@@ -182,3 +182,89 @@ fn three_nodes_survive_leader_kill_and_rejoin_by_snapshot() {
         }
     }
 }
+
+/// Connects to `peer_addr` claiming to be member `claimed`, sends `msg` in one frame and
+/// keeps the connection open a moment, as an attacker on the peer port could. Returns the
+/// number of bytes written.
+fn forge(peer_addr: &str, claimed: u64, msg: &paddock_core::node::PeerMessage) -> usize {
+    use paddock_net_real::peer::handshake_encode;
+    use std::io::Write;
+    let body = msg.encode();
+    let mut bytes = handshake_encode(paddock_core::ids::NodeId(claimed)).to_vec();
+    bytes.extend_from_slice(&u32::try_from(body.len()).unwrap().to_le_bytes());
+    bytes.extend_from_slice(&body);
+    let mut s = std::net::TcpStream::connect(peer_addr).unwrap();
+    s.write_all(&bytes).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    bytes.len()
+}
+
+fn epoch_reply(epoch: u32) -> paddock_core::node::PeerMessage {
+    use paddock_core::replication::{Message, MessageBody};
+    paddock_core::node::PeerMessage::Replication(Message {
+        epoch: paddock_core::ids::Epoch(epoch),
+        body: MessageBody::HeartbeatReply,
+    })
+}
+
+/// Every member answers `srvr` as leader or follower, and one of them leads.
+fn all_serving(members: &[Member]) {
+    eventually("every member serving", || {
+        let modes: Vec<String> = members
+            .iter()
+            .filter_map(|m| mode(&m.client_addr))
+            .collect();
+        let serving = modes.len() == members.len()
+            && modes.iter().all(|m| m == "leader" || m == "follower")
+            && modes.iter().any(|m| m == "leader");
+        serving.then_some(())
+    });
+}
+
+// One 31-byte write to a peer port (the handshake claiming a member's id, then a reply
+// carrying epoch 2^32 - 1) once stopped every election for good, across restarts. Now
+// such an epoch is refused; an epoch far ahead but believable makes the ensemble
+// re-elect, and it serves again within seconds with every acknowledged write.
+#[test]
+fn forged_epoch_on_the_peer_port_does_not_wedge_the_ensemble() {
+    let root = temp_dir("forged-epoch");
+    let mut members = write_configs(&root);
+    for m in members.iter_mut() {
+        start(m);
+    }
+    let first = leader(&members);
+    let mut c = connect(&members[first].client_addr);
+    c.create("/acked", b"before", 0).unwrap();
+    c.close().unwrap();
+
+    let target = (first + 1) % 3;
+    let claimed = ((first + 2) % 3) as u64 + 1;
+    let written = forge(&members[target].peer_addr, claimed, &epoch_reply(u32::MAX));
+    assert_eq!(written, 31, "the attack of the report is 31 bytes");
+    // The same forgery to every member, claiming each other id in turn.
+    for (i, m) in members.iter().enumerate() {
+        forge(&m.peer_addr, ((i + 1) % 3) as u64 + 1, &epoch_reply(u32::MAX - 1));
+    }
+    all_serving(&members);
+    // A far but believable epoch: adopted, so the ensemble re-elects, then serves.
+    forge(&members[target].peer_addr, claimed, &epoch_reply(60_000));
+    all_serving(&members);
+    let mut c = connect(&members[target].client_addr);
+    assert_eq!(c.get("/acked", false).unwrap().0, b"before");
+    c.create("/after", b"x", 0).unwrap();
+    c.close().unwrap();
+
+    // Across a restart of every member too.
+    for m in members.iter_mut() {
+        let mut child = m.child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    for m in members.iter_mut() {
+        start(m);
+    }
+    all_serving(&members);
+    for m in &members {
+        read_eventually(&m.client_addr, "/after", b"x");
+    }
+}
