@@ -243,7 +243,11 @@ fn forged_epoch_on_the_peer_port_does_not_wedge_the_ensemble() {
     assert_eq!(written, 31, "the attack of the report is 31 bytes");
     // The same forgery to every member, claiming each other id in turn.
     for (i, m) in members.iter().enumerate() {
-        forge(&m.peer_addr, ((i + 1) % 3) as u64 + 1, &epoch_reply(u32::MAX - 1));
+        forge(
+            &m.peer_addr,
+            ((i + 1) % 3) as u64 + 1,
+            &epoch_reply(u32::MAX - 1),
+        );
     }
     all_serving(&members);
     // A far but believable epoch: adopted, so the ensemble re-elects, then serves.

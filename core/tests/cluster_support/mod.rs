@@ -1,0 +1,580 @@
+//! The whole-server cluster harness shared by the node-level integration tests: a loop
+//! that moves outputs to inputs with seeded latencies, an in-memory disk per server that
+//! loses unsynced writes on a crash, and clients that speak the real wire protocol.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    dead_code,
+    unreachable_pub,
+    unused_imports
+)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
+
+use paddock_core::error::ZkError;
+use paddock_core::ids::{ConnId, NodeId, SessionId};
+use paddock_core::node::{Input, Node, NodeConfig, Output, PeerMessage};
+use paddock_core::replication::{DurableState, Entry, HardState, SnapshotMeta};
+use paddock_core::wire::{
+    self, ConnectRequest, CreateRequest, FrameSplitter, OpCode, PathRequest, PathWatchRequest,
+    Reply, ReplyHeader, Request, RequestHeader, Response, SetDataRequest, WatcherEvent,
+};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// What a server's disk holds durably.
+#[derive(Default, Clone)]
+pub struct Disk {
+    pub hard_state: HardState,
+    pub snapshot: SnapshotMeta,
+    pub snapshot_bytes: Vec<u8>,
+    pub entries: Vec<Entry>,
+}
+
+impl Disk {
+    pub fn durable(&self) -> DurableState {
+        DurableState {
+            hard_state: self.hard_state,
+            snapshot: self.snapshot,
+            snapshot_bytes: self.snapshot_bytes.clone(),
+            entries: self.entries.clone(),
+        }
+    }
+}
+
+/// A pending disk write, performed in order, then reported to the node.
+#[derive(Clone)]
+pub enum DiskOp {
+    HardState(HardState),
+    Entries {
+        truncate_after: Option<u64>,
+        entries: Vec<Entry>,
+    },
+    Install {
+        meta: SnapshotMeta,
+        bytes: Vec<u8>,
+    },
+    Snapshot {
+        meta: SnapshotMeta,
+        bytes: Vec<u8>,
+    },
+}
+
+pub enum Event {
+    Tick {
+        node: NodeId,
+    },
+    Peer {
+        from: NodeId,
+        to: NodeId,
+        msg: PeerMessage,
+    },
+    Disk {
+        node: NodeId,
+        incarnation: u64,
+        op: DiskOp,
+    },
+    ToServer {
+        node: NodeId,
+        conn: ConnId,
+        bytes: Vec<u8>,
+    },
+    ToClient {
+        conn: ConnId,
+        bytes: Vec<u8>,
+    },
+    Closed {
+        conn: ConnId,
+    },
+}
+
+#[derive(Default)]
+pub struct Client {
+    pub node: u64,
+    pub splitter: Option<FrameSplitter>,
+    pub connected: Option<(SessionId, Vec<u8>)>,
+    pub closed: bool,
+    pub next_xid: i32,
+    pub pending: BTreeMap<i32, OpCode>,
+    pub replies: BTreeMap<i32, (ReplyHeader, Reply)>,
+    pub events: Vec<WatcherEvent>,
+    pub last_zxid: i64,
+}
+
+pub struct Cluster {
+    pub now_ms: u64,
+    pub seq: u64,
+    pub queue: BTreeMap<(u64, u64), Event>,
+    pub nodes: BTreeMap<NodeId, Option<Node>>,
+    pub configs: BTreeMap<NodeId, NodeConfig>,
+    pub incarnations: BTreeMap<NodeId, u64>,
+    pub disks: BTreeMap<NodeId, Disk>,
+    pub disk_busy_until: BTreeMap<NodeId, u64>,
+    pub cut: BTreeSet<(NodeId, NodeId)>,
+    pub clients: BTreeMap<ConnId, Client>,
+    pub next_conn: u64,
+    pub rng: ChaCha8Rng,
+    pub snapshots_installed: u64,
+}
+
+impl Cluster {
+    pub fn new(size: u64, seed: u64, tune: impl Fn(&mut NodeConfig)) -> Cluster {
+        let voters: BTreeSet<NodeId> = (1..=size).map(NodeId).collect();
+        let mut cluster = Cluster {
+            now_ms: 1_000_000,
+            seq: 0,
+            queue: BTreeMap::new(),
+            nodes: BTreeMap::new(),
+            configs: BTreeMap::new(),
+            incarnations: BTreeMap::new(),
+            disks: BTreeMap::new(),
+            disk_busy_until: BTreeMap::new(),
+            cut: BTreeSet::new(),
+            clients: BTreeMap::new(),
+            next_conn: 1,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            snapshots_installed: 0,
+        };
+        for id in &voters {
+            let mut config = NodeConfig::new(*id, voters.clone());
+            tune(&mut config);
+            cluster.configs.insert(*id, config);
+            cluster.disks.insert(*id, Disk::default());
+            cluster.incarnations.insert(*id, 0);
+            cluster.start(*id);
+        }
+        cluster
+    }
+
+    pub fn start(&mut self, id: NodeId) {
+        let config = self.configs[&id].clone();
+        let incarnation = self.incarnations[&id] + 1;
+        self.incarnations.insert(id, incarnation);
+        let seed = self.rng.random::<u64>();
+        let node = Node::new(config, self.disks[&id].durable(), seed).expect("node starts");
+        self.nodes.insert(id, Some(node));
+        self.schedule(self.now_ms, Event::Tick { node: id });
+    }
+
+    /// Crash: the process dies; unsynced disk writes are lost; its clients disconnect.
+    pub fn crash(&mut self, id: NodeId) {
+        self.nodes.insert(id, None);
+        let conns: Vec<ConnId> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| c.node == id.0 && !c.closed)
+            .map(|(k, _)| *k)
+            .collect();
+        for conn in conns {
+            self.clients.get_mut(&conn).unwrap().closed = true;
+        }
+    }
+
+    pub fn schedule(&mut self, at_ms: u64, event: Event) {
+        self.seq += 1;
+        self.queue.insert((at_ms, self.seq), event);
+    }
+
+    pub fn latency(&mut self) -> u64 {
+        self.rng.random_range(1..6)
+    }
+
+    pub fn isolate(&mut self, id: NodeId) {
+        for other in self.configs.keys().copied().collect::<Vec<_>>() {
+            if other != id {
+                self.cut.insert((id, other));
+                self.cut.insert((other, id));
+            }
+        }
+    }
+
+    pub fn heal(&mut self) {
+        self.cut.clear();
+    }
+
+    pub fn step(&mut self, id: NodeId, input: Input) {
+        let mut out = Vec::new();
+        let Some(Some(node)) = self.nodes.get_mut(&id) else {
+            return;
+        };
+        node.step(self.now_ms, input, &mut out);
+        let deadline = node.next_deadline();
+        for output in out {
+            self.route(id, output);
+        }
+        if let Some(at) = deadline {
+            self.schedule(at.max(self.now_ms), Event::Tick { node: id });
+        }
+    }
+
+    pub fn route(&mut self, id: NodeId, output: Output) {
+        let now = self.now_ms;
+        match output {
+            Output::Peer { to, msg } => {
+                let at = now + self.latency();
+                self.schedule(at, Event::Peer { from: id, to, msg });
+            }
+            Output::PersistHardState { hard_state } => self.disk(id, DiskOp::HardState(hard_state)),
+            Output::PersistEntries {
+                truncate_after,
+                entries,
+            } => {
+                self.disk(
+                    id,
+                    DiskOp::Entries {
+                        truncate_after,
+                        entries,
+                    },
+                );
+            }
+            Output::InstallSnapshot { meta, bytes } => {
+                self.snapshots_installed += 1;
+                self.disk(id, DiskOp::Install { meta, bytes });
+            }
+            Output::WriteSnapshot { meta, bytes } => {
+                self.disk(id, DiskOp::Snapshot { meta, bytes })
+            }
+            Output::ToClient { conn, bytes } => {
+                let at = now + 1;
+                self.schedule(at, Event::ToClient { conn, bytes });
+            }
+            Output::CloseClient { conn } => {
+                let at = now + 1;
+                self.schedule(at, Event::Closed { conn });
+            }
+            Output::FourLetterWord { conn, .. } => self.schedule(now + 1, Event::Closed { conn }),
+        }
+    }
+
+    /// Disk writes complete in order, each 1 ms after the previous one.
+    pub fn disk(&mut self, id: NodeId, op: DiskOp) {
+        let at = self
+            .disk_busy_until
+            .get(&id)
+            .copied()
+            .unwrap_or(0)
+            .max(self.now_ms)
+            + 1;
+        self.disk_busy_until.insert(id, at);
+        let incarnation = self.incarnations[&id];
+        self.schedule(
+            at,
+            Event::Disk {
+                node: id,
+                incarnation,
+                op,
+            },
+        );
+    }
+
+    pub fn disk_done(&mut self, id: NodeId, op: DiskOp) {
+        let disk = self.disks.get_mut(&id).unwrap();
+        let input = match op {
+            DiskOp::HardState(hard_state) => {
+                disk.hard_state = hard_state;
+                Input::HardStatePersisted { hard_state }
+            }
+            DiskOp::Entries {
+                truncate_after,
+                entries,
+            } => {
+                if let Some(keep) = truncate_after {
+                    disk.entries.retain(|e| e.index <= keep);
+                }
+                let last = entries.last().map(|e| (e.index, e.zxid));
+                disk.entries.extend(entries);
+                match last {
+                    Some((index, zxid)) => Input::Persisted { index, zxid },
+                    None => return,
+                }
+            }
+            DiskOp::Install { meta, bytes } => {
+                disk.snapshot = meta;
+                disk.snapshot_bytes = bytes;
+                disk.entries.clear();
+                Input::SnapshotInstalled { meta }
+            }
+            DiskOp::Snapshot { meta, bytes } => {
+                disk.snapshot = meta;
+                disk.snapshot_bytes = bytes;
+                disk.entries.retain(|e| e.index > meta.index);
+                Input::SnapshotWritten { meta }
+            }
+        };
+        self.step(id, input);
+    }
+
+    pub fn run_one(&mut self) -> bool {
+        let Some(((at, _), event)) = self.queue.pop_first() else {
+            return false;
+        };
+        self.now_ms = self.now_ms.max(at);
+        match event {
+            Event::Tick { node } => self.step(node, Input::Tick),
+            Event::Peer { from, to, msg } => {
+                if !self.cut.contains(&(from, to)) {
+                    self.step(to, Input::Peer { from, msg });
+                }
+            }
+            Event::Disk {
+                node,
+                incarnation,
+                op,
+            } => {
+                if self.incarnations[&node] == incarnation
+                    && matches!(self.nodes.get(&node), Some(Some(_)))
+                {
+                    self.disk_done(node, op);
+                }
+            }
+            Event::ToServer { node, conn, bytes } => {
+                if !self.clients[&conn].closed {
+                    self.step(node, Input::ClientBytes { conn, bytes });
+                }
+            }
+            Event::ToClient { conn, bytes } => self.client_receive(conn, &bytes),
+            Event::Closed { conn } => {
+                if let Some(c) = self.clients.get_mut(&conn) {
+                    c.closed = true;
+                }
+            }
+        }
+        true
+    }
+
+    pub fn run_for(&mut self, ms: u64) {
+        let until = self.now_ms + ms;
+        while self
+            .queue
+            .first_key_value()
+            .is_some_and(|((at, _), _)| *at <= until)
+        {
+            self.run_one();
+        }
+        self.now_ms = until;
+    }
+
+    pub fn run_until(&mut self, limit_ms: u64, mut done: impl FnMut(&Cluster) -> bool) -> bool {
+        let until = self.now_ms + limit_ms;
+        while !done(self) {
+            if self
+                .queue
+                .first_key_value()
+                .is_none_or(|((at, _), _)| *at > until)
+            {
+                return false;
+            }
+            self.run_one();
+        }
+        true
+    }
+
+    pub fn leader(&self) -> Option<NodeId> {
+        self.nodes
+            .iter()
+            .filter_map(|(id, n)| n.as_ref().filter(|n| n.is_leader()).map(|_| *id))
+            .next()
+    }
+
+    pub fn leaders(&self) -> usize {
+        self.nodes
+            .values()
+            .filter(|n| n.as_ref().is_some_and(Node::is_leader))
+            .count()
+    }
+
+    pub fn node(&self, id: u64) -> &Node {
+        self.nodes[&NodeId(id)].as_ref().expect("node is up")
+    }
+
+    // ---- clients ----
+
+    pub fn client_receive(&mut self, conn: ConnId, bytes: &[u8]) {
+        let client = self.clients.get_mut(&conn).unwrap();
+        if client.closed {
+            return;
+        }
+        let splitter = client
+            .splitter
+            .get_or_insert_with(|| FrameSplitter::new(1 << 20));
+        splitter.push(bytes);
+        while let Some(frame) = client.splitter.as_mut().unwrap().next_frame().unwrap() {
+            if client.connected.is_none() {
+                let response = wire::decode_connect_response(&frame).unwrap();
+                if response.timeout_ms <= 0 {
+                    client.closed = true;
+                    return;
+                }
+                client.connected = Some((response.session_id, response.passwd));
+                continue;
+            }
+            let xid = i32::from_be_bytes(frame[..4].try_into().unwrap());
+            let op = client.pending.get(&xid).copied().unwrap_or(OpCode::Ping);
+            let (header, reply) = wire::decode_reply(&frame, op).unwrap();
+            if header.zxid > 0 {
+                client.last_zxid = client.last_zxid.max(header.zxid);
+            }
+            match reply {
+                Reply::Event(event) => client.events.push(event),
+                other => {
+                    client.pending.remove(&xid);
+                    client.replies.insert(xid, (header, other));
+                }
+            }
+        }
+    }
+
+    pub fn client_open(
+        &mut self,
+        node: u64,
+        session: Option<(SessionId, Vec<u8>)>,
+        last_zxid: i64,
+    ) -> ConnId {
+        let conn = ConnId(self.next_conn);
+        self.next_conn += 1;
+        self.clients.insert(
+            conn,
+            Client {
+                node,
+                next_xid: 1,
+                ..Client::default()
+            },
+        );
+        self.step(
+            NodeId(node),
+            Input::ClientConnected {
+                conn,
+                addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+            },
+        );
+        let (session_id, passwd) = session.unwrap_or((SessionId(0), vec![0; 16]));
+        let request = ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: last_zxid,
+            timeout_ms: 6000,
+            session_id,
+            passwd,
+            read_only: Some(false),
+        };
+        let mut payload = Vec::new();
+        wire::encode_connect_request(&request, &mut payload);
+        self.schedule(
+            self.now_ms + 1,
+            Event::ToServer {
+                node: NodeId(node),
+                conn,
+                bytes: wire::frame(&payload),
+            },
+        );
+        conn
+    }
+
+    /// Opens a session on `node` and waits for it.
+    pub fn connect(&mut self, node: u64) -> ConnId {
+        let conn = self.client_open(node, None, 0);
+        assert!(
+            self.run_until(10_000, |c| c.clients[&conn].connected.is_some()
+                || c.clients[&conn].closed),
+            "connect timed out"
+        );
+        assert!(
+            self.clients[&conn].connected.is_some(),
+            "connection refused"
+        );
+        conn
+    }
+
+    pub fn send(&mut self, conn: ConnId, request: Request) -> i32 {
+        let client = self.clients.get_mut(&conn).unwrap();
+        let xid = if matches!(request, Request::Auth(_)) {
+            -4
+        } else {
+            client.next_xid += 1;
+            client.next_xid - 1
+        };
+        self.send_with_xid(conn, xid, request)
+    }
+
+    /// Sends a request under the given xid (as a client that numbers auth like any request).
+    pub fn send_with_xid(&mut self, conn: ConnId, xid: i32, request: Request) -> i32 {
+        let client = self.clients.get_mut(&conn).unwrap();
+        let op = request.op_code();
+        client.pending.insert(xid, OpCode::try_from(op).unwrap());
+        let node = NodeId(client.node);
+        let mut payload = Vec::new();
+        wire::encode_request(&RequestHeader { xid, op }, &request, &mut payload);
+        self.schedule(
+            self.now_ms + 1,
+            Event::ToServer {
+                node,
+                conn,
+                bytes: wire::frame(&payload),
+            },
+        );
+        xid
+    }
+
+    /// Sends a request and waits for its reply (None: no reply within the limit).
+    pub fn call(&mut self, conn: ConnId, request: Request) -> Option<(ReplyHeader, Reply)> {
+        let xid = self.send(conn, request);
+        self.run_until(10_000, |c| {
+            c.clients[&conn].replies.contains_key(&xid) || c.clients[&conn].closed
+        });
+        self.clients.get_mut(&conn).unwrap().replies.remove(&xid)
+    }
+
+    pub fn create(
+        &mut self,
+        conn: ConnId,
+        path: &str,
+        data: &[u8],
+        flags: i32,
+    ) -> Result<String, ZkError> {
+        let request = Request::Create(CreateRequest {
+            path: path.to_owned(),
+            data: Some(data.to_vec()),
+            acl: paddock_core::acl::Acl::open_unsafe(),
+            flags,
+        });
+        match self.call(conn, request) {
+            Some((h, Reply::Response(Some(Response::Create(r))))) if h.err == 0 => Ok(r.path),
+            Some((h, _)) => Err(ZkError::from_code(h.err).unwrap()),
+            None => Err(ZkError::ConnectionLoss),
+        }
+    }
+
+    pub fn get(&mut self, conn: ConnId, path: &str, watch: bool) -> Result<Vec<u8>, ZkError> {
+        let request = Request::GetData(PathWatchRequest {
+            path: path.to_owned(),
+            watch,
+        });
+        match self.call(conn, request) {
+            Some((h, Reply::Response(Some(Response::GetData(r))))) if h.err == 0 => {
+                Ok(r.data.unwrap_or_default())
+            }
+            Some((h, _)) => Err(ZkError::from_code(h.err).unwrap()),
+            None => Err(ZkError::ConnectionLoss),
+        }
+    }
+
+    pub fn digests_agree(&self) -> bool {
+        let up: Vec<&Node> = self.nodes.values().filter_map(Option::as_ref).collect();
+        up.windows(2).all(|w| {
+            w[0].applied_zxid() == w[1].applied_zxid()
+                && w[0].tree().digest() == w[1].tree().digest()
+        })
+    }
+}
+
+pub fn cluster(size: u64, seed: u64) -> Cluster {
+    Cluster::new(size, seed, |_| {})
+}
+
+pub fn elect(c: &mut Cluster) -> NodeId {
+    assert!(
+        c.run_until(20_000, |c| c.leader().is_some()),
+        "no leader elected"
+    );
+    c.leader().unwrap()
+}
