@@ -86,7 +86,8 @@ pub fn round_up_to_tick(time_ms: u64, tick_ms: NonZeroU64) -> u64 {
         .saturating_mul(tick_ms)
 }
 
-/// Draws a 16-byte session password from the caller's seeded RNG.
+/// Draws a 16-byte session password from the caller's RNG (the node keeps a ChaCha20
+/// stream keyed by the runtime's entropy for this alone).
 pub fn generate_password<R: rand::Rng + ?Sized>(rng: &mut R) -> [u8; PASSWORD_BYTES] {
     let mut password = [0; PASSWORD_BYTES];
     rng.fill_bytes(&mut password);

@@ -56,6 +56,8 @@ pub struct Client {
     next_xid: i32,
     /// The session id the server granted.
     pub session_id: SessionId,
+    /// The session's password, as the server granted it.
+    pub password: Vec<u8>,
     /// The negotiated session timeout, ms.
     pub timeout_ms: i32,
     /// The highest zxid seen in a reply.
@@ -105,6 +107,7 @@ impl Client {
             splitter: FrameSplitter::new(MAX_FRAME_BYTES_DEFAULT),
             next_xid: 1,
             session_id: SessionId(0),
+            password: Vec::new(),
             timeout_ms,
             last_zxid: 0,
             events: VecDeque::new(),
@@ -129,6 +132,7 @@ impl Client {
             return Err(ClientError::SessionExpired);
         }
         client.session_id = response.session_id;
+        client.password = response.passwd;
         client.timeout_ms = response.timeout_ms;
         Ok(client)
     }

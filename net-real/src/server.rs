@@ -31,7 +31,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use paddock_core::ids::{ConnId, NodeId, SessionId};
 use paddock_core::limits::{Limits, RECORD_TXN_OVERHEAD_BYTES};
-use paddock_core::node::{Input, Node, NodeConfig, Output, PeerMessage};
+use paddock_core::node::{Input, Node, NodeConfig, Output, PeerMessage, Seed};
 use paddock_core::replication::Role;
 use paddock_core::wire::{ConnectionStart, FourLetterWord, classify_connection_start};
 
@@ -265,7 +265,8 @@ pub fn start(cfg: ZooCfg) -> Result<ServerHandle, StartError> {
         entries = durable.entries.len(),
         "recovered from disk"
     );
-    let node = Node::new(config, durable, seed()).map_err(|e| StartError::Node(e.to_string()))?;
+    let node =
+        Node::new(config, durable, os_seed()?).map_err(|e| StartError::Node(e.to_string()))?;
     let stop = Arc::new(AtomicBool::new(false));
     let (events_tx, events_rx) = sync_channel(EVENTS_QUEUED_MAX);
     let peers = peer_listener.map(|listener| {
@@ -298,11 +299,21 @@ pub fn start(cfg: ZooCfg) -> Result<ServerHandle, StartError> {
     })
 }
 
-fn seed() -> u64 {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    nanos ^ (u64::from(std::process::id()) << 32)
+/// The node's seed, all of it from the operating system's random source: session
+/// passwords are keyed by 32 bytes of it, so they are unrelated to the start time, the
+/// process id or another server's passwords. Without that source the server refuses to
+/// start rather than hand out guessable passwords.
+pub fn os_seed() -> Result<Seed, StartError> {
+    let mut bytes = [0u8; 40];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| StartError::Config(format!("no random source for session passwords: {e}")))?;
+    let (rng, secret) = bytes.split_at(8);
+    let mut password_secret = [0u8; 32];
+    password_secret.copy_from_slice(secret);
+    Ok(Seed {
+        rng: u64::from_le_bytes(rng.try_into().unwrap_or_default()),
+        password_secret,
+    })
 }
 
 fn disk_start(
@@ -866,5 +877,26 @@ mod tests {
         assert_eq!(negative.push(&[0xff, 0xff, 0xff, 0xff], 10), Some(-1));
         let mut word = FrameWatch::default();
         assert_eq!(word.push(b"ruok", 10), None);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod seed_tests {
+    use super::os_seed;
+
+    // Two seeds drawn at once share nothing: the password keys differ in about half
+    // their 256 bits (at least 64: a chance below 10^-16 for random keys).
+    #[test]
+    fn os_seeds_are_unrelated() {
+        let (a, b) = (os_seed().unwrap(), os_seed().unwrap());
+        let differing: u32 = a
+            .password_secret
+            .iter()
+            .zip(&b.password_secret)
+            .map(|(x, y)| (x ^ y).count_ones())
+            .sum();
+        assert!(differing >= 64, "{differing} bits differ");
+        assert_ne!(a.rng, b.rng);
     }
 }

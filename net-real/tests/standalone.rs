@@ -227,3 +227,38 @@ fn mid_log_corruption_refuses_to_start() {
         "{err}"
     );
 }
+
+// Two servers started at the same instant hand out unrelated session passwords: none
+// repeats, and any two differ in about half their 128 bits (at least 24 of them: a chance
+// below 10^-12 for independent random passwords), as the password key comes from the
+// operating system's random source, not from the start time or process id.
+#[test]
+fn servers_started_together_hand_out_unrelated_passwords() {
+    let start = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let threads: Vec<_> = (0..2)
+        .map(|i| {
+            let start = start.clone();
+            std::thread::spawn(move || {
+                let dir = temp_dir(&format!("passwords-{i}"));
+                start.wait();
+                let server = standalone(&dir, "");
+                let addr = server.client_addr.to_string();
+                let passwords: Vec<Vec<u8>> =
+                    (0..4).map(|_| connect(&addr).password.clone()).collect();
+                drop(server);
+                passwords
+            })
+        })
+        .collect();
+    let passwords: Vec<Vec<u8>> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    for (i, a) in passwords.iter().enumerate() {
+        assert_eq!(a.len(), 16);
+        for b in &passwords[i + 1..] {
+            let differing: u32 = a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum();
+            assert!(differing >= 24, "related passwords {a:02x?} and {b:02x?}");
+        }
+    }
+}

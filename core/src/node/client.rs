@@ -410,7 +410,7 @@ impl Node {
                 .session_ids
                 .get_or_insert_with(|| SessionIdGenerator::new(node, now_ms));
             let session = generator.next_id();
-            let password = generate_password(&mut self.rng);
+            let password = generate_password(&mut self.passwords);
             let timeout = i32::try_from(timeout_ms).unwrap_or(i32::MAX);
             let op = WriteOp::Tree(Op::CreateSession {
                 session,

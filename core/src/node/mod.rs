@@ -32,8 +32,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::IpAddr;
 use std::num::NonZeroU64;
 
-use rand::{RngExt, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use rand::{Rng, RngExt, SeedableRng};
+use rand_chacha::{ChaCha8Rng, ChaCha20Rng};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{ConnId, Epoch, NodeId, SessionId, Zxid};
@@ -103,6 +103,39 @@ impl NodeConfig {
     /// This server's id.
     pub fn id(&self) -> NodeId {
         self.replication.id
+    }
+}
+
+/// What a node's randomness comes from.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Seed {
+    /// Seeds every random choice of the protocol (election timeouts, stream ids), so a
+    /// run can be replayed.
+    pub rng: u64,
+    /// Keys the stream session passwords are drawn from. A client's password is its
+    /// session's only credential, so the real server fills this from the operating
+    /// system's random source; nothing else is derived from it.
+    pub password_secret: [u8; 32],
+}
+
+impl std::fmt::Debug for Seed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Seed")
+            .field("rng", &self.rng)
+            .finish_non_exhaustive()
+    }
+}
+
+impl From<u64> for Seed {
+    /// A reproducible seed: the password key is derived from `rng` too, so the same seed
+    /// gives the same passwords (simulator and tests only; never for a real server).
+    fn from(rng: u64) -> Seed {
+        let mut password_secret = [0u8; 32];
+        ChaCha8Rng::seed_from_u64(rng ^ 0x7a55_0000_5ec2_e7ed).fill_bytes(&mut password_secret);
+        Seed {
+            rng,
+            password_secret,
+        }
     }
 }
 
@@ -377,6 +410,10 @@ pub struct Node {
     conns: BTreeMap<ConnId, Conn>,
     session_ids: Option<SessionIdGenerator>,
     rng: ChaCha8Rng,
+    /// Session passwords only: a ChaCha20 stream keyed by [`Seed::password_secret`], so
+    /// a password says nothing about the node's other random choices, its start time or
+    /// another server's passwords.
+    passwords: ChaCha20Rng,
     applied_index: u64,
     applied_zxid: Zxid,
     leading: Option<Leading>,
@@ -410,8 +447,18 @@ fn snapshot_encode(snapshot: &NodeSnapshot) -> Vec<u8> {
 impl Node {
     /// A server starting from what recovery found on its disk (`DurableState::default()`
     /// for a fresh one). `durable.snapshot_bytes` holds a [`NodeSnapshot`] when
-    /// `durable.snapshot.index > 0`. `seed` drives every random choice it makes.
-    pub fn new(config: NodeConfig, durable: DurableState, seed: u64) -> Result<Node, NodeError> {
+    /// `durable.snapshot.index > 0`. `seed` drives every random choice it makes: a plain
+    /// `u64` for a reproducible node (simulator, tests), or a [`Seed`] carrying the
+    /// operating system's entropy for session passwords (the real server).
+    pub fn new(
+        config: NodeConfig,
+        durable: DurableState,
+        seed: impl Into<Seed>,
+    ) -> Result<Node, NodeError> {
+        let Seed {
+            rng: seed,
+            password_secret,
+        } = seed.into();
         let tick = NonZeroU64::new(config.tick_ms.max(1)).expect("max(1) is non-zero");
         let (mut tree, sessions) = if durable.snapshot.index > 0 {
             let snap = snapshot_decode(&durable.snapshot_bytes).map_err(NodeError::Snapshot)?;
@@ -423,6 +470,7 @@ impl Node {
         let snapshot = durable.snapshot;
         let replica = replication::Replica::new(config.replication.clone(), durable, seed)?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5e55_1011_d00d_f00d);
+        let passwords = ChaCha20Rng::from_seed(password_secret);
         let forwarding = Forwarding {
             stream: rng.random(),
             ..Forwarding::default()
@@ -435,6 +483,7 @@ impl Node {
             conns: BTreeMap::new(),
             session_ids: None,
             rng,
+            passwords,
             applied_index: snapshot.index,
             applied_zxid: snapshot.zxid,
             leading: None,

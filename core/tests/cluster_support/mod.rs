@@ -116,6 +116,9 @@ pub struct Cluster {
     pub next_conn: u64,
     pub rng: ChaCha8Rng,
     pub snapshots_installed: u64,
+    /// The key of every node's password stream, when a test sets it (else derived from
+    /// the node's seed).
+    pub password_secret: Option<[u8; 32]>,
 }
 
 impl Cluster {
@@ -135,6 +138,7 @@ impl Cluster {
             next_conn: 1,
             rng: ChaCha8Rng::seed_from_u64(seed),
             snapshots_installed: 0,
+            password_secret: None,
         };
         for id in &voters {
             let mut config = NodeConfig::new(*id, voters.clone());
@@ -151,7 +155,10 @@ impl Cluster {
         let config = self.configs[&id].clone();
         let incarnation = self.incarnations[&id] + 1;
         self.incarnations.insert(id, incarnation);
-        let seed = self.rng.random::<u64>();
+        let mut seed = paddock_core::node::Seed::from(self.rng.random::<u64>());
+        if let Some(secret) = self.password_secret {
+            seed.password_secret = secret;
+        }
         let node = Node::new(config, self.disks[&id].durable(), seed).expect("node starts");
         self.nodes.insert(id, Some(node));
         self.schedule(self.now_ms, Event::Tick { node: id });
