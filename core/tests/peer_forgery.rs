@@ -109,13 +109,13 @@ fn build(forgery: &Forgery, seen: &[PeerMessage]) -> Option<PeerMessage> {
 /// one an unauthenticated forger cannot use to fake replication.
 fn epoch_only(msg: &PeerMessage) -> bool {
     match msg {
-        PeerMessage::Replication(m) => match &m.body {
+        PeerMessage::Replication(m) => !matches!(
+            &m.body,
             MessageBody::AppendReply(AppendOutcome::Accepted { .. })
-            | MessageBody::Append { .. }
-            | MessageBody::Snapshot { .. } => false,
-            MessageBody::Heartbeat { .. } => false,
-            _ => true,
-        },
+                | MessageBody::Append { .. }
+                | MessageBody::Snapshot { .. }
+                | MessageBody::Heartbeat { .. }
+        ),
         _ => false,
     }
 }
