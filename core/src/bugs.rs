@@ -54,11 +54,14 @@ pub enum Bug {
     /// every session a full timeout from its own clock, so sessions whose clients kept
     /// pinging other servers expire on a leader change.
     LostSessionOnLeaderChange,
+    /// Watch events are delivered without checking READ (the leak of CVE-2024-23944), so
+    /// a session learns of changes to nodes it may not read.
+    WatchReadUnchecked,
 }
 
 impl Bug {
     /// Every bug, in the order of the issue.
-    pub const ALL: [Bug; 10] = [
+    pub const ALL: [Bug; 11] = [
         Bug::CommitWithoutQuorum,
         Bug::AckBeforePersist,
         Bug::NoTruncateOnSync,
@@ -69,6 +72,7 @@ impl Bug {
         Bug::SequenceFromChildCount,
         Bug::ApplyOutOfOrder,
         Bug::LostSessionOnLeaderChange,
+        Bug::WatchReadUnchecked,
     ];
 
     /// The command-line name.
@@ -84,6 +88,7 @@ impl Bug {
             Bug::SequenceFromChildCount => "sequence-from-child-count",
             Bug::ApplyOutOfOrder => "apply-out-of-order",
             Bug::LostSessionOnLeaderChange => "lost-session-on-leader-change",
+            Bug::WatchReadUnchecked => "watch-read-unchecked",
         }
     }
 }

@@ -27,13 +27,18 @@
 //! lone child watch is invisible there; ours report every watch. `wchc` in ZooKeeper is keyed
 //! by session id: the node maps each [`ConnId`] to its session when printing.
 //!
-//! Not done here: ZooKeeper 3.8.4+ drops an event when the connection lacks READ on the node;
-//! the node filters the returned events with the ACLs it knows. No watch limit is enforced
-//! here either: the node checks `watches_per_session_max` with [`WatchTable::paths_watched_by`]
-//! before registering.
+//! READ at delivery (ZooKeeper 3.8.4+, CVE-2024-23944): [`WatchTable::trigger_with_acls`]
+//! pairs every event with the ACL that decides whether its connection may see it — the
+//! node's own ACL for created, changed and deleted (for a delete, the ACL the node had),
+//! the parent's for `NodeChildrenChanged`, each as it stood at that change, also inside a
+//! multi — and the node drops an event whose connection lacks READ by that ACL. A dropped
+//! event has still used up its one-shot watch. The catch-up events of setWatches are not
+//! filtered, as in ZooKeeper. No watch limit is enforced here: the node checks
+//! `watches_per_session_max` with [`WatchTable::paths_watched_by`] before registering.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::acl::Acl;
 use crate::error::ZkError;
 use crate::ids::{ConnId, Zxid};
 
@@ -48,6 +53,28 @@ pub enum Change {
     Deleted(String),
     /// The data of the znode at this path was set.
     DataChanged(String),
+}
+
+/// The ACLs that stood at one [`Change`] when it happened: they decide who may see the
+/// events it fires (READ is checked at delivery).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ChangeAcl {
+    /// The changed node's ACL (for a delete, the ACL it had).
+    pub acl: Vec<Acl>,
+    /// The parent's ACL, for `NodeChildrenChanged` (`None` for a data change).
+    pub parent_acl: Option<Vec<Acl>>,
+}
+
+impl ChangeAcl {
+    /// The ACL deciding who sees an event of `event_type` fired by this change. An event
+    /// with no ACL to check against (a parent's event of a data change, which the watch
+    /// table never fires) is refused to everyone.
+    pub fn for_event(&self, event_type: EventType) -> Option<&[Acl]> {
+        match event_type {
+            EventType::NodeChildrenChanged => self.parent_acl.as_deref(),
+            _ => Some(&self.acl),
+        }
+    }
 }
 
 /// The event types a server sends (Watcher.Event.EventType).
@@ -282,6 +309,25 @@ impl WatchTable {
                 Change::DataChanged(path) => {
                     self.fire_data(path, EventType::NodeDataChanged, &mut events);
                 }
+            }
+        }
+        events
+    }
+
+    /// `trigger`, with each event paired with the ACL its delivery must pass (READ), from
+    /// `acls`, which holds one entry per change. A change without an entry fires events
+    /// paired with `None`, which no connection may see.
+    pub fn trigger_with_acls<'a>(
+        &mut self,
+        changes: &[Change],
+        acls: &'a [ChangeAcl],
+    ) -> Vec<(ConnId, WatchEvent, Option<&'a [Acl]>)> {
+        let mut events = Vec::new();
+        for (i, change) in changes.iter().enumerate() {
+            let acl = acls.get(i);
+            for (conn, event) in self.trigger(std::slice::from_ref(change)) {
+                let decides = acl.and_then(|a| a.for_event(event.event_type));
+                events.push((conn, event, decides));
             }
         }
         events

@@ -296,6 +296,9 @@ pub struct SimClient {
     credentials: Vec<Vec<u8>>,
     /// The identities the server holds for this client's connections: ip, then digests.
     ids: Vec<Id>,
+    /// While an addauth is outstanding: the identities before it (its credential is not
+    /// in force on the server until the packet is answered).
+    ids_before_auth: Option<Vec<Id>>,
     watches: WatchTable,
     /// The client does nothing (no connect, ping or request) before this time.
     silent_until_ms: u64,
@@ -328,6 +331,7 @@ impl SimClient {
             auth_replies_due: 0,
             credentials: Vec::new(),
             ids: vec![Id::new("ip", &address(id).to_string())],
+            ids_before_auth: None,
             watches: WatchTable::default(),
             silent_until_ms: 0,
             drop_link: false,
@@ -421,6 +425,7 @@ impl SimClient {
         self.link = None;
         self.connecting = false;
         self.auth_replies_due = 0;
+        self.ids_before_auth = None;
         if let Some(out) = self.outstanding.take()
             && let Some(record) = history.ops.get_mut(out.record)
         {
@@ -565,6 +570,7 @@ impl SimClient {
         if let Request::Auth(packet) = &request {
             // Java adds the credential when addauth is called, and the server adds the id
             // when it processes the packet, before any later request of this connection.
+            self.ids_before_auth = Some(self.ids.clone());
             self.add_credential(&packet.auth);
         }
         let ids = self.ids.clone();
@@ -738,12 +744,14 @@ impl SimClient {
         match reply {
             Reply::Event(event) => {
                 self.watches.fire(&event);
+                let ids = self.ids_before_auth.as_ref().unwrap_or(&self.ids).clone();
                 history.events.push(EventRecord {
                     client: self.id,
                     server,
                     at_ms: now_ms,
                     event,
                     client_zxid: self.last_zxid,
+                    ids,
                 });
             }
             Reply::Ping | Reply::SetWatches => {}
@@ -783,6 +791,7 @@ impl SimClient {
         let Some(out) = self.outstanding.take() else {
             return;
         };
+        self.ids_before_auth = None;
         let Some(record) = history.ops.get_mut(out.record) else {
             return;
         };

@@ -65,6 +65,10 @@ pub struct EventRecord {
     pub event: WatcherEvent,
     /// The highest reply zxid the client had seen when the event arrived.
     pub client_zxid: i64,
+    /// The identities the server held for the connection when it sent the event: the
+    /// client's, less a credential whose auth packet is not answered yet (the server
+    /// answers an auth as it takes it, so an event before the answer predates it).
+    pub ids: Vec<Id>,
 }
 
 /// A session as its client saw it.
@@ -110,6 +114,9 @@ pub struct ConnRecord {
     pub first_op: usize,
     /// `History::events.len()` when it opened.
     pub first_event: usize,
+    /// The identities the connection holds from its start: the address and every
+    /// credential the client re-sends before anything else.
+    pub ids: Vec<Id>,
 }
 
 /// Everything a run recorded.
@@ -138,7 +145,14 @@ pub struct History {
 impl History {
     /// Records that `client` opened connection `conn` to `server` (the world calls this
     /// when it opens the connection, before any op is sent on it).
-    pub fn connected(&mut self, conn: ConnId, client: ClientId, server: NodeId, now_ms: u64) {
+    pub fn connected(
+        &mut self,
+        conn: ConnId,
+        client: ClientId,
+        server: NodeId,
+        now_ms: u64,
+        ids: Vec<Id>,
+    ) {
         self.conns.push(ConnRecord {
             conn,
             client,
@@ -146,6 +160,7 @@ impl History {
             opened_ms: now_ms,
             first_op: self.ops.len(),
             first_event: self.events.len(),
+            ids,
         });
     }
 }

@@ -739,7 +739,13 @@ impl World {
                             open: true,
                         },
                     );
-                    self.history.connected(conn, client, server, self.now_ms);
+                    let ids = self
+                        .clients
+                        .get(client as usize)
+                        .map(|c| c.ids().to_vec())
+                        .unwrap_or_default();
+                    self.history
+                        .connected(conn, client, server, self.now_ms, ids);
                     let addr = IpAddr::V4(Ipv4Addr::new(
                         10,
                         0,

@@ -31,7 +31,7 @@ impl Builder {
         };
         for c in 0..clients {
             b.history
-                .connected(ConnId(u64::from(c) + 1), c, NodeId(1), 0);
+                .connected(ConnId(u64::from(c) + 1), c, NodeId(1), 0, Vec::new());
             let session = SessionId(i64::from(c) + 100);
             let op = Op::CreateSession {
                 session,

@@ -62,7 +62,7 @@ fn each_fault_strikes_only_when_enabled() {
         } else {
             set(&[fault])
         };
-        let hits: u64 = (0..4)
+        let hits: u64 = (0..8)
             .map(|seed| struck(fault, &injected(seed, on.clone())))
             .sum();
         assert!(hits > 0, "{fault:?} never struck while enabled");
@@ -90,7 +90,7 @@ fn no_faults_inject_nothing() {
 #[test]
 fn disk_damage_stays_a_minority() {
     let mut flips = 0;
-    for seed in 0..12 {
+    for seed in 0..24 {
         let options = RunOptions {
             seed,
             nodes: 3,

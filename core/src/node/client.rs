@@ -787,6 +787,30 @@ impl Node {
         }
     }
 
+    /// Sends a triggered event if the connection may READ by `acl` (the ACL that stood at
+    /// the change, `None` for none) with its identities as they are now, as ZooKeeper
+    /// 3.8.4+ checks at delivery; otherwise drops it (its one-shot watch is used up all
+    /// the same).
+    pub(super) fn conn_event_checked(
+        &mut self,
+        id: ConnId,
+        event: &crate::watch::WatchEvent,
+        acl: Option<&[crate::acl::Acl]>,
+        out: &mut Vec<Output>,
+    ) {
+        let Some(conn) = self.conns.get(&id) else {
+            return;
+        };
+        let readable = acl
+            .is_some_and(|acl| crate::acl::check(acl, &conn.ids, crate::acl::perms::READ).is_ok());
+        // planted bug: watch-read-unchecked (the READ check is what the bug skips).
+        #[cfg(feature = "planted-bugs")]
+        let readable = readable || self.config.bug == Some(crate::bugs::Bug::WatchReadUnchecked);
+        if readable {
+            self.conn_event(id, event, out);
+        }
+    }
+
     /// A session ended: its connections here close without a message (§11).
     pub(super) fn close_session_conns(&mut self, session: SessionId, out: &mut Vec<Output>) {
         let ids: Vec<ConnId> = self

@@ -797,8 +797,11 @@ impl Node {
                     }
                     _ => {}
                 }
-                for (conn, event) in self.watches.trigger(&applied.changes) {
-                    self.conn_event(conn, &event, out);
+                let events = self
+                    .watches
+                    .trigger_with_acls(&applied.changes, &applied.change_acls);
+                for (conn, event, acl) in events {
+                    self.conn_event_checked(conn, &event, acl, out);
                 }
                 if let Some(origin) = proposal.origin.filter(|o| o.node == self.id()) {
                     self.conn_write_done(now_ms, origin, client::Done::Txn(&txn, &applied), out);

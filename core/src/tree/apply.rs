@@ -5,7 +5,7 @@
 
 use crate::error::ZkError;
 use crate::ids::{SessionId, Zxid};
-use crate::watch::Change;
+use crate::watch::{Change, ChangeAcl};
 
 use super::DataTree;
 use super::node::{self, Mismatch, NodeKind, NodeStore, Overlay, Znode};
@@ -22,7 +22,8 @@ pub(crate) enum EphemeralEdit {
 /// What one applied op produced.
 pub(crate) struct Step {
     pub(crate) result: OpResult,
-    pub(crate) change: Option<Change>,
+    /// The change and the ACLs that stood at it (for READ at event delivery).
+    pub(crate) change: Option<(Change, ChangeAcl)>,
     pub(crate) ephemeral: Option<EphemeralEdit>,
 }
 
@@ -44,6 +45,10 @@ pub(crate) fn apply_op(
             );
             let stat = znode.stat();
             node::create(store, &create.path, znode)?;
+            let acl = ChangeAcl {
+                acl: create.acl.clone(),
+                parent_acl: parent_acl(store, &create.path),
+            };
             let ephemeral = match create.kind {
                 NodeKind::Ephemeral(session) => {
                     Some(EphemeralEdit::Add(session, create.path.clone()))
@@ -56,13 +61,13 @@ pub(crate) fn apply_op(
                     path: create.path.clone(),
                     stat,
                 },
-                change: Some(Change::Created(create.path.clone())),
+                change: Some((Change::Created(create.path.clone()), acl)),
                 ephemeral,
             })
         }
         TxnOp::Delete { path } => {
             let removed = node::delete(store, path, zxid)?;
-            Ok(deleted_step(path, &removed))
+            Ok(deleted_step(store, path, removed))
         }
         TxnOp::SetData {
             path,
@@ -70,10 +75,14 @@ pub(crate) fn apply_op(
             version,
         } => {
             node::set_data(store, path, data.clone(), *version, zxid, time_ms)?;
-            let stat = store.node(path).ok_or(Mismatch)?.stat();
+            let node = store.node(path).ok_or(Mismatch)?;
+            let acl = ChangeAcl {
+                acl: node.acl().to_vec(),
+                parent_acl: None,
+            };
             Ok(Step {
-                result: OpResult::DataSet(stat),
-                change: Some(Change::DataChanged(path.clone())),
+                result: OpResult::DataSet(node.stat()),
+                change: Some((Change::DataChanged(path.clone()), acl)),
                 ephemeral: None,
             })
         }
@@ -101,16 +110,26 @@ pub(crate) fn apply_op(
     }
 }
 
-fn deleted_step(path: &str, removed: &Znode) -> Step {
+fn deleted_step(store: &impl NodeStore, path: &str, removed: Znode) -> Step {
     let ephemeral = match removed.kind {
         NodeKind::Ephemeral(session) => Some(EphemeralEdit::Remove(session, path.to_owned())),
         _ => None,
     };
+    let acl = ChangeAcl {
+        acl: removed.acl,
+        parent_acl: parent_acl(store, path),
+    };
     Step {
         result: OpResult::Deleted,
-        change: Some(Change::Deleted(path.to_owned())),
+        change: Some((Change::Deleted(path.to_owned()), acl)),
         ephemeral,
     }
+}
+
+/// The ACL of the parent of `path` as it stands now.
+fn parent_acl(store: &impl NodeStore, path: &str) -> Option<Vec<crate::acl::Acl>> {
+    let parent = super::path::parent_of(path)?;
+    store.node(parent).map(|p| p.acl().to_vec())
 }
 
 impl DataTree {
@@ -124,6 +143,7 @@ impl DataTree {
             results: Vec::new(),
             closed_ephemerals: Vec::new(),
             changes: Vec::new(),
+            change_acls: Vec::new(),
         };
         match &txn.kind {
             TxnKind::Single(op) => {
@@ -154,7 +174,10 @@ impl DataTree {
             return;
         };
         applied.results.push(step.result);
-        applied.changes.extend(step.change);
+        if let Some((change, acl)) = step.change {
+            applied.changes.push(change);
+            applied.change_acls.push(acl);
+        }
         match step.ephemeral {
             Some(EphemeralEdit::Add(session, path)) => {
                 self.ephemerals.entry(session).or_default().insert(path);
@@ -197,8 +220,11 @@ impl DataTree {
         let paths = self.ephemerals.remove(&session).unwrap_or_default();
         for path in paths {
             if let Ok(removed) = node::delete(&mut self.nodes, &path, txn.zxid) {
-                let step = deleted_step(&path, &removed);
-                applied.changes.extend(step.change);
+                let step = deleted_step(&self.nodes, &path, removed);
+                if let Some((change, acl)) = step.change {
+                    applied.changes.push(change);
+                    applied.change_acls.push(acl);
+                }
                 applied.closed_ephemerals.push(path);
             }
         }

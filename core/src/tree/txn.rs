@@ -12,7 +12,7 @@ use crate::acl::{Acl, Id};
 use crate::error::ZkError;
 use crate::ids::{SessionId, Zxid};
 use crate::stat::Stat;
-use crate::watch::Change;
+use crate::watch::{Change, ChangeAcl};
 
 use super::node::NodeKind;
 
@@ -284,4 +284,7 @@ pub struct Applied {
     pub closed_ephemerals: Vec<String>,
     /// What changed, in order, for the watch module.
     pub changes: Vec<Change>,
+    /// The ACLs that stood at each change, one per entry of `changes`: they decide who
+    /// may see its events.
+    pub change_acls: Vec<ChangeAcl>,
 }

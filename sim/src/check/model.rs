@@ -307,7 +307,9 @@ impl Replay<'_> {
             }
         }
         let applied = self.tree.apply(txn);
-        self.out.watches.apply(&applied.changes, entry.zxid);
+        self.out
+            .watches
+            .apply(&applied.changes, &applied.change_acls, entry.zxid);
         self.txn_session(entry, origin, txn);
         if let Some(position) = op {
             let expected = expect::write_answer(&txn.kind, &applied);
