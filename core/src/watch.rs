@@ -251,6 +251,14 @@ pub struct WatchTable {
     /// path → connections with a recursive watch there: the index the ancestor walk of a
     /// trigger reads, so it never iterates one-shot watches on an ancestor.
     recursive: BTreeMap<String, BTreeSet<ConnId>>,
+    /// [`WatchSummary::watch_count`], kept up to date by every change of a mode set so
+    /// that `summary` (run by monitoring every few hundred ms) costs no scan.
+    watch_count: u64,
+}
+
+/// How many of ZooKeeper's two tables an entry with `modes` sits in.
+fn table_memberships(modes: u8) -> u64 {
+    u64::from(modes & IN_DATA_TABLE != 0) + u64::from(modes & IN_CHILD_TABLE != 0)
 }
 
 impl WatchTable {
@@ -277,7 +285,9 @@ impl WatchTable {
                 .insert(path.to_owned());
         }
         let newly_recursive = bit == RECURSIVE && *modes & RECURSIVE == 0;
+        let before = table_memberships(*modes);
         *modes |= bit;
+        self.watch_count += table_memberships(*modes) - before;
         if newly_recursive {
             self.recursive
                 .entry(path.to_owned())
@@ -376,16 +386,20 @@ impl WatchTable {
             return;
         };
         let mut emptied = Vec::new();
+        let mut dropped = 0;
         conns.retain(|conn, modes| {
             if *modes & matching != 0 {
                 targets.insert(*conn);
             }
+            let before = table_memberships(*modes);
             *modes &= !consumed;
+            dropped += before - table_memberships(*modes);
             if *modes == 0 {
                 emptied.push(*conn);
             }
             *modes != 0
         });
+        self.watch_count -= dropped;
         if conns.is_empty() {
             self.by_path.remove(path);
         }
@@ -437,6 +451,7 @@ impl WatchTable {
             return Err(ZkError::NoWatcher);
         }
         let remaining = held & !bits;
+        self.watch_count -= table_memberships(held) - table_memberships(remaining);
         if held & RECURSIVE != 0 && remaining & RECURSIVE == 0 {
             self.unindex_recursive(conn, path);
         }
@@ -534,6 +549,7 @@ impl WatchTable {
                 continue;
             };
             let modes = conns.remove(&conn).unwrap_or(0);
+            self.watch_count -= table_memberships(modes);
             if conns.is_empty() {
                 self.by_path.remove(&path);
             }
@@ -553,14 +569,16 @@ impl WatchTable {
     /// `wchs`: connections watching, paths watched, and total watches (see
     /// [`WatchSummary::watch_count`]; the same number is mntr's `zk_watch_count`).
     pub fn summary(&self) -> WatchSummary {
-        let watch_count = self
-            .by_path
-            .values()
-            .flat_map(|conns| conns.values())
-            .map(|modes| {
-                u64::from(modes & IN_DATA_TABLE != 0) + u64::from(modes & IN_CHILD_TABLE != 0)
-            })
-            .sum();
+        debug_assert_eq!(
+            self.watch_count,
+            self.by_path
+                .values()
+                .flat_map(BTreeMap::values)
+                .map(|modes| table_memberships(*modes))
+                .sum::<u64>(),
+            "the kept watch count matches the table"
+        );
+        let watch_count = self.watch_count;
         WatchSummary {
             connection_count: self.by_conn.len() as u64,
             path_count: self.by_path.len() as u64,
