@@ -2,10 +2,12 @@
 //!
 //! Everything that decides anything stays in core; this crate owns what touches the
 //! operating system: configuration files, sockets, files and fsync. One thread owns the
-//! `Node` (`server`); the disk (`disk`, over `storage`), the peer links (`peer`) and each
-//! client connection have their own threads and talk to it through channels.
+//! `Node` (`server`); the disk (`disk`, over `storage`), the peer links (`peer`) and all
+//! client connections together (`client_io`, event-driven) have their own threads and
+//! talk to it through channels.
 
 pub mod client;
+pub mod client_io;
 pub mod config;
 pub mod disk;
 pub mod four_letter;

@@ -1,31 +1,30 @@
 //! `server`: the event loop that owns one `Node`, and the client-port plumbing around it.
 //!
-//! One thread runs [`EventLoop`]: it takes [`Event`]s from a single channel (client
-//! bytes from per-connection reader threads, peer messages, disk completions, accepted
-//! sockets), steps the node with the wall clock as `now`, ticks it at `next_deadline`,
-//! and performs the outputs in order: peer messages to [`Peers`], persist requests to
-//! the disk thread, reply bytes to per-connection writer threads. Nothing decides
-//! anything here; core does.
+//! One thread runs [`EventLoop`]: it takes [`Event`]s from a single channel (accepted
+//! connections, client bytes and ends from the client thread, peer messages, disk
+//! completions), steps the node with the wall clock as `now`, ticks it at
+//! `next_deadline`, and performs the outputs in order: peer messages to [`Peers`],
+//! persist requests to the disk thread, reply bytes and closes to the client thread
+//! ([`ClientIo`], one thread for every client socket). Nothing decides anything here;
+//! core does.
 //!
 //! Invariants: outputs are performed in the order the node produced them (one disk
-//! channel keeps persist order; one writer queue per connection keeps reply order); a
-//! connection id is never reused; every queue is bounded — the event queue by
-//! [`EVENTS_QUEUED_MAX`], the disk queue by the node's own bound on proposals in flight —
-//! and a client whose writer queue fills up is disconnected rather than buffered without
-//! end.
+//! channel keeps persist order; one command queue to the client thread keeps reply
+//! order); a connection id is never reused; every queue is bounded — the event queue by
+//! [`EVENTS_QUEUED_MAX`], the disk queue by the node's own bound on proposals in flight,
+//! a client's unsent replies by [`crate::client_io::CLIENT_QUEUED_BYTES_MAX`] (a client
+//! that does not read is disconnected rather than buffered without end).
 //!
 //! What it does not do: retry disk errors (the disk thread stops and so does the server),
 //! or measure request latency.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{self, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{
-    Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError, channel, sync_channel,
-};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, channel, sync_channel};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -35,16 +34,13 @@ use paddock_core::node::{Input, Node, NodeConfig, Output, PeerMessage, Seed};
 use paddock_core::replication::Role;
 use paddock_core::wire::{ConnectionStart, FourLetterWord, classify_connection_start};
 
+use crate::client_io::ClientIo;
 use crate::config::ZooCfg;
 use crate::disk::{self, DiskEvent, DiskRequest, PurgePolicy};
 use crate::four_letter::{self, ConnInfo, Counters};
 use crate::peer::Peers;
 use crate::storage::{Storage, StorageError};
 
-/// Bytes read from a client socket at once.
-const CLIENT_READ_BYTES: usize = 64 * 1024;
-/// Reply writes queued for one client before it counts as too slow and is disconnected.
-const CLIENT_QUEUE_WRITES_MAX: usize = 4096;
 /// Events queued for the event loop; readers block when it is full, which pushes back on
 /// clients and peers through TCP instead of growing memory.
 const EVENTS_QUEUED_MAX: usize = 16 * 1024;
@@ -58,8 +54,8 @@ const OBSERVE_INTERVAL: Duration = Duration::from_millis(500);
 /// What feeds the event loop.
 #[derive(Debug)]
 pub enum Event {
-    /// The client listener accepted a socket.
-    Accepted(TcpStream, SocketAddr),
+    /// The client thread accepted a connection.
+    Accepted(ConnId, SocketAddr),
     /// A client sent bytes.
     ClientBytes(ConnId, Vec<u8>),
     /// A client's socket closed or failed.
@@ -285,9 +281,10 @@ pub fn start(cfg: ZooCfg) -> Result<ServerHandle, StartError> {
         )
     });
     let disk = disk_start(storage, &cfg, events_tx.clone())?;
-    listen_clients(client_listener, events_tx.clone(), stop.clone())?;
+    let io = ClientIo::start(client_listener, events_tx, stop.clone())
+        .map_err(|e| StartError::Config(format!("cannot start the client thread: {e}")))?;
     tracing::info!(id, %client_addr, "serving clients");
-    let event_loop = EventLoop::new(node, cfg, id, peers, disk, events_tx, stop.clone());
+    let event_loop = EventLoop::new(node, cfg, id, peers, disk, io, stop.clone());
     let thread = thread::Builder::new()
         .name("paddock-node".into())
         .spawn(move || event_loop.run(events_rx))
@@ -346,44 +343,6 @@ fn disk_start(
     Ok((tx, disk_thread))
 }
 
-fn listen_clients(
-    listener: TcpListener,
-    events: SyncSender<Event>,
-    stop: Arc<AtomicBool>,
-) -> Result<(), StartError> {
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| StartError::Config(format!("client listener: {e}")))?;
-    thread::Builder::new()
-        .name("paddock-accept".into())
-        .spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((stream, addr)) => {
-                        if events.send(Event::Accepted(stream, addr)).is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        thread::sleep(Duration::from_millis(5));
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, "accept failed");
-                        thread::sleep(Duration::from_millis(5));
-                    }
-                }
-            }
-        })
-        .map_err(|e| StartError::Config(format!("cannot start the accept thread: {e}")))?;
-    Ok(())
-}
-
-/// What the event loop sends a client's writer thread.
-enum WriterMsg {
-    Bytes(Vec<u8>),
-    Close,
-}
-
 /// Follows frame boundaries on a client's byte stream only to say why, in the log, a
 /// connection is about to be closed for an oversized or negative frame length (the node
 /// itself enforces the limit and closes the connection).
@@ -437,9 +396,6 @@ impl FrameWatch {
 struct Client {
     frames: FrameWatch,
     peer: SocketAddr,
-    writer: SyncSender<WriterMsg>,
-    /// Kept to force the socket shut when the writer cannot be reached.
-    stream: TcpStream,
     received: u64,
     sent: u64,
     /// Wall-clock ms when it was accepted, and when it was last answered (`cons`).
@@ -488,13 +444,12 @@ struct EventLoop {
     disk: Sender<DiskRequest>,
     /// Joined at the end, so a stopped server has finished its queued writes.
     disk_thread: JoinHandle<()>,
-    /// Given to each connection's reader thread.
-    events: SyncSender<Event>,
+    /// Every client socket.
+    io: ClientIo,
     stop: Arc<AtomicBool>,
     clock: Clock,
     clients: BTreeMap<ConnId, Client>,
     per_ip: BTreeMap<IpAddr, u32>,
-    next_conn: u64,
     counters: Counters,
     out: Vec<Output>,
     observed: Observed,
@@ -508,7 +463,7 @@ impl EventLoop {
         id: u64,
         peers: Option<Peers>,
         (disk, disk_thread): (Sender<DiskRequest>, JoinHandle<()>),
-        events: SyncSender<Event>,
+        io: ClientIo,
         stop: Arc<AtomicBool>,
     ) -> EventLoop {
         EventLoop {
@@ -518,12 +473,11 @@ impl EventLoop {
             peers,
             disk,
             disk_thread,
-            events,
+            io,
             stop,
             clock: Clock::new(),
             clients: BTreeMap::new(),
             per_ip: BTreeMap::new(),
-            next_conn: 1,
             counters: Counters::default(),
             out: Vec::new(),
             observed: Observed::default(),
@@ -567,8 +521,10 @@ impl EventLoop {
             disk_thread,
             failure,
             id,
+            io,
             ..
         } = self;
+        io.stop();
         drop(disk);
         if disk_thread.join().is_err() {
             return Err("the disk thread panicked".into());
@@ -582,7 +538,7 @@ impl EventLoop {
 
     fn handle(&mut self, event: Event) {
         match event {
-            Event::Accepted(stream, addr) => self.accept(stream, addr),
+            Event::Accepted(conn, addr) => self.accept(conn, addr),
             Event::ClientBytes(conn, bytes) => {
                 if let Some(client) = self.clients.get_mut(&conn) {
                     client.received += 1;
@@ -645,35 +601,27 @@ impl EventLoop {
         }
     }
 
-    fn accept(&mut self, stream: TcpStream, peer: SocketAddr) {
+    fn accept(&mut self, conn: ConnId, peer: SocketAddr) {
         let ip = peer.ip();
         let open = self.per_ip.get(&ip).copied().unwrap_or(0);
         if open >= self.node_limits_connections_per_ip() {
             tracing::warn!(%peer, open, max_client_cnxns = self.cfg.max_client_cnxns, "connection refused: too many connections from this address");
+            self.io.close(conn);
             return;
         }
-        let conn = ConnId(self.next_conn);
-        self.next_conn += 1;
-        match client_threads(conn, stream, self.events.clone()) {
-            Ok((writer, stream)) => {
-                *self.per_ip.entry(ip).or_default() += 1;
-                self.clients.insert(
-                    conn,
-                    Client {
-                        frames: FrameWatch::default(),
-                        peer,
-                        writer,
-                        stream,
-                        received: 0,
-                        sent: 0,
-                        established_ms: self.clock.now_ms(),
-                        last_response_ms: 0,
-                    },
-                );
-                self.step(Input::ClientConnected { conn, addr: ip });
-            }
-            Err(error) => tracing::warn!(%peer, %error, "connection dropped at accept"),
-        }
+        *self.per_ip.entry(ip).or_default() += 1;
+        self.clients.insert(
+            conn,
+            Client {
+                frames: FrameWatch::default(),
+                peer,
+                received: 0,
+                sent: 0,
+                established_ms: self.clock.now_ms(),
+                last_response_ms: 0,
+            },
+        );
+        self.step(Input::ClientConnected { conn, addr: ip });
     }
 
     fn node_limits_connections_per_ip(&self) -> u32 {
@@ -690,15 +638,10 @@ impl EventLoop {
         client.sent += 1;
         client.last_response_ms = self.clock.now_ms();
         self.counters.sent += 1;
-        if let Err(TrySendError::Full(_)) = client.writer.try_send(WriterMsg::Bytes(bytes)) {
-            tracing::warn!(peer = %client.peer, "client too slow to read its replies; closing");
-            if self.client_remove(conn).is_some() {
-                self.step(Input::ClientDisconnected { conn });
-            }
-        }
+        self.io.write(conn, bytes);
     }
 
-    /// Forgets a connection and asks its writer to flush and close the socket.
+    /// Forgets a connection and asks the client thread to flush and close its socket.
     fn client_remove(&mut self, conn: ConnId) -> Option<Client> {
         let client = self.clients.remove(&conn)?;
         let ip = client.peer.ip();
@@ -708,9 +651,7 @@ impl EventLoop {
                 self.per_ip.remove(&ip);
             }
         }
-        if client.writer.try_send(WriterMsg::Close).is_err() {
-            let _ = client.stream.shutdown(std::net::Shutdown::Both);
-        }
+        self.io.close(conn);
         Some(client)
     }
 
@@ -739,8 +680,8 @@ impl EventLoop {
                 conns: &conns,
             },
         );
-        if let Some(client) = self.clients.get(&conn) {
-            let _ = client.writer.try_send(WriterMsg::Bytes(text.into_bytes()));
+        if self.clients.contains_key(&conn) {
+            self.io.write(conn, text.into_bytes());
         }
         self.client_remove(conn);
     }
@@ -798,63 +739,9 @@ impl EventLoop {
     fn close_all(&mut self) {
         let conns: Vec<ConnId> = self.clients.keys().copied().collect();
         for conn in conns {
-            if let Some(client) = self.client_remove(conn) {
-                let _ = client.stream.shutdown(std::net::Shutdown::Both);
-            }
+            self.client_remove(conn);
         }
     }
-}
-
-/// Starts a connection's reader and writer threads; returns the writer queue and a
-/// handle on the socket.
-fn client_threads(
-    conn: ConnId,
-    stream: TcpStream,
-    events: SyncSender<Event>,
-) -> io::Result<(SyncSender<WriterMsg>, TcpStream)> {
-    stream.set_nonblocking(false)?;
-    stream.set_nodelay(true)?;
-    let reader = stream.try_clone()?;
-    let writer = stream.try_clone()?;
-    let (tx, rx) = std::sync::mpsc::sync_channel(CLIENT_QUEUE_WRITES_MAX);
-    thread::Builder::new()
-        .name(format!("client-read-{}", conn.0))
-        .spawn(move || client_read(conn, reader, events))?;
-    thread::Builder::new()
-        .name(format!("client-write-{}", conn.0))
-        .spawn(move || client_write_loop(writer, rx))?;
-    Ok((tx, stream))
-}
-
-fn client_read(conn: ConnId, mut stream: TcpStream, events: SyncSender<Event>) {
-    let mut buf = vec![0u8; CLIENT_READ_BYTES];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                let bytes = buf.get(..n).map(<[u8]>::to_vec).unwrap_or_default();
-                if events.send(Event::ClientBytes(conn, bytes)).is_err() {
-                    return;
-                }
-            }
-        }
-    }
-    let _ = events.send(Event::ClientClosed(conn));
-}
-
-fn client_write_loop(mut stream: TcpStream, queue: Receiver<WriterMsg>) {
-    for msg in queue {
-        match msg {
-            WriterMsg::Bytes(bytes) => {
-                if stream.write_all(&bytes).is_err() {
-                    break;
-                }
-            }
-            WriterMsg::Close => break,
-        }
-    }
-    let _ = stream.flush();
-    let _ = stream.shutdown(std::net::Shutdown::Both);
 }
 
 #[cfg(test)]
