@@ -19,7 +19,7 @@
 //! waits with it through TCP.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -93,6 +93,7 @@ impl ClientIo {
             wake_pending: wake_pending.clone(),
             stop,
             accept_paused_until: None,
+            closing: BTreeMap::new(),
             read_buf: vec![0; READ_BYTES],
         };
         let thread = thread::Builder::new()
@@ -176,6 +177,8 @@ struct IoThread {
     wake_pending: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     accept_paused_until: Option<Instant>,
+    /// Connections being closed, by deadline: the only ones `close_overdue` looks at.
+    closing: BTreeMap<ConnId, Instant>,
     read_buf: Vec<u8>,
 }
 
@@ -342,7 +345,9 @@ impl IoThread {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        c.closing = Some(Instant::now() + CLOSE_FLUSH_TIMEOUT);
+        let deadline = Instant::now() + CLOSE_FLUSH_TIMEOUT;
+        c.closing = Some(deadline);
+        self.closing.insert(conn, deadline);
         self.flush(conn);
     }
 
@@ -398,11 +403,14 @@ impl IoThread {
 
     /// Drops connections whose close has waited longer than [`CLOSE_FLUSH_TIMEOUT`].
     fn close_overdue(&mut self) {
+        if self.closing.is_empty() {
+            return;
+        }
         let now = Instant::now();
         let overdue: Vec<ConnId> = self
-            .conns
+            .closing
             .iter()
-            .filter(|(_, c)| c.closing.is_some_and(|at| at <= now))
+            .filter(|(_, at)| **at <= now)
             .map(|(id, _)| *id)
             .collect();
         for conn in overdue {
@@ -411,6 +419,7 @@ impl IoThread {
     }
 
     fn drop_conn(&mut self, conn: ConnId) {
+        self.closing.remove(&conn);
         if let Some(mut c) = self.conns.remove(&conn) {
             let _ = self.poll.registry().deregister(&mut c.stream);
             let _ = c.stream.shutdown(std::net::Shutdown::Both);
@@ -418,18 +427,42 @@ impl IoThread {
     }
 }
 
-/// Writes `c`'s queue until it is empty or the socket would block.
+/// Most queued replies handed to one vectored write.
+const WRITE_SLICES_MAX: usize = 64;
+
+/// Writes `c`'s queue until it is empty or the socket would block, many replies per
+/// system call (a vectored write).
 fn flush_queue(c: &mut Conn) -> Flushed {
-    while let Some(front) = c.out.front() {
-        let pending = front.get(c.out_offset..).unwrap_or_default();
-        match c.stream.write(pending) {
+    while !c.out.is_empty() {
+        let mut slices = [IoSlice::new(&[]); WRITE_SLICES_MAX];
+        let mut count = 0;
+        for (i, buf) in c.out.iter().take(WRITE_SLICES_MAX).enumerate() {
+            let from = if i == 0 { c.out_offset } else { 0 };
+            if let Some(slice) = slices.get_mut(i) {
+                *slice = IoSlice::new(buf.get(from..).unwrap_or_default());
+                count = i + 1;
+            }
+        }
+        match c
+            .stream
+            .write_vectored(slices.get(..count).unwrap_or_default())
+        {
             Ok(0) => return Flushed::Failed,
-            Ok(n) => {
-                c.out_offset += n;
-                c.out_bytes = c.out_bytes.saturating_sub(n);
-                if c.out_offset >= front.len() {
-                    c.out.pop_front();
-                    c.out_offset = 0;
+            Ok(mut written) => {
+                c.out_bytes = c.out_bytes.saturating_sub(written);
+                while written > 0 {
+                    let Some(front) = c.out.front() else {
+                        break;
+                    };
+                    let left = front.len().saturating_sub(c.out_offset);
+                    if written >= left {
+                        written -= left;
+                        c.out.pop_front();
+                        c.out_offset = 0;
+                    } else {
+                        c.out_offset += written;
+                        written = 0;
+                    }
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Flushed::Partly,
