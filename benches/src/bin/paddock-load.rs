@@ -1,0 +1,90 @@
+//! `paddock-load`: pipelined load on any ZooKeeper-protocol server (Apache ZooKeeper or
+//! Paddock), through the independent `zookeeper-client` crate.
+//!
+//! `--clients` sessions each keep `--inflight` requests of one kind (`--op`) outstanding for
+//! `--warmup` seconds (not measured) and then `--seconds` seconds (measured); see
+//! [`paddock_benches::load`] for exactly what is counted. Prints a short human line on stderr
+//! and one JSON object on stdout:
+//! `{"op","clients","inflight","size","seconds","ops","ops_per_sec","p50_us","p99_us",
+//! "p999_us","max_us","errors"}`. Exits 1 with a message when it cannot connect, when setup
+//! fails or when no request succeeds.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use paddock_benches::load::{self, LoadOptions, Op};
+
+/// Pipelined ZooKeeper-protocol load generator.
+#[derive(Debug, Parser)]
+#[command(name = "paddock-load", version)]
+struct Args {
+    /// Servers to connect to: HOST:PORT[,HOST:PORT...].
+    #[arg(long, default_value = "127.0.0.1:2181")]
+    server: String,
+    /// Operation to measure (mixed = 90% get, 10% set).
+    #[arg(long, value_enum, default_value_t = Op::Get)]
+    op: Op,
+    /// Sessions (one connection each).
+    #[arg(long, default_value_t = 16)]
+    clients: usize,
+    /// Requests in flight per session.
+    #[arg(long, default_value_t = 16)]
+    inflight: usize,
+    /// Value size in bytes.
+    #[arg(long, default_value_t = 128)]
+    size: usize,
+    /// Measurement time in seconds.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Load before the measurement, in seconds, not measured.
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// Parent node of every node the run uses.
+    #[arg(long, default_value = "/paddock-load")]
+    prefix: String,
+    /// How long to keep trying to establish each session, in seconds.
+    #[arg(long, default_value_t = 5.0)]
+    connect_timeout: f64,
+}
+
+fn duration(flag: &str, secs: f64) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(secs)
+        .map_err(|_| format!("--{flag} must be a non-negative number of seconds, not {secs}"))
+}
+
+fn options(args: Args) -> Result<LoadOptions, String> {
+    Ok(LoadOptions {
+        seconds: duration("seconds", args.seconds)?,
+        warmup: duration("warmup", args.warmup)?,
+        server: args.server,
+        op: args.op,
+        clients: args.clients,
+        inflight: args.inflight,
+        size: args.size,
+        connect_timeout: duration("connect-timeout", args.connect_timeout)?,
+        prefix: args.prefix,
+    })
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let opts = match options(Args::parse()) {
+        Ok(opts) => opts,
+        Err(e) => {
+            eprintln!("paddock-load: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match load::run(&opts).await {
+        Ok(summary) => {
+            eprintln!("paddock-load: {} against {}", summary, opts.server);
+            println!("{}", summary.to_json());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("paddock-load: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
