@@ -28,6 +28,12 @@ pub struct ZooCfg {
     pub client_port_address: Option<IpAddr>,
     /// `maxClientCnxns`: connections per client IP; 0 means unlimited.
     pub max_client_cnxns: u32,
+    /// `maxCnxns`: open client connections in all (ZooKeeper 3.6+); 0 means unlimited.
+    pub max_cnxns: u32,
+    /// `nio.sessionlessCnxnTimeout` (ZooKeeper's `zookeeper.nio.sessionlessCnxnTimeout`,
+    /// which zoo.cfg sets): ms a connection may stay open without a session before it
+    /// is closed. Default 10000.
+    pub sessionless_cnxn_timeout_ms: u32,
     /// `minSessionTimeout` in ms (default 2 × tickTime).
     pub min_session_timeout_ms: u32,
     /// `maxSessionTimeout` in ms (default 20 × tickTime).
@@ -242,6 +248,13 @@ fn build(
         client_port: number(raw, "clientPort", Some(2181), "a TCP port (0-65535)")?,
         client_port_address,
         max_client_cnxns: number(raw, "maxClientCnxns", Some(60), "a connection count")?,
+        max_cnxns: number(raw, "maxCnxns", Some(0), "a connection count")?,
+        sessionless_cnxn_timeout_ms: number(
+            raw,
+            "nio.sessionlessCnxnTimeout",
+            Some(10_000),
+            "milliseconds",
+        )?,
         min_session_timeout_ms,
         max_session_timeout_ms,
         servers,
@@ -268,6 +281,8 @@ const KEYS_KNOWN: &[&str] = &[
     "clientPort",
     "clientPortAddress",
     "maxClientCnxns",
+    "maxCnxns",
+    "nio.sessionlessCnxnTimeout",
     "minSessionTimeout",
     "maxSessionTimeout",
     "autopurge.snapRetainCount",

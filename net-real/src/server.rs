@@ -18,7 +18,7 @@
 //! What it does not do: retry disk errors (the disk thread stops and so does the server),
 //! or measure request latency.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::Path;
@@ -450,6 +450,9 @@ struct EventLoop {
     clock: Clock,
     clients: BTreeMap<ConnId, Client>,
     per_ip: BTreeMap<IpAddr, u32>,
+    /// Connections by the time (ms) they must have a session, in accept order (so in
+    /// deadline order): a connection that never completes the handshake is closed then.
+    handshake_deadlines: VecDeque<(u64, ConnId)>,
     counters: Counters,
     out: Vec<Output>,
     observed: Observed,
@@ -478,6 +481,7 @@ impl EventLoop {
             clock: Clock::new(),
             clients: BTreeMap::new(),
             per_ip: BTreeMap::new(),
+            handshake_deadlines: VecDeque::new(),
             counters: Counters::default(),
             out: Vec::new(),
             observed: Observed::default(),
@@ -602,6 +606,12 @@ impl EventLoop {
     }
 
     fn accept(&mut self, conn: ConnId, peer: SocketAddr) {
+        let max_cnxns = self.cfg.max_cnxns;
+        if max_cnxns > 0 && self.clients.len() >= max_cnxns as usize {
+            tracing::warn!(%peer, open = self.clients.len(), max_cnxns, "connection refused: too many connections");
+            self.io.close(conn);
+            return;
+        }
         let ip = peer.ip();
         let open = self.per_ip.get(&ip).copied().unwrap_or(0);
         if open >= self.node_limits_connections_per_ip() {
@@ -621,7 +631,30 @@ impl EventLoop {
                 last_response_ms: 0,
             },
         );
+        let deadline = self.clock.now_ms() + u64::from(self.cfg.sessionless_cnxn_timeout_ms);
+        self.handshake_deadlines.push_back((deadline, conn));
         self.step(Input::ClientConnected { conn, addr: ip });
+    }
+
+    /// Closes connections past their handshake deadline that still have no session
+    /// (ZooKeeper's sessionless connection timeout). Costs one look per connection, once.
+    fn close_sessionless(&mut self) {
+        let now = self.clock.now_ms();
+        while let Some((deadline, conn)) = self.handshake_deadlines.front().copied() {
+            if deadline > now {
+                return;
+            }
+            self.handshake_deadlines.pop_front();
+            let sessionless = self.clients.contains_key(&conn)
+                && self
+                    .node
+                    .conn_stats(conn)
+                    .is_none_or(|s| s.session.is_none());
+            if sessionless && let Some(client) = self.client_remove(conn) {
+                tracing::info!(peer = %client.peer, timeout_ms = self.cfg.sessionless_cnxn_timeout_ms, "connection closed: no session within the timeout");
+                self.step(Input::ClientDisconnected { conn });
+            }
+        }
     }
 
     fn node_limits_connections_per_ip(&self) -> u32 {
@@ -688,6 +721,7 @@ impl EventLoop {
 
     /// Logs leadership and session changes (polled: the node reports no events).
     fn observe(&mut self) {
+        self.close_sessionless();
         let is_leader = self.node.is_leader();
         if is_leader != self.observed.is_leader {
             self.observed.is_leader = is_leader;

@@ -102,3 +102,60 @@ fn client_that_never_reads_is_disconnected() {
     other.set("/big", b"small", -1).unwrap();
     assert_eq!(writer.get("/big", false).unwrap().0, b"small");
 }
+
+/// True once the server has closed `stream` (a read returns end of stream or an error).
+fn closed_by_server(stream: &mut TcpStream) -> bool {
+    use std::io::Read;
+    stream
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    match stream.read(&mut buf) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+// A connection that never completes the handshake (silent, or a connect request cut in
+// the middle) is closed after `nio.sessionlessCnxnTimeout`; a client that connects
+// normally meanwhile keeps its session.
+#[test]
+fn sessionless_connections_are_closed() {
+    let dir = temp_dir("sessionless");
+    let server = standalone(&dir, "nio.sessionlessCnxnTimeout=300\n");
+    let addr = server.client_addr.to_string();
+    let mut silent = TcpStream::connect(&addr).unwrap();
+    let mut half = TcpStream::connect(&addr).unwrap();
+    half.write_all(&[0, 0, 0, 44, 0, 0]).unwrap();
+    let mut good = connect(&addr);
+    eventually("sessionless connections closed", || {
+        (closed_by_server(&mut silent) && closed_by_server(&mut half)).then_some(())
+    });
+    good.create("/after-timeout", b"x", 0).unwrap();
+    assert_eq!(good.get("/after-timeout", false).unwrap().0, b"x");
+}
+
+// maxCnxns bounds the open connections in all: one more is closed at once, and closing
+// one makes room again.
+#[test]
+fn max_cnxns_bounds_all_connections() {
+    let dir = temp_dir("max-cnxns");
+    let server = standalone(&dir, "maxCnxns=3\nmaxClientCnxns=0\n");
+    let addr = server.client_addr.to_string();
+    let first = connect(&addr);
+    let _second = connect(&addr);
+    let _third = connect(&addr);
+    let mut fourth = TcpStream::connect(&addr).unwrap();
+    eventually("the connection beyond maxCnxns is closed", || {
+        closed_by_server(&mut fourth).then_some(())
+    });
+    first.close().unwrap();
+    let mut again = eventually("room after a close", || {
+        paddock_net_real::client::Client::connect(&addr, 4000).ok()
+    });
+    again.create("/room", b"", 0).unwrap();
+}
