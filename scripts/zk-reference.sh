@@ -6,6 +6,9 @@
 #   scripts/zk-reference.sh start [PORT]     start a standalone server on 127.0.0.1:PORT (default 21810)
 #                                            with a fresh temp dataDir; prints its pid on stdout
 #   scripts/zk-reference.sh stop [PORT]      stop the server started on PORT (default 21810)
+#   scripts/zk-reference.sh restart [PORT]   stop it and start it again on the same dataDir;
+#                                            prints its pid
+# ZK_HEAP (default 256m) is the server's -Xmx.
 #   scripts/zk-reference.sh status [PORT]    print `ruok` answer and pid, exit 1 when not running
 #   scripts/zk-reference.sh classpath        print the java classpath used
 #   scripts/zk-reference.sh suite HOSTS [ARG...]  run scripts/interop/kazoo_suite.py --hosts HOSTS
@@ -72,13 +75,15 @@ ruok() { four_letter "$1" ruok; }
 serving() { four_letter "$1" srvr | grep -q '^Mode: '; }
 
 start_server() {
-    local port="$1" dir="$STATE_ROOT/$1"
+    local port="$1" dir="$STATE_ROOT/$1" keep="${2:-}"
     [ -f "$ZK_JAR" ] || die "ZooKeeper not installed; run: $0 install"
     if [ -f "$dir/pid" ] && kill -0 "$(cat "$dir/pid")" 2>/dev/null; then
         die "a server started by this script already runs on port $port (pid $(cat "$dir/pid")); stop it first"
     fi
     if [ "$(ruok "$port")" != "" ]; then die "port $port already answers; choose another"; fi
-    rm -rf "$dir"
+    if [ -z "$keep" ]; then
+        rm -rf "$dir"
+    fi
     mkdir -p "$dir/data"
     cat >"$dir/zoo.cfg" <<EOF
 tickTime=2000
@@ -90,7 +95,7 @@ maxClientCnxns=0
 admin.enableServer=false
 EOF
     # setsid: the server must outlive this script and not get the caller's terminal signals.
-    setsid java -Xmx256m \
+    setsid java "-Xmx${ZK_HEAP:-256m}" \
         -Dzookeeper.extendedTypesEnabled=true \
         -Dzookeeper.4lw.commands.whitelist='*' \
         -Dzookeeper.admin.enableServer=false \
@@ -100,7 +105,7 @@ EOF
     local pid=$!
     echo "$pid" >"$dir/pid"
     local i
-    for i in $(seq 1 150); do
+    for i in $(seq 1 600); do
         if serving "$port"; then
             echo "$pid"
             return 0
@@ -110,7 +115,7 @@ EOF
     done
     kill "$pid" 2>/dev/null || true
     tail -n 30 "$dir/server.log" >&2
-    die "server did not serve on port $port within 30 s"
+    die "server did not serve on port $port within 120 s"
 }
 
 stop_server() {
@@ -137,6 +142,10 @@ case "$cmd" in
 install) install_all ;;
 start) start_server "$port" ;;
 stop) stop_server "$port" ;;
+restart)
+    stop_server "$port"
+    start_server "$port" keep
+    ;;
 status)
     answer="$(ruok "$port")"
     [ "$answer" = "imok" ] || { echo "not running on port $port"; exit 1; }
