@@ -43,6 +43,10 @@ pub struct Counters {
     pub received: u64,
     /// Writes of reply bytes to clients.
     pub sent: u64,
+    /// Longest time the event loop spent on one round of events (handling them and
+    /// stepping the node, not waiting), in microseconds: how long every client, peer and
+    /// timer waited behind the slowest work on the loop.
+    pub loop_round_max_us: u64,
 }
 
 /// One open client connection, for `stat` and `cons`.
@@ -280,6 +284,10 @@ fn mntr(ctx: &Context<'_>) -> String {
         ("zk_watch_count", s.watches.watch_count.to_string()),
         ("zk_ephemerals_count", s.ephemerals.to_string()),
         ("zk_global_sessions", s.sessions.to_string()),
+        (
+            "paddock_loop_round_max_ms",
+            format!("{:.3}", ctx.counters.loop_round_max_us as f64 / 1000.0),
+        ),
     ];
     if mode(ctx) == "leader" {
         let voters = s

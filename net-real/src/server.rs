@@ -499,15 +499,17 @@ impl EventLoop {
                 .next_deadline()
                 .map_or(IDLE_WAIT, |d| Duration::from_millis(d.saturating_sub(now)))
                 .min(IDLE_WAIT);
-            match events.recv_timeout(wait) {
-                Ok(event) => {
-                    self.handle(event);
-                    for event in events.try_iter().take(EVENTS_PER_ROUND_MAX) {
-                        self.handle(event);
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {}
+            let event = match events.recv_timeout(wait) {
+                Ok(event) => Some(event),
+                Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let round = Instant::now();
+            if let Some(event) = event {
+                self.handle(event);
+                for event in events.try_iter().take(EVENTS_PER_ROUND_MAX) {
+                    self.handle(event);
+                }
             }
             if self
                 .node
@@ -517,6 +519,8 @@ impl EventLoop {
                 self.step(Input::Tick);
             }
             self.observe();
+            let busy_us = u64::try_from(round.elapsed().as_micros()).unwrap_or(u64::MAX);
+            self.counters.loop_round_max_us = self.counters.loop_round_max_us.max(busy_us);
         }
         self.close_all();
         // Dropping the disk sender lets the disk thread finish what is queued, then end.
