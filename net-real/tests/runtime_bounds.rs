@@ -159,3 +159,57 @@ fn max_cnxns_bounds_all_connections() {
     });
     again.create("/room", b"", 0).unwrap();
 }
+
+// Out of file descriptors: a server limited to 64 of them gets 200 connection attempts.
+// Those it cannot accept wait in the backlog or are refused while the server keeps
+// running; once they go, a well-behaved client is served again at once.
+#[test]
+fn descriptor_exhaustion_refuses_connections_but_never_stops_the_server() {
+    let dir = temp_dir("fd-exhaustion");
+    let port = common::free_port();
+    let cfg = dir.join("zoo.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "tickTime=2000\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\nmaxClientCnxns=0\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let mut server = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 64 && exec {} serve --config {}",
+            env!("CARGO_BIN_EXE_paddock"),
+            cfg.display()
+        ))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join("server.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    common::wait_serving(&addr);
+    // Beyond the descriptors and the listen backlog, connecting times out: refused.
+    let target: std::net::SocketAddr = addr.parse().unwrap();
+    let flood: Vec<TcpStream> = (0..200)
+        .filter_map(|_| TcpStream::connect_timeout(&target, Duration::from_millis(200)).ok())
+        .collect();
+    assert!(
+        flood.len() > 64,
+        "only {} connections got through",
+        flood.len()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        server.try_wait().unwrap().is_none(),
+        "the server stopped when it ran out of descriptors"
+    );
+    drop(flood);
+    let mut c = connect(&addr);
+    c.create("/after-exhaustion", b"ok", 0).unwrap();
+    assert_eq!(c.get("/after-exhaustion", false).unwrap().0, b"ok");
+    let log = std::fs::read_to_string(dir.join("server.log")).unwrap();
+    assert!(log.contains("accept failed"), "{log}");
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
