@@ -423,3 +423,61 @@ fn session_passwords_depend_on_the_password_key_only() {
     assert_eq!(a, first_password(6, key_a));
     assert_ne!(first_password(5, None), first_password(6, None));
 }
+
+fn set_data(path: &str, data: Vec<u8>) -> Request {
+    Request::SetData(SetDataRequest {
+        path: path.into(),
+        data: Some(data),
+        version: -1,
+    })
+}
+
+// A client that pipelines more request bytes than a connection may hold (here 1 MB
+// writes stuck behind a write that cannot commit, its server cut off from the leader) is
+// closed once they pass QUEUE_BYTES_MAX; other clients are served meanwhile.
+#[test]
+fn queued_request_bytes_are_bounded() {
+    let mut c = cluster(3, 21);
+    let leader = elect(&mut c);
+    let follower = (1..=3).map(NodeId).find(|n| *n != leader).unwrap();
+    let writer = c.connect(leader.0);
+    c.create(writer, "/x", b"", 0).unwrap();
+    let flood = c.connect(follower.0);
+    c.run_for(100);
+    c.isolate(follower);
+    let megabyte = vec![1u8; 1_000_000];
+    let count = paddock_core::node::QUEUE_BYTES_MAX / megabyte.len() + 2;
+    for _ in 0..count {
+        c.send(flood, set_data("/x", megabyte.clone()));
+        c.run_for(1);
+    }
+    c.run_for(100);
+    assert!(
+        c.clients[&flood].closed,
+        "the flooding connection is still open"
+    );
+    c.heal();
+    c.create(writer, "/y", b"served", 0).unwrap();
+}
+
+// Frames sent before the session is set up are held in bytes up to EARLY_BYTES_MAX: a
+// client that sends more while its session cannot be created is closed.
+#[test]
+fn early_frame_bytes_are_bounded() {
+    let mut c = cluster(3, 22);
+    let leader = elect(&mut c);
+    let follower = (1..=3).map(NodeId).find(|n| *n != leader).unwrap();
+    c.isolate(follower);
+    let conn = c.client_open(follower.0, None, 0);
+    c.run_for(10);
+    let megabyte = vec![1u8; 1_000_000];
+    for xid in 1..=(paddock_core::node::EARLY_BYTES_MAX / megabyte.len() + 2) {
+        c.send_with_xid(conn, xid as i32, set_data("/x", megabyte.clone()));
+        c.run_for(1);
+    }
+    c.run_for(100);
+    assert!(
+        c.clients[&conn].closed,
+        "the early frames were held without bound"
+    );
+}

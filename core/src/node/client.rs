@@ -27,8 +27,13 @@ use crate::wire::{
 
 /// Requests one connection may have queued before it is closed as abusive.
 const QUEUE_REQUESTS_MAX: usize = 4096;
+/// Bytes of request frames one connection may have queued (received, not yet answered)
+/// before it is closed as abusive: 64 requests of the largest size in flight at once.
+pub const QUEUE_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// Frames a client may send before its session is set up.
 const EARLY_FRAMES_MAX: usize = 1024;
+/// Bytes of those frames held while its session is set up.
+pub const EARLY_BYTES_MAX: usize = 4 * 1024 * 1024;
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +90,8 @@ struct Pending {
     seq: u64,
     xid: i32,
     item: Item,
+    /// Bytes of the request's frame, counted in `Conn::queued_bytes` until answered.
+    frame_bytes: usize,
     /// When its frame arrived, ms: the answer's latency counts from here.
     received_ms: u64,
     /// ZooKeeper's four-letter name of its operation (`cons` shows the last one).
@@ -172,8 +179,12 @@ pub(super) struct Conn {
     session: Option<SessionId>,
     read_only_byte: bool,
     queue: VecDeque<Pending>,
+    /// Sum of `frame_bytes` over `queue`: bounded by [`QUEUE_BYTES_MAX`].
+    queued_bytes: usize,
     next_seq: u64,
     early: VecDeque<Vec<u8>>,
+    /// Sum of the lengths of `early`: bounded by [`EARLY_BYTES_MAX`].
+    early_bytes: usize,
     stats: ConnStats,
 }
 
@@ -198,8 +209,10 @@ impl Conn {
             session: None,
             read_only_byte: false,
             queue: VecDeque::new(),
+            queued_bytes: 0,
             next_seq: 0,
             early: VecDeque::new(),
+            early_bytes: 0,
             stats: ConnStats::new(),
         }
     }
@@ -380,8 +393,9 @@ impl Node {
         match conn.phase {
             Phase::AwaitConnect => self.conn_connect(now_ms, id, &frame, out),
             Phase::Connecting => {
+                conn.early_bytes += frame.len();
                 conn.early.push_back(frame);
-                if conn.early.len() > EARLY_FRAMES_MAX {
+                if conn.early.len() > EARLY_FRAMES_MAX || conn.early_bytes > EARLY_BYTES_MAX {
                     self.conn_close(id, out);
                 }
             }
@@ -463,6 +477,7 @@ impl Node {
             seq,
             xid: 0,
             item,
+            frame_bytes: 0,
             received_ms: now_ms,
             op: "SESS",
         });
@@ -482,7 +497,9 @@ impl Node {
         let Some(session) = conn.session else {
             return;
         };
-        if conn.queue.len() >= QUEUE_REQUESTS_MAX {
+        if conn.queue.len() >= QUEUE_REQUESTS_MAX
+            || conn.queued_bytes + frame.len() > QUEUE_BYTES_MAX
+        {
             self.conn_close(id, out);
             return;
         }
@@ -529,10 +546,12 @@ impl Node {
             }
             Classified::Local(request) => Item::Local(request),
         };
+        conn.queued_bytes += frame.len();
         conn.queue.push_back(Pending {
             seq,
             xid: header.xid,
             item,
+            frame_bytes: frame.len(),
             received_ms: now_ms,
             op: op_name(header.op),
         });
@@ -563,6 +582,7 @@ impl Node {
             let Some(pending) = conn.queue.pop_front() else {
                 break;
             };
+            conn.queued_bytes -= pending.frame_bytes;
             let (bytes, close) = match pending.item {
                 Item::Local(request) => self.local(now_ms, id, pending.xid, request),
                 Item::Write { answer, .. } => answer.unwrap_or_default(),
@@ -754,6 +774,7 @@ impl Node {
             let Some(frame) = conn.early.pop_front() else {
                 return;
             };
+            conn.early_bytes -= frame.len();
             self.conn_request(now_ms, id, &frame, out);
         }
     }

@@ -46,7 +46,7 @@ use crate::tree::{DataTree, Op, TreeConfig, TxnKind};
 use crate::watch::{WatchSummary, WatchTable};
 use crate::wire::FourLetterWord;
 
-pub use client::ConnStats;
+pub use client::{ConnStats, EARLY_BYTES_MAX, QUEUE_BYTES_MAX};
 pub use message::{Origin, PayloadError, PeerMessage, Proposal, ProposalBody, Write, WriteOp};
 
 use client::Conn;
