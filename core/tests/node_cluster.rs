@@ -481,3 +481,32 @@ fn early_frame_bytes_are_bounded() {
         "the early frames were held without bound"
     );
 }
+
+/// A one-server ensemble that snapshots only by bytes (`every_bytes`), after ten 4 KB
+/// writes: the index of the snapshot on its disk (0 for none).
+fn snapshot_after_big_writes(every_bytes: u64) -> u64 {
+    let mut c = Cluster::new(1, 5, |config| {
+        config.snapshot_every_entries = 1_000_000;
+        config.snapshot_every_bytes = every_bytes;
+    });
+    elect(&mut c);
+    let conn = c.connect(1);
+    c.create(conn, "/x", b"", 0).unwrap();
+    for _ in 0..10 {
+        c.call(conn, set_data("/x", vec![1; 4000])).unwrap();
+    }
+    c.run_for(100);
+    c.disks[&NodeId(1)].snapshot.index
+}
+
+// Snapshots are taken by bytes too (snapSizeLimitInKb): 40 KB of writes with a 20 KB
+// budget give a snapshot although the entry count is far from snapCount; with the default
+// budget they give none.
+#[test]
+fn snapshot_is_taken_by_bytes_applied() {
+    assert!(
+        snapshot_after_big_writes(20_000) > 0,
+        "no snapshot by bytes"
+    );
+    assert_eq!(snapshot_after_big_writes(256 * 1024 * 1024), 0);
+}

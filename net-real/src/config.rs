@@ -48,6 +48,9 @@ pub struct ZooCfg {
     pub four_letter_words: Vec<String>,
     /// `snapCount`: transactions between snapshots.
     pub snap_count: u32,
+    /// `snapSizeLimitInKb`: KiB of transactions between snapshots, whatever their count
+    /// (ZooKeeper's default is 4 GiB; Paddock's 256 MiB, as its log stays in memory).
+    pub snap_size_limit_kb: u64,
     /// `jute.maxbuffer`: the largest frame accepted from a client, in bytes.
     pub jute_max_buffer_bytes: u32,
 }
@@ -262,6 +265,7 @@ fn build(
         autopurge_purge_interval_hours: number(raw, "autopurge.purgeInterval", Some(0), "hours")?,
         four_letter_words: four_letter_words(raw)?,
         snap_count: number(raw, "snapCount", Some(100_000), "a transaction count")?,
+        snap_size_limit_kb: number(raw, "snapSizeLimitInKb", Some(256 * 1024), "KiB")?,
         jute_max_buffer_bytes,
     };
     warn_unknown(raw, warnings);
@@ -289,6 +293,7 @@ const KEYS_KNOWN: &[&str] = &[
     "autopurge.purgeInterval",
     "4lw.commands.whitelist",
     "snapCount",
+    "snapSizeLimitInKb",
     "jute.maxbuffer",
 ];
 

@@ -68,6 +68,11 @@ pub struct NodeConfig {
     pub tree: TreeConfig,
     /// Take a snapshot after this many applied entries since the last one (snapCount).
     pub snapshot_every_entries: u64,
+    /// Take a snapshot once the entries applied since the last one carry this many payload
+    /// bytes (ZooKeeper's `snapSizeLimitInKb`), whatever their count: the log kept in
+    /// memory (at most two snapshot intervals) is bounded in bytes, not only in entries.
+    /// Default 256 MiB.
+    pub snapshot_every_bytes: u64,
     /// How often the leader looks for containers and TTL nodes to delete, ms.
     pub reap_interval_ms: u64,
     /// How long a follower waits for the leader to acknowledge forwarded writes before
@@ -92,6 +97,7 @@ impl NodeConfig {
             limits: Limits::default(),
             tree: TreeConfig::default(),
             snapshot_every_entries: 10_000,
+            snapshot_every_bytes: 256 * 1024 * 1024,
             reap_interval_ms: 60_000,
             forward_retransmit_ms: 200,
             record_applied: false,
@@ -427,6 +433,8 @@ pub struct Node {
     payload_errors: u64,
     latency: LatencyStats,
     applied_log: Vec<Entry>,
+    /// Payload bytes of the entries applied since the last snapshot was started.
+    applied_bytes_since_snapshot: u64,
 }
 
 fn snapshot_decode(bytes: &[u8]) -> Result<NodeSnapshot, PayloadError> {
@@ -502,6 +510,7 @@ impl Node {
             payload_errors: 0,
             latency: LatencyStats::default(),
             applied_log: Vec::new(),
+            applied_bytes_since_snapshot: 0,
             config,
         })
     }
@@ -732,6 +741,7 @@ impl Node {
                 self.applied_index = meta.index;
                 self.applied_zxid = meta.zxid;
                 self.snapshot_index = meta.index;
+                self.applied_bytes_since_snapshot = 0;
                 self.snapshot_pending = None;
                 self.snapshot_retained = None;
             }
@@ -768,6 +778,7 @@ impl Node {
         );
         self.applied_index = self.applied_index.max(entry.index);
         self.applied_zxid = entry.zxid;
+        self.applied_bytes_since_snapshot += entry.payload.len() as u64;
         if self.config.record_applied {
             self.applied_log.push(entry.clone());
         }
@@ -938,11 +949,14 @@ impl Node {
     }
 
     fn snapshot_maybe(&mut self, out: &mut Vec<Output>) {
-        if self.snapshot_pending.is_some()
-            || self.applied_index < self.snapshot_index + self.config.snapshot_every_entries
-        {
+        let due_by_count =
+            self.applied_index >= self.snapshot_index + self.config.snapshot_every_entries;
+        let due_by_bytes = self.applied_index > self.snapshot_index
+            && self.applied_bytes_since_snapshot >= self.config.snapshot_every_bytes;
+        if self.snapshot_pending.is_some() || !(due_by_count || due_by_bytes) {
             return;
         }
+        self.applied_bytes_since_snapshot = 0;
         let meta = SnapshotMeta {
             index: self.applied_index,
             zxid: self.applied_zxid,
