@@ -105,7 +105,7 @@ impl Harness {
                 zxid: last.zxid,
             }),
             Output::InstallSnapshot { meta, .. } => Some(Input::SnapshotInstalled { meta }),
-            Output::WriteSnapshot { meta, .. } => Some(Input::SnapshotWritten { meta }),
+            Output::WriteSnapshot { meta, bytes } => Some(Input::SnapshotWritten { meta, bytes }),
             Output::ToClient { conn, bytes } => {
                 if conn == PROBE_CONN {
                     self.probe_inbound.extend(bytes);

@@ -164,7 +164,7 @@ fn run_batch(storage: &mut Storage, batch: Vec<DiskRequest>) -> Result<Vec<Input
                 done.push(if install {
                     Input::SnapshotInstalled { meta }
                 } else {
-                    Input::SnapshotWritten { meta }
+                    Input::SnapshotWritten { meta, bytes }
                 });
             }
         }

@@ -189,7 +189,7 @@ impl SimDisk {
                         segment.records.last().is_some_and(|r| r.index > meta.index)
                     });
                 }
-                Some(Input::SnapshotWritten { meta })
+                Some(Input::SnapshotWritten { meta, bytes })
             }
         }
     }

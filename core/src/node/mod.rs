@@ -198,6 +198,9 @@ pub enum Input {
     SnapshotWritten {
         /// What it covers.
         meta: SnapshotMeta,
+        /// The bytes of that `WriteSnapshot`, handed back: the node keeps them to send to
+        /// followers that fall behind the log, so that no copy is made while writing.
+        bytes: Vec<u8>,
     },
 }
 
@@ -232,7 +235,8 @@ pub enum Output {
         /// The snapshot bytes (a [`NodeSnapshot`] in bincode).
         bytes: Vec<u8>,
     },
-    /// The node took a snapshot: make it durable, then report `Input::SnapshotWritten`.
+    /// The node took a snapshot: make it durable, then report `Input::SnapshotWritten`
+    /// with the same bytes.
     WriteSnapshot {
         /// What it covers.
         meta: SnapshotMeta,
@@ -425,7 +429,7 @@ pub struct Node {
     touched: BTreeSet<SessionId>,
     timers: BTreeMap<Timer, u64>,
     snapshot_index: u64,
-    snapshot_pending: Option<(SnapshotMeta, Vec<u8>)>,
+    snapshot_pending: Option<SnapshotMeta>,
     /// The newest durable snapshot, not yet used to compact the log: the log is cut one
     /// snapshot behind, so a follower a few entries short catches up by diff, not by a
     /// whole snapshot.
@@ -610,7 +614,7 @@ impl Node {
             Input::SnapshotInstalled { meta } => {
                 self.replica_step(now_ms, replication::Input::SnapshotPersisted { meta }, out);
             }
-            Input::SnapshotWritten { meta } => self.snapshot_written(meta),
+            Input::SnapshotWritten { meta, bytes } => self.snapshot_written(meta, bytes),
         }
         self.after_step(now_ms, out);
     }
@@ -749,14 +753,11 @@ impl Node {
         }
     }
 
-    fn snapshot_written(&mut self, meta: SnapshotMeta) {
-        let Some((pending, bytes)) = self.snapshot_pending.take() else {
-            return;
-        };
-        if pending != meta {
-            self.snapshot_pending = Some((pending, bytes));
+    fn snapshot_written(&mut self, meta: SnapshotMeta, bytes: Vec<u8>) {
+        if self.snapshot_pending != Some(meta) {
             return;
         }
+        self.snapshot_pending = None;
         self.snapshot_index = meta.index;
         if let Some((previous, previous_bytes)) = self.snapshot_retained.replace((meta, bytes)) {
             // Refused only if a leader's snapshot was installed meanwhile: nothing to cut.
@@ -965,11 +966,8 @@ impl Node {
             tree: &self.tree,
             sessions: &self.sessions,
         });
-        out.push(Output::WriteSnapshot {
-            meta,
-            bytes: bytes.clone(),
-        });
-        self.snapshot_pending = Some((meta, bytes));
+        out.push(Output::WriteSnapshot { meta, bytes });
+        self.snapshot_pending = Some(meta);
     }
 
     fn timers_fire(&mut self, now_ms: u64, out: &mut Vec<Output>) {

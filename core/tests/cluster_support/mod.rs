@@ -304,9 +304,9 @@ impl Cluster {
             }
             DiskOp::Snapshot { meta, bytes } => {
                 disk.snapshot = meta;
-                disk.snapshot_bytes = bytes;
+                disk.snapshot_bytes = bytes.clone();
                 disk.entries.retain(|e| e.index > meta.index);
-                Input::SnapshotWritten { meta }
+                Input::SnapshotWritten { meta, bytes }
             }
         };
         self.step(id, input);
