@@ -19,13 +19,24 @@ pub fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// A TCP port that was free a moment ago.
+/// A loopback port that was free a moment ago and that no other caller in this process
+/// got. It is taken below the kernel's ephemeral range (32768 and up here), so no outgoing
+/// connection of this or another test can be given it between now and the server binding
+/// it (that race once made an ensemble member fail with "address already in use").
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const HIGH: u32 = 32_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Processes start at different places, so test binaries rarely meet.
+    let start = (std::process::id() * 97) % (HIGH - LOW);
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = u16::try_from(LOW + (start + n) % (HIGH - LOW)).unwrap();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Starts an in-process standalone server on a free port with `extra` config lines.

@@ -12,7 +12,6 @@
 
 #![allow(clippy::unwrap_used, dead_code)]
 
-use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -69,16 +68,19 @@ pub fn ensure_tools() {
     }
 }
 
-/// A loopback port that was free a moment ago and that no other caller in this process got.
+/// A loopback port that was free a moment ago and that no other caller in this process
+/// got, below the kernel's ephemeral range so that no outgoing connection takes it before
+/// the server binds it.
 pub fn free_port() -> u16 {
-    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
-    let mut given = GIVEN
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const HIGH: u32 = 32_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = (std::process::id() * 97 + 6_000) % (HIGH - LOW);
     loop {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        if given.insert(port) {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = u16::try_from(LOW + (start + n) % (HIGH - LOW)).unwrap();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
     }
