@@ -105,7 +105,10 @@ impl Harness {
                 zxid: last.zxid,
             }),
             Output::InstallSnapshot { meta, .. } => Some(Input::SnapshotInstalled { meta }),
-            Output::WriteSnapshot { meta, bytes } => Some(Input::SnapshotWritten { meta, bytes }),
+            Output::WriteSnapshot { meta, state } => Some(Input::SnapshotWritten {
+                meta,
+                bytes: state.encode(),
+            }),
             Output::ToClient { conn, bytes } => {
                 if conn == PROBE_CONN {
                     self.probe_inbound.extend(bytes);

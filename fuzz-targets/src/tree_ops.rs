@@ -441,10 +441,7 @@ impl Run {
 
     /// Every node under `/t` (and whether `/t` exists) agrees with the model.
     fn compare_state(&self) {
-        let root_has_t = self
-            .tree
-            .node("/")
-            .is_some_and(|root| root.children().contains("t"));
+        let root_has_t = self.tree.children("/").contains(&"t".to_owned());
         assert_eq!(
             root_has_t,
             self.model.nodes.contains_key("/t"),
@@ -471,7 +468,13 @@ impl Run {
             assert_eq!(node.data(), want.data.as_deref(), "data of {path}");
             assert_eq!(node.acl(), want.acl.as_slice(), "ACL of {path}");
             assert_eq!(Some(node.stat()), self.model.stat(path), "Stat of {path}");
-            let children: Vec<&String> = node.children().iter().collect();
+            let children = self.tree.children(path);
+            assert_eq!(
+                node.child_count() as usize,
+                children.len(),
+                "child count of {path}"
+            );
+            let children: Vec<&String> = children.iter().collect();
             let want_children = self.model.children(path);
             assert_eq!(
                 children,
@@ -490,13 +493,11 @@ fn collect(tree: &DataTree, path: &str, out: &mut Vec<String>) {
     let mut all = vec![path.to_owned()];
     let mut index = 0;
     while let Some(current) = all.get(index).cloned() {
-        if let Some(node) = tree.node(&current) {
-            all.extend(
-                node.children()
-                    .iter()
-                    .map(|name| format!("{current}/{name}")),
-            );
-        }
+        all.extend(
+            tree.children(&current)
+                .iter()
+                .map(|name| format!("{current}/{name}")),
+        );
         index += 1;
     }
     all.sort();

@@ -10,9 +10,10 @@
 //! persist must not acknowledge anything more, so the runtime shuts down.
 
 use std::sync::mpsc::{Receiver, Sender};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use paddock_core::node::{Input, Output};
+use paddock_core::node::{Input, NodeSnapshot, Output};
 use paddock_core::replication::{Entry, HardState, SnapshotMeta};
 
 use crate::storage::{Storage, StorageError};
@@ -33,7 +34,8 @@ pub enum DiskRequest {
         /// Entries to append.
         entries: Vec<Entry>,
     },
-    /// `Output::InstallSnapshot` (`install`) or `Output::WriteSnapshot`.
+    /// `Output::InstallSnapshot` (`install`), or `Output::WriteSnapshot` once encoded
+    /// (off the event loop, [`encode_snapshot_then_write`]).
     Snapshot {
         /// What it covers.
         meta: SnapshotMeta,
@@ -61,14 +63,54 @@ impl DiskRequest {
                 bytes,
                 install: true,
             }),
-            Output::WriteSnapshot { meta, bytes } => Ok(DiskRequest::Snapshot {
-                meta,
-                bytes,
-                install: false,
-            }),
             other => Err(other),
         }
     }
+}
+
+/// Encodes a snapshot the node took on a thread of its own, then queues its write: the
+/// state is an O(1) copy of the node's, so neither the event loop nor the disk thread's
+/// log writes wait for the encoding of a large tree. The node takes one snapshot at a
+/// time, so at most one such thread runs. If the thread cannot start, the snapshot is
+/// encoded on the caller's thread.
+pub fn encode_snapshot_then_write(
+    meta: SnapshotMeta,
+    state: Box<NodeSnapshot>,
+    disk: &Sender<DiskRequest>,
+) {
+    // The state sits in a slot both the thread and a failed spawn can reach: a failed
+    // `spawn` drops its closure, and the snapshot must still be written.
+    let slot = Arc::new(Mutex::new(Some(state)));
+    let job = {
+        let slot = Arc::clone(&slot);
+        let disk = disk.clone();
+        move || snapshot_encode_and_send(meta, &slot, &disk)
+    };
+    let spawned = std::thread::Builder::new()
+        .name("paddock-snapshot".to_owned())
+        .spawn(job);
+    if let Err(error) = spawned {
+        tracing::warn!(%error, "no thread for the snapshot: encoding it on the event loop");
+        snapshot_encode_and_send(meta, &slot, disk);
+    }
+}
+
+fn snapshot_encode_and_send(
+    meta: SnapshotMeta,
+    slot: &Mutex<Option<Box<NodeSnapshot>>>,
+    disk: &Sender<DiskRequest>,
+) {
+    let Some(state) = slot.lock().ok().and_then(|mut taken| taken.take()) else {
+        return;
+    };
+    let bytes = state.encode();
+    // Released before the write: the nodes changed since it was taken are freed now.
+    drop(state);
+    let _ = disk.send(DiskRequest::Snapshot {
+        meta,
+        bytes,
+        install: false,
+    });
 }
 
 /// What the disk thread tells the event loop.

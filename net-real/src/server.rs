@@ -606,6 +606,9 @@ impl EventLoop {
                 }
             }
             Output::FourLetterWord { conn, word } => self.four_letter(conn, word),
+            Output::WriteSnapshot { meta, state } => {
+                disk::encode_snapshot_then_write(meta, state, &self.disk);
+            }
             _ => {}
         }
     }

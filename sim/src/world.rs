@@ -531,7 +531,8 @@ impl World {
             Output::InstallSnapshot { meta, bytes } => {
                 self.disk(id, DiskOp::Install { meta, bytes })
             }
-            Output::WriteSnapshot { meta, bytes } => {
+            Output::WriteSnapshot { meta, state } => {
+                let bytes = state.encode();
                 self.disk(id, DiskOp::Snapshot { meta, bytes })
             }
             Output::ToClient { conn, bytes } => {

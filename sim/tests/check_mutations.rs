@@ -88,7 +88,7 @@ fn agreement_rejects_a_diverging_server() {
             id: n.id(),
             applied_index: n.applied_index(),
             digest: n.tree().digest(),
-            ephemerals: n.tree().ephemerals().clone(),
+            ephemerals: paddock_sim::check::ephemerals_of(n.tree()),
         })
         .collect();
     let subject = |servers: &[ServerFinal]| {
@@ -242,7 +242,7 @@ fn sessions_reject_phantom_expiry_leaked_ephemeral_and_early_expiry() {
         id: node.id(),
         applied_index: node.applied_index(),
         digest: node.tree().digest(),
-        ephemerals: node.tree().ephemerals().clone(),
+        ephemerals: paddock_sim::check::ephemerals_of(node.tree()),
     };
     leaked
         .ephemerals

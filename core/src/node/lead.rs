@@ -209,6 +209,7 @@ impl Node {
             return;
         };
         leading.tree.apply(txn);
+        leading.pending.push_back(txn.clone());
         match &txn.kind {
             TxnKind::CreateSession {
                 session,

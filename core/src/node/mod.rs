@@ -42,7 +42,7 @@ use crate::replication::{
     self, DurableState, Entry, HardState, ReplicaError, ReplicationConfig, SnapshotMeta,
 };
 use crate::session::{SessionIdGenerator, SessionTable};
-use crate::tree::{DataTree, Op, TreeConfig, TxnKind};
+use crate::tree::{DataTree, Op, TreeConfig, Txn, TxnKind};
 use crate::watch::{WatchSummary, WatchTable};
 use crate::wire::FourLetterWord;
 
@@ -235,13 +235,14 @@ pub enum Output {
         /// The snapshot bytes (a [`NodeSnapshot`] in bincode).
         bytes: Vec<u8>,
     },
-    /// The node took a snapshot: make it durable, then report `Input::SnapshotWritten`
-    /// with the same bytes.
+    /// The node took a snapshot: encode it ([`NodeSnapshot::encode`], which the runtime
+    /// may do on another thread: the state is an O(1) copy that nothing changes), make
+    /// the bytes durable, then report `Input::SnapshotWritten` with them.
     WriteSnapshot {
         /// What it covers.
         meta: SnapshotMeta,
-        /// The snapshot bytes (a [`NodeSnapshot`] in bincode).
-        bytes: Vec<u8>,
+        /// The state as of `meta`.
+        state: Box<NodeSnapshot>,
     },
     /// Send framed bytes to a client.
     ToClient {
@@ -272,6 +273,15 @@ pub struct NodeSnapshot {
     pub tree: DataTree,
     /// The session table.
     pub sessions: SessionTable,
+}
+
+impl NodeSnapshot {
+    /// The snapshot bytes (bincode), as `Node::new` and `Input::SnapshotWritten` take them.
+    /// O(state): runtimes call it off their event loop.
+    pub fn encode(&self) -> Vec<u8> {
+        bincode::serde::encode_to_vec(self, bincode::config::standard())
+            .expect("the state machine always serialises")
+    }
 }
 
 /// Why `Node::new` refused its durable state.
@@ -365,9 +375,21 @@ const TIMERS: [Timer; 4] = [
 ];
 
 /// The leader's prepared state: applied state plus its own uncommitted proposals.
+///
+/// The prepared tree starts as an O(1) copy of the applied tree and is advanced by each
+/// proposed txn; the applied tree later applies the same txns on its own, so the nodes
+/// they touch exist twice. Rebasing (a fresh copy of the applied tree plus the txns still
+/// in `pending`) lets the two share them again: it happens whenever nothing is pending,
+/// and otherwise after [`REBASE_EVERY`] applied txns (or 8 × the pending ones, whichever
+/// is more), so at most that many nodes are held twice and the re-applied txns cost at
+/// most 1/8 of the applies.
 #[derive(Debug)]
 struct Leading {
     tree: DataTree,
+    /// Txns in the prepared tree that the applied tree has not applied yet, in order.
+    pending: VecDeque<Txn>,
+    /// Txns applied since the prepared tree was last rebased.
+    applied_since_rebase: usize,
     sessions: SessionTable,
     /// Next expected forward sequence number per follower, in this epoch.
     /// Per follower: its forward stream.
@@ -375,6 +397,10 @@ struct Leading {
     /// Sessions whose close this leader already proposed.
     expiring: BTreeSet<SessionId>,
 }
+
+/// Applied txns after which the leader's prepared tree is rebased even while proposals are
+/// pending (see [`Leading`]).
+const REBASE_EVERY: usize = 4096;
 
 /// Streams of a follower the leader remembers as replaced: a restart loop shorter than a
 /// message's time in flight is the only way to exceed it.
@@ -447,19 +473,6 @@ fn snapshot_decode(bytes: &[u8]) -> Result<NodeSnapshot, PayloadError> {
         .map_err(|e| PayloadError {
             reason: e.to_string(),
         })
-}
-
-/// [`NodeSnapshot`] borrowed: the same fields in the same order, so it encodes to the
-/// same bytes without copying the tree first.
-#[derive(Serialize)]
-struct NodeSnapshotRef<'a> {
-    tree: &'a DataTree,
-    sessions: &'a SessionTable,
-}
-
-fn snapshot_encode(snapshot: &NodeSnapshotRef<'_>) -> Vec<u8> {
-    bincode::serde::encode_to_vec(snapshot, bincode::config::standard())
-        .expect("the state machine always serialises")
 }
 
 impl Node {
@@ -798,6 +811,7 @@ impl Node {
                 let applied = self.tree.apply(&txn);
                 #[cfg(feature = "debug_invariants")]
                 self.tree.assert_invariants();
+                self.prepared_rebase_maybe(txn.zxid);
                 let mut closed = None;
                 match &txn.kind {
                     TxnKind::CreateSession {
@@ -929,6 +943,8 @@ impl Node {
         }
         self.leading = Some(Leading {
             tree: self.tree.clone(),
+            pending: VecDeque::new(),
+            applied_since_rebase: 0,
             sessions: self.sessions.clone(),
             streams: BTreeMap::new(),
             expiring: BTreeSet::new(),
@@ -936,6 +952,36 @@ impl Node {
         self.timers
             .insert(Timer::Reap, now_ms + self.config.reap_interval_ms);
         self.timer_session_expiry_arm();
+    }
+
+    /// The applied tree applied the txn `zxid`: drops it (and any older) from the leader's
+    /// pending txns and rebases the prepared tree when due (see [`Leading`]).
+    fn prepared_rebase_maybe(&mut self, zxid: Zxid) {
+        let Some(leading) = &mut self.leading else {
+            return;
+        };
+        while leading.pending.front().is_some_and(|txn| txn.zxid <= zxid) {
+            leading.pending.pop_front();
+        }
+        leading.applied_since_rebase += 1;
+        let due = REBASE_EVERY.max(8 * leading.pending.len());
+        if !leading.pending.is_empty() && leading.applied_since_rebase < due {
+            return;
+        }
+        // With nothing pending, the prepared tree already equals the applied one.
+        #[cfg(feature = "debug_invariants")]
+        if leading.pending.is_empty() {
+            assert_eq!(
+                leading.tree.digest(),
+                self.tree.digest(),
+                "the prepared tree differs from the applied one with nothing pending"
+            );
+        }
+        leading.tree = self.tree.clone();
+        for txn in &leading.pending {
+            leading.tree.apply(txn);
+        }
+        leading.applied_since_rebase = 0;
     }
 
     fn timer_session_expiry_arm(&mut self) {
@@ -962,11 +1008,11 @@ impl Node {
             index: self.applied_index,
             zxid: self.applied_zxid,
         };
-        let bytes = snapshot_encode(&NodeSnapshotRef {
-            tree: &self.tree,
-            sessions: &self.sessions,
+        let state = Box::new(NodeSnapshot {
+            tree: self.tree.clone(),
+            sessions: self.sessions.clone(),
         });
-        out.push(Output::WriteSnapshot { meta, bytes });
+        out.push(Output::WriteSnapshot { meta, state });
         self.snapshot_pending = Some(meta);
     }
 
@@ -1060,31 +1106,49 @@ impl Node {
 mod snapshot_tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::acl::Acl;
+    use crate::tree::{CreateOp, CreateOpcode, OpContext};
 
-    // The borrowed snapshot encodes to exactly the bytes of the owned one, which decode
-    // back to the same state: snapshots written without copying the tree read as before.
+    // A snapshot is a copy of the state as of its taking: later writes to the tree do not
+    // reach it, and its bytes decode back to that state.
     #[test]
-    fn borrowed_snapshot_encodes_like_the_owned_one() {
-        let tree = DataTree::new(TreeConfig::default());
+    fn snapshot_state_is_frozen_and_round_trips() {
+        let mut tree = DataTree::new(TreeConfig::default());
+        let create = |path: &str| {
+            Op::Create(CreateOp {
+                opcode: CreateOpcode::Create,
+                path: path.into(),
+                data: Some(b"x".to_vec()),
+                acl: Acl::open_unsafe(),
+                flags: 0,
+            })
+        };
+        let ctx = |zxid: u64| OpContext {
+            zxid: Zxid(zxid),
+            time_ms: 1,
+            session: SessionId(1),
+            session_live: true,
+            ids: Vec::new(),
+        };
+        let txn = tree.prepare(&create("/a"), &ctx(1)).unwrap();
+        tree.apply(&txn);
         let mut sessions = SessionTable::new(NonZeroU64::new(2000).unwrap());
         sessions
             .create(SessionId(0x42), [7; 16], 6000, 1_000)
             .unwrap();
-        let owned = bincode::serde::encode_to_vec(
-            NodeSnapshot {
-                tree: tree.clone(),
-                sessions: sessions.clone(),
-            },
-            bincode::config::standard(),
-        )
-        .unwrap();
-        let borrowed = snapshot_encode(&NodeSnapshotRef {
-            tree: &tree,
-            sessions: &sessions,
-        });
-        assert_eq!(owned, borrowed);
-        let back = snapshot_decode(&borrowed).unwrap();
-        assert_eq!(back.tree.digest(), tree.digest());
+        let state = NodeSnapshot {
+            tree: tree.clone(),
+            sessions: sessions.clone(),
+        };
+        let digest = tree.digest();
+        let txn = tree.prepare(&create("/a/b"), &ctx(2)).unwrap();
+        tree.apply(&txn);
+        assert_ne!(tree.digest(), digest);
+        assert_eq!(state.tree.digest(), digest);
+        let back = snapshot_decode(&state.encode()).unwrap();
+        assert_eq!(back.tree.digest(), digest);
+        assert_eq!(back.tree, state.tree);
         assert_eq!(back.sessions, sessions);
+        back.tree.assert_invariants();
     }
 }

@@ -1,14 +1,16 @@
 //! The apply stage: runs prepared txns on the tree. It cannot fail for a txn prepared
 //! against the same state; a txn that does not fit (a foreign or out-of-order txn) changes
-//! nothing and answers SYSTEMERROR instead of panicking, and a multi is dry-run on an
-//! overlay first so that it stays all-or-nothing even then.
+//! nothing and answers SYSTEMERROR instead of panicking, and a multi is dry-run on a
+//! copy of the node map first so that it stays all-or-nothing even then.
+
+use std::sync::Arc;
 
 use crate::error::ZkError;
 use crate::ids::{SessionId, Zxid};
 use crate::watch::{Change, ChangeAcl};
 
 use super::DataTree;
-use super::node::{self, Mismatch, NodeKind, NodeStore, Overlay, Znode};
+use super::node::{self, Mismatch, NodeKind, Nodes, Znode};
 use super::txn::{Applied, OpResult, Txn, TxnKind, TxnOp};
 
 /// An edit of the per-session ephemeral index caused by one op.
@@ -29,7 +31,7 @@ pub(crate) struct Step {
 
 /// Applies one prepared op to a node store. Atomic: on `Mismatch` nothing changed.
 pub(crate) fn apply_op(
-    store: &mut impl NodeStore,
+    store: &mut Nodes,
     op: &TxnOp,
     zxid: Zxid,
     time_ms: i64,
@@ -110,13 +112,13 @@ pub(crate) fn apply_op(
     }
 }
 
-fn deleted_step(store: &impl NodeStore, path: &str, removed: Znode) -> Step {
+fn deleted_step(store: &Nodes, path: &str, removed: Arc<Znode>) -> Step {
     let ephemeral = match removed.kind {
         NodeKind::Ephemeral(session) => Some(EphemeralEdit::Remove(session, path.to_owned())),
         _ => None,
     };
     let acl = ChangeAcl {
-        acl: removed.acl,
+        acl: removed.acl.to_vec(),
         parent_acl: parent_acl(store, path),
     };
     Step {
@@ -127,7 +129,7 @@ fn deleted_step(store: &impl NodeStore, path: &str, removed: Znode) -> Step {
 }
 
 /// The ACL of the parent of `path` as it stands now.
-fn parent_acl(store: &impl NodeStore, path: &str) -> Option<Vec<crate::acl::Acl>> {
+fn parent_acl(store: &Nodes, path: &str) -> Option<Vec<crate::acl::Acl>> {
     let parent = super::path::parent_of(path)?;
     store.node(parent).map(|p| p.acl().to_vec())
 }
@@ -194,12 +196,12 @@ impl DataTree {
         }
     }
 
-    /// A multi: dry-run on an overlay, then applied op by op (all ops share the zxid).
+    /// A multi: dry-run on a copy of the node map, then applied op by op (all ops share the zxid).
     fn apply_multi(&mut self, ops: &[TxnOp], txn: &Txn, applied: &mut Applied) {
-        let mut overlay = Overlay::new(&self.nodes);
+        let mut dry_run = self.nodes.clone();
         let fits = ops
             .iter()
-            .all(|op| apply_op(&mut overlay, op, txn.zxid, txn.time_ms).is_ok());
+            .all(|op| apply_op(&mut dry_run, op, txn.zxid, txn.time_ms).is_ok());
         if !fits {
             applied.results = vec![OpResult::Error(ZkError::SystemError); ops.len()];
             return;

@@ -18,7 +18,7 @@ mod path;
 mod prepare;
 mod txn;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +27,7 @@ use crate::error::ZkError;
 use crate::ids::{SessionId, Zxid};
 use crate::stat::Stat;
 
+use node::Nodes;
 pub use node::{NodeKind, Znode};
 pub use path::{
     CONFIG_PATH, QUOTA_PATH, ZOOKEEPER_PATH, is_special, sequence_suffix, validate as validate_path,
@@ -87,15 +88,59 @@ pub enum ReadResult {
     Error(ZkError),
 }
 
-/// The znode tree.
+/// Each session's ephemeral paths (a persistent map, copied in O(1) with the tree).
+pub type Ephemerals = imbl::OrdMap<SessionId, imbl::OrdSet<String>>;
+
+/// The znode tree. Cloning it is O(1): its maps are persistent and share what neither copy
+/// changed, so a snapshot or the leader's prepared state is a clone, not a copy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "TreeRepr")]
 pub struct DataTree {
-    nodes: BTreeMap<String, Znode>,
-    ephemerals: BTreeMap<SessionId, BTreeSet<String>>,
+    nodes: Nodes,
+    /// Derived from the nodes' kinds when a snapshot is loaded.
+    #[serde(skip)]
+    ephemerals: Ephemerals,
     last_zxid: Zxid,
     /// Configuration is not state: it is not snapshotted or digested.
     #[serde(skip)]
     config: TreeConfig,
+}
+
+/// A tree as a snapshot holds it: the nodes in path order and the last zxid.
+#[derive(Deserialize)]
+struct TreeRepr {
+    nodes: Nodes,
+    last_zxid: Zxid,
+}
+
+impl TryFrom<TreeRepr> for DataTree {
+    type Error = String;
+
+    /// Rebuilds the ephemeral index and checks what the node map's own loading cannot:
+    /// the root is there and no ephemeral has children.
+    fn try_from(repr: TreeRepr) -> Result<DataTree, String> {
+        if !repr.nodes.contains("/") {
+            return Err("snapshot has no root node".to_owned());
+        }
+        let mut ephemerals = Ephemerals::new();
+        for (path, node) in repr.nodes.iter() {
+            if let NodeKind::Ephemeral(session) = node.kind {
+                if node.child_count != 0 {
+                    return Err(format!("snapshot ephemeral {path:?} has children"));
+                }
+                ephemerals
+                    .entry(session)
+                    .or_default()
+                    .insert(path.to_owned());
+            }
+        }
+        Ok(DataTree {
+            nodes: repr.nodes,
+            ephemerals,
+            last_zxid: repr.last_zxid,
+            config: TreeConfig::default(),
+        })
+    }
 }
 
 impl DataTree {
@@ -108,21 +153,20 @@ impl DataTree {
     pub fn new(config: TreeConfig) -> DataTree {
         let reserved =
             |acl: Vec<Acl>| Znode::new(Some(Vec::new()), acl, NodeKind::Persistent, Zxid::ZERO, 0);
-        let mut nodes = BTreeMap::new();
+        let mut nodes = Nodes::default();
         let mut root = reserved(Acl::open_unsafe());
-        root.children.insert("zookeeper".to_owned());
+        root.child_count = 1;
         let mut zookeeper = reserved(Acl::open_unsafe());
-        zookeeper.children.insert("quota".to_owned());
-        zookeeper.children.insert("config".to_owned());
-        nodes.insert("/".to_owned(), root);
-        nodes.insert(ZOOKEEPER_PATH.to_owned(), zookeeper);
-        nodes.insert(QUOTA_PATH.to_owned(), reserved(Acl::open_unsafe()));
+        zookeeper.child_count = 2;
+        nodes.insert("/", root);
+        nodes.insert(ZOOKEEPER_PATH, zookeeper);
+        nodes.insert(QUOTA_PATH, reserved(Acl::open_unsafe()));
         let mut config_node = reserved(Acl::read_unsafe());
         config_node.aversion = -1;
-        nodes.insert(CONFIG_PATH.to_owned(), config_node);
+        nodes.insert(CONFIG_PATH, config_node);
         DataTree {
             nodes,
-            ephemerals: BTreeMap::new(),
+            ephemerals: Ephemerals::new(),
             last_zxid: Zxid::ZERO,
             config,
         }
@@ -145,7 +189,7 @@ impl DataTree {
 
     /// The node at `path`, without ACL checks (for the server's own use: watches, 4lw).
     pub fn node(&self, path: &str) -> Option<&Znode> {
-        self.nodes.get(path)
+        self.nodes.node(path)
     }
 
     /// The number of znodes, the root and the reserved nodes included.
@@ -155,7 +199,7 @@ impl DataTree {
 
     /// The node at `path` if the caller holds one of the `wanted` permissions on it.
     fn readable(&self, path: &str, ids: &[Id], wanted: i32) -> Result<&Znode, ZkError> {
-        let node = self.nodes.get(path).ok_or(ZkError::NoNode)?;
+        let node = self.nodes.node(path).ok_or(ZkError::NoNode)?;
         acl::check(&node.acl, ids, wanted)?;
         Ok(node)
     }
@@ -163,7 +207,7 @@ impl DataTree {
     /// getData: the data (`None` is null) and Stat. NONODE, NOAUTH (READ).
     pub fn get_data(&self, path: &str, ids: &[Id]) -> Result<(Option<Vec<u8>>, Stat), ZkError> {
         let node = self.readable(path, ids, perms::READ)?;
-        Ok((node.data.clone(), node.stat()))
+        Ok((node.data.as_deref().map(<[u8]>::to_vec), node.stat()))
     }
 
     /// exists: the Stat. BADARGUMENTS (NUL in the path), NONODE (the normal "absent"
@@ -177,18 +221,20 @@ impl DataTree {
 
     /// getChildren: the child names, sorted. NONODE, NOAUTH (READ).
     pub fn get_children(&self, path: &str, ids: &[Id]) -> Result<Vec<String>, ZkError> {
-        Ok(self
-            .readable(path, ids, perms::READ)?
-            .children
-            .iter()
-            .cloned()
-            .collect())
+        self.readable(path, ids, perms::READ)?;
+        Ok(self.nodes.children(path))
+    }
+
+    /// The sorted child names of the node at `path` (none if it is absent), without ACL
+    /// checks (for the server's own use).
+    pub fn children(&self, path: &str) -> Vec<String> {
+        self.nodes.children(path)
     }
 
     /// getChildren2: the sorted child names and the Stat. NONODE, NOAUTH (READ).
     pub fn get_children2(&self, path: &str, ids: &[Id]) -> Result<(Vec<String>, Stat), ZkError> {
         let node = self.readable(path, ids, perms::READ)?;
-        Ok((node.children.iter().cloned().collect(), node.stat()))
+        Ok((self.nodes.children(path), node.stat()))
     }
 
     /// getAllChildrenNumber: the number of descendants (for `/`, every node but the root).
@@ -202,12 +248,9 @@ impl DataTree {
         };
         let count = self
             .nodes
-            .range::<str, _>((
-                std::ops::Bound::Included(prefix.as_str()),
-                std::ops::Bound::Unbounded,
-            ))
+            .iter_from(&prefix)
             .take_while(|(descendant, _)| descendant.starts_with(&prefix))
-            .filter(|(descendant, _)| descendant.as_str() != "/")
+            .filter(|(descendant, _)| *descendant != "/")
             .count();
         Ok(i32::try_from(count).unwrap_or(i32::MAX))
     }
@@ -227,7 +270,7 @@ impl DataTree {
     }
 
     /// Every session that owns ephemerals, with its paths (sorted).
-    pub fn ephemerals(&self) -> &BTreeMap<SessionId, BTreeSet<String>> {
+    pub fn ephemerals(&self) -> &Ephemerals {
         &self.ephemerals
     }
 
@@ -236,7 +279,7 @@ impl DataTree {
     pub fn get_acl(&self, path: &str, ids: &[Id]) -> Result<(Vec<Acl>, Stat), ZkError> {
         let node = self.readable(path, ids, perms::READ | perms::ADMIN)?;
         let acl = match acl::check(&node.acl, ids, perms::ADMIN) {
-            Ok(()) => node.acl.clone(),
+            Ok(()) => node.acl.to_vec(),
             Err(_) => acl::mask_digests(&node.acl),
         };
         Ok((acl, node.stat()))
@@ -307,55 +350,63 @@ impl DataTree {
     /// whose `now_ms - mtime > ttl` (ContainerManager.getCandidates).
     pub fn deletion_candidates(&self, now_ms: i64) -> Vec<String> {
         self.nodes
-            .iter()
-            .filter(|(_, node)| node.children.is_empty())
+            .reapable()
+            .filter(|(_, node)| node.child_count == 0)
             .filter(|(_, node)| match node.kind {
                 NodeKind::Container => node.cversion_stored > 0,
                 NodeKind::Ttl { ttl_ms } => now_ms.saturating_sub(node.mtime_ms) > ttl_ms,
                 NodeKind::Persistent | NodeKind::Ephemeral(_) => false,
             })
-            .map(|(path, _)| path.clone())
+            .map(|(path, _)| path.to_owned())
             .collect()
     }
 
     /// Checks the tree's structural invariants and panics naming the first broken one:
-    /// every node but the root has its parent, which lists it as a child; every listed child
-    /// exists; ephemerals have no children; the ephemeral index holds exactly the plain
-    /// ephemerals under their owners, with no empty entry. O(nodes); meant for tests and
-    /// the simulator's expensive cross-checks, not for every apply.
+    /// every node but the root has its parent; every node's child count is the number of
+    /// nodes one segment below it; ephemerals have no children; the ephemeral index holds
+    /// exactly the plain ephemerals under their owners, with no empty entry; the reaper's
+    /// index holds exactly the container and TTL nodes. O(nodes); meant for tests and the
+    /// simulator's expensive cross-checks, not for every apply.
     pub fn assert_invariants(&self) {
-        assert!(self.nodes.contains_key("/"), "the root is missing");
-        let mut indexed: BTreeMap<SessionId, BTreeSet<String>> = BTreeMap::new();
-        for (path, node) in &self.nodes {
-            for child in &node.children {
-                let child_path = if path == "/" {
-                    format!("/{child}")
-                } else {
-                    format!("{path}/{child}")
-                };
-                assert!(
-                    self.nodes.contains_key(&child_path),
-                    "{path} lists missing child {child}"
-                );
-            }
+        assert!(self.nodes.contains("/"), "the root is missing");
+        let mut indexed = Ephemerals::new();
+        let mut counted: BTreeMap<&str, u32> = BTreeMap::new();
+        for (path, node) in self.nodes.iter() {
             if let NodeKind::Ephemeral(session) = node.kind {
-                assert!(node.children.is_empty(), "ephemeral {path} has children");
-                indexed.entry(session).or_default().insert(path.clone());
+                assert!(node.child_count == 0, "ephemeral {path} has children");
+                indexed.entry(session).or_default().insert(path.to_owned());
             }
             if path == "/" {
                 continue;
             }
             let parent = path::parent_of(path).expect("stored paths have a parent");
-            let listed = self
-                .nodes
-                .get(parent)
-                .is_some_and(|p| p.children.contains(path::name_of(path)));
-            assert!(listed, "{path} is not listed by its parent {parent}");
+            assert!(self.nodes.contains(parent), "{path} has no parent {parent}");
+            *counted.entry(parent).or_default() += 1;
+        }
+        for (path, node) in self.nodes.iter() {
+            let children = counted.get(path).copied().unwrap_or(0);
+            assert_eq!(
+                node.child_count, children,
+                "{path} counts its children wrong"
+            );
+            assert_eq!(
+                self.nodes.children(path).len(),
+                children as usize,
+                "{path} lists its children wrong"
+            );
         }
         assert_eq!(
             indexed, self.ephemerals,
             "the ephemeral index differs from the nodes"
         );
+        let reapable: Vec<&str> = self.nodes.reapable().map(|(path, _)| path).collect();
+        let kinds: Vec<&str> = self
+            .nodes
+            .iter()
+            .filter(|(_, node)| matches!(node.kind, NodeKind::Container | NodeKind::Ttl { .. }))
+            .map(|(path, _)| path)
+            .collect();
+        assert_eq!(reapable, kinds, "the reaper's index differs from the nodes");
     }
 
     /// A digest of the whole state (last zxid; every node's path, data, kind, stored stat,
@@ -365,7 +416,7 @@ impl DataTree {
         let mut hash = Fnv1a::new();
         hash.u64(self.last_zxid.0);
         hash.u64(self.nodes.len() as u64);
-        for (path, node) in &self.nodes {
+        for (path, node) in self.nodes.iter() {
             hash.bytes(path.as_bytes());
             match &node.data {
                 None => hash.u64(0),
@@ -393,7 +444,7 @@ impl DataTree {
                 hash.u64(u64::from(field as u32));
             }
             hash.u64(node.acl.len() as u64);
-            for entry in &node.acl {
+            for entry in node.acl.iter() {
                 hash.u64(u64::from(entry.perms as u32));
                 hash.bytes(entry.id.scheme.as_bytes());
                 hash.bytes(entry.id.id.as_bytes());
@@ -486,7 +537,7 @@ mod tests {
     fn sequence_wraps_like_java() {
         let mut tree = DataTree::new(TreeConfig::default());
         run(&mut tree, seq_create("/q"), 1).unwrap();
-        tree.nodes.get_mut("/q0000000000").unwrap().cversion_stored = i32::MAX;
+        tree.nodes.node_mut("/q0000000000").unwrap().cversion_stored = i32::MAX;
         let applied = run(&mut tree, seq_create("/q0000000000/n-"), 2).unwrap();
         assert_eq!(created_path(&applied), "/q0000000000/n-2147483647");
         let applied = run(&mut tree, seq_create("/q0000000000/n-"), 3).unwrap();
@@ -497,7 +548,7 @@ mod tests {
             parent.stat().cversion,
             (i32::MIN + 1).wrapping_mul(2).wrapping_sub(2)
         );
-        tree.nodes.get_mut("/q0000000000").unwrap().cversion_stored = -1;
+        tree.nodes.node_mut("/q0000000000").unwrap().cversion_stored = -1;
         let applied = run(&mut tree, seq_create("/q0000000000/n-"), 4).unwrap();
         assert_eq!(created_path(&applied), "/q0000000000/n--000000001");
         let applied = run(&mut tree, seq_create("/q0000000000/n-"), 5).unwrap();
@@ -510,7 +561,7 @@ mod tests {
     fn versions_wrap() {
         let mut tree = DataTree::new(TreeConfig::default());
         run(&mut tree, seq_create("/v"), 1).unwrap();
-        let node = tree.nodes.get_mut("/v0000000000").unwrap();
+        let node = tree.nodes.node_mut("/v0000000000").unwrap();
         node.version = i32::MAX;
         node.aversion = i32::MAX;
         let set = Op::SetData(SetDataOp {
@@ -537,12 +588,21 @@ mod tests {
         tree.assert_invariants();
         let orphan = Znode::new(None, Acl::open_unsafe(), NodeKind::Persistent, Zxid(1), 0);
         let mut broken = tree.clone();
-        broken.nodes.insert("/nowhere/x".into(), orphan.clone());
+        broken.nodes.insert("/nowhere/x", orphan.clone());
         let caught = std::panic::catch_unwind(|| broken.assert_invariants());
         assert!(caught.is_err());
-        let mut unlisted = tree.clone();
-        unlisted.nodes.insert("/x".into(), orphan);
-        assert!(std::panic::catch_unwind(|| unlisted.assert_invariants()).is_err());
+        let mut uncounted = tree.clone();
+        uncounted.nodes.insert("/x", orphan);
+        assert!(std::panic::catch_unwind(|| uncounted.assert_invariants()).is_err());
+        let mut container = tree.clone();
+        let mut node = Znode::new(None, Acl::open_unsafe(), NodeKind::Container, Zxid(1), 0);
+        node.child_count = 0;
+        container.nodes.insert("/c", node);
+        container.nodes.node_mut("/").unwrap().child_count += 1;
+        container.assert_invariants();
+        container.nodes.remove("/c");
+        container.nodes.node_mut("/").unwrap().child_count -= 1;
+        container.assert_invariants();
         let mut stale = tree;
         stale
             .ephemerals
@@ -569,12 +629,8 @@ mod tests {
         };
         run(&mut tree, create("/e", 1), 1).unwrap();
         let child = Znode::new(None, Acl::open_unsafe(), NodeKind::Persistent, Zxid(2), 0);
-        tree.nodes.insert("/e/c".into(), child);
-        tree.nodes
-            .get_mut("/e")
-            .unwrap()
-            .children
-            .insert("c".into());
+        tree.nodes.insert("/e/c", child);
+        tree.nodes.node_mut("/e").unwrap().child_count += 1;
         assert_eq!(
             run(&mut tree, create("/e/c", 0), 3).err(),
             Some(ZkError::NodeExists)
@@ -593,7 +649,7 @@ mod tests {
         tree.ephemerals
             .entry(SessionId(1))
             .or_default()
-            .insert("/ghost".into());
+            .insert("/ghost".to_owned());
         let txn = tree
             .prepare(
                 &Op::CloseSession {

@@ -1,13 +1,14 @@
-//! One znode in its stored form, the map interface the write primitives run on, and the
+//! One znode in its stored form, the node map the write primitives run on, and the
 //! primitives themselves (create, delete, setData, setACL of one node).
 //!
 //! The stored form keeps what ZooKeeper persists (stored cversion = number of child
 //! creates, the kind from which the stored ephemeralOwner derives); [`Znode::stat`] derives
-//! what clients see (zk-protocol.md §5). The primitives run both on the real node map and
-//! on an [`Overlay`] (the state "as changed by earlier ops of the same multi"), so the
+//! what clients see (zk-protocol.md §5). The primitives run both on the tree's node map and
+//! on an O(1) copy of it (the state "as changed by earlier ops of the same multi"), so the
 //! checks a multi is prepared against and the changes it applies are one code.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -59,11 +60,14 @@ impl NodeKind {
     }
 }
 
-/// A znode as stored: data, ACL, kind, stored stat fields and the sorted child names.
+/// A znode as stored: data, ACL, kind, stored stat fields and its number of children.
+/// The child names are not stored here: they are the node map's keys under this path
+/// ([`Nodes::children`]). The ACL list is shared ([`Arc`]) by the nodes that have the same
+/// one, as most nodes of a tree do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Znode {
-    pub(crate) data: Option<Vec<u8>>,
-    pub(crate) acl: Vec<Acl>,
+    pub(crate) data: Option<Box<[u8]>>,
+    pub(crate) acl: Arc<[Acl]>,
     pub(crate) kind: NodeKind,
     pub(crate) czxid: i64,
     pub(crate) mzxid: i64,
@@ -74,22 +78,24 @@ pub struct Znode {
     pub(crate) cversion_stored: i32,
     pub(crate) aversion: i32,
     pub(crate) pzxid: i64,
-    pub(crate) children: BTreeSet<String>,
+    /// Not serialized: recounted from the paths when a snapshot is loaded.
+    #[serde(skip)]
+    pub(crate) child_count: u32,
 }
 
 impl Znode {
     /// A node as a create makes it: every zxid the create's, both times its time, versions 0.
     pub(crate) fn new(
         data: Option<Vec<u8>>,
-        acl: Vec<Acl>,
+        acl: impl Into<Arc<[Acl]>>,
         kind: NodeKind,
         zxid: Zxid,
         time_ms: i64,
     ) -> Znode {
         let zxid = zxid.as_wire();
         Znode {
-            data,
-            acl,
+            data: data.map(Vec::into_boxed_slice),
+            acl: acl.into(),
             kind,
             czxid: zxid,
             mzxid: zxid,
@@ -99,7 +105,7 @@ impl Znode {
             cversion_stored: 0,
             aversion: 0,
             pzxid: zxid,
-            children: BTreeSet::new(),
+            child_count: 0,
         }
     }
 
@@ -118,9 +124,9 @@ impl Znode {
         self.kind
     }
 
-    /// The sorted names of the node's children.
-    pub fn children(&self) -> &BTreeSet<String> {
-        &self.children
+    /// The number of children.
+    pub fn child_count(&self) -> u32 {
+        self.child_count
     }
 
     /// The stored cversion (number of child creates, wrapping).
@@ -130,7 +136,7 @@ impl Znode {
 
     /// The number of children as the wire's int32 (saturating; no real tree gets near it).
     pub fn num_children(&self) -> i32 {
-        i32::try_from(self.children.len()).unwrap_or(i32::MAX)
+        i32::try_from(self.child_count).unwrap_or(i32::MAX)
     }
 
     /// The client-visible Stat (DataNode.copyStat): cversion = 2 × stored − numChildren in
@@ -159,70 +165,199 @@ impl Znode {
     }
 }
 
-/// The node map interface the prepare checks and the write primitives use.
-pub(crate) trait NodeStore {
+/// The node map: every znode by its full path, in a persistent ordered map, so a copy
+/// (for a snapshot, the leader's prepared state or a multi's dry run) costs O(1) and
+/// shares every node it does not change. Nodes sit behind [`Arc`]s; changing one copies
+/// it only while another copy of the map still holds it.
+///
+/// Also kept here, because they change exactly when nodes come and go: the paths of the
+/// container and TTL nodes (the reaper's candidates, without a scan of the tree), and the
+/// ACL list of the node created last, which the next create with an equal list shares.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Nodes {
+    map: imbl::OrdMap<Box<str>, Arc<Znode>>,
+    reapable: imbl::OrdSet<Box<str>>,
+    acl_recent: Option<Arc<[Acl]>>,
+}
+
+impl PartialEq for Nodes {
+    fn eq(&self, other: &Nodes) -> bool {
+        self.map == other.map
+    }
+}
+
+impl Eq for Nodes {}
+
+/// The prefix every child path of `path` starts with.
+fn child_prefix(path: &str) -> String {
+    if path == "/" {
+        "/".to_owned()
+    } else {
+        format!("{path}/")
+    }
+}
+
+impl Nodes {
     /// The node at `path`, if any.
-    fn node(&self, path: &str) -> Option<&Znode>;
-    /// The node at `path` for changing, if any.
-    fn node_mut(&mut self, path: &str) -> Option<&mut Znode>;
-    /// Puts a node at `path` (replacing nothing: callers checked it is absent).
-    fn insert(&mut self, path: String, node: Znode);
+    pub(crate) fn node(&self, path: &str) -> Option<&Znode> {
+        self.map.get(path).map(|node| &**node)
+    }
+
+    /// The node at `path` for changing, if any (copied first if another map shares it).
+    pub(crate) fn node_mut(&mut self, path: &str) -> Option<&mut Znode> {
+        self.map.get_mut(path).map(Arc::make_mut)
+    }
+
+    /// Whether a node is at `path`.
+    pub(crate) fn contains(&self, path: &str) -> bool {
+        self.map.contains_key(path)
+    }
+
+    /// The number of nodes.
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Every node with its path, in path order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &Znode)> {
+        self.map.iter().map(|(path, node)| (&**path, &**node))
+    }
+
+    /// Every node whose path is `prefix` or sorts after it, in path order.
+    pub(crate) fn iter_from<'a>(
+        &'a self,
+        prefix: &str,
+    ) -> impl Iterator<Item = (&'a str, &'a Znode)> + 'a {
+        self.map
+            .range::<_, str>((Bound::Included(prefix), Bound::Unbounded))
+            .map(|(path, node)| (&**path, &**node))
+    }
+
+    /// The container and TTL nodes' paths, in path order.
+    pub(crate) fn reapable(&self) -> impl Iterator<Item = (&str, &Znode)> {
+        self.reapable
+            .iter()
+            .filter_map(|path| self.node(path).map(|node| (&**path, node)))
+    }
+
+    /// The names of the children of `path`, sorted. Children are the map's keys that
+    /// extend `path` by one segment; the subtree under each child is skipped with one
+    /// seek, so this costs O(children × log nodes) whatever the subtree's size.
+    pub(crate) fn children(&self, path: &str) -> Vec<String> {
+        let Some(node) = self.node(path) else {
+            return Vec::new();
+        };
+        let mut names = Vec::with_capacity(node.child_count as usize);
+        if node.child_count == 0 {
+            return names;
+        }
+        let prefix = child_prefix(path);
+        let mut seek = String::new();
+        let mut range = self
+            .map
+            .range::<_, str>((Bound::Excluded(prefix.as_str()), Bound::Unbounded));
+        while let Some((key, _)) = range.next() {
+            let Some(rest) = key.strip_prefix(prefix.as_str()) else {
+                break;
+            };
+            match rest.find('/') {
+                None => names.push(rest.to_owned()),
+                Some(slash) => {
+                    // A descendant of the child `rest[..slash]` (listed already: it sorts
+                    // before its subtree): jump past the subtree, whose paths all sort
+                    // below `child` + '0' ('/' + 1).
+                    seek.clear();
+                    seek.push_str(&key[..prefix.len() + slash]);
+                    seek.push('0');
+                    range = self
+                        .map
+                        .range::<_, str>((Bound::Included(seek.as_str()), Bound::Unbounded));
+                }
+            }
+        }
+        names
+    }
+
+    /// Puts a node at `path` (replacing nothing: callers checked it is absent). Its ACL
+    /// list is shared with its parent's or the previous create's when equal.
+    pub(crate) fn insert(&mut self, path: &str, mut node: Znode) {
+        let parent_acl = path::parent_of(path)
+            .and_then(|parent| self.node(parent))
+            .map(|parent| &parent.acl);
+        if let Some(shared) = parent_acl
+            .into_iter()
+            .chain(self.acl_recent.as_ref())
+            .find(|shared| ***shared == *node.acl)
+        {
+            node.acl = Arc::clone(shared);
+        }
+        self.acl_recent = Some(Arc::clone(&node.acl));
+        if matches!(node.kind, NodeKind::Container | NodeKind::Ttl { .. }) {
+            self.reapable.insert(path.into());
+        }
+        self.map.insert(path.into(), Arc::new(node));
+    }
+
     /// Takes the node at `path` out.
-    fn remove(&mut self, path: &str) -> Option<Znode>;
-}
-
-impl NodeStore for BTreeMap<String, Znode> {
-    fn node(&self, path: &str) -> Option<&Znode> {
-        self.get(path)
-    }
-    fn node_mut(&mut self, path: &str) -> Option<&mut Znode> {
-        self.get_mut(path)
-    }
-    fn insert(&mut self, path: String, node: Znode) {
-        BTreeMap::insert(self, path, node);
-    }
-    fn remove(&mut self, path: &str) -> Option<Znode> {
-        BTreeMap::remove(self, path)
-    }
-}
-
-/// A copy-on-write view of a node map: changed nodes live in `changed` (`None` = deleted),
-/// everything else is read from `base`. Used to prepare and dry-run multis.
-pub(crate) struct Overlay<'a> {
-    base: &'a BTreeMap<String, Znode>,
-    changed: BTreeMap<String, Option<Znode>>,
-}
-
-impl<'a> Overlay<'a> {
-    pub(crate) fn new(base: &'a BTreeMap<String, Znode>) -> Overlay<'a> {
-        Overlay {
-            base,
-            changed: BTreeMap::new(),
+    pub(crate) fn remove(&mut self, path: &str) -> Option<Arc<Znode>> {
+        let node = self.map.remove(path)?;
+        if matches!(node.kind, NodeKind::Container | NodeKind::Ttl { .. }) {
+            self.reapable.remove(path);
         }
+        Some(node)
     }
 }
 
-impl NodeStore for Overlay<'_> {
-    fn node(&self, path: &str) -> Option<&Znode> {
-        match self.changed.get(path) {
-            Some(changed) => changed.as_ref(),
-            None => self.base.get(path),
+/// A node map loaded from a snapshot: the nodes in path order (so every parent comes
+/// before its children), each checked to have its parent and counted as its child.
+impl<'de> Deserialize<'de> for Nodes {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Nodes, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Nodes;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a sequence of (path, znode) in path order")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Nodes, A::Error> {
+                use serde::de::Error;
+                let mut nodes = Nodes::default();
+                let mut previous: Option<String> = None;
+                while let Some((path, mut node)) = seq.next_element::<(String, Znode)>()? {
+                    if previous.as_deref().is_some_and(|p| p >= path.as_str()) {
+                        return Err(A::Error::custom(format!(
+                            "snapshot node {path:?} out of order"
+                        )));
+                    }
+                    node.child_count = 0;
+                    if path != "/" {
+                        let parent = path::parent_of(&path)
+                            .and_then(|parent| nodes.node_mut(parent))
+                            .ok_or_else(|| {
+                                A::Error::custom(format!("snapshot node {path:?} has no parent"))
+                            })?;
+                        parent.child_count = parent.child_count.saturating_add(1);
+                    }
+                    nodes.insert(&path, node);
+                    previous = Some(path);
+                }
+                Ok(nodes)
+            }
         }
+        deserializer.deserialize_seq(Visitor)
     }
-    fn node_mut(&mut self, path: &str) -> Option<&mut Znode> {
-        if !self.changed.contains_key(path) {
-            let copy = self.base.get(path)?.clone();
-            self.changed.insert(path.to_owned(), Some(copy));
+}
+
+impl Serialize for Nodes {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = serializer.serialize_seq(Some(self.map.len()))?;
+        for (path, node) in self.iter() {
+            seq.serialize_element(&(path, node))?;
         }
-        self.changed.get_mut(path).and_then(Option::as_mut)
-    }
-    fn insert(&mut self, path: String, node: Znode) {
-        self.changed.insert(path, Some(node));
-    }
-    fn remove(&mut self, path: &str) -> Option<Znode> {
-        let old = self.node(path).cloned();
-        self.changed.insert(path.to_owned(), None);
-        old
+        seq.end()
     }
 }
 
@@ -233,41 +368,37 @@ pub(crate) struct Mismatch;
 
 /// Creates `path` under its existing parent: the parent's stored cversion goes up by one
 /// (wrapping) and its pzxid becomes the txn's zxid.
-pub(crate) fn create(store: &mut impl NodeStore, path: &str, node: Znode) -> Result<(), Mismatch> {
+pub(crate) fn create(store: &mut Nodes, path: &str, node: Znode) -> Result<(), Mismatch> {
     let parent_path = path::parent_of(path).ok_or(Mismatch)?;
     if store.node(path).is_some() || parent_path == path {
         return Err(Mismatch);
     }
     let zxid = node.czxid;
     let parent = store.node_mut(parent_path).ok_or(Mismatch)?;
-    parent.children.insert(path::name_of(path).to_owned());
+    parent.child_count = parent.child_count.checked_add(1).ok_or(Mismatch)?;
     parent.cversion_stored = parent.cversion_stored.wrapping_add(1);
     parent.pzxid = zxid;
-    store.insert(path.to_owned(), node);
+    store.insert(path, node);
     Ok(())
 }
 
 /// Deletes a childless `path`: the parent loses the child and its pzxid becomes `zxid`;
 /// the stored cversion is untouched (deletes show up in the visible cversion only).
-pub(crate) fn delete(
-    store: &mut impl NodeStore,
-    path: &str,
-    zxid: Zxid,
-) -> Result<Znode, Mismatch> {
+pub(crate) fn delete(store: &mut Nodes, path: &str, zxid: Zxid) -> Result<Arc<Znode>, Mismatch> {
     let parent_path = path::parent_of(path).ok_or(Mismatch)?;
     let node = store.node(path).ok_or(Mismatch)?;
-    if !node.children.is_empty() || path::is_special(path) {
+    if node.child_count != 0 || path::is_special(path) {
         return Err(Mismatch);
     }
     let parent = store.node_mut(parent_path).ok_or(Mismatch)?;
-    parent.children.remove(path::name_of(path));
+    parent.child_count = parent.child_count.saturating_sub(1);
     parent.pzxid = zxid.as_wire();
     store.remove(path).ok_or(Mismatch)
 }
 
 /// Sets a node's data: version (as prepared), mzxid and mtime change.
 pub(crate) fn set_data(
-    store: &mut impl NodeStore,
+    store: &mut Nodes,
     path: &str,
     data: Option<Vec<u8>>,
     version: i32,
@@ -275,7 +406,7 @@ pub(crate) fn set_data(
     time_ms: i64,
 ) -> Result<(), Mismatch> {
     let node = store.node_mut(path).ok_or(Mismatch)?;
-    node.data = data;
+    node.data = data.map(Vec::into_boxed_slice);
     node.version = version;
     node.mzxid = zxid.as_wire();
     node.mtime_ms = time_ms;
@@ -284,13 +415,13 @@ pub(crate) fn set_data(
 
 /// Sets a node's ACL and aversion (as prepared); nothing else changes.
 pub(crate) fn set_acl(
-    store: &mut impl NodeStore,
+    store: &mut Nodes,
     path: &str,
     acl: Vec<Acl>,
     aversion: i32,
 ) -> Result<(), Mismatch> {
     let node = store.node_mut(path).ok_or(Mismatch)?;
-    node.acl = acl;
+    node.acl = acl.into();
     node.aversion = aversion;
     Ok(())
 }

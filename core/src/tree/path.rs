@@ -55,11 +55,6 @@ pub fn parent_of(path: &str) -> Option<&str> {
     Some(if slash == 0 { "/" } else { &path[..slash] })
 }
 
-/// The last segment of a path: the child name its parent stores.
-pub fn name_of(path: &str) -> &str {
-    path.rfind('/').map_or(path, |slash| &path[slash + 1..])
-}
-
 /// The suffix of a sequential node: Java's `String.format("%010d", cversion)` of the
 /// parent's stored cversion, where the width includes the sign (-1 → `-000000001`) and the
 /// counter is a signed 32-bit int that wraps to -2147483648 after 2147483647.
@@ -124,8 +119,6 @@ mod tests {
         assert_eq!(parent_of("/"), Some("/"));
         assert_eq!(parent_of("ab"), None);
         assert_eq!(parent_of("/a\0"), None);
-        assert_eq!(name_of("/a/b"), "b");
-        assert_eq!(name_of("/a"), "a");
     }
 
     // The suffix is zero-padded to 10 characters including the sign, like Java's %010d.

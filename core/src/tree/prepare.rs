@@ -1,15 +1,15 @@
-//! The prepare stage: checks one write against the tree (or against an [`Overlay`] holding
-//! the earlier ops of a multi) in ZooKeeper's check order, and fixes everything the apply
+//! The prepare stage: checks one write against the tree (or against a copy of its node map
+//! changed by the earlier ops of a multi) in ZooKeeper's check order, and fixes everything the apply
 //! stage needs into a [`TxnOp`] (PrepRequestProcessor, zk-protocol.md §6, §7, §9).
 //!
-//! Nothing here mutates the tree; the multi preparation mutates only its own overlay.
+//! Nothing here mutates the tree; the multi preparation mutates only its own copy of the node map.
 
 use crate::acl::{self, perms};
 use crate::error::ZkError;
 
 use super::TreeConfig;
 use super::apply::apply_op;
-use super::node::{NodeKind, NodeStore, Overlay, Znode};
+use super::node::{NodeKind, Nodes};
 use super::path;
 use super::txn::{
     CheckOp, CreateOp, CreateOpcode, CreateTxn, DeleteOp, MultiOp, OpContext, SetAclOp, SetDataOp,
@@ -94,7 +94,7 @@ fn create_ttl_ms(op: &CreateOp, mode: CreateMode) -> Result<i64, ZkError> {
 
 /// create / create2 / createContainer / createTTL, in the order of zk-protocol.md §6.
 pub(crate) fn create(
-    store: &impl NodeStore,
+    store: &Nodes,
     config: &TreeConfig,
     op: &CreateOp,
     ctx: &OpContext,
@@ -124,7 +124,7 @@ pub(crate) fn create(
     #[cfg(feature = "planted-bugs")]
     let sequence = match config.bug {
         Some(crate::bugs::Bug::SequenceFromChildCount) => {
-            i32::try_from(parent.children.len()).unwrap_or(i32::MAX)
+            i32::try_from(parent.child_count).unwrap_or(i32::MAX)
         }
         _ => sequence,
     };
@@ -134,7 +134,7 @@ pub(crate) fn create(
         op.path.clone()
     };
     path::validate(&final_path)?;
-    if store.node(&final_path).is_some() {
+    if store.contains(&final_path) {
         return Err(ZkError::NodeExists);
     }
     if matches!(parent.kind, NodeKind::Ephemeral(_)) {
@@ -159,11 +159,7 @@ pub(crate) fn create(
 
 /// delete: BADARGUMENTS (no `/`, NUL, special node), NONODE (parent), NOAUTH (DELETE on the
 /// parent), NONODE (node), BADVERSION, NOTEMPTY. The path itself is not validated.
-pub(crate) fn delete(
-    store: &impl NodeStore,
-    op: &DeleteOp,
-    ctx: &OpContext,
-) -> Result<TxnOp, ZkError> {
+pub(crate) fn delete(store: &Nodes, op: &DeleteOp, ctx: &OpContext) -> Result<TxnOp, ZkError> {
     check_session(ctx)?;
     let parent_path = path::parent_of(&op.path).ok_or(ZkError::BadArguments)?;
     if path::is_special(&op.path) {
@@ -173,7 +169,7 @@ pub(crate) fn delete(
     acl::check(&parent.acl, &ctx.ids, perms::DELETE)?;
     let node = store.node(&op.path).ok_or(ZkError::NoNode)?;
     check_version(node.version, op.version)?;
-    if !node.children.is_empty() {
+    if node.child_count != 0 {
         return Err(ZkError::NotEmpty);
     }
     Ok(TxnOp::Delete {
@@ -183,7 +179,7 @@ pub(crate) fn delete(
 
 /// setData: BADARGUMENTS (path, data size), NONODE, NOAUTH (WRITE), BADVERSION.
 pub(crate) fn set_data(
-    store: &impl NodeStore,
+    store: &Nodes,
     config: &TreeConfig,
     op: &SetDataOp,
     ctx: &OpContext,
@@ -202,11 +198,7 @@ pub(crate) fn set_data(
 }
 
 /// setACL: BADARGUMENTS, INVALIDACL, NONODE, NOAUTH (ADMIN), BADVERSION (aversion).
-pub(crate) fn set_acl(
-    store: &impl NodeStore,
-    op: &SetAclOp,
-    ctx: &OpContext,
-) -> Result<TxnOp, ZkError> {
+pub(crate) fn set_acl(store: &Nodes, op: &SetAclOp, ctx: &OpContext) -> Result<TxnOp, ZkError> {
     check_session(ctx)?;
     path::validate(&op.path)?;
     let acl = acl::fixup_acl(&op.acl, &ctx.ids)?;
@@ -221,11 +213,7 @@ pub(crate) fn set_acl(
 }
 
 /// check (multi only): BADARGUMENTS, NONODE, NOAUTH (READ), BADVERSION.
-pub(crate) fn check(
-    store: &impl NodeStore,
-    op: &CheckOp,
-    ctx: &OpContext,
-) -> Result<TxnOp, ZkError> {
+pub(crate) fn check(store: &Nodes, op: &CheckOp, ctx: &OpContext) -> Result<TxnOp, ZkError> {
     check_session(ctx)?;
     path::validate(&op.path)?;
     let node = store.node(&op.path).ok_or(ZkError::NoNode)?;
@@ -240,13 +228,13 @@ pub(crate) fn check(
 /// NUL, special node), NONODE, NOTEMPTY, and BADVERSION when the node is not a container or
 /// TTL node. (ZooKeeper 3.8 only refuses plain ephemerals here; we also spare persistent
 /// nodes, as the spec asks.) No session or ACL check: the server itself asks.
-pub(crate) fn delete_container(store: &impl NodeStore, path: &str) -> Result<TxnKind, ZkError> {
+pub(crate) fn delete_container(store: &Nodes, path: &str) -> Result<TxnKind, ZkError> {
     path::parent_of(path).ok_or(ZkError::BadArguments)?;
     if path::is_special(path) {
         return Err(ZkError::BadArguments);
     }
     let node = store.node(path).ok_or(ZkError::NoNode)?;
-    if !node.children.is_empty() {
+    if node.child_count != 0 {
         return Err(ZkError::NotEmpty);
     }
     if !matches!(node.kind, NodeKind::Container | NodeKind::Ttl { .. }) {
@@ -257,29 +245,29 @@ pub(crate) fn delete_container(store: &impl NodeStore, path: &str) -> Result<Txn
     })
 }
 
-/// multi: each op is checked against the state changed by the earlier ops (an overlay of the
-/// tree), so e.g. two sequential creates get consecutive numbers. The first failure makes
+/// multi: each op is checked against the state changed by the earlier ops (an O(1) copy of
+/// the node map), so e.g. two sequential creates get consecutive numbers. The first failure makes
 /// the whole multi a `MultiFailed` with ZooKeeper's result layout (§9).
 pub(crate) fn multi(
-    base: &std::collections::BTreeMap<String, Znode>,
+    base: &Nodes,
     config: &TreeConfig,
     ops: &[MultiOp],
     ctx: &OpContext,
 ) -> Result<TxnKind, ZkError> {
     check_session(ctx)?;
-    let mut overlay = Overlay::new(base);
+    let mut scratch = base.clone();
     let mut prepared = Vec::with_capacity(ops.len());
     for (index, op) in ops.iter().enumerate() {
         let txn_op = match op {
             MultiOp::Create(create_op) => {
-                create(&overlay, config, create_op, ctx).map(TxnOp::Create)
+                create(&scratch, config, create_op, ctx).map(TxnOp::Create)
             }
-            MultiOp::Delete(delete_op) => delete(&overlay, delete_op, ctx),
-            MultiOp::SetData(set_op) => set_data(&overlay, config, set_op, ctx),
-            MultiOp::Check(check_op) => check(&overlay, check_op, ctx),
+            MultiOp::Delete(delete_op) => delete(&scratch, delete_op, ctx),
+            MultiOp::SetData(set_op) => set_data(&scratch, config, set_op, ctx),
+            MultiOp::Check(check_op) => check(&scratch, check_op, ctx),
         };
         let applied = txn_op.and_then(|txn_op| {
-            apply_op(&mut overlay, &txn_op, ctx.zxid, ctx.time_ms)
+            apply_op(&mut scratch, &txn_op, ctx.zxid, ctx.time_ms)
                 .map_err(|_| ZkError::SystemError)?;
             Ok(txn_op)
         });

@@ -239,7 +239,8 @@ impl Cluster {
                 self.snapshots_installed += 1;
                 self.disk(id, DiskOp::Install { meta, bytes });
             }
-            Output::WriteSnapshot { meta, bytes } => {
+            Output::WriteSnapshot { meta, state } => {
+                let bytes = state.encode();
                 self.disk(id, DiskOp::Snapshot { meta, bytes })
             }
             Output::ToClient { conn, bytes } => {

@@ -73,6 +73,14 @@ pub struct Subject<'a> {
     pub fault_free: bool,
 }
 
+/// A tree's ephemerals by owner session, as the checkers compare them.
+pub fn ephemerals_of(tree: &paddock_core::tree::DataTree) -> BTreeMap<SessionId, BTreeSet<String>> {
+    tree.ephemerals()
+        .iter()
+        .map(|(session, paths)| (*session, paths.iter().cloned().collect()))
+        .collect()
+}
+
 /// Runs every checker over a finished run.
 pub fn check_all(world: &World, fault_free: bool) -> Result<(), Failure> {
     let servers: Vec<ServerFinal> = world
@@ -83,7 +91,7 @@ pub fn check_all(world: &World, fault_free: bool) -> Result<(), Failure> {
             id: node.id(),
             applied_index: node.applied_index(),
             digest: node.tree().digest(),
-            ephemerals: node.tree().ephemerals().clone(),
+            ephemerals: ephemerals_of(node.tree()),
         })
         .collect();
     check(&Subject {
