@@ -425,3 +425,110 @@ pub(crate) fn set_acl(
     node.aversion = aversion;
     Ok(())
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn plain() -> Znode {
+        Znode::new(None, Acl::open_unsafe(), NodeKind::Persistent, Zxid(1), 0)
+    }
+
+    /// A map holding `paths` (parents first), each counted by its parent.
+    fn nodes_with(paths: &[&str]) -> Nodes {
+        let mut nodes = Nodes::default();
+        nodes.insert("/", plain());
+        for path in paths {
+            create(&mut nodes, path, plain()).unwrap();
+        }
+        nodes
+    }
+
+    // Children are found among the keys in sorted order even when sibling names sort
+    // between a child and its own subtree ("a!" < "a/…" since '!' < '/'), when names share
+    // prefixes, and under the root.
+    #[test]
+    fn children_skip_subtrees_and_keep_byte_order() {
+        let nodes = nodes_with(&[
+            "/a", "/a!", "/a/b", "/a/b/c", "/a/b/c/d", "/a/b!", "/a/bb", "/a0", "/a/b/e", "/b",
+        ]);
+        assert_eq!(nodes.children("/"), ["a", "a!", "a0", "b"]);
+        assert_eq!(nodes.children("/a"), ["b", "b!", "bb"]);
+        assert_eq!(nodes.children("/a/b"), ["c", "e"]);
+        assert_eq!(nodes.children("/a/b/c"), ["d"]);
+        assert!(nodes.children("/a!").is_empty());
+        assert!(nodes.children("/missing").is_empty());
+        for (path, node) in nodes.iter() {
+            assert_eq!(
+                node.child_count as usize,
+                nodes.children(path).len(),
+                "{path}"
+            );
+        }
+    }
+
+    // Creating and deleting keep the parent's count; a node with children is not deleted.
+    #[test]
+    fn counts_follow_creates_and_deletes() {
+        let mut nodes = nodes_with(&["/a", "/a/b"]);
+        assert_eq!(delete(&mut nodes, "/a", Zxid(2)).err(), Some(Mismatch));
+        delete(&mut nodes, "/a/b", Zxid(2)).unwrap();
+        assert_eq!(nodes.node("/a").unwrap().child_count, 0);
+        assert!(nodes.children("/a").is_empty());
+        delete(&mut nodes, "/a", Zxid(3)).unwrap();
+        assert_eq!(nodes.node("/").unwrap().child_count, 0);
+    }
+
+    // A changed copy leaves the original as it was (the maps share what is unchanged).
+    #[test]
+    fn copies_are_independent() {
+        let mut nodes = nodes_with(&["/a"]);
+        let frozen = nodes.clone();
+        set_data(&mut nodes, "/a", Some(b"new".to_vec()), 1, Zxid(2), 9).unwrap();
+        create(&mut nodes, "/a/b", plain()).unwrap();
+        assert_eq!(frozen.node("/a").unwrap().data(), None);
+        assert!(frozen.children("/a").is_empty());
+        assert_eq!(nodes.node("/a").unwrap().data(), Some(&b"new"[..]));
+    }
+
+    // Equal ACL lists are shared with the parent or the previous create.
+    #[test]
+    fn equal_acls_are_shared() {
+        let nodes = nodes_with(&["/a", "/a/b"]);
+        let root = nodes.node("/").unwrap();
+        assert!(Arc::ptr_eq(&root.acl, &nodes.node("/a/b").unwrap().acl));
+        let mut other = Nodes::default();
+        other.insert("/", plain());
+        let private = || Znode::new(None, Acl::creator_all(), NodeKind::Persistent, Zxid(1), 0);
+        create(&mut other, "/x", private()).unwrap();
+        create(&mut other, "/y", private()).unwrap();
+        let (x, y) = (other.node("/x").unwrap(), other.node("/y").unwrap());
+        assert!(Arc::ptr_eq(&x.acl, &y.acl));
+        assert!(!Arc::ptr_eq(&x.acl, &other.node("/").unwrap().acl));
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Nodes, bincode::error::DecodeError> {
+        bincode::serde::decode_from_slice(bytes, bincode::config::standard()).map(|(n, _)| n)
+    }
+
+    // A snapshot's node map loads back equal, with the counts recounted; one whose nodes
+    // are out of order or lack a parent is refused.
+    #[test]
+    fn loading_checks_order_and_parents() {
+        let nodes = nodes_with(&["/a", "/a/b", "/c"]);
+        let bytes = bincode::serde::encode_to_vec(&nodes, bincode::config::standard()).unwrap();
+        let back = decode(&bytes).unwrap();
+        assert_eq!(back, nodes);
+        assert_eq!(back.node("/a").unwrap().child_count, 1);
+        let forged = |paths: &[&str]| {
+            let entries: Vec<(&str, Znode)> = paths.iter().map(|p| (*p, plain())).collect();
+            bincode::serde::encode_to_vec(&entries, bincode::config::standard()).unwrap()
+        };
+        assert!(decode(&forged(&["/", "/a", "/a/b"])).is_ok());
+        assert!(decode(&forged(&["/", "/a/b"])).is_err());
+        assert!(decode(&forged(&["/", "/b", "/a"])).is_err());
+        assert!(decode(&forged(&["/", "/a", "/a"])).is_err());
+        assert!(decode(&forged(&["/", "a"])).is_err());
+    }
+}
