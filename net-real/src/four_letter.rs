@@ -47,6 +47,9 @@ pub struct Counters {
     /// stepping the node, not waiting), in microseconds: how long every client, peer and
     /// timer waited behind the slowest work on the loop.
     pub loop_round_max_us: u64,
+    /// Longest time the event loop spent on one event (or one timer tick), in
+    /// microseconds: the longest stretch during which it handled nothing else.
+    pub loop_event_max_us: u64,
 }
 
 /// One open client connection, for `stat` and `cons`.
@@ -287,6 +290,10 @@ fn mntr(ctx: &Context<'_>) -> String {
         (
             "paddock_loop_round_max_ms",
             format!("{:.3}", ctx.counters.loop_round_max_us as f64 / 1000.0),
+        ),
+        (
+            "paddock_loop_event_max_ms",
+            format!("{:.3}", ctx.counters.loop_event_max_us as f64 / 1000.0),
         ),
     ];
     if mode(ctx) == "leader" {

@@ -507,9 +507,9 @@ impl EventLoop {
             };
             let round = Instant::now();
             if let Some(event) = event {
-                self.handle(event);
+                self.handle_timed(event);
                 for event in events.try_iter().take(EVENTS_PER_ROUND_MAX) {
-                    self.handle(event);
+                    self.handle_timed(event);
                 }
             }
             if self
@@ -517,7 +517,9 @@ impl EventLoop {
                 .next_deadline()
                 .is_some_and(|d| d <= self.clock.now_ms())
             {
+                let tick = Instant::now();
                 self.step(Input::Tick);
+                self.event_time_record(tick);
             }
             self.observe();
             let busy_us = u64::try_from(round.elapsed().as_micros()).unwrap_or(u64::MAX);
@@ -543,6 +545,17 @@ impl EventLoop {
             Some(reason) => Err(reason),
             None => Ok(()),
         }
+    }
+
+    fn handle_timed(&mut self, event: Event) {
+        let started = Instant::now();
+        self.handle(event);
+        self.event_time_record(started);
+    }
+
+    fn event_time_record(&mut self, started: Instant) {
+        let busy_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.counters.loop_event_max_us = self.counters.loop_event_max_us.max(busy_us);
     }
 
     fn handle(&mut self, event: Event) {
