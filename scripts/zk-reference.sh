@@ -8,7 +8,16 @@
 #   scripts/zk-reference.sh stop [PORT]      stop the server started on PORT (default 21810)
 #   scripts/zk-reference.sh restart [PORT]   stop it and start it again on the same dataDir;
 #                                            prints its pid
-# ZK_HEAP (default 256m) is the server's -Xmx.
+#   scripts/zk-reference.sh argv [PORT]      write a fresh standalone dataDir and zoo.cfg for PORT
+#                                            and print the java command line, one argument a
+#                                            line, for callers that start (and time) the server
+#                                            themselves; they own the process
+#   scripts/zk-reference.sh ensemble-start [BASE]  start a 3-server ensemble on 127.0.0.1 (client
+#                                            ports BASE..BASE+2, quorum ports BASE+10..BASE+12,
+#                                            election ports BASE+20..BASE+22; default 21830) with
+#                                            fresh dataDirs; prints the 3 pids once all serve
+#   scripts/zk-reference.sh ensemble-stop [BASE]   stop the ensemble started on BASE
+# ZK_HEAP (default 256m) is each server's -Xmx.
 #   scripts/zk-reference.sh status [PORT]    print `ruok` answer and pid, exit 1 when not running
 #   scripts/zk-reference.sh classpath        print the java classpath used
 #   scripts/zk-reference.sh suite HOSTS [ARG...]  run scripts/interop/kazoo_suite.py --hosts HOSTS
@@ -17,9 +26,12 @@
 # The server runs `org.apache.zookeeper.server.ZooKeeperServerMain` straight from the jars in
 # /usr/share/java (the Debian package's zookeeper.jar lists its dependencies in its manifest
 # Class-Path), with every four-letter word whitelisted (kazoo's server_version() needs `envi`),
-# `zookeeper.extendedTypesEnabled=true` so TTL nodes (opcode 21) work, and the AdminServer off so
-# nothing listens on 8080. State lives in $PADDOCK_ZK_STATE (default /tmp/paddock-zk-ref)/PORT:
-# zoo.cfg, data/, server.log, pid. Environment: KAZOO_VENV (default /work/venv-kazoo).
+# `zookeeper.extendedTypesEnabled=true` so TTL nodes (opcode 21) work, no limit on connections per
+# client address (maxClientCnxns=0), and the AdminServer off so nothing listens on 8080. Ensemble
+# members run `org.apache.zookeeper.server.quorum.QuorumPeerMain`. State lives in
+# $PADDOCK_ZK_STATE (default /tmp/paddock-zk-ref)/PORT (zoo.cfg, data/, server.log, pid), and for
+# an ensemble in .../ensemble-BASE/N (data/myid as well). Environment: KAZOO_VENV (default
+# /work/venv-kazoo).
 set -euo pipefail
 
 KAZOO_VENV="${KAZOO_VENV:-/work/venv-kazoo}"
@@ -74,40 +86,52 @@ ruok() { four_letter "$1" ruok; }
 # "not currently serving requests" until it is.
 serving() { four_letter "$1" srvr | grep -q '^Mode: '; }
 
-start_server() {
-    local port="$1" dir="$STATE_ROOT/$1" keep="${2:-}"
-    [ -f "$ZK_JAR" ] || die "ZooKeeper not installed; run: $0 install"
-    if [ -f "$dir/pid" ] && kill -0 "$(cat "$dir/pid")" 2>/dev/null; then
-        die "a server started by this script already runs on port $port (pid $(cat "$dir/pid")); stop it first"
-    fi
-    if [ "$(ruok "$port")" != "" ]; then die "port $port already answers; choose another"; fi
-    if [ -z "$keep" ]; then
-        rm -rf "$dir"
-    fi
+# write_config DIR PORT [SERVER_LINES]: a fresh DIR/data and DIR/zoo.cfg for a server whose client
+# port is PORT; SERVER_LINES (server.N=... lines) make it an ensemble member.
+write_config() {
+    local dir="$1" port="$2" servers="${3:-}"
     mkdir -p "$dir/data"
     cat >"$dir/zoo.cfg" <<EOF
 tickTime=2000
+initLimit=10
+syncLimit=5
 dataDir=$dir/data
 clientPort=$port
 clientPortAddress=127.0.0.1
 maxClientCnxns=0
 4lw.commands.whitelist=*
 admin.enableServer=false
+$servers
 EOF
-    # setsid: the server must outlive this script and not get the caller's terminal signals.
-    setsid java "-Xmx${ZK_HEAP:-256m}" \
+}
+
+# java_argv MAIN_CLASS CFG: the server's command line, one argument a line.
+java_argv() {
+    printf '%s\n' java "-Xmx${ZK_HEAP:-256m}" \
         -Dzookeeper.extendedTypesEnabled=true \
         -Dzookeeper.4lw.commands.whitelist='*' \
         -Dzookeeper.admin.enableServer=false \
         -Dorg.slf4j.simpleLogger.defaultLogLevel=info \
-        -cp "$CLASSPATH_ZK" org.apache.zookeeper.server.ZooKeeperServerMain "$dir/zoo.cfg" \
-        >"$dir/server.log" 2>&1 </dev/null &
-    local pid=$!
-    echo "$pid" >"$dir/pid"
-    local i
+        -cp "$CLASSPATH_ZK" "$1" "$2"
+}
+
+# launch DIR MAIN_CLASS: starts the server configured in DIR/zoo.cfg in the background, with its
+# log in DIR/server.log and its pid in DIR/pid; prints nothing.
+launch() {
+    local dir="$1" args
+    mapfile -t args < <(java_argv "$2" "$dir/zoo.cfg")
+    # setsid: the server must outlive this script and not get the caller's terminal signals.
+    setsid "${args[@]}" >"$dir/server.log" 2>&1 </dev/null &
+    echo "$!" >"$dir/pid"
+}
+
+# wait_serving DIR PORT: waits until the server of DIR serves sessions on PORT; stops it and
+# fails after 120 s or when it exits.
+wait_serving() {
+    local dir="$1" port="$2" pid i
+    pid="$(cat "$dir/pid")"
     for i in $(seq 1 600); do
         if serving "$port"; then
-            echo "$pid"
             return 0
         fi
         kill -0 "$pid" 2>/dev/null || { tail -n 30 "$dir/server.log" >&2; die "server exited during start-up"; }
@@ -118,9 +142,32 @@ EOF
     die "server did not serve on port $port within 120 s"
 }
 
-stop_server() {
-    local port="$1" dir="$STATE_ROOT/$1"
-    [ -f "$dir/pid" ] || { echo "zk-reference: nothing started on port $port" >&2; return 0; }
+# check_free DIR PORT: fails when a server this script started from DIR runs, or PORT answers.
+check_free() {
+    local dir="$1" port="$2"
+    [ -f "$ZK_JAR" ] || die "ZooKeeper not installed; run: $0 install"
+    if [ -f "$dir/pid" ] && kill -0 "$(cat "$dir/pid")" 2>/dev/null; then
+        die "a server started by this script already runs on port $port (pid $(cat "$dir/pid")); stop it first"
+    fi
+    if [ "$(ruok "$port")" != "" ]; then die "port $port already answers; choose another"; fi
+}
+
+start_server() {
+    local port="$1" dir="$STATE_ROOT/$1" keep="${2:-}"
+    check_free "$dir" "$port"
+    if [ -z "$keep" ]; then
+        rm -rf "$dir"
+        write_config "$dir" "$port"
+    fi
+    launch "$dir" org.apache.zookeeper.server.ZooKeeperServerMain
+    wait_serving "$dir" "$port"
+    cat "$dir/pid"
+}
+
+# stop_dir DIR WHAT: stops the server whose pid is in DIR/pid (SIGTERM, SIGKILL after 5 s).
+stop_dir() {
+    local dir="$1" what="$2"
+    [ -f "$dir/pid" ] || { echo "zk-reference: nothing started on $what" >&2; return 0; }
     local pid
     pid="$(cat "$dir/pid")"
     if kill -0 "$pid" 2>/dev/null; then
@@ -133,7 +180,43 @@ stop_server() {
         kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
     fi
     rm -f "$dir/pid"
-    echo "zk-reference: stopped pid $pid (port $port)" >&2
+    echo "zk-reference: stopped pid $pid ($what)" >&2
+}
+
+stop_server() { stop_dir "$STATE_ROOT/$1" "port $1"; }
+
+argv_server() {
+    local port="$1" dir="$STATE_ROOT/$1"
+    check_free "$dir" "$port"
+    rm -rf "$dir"
+    write_config "$dir" "$port"
+    java_argv org.apache.zookeeper.server.ZooKeeperServerMain "$dir/zoo.cfg"
+}
+
+ensemble_start() {
+    local base="$1" root="$STATE_ROOT/ensemble-$1" servers="" n
+    for n in 1 2 3; do
+        check_free "$root/$n" "$((base + n - 1))"
+        servers+="server.$n=127.0.0.1:$((base + 9 + n)):$((base + 19 + n))"$'\n'
+    done
+    rm -rf "$root"
+    for n in 1 2 3; do
+        write_config "$root/$n" "$((base + n - 1))" "$servers"
+        echo "$n" >"$root/$n/data/myid"
+        launch "$root/$n" org.apache.zookeeper.server.quorum.QuorumPeerMain
+    done
+    for n in 1 2 3; do
+        # die exits the subshell only; stop the members, then fail.
+        (wait_serving "$root/$n" "$((base + n - 1))") || { ensemble_stop "$base"; exit 1; }
+    done
+    for n in 1 2 3; do cat "$root/$n/pid"; done
+}
+
+ensemble_stop() {
+    local n
+    for n in 1 2 3; do
+        stop_dir "$STATE_ROOT/ensemble-$1/$n" "ensemble $1 member $n"
+    done
 }
 
 cmd="${1:-}"
@@ -146,6 +229,9 @@ restart)
     stop_server "$port"
     start_server "$port" keep
     ;;
+argv) argv_server "$port" ;;
+ensemble-start) ensemble_start "${2:-21830}" ;;
+ensemble-stop) ensemble_stop "${2:-21830}" ;;
 status)
     answer="$(ruok "$port")"
     [ "$answer" = "imok" ] || { echo "not running on port $port"; exit 1; }
@@ -161,7 +247,7 @@ suite)
     exec "$KAZOO_VENV/bin/python" "$(dirname "$0")/interop/kazoo_suite.py" --hosts "$hosts" "$@"
     ;;
 *)
-    sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

@@ -3,24 +3,40 @@
 //!
 //! It talks to the server through the independent `zookeeper-client` crate (crates.io, async
 //! on tokio), never through Paddock's own code. `clients` sessions each hold their own
-//! connection; each session is driven by one task that keeps `inflight` requests outstanding
-//! at all times (a `FuturesUnordered`; the client writes requests to its connection in call
-//! order without waiting for replies, so they pipeline): as soon as one completes the next is
-//! issued. A request's latency is the time from its issue (its first poll, when the client
-//! queues it on the connection) to the arrival of its reply, so it includes client-side
-//! queueing behind the session's other requests, as a pipelining application would see it.
+//! connection. The sessions are spread round-robin over the servers listed (session `i` to
+//! server `i mod n`), each session connecting to its one server only: the client library
+//! picks a random server from a list, which spreads the load of a few sessions unevenly over
+//! an ensemble, and a benchmark has no use for fail-over. Each session is driven by one task
+//! that keeps `inflight` requests outstanding at all times (a `FuturesUnordered`; the client
+//! writes requests to its connection in call order without waiting for replies, so they
+//! pipeline): as soon as one completes the next is issued. A request's latency is the time
+//! from its issue (its first poll, when the client queues it on the connection) to the arrival
+//! of its reply, so it includes client-side queueing behind the session's other requests, as a
+//! pipelining application would see it.
 //!
-//! A run is setup (the prefix node and, for the non-create operations, one node per session,
-//! `PREFIX/s<i>`, holding `size` bytes), then `warmup` (load, not measured), then `seconds` of
-//! measurement: a request counts towards `ops` and the latency distribution when its reply
-//! arrives inside the measurement window. After the window no new requests are issued and the
-//! outstanding ones are drained. `errors` counts every failed request of the whole run
-//! (warmup, window and drain), and requests still unanswered 10 s after the window.
+//! A run is setup (the prefix node and, for operations other than create and churn, one node
+//! per session, `PREFIX/s<i>`, holding `size` bytes), then `warmup` (load, not measured), then
+//! `seconds` of measurement: a request counts towards `ops` and the latency distribution when
+//! its reply arrives inside the measurement window. After the window no new requests are
+//! issued and the outstanding ones are drained. `errors` counts every failed request of the
+//! whole run (warmup, window and drain), and requests still unanswered 10 s after the window.
 //!
 //! Operations: `create` creates a new persistent node per request, `PREFIX/s<i>-<run>-<n>`
 //! (`<run>` is the first session's id in hex, so runs never collide with an earlier run's
 //! nodes; the nodes are left behind); `set` writes `size` bytes to the session's node; `get`
-//! reads it; `exists` reads its stat; `mixed` is 9 gets then 1 set, repeated.
+//! reads it; `exists` reads its stat; `mixed` is 9 gets then 1 set, repeated; `churn` creates a
+//! node as `create` does and, once that succeeded, deletes it, in each of the `inflight`
+//! slots, so every create and every delete is one request (a slot whose create completes
+//! after the window leaves its node behind; a failed create is followed by a new create).
+//!
+//! `idle` issues no requests: it opens `clients` sessions (at most [`IDLE_CONNECTS_IN_FLIGHT`]
+//! handshakes at a time), holds them open for `seconds` (the client library pings each one
+//! every third of the session timeout, as any idle ZooKeeper client does) and closes them.
+//! Its `ops` are the sessions still connected at the end of the hold, its latencies the time
+//! each session took to be established, and its `errors` the sessions that could not be
+//! established or were no longer connected at the end; `warmup` and `size` play no part.
+//! [`open_idle`] and [`IdleSessions::hold`] are the two halves, so a caller can measure the
+//! server while the sessions are open.
 //!
 //! Latencies are kept as samples (microseconds) per session, merged and sorted at the end; a
 //! session that collects more than its share of [`MAX_SAMPLES`] keeps every second sample, then
@@ -55,6 +71,10 @@ const ERROR_BACKOFF: Duration = Duration::from_millis(10);
 /// How long to wait for a session to be closed at the end.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Sessions `idle` establishes at the same time: enough to open 10,000 sessions in seconds,
+/// few enough not to overrun a server's accept backlog.
+pub const IDLE_CONNECTS_IN_FLIGHT: usize = 64;
+
 static OPEN: zk::CreateOptions<'static> =
     zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
 
@@ -71,6 +91,10 @@ pub enum Op {
     Exists,
     /// 90% get, 10% set on the session's node.
     Mixed,
+    /// Create a new persistent node, then delete it; each is one request.
+    Churn,
+    /// Open the sessions, hold them without requests, close them.
+    Idle,
 }
 
 impl Op {
@@ -82,6 +106,8 @@ impl Op {
             Op::Get => "get",
             Op::Exists => "exists",
             Op::Mixed => "mixed",
+            Op::Churn => "churn",
+            Op::Idle => "idle",
         }
     }
 }
@@ -95,7 +121,7 @@ impl fmt::Display for Op {
 /// What to run.
 #[derive(Clone, Debug)]
 pub struct LoadOptions {
-    /// Connect string: `HOST:PORT[,HOST:PORT...]`.
+    /// Servers: `HOST:PORT[,HOST:PORT...]`; session `i` connects to the `i mod n`-th.
     pub server: String,
     /// The operation measured.
     pub op: Op,
@@ -138,17 +164,18 @@ pub struct LoadSummary {
     pub op: Op,
     /// Number of sessions.
     pub clients: usize,
-    /// Requests in flight per session.
+    /// Requests in flight per session (0 for `idle`).
     pub inflight: usize,
     /// Value size in bytes.
     pub size: usize,
-    /// Length of the measurement window in seconds.
+    /// Length of the measurement window (for `idle`, of the hold) in seconds.
     pub seconds: f64,
-    /// Requests that completed successfully inside the measurement window.
+    /// Requests that completed successfully inside the measurement window (for `idle`, the
+    /// sessions still connected at the end of the hold).
     pub ops: u64,
     /// `ops / seconds`.
     pub ops_per_sec: f64,
-    /// Median latency in microseconds.
+    /// Median latency in microseconds (for `idle`, of session establishment).
     pub p50_us: u64,
     /// 99th percentile latency in microseconds.
     pub p99_us: u64,
@@ -222,7 +249,7 @@ pub enum LoadError {
     /// A session could not be established.
     #[error("cannot connect to {server}: {reason}")]
     Connect {
-        /// The connect string.
+        /// The server the session was to connect to.
         server: String,
         /// What went wrong.
         reason: String,
@@ -252,6 +279,7 @@ pub enum LoadError {
 #[derive(Clone, Copy, Debug)]
 enum Kind {
     Create,
+    Delete,
     Set,
     Get,
     Exists,
@@ -319,35 +347,55 @@ struct SessionPlan {
 }
 
 impl SessionPlan {
+    /// The kind of the `n`-th new request of the session.
     fn kind(&self, n: u64) -> Kind {
         match self.op {
-            Op::Create => Kind::Create,
+            Op::Create | Op::Churn => Kind::Create,
             Op::Set => Kind::Set,
             Op::Get => Kind::Get,
             Op::Exists => Kind::Exists,
             Op::Mixed if n % 10 == 9 => Kind::Set,
             Op::Mixed => Kind::Get,
+            Op::Idle => unreachable!("idle sessions are never driven"),
         }
     }
 
+    /// The request a slot issues on the same node after a request of kind `done` completed
+    /// (`ok` when it succeeded), or `None` when the slot moves on to a new request: churn
+    /// deletes the node it has just created.
+    fn follow_up(&self, done: Kind, ok: bool) -> Option<Kind> {
+        match (self.op, done, ok) {
+            (Op::Churn, Kind::Create, true) => Some(Kind::Delete),
+            _ => None,
+        }
+    }
+
+    /// The node of request `n`.
     fn path(&self, n: u64) -> Cow<'_, str> {
         match self.op {
-            Op::Create => Cow::Owned(format!("{}{n}", self.create_base)),
+            Op::Create | Op::Churn => Cow::Owned(format!("{}{n}", self.create_base)),
             _ => Cow::Borrowed(&self.node),
         }
     }
 }
 
-/// Issues one request and waits for its reply: (issue time, outcome).
-async fn request(
-    client: &zk::Client,
+/// One request's reply: what it was, when it was issued and how it went.
+struct Completion {
     kind: Kind,
-    path: Cow<'_, str>,
-    data: &[u8],
-) -> (Instant, Result<(), zk::Error>) {
+    /// The request's number in its session, which names its node for create and churn.
+    n: u64,
+    start: Instant,
+    outcome: Result<(), zk::Error>,
+}
+
+/// Issues request `n` of kind `kind` of the session and waits for its reply.
+async fn request(client: &zk::Client, plan: &SessionPlan, kind: Kind, n: u64) -> Completion {
+    let path = plan.path(n);
+    let data = &plan.data;
     let start = Instant::now();
     let outcome = match kind {
         Kind::Create => client.create(&path, data, &OPEN).await.map(drop),
+        Kind::Delete => client.delete(&path, None).await,
         Kind::Set => client.set_data(&path, data, None).await.map(drop),
         Kind::Get => client.get_data(&path).await.map(drop),
         Kind::Exists => match client.check_stat(&path).await {
@@ -359,7 +407,12 @@ async fn request(
     if outcome.is_err() {
         tokio::time::sleep(ERROR_BACKOFF).await;
     }
-    (start, outcome)
+    Completion {
+        kind,
+        n,
+        start,
+        outcome,
+    }
 }
 
 /// Drives one session: `inflight` requests outstanding until the window ends, then drains
@@ -373,13 +426,14 @@ async fn drive(client: zk::Client, plan: SessionPlan) -> SessionResult {
     let deadline = plan.measure_until + DRAIN_TIMEOUT;
     {
         let mut pending = FuturesUnordered::new();
-        let mut n: u64 = 0;
+        // The number of the session's next new request.
+        let mut next: u64 = 0;
         for _ in 0..plan.inflight {
-            pending.push(request(&client, plan.kind(n), plan.path(n), &plan.data));
-            n += 1;
+            pending.push(request(&client, &plan, plan.kind(next), next));
+            next += 1;
         }
         loop {
-            let (start, outcome) = match tokio::time::timeout_at(deadline, pending.next()).await {
+            let done = match tokio::time::timeout_at(deadline, pending.next()).await {
                 Ok(Some(done)) => done,
                 Ok(None) => break,
                 Err(_) => {
@@ -394,10 +448,10 @@ async fn drive(client: zk::Client, plan: SessionPlan) -> SessionResult {
                 }
             };
             let end = Instant::now();
-            match outcome {
+            match &done.outcome {
                 Ok(()) => {
                     if end >= plan.measure_from && end < plan.measure_until {
-                        let us = u32::try_from(end.duration_since(start).as_micros())
+                        let us = u32::try_from(end.duration_since(done.start).as_micros())
                             .unwrap_or(u32::MAX);
                         result.recorder.record(us);
                     }
@@ -408,8 +462,14 @@ async fn drive(client: zk::Client, plan: SessionPlan) -> SessionResult {
                 }
             }
             if end < plan.measure_until {
-                pending.push(request(&client, plan.kind(n), plan.path(n), &plan.data));
-                n += 1;
+                let (kind, n) = match plan.follow_up(done.kind, done.outcome.is_ok()) {
+                    Some(kind) => (kind, done.n),
+                    None => {
+                        next += 1;
+                        (plan.kind(next - 1), next - 1)
+                    }
+                };
+                pending.push(request(&client, &plan, kind, n));
             }
         }
     }
@@ -471,7 +531,21 @@ async fn ensure_node(client: &zk::Client, path: &str, data: &[u8]) -> Result<(),
     }
 }
 
-fn validate(opts: &LoadOptions) -> Result<String, LoadError> {
+/// Validated options: the prefix without a trailing `/`, and the servers one by one.
+struct Checked {
+    prefix: String,
+    servers: Vec<String>,
+}
+
+impl Checked {
+    /// The server session `i` connects to.
+    fn server(&self, i: usize) -> &str {
+        // In bounds: `validate` refuses an empty list.
+        &self.servers[i % self.servers.len()]
+    }
+}
+
+fn validate(opts: &LoadOptions) -> Result<Checked, LoadError> {
     let bad = |s: &str| Err(LoadError::InvalidOptions(s.to_string()));
     if opts.clients == 0 {
         return bad("--clients must be at least 1");
@@ -482,14 +556,24 @@ fn validate(opts: &LoadOptions) -> Result<String, LoadError> {
     if opts.seconds.is_zero() {
         return bad("--seconds must be positive");
     }
-    if opts.server.trim().is_empty() {
+    let servers: Vec<String> = opts
+        .server
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    if servers.is_empty() {
         return bad("--server must name at least one HOST:PORT");
     }
     if !opts.prefix.starts_with('/') {
         return bad("--prefix must be an absolute path (start with /)");
     }
-    // "/" and "/a/" become "" and "/a": children are then "/s0" and "/a/s0".
-    Ok(opts.prefix.trim_end_matches('/').to_string())
+    Ok(Checked {
+        // "/" and "/a/" become "" and "/a": children are then "/s0" and "/a/s0".
+        prefix: opts.prefix.trim_end_matches('/').to_string(),
+        servers,
+    })
 }
 
 /// Weighted percentiles of `(latency, weight)` samples: one value per quantile in `qs`
@@ -524,11 +608,15 @@ fn percentiles(mut samples: Vec<(u32, u64)>, qs: &[f64]) -> Vec<u64> {
 /// fails, or when no request at all succeeded in the measurement window. Individual request
 /// failures during the run are counted in [`LoadSummary::errors`].
 pub async fn run(opts: &LoadOptions) -> Result<LoadSummary, LoadError> {
-    let prefix = validate(opts)?;
+    if opts.op == Op::Idle {
+        return open_idle(opts).await?.hold().await;
+    }
+    let checked = validate(opts)?;
+    let prefix = checked.prefix.clone();
 
     let mut clients = Vec::with_capacity(opts.clients);
-    for _ in 0..opts.clients {
-        clients.push(connect(&opts.server, opts.connect_timeout).await?);
+    for i in 0..opts.clients {
+        clients.push(connect(checked.server(i), opts.connect_timeout).await?);
     }
 
     let data: Arc<[u8]> = vec![b'x'; opts.size].into();
@@ -547,7 +635,7 @@ pub async fn run(opts: &LoadOptions) -> Result<LoadSummary, LoadError> {
         .first()
         .map(|c| format!("{:x}", c.session_id().0))
         .unwrap_or_default();
-    if opts.op != Op::Create {
+    if !matches!(opts.op, Op::Create | Op::Churn) {
         for (i, client) in clients.iter().enumerate() {
             ensure_node(client, &format!("{prefix}/s{i}"), &data).await?;
         }
@@ -613,6 +701,150 @@ pub async fn run(opts: &LoadOptions) -> Result<LoadSummary, LoadError> {
     })
 }
 
+/// Sessions opened by [`open_idle`] and not closed yet; [`IdleSessions::hold`] holds and
+/// closes them.
+pub struct IdleSessions {
+    clients: Vec<zk::Client>,
+    /// Session establishment times.
+    recorder: Recorder,
+    /// Sessions that could not be established.
+    errors: u64,
+    first_error: Option<String>,
+    /// Sessions asked for.
+    asked: usize,
+    size: usize,
+    hold: Duration,
+}
+
+/// Opens the sessions of an `idle` run (`opts.op` must be [`Op::Idle`]), at most
+/// [`IDLE_CONNECTS_IN_FLIGHT`] handshakes at a time, each retried until
+/// `opts.connect_timeout`. A session that cannot be established is counted, not fatal: a
+/// server's connection limits are part of what an idle run measures.
+///
+/// Fails when the options are invalid or when no session at all could be established.
+pub async fn open_idle(opts: &LoadOptions) -> Result<IdleSessions, LoadError> {
+    if opts.op != Op::Idle {
+        return Err(LoadError::InvalidOptions(format!(
+            "open_idle runs --op idle, not --op {}",
+            opts.op
+        )));
+    }
+    let checked = validate(opts)?;
+    let mut sessions = IdleSessions {
+        clients: Vec::with_capacity(opts.clients),
+        recorder: Recorder::new(MAX_SAMPLES),
+        errors: 0,
+        first_error: None,
+        asked: opts.clients,
+        size: opts.size,
+        hold: opts.seconds,
+    };
+    let mut connecting = FuturesUnordered::new();
+    let mut started = 0;
+    loop {
+        while started < opts.clients && connecting.len() < IDLE_CONNECTS_IN_FLIGHT {
+            let server = checked.server(started).to_string();
+            let timeout = opts.connect_timeout;
+            connecting.push(async move {
+                let start = Instant::now();
+                let result = connect(&server, timeout).await;
+                (start.elapsed(), result)
+            });
+            started += 1;
+        }
+        let Some((took, result)) = connecting.next().await else {
+            break;
+        };
+        match result {
+            Ok(client) => {
+                let us = u32::try_from(took.as_micros()).unwrap_or(u32::MAX);
+                sessions.recorder.record(us);
+                sessions.clients.push(client);
+            }
+            Err(e) => {
+                sessions.errors += 1;
+                sessions.first_error.get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
+    if sessions.clients.is_empty() {
+        return Err(LoadError::NothingSucceeded {
+            errors: sessions.errors,
+            first: sessions.first_error.unwrap_or_else(|| "no session".into()),
+        });
+    }
+    Ok(sessions)
+}
+
+impl IdleSessions {
+    /// The sessions open (established, whether or not still connected).
+    pub fn open(&self) -> usize {
+        self.clients.len()
+    }
+
+    /// Sessions that could not be established.
+    pub fn failed(&self) -> u64 {
+        self.errors
+    }
+
+    /// Holds the sessions open without requests for the hold time, checks that each is
+    /// still connected, closes them all and returns what was measured (see the module doc).
+    pub async fn hold(self) -> Result<LoadSummary, LoadError> {
+        let IdleSessions {
+            clients,
+            recorder,
+            mut errors,
+            mut first_error,
+            asked,
+            size,
+            hold,
+        } = self;
+        tokio::time::sleep(hold).await;
+        let lost: Vec<zk::SessionState> = clients
+            .iter()
+            .map(zk::Client::state)
+            .filter(|s| *s != zk::SessionState::SyncConnected)
+            .collect();
+        if let Some(state) = lost.first() {
+            errors += lost.len() as u64;
+            first_error.get_or_insert_with(|| {
+                format!(
+                    "{} sessions not connected at the end of the hold (one was {state:?})",
+                    lost.len()
+                )
+            });
+        }
+        let held = (clients.len() - lost.len()) as u64;
+        let mut closing: FuturesUnordered<_> = clients.into_iter().map(close).collect();
+        while closing.next().await.is_some() {}
+        if held == 0 {
+            return Err(LoadError::NothingSucceeded {
+                errors,
+                first: first_error.unwrap_or_else(|| "no session".into()),
+            });
+        }
+        let stride = recorder.stride;
+        let samples = recorder.samples.iter().map(|&us| (us, stride)).collect();
+        let p = percentiles(samples, &[0.5, 0.99, 0.999]);
+        let seconds = hold.as_secs_f64();
+        Ok(LoadSummary {
+            op: Op::Idle,
+            clients: asked,
+            inflight: 0,
+            size,
+            seconds,
+            ops: held,
+            ops_per_sec: held as f64 / seconds,
+            p50_us: p.first().copied().unwrap_or(0),
+            p99_us: p.get(1).copied().unwrap_or(0),
+            p999_us: p.get(2).copied().unwrap_or(0),
+            max_us: u64::from(recorder.max),
+            errors,
+            first_error,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -634,6 +866,39 @@ mod tests {
         );
         assert!(p[0].abs_diff(50_000) <= 2 * r.stride, "{p:?}");
         assert!(p[1].abs_diff(99_000) <= 2 * r.stride, "{p:?}");
+    }
+
+    fn plan(op: Op) -> SessionPlan {
+        SessionPlan {
+            op,
+            inflight: 1,
+            node: "/p/s0".into(),
+            create_base: "/p/s0-ab-".into(),
+            data: Vec::new().into(),
+            measure_from: Instant::now(),
+            measure_until: Instant::now(),
+            cap: 1000,
+        }
+    }
+
+    // Churn deletes exactly the node its create made, and only after the create succeeded;
+    // no other operation issues follow-ups.
+    #[test]
+    fn churn_deletes_the_node_it_created() {
+        let churn = plan(Op::Churn);
+        assert!(matches!(churn.kind(7), Kind::Create));
+        assert_eq!(churn.path(7), "/p/s0-ab-7");
+        assert!(matches!(
+            churn.follow_up(Kind::Create, true),
+            Some(Kind::Delete)
+        ));
+        assert!(churn.follow_up(Kind::Create, false).is_none());
+        assert!(churn.follow_up(Kind::Delete, true).is_none());
+        for op in [Op::Create, Op::Set, Op::Get, Op::Exists, Op::Mixed] {
+            for kind in [Kind::Create, Kind::Set, Kind::Get, Kind::Exists] {
+                assert!(plan(op).follow_up(kind, true).is_none(), "{op} {kind:?}");
+            }
+        }
     }
 
     #[test]

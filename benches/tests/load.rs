@@ -1,12 +1,16 @@
-//! The load generator against an in-process standalone Paddock: a short run of `create` and
-//! of `get`, 2 sessions x 4 requests in flight, completes requests without errors.
+//! The load generator against in-process standalone Paddock servers: short runs of `create`
+//! and of `get`, 2 sessions x 4 requests in flight, complete requests without errors; `churn`
+//! deletes what it creates; sessions are spread round-robin over the servers listed; `idle`
+//! holds its sessions and counts the ones a server refuses.
 
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 
 use paddock_benches::load::{self, LoadOptions, Op};
+use paddock_net_real::server::ServerHandle;
 use paddock_net_real::{config, server};
+use zookeeper_client as zk;
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("paddock-load-{}-{name}", std::process::id()));
@@ -15,30 +19,56 @@ fn temp_dir(name: &str) -> std::path::PathBuf {
     dir
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn create_and_get_against_standalone_paddock() {
-    let dir = temp_dir("standalone");
+/// Starts a standalone server on a free loopback port with `extra` appended to its config.
+fn start_server(dir: &std::path::Path, extra: &str) -> ServerHandle {
     let text = format!(
-        "tickTime=200\ndataDir={}\nclientPort=0\nclientPortAddress=127.0.0.1\n",
+        "tickTime=200\ndataDir={}\nclientPort=0\nclientPortAddress=127.0.0.1\n{extra}",
         dir.display()
     );
     let (cfg, _) = config::parse(&text).unwrap();
+    server::start(cfg).unwrap()
+}
+
+async fn stop_server(handle: ServerHandle) {
+    tokio::task::spawn_blocking(move || handle.shutdown())
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+/// The children of `path` on `server`, sorted.
+async fn children(server: &str, path: &str) -> Vec<String> {
+    let client = zk::Client::connect(server).await.unwrap();
+    let mut names = client.list_children(path).await.unwrap();
+    names.sort();
+    names
+}
+
+fn short(server: String, op: Op, prefix: &str) -> LoadOptions {
+    LoadOptions {
+        server,
+        op,
+        clients: 2,
+        inflight: 4,
+        size: 64,
+        seconds: Duration::from_secs(1),
+        warmup: Duration::from_millis(200),
+        prefix: prefix.into(),
+        connect_timeout: Duration::from_secs(10),
+    }
+}
+
+// Create and get complete requests without errors, with ordered percentiles; a port nobody
+// listens on gives a readable connect error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_and_get_against_standalone_paddock() {
+    let dir = temp_dir("standalone");
     // The load generator retries connecting until the server serves sessions.
-    let handle = server::start(cfg).unwrap();
+    let handle = start_server(&dir, "");
     let server = handle.client_addr.to_string();
 
     for op in [Op::Create, Op::Get] {
-        let opts = LoadOptions {
-            server: server.clone(),
-            op,
-            clients: 2,
-            inflight: 4,
-            size: 64,
-            seconds: Duration::from_secs(1),
-            warmup: Duration::from_millis(200),
-            prefix: "/paddock-load-test".into(),
-            connect_timeout: Duration::from_secs(10),
-        };
+        let opts = short(server.clone(), op, "/paddock-load-test");
         let summary = load::run(&opts).await.unwrap();
         eprintln!("{summary}\n{}", summary.to_json());
         assert_eq!(summary.op, op);
@@ -68,9 +98,91 @@ async fn create_and_get_against_standalone_paddock() {
         "{err}"
     );
 
-    tokio::task::spawn_blocking(move || handle.shutdown())
-        .await
-        .unwrap()
-        .unwrap();
+    stop_server(handle).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// Churn counts creates and deletes alike and deletes every node whose create succeeded, except
+// those of the last creates of each slot (at most clients x inflight nodes are left).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn churn_deletes_what_it_creates() {
+    let dir = temp_dir("churn");
+    let handle = start_server(&dir, "");
+    let server = handle.client_addr.to_string();
+    let opts = short(server.clone(), Op::Churn, "/churn");
+    let summary = load::run(&opts).await.unwrap();
+    eprintln!("{summary}");
+    assert_eq!(summary.op, Op::Churn);
+    assert_eq!(summary.errors, 0, "{summary}");
+    let slots = (opts.clients * opts.inflight) as u64;
+    assert!(
+        summary.ops > 10 * slots,
+        "too few requests to tell: {summary}"
+    );
+    let left = children(&server, "/churn").await;
+    assert!(
+        left.len() as u64 <= slots,
+        "{} nodes left after {} requests: deletes missing",
+        left.len(),
+        summary.ops
+    );
+    stop_server(handle).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// With two independent servers listed, session i works on server i mod 2: each session's node
+// exists on its own server only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_spread_round_robin_over_the_servers() {
+    let (dir_a, dir_b) = (temp_dir("rr-a"), temp_dir("rr-b"));
+    let (a, b) = (start_server(&dir_a, ""), start_server(&dir_b, ""));
+    let (addr_a, addr_b) = (a.client_addr.to_string(), b.client_addr.to_string());
+    // Prefix "/": each server's tree already has the parent of the session nodes.
+    let opts = LoadOptions {
+        clients: 4,
+        ..short(format!("{addr_a},{addr_b}"), Op::Set, "/")
+    };
+    let summary = load::run(&opts).await.unwrap();
+    assert_eq!(summary.errors, 0, "{summary}");
+    let sessions = |names: Vec<String>| -> Vec<String> {
+        names.into_iter().filter(|n| n.starts_with('s')).collect()
+    };
+    assert_eq!(sessions(children(&addr_a, "/").await), ["s0", "s2"]);
+    assert_eq!(sessions(children(&addr_b, "/").await), ["s1", "s3"]);
+    stop_server(a).await;
+    stop_server(b).await;
+    let _ = std::fs::remove_dir_all(&dir_a);
+    let _ = std::fs::remove_dir_all(&dir_b);
+}
+
+// Idle opens the sessions, reports them open before the hold, and keeps going when the server
+// refuses some (here its per-address limit of 10): those are errors, the rest are held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_holds_sessions_and_counts_refused_ones() {
+    let dir = temp_dir("idle");
+    let handle = start_server(&dir, "maxClientCnxns=10\n");
+    let opts = LoadOptions {
+        clients: 14,
+        connect_timeout: Duration::from_secs(1),
+        ..short(handle.client_addr.to_string(), Op::Idle, "/")
+    };
+    let sessions = load::open_idle(&opts).await.unwrap();
+    assert_eq!((sessions.open(), sessions.failed()), (10, 4));
+    let summary = sessions.hold().await.unwrap();
+    eprintln!("{summary}");
+    assert_eq!(summary.op, Op::Idle);
+    assert_eq!((summary.clients, summary.ops, summary.errors), (14, 10, 4));
+    assert!(summary.first_error.is_some(), "{summary}");
+    assert!(
+        summary.p50_us > 0 && summary.p50_us <= summary.max_us,
+        "{summary}"
+    );
+    // open_idle is for --op idle only.
+    assert!(
+        load::open_idle(&short(String::new(), Op::Get, "/"))
+            .await
+            .is_err()
+    );
+    stop_server(handle).await;
     let _ = std::fs::remove_dir_all(&dir);
 }

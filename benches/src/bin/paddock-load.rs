@@ -1,10 +1,13 @@
 //! `paddock-load`: pipelined load on any ZooKeeper-protocol server (Apache ZooKeeper or
 //! Paddock), through the independent `zookeeper-client` crate.
 //!
-//! `--clients` sessions each keep `--inflight` requests of one kind (`--op`) outstanding for
-//! `--warmup` seconds (not measured) and then `--seconds` seconds (measured); see
-//! [`paddock_benches::load`] for exactly what is counted. Prints a short human line on stderr
-//! and one JSON object on stdout:
+//! `--clients` sessions, spread round-robin over the `--server` list, each keep `--inflight`
+//! requests of one kind (`--op`) outstanding for `--warmup` seconds (not measured) and then
+//! `--seconds` seconds (measured); see [`paddock_benches::load`] for exactly what is counted.
+//! `--op idle` instead opens the sessions, prints `paddock-load: N sessions open` on stderr
+//! once they are (so a script can measure the server then), holds them `--seconds` without
+//! requests and closes them. Prints a short human line on stderr and one JSON object on
+//! stdout:
 //! `{"op","clients","inflight","size","seconds","ops","ops_per_sec","p50_us","p99_us",
 //! "p999_us","max_us","errors"}`. Exits 1 with a message when it cannot connect, when setup
 //! fails or when no request succeeds.
@@ -19,10 +22,11 @@ use paddock_benches::load::{self, LoadOptions, Op};
 #[derive(Debug, Parser)]
 #[command(name = "paddock-load", version)]
 struct Args {
-    /// Servers to connect to: HOST:PORT[,HOST:PORT...].
+    /// Servers to connect to: HOST:PORT[,HOST:PORT...]; session i connects to the (i mod n)-th.
     #[arg(long, default_value = "127.0.0.1:2181")]
     server: String,
-    /// Operation to measure (mixed = 90% get, 10% set).
+    /// Operation to measure (mixed = 90% get, 10% set; churn = create then delete; idle = hold
+    /// the sessions open without requests).
     #[arg(long, value_enum, default_value_t = Op::Get)]
     op: Op,
     /// Sessions (one connection each).
@@ -67,6 +71,18 @@ fn options(args: Args) -> Result<LoadOptions, String> {
     })
 }
 
+/// `--op idle`: says on stderr when the sessions are open, then holds them.
+async fn idle(opts: &LoadOptions) -> Result<load::LoadSummary, load::LoadError> {
+    let sessions = load::open_idle(opts).await?;
+    eprintln!(
+        "paddock-load: {} sessions open ({} failed), holding them for {:.1} s",
+        sessions.open(),
+        sessions.failed(),
+        opts.seconds.as_secs_f64()
+    );
+    sessions.hold().await
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let opts = match options(Args::parse()) {
@@ -76,7 +92,12 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match load::run(&opts).await {
+    let outcome = if opts.op == Op::Idle {
+        idle(&opts).await
+    } else {
+        load::run(&opts).await
+    };
+    match outcome {
         Ok(summary) => {
             eprintln!("paddock-load: {} against {}", summary, opts.server);
             println!("{}", summary.to_json());
