@@ -249,7 +249,11 @@ impl Replica {
         if !self.started {
             self.started = true;
             self.started_ms = self.now_ms;
-            if self.is_voter() {
+            if self.config.voters.len() == 1 && self.is_voter() {
+                // The only voter: no one to wait for, so it campaigns at the first tick
+                // (a standalone server serves a few fsyncs after it starts).
+                self.timers.insert(Timer::Election, self.now_ms);
+            } else if self.is_voter() {
                 self.election_timer_reset();
             }
         }
