@@ -37,6 +37,7 @@
 //! `watches_per_session_max` with [`WatchTable::paths_watched_by`] before registering.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use crate::acl::Acl;
 use crate::error::ZkError;
@@ -59,10 +60,10 @@ pub enum Change {
 /// events it fires (READ is checked at delivery).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ChangeAcl {
-    /// The changed node's ACL (for a delete, the ACL it had).
-    pub acl: Vec<Acl>,
+    /// The changed node's ACL (for a delete, the ACL it had); shared with the tree.
+    pub acl: Arc<[Acl]>,
     /// The parent's ACL, for `NodeChildrenChanged` (`None` for a data change).
-    pub parent_acl: Option<Vec<Acl>>,
+    pub parent_acl: Option<Arc<[Acl]>>,
 }
 
 impl ChangeAcl {
@@ -72,7 +73,7 @@ impl ChangeAcl {
     pub fn for_event(&self, event_type: EventType) -> Option<&[Acl]> {
         match event_type {
             EventType::NodeChildrenChanged => self.parent_acl.as_deref(),
-            _ => Some(&self.acl),
+            _ => Some(&*self.acl),
         }
     }
 }

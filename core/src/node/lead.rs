@@ -191,7 +191,7 @@ impl Node {
                     proposed_zxid, zxid,
                     "replication assigned another zxid than announced"
                 );
-                if let ProposalBody::Txn(txn) = &proposal.body {
+                if let ProposalBody::Txn(txn) = proposal.body {
                     self.leader_prepared_apply(now_ms, txn);
                 }
                 true
@@ -204,12 +204,11 @@ impl Node {
     }
 
     /// Advances the prepared state by a proposed transaction.
-    fn leader_prepared_apply(&mut self, now_ms: u64, txn: &Txn) {
+    fn leader_prepared_apply(&mut self, now_ms: u64, txn: Txn) {
         let Some(leading) = &mut self.leading else {
             return;
         };
-        leading.tree.apply(txn);
-        leading.pending.push_back(txn.clone());
+        leading.tree.apply(&txn);
         match &txn.kind {
             TxnKind::CreateSession {
                 session,
@@ -226,6 +225,7 @@ impl Node {
             }
             _ => {}
         }
+        leading.pending.push_back(txn);
     }
 
     fn write_refuse(&mut self, origin: Option<Origin>, out: &mut Vec<Output>) {

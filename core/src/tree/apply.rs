@@ -48,7 +48,7 @@ pub(crate) fn apply_op(
             let stat = znode.stat();
             node::create(store, &create.path, znode)?;
             let acl = ChangeAcl {
-                acl: create.acl.clone(),
+                acl: store.node(&create.path).ok_or(Mismatch)?.acl.clone(),
                 parent_acl: parent_acl(store, &create.path),
             };
             let ephemeral = match create.kind {
@@ -79,7 +79,7 @@ pub(crate) fn apply_op(
             node::set_data(store, path, data.clone(), *version, zxid, time_ms)?;
             let node = store.node(path).ok_or(Mismatch)?;
             let acl = ChangeAcl {
-                acl: node.acl().to_vec(),
+                acl: node.acl.clone(),
                 parent_acl: None,
             };
             Ok(Step {
@@ -118,7 +118,7 @@ fn deleted_step(store: &Nodes, path: &str, removed: Arc<Znode>) -> Step {
         _ => None,
     };
     let acl = ChangeAcl {
-        acl: removed.acl.to_vec(),
+        acl: removed.acl.clone(),
         parent_acl: parent_acl(store, path),
     };
     Step {
@@ -129,9 +129,9 @@ fn deleted_step(store: &Nodes, path: &str, removed: Arc<Znode>) -> Step {
 }
 
 /// The ACL of the parent of `path` as it stands now.
-fn parent_acl(store: &Nodes, path: &str) -> Option<Vec<crate::acl::Acl>> {
+fn parent_acl(store: &Nodes, path: &str) -> Option<Arc<[crate::acl::Acl]>> {
     let parent = super::path::parent_of(path)?;
-    store.node(parent).map(|p| p.acl().to_vec())
+    store.node(parent).map(|p| p.acl.clone())
 }
 
 impl DataTree {

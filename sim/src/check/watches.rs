@@ -195,7 +195,7 @@ impl WatchModel {
     /// (one per change).
     pub fn apply(&mut self, changes: &[Change], acls: &[ChangeAcl], zxid: Zxid) {
         for (i, change) in changes.iter().enumerate() {
-            let own = acls.get(i).map(|a| a.acl.as_slice());
+            let own = acls.get(i).map(|a| &*a.acl);
             let parent = acls.get(i).and_then(|a| a.parent_acl.as_deref());
             match change {
                 Change::Created(path) => {
@@ -502,8 +502,8 @@ mod tests {
         model.register(conn, "/a", Register::Child);
         model.register(conn, "/", Register::Child);
         let open = [ChangeAcl {
-            acl: paddock_core::acl::Acl::open_unsafe(),
-            parent_acl: Some(paddock_core::acl::Acl::open_unsafe()),
+            acl: paddock_core::acl::Acl::open_unsafe().into(),
+            parent_acl: Some(paddock_core::acl::Acl::open_unsafe().into()),
         }];
         model.apply(&[Change::Deleted("/a".into())], &open, Zxid(5));
         model.apply(&[Change::Created("/a".into())], &open, Zxid(6));
@@ -528,8 +528,8 @@ mod tests {
         let conn = ConnId(2);
         model.register(conn, "/a", Register::Recursive);
         let open = [ChangeAcl {
-            acl: paddock_core::acl::Acl::open_unsafe(),
-            parent_acl: Some(paddock_core::acl::Acl::open_unsafe()),
+            acl: paddock_core::acl::Acl::open_unsafe().into(),
+            parent_acl: Some(paddock_core::acl::Acl::open_unsafe().into()),
         }];
         model.apply(&[Change::Created("/a/b".into())], &open, Zxid(1));
         model.apply(&[Change::DataChanged("/a/b".into())], &open, Zxid(2));
