@@ -17,6 +17,10 @@ use paddock_net_real::client::{self, Client, ClientError};
 use paddock_net_real::config::{self, ZooCfg};
 use paddock_net_real::server;
 
+/// jemalloc instead of the system allocator (see net-real/Cargo.toml).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Exit code for a config that was refused.
 const EXIT_CONFIG: u8 = 2;
 /// Exit code for a file that could not be read.
