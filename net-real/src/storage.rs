@@ -152,12 +152,15 @@ fn sync_dir(dir: &Path) -> Result<(), StorageError> {
         .map_err(io_err(dir))
 }
 
-/// Writes `bytes` to `dir/name` atomically: temporary file, fsync, rename, directory fsync.
-fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StorageError> {
+/// Writes the concatenation of `parts` to `dir/name` atomically: temporary file, fsync,
+/// rename, directory fsync.
+fn write_atomic(dir: &Path, name: &str, parts: &[&[u8]]) -> Result<(), StorageError> {
     let tmp = dir.join(format!("{name}.tmp"));
     let path = dir.join(name);
     let mut file = File::create(&tmp).map_err(io_err(&tmp))?;
-    file.write_all(bytes).map_err(io_err(&tmp))?;
+    for part in parts {
+        file.write_all(part).map_err(io_err(&tmp))?;
+    }
     file.sync_all().map_err(io_err(&tmp))?;
     fs::rename(&tmp, &path).map_err(io_err(&path))?;
     sync_dir(dir)
@@ -366,7 +369,7 @@ impl Storage {
             current_epoch: hard_state.epoch,
             voted_for: hard_state.voted_for,
         };
-        write_atomic(&self.data_dir, HARD_STATE_FILE, &stored.encode())
+        write_atomic(&self.data_dir, HARD_STATE_FILE, &[&stored.encode()])
     }
 
     /// Drops entries after `truncate_after` (when set) and appends `entries`, without
@@ -493,12 +496,15 @@ impl Storage {
         bytes: &[u8],
         install: bool,
     ) -> Result<(), StorageError> {
-        let mut payload = Vec::with_capacity(bytes.len() + 8);
-        payload.extend_from_slice(&meta.index.to_le_bytes());
-        payload.extend_from_slice(bytes);
-        let mut file_bytes = Vec::with_capacity(payload.len() + 64);
-        format::encode_snapshot(meta.zxid, &payload, &self.limits, &mut file_bytes)?;
-        write_atomic(&self.data_dir, &snapshot_name(meta.zxid), &file_bytes)?;
+        // The payload is the index then the node's bytes, framed and written in pieces:
+        // no copy of a snapshot that may be hundreds of megabytes.
+        let index = meta.index.to_le_bytes();
+        let (header, trailer) = format::snapshot_frame(meta.zxid, &[&index, bytes], &self.limits)?;
+        write_atomic(
+            &self.data_dir,
+            &snapshot_name(meta.zxid),
+            &[&header, &index, bytes, &trailer],
+        )?;
         if install {
             self.sync()?;
             self.current = None;

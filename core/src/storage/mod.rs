@@ -52,7 +52,9 @@ pub use log::{SegmentHeader, SegmentScan, encode_batch, encode_record, encode_se
 pub use log::{record_encoded_bytes, scan_segment};
 pub use recover::{Recovered, RejectedSnapshot, recover};
 pub use snapshot::{SNAPSHOT_HEADER_BYTES, SNAPSHOT_MAGIC, SNAPSHOT_TRAILER_BYTES};
-pub use snapshot::{SNAPSHOT_VERSION, Snapshot, SnapshotError, decode_snapshot, encode_snapshot};
+pub use snapshot::{
+    SNAPSHOT_VERSION, Snapshot, SnapshotError, decode_snapshot, encode_snapshot, snapshot_frame,
+};
 
 use crate::ids::Zxid;
 

@@ -95,22 +95,44 @@ pub fn encode_snapshot(
     limits: &Limits,
     out: &mut Vec<u8>,
 ) -> Result<(), EncodeError> {
-    let payload_bytes = to_u64(payload.len());
+    let (header, trailer) = snapshot_frame(zxid, &[payload], limits)?;
+    out.extend_from_slice(&header);
+    out.extend_from_slice(payload);
+    out.extend_from_slice(&trailer);
+    Ok(())
+}
+
+/// The header and trailer of the snapshot [`encode_snapshot`] makes of the concatenation
+/// of `parts`: a file is header, parts, trailer, written without first copying the
+/// (possibly large) parts into one buffer.
+pub fn snapshot_frame(
+    zxid: Zxid,
+    parts: &[&[u8]],
+    limits: &Limits,
+) -> Result<([u8; SNAPSHOT_HEADER_BYTES], [u8; SNAPSHOT_TRAILER_BYTES]), EncodeError> {
+    let payload_bytes = parts.iter().map(|part| to_u64(part.len())).sum::<u64>();
     if payload_bytes > limits.snapshot_bytes_max {
         return Err(EncodeError::SnapshotTooLarge {
             payload_bytes,
             snapshot_bytes_max: limits.snapshot_bytes_max,
         });
     }
-    let start = out.len();
-    out.extend_from_slice(&SNAPSHOT_MAGIC);
-    out.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
-    out.extend_from_slice(&zxid.0.to_le_bytes());
-    out.extend_from_slice(&payload_bytes.to_le_bytes());
-    out.extend_from_slice(payload);
-    let crc = crc32c::crc32c(out.get(start..).expect("start is within out"));
-    out.extend_from_slice(&crc.to_le_bytes());
-    Ok(())
+    let mut header = [0; SNAPSHOT_HEADER_BYTES];
+    let fields: [&[u8]; 4] = [
+        &SNAPSHOT_MAGIC,
+        &SNAPSHOT_VERSION.to_le_bytes(),
+        &zxid.0.to_le_bytes(),
+        &payload_bytes.to_le_bytes(),
+    ];
+    let mut at = 0;
+    for field in fields {
+        header[at..at + field.len()].copy_from_slice(field);
+        at += field.len();
+    }
+    let crc = parts.iter().fold(crc32c::crc32c(&header), |crc, part| {
+        crc32c::crc32c_append(crc, part)
+    });
+    Ok((header, crc.to_le_bytes()))
 }
 
 /// Decodes and fully validates a snapshot.
@@ -177,6 +199,23 @@ mod tests {
     }
 
     // A snapshot decodes back to the zxid and payload it was built from, empty or not.
+    // A snapshot framed from pieces is byte for byte the one encoded from their
+    // concatenation, and the limit counts all pieces.
+    #[test]
+    fn framing_pieces_matches_encoding_the_whole() {
+        let limits = Limits::default();
+        let (head, tail) = (&b"12345678"[..], &b"tree and sessions"[..]);
+        let (header, trailer) = snapshot_frame(Zxid(7), &[head, tail], &limits).unwrap();
+        let framed = [&header[..], head, tail, &trailer[..]].concat();
+        assert_eq!(framed, encoded(7, &[head, tail].concat()));
+        let small = Limits {
+            snapshot_bytes_max: 20,
+            ..Limits::default()
+        };
+        assert!(snapshot_frame(Zxid(7), &[head, tail], &small).is_err());
+        assert!(snapshot_frame(Zxid(7), &[tail], &small).is_ok());
+    }
+
     #[test]
     fn round_trip() {
         let limits = Limits::default();
