@@ -124,10 +124,8 @@ pub fn snapshot_frame(
         &zxid.0.to_le_bytes(),
         &payload_bytes.to_le_bytes(),
     ];
-    let mut at = 0;
-    for field in fields {
-        header[at..at + field.len()].copy_from_slice(field);
-        at += field.len();
+    for (slot, byte) in header.iter_mut().zip(fields.iter().copied().flatten()) {
+        *slot = *byte;
     }
     let crc = parts.iter().fold(crc32c::crc32c(&header), |crc, part| {
         crc32c::crc32c_append(crc, part)
@@ -205,7 +203,7 @@ mod tests {
     fn framing_pieces_matches_encoding_the_whole() {
         let limits = Limits::default();
         let (head, tail) = (&b"12345678"[..], &b"tree and sessions"[..]);
-        let (header, trailer) = snapshot_frame(Zxid(7), &[head, tail], &limits).unwrap();
+        let (header, trailer) = snapshot_frame(Zxid(7), &[head, tail], &limits).expect("small");
         let framed = [&header[..], head, tail, &trailer[..]].concat();
         assert_eq!(framed, encoded(7, &[head, tail].concat()));
         let small = Limits {
