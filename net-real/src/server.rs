@@ -16,9 +16,9 @@
 //! that does not read is disconnected rather than buffered without end), and every
 //! client's together by [`crate::client_io::CLIENTS_QUEUED_BYTES_MAX`].
 //!
-//! Client bytes reach the node through a per-connection buffer, a few whole frames per
-//! step ([`FEED_REPLY_BYTES_PER_STEP`]), so the loop can stop between steps however large
-//! the replies the requests ask for:
+//! Client bytes reach the node through a per-connection buffer, whole frames, a few reads
+//! of possibly large replies per step ([`FEED_REPLY_BYTES_PER_STEP`]), so the loop can
+//! stop between steps however large the replies the requests ask for:
 //! - **`globalOutstandingLimit`** (ZooKeeper's meaning): the loop keeps, per connection,
 //!   the node's count of requests received and not yet answered
 //!   ([`Node::conn_requests_outstanding`], asked again after every step for each
@@ -57,7 +57,7 @@ use paddock_core::ids::{ConnId, NodeId, SessionId};
 use paddock_core::limits::{Limits, RECORD_TXN_OVERHEAD_BYTES};
 use paddock_core::node::{Input, Node, NodeConfig, Output, PeerMessage, Seed};
 use paddock_core::replication::Role;
-use paddock_core::wire::{ConnectionStart, FourLetterWord, classify_connection_start};
+use paddock_core::wire::{ConnectionStart, FourLetterWord, OpCode, classify_connection_start};
 
 use crate::client_io::{
     CLIENT_QUEUED_BYTES_PAUSE, CLIENTS_QUEUED_BYTES_MAX, ClientIo, QueuedReplies,
@@ -78,12 +78,16 @@ const IDLE_WAIT: Duration = Duration::from_millis(50);
 /// How often the loop looks at role and session changes to log them, and recounts every
 /// connection's outstanding requests.
 const OBSERVE_INTERVAL: Duration = Duration::from_millis(500);
-/// Reply bytes one step may make, counting each request as a reply of `jute.maxbuffer`
-/// (the most a client accepts): whole frames of one connection handed to the node in one
-/// step are at most this over `jute.maxbuffer` (16 by default), and at least one. Between
-/// steps the loop checks the reply budgets and the outstanding limit, so a step passes
-/// them by at most this much.
+/// Reply bytes one step may make, counting each read that may ask for a large reply (data,
+/// children, ACLs) as a reply of `jute.maxbuffer` (the most a client accepts): such
+/// requests of one connection handed to the node in one step are at most this over
+/// `jute.maxbuffer` (16 by default), and at least one. Between steps the loop checks the
+/// reply budgets and the outstanding limit, so a step passes them by at most this much
+/// (and the small replies of at most [`FEED_FRAMES_PER_STEP`] other requests).
 const FEED_REPLY_BYTES_PER_STEP: usize = 16 * 1024 * 1024;
+/// Whole frames of any kind of one connection handed to the node in one step, at most
+/// (writes go to the log together, as one read from the socket once brought them).
+const FEED_FRAMES_PER_STEP: usize = 1024;
 /// Steps handing held client bytes to the node per round, at most, so peers and timers
 /// wait behind a bounded amount of client work.
 const FEED_STEPS_PER_ROUND: usize = 256;
@@ -391,15 +395,30 @@ fn disk_start(
     Ok((tx, disk_thread))
 }
 
-/// Follows frame boundaries on a client's byte stream only to say why, in the log, a
-/// connection is about to be closed for an oversized or negative frame length (the node
-/// itself enforces the limit and closes the connection).
+/// Follows frame boundaries on a client's byte stream: to hand the node a few whole
+/// frames at a time ([`FrameWatch::split`]), telling requests whose reply may be large
+/// from those whose reply is small, and to say why, in the log, a connection is about to
+/// be closed for an oversized or negative frame length (the node itself enforces the
+/// limit and closes the connection).
 #[derive(Default)]
 struct FrameWatch {
     header: Vec<u8>,
     remaining_bytes: u64,
+    /// The first payload bytes of the current frame (xid and opcode), up to 8.
+    head: Vec<u8>,
+    /// Frames completed so far (the first is the connect request).
+    frames: u64,
     started: bool,
     done: bool,
+}
+
+/// How much [`FrameWatch::split`] may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SplitLimit {
+    /// Whole frames whose reply may be large (up to `jute.maxbuffer`).
+    large: usize,
+    /// Whole frames of any kind.
+    all: usize,
 }
 
 /// Where [`FrameWatch::split`] stopped.
@@ -411,31 +430,70 @@ struct Split {
     oversized: Option<i64>,
 }
 
+/// False for requests whose reply is small or no larger than the request plus a stat
+/// (writes, checks, pings, session and watch bookkeeping); true for reads that can ask
+/// for up to `jute.maxbuffer` (data, children, ACLs, setWatches' events) and for anything
+/// unknown.
+fn reply_may_be_large(op: i32) -> bool {
+    !matches!(
+        OpCode::try_from(op),
+        Ok(OpCode::Create
+            | OpCode::Create2
+            | OpCode::CreateContainer
+            | OpCode::CreateTtl
+            | OpCode::Delete
+            | OpCode::DeleteContainer
+            | OpCode::Exists
+            | OpCode::SetData
+            | OpCode::SetAcl
+            | OpCode::Sync
+            | OpCode::Ping
+            | OpCode::Check
+            | OpCode::Multi
+            | OpCode::CheckWatches
+            | OpCode::RemoveWatches
+            | OpCode::GetAllChildrenNumber
+            | OpCode::AddWatch
+            | OpCode::WhoAmI
+            | OpCode::CloseSession
+            | OpCode::Auth)
+    )
+}
+
 impl FrameWatch {
     /// Feeds bytes; returns the offending length of the first frame above `max_bytes`.
     #[cfg(test)]
     fn push(&mut self, bytes: &[u8], max_bytes: u32) -> Option<i64> {
-        self.split(bytes, max_bytes, usize::MAX).oversized
+        let all = SplitLimit {
+            large: usize::MAX,
+            all: usize::MAX,
+        };
+        self.split(bytes, max_bytes, all).oversized
     }
 
-    /// Takes bytes from the front of `bytes` up to the end of its `frames_max`-th
-    /// complete frame (all of them if fewer end there). Past a four-letter word or a
+    /// Takes bytes from the front of `bytes` up to the end of the frame that reaches one
+    /// of `limit`'s counts (all of them if none is reached). Past a four-letter word or a
     /// length out of bounds it no longer follows frames and takes everything.
-    fn split(&mut self, bytes: &[u8], max_bytes: u32, frames_max: usize) -> Split {
+    fn split(&mut self, bytes: &[u8], max_bytes: u32, limit: SplitLimit) -> Split {
         let mut at = 0;
-        let mut frames = 0;
+        let (mut large, mut all) = (0, 0);
         let mut oversized = None;
-        while at < bytes.len() && frames < frames_max {
+        while at < bytes.len() && large < limit.large && all < limit.all {
             if self.done {
                 at = bytes.len();
                 break;
             }
             if self.remaining_bytes > 0 {
-                let take = self.remaining_bytes.min((bytes.len() - at) as u64);
-                self.remaining_bytes -= take;
-                at += take as usize;
+                let take = self.remaining_bytes.min((bytes.len() - at) as u64) as usize;
+                let chunk = bytes.get(at..at + take).unwrap_or_default();
+                let wanted = 8usize.saturating_sub(self.head.len()).min(chunk.len());
+                self.head
+                    .extend_from_slice(chunk.get(..wanted).unwrap_or_default());
+                self.remaining_bytes -= take as u64;
+                at += take;
                 if self.remaining_bytes == 0 {
-                    frames += 1;
+                    all += 1;
+                    large += usize::from(self.frame_done());
                 }
                 continue;
             }
@@ -457,7 +515,10 @@ impl FrameWatch {
             }
             let length = i32::from_be_bytes(prefix);
             match u32::try_from(length) {
-                Ok(0) => frames += 1,
+                Ok(0) => {
+                    all += 1;
+                    large += usize::from(self.frame_done());
+                }
                 Ok(length) if length <= max_bytes => self.remaining_bytes = u64::from(length),
                 _ => {
                     self.done = true;
@@ -469,6 +530,21 @@ impl FrameWatch {
             bytes: at,
             oversized,
         }
+    }
+
+    /// A frame ended: whether its reply may be large.
+    fn frame_done(&mut self) -> bool {
+        let first = self.frames == 0;
+        self.frames += 1;
+        let op = self
+            .head
+            .get(4..8)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map(i32::from_be_bytes);
+        self.head.clear();
+        // The connect request is answered by a small connect response; a frame too short
+        // for a header is refused by the node.
+        !first && op.is_some_and(reply_may_be_large)
     }
 }
 
@@ -730,12 +806,13 @@ impl EventLoop {
         }
     }
 
-    /// Hands held client bytes to the node, a few frames of one connection per step, in
-    /// turn. A connection with [`CLIENT_QUEUED_BYTES_PAUSE`] of replies queued waits for
-    /// [`Event::ClientDrained`]; while the replies of all clients are at their budget,
-    /// only connections with nothing queued are served, one request at a time, and the
-    /// others wait in `budget_waiting`; while `globalOutstandingLimit` is passed, every
-    /// connection goes one request at a time.
+    /// Hands held client bytes to the node, some frames of one connection per step, in
+    /// turn: no more than fit under `globalOutstandingLimit` (one at a time beyond it),
+    /// and a few that may ask for large replies. A connection with
+    /// [`CLIENT_QUEUED_BYTES_PAUSE`] of replies queued waits for [`Event::ClientDrained`];
+    /// while the replies of all clients are at their budget, only connections with
+    /// nothing queued are served, one request at a time, and the others wait in
+    /// `budget_waiting`.
     fn feed_clients(&mut self) {
         if !self.budget_waiting.is_empty()
             && self.io.queued_reply_bytes() < CLIENTS_QUEUED_BYTES_MAX
@@ -765,25 +842,31 @@ impl EventLoop {
                 self.budget_waiting.push(conn);
                 continue;
             }
-            let over_limit = self.outstanding > self.cfg.global_outstanding_limit as usize;
-            let frames = if over_budget || over_limit {
-                1
+            // Up to the outstanding limit, and one request at a time beyond it.
+            let room = (self.cfg.global_outstanding_limit as usize)
+                .saturating_sub(self.outstanding)
+                .clamp(1, FEED_FRAMES_PER_STEP);
+            let limit = if over_budget {
+                SplitLimit { large: 1, all: 1 }
             } else {
-                per_step
+                SplitLimit {
+                    large: per_step,
+                    all: room,
+                }
             };
-            self.feed(conn, frames);
+            self.feed(conn, limit);
             steps += 1;
         }
     }
 
-    /// Hands the node up to `frames` whole frames of `conn`'s held bytes.
-    fn feed(&mut self, conn: ConnId, frames: usize) {
+    /// Hands the node whole frames of `conn`'s held bytes, as many as `limit` allows.
+    fn feed(&mut self, conn: ConnId, limit: SplitLimit) {
         let max_bytes = self.cfg.jute_max_buffer_bytes;
         let Some(client) = self.clients.get_mut(&conn) else {
             return;
         };
         let held = client.held.get(client.held_from..).unwrap_or_default();
-        let split = client.frames.split(held, max_bytes, frames);
+        let split = client.frames.split(held, max_bytes, limit);
         if let Some(length) = split.oversized {
             tracing::warn!(peer = %client.peer, length, jute_maxbuffer = max_bytes, "frame length out of bounds; closing the connection");
         }
@@ -1106,7 +1189,11 @@ impl EventLoop {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use super::{FrameWatch, Split};
+    use super::{FrameWatch, Split, SplitLimit};
+
+    fn frames(n: usize) -> SplitLimit {
+        SplitLimit { large: n, all: n }
+    }
 
     fn taken(bytes: usize) -> Split {
         Split {
@@ -1122,9 +1209,9 @@ mod tests {
     fn frame_watch_splits_after_whole_frames() {
         let stream = [0, 0, 0, 3, 1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 2, 9, 9];
         let mut watch = FrameWatch::default();
-        assert_eq!(watch.split(&stream, 10, 1), taken(7));
-        assert_eq!(watch.split(&stream[7..], 10, 1), taken(4));
-        assert_eq!(watch.split(&stream[11..], 10, 5), taken(6));
+        assert_eq!(watch.split(&stream, 10, frames(1)), taken(7));
+        assert_eq!(watch.split(&stream[7..], 10, frames(1)), taken(4));
+        assert_eq!(watch.split(&stream[11..], 10, frames(5)), taken(6));
         for chunk in 1..stream.len() {
             let mut watch = FrameWatch::default();
             let mut ends = Vec::new();
@@ -1132,7 +1219,7 @@ mod tests {
             for piece in stream.chunks(chunk) {
                 let mut rest = piece;
                 while !rest.is_empty() {
-                    let split = watch.split(rest, 10, 1);
+                    let split = watch.split(rest, 10, frames(1));
                     at += split.bytes;
                     rest = &rest[split.bytes..];
                     if watch.header.is_empty() && watch.remaining_bytes == 0 {
@@ -1143,11 +1230,39 @@ mod tests {
             assert_eq!(ends, [7, 11, 17], "chunks of {chunk}");
         }
         let mut word = FrameWatch::default();
-        assert_eq!(word.split(b"ruok and more", 10, 1), taken(13));
+        assert_eq!(word.split(b"ruok and more", 10, frames(1)), taken(13));
         let mut big = FrameWatch::default();
-        let split = big.split(&[0, 0, 0, 1, 7, 0, 0, 0, 20, 1, 1], 10, 3);
+        let split = big.split(&[0, 0, 0, 1, 7, 0, 0, 0, 20, 1, 1], 10, frames(3));
         assert_eq!(split.bytes, 11);
         assert_eq!(split.oversized, Some(20));
+    }
+
+    // Only requests whose reply may be large count against `large`: after the connect
+    // request, setData and exists frames pass until the second getData ends.
+    #[test]
+    fn frame_watch_counts_large_replies() {
+        let frame = |xid: i32, op: i32, extra: usize| {
+            let mut f = Vec::new();
+            f.extend_from_slice(&(8 + extra as i32).to_be_bytes());
+            f.extend_from_slice(&xid.to_be_bytes());
+            f.extend_from_slice(&op.to_be_bytes());
+            f.extend(std::iter::repeat_n(0u8, extra));
+            f
+        };
+        let mut stream = frame(0, 4, 20); // the connect request: small whatever it reads like
+        let connect = stream.len();
+        for (xid, op) in [(1, 5), (2, 4), (3, 3), (4, 5), (5, 4), (6, 8)] {
+            stream.extend(frame(xid, op, 6));
+        }
+        let each = frame(0, 0, 6).len();
+        let mut watch = FrameWatch::default();
+        let limit = SplitLimit { large: 2, all: 100 };
+        assert_eq!(watch.split(&stream, 1000, limit), taken(connect + 5 * each));
+        let rest = &stream[connect + 5 * each..];
+        assert_eq!(watch.split(rest, 1000, limit), taken(each));
+        let mut watch = FrameWatch::default();
+        let limit = SplitLimit { large: 100, all: 3 };
+        assert_eq!(watch.split(&stream, 1000, limit), taken(connect + 2 * each));
     }
 
     // Frames within the limit pass across any split; the first oversized or negative
