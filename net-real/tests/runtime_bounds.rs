@@ -28,9 +28,19 @@ fn threads(pid: u32) -> usize {
         .count()
 }
 
+/// A `paddock` process, killed when dropped (also when its test fails).
+struct ServerProcess(std::process::Child);
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A `paddock` process serving a standalone server on a free loopback port with `extra`
 /// config lines (so what it uses can be measured apart from the tests), and its address.
-fn serve_process(dir: &std::path::Path, extra: &str) -> (std::process::Child, String) {
+fn serve_process(dir: &std::path::Path, extra: &str) -> (ServerProcess, String) {
     let port = common::free_port();
     let cfg = dir.join("zoo.cfg");
     std::fs::write(
@@ -41,10 +51,10 @@ fn serve_process(dir: &std::path::Path, extra: &str) -> (std::process::Child, St
         ),
     )
     .unwrap();
-    let server = common::paddock(
+    let server = ServerProcess(common::paddock(
         &["serve", "--config", cfg.to_str().unwrap()],
         &dir.join("server.log"),
-    );
+    ));
     let addr = format!("127.0.0.1:{port}");
     common::wait_serving(&addr);
     (server, addr)
@@ -64,10 +74,10 @@ fn connections(addr: &str) -> u64 {
 #[test]
 fn idle_connections_cost_no_thread() {
     let dir = temp_dir("idle-connections");
-    let (mut server, addr) = serve_process(&dir, "maxClientCnxns=0\n");
-    let before = threads(server.id());
+    let (server, addr) = serve_process(&dir, "maxClientCnxns=0\n");
+    let before = threads(server.0.id());
     let idle: Vec<_> = (0..500).map(|_| connect(&addr)).collect();
-    let during = threads(server.id());
+    let during = threads(server.0.id());
     assert!(
         during <= before + 2,
         "{} threads for 500 idle connections (was {before})",
@@ -77,8 +87,6 @@ fn idle_connections_cost_no_thread() {
     c.create("/still-serving", b"yes", 0).unwrap();
     assert!(connections(&addr) >= 501);
     drop(idle);
-    server.kill().unwrap();
-    server.wait().unwrap();
 }
 
 // A client that sends many reads of a 1 MB node and never reads the replies is no
@@ -450,8 +458,8 @@ fn clients_that_never_read_cannot_grow_the_server_beyond_its_budget() {
     const FLOODERS: usize = 24;
     const MARGIN: u64 = 80 * 1024 * 1024;
     let dir = temp_dir("reply-budget");
-    let (mut server, addr) = serve_process(&dir, "maxClientCnxns=0\n");
-    let pid = server.id();
+    let (server, addr) = serve_process(&dir, "maxClientCnxns=0\n");
+    let pid = server.0.id();
     let mut writer = connect(&addr);
     writer.create("/big", &vec![7u8; 1_000_000], 0).unwrap();
     writer.create("/small", b"0", 0).unwrap();
@@ -532,6 +540,5 @@ fn clients_that_never_read_cannot_grow_the_server_beyond_its_budget() {
     after.set("/big", b"small", -1).unwrap();
     assert_eq!(after.get("/big", false).unwrap().0, b"small");
     drop(flooders);
-    server.kill().unwrap();
-    server.wait().unwrap();
+    drop(server);
 }
