@@ -17,9 +17,9 @@ use paddock_core::replication::DurableState;
 use paddock_core::stat::Stat;
 use paddock_core::tree::{CreateOp, CreateOpcode, DataTree, Op, OpContext, TreeConfig};
 use paddock_core::wire::{
-    ConnectRequest, CreateRequest, GetDataResponse, OpCode, PathWatchRequest, ReplyHeader,
-    Request, RequestHeader, Response, SetDataRequest, decode_reply, decode_request,
-    encode_connect_request, encode_reply, encode_request, frame,
+    ConnectRequest, CreateRequest, GetDataResponse, OpCode, PathWatchRequest, ReplyHeader, Request,
+    RequestHeader, Response, SetDataRequest, decode_reply, decode_request, encode_connect_request,
+    encode_reply, encode_request, frame,
 };
 
 /// Requests a client typically sends: a read with a watch and a create with 100 bytes.
@@ -199,7 +199,8 @@ impl Standalone {
             for output in self.out.drain(..) {
                 match output {
                     Output::PersistHardState { hard_state } => {
-                        self.inputs.push_back(Input::HardStatePersisted { hard_state });
+                        self.inputs
+                            .push_back(Input::HardStatePersisted { hard_state });
                     }
                     Output::PersistEntries { entries, .. } => {
                         if let Some(last) = entries.last() {

@@ -510,3 +510,56 @@ fn snapshot_is_taken_by_bytes_applied() {
     );
     assert_eq!(snapshot_after_big_writes(256 * 1024 * 1024), 0);
 }
+
+// What a runtime sums for `globalOutstandingLimit`: a connection's requests received and
+// not yet answered. Pipelined writes on a follower are all counted until the leader has
+// committed them, then the count falls back to 0 as they are answered; a ping counts only
+// until its answer; a closed connection counts 0.
+#[test]
+fn outstanding_requests_are_counted_until_answered() {
+    let mut c = cluster(3, 41);
+    let leader = elect(&mut c);
+    let follower = (1..=3).find(|n| Some(NodeId(*n)) != Some(leader)).unwrap();
+    let conn = c.connect(follower);
+    let outstanding = |c: &Cluster| c.node(follower).conn_requests_outstanding(conn);
+    assert_eq!(outstanding(&c), 0);
+    c.create(conn, "/o", b"", 0).unwrap();
+    let xids: Vec<i32> = (0..5)
+        .map(|k| {
+            c.send(
+                conn,
+                Request::SetData(SetDataRequest {
+                    path: "/o".into(),
+                    data: Some(vec![k]),
+                    version: -1,
+                }),
+            )
+        })
+        .collect();
+    assert!(
+        c.run_until(10_000, |c| outstanding(c) == 5),
+        "five pipelined writes never outstanding at once"
+    );
+    assert!(c.run_until(10_000, |c| {
+        xids.iter()
+            .all(|x| c.clients[&conn].replies.contains_key(x))
+    }));
+    assert_eq!(outstanding(&c), 0);
+    let ping = c.send_with_xid(conn, -2, Request::Ping);
+    assert!(c.run_until(10_000, |c| !c.clients[&conn].pending.contains_key(&ping)));
+    assert_eq!(outstanding(&c), 0);
+    c.send(
+        conn,
+        Request::SetData(SetDataRequest {
+            path: "/o".into(),
+            data: None,
+            version: -1,
+        }),
+    );
+    assert!(c.run_until(10_000, |c| outstanding(c) == 1));
+    c.step(
+        NodeId(follower),
+        paddock_core::node::Input::ClientDisconnected { conn },
+    );
+    assert_eq!(outstanding(&c), 0);
+}

@@ -2,19 +2,41 @@
 //! epoll), whatever the number of connections.
 //!
 //! The thread owns the client listener and every accepted socket. It accepts until the
-//! listener would block, reads each readable socket until it would block and hands the
-//! bytes to the event loop ([`Event::ClientBytes`], one event per read), and writes what
-//! the event loop asks for ([`ClientIo::write`]) straight away, keeping what the socket
-//! does not take in the connection's output queue until the socket is writable again.
-//! The event loop talks to it through one unbounded command queue and a waker; it never
-//! blocks on a client.
+//! listener would block, reads readable sockets in turn, one read of up to 64 KiB each per
+//! pass, and hands the bytes to the event loop ([`Event::ClientBytes`], one event per
+//! read), and writes what the event loop asks for ([`ClientIo::write`]) straight away,
+//! keeping what the socket does not take in the connection's output queue until the
+//! socket is writable again. The event loop talks to it through one unbounded command
+//! queue and a waker; it never blocks on a client.
 //!
 //! Invariants: a connection's bytes go out in the order the event loop wrote them, and a
 //! close asked after writes goes out after them (one command queue); a connection id is
-//! never reused; a connection's output queue never holds more than
-//! [`CLIENT_QUEUED_BYTES_MAX`]: a client that does not read its replies is disconnected
-//! (and the event loop told, [`Event::ClientClosed`]) rather than buffered without end; a
-//! connection being closed gets [`CLOSE_FLUSH_TIMEOUT`] to take its last bytes.
+//! never reused; a connection being closed gets [`CLOSE_FLUSH_TIMEOUT`] to take its last
+//! bytes.
+//!
+//! Bounds, for every connection together as well as for each:
+//! - **Replies not yet taken by a socket**, counted from the moment the event loop writes
+//!   them ([`QueuedReplies`] per connection, [`ClientIo::queued_reply_bytes`] for all).
+//!   A connection with [`CLIENT_QUEUED_BYTES_PAUSE`] queued is not read (and the event
+//!   loop hands none of its requests to the node) until its socket has taken them below
+//!   that again ([`Event::ClientDrained`]): a client that does not read its replies stops
+//!   being served, and its requests wait in its TCP buffer. One that still gets more
+//!   (watch events, answers to writes) is disconnected beyond [`CLIENT_QUEUED_BYTES_MAX`]
+//!   (and the event loop told, [`Event::ClientClosed`]). All connections together may
+//!   hold [`CLIENTS_QUEUED_BYTES_MAX`]: at that total the event loop hands the node no
+//!   requests but those of connections with nothing queued (one at a time), while the
+//!   sockets drain; if the total stays there for [`CLIENTS_OVER_BUDGET_GRACE`] (clients
+//!   that do not read), the connections holding the most are closed until it is below
+//!   half the budget, as Redis's `maxmemory-clients` evicts its largest clients. A burst
+//!   of large replies to clients that do read is slowed, not cut.
+//! - **Bytes read and not yet given to the node** (in the event queue, or held by the
+//!   event loop while it throttles): [`CLIENT_INPUT_BYTES_MAX`] in all, beyond which no
+//!   socket is read until the event loop consumes them ([`ClientIo::input_done`]); the
+//!   rest waits in the clients' TCP buffers.
+//! - **Throttled connections**: the event loop pauses reading single connections
+//!   ([`ClientIo::pause`], `globalOutstandingLimit`) and resumes them; a paused socket is
+//!   not read at all, so its requests wait in its TCP buffer.
+//!
 //! Backpressure: when the event loop's queue is full this thread waits, and every client
 //! waits with it through TCP.
 
@@ -22,7 +44,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, IoSlice, Read, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError, channel};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -37,6 +59,19 @@ use crate::server::Event;
 const READ_BYTES: usize = 64 * 1024;
 /// Bytes queued for one client that has not read them: beyond this it is disconnected.
 pub const CLIENT_QUEUED_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Bytes queued for one client at which it is no longer read, nor its requests handled,
+/// until its socket has taken them below this again.
+pub const CLIENT_QUEUED_BYTES_PAUSE: usize = 1024 * 1024;
+/// Reply bytes written by the event loop and not yet taken by a socket, all connections
+/// together: at this total no new request is handed to the node; held there for
+/// [`CLIENTS_OVER_BUDGET_GRACE`], the connections holding the most are closed.
+pub const CLIENTS_QUEUED_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// How long the unsent replies may stay at [`CLIENTS_QUEUED_BYTES_MAX`] or above before
+/// the connections holding the most are closed (until below half of it).
+pub const CLIENTS_OVER_BUDGET_GRACE: Duration = Duration::from_secs(1);
+/// Client bytes read and not yet handed to the node, all connections together: at this
+/// total no socket is read until the event loop consumes some.
+pub const CLIENT_INPUT_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// How long a connection being closed may take to read its last bytes.
 pub const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest wait in `poll`, so the thread sees a stop request and close deadlines.
@@ -48,13 +83,41 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
 
+/// Reply bytes written for one connection and not yet taken by its socket (or discarded
+/// with it): the event loop adds when it writes, the client thread subtracts.
+#[derive(Debug, Clone, Default)]
+pub struct QueuedReplies(Arc<AtomicUsize>);
+
+impl QueuedReplies {
+    /// The bytes queued now.
+    pub fn bytes(&self) -> usize {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
 /// What the event loop asks of the client thread.
 #[derive(Debug)]
 enum Command {
-    /// Send these bytes on the connection.
-    Write(ConnId, Vec<u8>),
+    /// Send these bytes on the connection (counted in its queue).
+    Write(ConnId, Vec<u8>, QueuedReplies),
     /// Send what is queued, then close the connection.
     Close(ConnId),
+    /// Stop reading the connection (its requests wait in its TCP buffer).
+    Pause(ConnId),
+    /// Read the connection again.
+    Resume(ConnId),
+}
+
+/// Counts both threads keep: the bounds above are checked against them.
+#[derive(Debug, Default)]
+struct Shared {
+    /// Reply bytes passed to [`ClientIo::write`] and not yet taken by a socket or
+    /// discarded with their connection.
+    reply_bytes: AtomicUsize,
+    /// Client bytes read and not yet reported consumed with [`ClientIo::input_done`].
+    input_bytes: AtomicUsize,
+    /// Connections closed for the replies they did not read.
+    slow_closed: AtomicU64,
 }
 
 /// The event loop's handle on the client thread.
@@ -64,6 +127,7 @@ pub struct ClientIo {
     waker: Arc<Waker>,
     /// Set once a wake is pending, so a burst of commands costs one wake-up.
     wake_pending: Arc<AtomicBool>,
+    shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -83,6 +147,7 @@ impl ClientIo {
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let (commands, command_rx) = channel();
         let wake_pending = Arc::new(AtomicBool::new(false));
+        let shared = Arc::new(Shared::default());
         let mut io_thread = IoThread {
             poll,
             listener,
@@ -91,9 +156,12 @@ impl ClientIo {
             events,
             commands: command_rx,
             wake_pending: wake_pending.clone(),
+            shared: shared.clone(),
             stop,
             accept_paused_until: None,
             closing: BTreeMap::new(),
+            readable: VecDeque::new(),
+            over_budget_since: None,
             read_buf: vec![0; READ_BYTES],
         };
         let thread = thread::Builder::new()
@@ -103,13 +171,22 @@ impl ClientIo {
             commands,
             waker,
             wake_pending,
+            shared,
             thread: Some(thread),
         })
     }
 
-    /// Queues `bytes` for `conn` (dropped if the connection is gone).
-    pub fn write(&self, conn: ConnId, bytes: Vec<u8>) {
-        self.send(Command::Write(conn, bytes));
+    /// Queues `bytes` for `conn` (dropped if the connection is gone). They count in
+    /// `queued` (the connection's, from [`Event::Accepted`]) and in
+    /// [`ClientIo::queued_reply_bytes`] from now until its socket takes them.
+    pub fn write(&self, conn: ConnId, queued: &QueuedReplies, bytes: Vec<u8>) {
+        let len = bytes.len();
+        queued.0.fetch_add(len, Ordering::AcqRel);
+        self.shared.reply_bytes.fetch_add(len, Ordering::AcqRel);
+        if !self.send(Command::Write(conn, bytes, queued.clone())) {
+            queued.0.fetch_sub(len, Ordering::AcqRel);
+            self.shared.reply_bytes.fetch_sub(len, Ordering::AcqRel);
+        }
     }
 
     /// Closes `conn` once what is queued for it is sent.
@@ -117,9 +194,60 @@ impl ClientIo {
         self.send(Command::Close(conn));
     }
 
-    fn send(&self, command: Command) {
-        if self.commands.send(command).is_ok()
-            && !self.wake_pending.swap(true, Ordering::AcqRel)
+    /// Stops reading `conn` until [`ClientIo::resume`]; what it sends waits in its TCP
+    /// buffer.
+    pub fn pause(&self, conn: ConnId) {
+        self.send(Command::Pause(conn));
+    }
+
+    /// Reads `conn` again after [`ClientIo::pause`].
+    pub fn resume(&self, conn: ConnId) {
+        self.send(Command::Resume(conn));
+    }
+
+    /// Reply bytes written and not yet taken by a socket (or discarded), all connections
+    /// together.
+    pub fn queued_reply_bytes(&self) -> usize {
+        self.shared.reply_bytes.load(Ordering::Acquire)
+    }
+
+    /// Client bytes read and not yet consumed, all connections together.
+    pub fn input_bytes(&self) -> usize {
+        self.shared.input_bytes.load(Ordering::Acquire)
+    }
+
+    /// Connections closed so far because they did not read their replies (one beyond
+    /// [`CLIENT_QUEUED_BYTES_MAX`], or among the largest while every connection together
+    /// held [`CLIENTS_QUEUED_BYTES_MAX`]).
+    pub fn slow_clients_closed(&self) -> u64 {
+        self.shared.slow_closed.load(Ordering::Relaxed)
+    }
+
+    /// The event loop is done with `bytes` bytes of [`Event::ClientBytes`] (handed to the
+    /// node or discarded): they no longer count against [`CLIENT_INPUT_BYTES_MAX`]. Every
+    /// byte reported read must be reported here exactly once.
+    pub fn input_done(&self, bytes: usize) {
+        if bytes == 0 {
+            return;
+        }
+        let before = self.shared.input_bytes.fetch_sub(bytes, Ordering::AcqRel);
+        debug_assert!(before >= bytes, "input bytes consumed twice");
+        if before >= CLIENT_INPUT_BYTES_MAX && before - bytes < CLIENT_INPUT_BYTES_MAX {
+            self.wake();
+        }
+    }
+
+    /// Sends a command and wakes the thread; false once the thread is gone.
+    fn send(&self, command: Command) -> bool {
+        let sent = self.commands.send(command).is_ok();
+        if sent {
+            self.wake();
+        }
+        sent
+    }
+
+    fn wake(&self) {
+        if !self.wake_pending.swap(true, Ordering::AcqRel)
             && let Err(error) = self.waker.wake()
         {
             tracing::error!(%error, "cannot wake the client thread");
@@ -155,6 +283,12 @@ struct Conn {
     closing: Option<Instant>,
     /// Whether the socket is registered for writability too.
     wants_write: bool,
+    /// Paused by the event loop: not read until resumed.
+    paused: bool,
+    /// Its unsent replies, as the event loop counts them too.
+    queued: QueuedReplies,
+    /// In `IoThread::readable`: it may have bytes to read.
+    readable: bool,
 }
 
 /// How a flush ended.
@@ -175,10 +309,17 @@ struct IoThread {
     events: SyncSender<Event>,
     commands: Receiver<Command>,
     wake_pending: Arc<AtomicBool>,
+    shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
     accept_paused_until: Option<Instant>,
     /// Connections being closed, by deadline: the only ones `close_overdue` looks at.
     closing: BTreeMap<ConnId, Instant>,
+    /// Connections that may have bytes to read, in turn: each gets one read per pass, so
+    /// a client that sends without pause cannot starve the others (mio reports a socket
+    /// readable once, so one left unread waits here, not in `poll`).
+    readable: VecDeque<ConnId>,
+    /// Since when the unsent replies have been at [`CLIENTS_QUEUED_BYTES_MAX`] or above.
+    over_budget_since: Option<Instant>,
     read_buf: Vec<u8>,
 }
 
@@ -186,7 +327,12 @@ impl IoThread {
     fn run(&mut self) {
         let mut events = Events::with_capacity(1024);
         while !self.stop.load(Ordering::Relaxed) {
-            if let Err(error) = self.poll.poll(&mut events, Some(POLL_WAIT)) {
+            let wait = if !self.readable.is_empty() && self.input_open() {
+                Duration::ZERO
+            } else {
+                POLL_WAIT
+            };
+            if let Err(error) = self.poll.poll(&mut events, Some(wait)) {
                 if error.kind() != io::ErrorKind::Interrupted {
                     tracing::error!(%error, "client poll failed");
                     thread::sleep(POLL_WAIT);
@@ -200,7 +346,7 @@ impl IoThread {
                     Token(n) => {
                         let conn = ConnId(n as u64);
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
-                            self.read_all(conn);
+                            self.mark_readable(conn);
                         }
                         if event.is_writable() {
                             self.flush(conn);
@@ -211,6 +357,7 @@ impl IoThread {
             if !self.commands_run() {
                 break;
             }
+            self.read_pass();
             if self
                 .accept_paused_until
                 .is_some_and(|until| Instant::now() >= until)
@@ -219,6 +366,7 @@ impl IoThread {
                 self.accept_all();
             }
             self.close_overdue();
+            self.enforce_reply_budget();
         }
         for (_, conn) in std::mem::take(&mut self.conns) {
             let _ = conn.stream.shutdown(std::net::Shutdown::Both);
@@ -250,6 +398,7 @@ impl IoThread {
         self.next_conn += 1;
         let _ = stream.set_nodelay(true);
         let token = Token(conn.0 as usize);
+        let queued = QueuedReplies::default();
         if let Err(error) = self
             .poll
             .registry()
@@ -267,9 +416,12 @@ impl IoThread {
                 out_bytes: 0,
                 closing: None,
                 wants_write: false,
+                paused: false,
+                queued: queued.clone(),
+                readable: false,
             },
         );
-        self.report(Event::Accepted(conn, addr));
+        self.report(Event::Accepted(conn, addr, queued));
     }
 
     /// Hands an event to the event loop, waiting while its queue is full.
@@ -277,30 +429,70 @@ impl IoThread {
         let _ = self.events.send(event);
     }
 
-    /// Reads `conn` until it would block; reports the bytes, and the end of the stream.
-    fn read_all(&mut self, conn: ConnId) {
-        loop {
-            let Some(c) = self.conns.get_mut(&conn) else {
-                return;
-            };
-            if c.closing.is_some() {
+    /// True while the bytes read and not yet consumed are below [`CLIENT_INPUT_BYTES_MAX`].
+    fn input_open(&self) -> bool {
+        self.shared.input_bytes.load(Ordering::Acquire) < CLIENT_INPUT_BYTES_MAX
+    }
+
+    /// Notes that `conn` may have bytes to read (once in the queue).
+    fn mark_readable(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.get_mut(&conn)
+            && !c.readable
+        {
+            c.readable = true;
+            self.readable.push_back(conn);
+        }
+    }
+
+    /// One read of each connection that may have bytes, in turn, while the input bound
+    /// allows; one that gave bytes goes to the back of the queue for another read.
+    /// Paused and closing connections, and those with [`CLIENT_QUEUED_BYTES_PAUSE`] of
+    /// replies queued, leave the queue (a resume, or their replies going out, puts them
+    /// back).
+    fn read_pass(&mut self) {
+        for _ in 0..self.readable.len() {
+            if !self.input_open() {
                 return;
             }
-            match c.stream.read(&mut self.read_buf) {
-                Ok(0) => break,
+            let Some(conn) = self.readable.pop_front() else {
+                return;
+            };
+            let Some(c) = self.conns.get_mut(&conn) else {
+                continue;
+            };
+            c.readable = false;
+            if c.paused || c.closing.is_some() || c.queued.bytes() >= CLIENT_QUEUED_BYTES_PAUSE {
+                continue;
+            }
+            let result = loop {
+                match c.stream.read(&mut self.read_buf) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    result => break result,
+                }
+            };
+            match result {
+                Ok(0) => {
+                    self.drop_conn(conn);
+                    self.report(Event::ClientEof(conn));
+                }
                 Ok(n) => {
                     let bytes = self
                         .read_buf
                         .get(..n)
                         .map(<[u8]>::to_vec)
                         .unwrap_or_default();
+                    self.shared.input_bytes.fetch_add(n, Ordering::AcqRel);
                     self.report(Event::ClientBytes(conn, bytes));
+                    self.mark_readable(conn);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => self.ended(conn),
             }
         }
+    }
+
+    /// The connection failed or is dropped here: forget it and tell the event loop.
+    fn ended(&mut self, conn: ConnId) {
         self.drop_conn(conn);
         self.report(Event::ClientClosed(conn));
     }
@@ -310,19 +502,33 @@ impl IoThread {
         self.wake_pending.store(false, Ordering::Release);
         loop {
             match self.commands.try_recv() {
-                Ok(Command::Write(conn, bytes)) => self.queue(conn, bytes),
+                Ok(Command::Write(conn, bytes, queued)) => self.queue(conn, bytes, &queued),
                 Ok(Command::Close(conn)) => self.close(conn),
+                Ok(Command::Pause(conn)) => {
+                    if let Some(c) = self.conns.get_mut(&conn) {
+                        c.paused = true;
+                    }
+                }
+                Ok(Command::Resume(conn)) => {
+                    if let Some(c) = self.conns.get_mut(&conn) {
+                        c.paused = false;
+                    }
+                    // It may have become readable while paused; mio will not say again.
+                    self.mark_readable(conn);
+                }
                 Err(TryRecvError::Empty) => return true,
                 Err(TryRecvError::Disconnected) => return false,
             }
         }
     }
 
-    fn queue(&mut self, conn: ConnId, bytes: Vec<u8>) {
+    fn queue(&mut self, conn: ConnId, bytes: Vec<u8>, queued: &QueuedReplies) {
         let Some(c) = self.conns.get_mut(&conn) else {
+            self.taken(conn, queued, bytes.len());
             return;
         };
         if c.closing.is_some() || bytes.is_empty() {
+            self.taken(conn, queued, bytes.len());
             return;
         }
         c.out_bytes += bytes.len();
@@ -334,11 +540,70 @@ impl IoThread {
                 queued_bytes = c.out_bytes,
                 "client too slow to read its replies; closing"
             );
-            self.drop_conn(conn);
-            self.report(Event::ClientClosed(conn));
+            self.shared.slow_closed.fetch_add(1, Ordering::Relaxed);
+            self.ended(conn);
             return;
         }
         self.flush(conn);
+    }
+
+    /// Reply bytes of `conn` sent or discarded: they leave the counts. When its queue falls
+    /// below [`CLIENT_QUEUED_BYTES_PAUSE`] the connection is read again and the event loop
+    /// told ([`Event::ClientDrained`]).
+    fn taken(&mut self, conn: ConnId, queued: &QueuedReplies, bytes: usize) {
+        if bytes == 0 {
+            return;
+        }
+        self.shared.reply_bytes.fetch_sub(bytes, Ordering::AcqRel);
+        let before = queued.0.fetch_sub(bytes, Ordering::AcqRel);
+        if before >= CLIENT_QUEUED_BYTES_PAUSE && before - bytes < CLIENT_QUEUED_BYTES_PAUSE {
+            self.mark_readable(conn);
+            self.report(Event::ClientDrained(conn));
+        }
+    }
+
+    /// Enforces [`CLIENTS_QUEUED_BYTES_MAX`]: once the unsent replies of all connections
+    /// have stayed at it or above for [`CLIENTS_OVER_BUDGET_GRACE`], closes the
+    /// connections holding the most until the total is below half of it.
+    fn enforce_reply_budget(&mut self) {
+        if self.shared.reply_bytes.load(Ordering::Acquire) < CLIENTS_QUEUED_BYTES_MAX {
+            self.over_budget_since = None;
+            return;
+        }
+        let now = Instant::now();
+        let since = *self.over_budget_since.get_or_insert(now);
+        if now.duration_since(since) < CLIENTS_OVER_BUDGET_GRACE {
+            return;
+        }
+        self.over_budget_since = None;
+        let mut largest: Vec<(usize, ConnId)> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.out_bytes > 0)
+            .map(|(id, c)| (c.out_bytes, *id))
+            .collect();
+        largest.sort_unstable_by(|a, b| b.cmp(a));
+        for (queued_bytes, conn) in largest {
+            if self.shared.reply_bytes.load(Ordering::Acquire) < CLIENTS_QUEUED_BYTES_MAX / 2 {
+                break;
+            }
+            let Some(c) = self.conns.get(&conn) else {
+                continue;
+            };
+            let closing = c.closing.is_some();
+            let peer = c.stream.peer_addr().ok();
+            tracing::warn!(
+                ?peer,
+                queued_bytes,
+                all_clients_queued_bytes = self.shared.reply_bytes.load(Ordering::Relaxed),
+                "unsent replies of all clients over budget; closing one of the clients holding the most"
+            );
+            self.shared.slow_closed.fetch_add(1, Ordering::Relaxed);
+            self.drop_conn(conn);
+            if !closing {
+                self.report(Event::ClientClosed(conn));
+            }
+        }
     }
 
     fn close(&mut self, conn: ConnId) {
@@ -358,15 +623,17 @@ impl IoThread {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
+        let before = c.out_bytes;
         let flushed = flush_queue(c);
+        let (sent, queued, closing) = (before - c.out_bytes, c.queued.clone(), c.closing);
+        self.taken(conn, &queued, sent);
         match flushed {
-            Flushed::All if c.closing.is_some() => self.drop_conn(conn),
+            Flushed::All if closing.is_some() => self.drop_conn(conn),
             Flushed::All => self.set_write_interest(conn, false),
             Flushed::Partly => self.set_write_interest(conn, true),
             Flushed::Failed => {
-                let closing = c.closing.is_some();
                 self.drop_conn(conn);
-                if !closing {
+                if closing.is_none() {
                     self.report(Event::ClientClosed(conn));
                 }
             }
@@ -418,11 +685,13 @@ impl IoThread {
         }
     }
 
+    /// Forgets a connection and closes its socket; its unsent replies leave the count.
     fn drop_conn(&mut self, conn: ConnId) {
         self.closing.remove(&conn);
         if let Some(mut c) = self.conns.remove(&conn) {
             let _ = self.poll.registry().deregister(&mut c.stream);
             let _ = c.stream.shutdown(std::net::Shutdown::Both);
+            self.taken(conn, &c.queued, c.out_bytes);
         }
     }
 }

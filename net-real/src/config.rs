@@ -53,6 +53,12 @@ pub struct ZooCfg {
     pub snap_size_limit_kb: u64,
     /// `jute.maxbuffer`: the largest frame accepted from a client, in bytes.
     pub jute_max_buffer_bytes: u32,
+    /// `globalOutstandingLimit` (ZooKeeper's `zookeeper.globalOutstandingLimit`, which
+    /// zoo.cfg sets): client requests received and not yet answered, across all
+    /// connections of this server, beyond which the server stops reading from the
+    /// connections that have a request outstanding until the count is back at or below
+    /// it. Requests are never dropped or failed for it. Default 1000.
+    pub global_outstanding_limit: u32,
 }
 
 /// One `server.N=host:peerPort:electionPort[:participant|:observer][;[clientHost:]clientPort]` line.
@@ -89,7 +95,6 @@ const KEYS_IGNORED: &[&str] = &[
     "reconfigEnabled",
     "dynamicConfigFile",
     "preAllocSize",
-    "globalOutstandingLimit",
     "forceSync",
     "metricsProvider.className",
     "quorumListenOnAllIPs",
@@ -267,6 +272,12 @@ fn build(
         snap_count: number(raw, "snapCount", Some(100_000), "a transaction count")?,
         snap_size_limit_kb: number(raw, "snapSizeLimitInKb", Some(256 * 1024), "KiB")?,
         jute_max_buffer_bytes,
+        global_outstanding_limit: number(
+            raw,
+            "globalOutstandingLimit",
+            Some(1000),
+            "a request count (0 or more)",
+        )?,
     };
     warn_unknown(raw, warnings);
     Ok(cfg)
@@ -295,6 +306,7 @@ const KEYS_KNOWN: &[&str] = &[
     "snapCount",
     "snapSizeLimitInKb",
     "jute.maxbuffer",
+    "globalOutstandingLimit",
 ];
 
 fn warn_unknown(raw: &BTreeMap<String, (usize, String)>, warnings: &mut Vec<ConfigWarning>) {
@@ -500,6 +512,27 @@ mod tests {
         assert!(warnings[0].message.contains("unknown key fancyKey"));
         assert!(warnings[1].message.contains("does not use"));
         assert_eq!(cfg.four_letter_words.len(), FOUR_LETTER_WORDS_ALL.len());
+    }
+
+    // globalOutstandingLimit is read (default 1000, ZooKeeper's); a value that is not a
+    // count stops start-up naming its line.
+    #[test]
+    fn global_outstanding_limit() {
+        let (cfg, warnings) = parse("dataDir=/d\n").unwrap();
+        assert_eq!(cfg.global_outstanding_limit, 1000);
+        assert!(warnings.is_empty());
+        let (cfg, warnings) = parse("dataDir=/d\nglobalOutstandingLimit = 10\n").unwrap();
+        assert_eq!(cfg.global_outstanding_limit, 10);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        for bad in ["-1", "lots", "1e3", ""] {
+            let err = parse(&format!("dataDir=/d\n\nglobalOutstandingLimit={bad}\n")).unwrap_err();
+            assert_eq!(
+                (err.line, err.key.as_str()),
+                (3, "globalOutstandingLimit"),
+                "{bad}"
+            );
+            assert!(err.reason.contains("request count"), "{err}");
+        }
     }
 
     // The no-argument server binds loopback:2181 with data in ./paddock-data.

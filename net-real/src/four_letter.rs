@@ -47,9 +47,23 @@ pub struct Counters {
     /// stepping the node, not waiting), in microseconds: how long every client, peer and
     /// timer waited behind the slowest work on the loop.
     pub loop_round_max_us: u64,
-    /// Longest time the event loop spent on one event (or one timer tick), in
-    /// microseconds: the longest stretch during which it handled nothing else.
+    /// Longest time the event loop spent on one step of the node (one input and the
+    /// outputs it made), in microseconds: the longest stretch during which it handled
+    /// nothing else.
     pub loop_event_max_us: u64,
+    /// Client requests received and not yet answered, all connections together (what
+    /// `globalOutstandingLimit` bounds; ZooKeeper's `zk_outstanding_requests`).
+    pub outstanding_requests: u64,
+    /// The most `outstanding_requests` has been since the server started.
+    pub outstanding_requests_max: u64,
+    /// Times reading a connection was paused because the outstanding requests of all
+    /// connections were above `globalOutstandingLimit`.
+    pub reads_throttled: u64,
+    /// Reply bytes written and not yet taken by the clients' sockets, all together.
+    pub queued_reply_bytes: u64,
+    /// Connections closed because they did not read their replies (over their own
+    /// budget, or among the largest while all together were over theirs).
+    pub slow_clients_closed: u64,
 }
 
 /// One open client connection, for `stat` and `cons`.
@@ -131,7 +145,7 @@ fn srvr_body(ctx: &Context<'_>, out: &mut String) {
     let _ = writeln!(out, "Received: {}", ctx.counters.received);
     let _ = writeln!(out, "Sent: {}", ctx.counters.sent);
     let _ = writeln!(out, "Connections: {}", s.connections);
-    let _ = writeln!(out, "Outstanding: {}", s.replication.proposals_outstanding);
+    let _ = writeln!(out, "Outstanding: {}", ctx.counters.outstanding_requests);
     let _ = writeln!(out, "Zxid: {:#x}", s.applied_zxid.0);
     let _ = writeln!(out, "Mode: {}", mode(ctx));
     let _ = writeln!(out, "Node count: {}", s.znodes);
@@ -281,7 +295,7 @@ fn mntr(ctx: &Context<'_>) -> String {
         ("zk_num_alive_connections", s.connections.to_string()),
         (
             "zk_outstanding_requests",
-            s.replication.proposals_outstanding.to_string(),
+            ctx.counters.outstanding_requests.to_string(),
         ),
         ("zk_znode_count", s.znodes.to_string()),
         ("zk_watch_count", s.watches.watch_count.to_string()),
@@ -294,6 +308,22 @@ fn mntr(ctx: &Context<'_>) -> String {
         (
             "paddock_loop_event_max_ms",
             format!("{:.3}", ctx.counters.loop_event_max_us as f64 / 1000.0),
+        ),
+        (
+            "paddock_outstanding_requests_max",
+            ctx.counters.outstanding_requests_max.to_string(),
+        ),
+        (
+            "paddock_reads_throttled",
+            ctx.counters.reads_throttled.to_string(),
+        ),
+        (
+            "paddock_queued_reply_bytes",
+            ctx.counters.queued_reply_bytes.to_string(),
+        ),
+        (
+            "paddock_slow_clients_closed",
+            ctx.counters.slow_clients_closed.to_string(),
         ),
     ];
     if mode(ctx) == "leader" {

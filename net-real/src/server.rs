@@ -13,7 +13,32 @@
 //! order); a connection id is never reused; every queue is bounded — the event queue by
 //! [`EVENTS_QUEUED_MAX`], the disk queue by the node's own bound on proposals in flight,
 //! a client's unsent replies by [`crate::client_io::CLIENT_QUEUED_BYTES_MAX`] (a client
-//! that does not read is disconnected rather than buffered without end).
+//! that does not read is disconnected rather than buffered without end), and every
+//! client's together by [`crate::client_io::CLIENTS_QUEUED_BYTES_MAX`].
+//!
+//! Client bytes reach the node through a per-connection buffer, whole frames, a few reads
+//! of possibly large replies per step ([`FEED_REPLY_BYTES_PER_STEP`]), so the loop can
+//! stop between steps however large the replies the requests ask for:
+//! - **`globalOutstandingLimit`** (ZooKeeper's meaning): the loop keeps, per connection,
+//!   the node's count of requests received and not yet answered
+//!   ([`Node::conn_requests_outstanding`], asked again after every step for each
+//!   connection the step fed or answered, and for all every [`OBSERVE_INTERVAL`]) and
+//!   their sum. When a connection's count grows while the sum is above the limit, reading
+//!   that connection pauses (the client thread stops reading its socket; bytes already
+//!   read wait here); it resumes when its own count falls to 0 or the sum to the limit
+//!   or below. A connection with nothing outstanding is always read, as in ZooKeeper, so
+//!   an idle client's pings go through. Nothing is dropped or failed for the limit; the
+//!   count cannot leak, since it is the node's own queue length, which answers and
+//!   closes empty.
+//! - **Unsent replies**: a connection with
+//!   [`crate::client_io::CLIENT_QUEUED_BYTES_PAUSE`] queued is not served until its
+//!   socket takes them ([`Event::ClientDrained`]); while all connections together have
+//!   [`crate::client_io::CLIENTS_QUEUED_BYTES_MAX`], only connections with nothing queued
+//!   are served, one request at a time, until the client thread has sent or dropped
+//!   enough (it closes the largest holders if that takes too long).
+//! - Bytes read and not yet handed over count against
+//!   [`crate::client_io::CLIENT_INPUT_BYTES_MAX`]; beyond it the client thread stops
+//!   reading.
 //!
 //! What it does not do: retry disk errors (the disk thread stops and so does the server),
 //! or measure request latency.
@@ -32,9 +57,11 @@ use paddock_core::ids::{ConnId, NodeId, SessionId};
 use paddock_core::limits::{Limits, RECORD_TXN_OVERHEAD_BYTES};
 use paddock_core::node::{Input, Node, NodeConfig, Output, PeerMessage, Seed};
 use paddock_core::replication::Role;
-use paddock_core::wire::{ConnectionStart, FourLetterWord, classify_connection_start};
+use paddock_core::wire::{ConnectionStart, FourLetterWord, OpCode, classify_connection_start};
 
-use crate::client_io::ClientIo;
+use crate::client_io::{
+    CLIENT_QUEUED_BYTES_PAUSE, CLIENTS_QUEUED_BYTES_MAX, ClientIo, QueuedReplies,
+};
 use crate::config::ZooCfg;
 use crate::disk::{self, DiskEvent, DiskRequest, PurgePolicy};
 use crate::four_letter::{self, ConnInfo, Counters};
@@ -48,17 +75,41 @@ const EVENTS_QUEUED_MAX: usize = 16 * 1024;
 const EVENTS_PER_ROUND_MAX: usize = 256;
 /// Longest wait for an event, so the loop sees a stop request promptly.
 const IDLE_WAIT: Duration = Duration::from_millis(50);
-/// How often the loop looks at role and session changes to log them.
+/// How often the loop looks at role and session changes to log them, and recounts every
+/// connection's outstanding requests.
 const OBSERVE_INTERVAL: Duration = Duration::from_millis(500);
+/// Reply bytes one step may make, counting each read that may ask for a large reply (data,
+/// children, ACLs) as a reply of `jute.maxbuffer` (the most a client accepts): such
+/// requests of one connection handed to the node in one step are at most this over
+/// `jute.maxbuffer` (16 by default), and at least one. Between steps the loop checks the
+/// reply budgets and the outstanding limit, so a step passes them by at most this much
+/// (and the small replies of at most [`FEED_FRAMES_PER_STEP`] other requests).
+const FEED_REPLY_BYTES_PER_STEP: usize = 16 * 1024 * 1024;
+/// Whole frames of any kind of one connection handed to the node in one step, at most
+/// (writes go to the log together, as one read from the socket once brought them).
+const FEED_FRAMES_PER_STEP: usize = 1024;
+/// Steps handing held client bytes to the node per round, at most, so peers and timers
+/// wait behind a bounded amount of client work.
+const FEED_STEPS_PER_ROUND: usize = 256;
+/// How long the loop waits for events while held client bytes wait for the reply budget.
+const FEED_RETRY: Duration = Duration::from_millis(5);
 
 /// What feeds the event loop.
 #[derive(Debug)]
 pub enum Event {
-    /// The client thread accepted a connection.
-    Accepted(ConnId, SocketAddr),
+    /// The client thread accepted a connection; its unsent replies are counted in the
+    /// [`QueuedReplies`] given.
+    Accepted(ConnId, SocketAddr, QueuedReplies),
     /// A client sent bytes.
     ClientBytes(ConnId, Vec<u8>),
-    /// A client's socket closed or failed.
+    /// A client's unsent replies fell below
+    /// [`crate::client_io::CLIENT_QUEUED_BYTES_PAUSE`]: its requests may be handled again.
+    ClientDrained(ConnId),
+    /// A client ended its stream: what it sent before is still handled, then the
+    /// connection closes.
+    ClientEof(ConnId),
+    /// A client's socket failed or was closed by the client thread (what it sent and the
+    /// node has not seen yet is dropped).
     ClientClosed(ConnId),
     /// A peer sent a message.
     Peer(NodeId, PeerMessage),
@@ -344,31 +395,113 @@ fn disk_start(
     Ok((tx, disk_thread))
 }
 
-/// Follows frame boundaries on a client's byte stream only to say why, in the log, a
-/// connection is about to be closed for an oversized or negative frame length (the node
-/// itself enforces the limit and closes the connection).
+/// Follows frame boundaries on a client's byte stream: to hand the node a few whole
+/// frames at a time ([`FrameWatch::split`]), telling requests whose reply may be large
+/// from those whose reply is small, and to say why, in the log, a connection is about to
+/// be closed for an oversized or negative frame length (the node itself enforces the
+/// limit and closes the connection).
 #[derive(Default)]
 struct FrameWatch {
     header: Vec<u8>,
     remaining_bytes: u64,
+    /// The first payload bytes of the current frame (xid and opcode), up to 8.
+    head: Vec<u8>,
+    /// Frames completed so far (the first is the connect request).
+    frames: u64,
     started: bool,
     done: bool,
 }
 
+/// How much [`FrameWatch::split`] may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SplitLimit {
+    /// Whole frames whose reply may be large (up to `jute.maxbuffer`).
+    large: usize,
+    /// Whole frames of any kind.
+    all: usize,
+}
+
+/// Where [`FrameWatch::split`] stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Split {
+    /// Bytes taken from the front of the input.
+    bytes: usize,
+    /// The length of the first frame above the limit, if these bytes announce it.
+    oversized: Option<i64>,
+}
+
+/// False for requests whose reply is small or no larger than the request plus a stat
+/// (writes, checks, pings, session and watch bookkeeping); true for reads that can ask
+/// for up to `jute.maxbuffer` (data, children, ACLs, setWatches' events) and for anything
+/// unknown.
+fn reply_may_be_large(op: i32) -> bool {
+    !matches!(
+        OpCode::try_from(op),
+        Ok(OpCode::Create
+            | OpCode::Create2
+            | OpCode::CreateContainer
+            | OpCode::CreateTtl
+            | OpCode::Delete
+            | OpCode::DeleteContainer
+            | OpCode::Exists
+            | OpCode::SetData
+            | OpCode::SetAcl
+            | OpCode::Sync
+            | OpCode::Ping
+            | OpCode::Check
+            | OpCode::Multi
+            | OpCode::CheckWatches
+            | OpCode::RemoveWatches
+            | OpCode::GetAllChildrenNumber
+            | OpCode::AddWatch
+            | OpCode::WhoAmI
+            | OpCode::CloseSession
+            | OpCode::Auth)
+    )
+}
+
 impl FrameWatch {
     /// Feeds bytes; returns the offending length of the first frame above `max_bytes`.
+    #[cfg(test)]
     fn push(&mut self, bytes: &[u8], max_bytes: u32) -> Option<i64> {
-        let mut rest = bytes;
-        while !rest.is_empty() && !self.done {
+        let all = SplitLimit {
+            large: usize::MAX,
+            all: usize::MAX,
+        };
+        self.split(bytes, max_bytes, all).oversized
+    }
+
+    /// Takes bytes from the front of `bytes` up to the end of the frame that reaches one
+    /// of `limit`'s counts (all of them if none is reached). Past a four-letter word or a
+    /// length out of bounds it no longer follows frames and takes everything.
+    fn split(&mut self, bytes: &[u8], max_bytes: u32, limit: SplitLimit) -> Split {
+        let mut at = 0;
+        let (mut large, mut all) = (0, 0);
+        let mut oversized = None;
+        while at < bytes.len() && large < limit.large && all < limit.all {
+            if self.done {
+                at = bytes.len();
+                break;
+            }
             if self.remaining_bytes > 0 {
-                let take = self.remaining_bytes.min(rest.len() as u64);
-                self.remaining_bytes -= take;
-                rest = rest.get(take as usize..).unwrap_or_default();
+                let take = self.remaining_bytes.min((bytes.len() - at) as u64) as usize;
+                let chunk = bytes.get(at..at + take).unwrap_or_default();
+                let wanted = 8usize.saturating_sub(self.head.len()).min(chunk.len());
+                self.head
+                    .extend_from_slice(chunk.get(..wanted).unwrap_or_default());
+                self.remaining_bytes -= take as u64;
+                at += take;
+                if self.remaining_bytes == 0 {
+                    all += 1;
+                    large += usize::from(self.frame_done());
+                }
                 continue;
             }
-            let (first, tail) = rest.split_first()?;
-            rest = tail;
-            self.header.push(*first);
+            let Some(byte) = bytes.get(at) else {
+                break;
+            };
+            at += 1;
+            self.header.push(*byte);
             let Ok(prefix) = <[u8; 4]>::try_from(self.header.as_slice()) else {
                 continue;
             };
@@ -377,19 +510,41 @@ impl FrameWatch {
                 self.started = true;
                 if let ConnectionStart::FourLetterWord(_) = classify_connection_start(&prefix) {
                     self.done = true;
-                    return None;
+                    continue;
                 }
             }
             let length = i32::from_be_bytes(prefix);
             match u32::try_from(length) {
+                Ok(0) => {
+                    all += 1;
+                    large += usize::from(self.frame_done());
+                }
                 Ok(length) if length <= max_bytes => self.remaining_bytes = u64::from(length),
                 _ => {
                     self.done = true;
-                    return Some(i64::from(length));
+                    oversized = Some(i64::from(length));
                 }
             }
         }
-        None
+        Split {
+            bytes: at,
+            oversized,
+        }
+    }
+
+    /// A frame ended: whether its reply may be large.
+    fn frame_done(&mut self) -> bool {
+        let first = self.frames == 0;
+        self.frames += 1;
+        let op = self
+            .head
+            .get(4..8)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map(i32::from_be_bytes);
+        self.head.clear();
+        // The connect request is answered by a small connect response; a frame too short
+        // for a header is refused by the node.
+        !first && op.is_some_and(reply_may_be_large)
     }
 }
 
@@ -402,6 +557,25 @@ struct Client {
     /// Wall-clock ms when it was accepted, and when it was last answered (`cons`).
     established_ms: u64,
     last_response_ms: u64,
+    /// Its unsent replies (shared with the client thread).
+    queued: QueuedReplies,
+    /// Bytes read and not yet handed to the node: `held[held_from..]`.
+    held: Vec<u8>,
+    held_from: usize,
+    /// In `EventLoop::feedable` or `EventLoop::budget_waiting`.
+    feedable: bool,
+    /// Its requests received and not yet answered, as the node last said.
+    outstanding: usize,
+    /// Reading paused by `globalOutstandingLimit`.
+    paused: bool,
+    /// The client ended its stream: the connection closes once `held` is handed over.
+    ended: bool,
+}
+
+impl Client {
+    fn held_bytes(&self) -> usize {
+        self.held.len() - self.held_from
+    }
 }
 
 /// The wall clock as `now` for the node, made monotonic: wall time at start plus the
@@ -451,6 +625,18 @@ struct EventLoop {
     clock: Clock,
     clients: BTreeMap<ConnId, Client>,
     per_ip: BTreeMap<IpAddr, u32>,
+    /// Connections with held bytes to hand to the node, in turn.
+    feedable: VecDeque<ConnId>,
+    /// Connections with held bytes and replies queued, waiting for the unsent replies of
+    /// all clients to fall below their budget.
+    budget_waiting: Vec<ConnId>,
+    /// Connections the current step fed or answered: their outstanding count is asked
+    /// again after it.
+    touched: Vec<ConnId>,
+    /// Sum of every client's `outstanding`.
+    outstanding: usize,
+    /// Connections whose reading `globalOutstandingLimit` paused.
+    paused: BTreeSet<ConnId>,
     /// Connections by the time (ms) they must have a session, in accept order (so in
     /// deadline order): a connection that never completes the handshake is closed then.
     handshake_deadlines: VecDeque<(u64, ConnId)>,
@@ -482,6 +668,11 @@ impl EventLoop {
             clock: Clock::new(),
             clients: BTreeMap::new(),
             per_ip: BTreeMap::new(),
+            feedable: VecDeque::new(),
+            budget_waiting: Vec::new(),
+            touched: Vec::new(),
+            outstanding: 0,
+            paused: BTreeSet::new(),
             handshake_deadlines: VecDeque::new(),
             counters: Counters::default(),
             out: Vec::new(),
@@ -495,11 +686,18 @@ impl EventLoop {
         self.step(Input::Tick);
         while !self.stop.load(Ordering::Relaxed) && self.failure.is_none() {
             let now = self.clock.now_ms();
+            let idle = if !self.feedable.is_empty() {
+                Duration::ZERO
+            } else if !self.budget_waiting.is_empty() {
+                FEED_RETRY
+            } else {
+                IDLE_WAIT
+            };
             let wait = self
                 .node
                 .next_deadline()
-                .map_or(IDLE_WAIT, |d| Duration::from_millis(d.saturating_sub(now)))
-                .min(IDLE_WAIT);
+                .map_or(idle, |d| Duration::from_millis(d.saturating_sub(now)))
+                .min(idle);
             let event = match events.recv_timeout(wait) {
                 Ok(event) => Some(event),
                 Err(RecvTimeoutError::Timeout) => None,
@@ -507,19 +705,18 @@ impl EventLoop {
             };
             let round = Instant::now();
             if let Some(event) = event {
-                self.handle_timed(event);
+                self.handle(event);
                 for event in events.try_iter().take(EVENTS_PER_ROUND_MAX) {
-                    self.handle_timed(event);
+                    self.handle(event);
                 }
             }
+            self.feed_clients();
             if self
                 .node
                 .next_deadline()
                 .is_some_and(|d| d <= self.clock.now_ms())
             {
-                let tick = Instant::now();
                 self.step(Input::Tick);
-                self.event_time_record(tick);
             }
             self.observe();
             let busy_us = u64::try_from(round.elapsed().as_micros()).unwrap_or(u64::MAX);
@@ -547,36 +744,17 @@ impl EventLoop {
         }
     }
 
-    fn handle_timed(&mut self, event: Event) {
-        let started = Instant::now();
-        self.handle(event);
-        self.event_time_record(started);
-    }
-
-    fn event_time_record(&mut self, started: Instant) {
-        let busy_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        self.counters.loop_event_max_us = self.counters.loop_event_max_us.max(busy_us);
-    }
-
     fn handle(&mut self, event: Event) {
         match event {
-            Event::Accepted(conn, addr) => self.accept(conn, addr),
-            Event::ClientBytes(conn, bytes) => {
-                if let Some(client) = self.clients.get_mut(&conn) {
-                    client.received += 1;
-                    self.counters.received += 1;
-                    let max_bytes = self.cfg.jute_max_buffer_bytes;
-                    if let Some(length) = client.frames.push(&bytes, max_bytes) {
-                        tracing::warn!(peer = %client.peer, length, jute_maxbuffer = max_bytes, "frame length out of bounds; closing the connection");
-                    }
-                    self.step(Input::ClientBytes { conn, bytes });
-                }
-            }
-            Event::ClientClosed(conn) => {
-                if self.client_remove(conn).is_some() {
-                    self.step(Input::ClientDisconnected { conn });
-                }
-            }
+            Event::Accepted(conn, addr, queued) => self.accept(conn, addr, queued),
+            Event::ClientDrained(conn) => self.feedable_push(conn),
+            Event::ClientBytes(conn, bytes) => self.client_bytes(conn, bytes),
+            Event::ClientEof(conn) => match self.clients.get_mut(&conn) {
+                Some(client) if client.held_bytes() > 0 => client.ended = true,
+                Some(_) => self.client_disconnected(conn),
+                None => {}
+            },
+            Event::ClientClosed(conn) => self.client_disconnected(conn),
             Event::Peer(from, msg) => self.step(Input::Peer { from, msg }),
             Event::Disk(DiskEvent::Done(input)) => self.step(input),
             Event::Disk(DiskEvent::Failed(reason)) => {
@@ -586,7 +764,11 @@ impl EventLoop {
         }
     }
 
+    /// Steps the node with one input and performs what it asks; the time this takes is
+    /// the longest stretch the loop can spend without handling anything else
+    /// (`paddock_loop_event_max_ms`).
     fn step(&mut self, input: Input) {
+        let started = Instant::now();
         let now = self.clock.now_ms();
         let mut out = std::mem::take(&mut self.out);
         self.node.step(now, input, &mut out);
@@ -594,6 +776,200 @@ impl EventLoop {
             self.perform(output);
         }
         self.out = out;
+        self.outstanding_update();
+        let busy_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.counters.loop_event_max_us = self.counters.loop_event_max_us.max(busy_us);
+    }
+
+    /// Bytes read from a client: held, and handed to the node in turn
+    /// ([`EventLoop::feed_clients`]).
+    fn client_bytes(&mut self, conn: ConnId, bytes: Vec<u8>) {
+        let Some(client) = self.clients.get_mut(&conn) else {
+            self.io.input_done(bytes.len());
+            return;
+        };
+        client.received += 1;
+        self.counters.received += 1;
+        if client.held_bytes() == 0 {
+            client.held = bytes;
+            client.held_from = 0;
+        } else {
+            client.held.drain(..client.held_from);
+            client.held_from = 0;
+            client.held.extend_from_slice(&bytes);
+        }
+        self.feedable_push(conn);
+    }
+
+    fn feedable_push(&mut self, conn: ConnId) {
+        if let Some(client) = self.clients.get_mut(&conn)
+            && !client.feedable
+            && !client.paused
+            && client.held_bytes() > 0
+        {
+            client.feedable = true;
+            self.feedable.push_back(conn);
+        }
+    }
+
+    /// Hands held client bytes to the node, some frames of one connection per step, in
+    /// turn: no more than fit under `globalOutstandingLimit` (one at a time beyond it),
+    /// and a few that may ask for large replies. A connection with
+    /// [`CLIENT_QUEUED_BYTES_PAUSE`] of replies queued waits for [`Event::ClientDrained`];
+    /// while the replies of all clients are at their budget, only connections with
+    /// nothing queued are served, one request at a time, and the others wait in
+    /// `budget_waiting`.
+    fn feed_clients(&mut self) {
+        if !self.budget_waiting.is_empty()
+            && self.io.queued_reply_bytes() < CLIENTS_QUEUED_BYTES_MAX
+        {
+            // Still marked `feedable`: they go back in the queue as they are.
+            self.feedable.extend(self.budget_waiting.drain(..));
+        }
+        let per_step =
+            (FEED_REPLY_BYTES_PER_STEP / self.cfg.jute_max_buffer_bytes.max(1) as usize).max(1);
+        let mut steps = 0;
+        while steps < FEED_STEPS_PER_ROUND {
+            let Some(conn) = self.feedable.pop_front() else {
+                return;
+            };
+            let Some(client) = self.clients.get_mut(&conn) else {
+                continue;
+            };
+            client.feedable = false;
+            let queued = client.queued.bytes();
+            if client.paused || queued >= CLIENT_QUEUED_BYTES_PAUSE {
+                // A resume, or its replies going out, brings it back.
+                continue;
+            }
+            let over_budget = self.io.queued_reply_bytes() >= CLIENTS_QUEUED_BYTES_MAX;
+            if over_budget && queued > 0 {
+                client.feedable = true;
+                self.budget_waiting.push(conn);
+                continue;
+            }
+            // Up to the outstanding limit, and one request at a time beyond it.
+            let room = (self.cfg.global_outstanding_limit as usize)
+                .saturating_sub(self.outstanding)
+                .clamp(1, FEED_FRAMES_PER_STEP);
+            let limit = if over_budget {
+                SplitLimit { large: 1, all: 1 }
+            } else {
+                SplitLimit {
+                    large: per_step,
+                    all: room,
+                }
+            };
+            self.feed(conn, limit);
+            steps += 1;
+        }
+    }
+
+    /// Hands the node whole frames of `conn`'s held bytes, as many as `limit` allows.
+    fn feed(&mut self, conn: ConnId, limit: SplitLimit) {
+        let max_bytes = self.cfg.jute_max_buffer_bytes;
+        let Some(client) = self.clients.get_mut(&conn) else {
+            return;
+        };
+        let held = client.held.get(client.held_from..).unwrap_or_default();
+        let split = client.frames.split(held, max_bytes, limit);
+        if let Some(length) = split.oversized {
+            tracing::warn!(peer = %client.peer, length, jute_maxbuffer = max_bytes, "frame length out of bounds; closing the connection");
+        }
+        let bytes = if client.held_from == 0 && split.bytes == client.held.len() {
+            std::mem::take(&mut client.held)
+        } else {
+            let bytes = held.get(..split.bytes).unwrap_or_default().to_vec();
+            client.held_from += split.bytes;
+            bytes
+        };
+        if client.held_bytes() == 0 {
+            client.held.clear();
+            client.held_from = 0;
+        }
+        self.io.input_done(bytes.len());
+        if !bytes.is_empty() {
+            self.touched.push(conn);
+            self.step(Input::ClientBytes { conn, bytes });
+        }
+        match self.clients.get(&conn) {
+            Some(client) if client.held_bytes() > 0 => self.feedable_push(conn),
+            Some(client) if client.ended => self.client_disconnected(conn),
+            _ => {}
+        }
+    }
+
+    /// The connection is gone (its socket ended or failed): the node forgets it.
+    fn client_disconnected(&mut self, conn: ConnId) {
+        if self.client_remove(conn).is_some() {
+            self.step(Input::ClientDisconnected { conn });
+        }
+    }
+
+    /// Asks the node again for the outstanding requests of the connections the last step
+    /// fed or answered, and pauses or resumes reading (`globalOutstandingLimit`).
+    fn outstanding_update(&mut self) {
+        let mut touched = std::mem::take(&mut self.touched);
+        for conn in touched.drain(..) {
+            self.outstanding_refresh(conn);
+        }
+        self.touched = touched;
+        self.resume_below_limit();
+    }
+
+    /// Recounts every connection (a connection the node forgot without a word, e.g. one
+    /// whose session moved to another connection, is set right here).
+    fn outstanding_recount(&mut self) {
+        let conns: Vec<ConnId> = self.clients.keys().copied().collect();
+        for conn in conns {
+            self.outstanding_refresh(conn);
+        }
+        self.resume_below_limit();
+    }
+
+    fn outstanding_refresh(&mut self, conn: ConnId) {
+        let now = self.node.conn_requests_outstanding(conn);
+        let limit = self.cfg.global_outstanding_limit as usize;
+        let Some(client) = self.clients.get_mut(&conn) else {
+            return;
+        };
+        let before = client.outstanding;
+        if now == before {
+            return;
+        }
+        client.outstanding = now;
+        self.outstanding = self.outstanding - before + now;
+        self.counters.outstanding_requests_max = self
+            .counters
+            .outstanding_requests_max
+            .max(self.outstanding as u64);
+        if now > before && self.outstanding > limit && !client.paused {
+            client.paused = true;
+            self.paused.insert(conn);
+            self.counters.reads_throttled += 1;
+            self.io.pause(conn);
+        } else if now == 0 && client.paused {
+            self.resume(conn);
+        }
+    }
+
+    /// Resumes every paused connection once the sum is at the limit or below.
+    fn resume_below_limit(&mut self) {
+        if self.paused.is_empty() || self.outstanding > self.cfg.global_outstanding_limit as usize {
+            return;
+        }
+        for conn in std::mem::take(&mut self.paused) {
+            self.resume(conn);
+        }
+    }
+
+    fn resume(&mut self, conn: ConnId) {
+        self.paused.remove(&conn);
+        if let Some(client) = self.clients.get_mut(&conn) {
+            client.paused = false;
+            self.io.resume(conn);
+            self.feedable_push(conn);
+        }
     }
 
     fn perform(&mut self, output: Output) {
@@ -612,7 +988,10 @@ impl EventLoop {
                     peers.send(to, &msg);
                 }
             }
-            Output::ToClient { conn, bytes } => self.client_write(conn, bytes),
+            Output::ToClient { conn, bytes } => {
+                self.touched.push(conn);
+                self.client_write(conn, bytes);
+            }
             Output::CloseClient { conn } => {
                 if let Some(client) = self.client_remove(conn) {
                     tracing::debug!(peer = %client.peer, "node closed the connection (session closed, bad input, expired or moved session, or lost write outcome)");
@@ -626,7 +1005,7 @@ impl EventLoop {
         }
     }
 
-    fn accept(&mut self, conn: ConnId, peer: SocketAddr) {
+    fn accept(&mut self, conn: ConnId, peer: SocketAddr, queued: QueuedReplies) {
         let max_cnxns = self.cfg.max_cnxns;
         if max_cnxns > 0 && self.clients.len() >= max_cnxns as usize {
             tracing::warn!(%peer, open = self.clients.len(), max_cnxns, "connection refused: too many connections");
@@ -650,6 +1029,13 @@ impl EventLoop {
                 sent: 0,
                 established_ms: self.clock.now_ms(),
                 last_response_ms: 0,
+                queued,
+                held: Vec::new(),
+                held_from: 0,
+                feedable: false,
+                outstanding: 0,
+                paused: false,
+                ended: false,
             },
         );
         let deadline = self.clock.now_ms() + u64::from(self.cfg.sessionless_cnxn_timeout_ms);
@@ -692,12 +1078,16 @@ impl EventLoop {
         client.sent += 1;
         client.last_response_ms = self.clock.now_ms();
         self.counters.sent += 1;
-        self.io.write(conn, bytes);
+        self.io.write(conn, &client.queued, bytes);
     }
 
-    /// Forgets a connection and asks the client thread to flush and close its socket.
+    /// Forgets a connection (its held bytes and its outstanding count with it) and asks
+    /// the client thread to flush and close its socket.
     fn client_remove(&mut self, conn: ConnId) -> Option<Client> {
         let client = self.clients.remove(&conn)?;
+        self.io.input_done(client.held_bytes());
+        self.outstanding -= client.outstanding;
+        self.paused.remove(&conn);
         let ip = client.peer.ip();
         if let Some(open) = self.per_ip.get_mut(&ip) {
             *open = open.saturating_sub(1);
@@ -730,12 +1120,17 @@ impl EventLoop {
                 status: &status,
                 config: &self.cfg,
                 server_id: self.id,
-                counters: self.counters,
+                counters: Counters {
+                    outstanding_requests: self.outstanding as u64,
+                    queued_reply_bytes: self.io.queued_reply_bytes() as u64,
+                    slow_clients_closed: self.io.slow_clients_closed(),
+                    ..self.counters
+                },
                 conns: &conns,
             },
         );
-        if self.clients.contains_key(&conn) {
-            self.io.write(conn, text.into_bytes());
+        if let Some(client) = self.clients.get(&conn) {
+            self.io.write(conn, &client.queued, text.into_bytes());
         }
         self.client_remove(conn);
     }
@@ -761,6 +1156,7 @@ impl EventLoop {
             return;
         }
         self.observed.at = Some(Instant::now());
+        self.outstanding_recount();
         self.observe_slow();
     }
 
@@ -802,7 +1198,81 @@ impl EventLoop {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use super::FrameWatch;
+    use super::{FrameWatch, Split, SplitLimit};
+
+    fn frames(n: usize) -> SplitLimit {
+        SplitLimit { large: n, all: n }
+    }
+
+    fn taken(bytes: usize) -> Split {
+        Split {
+            bytes,
+            oversized: None,
+        }
+    }
+
+    // split stops right after the n-th complete frame (an empty frame counts), whatever
+    // the chunks the stream arrives in; a partial frame is taken whole; past a
+    // four-letter word or an oversized length everything is taken.
+    #[test]
+    fn frame_watch_splits_after_whole_frames() {
+        let stream = [0, 0, 0, 3, 1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 2, 9, 9];
+        let mut watch = FrameWatch::default();
+        assert_eq!(watch.split(&stream, 10, frames(1)), taken(7));
+        assert_eq!(watch.split(&stream[7..], 10, frames(1)), taken(4));
+        assert_eq!(watch.split(&stream[11..], 10, frames(5)), taken(6));
+        for chunk in 1..stream.len() {
+            let mut watch = FrameWatch::default();
+            let mut ends = Vec::new();
+            let mut at = 0;
+            for piece in stream.chunks(chunk) {
+                let mut rest = piece;
+                while !rest.is_empty() {
+                    let split = watch.split(rest, 10, frames(1));
+                    at += split.bytes;
+                    rest = &rest[split.bytes..];
+                    if watch.header.is_empty() && watch.remaining_bytes == 0 {
+                        ends.push(at);
+                    }
+                }
+            }
+            assert_eq!(ends, [7, 11, 17], "chunks of {chunk}");
+        }
+        let mut word = FrameWatch::default();
+        assert_eq!(word.split(b"ruok and more", 10, frames(1)), taken(13));
+        let mut big = FrameWatch::default();
+        let split = big.split(&[0, 0, 0, 1, 7, 0, 0, 0, 20, 1, 1], 10, frames(3));
+        assert_eq!(split.bytes, 11);
+        assert_eq!(split.oversized, Some(20));
+    }
+
+    // Only requests whose reply may be large count against `large`: after the connect
+    // request, setData and exists frames pass until the second getData ends.
+    #[test]
+    fn frame_watch_counts_large_replies() {
+        let frame = |xid: i32, op: i32, extra: usize| {
+            let mut f = Vec::new();
+            f.extend_from_slice(&(8 + extra as i32).to_be_bytes());
+            f.extend_from_slice(&xid.to_be_bytes());
+            f.extend_from_slice(&op.to_be_bytes());
+            f.extend(std::iter::repeat_n(0u8, extra));
+            f
+        };
+        let mut stream = frame(0, 4, 20); // the connect request: small whatever it reads like
+        let connect = stream.len();
+        for (xid, op) in [(1, 5), (2, 4), (3, 3), (4, 5), (5, 4), (6, 8)] {
+            stream.extend(frame(xid, op, 6));
+        }
+        let each = frame(0, 0, 6).len();
+        let mut watch = FrameWatch::default();
+        let limit = SplitLimit { large: 2, all: 100 };
+        assert_eq!(watch.split(&stream, 1000, limit), taken(connect + 5 * each));
+        let rest = &stream[connect + 5 * each..];
+        assert_eq!(watch.split(rest, 1000, limit), taken(each));
+        let mut watch = FrameWatch::default();
+        let limit = SplitLimit { large: 100, all: 3 };
+        assert_eq!(watch.split(&stream, 1000, limit), taken(connect + 2 * each));
+    }
 
     // Frames within the limit pass across any split; the first oversized or negative
     // length is reported once; a four-letter word is not read as a length.

@@ -341,6 +341,17 @@ impl Node {
         })
     }
 
+    /// Requests of connection `id` received and not answered yet: its queue (the
+    /// connect request included while the session is set up) and the frames that wait
+    /// for its session. 0 once the connection is closed or forgotten. Every request
+    /// counted here leaves the count when it is answered or its connection goes, so the
+    /// runtime can sum it across connections (`globalOutstandingLimit`) without a leak.
+    pub fn conn_requests_outstanding(&self, id: ConnId) -> usize {
+        self.conns
+            .get(&id)
+            .map_or(0, |conn| conn.queue.len() + conn.early.len())
+    }
+
     /// Bytes from a client: spot a four-letter word, then split and handle frames.
     pub(super) fn client_bytes(
         &mut self,
