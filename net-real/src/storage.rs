@@ -219,18 +219,19 @@ impl Storage {
     }
 
     fn open_recover(&mut self) -> Result<DurableState, StorageError> {
-        let snapshot_files: Vec<(u64, PathBuf)> = list_numbered(&self.data_dir, "snapshot.")?
-            .into_iter()
-            .rev()
-            .take(self.snapshots_retained)
-            .collect();
-        let snapshot_bytes = snapshot_files
-            .iter()
-            .map(|(_, path)| read_all(path))
-            .collect::<Result<Vec<_>, _>>()?;
+        let (snapshot_files, snapshot_bytes, snapshot_zxid) = self.open_snapshot_newest_valid()?;
         let segment_files = list_numbered(&self.log_dir, "log.")?;
+        // Segments are named by their first zxid and the log only grows: every record of a
+        // segment is older than the next segment's name, so the segments before the last
+        // one named at or below the snapshot's zxid hold only what the snapshot covers.
+        // They are not read (purging removes them).
+        let skipped = segment_files
+            .iter()
+            .rposition(|(first_zxid, _)| snapshot_zxid.is_some_and(|zxid| *first_zxid <= zxid))
+            .unwrap_or(0);
         let segment_bytes = segment_files
             .iter()
+            .skip(skipped)
             .map(|(_, path)| read_all(path))
             .collect::<Result<Vec<_>, _>>()?;
         let snapshot_slices: Vec<&[u8]> = snapshot_bytes.iter().map(Vec::as_slice).collect();
@@ -270,13 +271,40 @@ impl Storage {
                 path: path.clone(),
             })
             .collect();
-        durable.entries = self.open_entries(&recovered.records, durable.snapshot)?;
+        durable.entries = self.open_entries(&recovered.records, durable.snapshot, skipped)?;
         if let Tail::Torn { segment, offset } = recovered.tail {
-            self.open_cut_tail(segment, offset)?;
+            self.open_cut_tail(skipped + segment, offset)?;
         }
         // Appends always start a fresh segment after a restart, so a segment that was
         // being written when the process died is never extended.
         Ok(durable)
+    }
+
+    /// The retained snapshot files (newest first), the bytes to recover from and the
+    /// zxid of the newest snapshot that decodes. Files are read newest first, one at a
+    /// time, and reading stops at the first that decodes: older snapshots are read only
+    /// while newer ones are damaged (recovery gets the damaged ones too, to report them).
+    #[allow(clippy::type_complexity)]
+    fn open_snapshot_newest_valid(
+        &self,
+    ) -> Result<(Vec<(u64, PathBuf)>, Vec<Vec<u8>>, Option<u64>), StorageError> {
+        let files: Vec<(u64, PathBuf)> = list_numbered(&self.data_dir, "snapshot.")?
+            .into_iter()
+            .rev()
+            .take(self.snapshots_retained)
+            .collect();
+        let mut read = Vec::new();
+        for (_, path) in &files {
+            let bytes = read_all(path)?;
+            let zxid = format::decode_snapshot(&bytes, &self.limits)
+                .ok()
+                .map(|snapshot| snapshot.zxid.0);
+            read.push(bytes);
+            if zxid.is_some() {
+                return Ok((files, read, zxid));
+            }
+        }
+        Ok((files, read, None))
     }
 
     /// Decodes recovered records into entries, checking they continue the snapshot, and
@@ -285,6 +313,7 @@ impl Storage {
         &mut self,
         records: &[format::Record<'_>],
         snapshot: SnapshotMeta,
+        segments_skipped: usize,
     ) -> Result<Vec<Entry>, StorageError> {
         let mut entries: Vec<Entry> = Vec::with_capacity(records.len());
         for record in records {
@@ -307,16 +336,20 @@ impl Storage {
             }
             entries.push(entry);
         }
-        self.positions_rebuild(&entries)?;
+        self.positions_rebuild(&entries, segments_skipped)?;
         Ok(entries)
     }
 
     /// Finds each entry's segment and offset by scanning the segments again (cheap next
     /// to reading them, and it keeps `recover` free of runtime bookkeeping).
-    fn positions_rebuild(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
+    fn positions_rebuild(
+        &mut self,
+        entries: &[Entry],
+        segments_skipped: usize,
+    ) -> Result<(), StorageError> {
         let wanted: BTreeMap<u64, u64> = entries.iter().map(|e| (e.zxid.0, e.index)).collect();
         let mut previous = Zxid::ZERO;
-        for (position, segment) in self.segments.iter().enumerate() {
+        for (position, segment) in self.segments.iter().enumerate().skip(segments_skipped) {
             let bytes = read_all(&segment.path)?;
             let scan = format::scan_segment(position, &bytes, previous, &self.limits).map_err(
                 |source| StorageError::Recovery {
@@ -677,5 +710,74 @@ mod tests {
         assert_eq!(d.snapshot, meta);
         assert_eq!(d.snapshot_bytes, b"state");
         assert_eq!(d.entries, vec![entry(3, 1, 2)]);
+    }
+
+    /// A log of four entries in three segments, with snapshots at entries 1 and 3.
+    fn two_snapshots(name: &str) -> (PathBuf, Vec<PathBuf>, SnapshotMeta, SnapshotMeta) {
+        let dir = temp_dir(name);
+        let (mut s, _) = open(&dir);
+        s.append(None, &[entry(1, 1, 1), entry(2, 1, 2)]).unwrap();
+        s.sync().unwrap();
+        let old = SnapshotMeta {
+            index: 1,
+            zxid: Zxid(1 << 32 | 1),
+        };
+        s.write_snapshot(old, b"old", false).unwrap();
+        s.append(None, &[entry(3, 1, 3)]).unwrap();
+        s.sync().unwrap();
+        let new = SnapshotMeta {
+            index: 3,
+            zxid: Zxid(1 << 32 | 3),
+        };
+        s.write_snapshot(new, b"new", false).unwrap();
+        s.append(None, &[entry(4, 1, 4)]).unwrap();
+        s.sync().unwrap();
+        let segments: Vec<PathBuf> = s.segments.iter().map(|seg| seg.path.clone()).collect();
+        assert_eq!(segments.len(), 3, "one segment per snapshot interval");
+        (dir, segments, old, new)
+    }
+
+    fn damage_first_record(path: &Path) {
+        let mut bytes = fs::read(path).unwrap();
+        let at = format::SEGMENT_HEADER_BYTES + format::RECORD_HEADER_BYTES + 2;
+        bytes[at] ^= 0xff;
+        fs::write(path, bytes).unwrap();
+    }
+
+    // Recovery reads only what the snapshot does not cover: a damaged segment that the
+    // newest snapshot covers (not yet purged) is never read and the server starts, while
+    // damage in what an older snapshot must replay refuses.
+    #[test]
+    fn recovery_skips_segments_the_snapshot_covers() {
+        let (dir, segments, _, new) = two_snapshots("skip");
+        damage_first_record(&segments[0]);
+        let (_, d) = open(&dir);
+        assert_eq!(
+            (d.snapshot, d.snapshot_bytes.as_slice()),
+            (new, &b"new"[..])
+        );
+        assert_eq!(d.entries, vec![entry(4, 1, 4)]);
+        damage_first_record(&segments[1]);
+        assert!(Storage::open(&dir, &dir.join("log"), Limits::default(), 3).is_err());
+    }
+
+    // A damaged newest snapshot falls back to the older one, with the log after it.
+    #[test]
+    fn recovery_falls_back_to_an_older_snapshot() {
+        let (dir, _, old, new) = two_snapshots("fallback");
+        let newest = dir.join(snapshot_name(new.zxid));
+        let mut bytes = fs::read(&newest).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        fs::write(&newest, bytes).unwrap();
+        let (_, d) = open(&dir);
+        assert_eq!(
+            (d.snapshot, d.snapshot_bytes.as_slice()),
+            (old, &b"old"[..])
+        );
+        assert_eq!(
+            d.entries,
+            vec![entry(2, 1, 2), entry(3, 1, 3), entry(4, 1, 4)]
+        );
     }
 }
