@@ -456,10 +456,10 @@ pub struct Node {
     timers: BTreeMap<Timer, u64>,
     snapshot_index: u64,
     snapshot_pending: Option<SnapshotMeta>,
-    /// The newest durable snapshot, not yet used to compact the log: the log is cut one
-    /// snapshot behind, so a follower a few entries short catches up by diff, not by a
-    /// whole snapshot.
-    snapshot_retained: Option<(SnapshotMeta, Vec<u8>)>,
+    /// The newest durable snapshot (its bytes are with replication, which sends them to
+    /// followers), not yet used to compact the log: the log is cut one snapshot behind,
+    /// so a follower a few entries short catches up by diff, not by a whole snapshot.
+    snapshot_retained: Option<SnapshotMeta>,
     payload_errors: u64,
     latency: LatencyStats,
     applied_log: Vec<Entry>,
@@ -772,9 +772,13 @@ impl Node {
         }
         self.snapshot_pending = None;
         self.snapshot_index = meta.index;
-        if let Some((previous, previous_bytes)) = self.snapshot_retained.replace((meta, bytes)) {
-            // Refused only if a leader's snapshot was installed meanwhile: nothing to cut.
-            let _ = self.replica.compact(previous.index, previous_bytes);
+        // Refused only if a leader's snapshot was installed meanwhile: nothing to offer or
+        // cut then.
+        if self.replica.snapshot_offer(meta, bytes).is_err() {
+            return;
+        }
+        if let Some(previous) = self.snapshot_retained.replace(meta) {
+            let _ = self.replica.compact_log(previous.index);
         }
     }
 

@@ -184,6 +184,7 @@ impl Replica {
         self.commit_set(meta.index);
         self.applied_index = meta.index;
         self.match_known_index = meta.index;
+        self.snapshot_send = meta;
         self.snapshot_bytes.clone_from(&bytes);
         self.flush_hard_state(out);
         out.push(Output::InstallSnapshot { meta, bytes });

@@ -182,6 +182,15 @@ pub enum CompactError {
         /// The current snapshot index.
         snapshot_index: u64,
     },
+    /// The log may only be cut up to the snapshot offered last: a follower needing the
+    /// entries cut is sent that snapshot, and must find the log going on right after it.
+    #[error("compact up to {index}, beyond the offered snapshot at {snapshot_index}")]
+    NotCovered {
+        /// The requested index.
+        index: u64,
+        /// The index of the snapshot offered last.
+        snapshot_index: u64,
+    },
 }
 
 /// Why `Replica::new` refused its inputs.

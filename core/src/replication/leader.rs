@@ -262,7 +262,7 @@ impl Replica {
     /// message was sent.
     fn leader_send_append(&mut self, to: NodeId, allow_empty: bool, out: &mut Vec<Output>) -> bool {
         let commit_index = self.commit_index;
-        let snapshot = self.log.snapshot();
+        let snapshot = self.snapshot_send;
         let (messages_in_flight_max, entries_max) = (
             self.config.messages_in_flight_max,
             u64::from(self.config.entries_per_message_max),

@@ -142,6 +142,9 @@ pub struct Replica {
     hard_state_durable: HardState,
     leader: Option<NodeId>,
     log: ReplicaLog,
+    /// What a follower that needs compacted entries is sent: the newest durable snapshot
+    /// the owner offered (`snapshot_offer`), at or after the log's own start.
+    snapshot_send: SnapshotMeta,
     snapshot_bytes: Vec<u8>,
     /// Highest index such that the log up to it is durable.
     persisted_index: u64,
@@ -227,6 +230,7 @@ impl Replica {
             epoch_base: hard_state.epoch,
             started_ms: 0,
             messages_refused: 0,
+            snapshot_send: snapshot,
             snapshot_bytes,
             log,
             config,
@@ -306,12 +310,61 @@ impl Replica {
     }
 
     /// Forgets log entries up to `upto_index`, which the owner has captured in a durable
-    /// snapshot `snapshot_bytes` of the state machine. Returns the snapshot's metadata.
+    /// snapshot `snapshot_bytes` of the state machine (offered at the same time, see
+    /// [`Replica::snapshot_offer`]). Returns the snapshot's metadata.
     pub fn compact(
         &mut self,
         upto_index: u64,
         snapshot_bytes: Vec<u8>,
     ) -> Result<SnapshotMeta, CompactError> {
+        let meta = self.log_cut(upto_index)?;
+        if meta.index >= self.snapshot_send.index {
+            self.snapshot_send = meta;
+            self.snapshot_bytes = snapshot_bytes;
+        }
+        Ok(meta)
+    }
+
+    /// Offers the owner's newest durable snapshot of the state machine, covering entries
+    /// up to `meta.index` (applied here, with `meta.zxid` at that index), as what a
+    /// follower needing compacted entries is sent. The log is not cut: the owner cuts it
+    /// later with [`Replica::compact_log`] (one snapshot behind, so that followers a few
+    /// entries short still catch up by entries) and holds no snapshot bytes meanwhile.
+    pub fn snapshot_offer(
+        &mut self,
+        meta: SnapshotMeta,
+        snapshot_bytes: Vec<u8>,
+    ) -> Result<(), CompactError> {
+        if meta.index <= self.snapshot_send.index {
+            return Err(CompactError::AlreadyCompacted {
+                snapshot_index: self.snapshot_send.index,
+            });
+        }
+        if meta.index > self.applied_index || self.log.zxid_at(meta.index) != Some(meta.zxid) {
+            return Err(CompactError::NotApplied {
+                index: meta.index,
+                applied_index: self.applied_index,
+            });
+        }
+        self.snapshot_send = meta;
+        self.snapshot_bytes = snapshot_bytes;
+        Ok(())
+    }
+
+    /// Forgets log entries up to `upto_index`, which must be covered by the snapshot
+    /// offered last (or be where a snapshot is offered with [`Replica::compact`]).
+    /// Returns the metadata of the new log start.
+    pub fn compact_log(&mut self, upto_index: u64) -> Result<SnapshotMeta, CompactError> {
+        if upto_index > self.snapshot_send.index {
+            return Err(CompactError::NotCovered {
+                index: upto_index,
+                snapshot_index: self.snapshot_send.index,
+            });
+        }
+        self.log_cut(upto_index)
+    }
+
+    fn log_cut(&mut self, upto_index: u64) -> Result<SnapshotMeta, CompactError> {
         let snapshot_index = self.log.snapshot().index;
         if upto_index <= snapshot_index {
             return Err(CompactError::AlreadyCompacted { snapshot_index });
@@ -330,7 +383,6 @@ impl Replica {
             zxid,
         };
         self.log.compact(meta);
-        self.snapshot_bytes = snapshot_bytes;
         Ok(meta)
     }
 

@@ -762,3 +762,54 @@ fn zxid_counter_rollover_forces_a_new_epoch() {
     assert_eq!(r.status().epoch, Epoch(2));
     assert_eq!(r.propose(vec![2]).unwrap(), Zxid::new(Epoch(2), 1));
 }
+
+// The owner offers each durable snapshot as what followers short of the log are sent,
+// and cuts the log one snapshot behind: offers only move forward and only to applied
+// entries, and the log is never cut beyond the snapshot offered last (a follower sent it
+// must find the log going on right after it).
+#[test]
+fn snapshot_offers_bound_the_log_cut() {
+    let mut r = replica(1, &[1], DurableState::default());
+    for i in 0..8u8 {
+        r.propose(vec![i]).unwrap();
+    }
+    let mut out = Vec::new();
+    r.step(0, Input::Tick, &mut out).unwrap();
+    let zxid = r.zxid_at(9).unwrap();
+    r.step(1, Input::Persisted { index: 9, zxid }, &mut out)
+        .unwrap();
+    assert_eq!(r.status().applied_index, 9);
+    let at = |r: &Replica, index| SnapshotMeta {
+        index,
+        zxid: r.zxid_at(index).unwrap(),
+    };
+    assert_eq!(
+        r.compact_log(3),
+        Err(CompactError::NotCovered {
+            index: 3,
+            snapshot_index: 0
+        })
+    );
+    let forged = SnapshotMeta {
+        index: 4,
+        zxid: at(&r, 5).zxid,
+    };
+    assert!(matches!(
+        r.snapshot_offer(forged, vec![4]),
+        Err(CompactError::NotApplied { .. })
+    ));
+    r.snapshot_offer(at(&r, 4), vec![4]).unwrap();
+    r.snapshot_offer(at(&r, 8), vec![8]).unwrap();
+    assert!(matches!(
+        r.snapshot_offer(at(&r, 6), vec![6]),
+        Err(CompactError::AlreadyCompacted { snapshot_index: 8 })
+    ));
+    assert!(matches!(
+        r.compact_log(9),
+        Err(CompactError::NotCovered { .. })
+    ));
+    assert_eq!(r.compact_log(4).unwrap(), at(&r, 4));
+    assert_eq!(r.zxid_at(3), None, "cut");
+    assert!(r.zxid_at(5).is_some(), "kept after the cut");
+    assert_eq!(r.compact_log(8).unwrap().index, 8);
+}
