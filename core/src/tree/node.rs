@@ -280,16 +280,20 @@ impl Nodes {
     }
 
     /// Puts a node at `path` (replacing nothing: callers checked it is absent). Its ACL
-    /// list is shared with its parent's or the previous create's when equal.
+    /// list is shared with the previous insert's or its parent's when equal (the parent
+    /// is looked up only when the previous insert's differs).
     pub(crate) fn insert(&mut self, path: &str, mut node: Znode) {
-        let parent_acl = path::parent_of(path)
-            .and_then(|parent| self.node(parent))
-            .map(|parent| &parent.acl);
-        if let Some(shared) = parent_acl
-            .into_iter()
-            .chain(self.acl_recent.as_ref())
-            .find(|shared| ***shared == *node.acl)
-        {
+        let recent = self
+            .acl_recent
+            .as_ref()
+            .filter(|recent| ***recent == *node.acl);
+        let shared = recent.or_else(|| {
+            path::parent_of(path)
+                .and_then(|parent| self.node(parent))
+                .map(|parent| &parent.acl)
+                .filter(|acl| ***acl == *node.acl)
+        });
+        if let Some(shared) = shared {
             node.acl = Arc::clone(shared);
         }
         self.acl_recent = Some(Arc::clone(&node.acl));
@@ -326,6 +330,10 @@ impl<'de> Deserialize<'de> for Nodes {
                 use serde::de::Error;
                 let mut nodes = Nodes::default();
                 let mut previous: Option<String> = None;
+                // Children are counted per parent path, then set once per parent: one
+                // map lookup per parent instead of one per node (the order the counts
+                // are set in does not matter).
+                let mut counts: hashbrown::HashMap<String, u32> = hashbrown::HashMap::new();
                 while let Some((path, mut node)) = seq.next_element::<(String, Znode)>()? {
                     if previous.as_deref().is_some_and(|p| p >= path.as_str()) {
                         return Err(A::Error::custom(format!(
@@ -334,15 +342,20 @@ impl<'de> Deserialize<'de> for Nodes {
                     }
                     node.child_count = 0;
                     if path != "/" {
-                        let parent = path::parent_of(&path)
-                            .and_then(|parent| nodes.node_mut(parent))
-                            .ok_or_else(|| {
-                                A::Error::custom(format!("snapshot node {path:?} has no parent"))
-                            })?;
-                        parent.child_count = parent.child_count.saturating_add(1);
+                        let parent = path::parent_of(&path).ok_or_else(|| {
+                            A::Error::custom(format!("snapshot node {path:?} has no parent"))
+                        })?;
+                        let count = counts.entry_ref(parent).or_insert(0);
+                        *count = count.saturating_add(1);
                     }
                     nodes.insert(&path, node);
                     previous = Some(path);
+                }
+                for (parent, count) in counts {
+                    let node = nodes.node_mut(&parent).ok_or_else(|| {
+                        A::Error::custom(format!("snapshot nodes under {parent:?} have no parent"))
+                    })?;
+                    node.child_count = count;
                 }
                 Ok(nodes)
             }
