@@ -9,6 +9,7 @@
 pub mod acl;
 #[cfg(feature = "planted-bugs")]
 pub mod bugs;
+pub(crate) mod bytes;
 pub mod error;
 pub mod ids;
 pub mod limits;

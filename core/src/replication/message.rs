@@ -23,7 +23,7 @@ pub struct Entry {
     /// Transaction id; its epoch is the epoch of the leader that appended the entry.
     pub zxid: Zxid,
     /// Opaque bytes for the state machine; empty for a NEWLEADER entry.
-    #[serde(with = "serde_bytes")]
+    #[serde(with = "crate::bytes::vec")]
     pub payload: Vec<u8>,
 }
 
@@ -114,7 +114,7 @@ pub enum MessageBody {
         /// What the snapshot covers.
         meta: SnapshotMeta,
         /// The serialised state machine, opaque to replication.
-        #[serde(with = "serde_bytes")]
+        #[serde(with = "crate::bytes::vec")]
         bytes: Vec<u8>,
     },
 }

@@ -66,7 +66,7 @@ impl NodeKind {
 /// one, as most nodes of a tree do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Znode {
-    #[serde(with = "serde_bytes")]
+    #[serde(with = "crate::bytes::option_boxed")]
     pub(crate) data: Option<Box<[u8]>>,
     pub(crate) acl: Arc<[Acl]>,
     pub(crate) kind: NodeKind,

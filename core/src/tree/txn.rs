@@ -42,7 +42,7 @@ pub struct CreateOp {
     /// The requested path (the sequence suffix is appended to it for sequential modes).
     pub path: String,
     /// The data; `None` is null data.
-    #[serde(with = "serde_bytes")]
+    #[serde(with = "crate::bytes::option_vec")]
     pub data: Option<Vec<u8>>,
     /// The requested ACL (before fix-up).
     pub acl: Vec<Acl>,
@@ -65,7 +65,7 @@ pub struct SetDataOp {
     /// The node to change.
     pub path: String,
     /// The new data; `None` is null data.
-    #[serde(with = "serde_bytes")]
+    #[serde(with = "crate::bytes::option_vec")]
     pub data: Option<Vec<u8>>,
     /// Expected version, -1 for any.
     pub version: i32,
@@ -164,7 +164,7 @@ pub struct CreateTxn {
     /// The final path (sequence suffix included).
     pub path: String,
     /// The data.
-    #[serde(with = "serde_bytes")]
+    #[serde(with = "crate::bytes::option_vec")]
     pub data: Option<Vec<u8>>,
     /// The fixed-up ACL.
     pub acl: Vec<Acl>,
@@ -187,7 +187,7 @@ pub enum TxnOp {
         /// The node.
         path: String,
         /// The new data.
-        #[serde(with = "serde_bytes")]
+        #[serde(with = "crate::bytes::option_vec")]
         data: Option<Vec<u8>>,
         /// The version after the change.
         version: i32,
