@@ -5,6 +5,10 @@
 
 #![allow(missing_docs, clippy::unwrap_used)]
 
+/// The allocator `paddock serve` runs with (net-real/src/main.rs).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use std::collections::{BTreeSet, VecDeque};
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
@@ -155,7 +159,11 @@ struct Standalone {
 impl Standalone {
     fn new() -> Standalone {
         let id = NodeId(1);
-        let config = NodeConfig::new(id, BTreeSet::from([id]));
+        let mut config = NodeConfig::new(id, BTreeSet::from([id]));
+        // The server encodes snapshots on a thread of its own, off the loop measured
+        // here; this harness would encode them inline, so it takes none.
+        config.snapshot_every_entries = u64::MAX;
+        config.snapshot_every_bytes = u64::MAX;
         let node = Node::new(config, DurableState::default(), 7).unwrap();
         let mut s = Standalone {
             node,

@@ -129,11 +129,13 @@ pub struct PurgePolicy {
     pub interval: Option<Duration>,
 }
 
-/// Runs the disk thread until `requests` closes. `events` receives completions.
+/// Runs the disk thread until `requests` closes or `deliver` refuses an event (returns
+/// false: the event loop is gone). `deliver` hands each completion straight to the event
+/// loop's queue, with no thread in between.
 pub fn run(
     mut storage: Storage,
     requests: Receiver<DiskRequest>,
-    events: Sender<DiskEvent>,
+    mut deliver: impl FnMut(DiskEvent) -> bool,
     purge: PurgePolicy,
 ) {
     // The first snapshot after start purges at once, as ZooKeeper's purge task runs when
@@ -151,7 +153,7 @@ pub fn run(
             Ok(done) => done,
             Err(error) => {
                 tracing::error!(%error, "disk write failed; stopping");
-                let _ = events.send(DiskEvent::Failed(error.to_string()));
+                deliver(DiskEvent::Failed(error.to_string()));
                 return;
             }
         };
@@ -159,7 +161,7 @@ pub fn run(
             .iter()
             .any(|input| matches!(input, Input::SnapshotWritten { .. }));
         for input in done {
-            if events.send(DiskEvent::Done(input)).is_err() {
+            if !deliver(DiskEvent::Done(input)) {
                 return;
             }
         }

@@ -371,27 +371,17 @@ fn disk_start(
     events: SyncSender<Event>,
 ) -> Result<(Sender<DiskRequest>, JoinHandle<()>), StartError> {
     let (tx, rx) = channel();
-    let (disk_events_tx, disk_events_rx) = channel();
     let purge = PurgePolicy {
         interval: match cfg.autopurge_purge_interval_hours {
             0 => None,
             hours => Some(Duration::from_secs(u64::from(hours) * 3600)),
         },
     };
-    let spawn = |name: &str| thread::Builder::new().name(name.to_owned());
-    let disk_thread = spawn("paddock-disk")
-        .spawn(move || disk::run(storage, rx, disk_events_tx, purge))
+    let deliver = move |event| events.send(Event::Disk(event)).is_ok();
+    let disk_thread = thread::Builder::new()
+        .name("paddock-disk".to_owned())
+        .spawn(move || disk::run(storage, rx, deliver, purge))
         .map_err(|e| StartError::Config(format!("cannot start the disk thread: {e}")))?;
-    // Forward disk events into the one event channel.
-    spawn("paddock-disk-events")
-        .spawn(move || {
-            for event in disk_events_rx {
-                if events.send(Event::Disk(event)).is_err() {
-                    return;
-                }
-            }
-        })
-        .map_err(|e| StartError::Config(format!("cannot start a thread: {e}")))?;
     Ok((tx, disk_thread))
 }
 

@@ -623,12 +623,15 @@ impl Node {
         for pending in conn.queue.iter_mut() {
             match &mut pending.item {
                 Item::Local(_) => break,
-                Item::Write { write, sent, .. } => {
+                // Checked before taking: most queued writes were handed over already, and
+                // `take` would move the whole (empty) slot each time.
+                Item::Write { write, sent, .. } if write.is_some() => {
                     if let Some(write) = write.take() {
                         *sent = true;
                         handed.push(write);
                     }
                 }
+                Item::Write { .. } => {}
             }
         }
         for write in handed {

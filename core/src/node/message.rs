@@ -131,10 +131,34 @@ fn bincode_config() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<{ 64 * 1024 * 1024 }>()
 }
 
+/// Appends to a `Vec` for bincode.
+struct VecSink<'a>(&'a mut Vec<u8>);
+
+impl bincode::enc::write::Writer for VecSink<'_> {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
+}
+
+/// `value` in bincode, in a buffer of exactly its length: a counting pass first, then one
+/// allocation. (bincode's `encode_to_vec` grows its buffer from empty, reallocating a few
+/// times per message on the hot path, and a log entry would keep the slack.)
+fn encode_exact<T: Serialize>(
+    value: &T,
+    config: impl bincode::config::Config,
+) -> Result<Vec<u8>, bincode::error::EncodeError> {
+    let mut size = bincode::enc::write::SizeWriter::default();
+    bincode::serde::encode_into_writer(value, &mut size, config)?;
+    let mut bytes = Vec::with_capacity(size.bytes_written);
+    bincode::serde::encode_into_writer(value, VecSink(&mut bytes), config)?;
+    Ok(bytes)
+}
+
 impl Proposal {
     /// The bytes stored in the log.
     pub fn encode(&self) -> Vec<u8> {
-        bincode::serde::encode_to_vec(self, bincode_config()).expect("a proposal always serialises")
+        encode_exact(self, bincode_config()).expect("a proposal always serialises")
     }
 
     /// Decodes a log payload.
@@ -150,8 +174,7 @@ impl Proposal {
 impl PeerMessage {
     /// The bytes sent to a peer (the runtime frames them).
     pub fn encode(&self) -> Vec<u8> {
-        bincode::serde::encode_to_vec(self, bincode_config())
-            .expect("a peer message always serialises")
+        encode_exact(self, bincode_config()).expect("a peer message always serialises")
     }
 
     /// Decodes bytes received from a peer; bad bytes are an error, never a panic.

@@ -176,8 +176,11 @@ impl Znode {
 /// ACL list of the node created last, which the next create with an equal list shares.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Nodes {
-    map: imbl::OrdMap<Box<str>, Arc<Znode>>,
-    reapable: imbl::OrdSet<Box<str>>,
+    /// Keys are [`Arc<str>`], not `Box<str>`: copying a map node on a change (while
+    /// another copy of the map shares it) then copies pointers, not strings, and the
+    /// B-tree's branch keys share their leaf key's allocation.
+    map: imbl::OrdMap<Arc<str>, Arc<Znode>>,
+    reapable: imbl::OrdSet<Arc<str>>,
     acl_recent: Option<Arc<[Acl]>>,
 }
 
@@ -297,10 +300,11 @@ impl Nodes {
             node.acl = Arc::clone(shared);
         }
         self.acl_recent = Some(Arc::clone(&node.acl));
+        let key: Arc<str> = Arc::from(path);
         if matches!(node.kind, NodeKind::Container | NodeKind::Ttl { .. }) {
-            self.reapable.insert(path.into());
+            self.reapable.insert(Arc::clone(&key));
         }
-        self.map.insert(path.into(), Arc::new(node));
+        self.map.insert(key, Arc::new(node));
     }
 
     /// Takes the node at `path` out.
