@@ -1,5 +1,5 @@
 //! ACLs: the `Id{scheme, id}` and `Acl{perms, id}` types with ZooKeeper's permission bits,
-//! and the ACL logic of ZooKeeper 3.8 (zk-protocol.md §10): the permission check, the
+//! and the ACL logic of ZooKeeper 3.8 (docs/protocol.md, ACLs): the permission check, the
 //! fix-up of ACL lists on create/setACL, digest ids and the auth-packet handling.
 //!
 //! Invariants: an ACL list that passed [`fixup_acl`] is non-empty, has no duplicate entry
@@ -292,7 +292,8 @@ mod tests {
         }
     }
 
-    // The digest test vectors of zk-protocol.md §10 (also ZooKeeper's own tests).
+    // The digest test vectors of docs/protocol.md, ACLs (`super:test` is the super digest of
+    // ZooKeeper's own tests).
     #[test]
     fn digest_vectors() {
         assert_eq!(

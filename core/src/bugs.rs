@@ -1,5 +1,5 @@
 //! Planted bugs: known, realistic mistakes that can be switched on, one at a time, so the
-//! simulator's checkers can be shown to catch each of them (design.md §5, issue 4).
+//! simulator's checkers can be shown to catch each of them (README, The simulator).
 //!
 //! This module and every hook that consults it exist only with the `planted-bugs` cargo
 //! feature, which release builds of the real server never enable. The chosen bug travels

@@ -5,7 +5,8 @@
 use serde::{Deserialize, Serialize};
 
 /// A ZooKeeper error code as carried in `ReplyHeader.err` and multi results
-/// (zk-protocol.md §7). `Ok` exists because multi results carry 0 for rolled-back ops.
+/// (`KeeperException.Code`; docs/protocol.md, Error codes). `Ok` exists because multi
+/// results carry 0 for rolled-back ops.
 #[derive(
     Debug,
     Clone,

@@ -4,7 +4,8 @@
 //! the ZooKeeper wire codec, the storage record codec and the replication protocol.
 //! Core never reads a clock, a socket, a file, an environment variable or global
 //! randomness, and never spawns a thread: `now` and every byte arrive as arguments, and
-//! everything the world must do comes back as values. See `../shared/docs/design.md` §2.
+//! everything the world must do comes back as values: see [`node::Node`] for the
+//! `step` / `next_deadline` contract and docs/consensus.md for replication.
 
 pub mod acl;
 #[cfg(feature = "planted-bugs")]

@@ -1,6 +1,6 @@
 //! `Limits`: every bound the node enforces, in one struct, each with its unit and default.
 //!
-//! A limit is checked at the earliest point that can say no cleanly (style.md §5): the
+//! A limit is checked at the earliest point that can say no cleanly: the
 //! leader refuses an oversized write before proposing it, so no follower ever receives a
 //! transaction it cannot log or apply. `Limits::validate` checks the relations between
 //! fields once, at startup; the same relations hold for the defaults at compile time (the
@@ -11,14 +11,14 @@
 //! enforce anything itself: each owner checks its own limit.
 
 /// ZooKeeper's `jute.maxbuffer` default (0xfffff): the largest frame, in bytes, a client or
-/// server accepts (zk-protocol.md §1).
+/// server accepts (docs/protocol.md, Framing).
 pub const FRAME_BYTES_MAX_DEFAULT: u32 = 1_048_575;
 
 /// The largest length a wire frame can announce: its length prefix is a signed int32.
 pub const FRAME_BYTES_MAX_WIRE: u32 = i32::MAX as u32;
 
 /// Bytes a getData reply spends around the data: ReplyHeader (16), the buffer's length
-/// prefix (4) and the Stat (68) (zk-protocol.md §1).
+/// prefix (4) and the Stat (68) (docs/protocol.md, Jute encoding).
 pub const GET_DATA_REPLY_OVERHEAD_BYTES: u32 = 16 + 4 + 68;
 
 /// Default for [`Limits::znode_data_bytes_max`]: one million bytes, which leaves a getData

@@ -1,5 +1,6 @@
-//! Sessions: the replicated session table and its expiry bookkeeping (zk-protocol.md §2,
-//! §11). Pure bookkeeping: the caller passes `now_ms`; nothing here reads a clock.
+//! Sessions: the replicated session table and its expiry bookkeeping (docs/protocol.md,
+//! Handshake and Sessions). Pure bookkeeping: the caller passes `now_ms`; nothing here
+//! reads a clock.
 //!
 //! A session has an id, a 16-byte password (kept here so any server can check a resume),
 //! a negotiated timeout, a deadline and a `closing` flag. A touch (any frame received on
@@ -13,9 +14,10 @@
 //! [`SessionTable::next_expiry_ms`] are O(log n) plus the size of the answer. Every order
 //! that reaches an output is by `SessionId` or by deadline, never by a hash.
 //!
-//! Not done here: deciding *who* expires sessions (only a leader with a quorum, design.md
-//! §7), proposing the closeSession transaction, deleting ephemerals, closing connections,
-//! and which server owns a session's connection (SESSIONMOVED): those belong to the node.
+//! Not done here: deciding *who* expires sessions (only a leader with a quorum,
+//! docs/consensus.md §14), proposing the closeSession transaction, deleting ephemerals,
+//! closing connections, and which server owns a session's connection (SESSIONMOVED): those
+//! belong to the node.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::num::NonZeroU64;
@@ -312,7 +314,7 @@ impl SessionTable {
 
     /// Re-arms every session that is not closing from `now_ms`: a new leader gives every
     /// session a full timeout from its own clock, so no session expires because of an
-    /// election or another server's clock (design.md §7).
+    /// election or another server's clock (docs/consensus.md §14).
     pub fn rearm_all(&mut self, now_ms: u64) {
         self.deadlines.clear();
         let tick_ms = self.tick_ms;

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A znode's metadata as clients see it (zk-protocol.md §5).
+/// A znode's metadata as clients see it (docs/protocol.md, Stat).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct Stat {

@@ -1,6 +1,7 @@
 //! Watches: the watch table of one server. It owns every one-shot data and child watch,
 //! every persistent and persistent-recursive watch, and turns the changes an applied
-//! transaction made into the watch events each connection must receive (zk-protocol.md §8).
+//! transaction made into the watch events each connection must receive (`WatchManager`;
+//! docs/protocol.md, Watches).
 //!
 //! Model. Watches belong to a client connection ([`ConnId`]) and die with it. For each
 //! (connection, path) the table keeps a small set of modes: a one-shot data watch (getData,
@@ -19,9 +20,10 @@
 //! nothing but recursive watches; never a scan of the whole table.
 //!
 //! Event order of [`WatchTable::trigger`]: changes in the order given; within one change,
-//! the trigger-table order of §8 (create: data(P) then child(parent); delete: data(P), then
-//! child(P), then child(parent); setData: data(P)); within one trigger, ascending `ConnId`.
-//! A connection gets at most one event per trigger, however many of its watches match.
+//! the trigger-table order of docs/protocol.md, Watches (create: data(P) then
+//! child(parent); delete: data(P), then child(P), then child(parent); setData: data(P));
+//! within one trigger, ascending `ConnId`. A connection gets at most one event per trigger,
+//! however many of its watches match.
 //!
 //! Four-letter words: ZooKeeper's `wchs`, `wchc` and `wchp` read its data table only, so a
 //! lone child watch is invisible there; ours report every watch. `wchc` in ZooKeeper is keyed
@@ -486,10 +488,11 @@ impl WatchTable {
         Ok(())
     }
 
-    /// setWatches (101) / setWatches2 (105) on reconnect (§8 table). `node_zxids` gives the
-    /// current `(mzxid, pzxid)` of a path, `None` when it does not exist. Registers what must
-    /// be registered and returns the catch-up events for `conn`, in list order (data, exist,
-    /// child), each list in the order given; they go out before the -8 reply.
+    /// setWatches (101) / setWatches2 (105) on reconnect (docs/protocol.md, Watches, the
+    /// setWatches table). `node_zxids` gives the current `(mzxid, pzxid)` of a path, `None`
+    /// when it does not exist. Registers what must be registered and returns the catch-up
+    /// events for `conn`, in list order (data, exist, child), each list in the order given;
+    /// they go out before the -8 reply.
     pub fn set_watches<F>(
         &mut self,
         conn: ConnId,

@@ -1,6 +1,7 @@
-//! The session table against zk-protocol.md §2 and §11: timeout clamping, tick rounding,
-//! ZooKeeper's session id layout, seeded passwords, reattach checks, closing, expiry order,
-//! re-arming by a new leader, iteration order and snapshot round trips.
+//! The session table against docs/protocol.md, Handshake and Sessions: timeout clamping,
+//! tick rounding, ZooKeeper's session id layout, seeded passwords, reattach checks,
+//! closing, expiry order, re-arming by a new leader, iteration order and snapshot round
+//! trips.
 
 use std::num::NonZeroU64;
 

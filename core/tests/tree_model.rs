@@ -287,7 +287,8 @@ impl Model {
     }
 
     /// A multi on a copy; committed only if every op passed. Returns one entry per op:
-    /// the created path, "" for other successes, or the error code layout of §9.
+    /// the created path, "" for other successes, or the error code layout of docs/protocol.md,
+    /// Multi.
     fn multi(&mut self, subs: &[Sub], s: i64, z: i64, t: i64) -> Vec<Result<String, ZkError>> {
         let mut copy = self.clone();
         let mut results = Vec::new();
@@ -539,7 +540,7 @@ fn assert_same_state(tree: &DataTree, model: &Model) {
 }
 
 /// 256 cases from the seed in `PADDOCK_SEED`, or from a fresh random seed that is printed
-/// so a failure can be replayed (style.md §11).
+/// so a failure can be replayed.
 fn model_config() -> ProptestConfig {
     use std::hash::{BuildHasher, Hasher};
     let seed = std::env::var("PADDOCK_SEED")

@@ -1,5 +1,5 @@
-//! multi (all-or-nothing, ops checked against the earlier ops of the same multi, the §9
-//! failure layout) and its txn shapes.
+//! multi (all-or-nothing, ops checked against the earlier ops of the same multi, the failure
+//! layout of docs/protocol.md, Multi) and its txn shapes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod tree_common;

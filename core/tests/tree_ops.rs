@@ -1,6 +1,6 @@
 //! Single operations on the tree: the exact Stat changes each write makes, every error
-//! code each op can return (zk-protocol.md §7) in ZooKeeper's check order, create modes,
-//! sequential naming, and the reads.
+//! code each op can return (docs/protocol.md, Error codes) in ZooKeeper's check order,
+//! create modes, sequential naming, and the reads.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod tree_common;

@@ -15,7 +15,7 @@
 //! - times: our txn `z` runs at `z * 1000` ms; ZooKeeper's wall-clock times must map onto
 //!   ours one-to-one (checked in both directions on every `ctime` and `mtime`).
 //!
-//! Where ZooKeeper 3.8.0 and our spec (zk-protocol.md, written from 3.8.6) deliberately
+//! Where ZooKeeper 3.8.0 and our spec (docs/protocol.md, which follows 3.8.6) deliberately
 //! differ, the expected answer is the spec's, and the test asserts that the recording shows
 //! the 3.8.0 behaviour (`spec_differences`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -483,7 +483,7 @@ fn multi_op(desc: &Value) -> MultiOp {
 }
 
 /// The expected answer of a step: the recorded one, except where ZooKeeper 3.8.0 and our
-/// spec (zk-protocol.md, 3.8.6) deliberately differ. For those, asserts that the recording
+/// spec (docs/protocol.md, 3.8.6) deliberately differ. For those, asserts that the recording
 /// shows the known 3.8.0 behaviour and returns the spec's answer. `None`: the step is about
 /// the connection, not the tree, and is not replayed.
 fn spec_differences(step: &Value) -> Option<Value> {
@@ -492,7 +492,7 @@ fn spec_differences(step: &Value) -> Option<Value> {
     });
     match step["step"].as_u64().expect("step number") {
         // exists on a node the caller may not READ: 3.8.0 returns the Stat; the READ check
-        // on exists arrived in 3.8.4 and the spec follows it (§7, §10).
+        // on exists arrived in 3.8.4 and the spec follows it (docs/protocol.md, ACLs).
         93 => {
             assert_eq!(step["op"], "exists");
             assert!(
@@ -625,7 +625,7 @@ fn wire_multi_op(op: &wire::MultiOp) -> MultiOp {
     }
 }
 
-/// A tree result as the wire answers it (zk-protocol.md §9: opcode 1 creates answer
+/// A tree result as the wire answers it (docs/protocol.md, Multi: opcode 1 creates answer
 /// type 1, every other create type 15).
 fn wire_result(result: &OpResult) -> wire::MultiResult {
     match result {

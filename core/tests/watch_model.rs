@@ -1,7 +1,7 @@
 //! Random register / trigger / remove / check / setWatches / close sequences give the same events,
 //! errors and four-letter-word views from the watch table as from a naive reference that
 //! keeps a flat set of registrations and scans all of it for every delivery, written
-//! straight from zk-protocol.md §8's two tables.
+//! straight from the registration and setWatches tables of docs/protocol.md, Watches.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -67,7 +67,8 @@ fn parent(path: &str) -> Option<String> {
     })
 }
 
-/// Whether a registration receives a delivery on `table` about `path` (§8 registering table).
+/// Whether a registration receives a delivery on `table` about `path` (docs/protocol.md,
+/// Watches, the registration table).
 fn covers(watch_path: &str, kind: WatchKind, table: Table, path: &str) -> bool {
     match table {
         Table::Data => {
@@ -152,7 +153,7 @@ impl Reference {
         out
     }
 
-    /// setWatches straight from the §8 reconnect table.
+    /// setWatches straight from the setWatches table of docs/protocol.md, Watches.
     fn set_watches(&mut self, conn: ConnId, reconnect: &Reconnect) -> Vec<WatchEvent> {
         let mut events = Vec::new();
         let rel = reconnect.relative_zxid;

@@ -1,4 +1,4 @@
-//! The watch table against zk-protocol.md §8: every row of the trigger table, the 3.9 rules
+//! The watch table against docs/protocol.md, Watches: every row of the trigger table, the 3.9 rules
 //! for coexisting modes, check/removeWatches, setWatches catch-up, connection removal and
 //! the four-letter-word views.
 

@@ -1,4 +1,4 @@
-//! Byte-exact checks of the examples in zk-protocol.md, and one test per `DecodeError` path
+//! Byte-exact checks of the wire layouts in docs/protocol.md, and one test per `DecodeError` path
 //! of the wire codec (truncation, bad lengths, trailing bytes, bad multi, oversized frames).
 
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
@@ -46,7 +46,8 @@ fn request_bytes(xid: i32, request: &Request) -> Vec<u8> {
     out
 }
 
-// The 45-byte kazoo ConnectRequest of zk-protocol.md §2, framed, byte for byte, both ways.
+// The 45-byte kazoo ConnectRequest of docs/protocol.md, Handshake, framed, byte for byte,
+// both ways.
 #[test]
 fn kazoo_connect_request_is_45_bytes() {
     let expected = unhex(

@@ -1,9 +1,9 @@
 //! A small, obviously correct reference model of the znode tree for `tree_ops`: a map
 //! from full path to a plain record, with children found by scanning the map, and every
-//! rule written out once, straight from zk-protocol.md §5–§9 (check order, versions,
-//! cversion = child creates + child deletes, sequence numbers from the count of child
-//! creates, pzxid, ephemerals, multi all-or-nothing). It has no overlay, no indexes and
-//! no stored/visible split: a multi runs on a copy of the whole map.
+//! rule written out once, straight from docs/protocol.md (Stat to Multi: check order,
+//! versions, cversion = child creates + child deletes, sequence numbers from the count of
+//! child creates, pzxid, ephemerals, multi all-or-nothing). It has no overlay, no indexes
+//! and no stored/visible split: a multi runs on a copy of the whole map.
 //!
 //! Scope: callers without authentication (ACL entries are `world:anyone` only), live
 //! sessions, valid paths plus a trailing-slash form; containers and TTL nodes are created

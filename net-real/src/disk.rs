@@ -4,7 +4,7 @@
 //! Group commit: the thread takes one request, then everything else already queued (up to
 //! [`DISK_BATCH_REQUESTS_MAX`]), writes it all, calls `fdatasync` once, and only then
 //! sends the completions, in request order. A completion therefore never overtakes the
-//! sync that makes it true (design.md §2: acknowledge after durability).
+//! sync that makes it true (docs/consensus.md §14: acknowledge only after durability).
 //!
 //! On any I/O error the thread reports [`DiskEvent::Failed`] and stops: a node that cannot
 //! persist must not acknowledge anything more, so the runtime shuts down.

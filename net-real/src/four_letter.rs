@@ -1,5 +1,6 @@
 //! `four_letter`: the text answers of ZooKeeper's four-letter words, in ZooKeeper 3.8's
-//! layouts (zk-protocol.md §12) so existing monitoring scripts and kazoo parse them.
+//! layouts (docs/protocol.md, Four-letter words) so existing monitoring scripts and kazoo
+//! parse them.
 //!
 //! Pure formatting from a [`NodeStatus`] and what the runtime counts ([`Counters`],
 //! [`ConnInfo`]); the whitelist check happens here too, so a disabled word gets

@@ -343,7 +343,7 @@ fn run(hosts: &str) -> Vec<String> {
 
 /// The one deliberate difference: `exists` without auth on a node whose ACL grants READ only to
 /// `digest:alice`. ZooKeeper 3.8.0 (the apt reference) returns the Stat; ZooKeeper 3.8.4+ checks
-/// READ on exists (ZOOKEEPER-2590) and so does Paddock (zk-protocol.md §7/§10), answering NoAuth.
+/// READ on exists (ZOOKEEPER-2590) and so does Paddock (docs/protocol.md, ACLs), answering NoAuth.
 /// Only this exact step with exactly these two results is accepted.
 fn is_known_difference(zookeeper: &str, paddock: &str) -> bool {
     zookeeper

@@ -1,13 +1,14 @@
 //! A simulated ZooKeeper client, speaking the real wire protocol through
-//! `paddock_core::wire`, with the behaviour of the Java client (zk-protocol.md §2, §3, §8,
-//! §14.2): ping when idle for a third of the session timeout, give up on a silent
-//! connection after two thirds, give up on a handshake after timeout / servers; reconnect
-//! to another server with the session id, password and lastZxidSeen (a server that is
-//! behind closes without a reply, and the client tries another); start a new session when
-//! told the old one expired. After each ConnectResponse it re-sends its digest credentials
-//! (auth packets, xid -4) before anything else, then re-registers its watches with
-//! setWatches (op 101), or setWatches2 (op 105) when it holds persistent watches, with
-//! relativeZxid = lastZxidSeen, so the server sends catch-up events for what it missed.
+//! `paddock_core::wire`, with the behaviour of the Java client's `ClientCnxn`
+//! (docs/protocol.md, Handshake, Headers and reserved xids, Watches): ping when idle for a
+//! third of the session timeout, give up on a silent connection after two thirds, give up
+//! on a handshake after timeout / servers; reconnect to another server with the session id,
+//! password and lastZxidSeen (a server that is behind closes without a reply, and the
+//! client tries another); start a new session when told the old one expired. After each
+//! ConnectResponse it re-sends its digest credentials (auth packets, xid -4) before
+//! anything else, then re-registers its watches with setWatches (op 101), or setWatches2
+//! (op 105) when it holds persistent watches, with relativeZxid = lastZxidSeen, so the
+//! server sends catch-up events for what it missed.
 //!
 //! Invariants: at most one operation (a workload request or a setWatches) is outstanding,
 //! so each client is one process of the history; xids count up for the whole run and are
@@ -53,7 +54,7 @@ const THINK_MS_MAX: u64 = 50;
 const DISCONNECT_ONE_IN_WAKES: u32 = 400;
 /// Client faults: chance, per operation about to be sent, of going silent (1 in N).
 const SILENCE_ONE_IN_OPS: u32 = 300;
-/// The xid of auth packets (zk-protocol.md §3).
+/// The xid of auth packets (docs/protocol.md, Headers and reserved xids).
 const XID_AUTH: i32 = -4;
 /// The xid of pings.
 const XID_PING: i32 = -2;

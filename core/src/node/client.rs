@@ -419,7 +419,8 @@ impl Node {
             self.conn_close(id, out);
             return;
         };
-        // A client that saw newer state elsewhere must not go back in time here (§2 step 3).
+        // A client that saw newer state elsewhere must not go back in time here
+        // (docs/protocol.md, Handshake).
         if request.last_zxid_seen > self.applied_zxid.as_wire() {
             self.conn_close(id, out);
             return;
@@ -846,7 +847,8 @@ impl Node {
         }
     }
 
-    /// A session ended: its connections here close without a message (§11).
+    /// A session ended: its connections here close without a message (docs/protocol.md,
+    /// Sessions).
     pub(super) fn close_session_conns(&mut self, session: SessionId, out: &mut Vec<Output>) {
         let ids: Vec<ConnId> = self
             .conns

@@ -1,7 +1,7 @@
 //! `Node`: one Paddock server as a pure value — the znode tree, the session table, the
 //! watch table, client connections and the replication protocol, routed together.
 //!
-//! Driven as design.md §2 says: `step(now_ms, Input, &mut outputs)` and
+//! Driven through two calls: `step(now_ms, Input, &mut outputs)` and
 //! `next_deadline()`. Inputs are client bytes, peer messages, timer ticks and disk
 //! completions; outputs are bytes for clients and peers, and records to make durable.
 //!
@@ -941,7 +941,7 @@ impl Node {
         // planted bug: lost-session-on-leader-change (follower-era deadlines kept).
         #[cfg(feature = "planted-bugs")]
         let rearm = rearm && self.config.bug != Some(crate::bugs::Bug::LostSessionOnLeaderChange);
-        // Every session gets a full timeout from this leader's clock (design.md §7).
+        // Every session gets a full timeout from this leader's clock (docs/consensus.md §14).
         if rearm {
             self.sessions_reset(now_ms);
         }

@@ -58,7 +58,8 @@ pub(super) fn connect(
     wire::frame(&payload)
 }
 
-/// The "session expired" ConnectResponse: timeout 0, id 0, zero password (§2).
+/// The "session expired" ConnectResponse: timeout 0, id 0, zero password (docs/protocol.md,
+/// Handshake).
 pub(super) fn connect_expired(read_only_byte: bool) -> Vec<u8> {
     connect(0, SessionId(0), [0; 16], read_only_byte)
 }

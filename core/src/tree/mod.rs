@@ -1,7 +1,8 @@
-//! The znode data tree with ZooKeeper 3.8 semantics (zk-protocol.md §5–§11): nodes in their
-//! stored form, reads with ACL checks, writes in two stages (`prepare` checks an [`Op`] and
-//! fixes it into a [`Txn`]; `apply` runs the txn and cannot fail for a prepared one), the
-//! per-session ephemeral index, container/TTL reaping candidates and a state digest.
+//! The znode data tree with ZooKeeper 3.8 semantics (`DataTree`; docs/protocol.md): nodes
+//! in their stored form, reads with ACL checks, writes in two stages (`prepare` checks an
+//! [`Op`] and fixes it into a [`Txn`]; `apply` runs the txn and cannot fail for a prepared
+//! one), the per-session ephemeral index, container/TTL reaping candidates and a state
+//! digest.
 //!
 //! Invariants: every node but the root has its parent in the map, listed in the parent's
 //! children; ephemerals have no children; the ephemeral index holds exactly the paths of
@@ -303,9 +304,9 @@ impl DataTree {
     }
 
     /// Checks a write against the current state and fixes it into a txn carrying the
-    /// context's zxid, time and session. Errors are the codes of zk-protocol.md §7 in
-    /// ZooKeeper's check order. A multi whose op fails still gives `Ok`: a `MultiFailed`
-    /// txn with the per-op codes (only whole-request failures are `Err`).
+    /// context's zxid, time and session. Errors are the codes of docs/protocol.md, Error
+    /// codes, in ZooKeeper's check order. A multi whose op fails still gives `Ok`: a
+    /// `MultiFailed` txn with the per-op codes (only whole-request failures are `Err`).
     pub fn prepare(&self, op: &Op, ctx: &OpContext) -> Result<Txn, ZkError> {
         let kind = match op {
             Op::Create(create) => TxnKind::Single(TxnOp::Create(prepare::create(
@@ -612,8 +613,8 @@ mod tests {
         assert!(std::panic::catch_unwind(|| stale.assert_invariants()).is_err());
     }
 
-    // NODEEXISTS is checked before NOCHILDRENFOREPHEMERALS (zk-protocol.md §6 steps 10
-    // and 11). A child under an ephemeral cannot be made through the API, so the state is
+    // NODEEXISTS is checked before NOCHILDRENFOREPHEMERALS (docs/protocol.md, Create, steps
+    // 12 and 13). A child under an ephemeral cannot be made through the API, so the state is
     // built by hand.
     #[test]
     fn node_exists_before_ephemeral_parent() {

@@ -3,7 +3,7 @@
 //!
 //! The stored form keeps what ZooKeeper persists (stored cversion = number of child
 //! creates, the kind from which the stored ephemeralOwner derives); [`Znode::stat`] derives
-//! what clients see (zk-protocol.md §5). The primitives run both on the tree's node map and
+//! what clients see (docs/protocol.md, Stat). The primitives run both on the tree's node map and
 //! on an O(1) copy of it (the state "as changed by earlier ops of the same multi"), so the
 //! checks a multi is prepared against and the changes it applies are one code.
 

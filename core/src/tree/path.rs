@@ -6,7 +6,7 @@
 
 use crate::error::ZkError;
 
-/// The reserved subtree and its nodes (zk-protocol.md §5).
+/// The reserved subtree and its nodes (docs/protocol.md, Initial tree).
 pub const ZOOKEEPER_PATH: &str = "/zookeeper";
 /// Quota configuration node (kept empty: quotas are not enforced).
 pub const QUOTA_PATH: &str = "/zookeeper/quota";

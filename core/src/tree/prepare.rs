@@ -1,6 +1,7 @@
 //! The prepare stage: checks one write against the tree (or against a copy of its node map
 //! changed by the earlier ops of a multi) in ZooKeeper's check order, and fixes everything the apply
-//! stage needs into a [`TxnOp`] (PrepRequestProcessor, zk-protocol.md §6, §7, §9).
+//! stage needs into a [`TxnOp`] (ZooKeeper's PrepRequestProcessor; docs/protocol.md, Create,
+//! Error codes, Multi).
 //!
 //! Nothing here mutates the tree; the multi preparation mutates only its own copy of the node map.
 
@@ -92,7 +93,7 @@ fn create_ttl_ms(op: &CreateOp, mode: CreateMode) -> Result<i64, ZkError> {
     Ok(ttl_ms)
 }
 
-/// create / create2 / createContainer / createTTL, in the order of zk-protocol.md §6.
+/// create / create2 / createContainer / createTTL, in the order of docs/protocol.md, Create.
 pub(crate) fn create(
     store: &Nodes,
     config: &TreeConfig,
@@ -227,7 +228,8 @@ pub(crate) fn check(store: &Nodes, op: &CheckOp, ctx: &OpContext) -> Result<TxnO
 /// deleteContainer, ZooKeeper's re-check before the reaper deletes: BADARGUMENTS (no `/`,
 /// NUL, special node), NONODE, NOTEMPTY, and BADVERSION when the node is not a container or
 /// TTL node. (ZooKeeper 3.8 only refuses plain ephemerals here; we also spare persistent
-/// nodes, as the spec asks.) No session or ACL check: the server itself asks.
+/// nodes: docs/protocol.md, Containers and TTL nodes.) No session or ACL check: the server
+/// itself asks.
 pub(crate) fn delete_container(store: &Nodes, path: &str) -> Result<TxnKind, ZkError> {
     path::parent_of(path).ok_or(ZkError::BadArguments)?;
     if path::is_special(path) {
@@ -247,7 +249,7 @@ pub(crate) fn delete_container(store: &Nodes, path: &str) -> Result<TxnKind, ZkE
 
 /// multi: each op is checked against the state changed by the earlier ops (an O(1) copy of
 /// the node map), so e.g. two sequential creates get consecutive numbers. The first failure makes
-/// the whole multi a `MultiFailed` with ZooKeeper's result layout (§9).
+/// the whole multi a `MultiFailed` with ZooKeeper's result layout (docs/protocol.md, Multi).
 pub(crate) fn multi(
     base: &Nodes,
     config: &TreeConfig,

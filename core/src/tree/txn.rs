@@ -17,8 +17,8 @@ use crate::watch::{Change, ChangeAcl};
 use super::node::NodeKind;
 
 /// Which create opcode the client sent: it decides the reply layout and, for containers and
-/// TTL nodes, the kind of node (zk-protocol.md §6: flags 4 with opcode 1 or 15 make a plain
-/// persistent node; only opcode 19 makes a container).
+/// TTL nodes, the kind of node (docs/protocol.md, Containers and TTL nodes: flags 4 with
+/// opcode 1 or 15 make a plain persistent node; only opcode 19 makes a container).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CreateOpcode {
     /// Opcode 1: the reply carries the path only.

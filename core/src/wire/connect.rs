@@ -1,5 +1,6 @@
 //! The handshake records: the client's first frame is a bare [`ConnectRequest`] and the
-//! server's first frame a bare [`ConnectResponse`], neither with a header (zk-protocol.md §2).
+//! server's first frame a bare [`ConnectResponse`], neither with a header (docs/protocol.md,
+//! Handshake).
 //!
 //! The readOnly byte is not part of the 3.8 jute record: it is appended by hand and may be
 //! absent (clients older than 3.4). `read_only: None` records its absence so a server can

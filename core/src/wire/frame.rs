@@ -1,6 +1,7 @@
 //! Framing of a client connection's byte stream: every message in both directions is an
-//! `int32` big-endian length followed by that many payload bytes (zk-protocol.md §1), except
-//! that the first 4 bytes of a *new* connection may be a four-letter word (§12).
+//! `int32` big-endian length followed by that many payload bytes (docs/protocol.md, Framing),
+//! except that the first 4 bytes of a *new* connection may be a four-letter word
+//! (docs/protocol.md, Four-letter words).
 //!
 //! Invariants: a length prefix below 0 or above `max_frame_bytes` (jute.maxbuffer) is an
 //! error as soon as its 4 bytes are seen, never an allocation. This module does not read
@@ -99,7 +100,7 @@ impl FrameSplitter {
     }
 }
 
-/// The four-letter words of ZooKeeper 3.8 (zk-protocol.md §12).
+/// The four-letter words of ZooKeeper 3.8 (docs/protocol.md, Four-letter words).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[allow(missing_docs)] // each variant is the command of the same name

@@ -5,7 +5,8 @@
 //! bytes it has left can justify (a length or count is checked against the remaining bytes
 //! *before* any allocation), so a hostile `len = 2^31 - 1` fails cleanly. Null forms
 //! (`len = -1`) are kept distinct for buffers (`Option<Vec<u8>>`); a null `ustring` reads as
-//! `""` (kazoo writes `""` as null, zk-protocol.md §1) and a null vector reads as empty.
+//! `""` (kazoo writes `""` as null, docs/protocol.md, Jute encoding) and a null vector reads
+//! as empty.
 //! Strings are decoded lossily: invalid UTF-8 (e.g. Java's CESU-8 surrogates) becomes U+FFFD
 //! rather than an error. The writer cannot fail; lengths above `i32::MAX` are a bug of ours.
 //!

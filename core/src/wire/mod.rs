@@ -1,6 +1,7 @@
 //! `wire`: the ZooKeeper 3.8 client protocol codec, both directions. A server decodes
 //! requests and encodes replies; a client (the simulator, the CLI) encodes requests and
-//! decodes replies. The facts come from `shared/docs/zk-protocol.md` §1–§4, §8–§10, §12.
+//! decodes replies. The facts it relies on are in docs/protocol.md (Framing, Jute encoding,
+//! Handshake, Headers and reserved xids, Opcodes, Watches, Multi, ACLs, Four-letter words).
 //!
 //! Layers, each in its own file: `frame` splits a connection's byte stream into payloads
 //! and spots four-letter words; `jute` reads and writes fields with bounds checks;

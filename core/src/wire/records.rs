@@ -14,7 +14,7 @@ use crate::error::ZkError;
 use crate::ids::SessionId;
 use crate::stat::Stat;
 
-/// Every opcode of ZooKeeper 3.8 (ZooDefs.OpCode, zk-protocol.md §4).
+/// Every opcode of ZooKeeper 3.8 (ZooDefs.OpCode; docs/protocol.md, Opcodes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[allow(missing_docs)] // each variant is named as ZooKeeper names the opcode
@@ -243,7 +243,7 @@ pub struct CreateRequest {
     pub data: Option<Vec<u8>>,
     /// The ACL (a null vector reads as empty).
     pub acl: Vec<Acl>,
-    /// CreateMode flags (0..=6, see zk-protocol.md §6).
+    /// CreateMode flags (0..=6, see docs/protocol.md, Create).
     pub flags: i32,
 }
 jute_record!(CreateRequest, 16, {

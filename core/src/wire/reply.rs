@@ -7,7 +7,7 @@
 //! C client uses for setWatches; the Java client 3.8.0 sends setWatches with an ordinary xid,
 //! so its answer is decoded against the pending setWatches like any reply (captured in
 //! `tests/vectors/java_reconnect_setwatches*.txt`). Then a non-zero `err` means header only
-//! (zk-protocol.md §3). Multi results keep the types as sent
+//! (docs/protocol.md, Headers and reserved xids). Multi results keep the types as sent
 //! (a create op 1 answers type 1; 15, 19 and 21 answer 15), so re-encoding is byte-identical.
 
 use serde::{Deserialize, Serialize};
@@ -107,7 +107,7 @@ pub enum Reply {
     Response(Option<Response>),
 }
 
-/// Reserved xids (zk-protocol.md §3).
+/// Reserved xids (docs/protocol.md, Headers and reserved xids).
 const XID_NOTIFICATION: i32 = -1;
 const XID_PING: i32 = -2;
 const XID_AUTH: i32 = -4;

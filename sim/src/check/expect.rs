@@ -3,9 +3,9 @@
 //! write request asks for, the reply a committed write must get, and the answer a read
 //! must get at a given state.
 //!
-//! These mappings are written from the protocol (zk-protocol.md §4, §7, §9) and not
-//! borrowed from the server's code, so a mistake in the server's reply layer shows up
-//! as a mismatch instead of being copied into the oracle.
+//! These mappings are written from the protocol (docs/protocol.md: Opcodes, Error codes,
+//! Multi) and not borrowed from the server's code, so a mistake in the server's reply layer
+//! shows up as a mismatch instead of being copied into the oracle.
 //!
 //! Not here: deciding when a read is answered (the replay does) or watches.
 
@@ -162,8 +162,9 @@ fn multi_result(result: &OpResult) -> MultiResult {
 }
 
 /// The reply to a committed write transaction, from what applying it produced: a multi
-/// answers one result per op with header error 0 even when it failed (§9); a single
-/// write answers its result record; session and reaper txns answer an empty body.
+/// answers one result per op with header error 0 even when it failed (docs/protocol.md,
+/// Multi); a single write answers its result record; session and reaper txns answer an
+/// empty body.
 pub fn write_answer(kind: &TxnKind, applied: &Applied) -> Answer {
     match kind {
         TxnKind::Multi(_) | TxnKind::MultiFailed(_) => (

@@ -69,7 +69,7 @@ pub struct Subject<'a> {
     /// Every running server's final state (empty when unknown).
     pub servers: &'a [ServerFinal],
     /// The run injected no faults: a session may then expire only if its client stopped
-    /// talking for its whole timeout (design.md §7).
+    /// talking for its whole timeout (docs/consensus.md §14).
     pub fault_free: bool,
 }
 
@@ -199,7 +199,7 @@ fn sessions(
 /// Under any faults: a session's expiry committed less than half its timeout after the
 /// client sent a write or sync that committed. That request touched the session at the
 /// leader of its time, and any later leader gives every session a full timeout from its
-/// own election (design.md §7), so whichever leader expired the session saw no touch
+/// own election (docs/consensus.md §14), so whichever leader expired the session saw no touch
 /// for a whole timeout only if the expiry came at least a timeout (less clock drift)
 /// after the request was sent. Half a timeout leaves ample room for drift.
 fn expiries_after_commits(

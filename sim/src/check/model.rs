@@ -556,7 +556,7 @@ impl Replay<'_> {
         }
     }
 
-    /// setWatches on reconnect: catch-up events or registrations, per zk-protocol.md §8.
+    /// setWatches on reconnect: catch-up events or registrations, per docs/protocol.md, Watches.
     fn set_watches(
         &mut self,
         conn: ConnId,

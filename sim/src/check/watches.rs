@@ -1,7 +1,7 @@
 //! The watch model: which events each client connection must receive, computed from the
 //! registrations its replies prove (a read with `watch` answered at zxid z registered a
 //! watch when the server stood at z) and the changes of the committed sequence, with the
-//! trigger rules of zk-protocol.md §8 (one-shot data and child watches removed as they
+//! trigger rules of docs/protocol.md, Watches (one-shot data and child watches removed as they
 //! fire, persistent watches kept, recursive ones matching descendants and never
 //! `NodeChildrenChanged`, at most one event per connection per trigger).
 //!

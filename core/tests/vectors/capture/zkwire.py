@@ -1,7 +1,7 @@
 """Decode ZooKeeper client-protocol frames just enough to annotate a recording, and write
 the golden-vector text format.
 
-This is our own small jute reader (see docs/zk-protocol.md sections 1-9); it is used only
+This is our own small jute reader (the layouts are in docs/protocol.md); it is used only
 to write the `# ...` comment line above each frame, never to produce the frame bytes, which
 are copied verbatim from the socket. A frame it cannot decode still gets recorded, with a
 comment saying so.
