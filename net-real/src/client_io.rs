@@ -163,6 +163,7 @@ impl ClientIo {
             readable: VecDeque::new(),
             over_budget_since: None,
             read_buf: vec![0; READ_BYTES],
+            written: Vec::new(),
         };
         let thread = thread::Builder::new()
             .name("paddock-clients".into())
@@ -289,6 +290,8 @@ struct Conn {
     queued: QueuedReplies,
     /// In `IoThread::readable`: it may have bytes to read.
     readable: bool,
+    /// In `IoThread::written`: replies were queued since its last write.
+    written: bool,
 }
 
 /// How a flush ended.
@@ -321,6 +324,8 @@ struct IoThread {
     /// Since when the unsent replies have been at [`CLIENTS_QUEUED_BYTES_MAX`] or above.
     over_budget_since: Option<Instant>,
     read_buf: Vec<u8>,
+    /// Connections given replies by the commands being run, to write once they all are.
+    written: Vec<ConnId>,
 }
 
 impl IoThread {
@@ -419,6 +424,7 @@ impl IoThread {
                 paused: false,
                 queued: queued.clone(),
                 readable: false,
+                written: false,
             },
         );
         self.report(Event::Accepted(conn, addr, queued));
@@ -497,8 +503,18 @@ impl IoThread {
         self.report(Event::ClientClosed(conn));
     }
 
-    /// Runs every queued command. False once the event loop is gone.
+    /// Runs every queued command, then writes each connection that got replies once:
+    /// the replies a round of the event loop produced for one client leave in one
+    /// vectored write, not one system call each. False once the event loop is gone.
     fn commands_run(&mut self) -> bool {
+        let running = self.commands_drain();
+        for conn in std::mem::take(&mut self.written) {
+            self.flush(conn);
+        }
+        running
+    }
+
+    fn commands_drain(&mut self) -> bool {
         self.wake_pending.store(false, Ordering::Release);
         loop {
             match self.commands.try_recv() {
@@ -544,7 +560,10 @@ impl IoThread {
             self.ended(conn);
             return;
         }
-        self.flush(conn);
+        if !c.written {
+            c.written = true;
+            self.written.push(conn);
+        }
     }
 
     /// Reply bytes of `conn` sent or discarded: they leave the counts. When its queue falls
@@ -623,6 +642,7 @@ impl IoThread {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
+        c.written = false;
         let before = c.out_bytes;
         let flushed = flush_queue(c);
         let (sent, queued, closing) = (before - c.out_bytes, c.queued.clone(), c.closing);

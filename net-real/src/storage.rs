@@ -111,6 +111,10 @@ pub struct Storage {
     positions: BTreeMap<u64, EntryPosition>,
     /// Appended since the last sync.
     dirty: bool,
+    /// Records appended to the current segment and not yet written to it: a batch of
+    /// appends is written with one system call, at [`Storage::sync`] (which every path
+    /// that closes, cuts or replaces the current segment calls first).
+    unwritten: Vec<u8>,
 }
 
 fn segment_name(zxid: Zxid) -> String {
@@ -212,6 +216,7 @@ impl Storage {
             current: None,
             positions: BTreeMap::new(),
             dirty: false,
+            unwritten: Vec::new(),
         };
         let mut durable = storage.open_recover()?;
         durable.hard_state = hard_state;
@@ -429,15 +434,6 @@ impl Storage {
                     reason: format!("entry {} does not encode: {e}", entry.index),
                 }
             })?;
-        let mut record = Vec::with_capacity(payload.len() + format::RECORD_HEADER_BYTES);
-        format::encode_record(
-            &format::Record {
-                zxid: entry.zxid,
-                payload: &payload,
-            },
-            &self.limits,
-            &mut record,
-        )?;
         let needs_roll = self
             .current
             .as_ref()
@@ -446,9 +442,17 @@ impl Storage {
             self.roll(entry.zxid)?;
         }
         let segment = self.segments.len() - 1;
-        let path = self.segments[segment].path.clone();
-        let (file, len) = self.current.as_mut().expect("roll opened a segment");
-        file.write_all(&record).map_err(io_err(&path))?;
+        let before = self.unwritten.len();
+        format::encode_record(
+            &format::Record {
+                zxid: entry.zxid,
+                payload: &payload,
+            },
+            &self.limits,
+            &mut self.unwritten,
+        )?;
+        let record_bytes = (self.unwritten.len() - before) as u64;
+        let (_, len) = self.current.as_mut().expect("roll opened a segment");
         self.positions.insert(
             entry.index,
             EntryPosition {
@@ -456,7 +460,7 @@ impl Storage {
                 offset_bytes: *len,
             },
         );
-        *len += record.len() as u64;
+        *len += record_bytes;
         self.dirty = true;
         Ok(())
     }
@@ -514,7 +518,10 @@ impl Storage {
         if !self.dirty {
             return Ok(());
         }
-        if let (Some((file, _)), Some(segment)) = (&self.current, self.segments.last()) {
+        if let (Some((file, _)), Some(segment)) = (&mut self.current, self.segments.last()) {
+            file.write_all(&self.unwritten)
+                .map_err(io_err(&segment.path))?;
+            self.unwritten.clear();
             file.sync_data().map_err(io_err(&segment.path))?;
         }
         self.dirty = false;
