@@ -120,7 +120,7 @@ impl Harness {
                 self.probe_closed |= conn == PROBE_CONN;
                 None
             }
-            Output::Peer { .. } => None,
+            Output::Peer { .. } | Output::Release(_) => None,
         }
     }
 }

@@ -40,6 +40,7 @@
 //! Backpressure: when the event loop's queue is full this thread waits, and every client
 //! waits with it through TCP.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, IoSlice, Read, Write};
 use std::net::SocketAddr;
@@ -132,6 +133,10 @@ pub struct ClientIo {
     waker: Arc<Waker>,
     /// Set once a wake is pending, so a burst of commands costs one wake-up.
     wake_pending: Arc<AtomicBool>,
+    /// Commands were sent since the last [`ClientIo::flush`]: the thread is woken there,
+    /// once for all of them, not at every reply (each wake-up could preempt the event
+    /// loop in the middle of its work on a machine with few cores).
+    wake_deferred: Cell<bool>,
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
 }
@@ -177,6 +182,7 @@ impl ClientIo {
             commands,
             waker,
             wake_pending,
+            wake_deferred: Cell::new(false),
             shared,
             thread: Some(thread),
         })
@@ -243,13 +249,23 @@ impl ClientIo {
         }
     }
 
-    /// Sends a command and wakes the thread; false once the thread is gone.
+    /// Sends a command, for the thread to run once woken by [`ClientIo::flush`]; false
+    /// once the thread is gone.
     fn send(&self, command: Command) -> bool {
         let sent = self.commands.send(command).is_ok();
         if sent {
-            self.wake();
+            self.wake_deferred.set(true);
         }
         sent
+    }
+
+    /// Wakes the thread for the commands sent since the last call, if any. The event
+    /// loop calls it at the end of every round, and within a long round every
+    /// millisecond or so.
+    pub fn flush(&self) {
+        if self.wake_deferred.replace(false) {
+            self.wake();
+        }
     }
 
     fn wake(&self) {

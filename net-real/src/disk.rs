@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use paddock_core::node::{Input, NodeSnapshot, Output};
 use paddock_core::replication::{Entry, HardState, SnapshotMeta};
 
-use crate::storage::{Storage, StorageError};
+use crate::storage::{SnapshotFiles, Storage, StorageError};
 
 /// Most requests written behind one `fdatasync`, in requests (ZooKeeper flushes after
 /// 1000 pending transactions, `zookeeper.maxBatchSize`).
@@ -34,8 +34,17 @@ pub enum DiskRequest {
         /// Entries to append.
         entries: Vec<Entry>,
     },
-    /// `Output::InstallSnapshot` (`install`), or `Output::WriteSnapshot` once encoded
-    /// (off the event loop, [`encode_snapshot_then_write`]).
+    /// `Output::WriteSnapshot` once its file is durable (encoded and written off the
+    /// event loop and off this thread, [`encode_snapshot_then_write`]).
+    SnapshotWritten {
+        /// What it covers.
+        meta: SnapshotMeta,
+        /// The node's snapshot bytes.
+        bytes: Vec<u8>,
+    },
+    /// The snapshot thread could not write its file: the disk has failed.
+    SnapshotFailed(String),
+    /// `Output::InstallSnapshot` (`install`).
     Snapshot {
         /// What it covers.
         meta: SnapshotMeta,
@@ -68,14 +77,17 @@ impl DiskRequest {
     }
 }
 
-/// Encodes a snapshot the node took on a thread of its own, then queues its write: the
-/// state is an O(1) copy of the node's, so neither the event loop nor the disk thread's
-/// log writes wait for the encoding of a large tree. The node takes one snapshot at a
-/// time, so at most one such thread runs. If the thread cannot start, the snapshot is
-/// encoded on the caller's thread.
+/// Encodes a snapshot the node took and writes its file, on a thread of its own, then
+/// tells the disk thread ([`DiskRequest::SnapshotWritten`]): the state is an O(1) copy of
+/// the node's, so neither the event loop nor the log writes behind it wait for the
+/// encoding or the writing of a large tree. (A snapshot covers only entries this server
+/// has made durable, so its file may become durable before log writes queued earlier.)
+/// The node takes one snapshot at a time, so at most one such thread runs. If the thread
+/// cannot start, the work is done on the caller's thread.
 pub fn encode_snapshot_then_write(
     meta: SnapshotMeta,
     state: Box<NodeSnapshot>,
+    files: SnapshotFiles,
     disk: &Sender<DiskRequest>,
 ) {
     // The state sits in a slot both the thread and a failed spawn can reach: a failed
@@ -84,33 +96,36 @@ pub fn encode_snapshot_then_write(
     let job = {
         let slot = Arc::clone(&slot);
         let disk = disk.clone();
-        move || snapshot_encode_and_send(meta, &slot, &disk)
+        let files = files.clone();
+        move || snapshot_encode_and_write(meta, &slot, &files, &disk)
     };
     let spawned = std::thread::Builder::new()
         .name("paddock-snapshot".to_owned())
         .spawn(job);
     if let Err(error) = spawned {
-        tracing::warn!(%error, "no thread for the snapshot: encoding it on the event loop");
-        snapshot_encode_and_send(meta, &slot, disk);
+        tracing::warn!(%error, "no thread for the snapshot: writing it on the event loop");
+        snapshot_encode_and_write(meta, &slot, &files, disk);
     }
 }
 
-fn snapshot_encode_and_send(
+fn snapshot_encode_and_write(
     meta: SnapshotMeta,
     slot: &Mutex<Option<Box<NodeSnapshot>>>,
+    files: &SnapshotFiles,
     disk: &Sender<DiskRequest>,
 ) {
     let Some(state) = slot.lock().ok().and_then(|mut taken| taken.take()) else {
         return;
     };
+    lower_priority();
     let bytes = state.encode();
     // Released before the write: the nodes changed since it was taken are freed now.
     drop(state);
-    let _ = disk.send(DiskRequest::Snapshot {
-        meta,
-        bytes,
-        install: false,
-    });
+    let request = match files.write(meta, &bytes) {
+        Ok(()) => DiskRequest::SnapshotWritten { meta, bytes },
+        Err(error) => DiskRequest::SnapshotFailed(error.to_string()),
+    };
+    let _ = disk.send(request);
 }
 
 /// What the disk thread tells the event loop.
@@ -199,6 +214,13 @@ fn run_batch(storage: &mut Storage, batch: Vec<DiskRequest>) -> Result<Vec<Input
                     });
                 }
             }
+            DiskRequest::SnapshotWritten { meta, bytes } => {
+                storage.snapshot_written(meta, false)?;
+                done.push(Input::SnapshotWritten { meta, bytes });
+            }
+            DiskRequest::SnapshotFailed(reason) => {
+                return Err(StorageError::Snapshot(reason));
+            }
             DiskRequest::Snapshot {
                 meta,
                 bytes,
@@ -216,3 +238,23 @@ fn run_batch(storage: &mut Storage, batch: Vec<DiskRequest>) -> Result<Vec<Input
     storage.sync()?;
     Ok(done)
 }
+
+/// Background work (encoding a snapshot, freeing what the node released) yields the
+/// CPU to the event loop, client and disk threads: this thread's nice value goes up by
+/// [`BACKGROUND_NICE`]. On a machine with few cores a snapshot of 10^6 znodes takes a
+/// core for about a second, and requests would otherwise wait behind it. Only the
+/// calling thread changes (Linux gives every thread its own nice value); when the
+/// system refuses, nothing changes.
+pub fn lower_priority() {
+    // On Linux `PRIO_PROCESS` with a thread id names that one thread.
+    let tid = Some(rustix::thread::gettid());
+    let result = rustix::process::getpriority_process(tid).and_then(|current| {
+        rustix::process::setpriority_process(tid, current.saturating_add(BACKGROUND_NICE))
+    });
+    if let Err(error) = result {
+        tracing::debug!(%error, "could not lower a background thread's priority");
+    }
+}
+
+/// How much [`lower_priority`] raises a background thread's nice value.
+const BACKGROUND_NICE: i32 = 10;

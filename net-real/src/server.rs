@@ -55,7 +55,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use paddock_core::ids::{ConnId, NodeId, SessionId};
 use paddock_core::limits::{Limits, RECORD_TXN_OVERHEAD_BYTES};
-use paddock_core::node::{Input, Node, NodeConfig, Output, PeerMessage, Seed};
+use paddock_core::node::{Input, Node, NodeConfig, Output, PeerMessage, Released, Seed};
 use paddock_core::replication::Role;
 use paddock_core::wire::{ConnectionStart, FourLetterWord, OpCode, classify_connection_start};
 
@@ -66,13 +66,57 @@ use crate::config::ZooCfg;
 use crate::disk::{self, DiskEvent, DiskRequest, PurgePolicy};
 use crate::four_letter::{self, ConnInfo, Counters};
 use crate::peer::Peers;
-use crate::storage::{Storage, StorageError};
+use crate::storage::{SnapshotFiles, Storage, StorageError};
 
 /// Events queued for the event loop; readers block when it is full, which pushes back on
 /// clients and peers through TCP instead of growing memory.
 const EVENTS_QUEUED_MAX: usize = 16 * 1024;
 /// Events handled between two checks of the clock and the outputs, in events.
 const EVENTS_PER_ROUND_MAX: usize = 256;
+/// Within a long round, outputs are handed to the disk and client threads at least this
+/// often ([`EventLoop::outputs_flush`]).
+const OUTPUTS_FLUSH_INTERVAL: Duration = Duration::from_millis(1);
+
+/// A node step taking this long or longer is logged with its input's kind, µs (the
+/// runtime's target is no pause above 10 ms).
+const SLOW_STEP_US: u64 = 10_000;
+
+/// Frees what the node released on a short-lived thread of its own (hundreds of
+/// megabytes after a snapshot of a large tree: tens of milliseconds of `munmap` and
+/// `free` that the loop does not wait for); on the loop if no thread can start.
+fn release_off_loop(released: Released) {
+    let slot = Arc::new(std::sync::Mutex::new(Some(released)));
+    let job = {
+        let slot = Arc::clone(&slot);
+        move || {
+            disk::lower_priority();
+            drop(slot.lock().ok().and_then(|mut taken| taken.take()));
+        }
+    };
+    if thread::Builder::new()
+        .name("paddock-release".to_owned())
+        .spawn(job)
+        .is_err()
+    {
+        drop(slot.lock().ok().and_then(|mut taken| taken.take()));
+    }
+}
+
+/// The kind of a node input, for logs.
+fn input_kind(input: &Input) -> &'static str {
+    match input {
+        Input::Tick => "tick",
+        Input::Peer { .. } => "peer",
+        Input::ClientConnected { .. } => "client-connected",
+        Input::ClientBytes { .. } => "client-bytes",
+        Input::ClientDisconnected { .. } => "client-disconnected",
+        Input::HardStatePersisted { .. } => "hard-state-persisted",
+        Input::Persisted { .. } => "persisted",
+        Input::SnapshotInstalled { .. } => "snapshot-installed",
+        Input::SnapshotWritten { .. } => "snapshot-written",
+    }
+}
+
 /// Longest wait for an event, so the loop sees a stop request promptly.
 const IDLE_WAIT: Duration = Duration::from_millis(50);
 /// How often the loop looks at role and session changes to log them, and recounts every
@@ -332,11 +376,20 @@ pub fn start(cfg: ZooCfg) -> Result<ServerHandle, StartError> {
             stop.clone(),
         )
     });
+    let snapshot_files = storage.snapshot_files();
     let disk = disk_start(storage, &cfg, events_tx.clone())?;
     let io = ClientIo::start(client_listener, events_tx, stop.clone())
         .map_err(|e| StartError::Config(format!("cannot start the client thread: {e}")))?;
     tracing::info!(id, %client_addr, "serving clients");
-    let event_loop = EventLoop::new(node, cfg, id, peers, disk, io, stop.clone());
+    let event_loop = EventLoop::new(
+        node,
+        cfg,
+        id,
+        peers,
+        (disk.0, disk.1, snapshot_files),
+        io,
+        stop.clone(),
+    );
     let thread = thread::Builder::new()
         .name("paddock-node".into())
         .spawn(move || event_loop.run(events_rx))
@@ -609,6 +662,12 @@ struct EventLoop {
     disk: Sender<DiskRequest>,
     /// Joined at the end, so a stopped server has finished its queued writes.
     disk_thread: JoinHandle<()>,
+    /// Where snapshot files are written (by the snapshot thread).
+    snapshot_files: SnapshotFiles,
+    /// Persist requests not yet handed to the disk thread ([`EventLoop::outputs_flush`]).
+    disk_pending: Vec<DiskRequest>,
+    /// When outputs were last handed over.
+    flushed_at: Instant,
     /// Every client socket.
     io: ClientIo,
     stop: Arc<AtomicBool>,
@@ -642,7 +701,7 @@ impl EventLoop {
         cfg: ZooCfg,
         id: u64,
         peers: Option<Peers>,
-        (disk, disk_thread): (Sender<DiskRequest>, JoinHandle<()>),
+        (disk, disk_thread, snapshot_files): (Sender<DiskRequest>, JoinHandle<()>, SnapshotFiles),
         io: ClientIo,
         stop: Arc<AtomicBool>,
     ) -> EventLoop {
@@ -653,6 +712,9 @@ impl EventLoop {
             peers,
             disk,
             disk_thread,
+            snapshot_files,
+            disk_pending: Vec::new(),
+            flushed_at: Instant::now(),
             io,
             stop,
             clock: Clock::new(),
@@ -709,10 +771,12 @@ impl EventLoop {
                 self.step(Input::Tick);
             }
             self.observe();
+            self.outputs_flush();
             let busy_us = u64::try_from(round.elapsed().as_micros()).unwrap_or(u64::MAX);
             self.counters.loop_round_max_us = self.counters.loop_round_max_us.max(busy_us);
         }
         self.close_all();
+        self.outputs_flush();
         // Dropping the disk sender lets the disk thread finish what is queued, then end.
         let EventLoop {
             disk,
@@ -759,6 +823,7 @@ impl EventLoop {
     /// (`paddock_loop_event_max_ms`).
     fn step(&mut self, input: Input) {
         let started = Instant::now();
+        let kind = input_kind(&input);
         let now = self.clock.now_ms();
         let mut out = std::mem::take(&mut self.out);
         self.node.step(now, input, &mut out);
@@ -767,8 +832,29 @@ impl EventLoop {
         }
         self.out = out;
         self.outstanding_update();
+        if self.flushed_at.elapsed() >= OUTPUTS_FLUSH_INTERVAL {
+            self.outputs_flush();
+        }
         let busy_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         self.counters.loop_event_max_us = self.counters.loop_event_max_us.max(busy_us);
+        if busy_us >= SLOW_STEP_US {
+            tracing::info!(input = kind, busy_us, "slow event-loop step");
+        }
+    }
+
+    /// Hands the disk thread the persist requests of the steps since the last call, and
+    /// wakes the client thread for their replies: once per round (or per
+    /// [`OUTPUTS_FLUSH_INTERVAL`] within a long one) rather than at every output, so the
+    /// other threads wake once for a batch instead of preempting the loop for each
+    /// piece, and the disk thread sees the batch whole (group commit).
+    fn outputs_flush(&mut self) {
+        for request in self.disk_pending.drain(..) {
+            if self.disk.send(request).is_err() && self.failure.is_none() {
+                self.failure = Some("the disk thread stopped".into());
+            }
+        }
+        self.io.flush();
+        self.flushed_at = Instant::now();
     }
 
     /// Bytes read from a client: held, and handed to the node in turn
@@ -965,9 +1051,7 @@ impl EventLoop {
     fn perform(&mut self, output: Output) {
         let output = match DiskRequest::from_output(output) {
             Ok(request) => {
-                if self.disk.send(request).is_err() && self.failure.is_none() {
-                    self.failure = Some("the disk thread stopped".into());
-                }
+                self.disk_pending.push(request);
                 return;
             }
             Err(output) => output,
@@ -988,8 +1072,10 @@ impl EventLoop {
                 }
             }
             Output::FourLetterWord { conn, word } => self.four_letter(conn, word),
+            Output::Release(released) => release_off_loop(released),
             Output::WriteSnapshot { meta, state } => {
-                disk::encode_snapshot_then_write(meta, state, &self.disk);
+                let files = self.snapshot_files.clone();
+                disk::encode_snapshot_then_write(meta, state, files, &self.disk);
             }
             _ => {}
         }

@@ -80,6 +80,9 @@ pub enum StorageError {
     /// An entry could not be encoded (it breaks a limit the node should have checked).
     #[error("cannot encode log record: {0}")]
     Encode(#[from] format::EncodeError),
+    /// The snapshot thread could not write a snapshot file (its error, as text).
+    #[error("cannot write a snapshot: {0}")]
+    Snapshot(String),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StorageError + '_ {
@@ -135,6 +138,45 @@ fn segment_name(zxid: Zxid) -> String {
 fn snapshot_name(zxid: Zxid) -> String {
     format!("snapshot.{:016x}", zxid.0)
 }
+
+/// Writes snapshot files: what a thread other than the disk thread needs for it, so a
+/// snapshot of hundreds of megabytes does not hold up the log writes behind it.
+#[derive(Debug, Clone)]
+pub struct SnapshotFiles {
+    data_dir: PathBuf,
+    limits: Limits,
+}
+
+impl SnapshotFiles {
+    /// Writes a snapshot file and makes it durable (written aside, synced, renamed into
+    /// place, directory synced). Until the storage is told
+    /// ([`Storage::snapshot_written`]) nothing else changes.
+    pub fn write(&self, meta: SnapshotMeta, bytes: &[u8]) -> Result<(), StorageError> {
+        // The payload is the index then the node's bytes, framed and written in pieces:
+        // no copy of a snapshot that may be hundreds of megabytes.
+        let index = meta.index.to_le_bytes();
+        let (header, trailer) = format::snapshot_frame(meta.zxid, &[&index, bytes], &self.limits)?;
+        let name = snapshot_name(meta.zxid);
+        let tmp = self.data_dir.join(format!("{name}.tmp"));
+        let mut file = File::create(&tmp).map_err(io_err(&tmp))?;
+        for part in [&header[..], &index, bytes, &trailer] {
+            // Synced a piece at a time: a file system that commits its journal in order
+            // (ext4's data=ordered) would otherwise make the log's next fdatasync wait
+            // for hundreds of megabytes of snapshot to reach the disk.
+            for piece in part.chunks(SNAPSHOT_SYNC_BYTES) {
+                file.write_all(piece).map_err(io_err(&tmp))?;
+                file.sync_data().map_err(io_err(&tmp))?;
+            }
+        }
+        file.sync_all().map_err(io_err(&tmp))?;
+        let path = self.data_dir.join(&name);
+        fs::rename(&tmp, &path).map_err(io_err(&path))?;
+        sync_dir(&self.data_dir)
+    }
+}
+
+/// A snapshot file is synced after every this many bytes written.
+const SNAPSHOT_SYNC_BYTES: usize = 8 * 1024 * 1024;
 
 /// Writes zeros over `from..to` of `file`.
 fn write_zeros(file: &File, from: u64, to: u64) -> io::Result<()> {
@@ -582,6 +624,14 @@ impl Storage {
         Ok(())
     }
 
+    /// Where and how this storage writes snapshot files, for a thread of their own.
+    pub fn snapshot_files(&self) -> SnapshotFiles {
+        SnapshotFiles {
+            data_dir: self.data_dir.clone(),
+            limits: self.limits.clone(),
+        }
+    }
+
     /// Makes a snapshot durable. With `install` (a snapshot from the leader) the whole log
     /// is dropped; otherwise the entries it covers stay until purged.
     pub fn write_snapshot(
@@ -590,15 +640,18 @@ impl Storage {
         bytes: &[u8],
         install: bool,
     ) -> Result<(), StorageError> {
-        // The payload is the index then the node's bytes, framed and written in pieces:
-        // no copy of a snapshot that may be hundreds of megabytes.
-        let index = meta.index.to_le_bytes();
-        let (header, trailer) = format::snapshot_frame(meta.zxid, &[&index, bytes], &self.limits)?;
-        write_atomic(
-            &self.data_dir,
-            &snapshot_name(meta.zxid),
-            &[&header, &index, bytes, &trailer],
-        )?;
+        self.snapshot_files().write(meta, bytes)?;
+        self.snapshot_written(meta, install)
+    }
+
+    /// Takes note of a snapshot whose file is durable ([`SnapshotFiles::write`]): with
+    /// `install` the whole log is dropped; otherwise the entries it covers stay until
+    /// purged, and later appends go to a new segment.
+    pub fn snapshot_written(
+        &mut self,
+        meta: SnapshotMeta,
+        install: bool,
+    ) -> Result<(), StorageError> {
         if install {
             self.close_current()?;
             for segment in self.segments.drain(..) {

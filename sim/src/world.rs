@@ -546,6 +546,8 @@ impl World {
             Output::FourLetterWord { conn, .. } => {
                 self.schedule(now + 1, Event::ClientClosed { conn })
             }
+            // Freed here; the real server frees it off its loop.
+            Output::Release(released) => drop(released),
         }
     }
 

@@ -264,6 +264,20 @@ pub enum Output {
         /// The word.
         word: FourLetterWord,
     },
+    /// Memory the node no longer needs, handed over rather than freed inside the step:
+    /// the previous snapshot's bytes and the log entries a snapshot made unnecessary,
+    /// hundreds of megabytes at 10^6 znodes, whose freeing would pause the caller for
+    /// tens of milliseconds. The runtime may free it on another thread, or just drop it.
+    Release(Released),
+}
+
+/// What [`Output::Release`] hands over: only to be dropped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Released {
+    /// A snapshot's bytes that a newer snapshot replaced.
+    pub snapshot_bytes: Vec<u8>,
+    /// Log entries cut after a snapshot covered them.
+    pub entries: Vec<Entry>,
 }
 
 /// The state machine as a snapshot stores it.
@@ -627,7 +641,7 @@ impl Node {
             Input::SnapshotInstalled { meta } => {
                 self.replica_step(now_ms, replication::Input::SnapshotPersisted { meta }, out);
             }
-            Input::SnapshotWritten { meta, bytes } => self.snapshot_written(meta, bytes),
+            Input::SnapshotWritten { meta, bytes } => self.snapshot_written(meta, bytes, out),
         }
         self.after_step(now_ms, out);
     }
@@ -766,7 +780,7 @@ impl Node {
         }
     }
 
-    fn snapshot_written(&mut self, meta: SnapshotMeta, bytes: Vec<u8>) {
+    fn snapshot_written(&mut self, meta: SnapshotMeta, bytes: Vec<u8>, out: &mut Vec<Output>) {
         if self.snapshot_pending != Some(meta) {
             return;
         }
@@ -774,11 +788,20 @@ impl Node {
         self.snapshot_index = meta.index;
         // Refused only if a leader's snapshot was installed meanwhile: nothing to offer or
         // cut then.
-        if self.replica.snapshot_offer(meta, bytes).is_err() {
+        let Ok(snapshot_bytes) = self.replica.snapshot_offer(meta, bytes) else {
             return;
+        };
+        let mut released = Released {
+            snapshot_bytes,
+            entries: Vec::new(),
+        };
+        if let Some(previous) = self.snapshot_retained.replace(meta)
+            && let Ok((_, entries)) = self.replica.compact_log_taking(previous.index)
+        {
+            released.entries = entries;
         }
-        if let Some(previous) = self.snapshot_retained.replace(meta) {
-            let _ = self.replica.compact_log(previous.index);
+        if !released.snapshot_bytes.is_empty() || !released.entries.is_empty() {
+            out.push(Output::Release(released));
         }
     }
 

@@ -116,15 +116,17 @@ impl ReplicaLog {
     }
 
     /// Forgets the entries up to `meta.index`, which a snapshot now covers.
-    pub(crate) fn compact(&mut self, meta: SnapshotMeta) {
+    /// Returns the entries forgotten, oldest first.
+    pub(crate) fn compact(&mut self, meta: SnapshotMeta) -> Vec<Entry> {
         assert_eq!(
             self.zxid_at(meta.index),
             Some(meta.zxid),
             "compact at unknown entry"
         );
         let drop = usize::try_from(meta.index - self.snapshot.index).unwrap_or(usize::MAX);
-        self.entries.drain(..drop);
+        let kept = self.entries.split_off(drop.min(self.entries.len()));
         self.snapshot = meta;
+        std::mem::replace(&mut self.entries, kept)
     }
 
     /// Replaces the whole log by a snapshot received from the leader.

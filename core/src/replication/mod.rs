@@ -317,7 +317,7 @@ impl Replica {
         upto_index: u64,
         snapshot_bytes: Vec<u8>,
     ) -> Result<SnapshotMeta, CompactError> {
-        let meta = self.log_cut(upto_index)?;
+        let (meta, _) = self.log_cut(upto_index)?;
         if meta.index >= self.snapshot_send.index {
             self.snapshot_send = meta;
             self.snapshot_bytes = snapshot_bytes;
@@ -330,11 +330,14 @@ impl Replica {
     /// follower needing compacted entries is sent. The log is not cut: the owner cuts it
     /// later with [`Replica::compact_log`] (one snapshot behind, so that followers a few
     /// entries short still catch up by entries) and holds no snapshot bytes meanwhile.
+    ///
+    /// Returns the bytes of the snapshot offered before, which the owner may free where
+    /// it likes.
     pub fn snapshot_offer(
         &mut self,
         meta: SnapshotMeta,
         snapshot_bytes: Vec<u8>,
-    ) -> Result<(), CompactError> {
+    ) -> Result<Vec<u8>, CompactError> {
         if meta.index <= self.snapshot_send.index {
             return Err(CompactError::AlreadyCompacted {
                 snapshot_index: self.snapshot_send.index,
@@ -347,14 +350,22 @@ impl Replica {
             });
         }
         self.snapshot_send = meta;
-        self.snapshot_bytes = snapshot_bytes;
-        Ok(())
+        Ok(std::mem::replace(&mut self.snapshot_bytes, snapshot_bytes))
     }
 
     /// Forgets log entries up to `upto_index`, which must be covered by the snapshot
     /// offered last (or be where a snapshot is offered with [`Replica::compact`]).
     /// Returns the metadata of the new log start.
     pub fn compact_log(&mut self, upto_index: u64) -> Result<SnapshotMeta, CompactError> {
+        self.compact_log_taking(upto_index).map(|(meta, _)| meta)
+    }
+
+    /// [`Replica::compact_log`], handing the forgotten entries to the owner (to free
+    /// where it likes) instead of dropping them.
+    pub fn compact_log_taking(
+        &mut self,
+        upto_index: u64,
+    ) -> Result<(SnapshotMeta, Vec<Entry>), CompactError> {
         if upto_index > self.snapshot_send.index {
             return Err(CompactError::NotCovered {
                 index: upto_index,
@@ -364,7 +375,7 @@ impl Replica {
         self.log_cut(upto_index)
     }
 
-    fn log_cut(&mut self, upto_index: u64) -> Result<SnapshotMeta, CompactError> {
+    fn log_cut(&mut self, upto_index: u64) -> Result<(SnapshotMeta, Vec<Entry>), CompactError> {
         let snapshot_index = self.log.snapshot().index;
         if upto_index <= snapshot_index {
             return Err(CompactError::AlreadyCompacted { snapshot_index });
@@ -382,8 +393,8 @@ impl Replica {
             index: upto_index,
             zxid,
         };
-        self.log.compact(meta);
-        Ok(meta)
+        let dropped = self.log.compact(meta);
+        Ok((meta, dropped))
     }
 
     /// The zxid of the entry at `index` in this replica's log (the snapshot's at the

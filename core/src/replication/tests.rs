@@ -798,8 +798,12 @@ fn snapshot_offers_bound_the_log_cut() {
         r.snapshot_offer(forged, vec![4]),
         Err(CompactError::NotApplied { .. })
     ));
-    r.snapshot_offer(at(&r, 4), vec![4]).unwrap();
-    r.snapshot_offer(at(&r, 8), vec![8]).unwrap();
+    assert_eq!(
+        r.snapshot_offer(at(&r, 4), vec![4]).unwrap(),
+        Vec::<u8>::new()
+    );
+    // The bytes an offer replaces are handed back, for the owner to free.
+    assert_eq!(r.snapshot_offer(at(&r, 8), vec![8]).unwrap(), vec![4]);
     assert!(matches!(
         r.snapshot_offer(at(&r, 6), vec![6]),
         Err(CompactError::AlreadyCompacted { snapshot_index: 8 })
@@ -811,5 +815,9 @@ fn snapshot_offers_bound_the_log_cut() {
     assert_eq!(r.compact_log(4).unwrap(), at(&r, 4));
     assert_eq!(r.zxid_at(3), None, "cut");
     assert!(r.zxid_at(5).is_some(), "kept after the cut");
-    assert_eq!(r.compact_log(8).unwrap().index, 8);
+    // The entries a cut forgets are handed back too, oldest first.
+    let (meta, dropped) = r.compact_log_taking(8).unwrap();
+    assert_eq!(meta.index, 8);
+    let indexes: Vec<u64> = dropped.iter().map(|e| e.index).collect();
+    assert_eq!(indexes, vec![5, 6, 7, 8]);
 }

@@ -252,6 +252,7 @@ impl Cluster {
                 self.schedule(at, Event::Closed { conn });
             }
             Output::FourLetterWord { conn, .. } => self.schedule(now + 1, Event::Closed { conn }),
+            Output::Release(released) => drop(released),
         }
     }
 
