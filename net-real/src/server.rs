@@ -345,6 +345,7 @@ pub fn start(cfg: ZooCfg) -> Result<ServerHandle, StartError> {
         Some(me) if cfg.servers.len() > 1 => Some(bind_host(&me.host, me.peer_port)?),
         _ => None,
     };
+    let opening = Instant::now();
     let (storage, durable) = Storage::open(
         Path::new(&cfg.data_dir),
         Path::new(&cfg.data_log_dir),
@@ -355,10 +356,18 @@ pub fn start(cfg: ZooCfg) -> Result<ServerHandle, StartError> {
         id,
         snapshot_zxid = format_args!("{:#x}", durable.snapshot.zxid.0),
         entries = durable.entries.len(),
+        read_ms = opening.elapsed().as_millis(),
         "recovered from disk"
     );
+    let loading = Instant::now();
     let node =
         Node::new(config, durable, os_seed()?).map_err(|e| StartError::Node(e.to_string()))?;
+    tracing::info!(
+        id,
+        znodes = node.tree().node_count(),
+        load_ms = loading.elapsed().as_millis(),
+        "state loaded"
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let (events_tx, events_rx) = sync_channel(EVENTS_QUEUED_MAX);
     let peers = peer_listener.map(|listener| {

@@ -285,7 +285,13 @@ impl Nodes {
     /// Puts a node at `path` (replacing nothing: callers checked it is absent). Its ACL
     /// list is shared with the previous insert's or its parent's when equal (the parent
     /// is looked up only when the previous insert's differs).
-    pub(crate) fn insert(&mut self, path: &str, mut node: Znode) {
+    pub(crate) fn insert(&mut self, path: &str, node: Znode) {
+        self.insert_key(Arc::from(path), node);
+    }
+
+    /// [`Nodes::insert`] with the path already in its shared form.
+    fn insert_key(&mut self, key: Arc<str>, mut node: Znode) {
+        let path: &str = &key;
         let recent = self
             .acl_recent
             .as_ref()
@@ -300,7 +306,6 @@ impl Nodes {
             node.acl = Arc::clone(shared);
         }
         self.acl_recent = Some(Arc::clone(&node.acl));
-        let key: Arc<str> = Arc::from(path);
         if matches!(node.kind, NodeKind::Container | NodeKind::Ttl { .. }) {
             self.reapable.insert(Arc::clone(&key));
         }
@@ -314,6 +319,26 @@ impl Nodes {
             self.reapable.remove(path);
         }
         Some(node)
+    }
+}
+
+/// A path read from a snapshot straight into its shared form (no intermediate
+/// `String`): borrowed from the input when the decoder lends it.
+struct PathKey(Arc<str>);
+
+impl<'de> Deserialize<'de> for PathKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<PathKey, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = PathKey;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a znode path")
+            }
+            fn visit_str<E: serde::de::Error>(self, path: &str) -> Result<PathKey, E> {
+                Ok(PathKey(Arc::from(path)))
+            }
+        }
+        deserializer.deserialize_str(Visitor)
     }
 }
 
@@ -333,26 +358,28 @@ impl<'de> Deserialize<'de> for Nodes {
             ) -> Result<Nodes, A::Error> {
                 use serde::de::Error;
                 let mut nodes = Nodes::default();
-                let mut previous: Option<String> = None;
+                let mut previous: Option<Arc<str>> = None;
                 // Children are counted per parent path, then set once per parent: one
                 // map lookup per parent instead of one per node (the order the counts
                 // are set in does not matter).
                 let mut counts: hashbrown::HashMap<String, u32> = hashbrown::HashMap::new();
-                while let Some((path, mut node)) = seq.next_element::<(String, Znode)>()? {
-                    if previous.as_deref().is_some_and(|p| p >= path.as_str()) {
+                while let Some((PathKey(path), mut node)) =
+                    seq.next_element::<(PathKey, Znode)>()?
+                {
+                    if previous.as_deref().is_some_and(|p| p >= &*path) {
                         return Err(A::Error::custom(format!(
                             "snapshot node {path:?} out of order"
                         )));
                     }
                     node.child_count = 0;
-                    if path != "/" {
+                    if &*path != "/" {
                         let parent = path::parent_of(&path).ok_or_else(|| {
                             A::Error::custom(format!("snapshot node {path:?} has no parent"))
                         })?;
                         let count = counts.entry_ref(parent).or_insert(0);
                         *count = count.saturating_add(1);
                     }
-                    nodes.insert(&path, node);
+                    nodes.insert_key(Arc::clone(&path), node);
                     previous = Some(path);
                 }
                 for (parent, count) in counts {
