@@ -139,6 +139,10 @@ pub struct LoadOptions {
     pub prefix: String,
     /// How long to keep trying to establish each session before giving up.
     pub connect_timeout: Duration,
+    /// Stop once this many requests were started, all sessions together (each session
+    /// starts at most its share, rounded up), or when the window ends, whichever is
+    /// first: e.g. `--op create --count 1000000` loads 10^6 znodes. `None`: no limit.
+    pub count: Option<u64>,
 }
 
 impl Default for LoadOptions {
@@ -153,6 +157,7 @@ impl Default for LoadOptions {
             warmup: Duration::from_secs(2),
             prefix: "/paddock-load".into(),
             connect_timeout: Duration::from_secs(5),
+            count: None,
         }
     }
 }
@@ -344,6 +349,8 @@ struct SessionPlan {
     measure_from: Instant,
     measure_until: Instant,
     cap: usize,
+    /// New requests the session may start (follow-ups of churn not counted).
+    limit: u64,
 }
 
 impl SessionPlan {
@@ -429,6 +436,9 @@ async fn drive(client: zk::Client, plan: SessionPlan) -> SessionResult {
         // The number of the session's next new request.
         let mut next: u64 = 0;
         for _ in 0..plan.inflight {
+            if next >= plan.limit {
+                break;
+            }
             pending.push(request(&client, &plan, plan.kind(next), next));
             next += 1;
         }
@@ -464,6 +474,7 @@ async fn drive(client: zk::Client, plan: SessionPlan) -> SessionResult {
             if end < plan.measure_until {
                 let (kind, n) = match plan.follow_up(done.kind, done.outcome.is_ok()) {
                     Some(kind) => (kind, done.n),
+                    None if next >= plan.limit => continue,
                     None => {
                         next += 1;
                         (plan.kind(next - 1), next - 1)
@@ -655,6 +666,9 @@ pub async fn run(opts: &LoadOptions) -> Result<LoadSummary, LoadError> {
             measure_from,
             measure_until,
             cap,
+            limit: opts
+                .count
+                .map_or(u64::MAX, |count| count.div_ceil(opts.clients as u64)),
         };
         tasks.push(tokio::spawn(drive(client, plan)));
     }
@@ -683,7 +697,12 @@ pub async fn run(opts: &LoadOptions) -> Result<LoadSummary, LoadError> {
         });
     }
     let p = percentiles(samples, &[0.5, 0.99, 0.999]);
-    let seconds = opts.seconds.as_secs_f64();
+    // A run stopped by `count` ends before its window does.
+    let seconds = opts
+        .seconds
+        .min(Instant::now().saturating_duration_since(measure_from))
+        .as_secs_f64()
+        .max(f64::MIN_POSITIVE);
     Ok(LoadSummary {
         op: opts.op,
         clients: opts.clients,

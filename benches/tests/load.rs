@@ -55,7 +55,31 @@ fn short(server: String, op: Op, prefix: &str) -> LoadOptions {
         warmup: Duration::from_millis(200),
         prefix: prefix.into(),
         connect_timeout: Duration::from_secs(10),
+        count: None,
     }
+}
+
+// `count` stops the run once that many requests were started: creates make exactly that
+// many znodes (a multiple of the session count), long before the window ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn count_loads_exactly_that_many_znodes() {
+    let dir = temp_dir("count");
+    let handle = start_server(&dir, "");
+    let server = handle.client_addr.to_string();
+    let opts = LoadOptions {
+        seconds: Duration::from_secs(60),
+        warmup: Duration::ZERO,
+        count: Some(500),
+        ..short(server.clone(), Op::Create, "/paddock-load-count")
+    };
+    let started = std::time::Instant::now();
+    let summary = load::run(&opts).await.unwrap();
+    assert_eq!(summary.ops, 500, "{summary}");
+    assert_eq!(summary.errors, 0, "{summary}");
+    assert!(started.elapsed() < Duration::from_secs(50), "{summary}");
+    assert_eq!(children(&server, "/paddock-load-count").await.len(), 500);
+    stop_server(handle).await;
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 // Create and get complete requests without errors, with ordered percentiles; a port nobody

@@ -50,6 +50,10 @@ struct Args {
     /// How long to keep trying to establish each session, in seconds.
     #[arg(long, default_value_t = 5.0)]
     connect_timeout: f64,
+    /// Stop after starting this many requests, all sessions together (or when the window
+    /// ends): `--op create --count 1000000` loads 10^6 znodes.
+    #[arg(long)]
+    count: Option<u64>,
 }
 
 fn duration(flag: &str, secs: f64) -> Result<Duration, String> {
@@ -68,6 +72,7 @@ fn options(args: Args) -> Result<LoadOptions, String> {
         size: args.size,
         connect_timeout: duration("connect-timeout", args.connect_timeout)?,
         prefix: args.prefix,
+        count: args.count,
     })
 }
 
