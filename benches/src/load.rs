@@ -897,6 +897,7 @@ mod tests {
             measure_from: Instant::now(),
             measure_until: Instant::now(),
             cap: 1000,
+            limit: u64::MAX,
         }
     }
 
