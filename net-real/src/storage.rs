@@ -32,14 +32,14 @@ use paddock_core::storage::{self as format, RecoveryError, Tail};
 /// preallocates its logs in 64 MiB steps).
 pub const SEGMENT_BYTES_ROLL: u64 = 64 * 1024 * 1024;
 
-/// The current segment is kept up to this many bytes (up to its own length while it is
-/// shorter, at least [`SEGMENT_PAD_BYTES_MIN`]) ahead of its records in written zeros
+/// The current segment is kept up to this many bytes (its own length while it is
+/// shorter; none before [`SEGMENT_PAD_BYTES_MIN`]) ahead of its records in written zeros
 /// (as ZooKeeper pads its logs): a sync then rewrites blocks the file already has, so
 /// `fdatasync` need not also commit a new file size (measured here: about 130 µs
 /// instead of 180 µs per sync). Recovery cuts the zeros as a torn tail, and a segment is
 /// trimmed to its records when it stops being the current one.
 pub const SEGMENT_PAD_BYTES: u64 = 1024 * 1024;
-/// The padding of a segment shorter than this is this long.
+/// A segment is padded once its records reach this many bytes.
 pub const SEGMENT_PAD_BYTES_MIN: u64 = 64 * 1024;
 
 /// File name of the hard state in `dataDir`.
@@ -651,10 +651,11 @@ impl Storage {
             file.write_all_at(&self.unwritten, at)
                 .map_err(io_err(&segment.path))?;
             self.unwritten.clear();
-            // The padding grows with the segment, from 64 KiB: a fresh server's first
-            // sync (its first session) does not wait for a megabyte of zeros.
-            let pad = (*len).clamp(SEGMENT_PAD_BYTES_MIN, SEGMENT_PAD_BYTES);
-            if self.allocated < *len + pad / 2 {
+            // The padding starts once the segment holds SEGMENT_PAD_BYTES_MIN of records
+            // and grows with it: a fresh server's first syncs (its election, its first
+            // sessions) do not also write zeros.
+            let pad = (*len).min(SEGMENT_PAD_BYTES);
+            if *len >= SEGMENT_PAD_BYTES_MIN && self.allocated < *len + pad / 2 {
                 let from = self.allocated.max(*len);
                 let to = from + pad;
                 write_zeros(file, from, to).map_err(io_err(&segment.path))?;
@@ -845,24 +846,34 @@ mod tests {
         assert_eq!(d.entries, vec![entry(1, 1, 0)]);
     }
 
-    // The segment being written is padded with zeros ahead of its records; a restart
-    // trims the padding and keeps every record, and a segment that stops being the
-    // current one is trimmed at once.
+    // The segment being written is padded with zeros ahead of its records once they reach
+    // SEGMENT_PAD_BYTES_MIN; a restart trims the padding and keeps every record, and a
+    // segment that stops being the current one is trimmed at once.
     #[test]
     fn padding_is_trimmed_and_loses_nothing() {
+        let big = |index: u64| Entry {
+            index,
+            zxid: Zxid(1 << 32 | index),
+            payload: vec![index as u8; 40_000],
+        };
         let dir = temp_dir("padding");
         let (mut s, _) = open(&dir);
-        s.append(None, &[entry(1, 1, 0), entry(2, 1, 1)]).unwrap();
+        s.append(None, &[big(1)]).unwrap();
         s.sync().unwrap();
         let path = s.segments[0].path.clone();
         let len = s.current.as_ref().unwrap().1;
-        assert!(fs::metadata(&path).unwrap().len() >= len + SEGMENT_PAD_BYTES_MIN / 2);
+        assert_eq!(fs::metadata(&path).unwrap().len(), len, "not padded yet");
+        s.append(None, &[big(2)]).unwrap();
+        s.sync().unwrap();
+        let len = s.current.as_ref().unwrap().1;
+        assert!(len >= SEGMENT_PAD_BYTES_MIN);
+        assert!(fs::metadata(&path).unwrap().len() >= len + len / 2);
         drop(s);
         let (mut s, d) = open(&dir);
-        assert_eq!(d.entries, vec![entry(1, 1, 0), entry(2, 1, 1)]);
+        assert_eq!(d.entries, vec![big(1), big(2)]);
         assert_eq!(fs::metadata(&path).unwrap().len(), len);
         // After a restart appends go to a new segment, padded in turn until closed.
-        s.append(None, &[entry(3, 1, 2)]).unwrap();
+        s.append(None, &[big(3), big(4)]).unwrap();
         s.sync().unwrap();
         let second = s.segments.last().unwrap().path.clone();
         assert_ne!(second, path);
@@ -872,7 +883,7 @@ mod tests {
         assert_eq!(fs::metadata(&second).unwrap().len(), second_len);
         drop(s);
         let (_, d) = open(&dir);
-        assert_eq!(d.entries.len(), 3);
+        assert_eq!(d.entries.len(), 4);
     }
 
     // A corrupt record followed by valid ones refuses to start, naming the damage.
