@@ -51,31 +51,30 @@ pub struct Peers {
 
 impl Peers {
     /// Starts the listener on `listen` and one dialling link per entry of `others`.
-    /// Threads stop once `stop` is set (the listener within a poll interval).
+    /// Threads stop once `stop` is set (the listener within a poll interval). Fails when
+    /// a thread cannot be started (the threads already started stop with `stop`).
     pub fn start(
         id: NodeId,
         listen: TcpListener,
         others: BTreeMap<NodeId, String>,
         inbound: Inbound,
         stop: Arc<AtomicBool>,
-    ) -> Peers {
+    ) -> std::io::Result<Peers> {
         let known: Vec<NodeId> = others.keys().copied().collect();
         let listen_stop = stop.clone();
         thread::Builder::new()
             .name("peer-listen".into())
-            .spawn(move || listen_loop(listen, known, inbound, listen_stop))
-            .expect("spawning a thread at start-up");
+            .spawn(move || listen_loop(listen, known, inbound, listen_stop))?;
         let mut links = BTreeMap::new();
         for (peer, address) in others {
             let (tx, rx) = sync_channel(PEER_QUEUE_MESSAGES_MAX);
             let link_stop = stop.clone();
             thread::Builder::new()
                 .name(format!("peer-{}", peer.0))
-                .spawn(move || dial_loop(id, peer, address, rx, link_stop))
-                .expect("spawning a thread at start-up");
+                .spawn(move || dial_loop(id, peer, address, rx, link_stop))?;
             links.insert(peer, tx);
         }
-        Peers { links }
+        Ok(Peers { links })
     }
 
     /// Queues `msg` for `to`; drops it when the link's queue is full or `to` is unknown.

@@ -385,6 +385,15 @@ pub fn start(cfg: ZooCfg) -> Result<ServerHandle, StartError> {
             stop.clone(),
         )
     });
+    let peers = match peers.transpose() {
+        Ok(peers) => peers,
+        Err(e) => {
+            stop.store(true, Ordering::Relaxed);
+            return Err(StartError::Config(format!(
+                "cannot start the peer threads: {e}"
+            )));
+        }
+    };
     let snapshot_files = storage.snapshot_files();
     let disk = disk_start(storage, &cfg, events_tx.clone())?;
     let io = ClientIo::start(client_listener, events_tx, stop.clone())
