@@ -44,14 +44,12 @@ pub enum DiskRequest {
     },
     /// The snapshot thread could not write its file: the disk has failed.
     SnapshotFailed(String),
-    /// `Output::InstallSnapshot` (`install`).
-    Snapshot {
+    /// `Output::InstallSnapshot`: a snapshot from the leader that replaces the whole log.
+    InstallSnapshot {
         /// What it covers.
         meta: SnapshotMeta,
         /// The node's snapshot bytes.
         bytes: Vec<u8>,
-        /// True for a snapshot from the leader that replaces the whole log.
-        install: bool,
     },
 }
 
@@ -67,65 +65,71 @@ impl DiskRequest {
                 truncate_after,
                 entries,
             }),
-            Output::InstallSnapshot { meta, bytes } => Ok(DiskRequest::Snapshot {
-                meta,
-                bytes,
-                install: true,
-            }),
+            Output::InstallSnapshot { meta, bytes } => {
+                Ok(DiskRequest::InstallSnapshot { meta, bytes })
+            }
             other => Err(other),
         }
     }
 }
 
-/// Encodes a snapshot the node took and writes its file, on a thread of its own, then
-/// tells the disk thread ([`DiskRequest::SnapshotWritten`]): the state is an O(1) copy of
-/// the node's, so neither the event loop nor the log writes behind it wait for the
-/// encoding or the writing of a large tree. (A snapshot covers only entries this server
-/// has made durable, so its file may become durable before log writes queued earlier.)
-/// The node takes one snapshot at a time, so at most one such thread runs. If the thread
-/// cannot start, the work is done on the caller's thread.
+/// Encodes a snapshot the node took and writes its file, in the background
+/// ([`run_in_background`]), then tells the disk thread ([`DiskRequest::SnapshotWritten`]):
+/// the state is an O(1) copy of the node's, so neither the event loop nor the log writes
+/// behind it wait for the encoding or the writing of a large tree. (A snapshot covers
+/// only entries this server has made durable, so its file may become durable before log
+/// writes queued earlier.) The node takes one snapshot at a time, so at most one such
+/// thread runs.
 pub fn encode_snapshot_then_write(
     meta: SnapshotMeta,
     state: Box<NodeSnapshot>,
     files: SnapshotFiles,
     disk: &Sender<DiskRequest>,
 ) {
-    // The state sits in a slot both the thread and a failed spawn can reach: a failed
-    // `spawn` drops its closure, and the snapshot must still be written.
-    let slot = Arc::new(Mutex::new(Some(state)));
-    let job = {
-        let slot = Arc::clone(&slot);
-        let disk = disk.clone();
-        let files = files.clone();
-        move || snapshot_encode_and_write(meta, &slot, &files, &disk)
-    };
-    let spawned = std::thread::Builder::new()
-        .name("paddock-snapshot".to_owned())
-        .spawn(job);
-    if let Err(error) = spawned {
-        tracing::warn!(%error, "no thread for the snapshot: writing it on the event loop");
-        snapshot_encode_and_write(meta, &slot, &files, disk);
-    }
+    run_in_background(
+        "paddock-snapshot",
+        (state, files, disk.clone()),
+        move |(state, files, disk)| {
+            let bytes = state.encode();
+            // Released before the write: the nodes changed since it was taken are freed now.
+            drop(state);
+            let request = match files.write(meta, &bytes) {
+                Ok(()) => DiskRequest::SnapshotWritten { meta, bytes },
+                Err(error) => DiskRequest::SnapshotFailed(error.to_string()),
+            };
+            let _ = disk.send(request);
+        },
+    );
 }
 
-fn snapshot_encode_and_write(
-    meta: SnapshotMeta,
-    slot: &Mutex<Option<Box<NodeSnapshot>>>,
-    files: &SnapshotFiles,
-    disk: &Sender<DiskRequest>,
+/// Runs `work(value)` on a short-lived thread named `name` at a lower priority
+/// ([`lower_priority`]), or on the caller's thread (at its own priority) if no thread can
+/// start: background work (encoding a snapshot, freeing what the node released) must
+/// still happen then.
+pub fn run_in_background<T: Send + 'static>(
+    name: &str,
+    value: T,
+    work: impl FnOnce(T) + Send + 'static,
 ) {
-    let Some(state) = slot.lock().ok().and_then(|mut taken| taken.take()) else {
-        return;
+    // The value and the work sit in a slot both the thread and a failed spawn can reach:
+    // a failed `spawn` drops its closure, and the work must still be done.
+    let slot = Arc::new(Mutex::new(Some((value, work))));
+    let take = |slot: &Mutex<Option<(T, _)>>| slot.lock().ok().and_then(|mut taken| taken.take());
+    let job = {
+        let slot = Arc::clone(&slot);
+        move || {
+            lower_priority();
+            if let Some((value, work)) = take(&slot) {
+                work(value);
+            }
+        }
     };
-    lower_priority();
-    let bytes = state.encode();
-    // Released before the write: the nodes changed since it was taken are freed now.
-    drop(state);
-    let request = match files.write(meta, &bytes) {
-        Ok(()) => DiskRequest::SnapshotWritten { meta, bytes },
-        Err(error) => DiskRequest::SnapshotFailed(error.to_string()),
-    };
-    let _ = disk.send(request);
+    if let Err(error) = std::thread::Builder::new().name(name.to_owned()).spawn(job) {
+        tracing::warn!(%error, name, "no thread for background work: doing it on the event loop");
+        if let Some((value, work)) = take(&slot) {
+            work(value);
+        }
+    }
 }
 
 /// What the disk thread tells the event loop.
@@ -221,17 +225,9 @@ fn run_batch(storage: &mut Storage, batch: Vec<DiskRequest>) -> Result<Vec<Input
             DiskRequest::SnapshotFailed(reason) => {
                 return Err(StorageError::Snapshot(reason));
             }
-            DiskRequest::Snapshot {
-                meta,
-                bytes,
-                install,
-            } => {
-                storage.write_snapshot(meta, &bytes, install)?;
-                done.push(if install {
-                    Input::SnapshotInstalled { meta }
-                } else {
-                    Input::SnapshotWritten { meta, bytes }
-                });
+            DiskRequest::InstallSnapshot { meta, bytes } => {
+                storage.write_snapshot(meta, &bytes, true)?;
+                done.push(Input::SnapshotInstalled { meta });
             }
         }
     }

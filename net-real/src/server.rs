@@ -55,7 +55,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use paddock_core::ids::{ConnId, NodeId, SessionId};
 use paddock_core::limits::{Limits, RECORD_TXN_OVERHEAD_BYTES};
-use paddock_core::node::{Input, Node, NodeConfig, Output, PeerMessage, Released, Seed};
+use paddock_core::node::{Input, Node, NodeConfig, Output, PeerMessage, Seed};
 use paddock_core::replication::Role;
 use paddock_core::wire::{ConnectionStart, FourLetterWord, OpCode, classify_connection_start};
 
@@ -80,42 +80,6 @@ const OUTPUTS_FLUSH_INTERVAL: Duration = Duration::from_millis(1);
 /// A node step taking this long or longer is logged with its input's kind, µs (the
 /// runtime's target is no pause above 10 ms).
 const SLOW_STEP_US: u64 = 10_000;
-
-/// Frees what the node released on a short-lived thread of its own (hundreds of
-/// megabytes after a snapshot of a large tree: tens of milliseconds of `munmap` and
-/// `free` that the loop does not wait for); on the loop if no thread can start.
-fn release_off_loop(released: Released) {
-    let slot = Arc::new(std::sync::Mutex::new(Some(released)));
-    let job = {
-        let slot = Arc::clone(&slot);
-        move || {
-            disk::lower_priority();
-            drop(slot.lock().ok().and_then(|mut taken| taken.take()));
-        }
-    };
-    if thread::Builder::new()
-        .name("paddock-release".to_owned())
-        .spawn(job)
-        .is_err()
-    {
-        drop(slot.lock().ok().and_then(|mut taken| taken.take()));
-    }
-}
-
-/// The kind of a node input, for logs.
-fn input_kind(input: &Input) -> &'static str {
-    match input {
-        Input::Tick => "tick",
-        Input::Peer { .. } => "peer",
-        Input::ClientConnected { .. } => "client-connected",
-        Input::ClientBytes { .. } => "client-bytes",
-        Input::ClientDisconnected { .. } => "client-disconnected",
-        Input::HardStatePersisted { .. } => "hard-state-persisted",
-        Input::Persisted { .. } => "persisted",
-        Input::SnapshotInstalled { .. } => "snapshot-installed",
-        Input::SnapshotWritten { .. } => "snapshot-written",
-    }
-}
 
 /// Longest wait for an event, so the loop sees a stop request promptly.
 const IDLE_WAIT: Duration = Duration::from_millis(50);
@@ -394,20 +358,11 @@ pub fn start(cfg: ZooCfg) -> Result<ServerHandle, StartError> {
             )));
         }
     };
-    let snapshot_files = storage.snapshot_files();
     let disk = disk_start(storage, &cfg, events_tx.clone())?;
     let io = ClientIo::start(client_listener, events_tx, stop.clone())
         .map_err(|e| StartError::Config(format!("cannot start the client thread: {e}")))?;
     tracing::info!(id, %client_addr, "serving clients");
-    let event_loop = EventLoop::new(
-        node,
-        cfg,
-        id,
-        peers,
-        (disk.0, disk.1, snapshot_files),
-        io,
-        stop.clone(),
-    );
+    let event_loop = EventLoop::new(node, cfg, id, peers, disk, io, stop.clone());
     let thread = thread::Builder::new()
         .name("paddock-node".into())
         .spawn(move || event_loop.run(events_rx))
@@ -436,12 +391,28 @@ pub fn os_seed() -> Result<Seed, StartError> {
     })
 }
 
+/// The kind of a node input, for logs.
+fn input_kind(input: &Input) -> &'static str {
+    match input {
+        Input::Tick => "tick",
+        Input::Peer { .. } => "peer",
+        Input::ClientConnected { .. } => "client-connected",
+        Input::ClientBytes { .. } => "client-bytes",
+        Input::ClientDisconnected { .. } => "client-disconnected",
+        Input::HardStatePersisted { .. } => "hard-state-persisted",
+        Input::Persisted { .. } => "persisted",
+        Input::SnapshotInstalled { .. } => "snapshot-installed",
+        Input::SnapshotWritten { .. } => "snapshot-written",
+    }
+}
+
 fn disk_start(
     storage: Storage,
     cfg: &ZooCfg,
     events: SyncSender<Event>,
-) -> Result<(Sender<DiskRequest>, JoinHandle<()>), StartError> {
+) -> Result<(Sender<DiskRequest>, JoinHandle<()>, SnapshotFiles), StartError> {
     let (tx, rx) = channel();
+    let snapshot_files = storage.snapshot_files();
     let purge = PurgePolicy {
         interval: match cfg.autopurge_purge_interval_hours {
             0 => None,
@@ -453,7 +424,7 @@ fn disk_start(
         .name("paddock-disk".to_owned())
         .spawn(move || disk::run(storage, rx, deliver, purge))
         .map_err(|e| StartError::Config(format!("cannot start the disk thread: {e}")))?;
-    Ok((tx, disk_thread))
+    Ok((tx, disk_thread, snapshot_files))
 }
 
 /// Follows frame boundaries on a client's byte stream: to hand the node a few whole
@@ -1090,7 +1061,9 @@ impl EventLoop {
                 }
             }
             Output::FourLetterWord { conn, word } => self.four_letter(conn, word),
-            Output::Release(released) => release_off_loop(released),
+            // Hundreds of megabytes after a snapshot of a large tree: tens of
+            // milliseconds of `munmap` and `free` that the loop does not wait for.
+            Output::Release(released) => disk::run_in_background("paddock-release", released, drop),
             Output::WriteSnapshot { meta, state } => {
                 let files = self.snapshot_files.clone();
                 disk::encode_snapshot_then_write(meta, state, files, &self.disk);
@@ -1235,7 +1208,7 @@ impl EventLoop {
         let is_leader = self.node.is_leader();
         if is_leader != self.observed.is_leader {
             self.observed.is_leader = is_leader;
-            let epoch = self.node.status().replication.epoch;
+            let epoch = self.node.replication_status().epoch;
             if is_leader {
                 tracing::info!(id = self.id, epoch = epoch.0, "election won: leading");
             } else {
@@ -1255,16 +1228,16 @@ impl EventLoop {
     }
 
     fn observe_slow(&mut self) {
-        let status = self.node.status();
-        let leader = status.replication.leader;
+        let replication = self.node.replication_status();
+        let leader = replication.leader;
         if leader != self.observed.leader {
             self.observed.leader = leader;
             match leader {
-                Some(l) if status.replication.role != Role::Leader => tracing::info!(
+                Some(l) if replication.role != Role::Leader => tracing::info!(
                     id = self.id,
                     leader = l.0,
-                    epoch = status.replication.epoch.0,
-                    applied_zxid = format_args!("{:#x}", status.applied_zxid.0),
+                    epoch = replication.epoch.0,
+                    applied_zxid = format_args!("{:#x}", self.node.applied_zxid().0),
                     "follower synced with leader"
                 ),
                 None => tracing::warn!(id = self.id, "no leader; looking"),

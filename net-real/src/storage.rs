@@ -159,27 +159,16 @@ impl SnapshotFiles {
         // no copy of a snapshot that may be hundreds of megabytes.
         let index = meta.index.to_le_bytes();
         let (header, trailer) = format::snapshot_frame(meta.zxid, &[&index, bytes], &self.limits)?;
-        let name = snapshot_name(meta.zxid);
-        let tmp = self.data_dir.join(format!("{name}.tmp"));
-        let mut file = File::create(&tmp).map_err(io_err(&tmp))?;
-        for part in [&header[..], &index, bytes, &trailer] {
-            // Synced a piece at a time: a file system that commits its journal in order
-            // (ext4's data=ordered) would otherwise make the log's next fdatasync wait
-            // for hundreds of megabytes of snapshot to reach the disk.
-            for piece in part.chunks(SNAPSHOT_SYNC_BYTES) {
-                file.write_all(piece).map_err(io_err(&tmp))?;
-                file.sync_data().map_err(io_err(&tmp))?;
-            }
-        }
-        file.sync_all().map_err(io_err(&tmp))?;
-        let path = self.data_dir.join(&name);
-        fs::rename(&tmp, &path).map_err(io_err(&path))?;
-        sync_dir(&self.data_dir)
+        write_atomic(
+            &self.data_dir,
+            &snapshot_name(meta.zxid),
+            &[&header, &index, bytes, &trailer],
+        )
     }
 }
 
-/// A snapshot file is synced after every this many bytes written.
-const SNAPSHOT_SYNC_BYTES: usize = 8 * 1024 * 1024;
+/// [`write_atomic`] syncs a large file after every this many bytes written.
+const ATOMIC_SYNC_BYTES: usize = 8 * 1024 * 1024;
 
 /// Writes zeros over `from..to` of `file`.
 fn write_zeros(file: &File, from: u64, to: u64) -> io::Result<()> {
@@ -243,13 +232,24 @@ fn sync_dir(dir: &Path) -> Result<(), StorageError> {
 }
 
 /// Writes the concatenation of `parts` to `dir/name` atomically: temporary file, fsync,
-/// rename, directory fsync.
+/// rename, directory fsync. A large file is also synced every [`ATOMIC_SYNC_BYTES`] on
+/// the way: a file system that commits its journal in order (ext4's data=ordered) would
+/// otherwise make the log's next fdatasync wait for hundreds of megabytes of snapshot to
+/// reach the disk.
 fn write_atomic(dir: &Path, name: &str, parts: &[&[u8]]) -> Result<(), StorageError> {
     let tmp = dir.join(format!("{name}.tmp"));
     let path = dir.join(name);
     let mut file = File::create(&tmp).map_err(io_err(&tmp))?;
+    let mut unsynced = 0;
     for part in parts {
-        file.write_all(part).map_err(io_err(&tmp))?;
+        for piece in part.chunks(ATOMIC_SYNC_BYTES) {
+            if unsynced >= ATOMIC_SYNC_BYTES {
+                file.sync_data().map_err(io_err(&tmp))?;
+                unsynced = 0;
+            }
+            file.write_all(piece).map_err(io_err(&tmp))?;
+            unsynced += piece.len();
+        }
     }
     file.sync_all().map_err(io_err(&tmp))?;
     fs::rename(&tmp, &path).map_err(io_err(&path))?;
@@ -383,7 +383,14 @@ impl Storage {
             durable.snapshot_bytes = file;
         }
         if let Tail::Torn { segment, offset } = tail {
-            self.open_cut_tail(skipped + segment, offset)?;
+            // Zeros after the records are the padding of a segment that was being
+            // written (SEGMENT_PAD_BYTES), not damage.
+            let padding_only = segment_bytes.get(segment).is_some_and(|bytes| {
+                bytes
+                    .get(usize::try_from(offset).unwrap_or(usize::MAX)..)
+                    .is_some_and(|rest| rest.iter().all(|b| *b == 0))
+            });
+            self.open_cut_tail(skipped + segment, offset, padding_only)?;
         }
         // Appends always start a fresh segment after a restart, so a segment that was
         // being written when the process died is never extended.
@@ -486,16 +493,16 @@ impl Storage {
     }
 
     /// Cuts a torn last segment to its valid prefix (or removes it when not even its
-    /// header survived).
-    fn open_cut_tail(&mut self, segment: usize, offset: u64) -> Result<(), StorageError> {
+    /// header survived); `padding_only` (nothing but zeros follows) is logged as trimming.
+    fn open_cut_tail(
+        &mut self,
+        segment: usize,
+        offset: u64,
+        padding_only: bool,
+    ) -> Result<(), StorageError> {
         let Some(torn) = self.segments.get(segment).cloned() else {
             return Ok(());
         };
-        // Zeros after the records are the padding of a segment that was being written
-        // (SEGMENT_PAD_BYTES), not damage.
-        let padding_only = read_all(&torn.path)
-            .map(|bytes| bytes.iter().skip(offset as usize).all(|b| *b == 0))
-            .unwrap_or(false);
         if padding_only {
             tracing::debug!(file = %torn.path.display(), valid_bytes = offset, "trimming log padding");
         } else {

@@ -605,6 +605,12 @@ impl Node {
         }
     }
 
+    /// The replication layer's status alone: O(ensemble size), unlike [`Node::status`], which also
+    /// counts ephemerals across sessions (what a timer that only watches the role needs).
+    pub fn replication_status(&self) -> replication::Status {
+        self.replica.status()
+    }
+
     /// When the node next needs an `Input::Tick`.
     pub fn next_deadline(&self) -> Option<u64> {
         let own = self.timers.values().min().copied();
