@@ -219,10 +219,8 @@ impl Standalone {
                         }
                     }
                     Output::WriteSnapshot { meta, state } => {
-                        self.inputs.push_back(Input::SnapshotWritten {
-                            meta,
-                            bytes: state.encode(),
-                        });
+                        drop(state.encode());
+                        self.inputs.push_back(Input::SnapshotWritten { meta });
                     }
                     Output::ToClient { bytes, .. } => self.reply_bytes += bytes.len(),
                     _ => {}

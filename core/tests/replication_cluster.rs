@@ -158,6 +158,12 @@ fn describe(output: &Output) -> String {
         Output::InstallSnapshot { meta, .. } => {
             format!("install snapshot {}@{}", meta.index, meta.zxid)
         }
+        Output::SendSnapshot { to, epoch, meta } => {
+            format!(
+                "-> n{} e{} snapshot {}@{}",
+                to.0, epoch.0, meta.index, meta.zxid
+            )
+        }
         Output::Committed { entries } => format!("committed {}", range(entries)),
         Output::LeaderChanged { epoch, leader } => {
             format!("leader e{} {:?}", epoch.0, leader.map(|id| id.0))
@@ -318,6 +324,22 @@ impl Cluster {
 
     fn route(&mut self, id: NodeId, output: Output) {
         match output {
+            Output::SendSnapshot { to, epoch, meta } => {
+                // The member's durable snapshot, when it is that one or newer (a runtime
+                // may send a newer one); otherwise the send is lost.
+                let Some(member) = self.members.get(&id) else {
+                    return;
+                };
+                if member.disk.snapshot.index < meta.index {
+                    return;
+                }
+                let body = MessageBody::Snapshot {
+                    meta: member.disk.snapshot,
+                    bytes: member.disk.snapshot_bytes.clone(),
+                };
+                let msg = Message { epoch, body };
+                self.route(id, Output::Send { to, msg });
+            }
             Output::Send { to, msg } => {
                 let lost = self.rng.random_range(0..100) < self.loss_percent;
                 if lost || self.cut.contains(&(id, to)) {
@@ -557,7 +579,7 @@ impl Cluster {
             return;
         };
         let bytes = snapshot_encode(&member.applied);
-        if let Ok(meta) = replica.compact(member.applied_index, bytes.clone()) {
+        if let Ok(meta) = replica.compact(member.applied_index) {
             member.disk.snapshot = meta;
             member.disk.snapshot_bytes = bytes;
             member.disk.entries.retain(|e| e.index > meta.index);

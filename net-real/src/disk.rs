@@ -9,13 +9,16 @@
 //! On any I/O error the thread reports [`DiskEvent::Failed`] and stops: a node that cannot
 //! persist must not acknowledge anything more, so the runtime shuts down.
 
+use std::collections::BTreeSet;
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use paddock_core::node::{Input, NodeSnapshot, Output};
+use paddock_core::ids::{Epoch, NodeId};
+use paddock_core::node::{Input, NodeSnapshot, Output, PeerMessage};
 use paddock_core::replication::{Entry, HardState, SnapshotMeta};
 
+use crate::peer::Peers;
 use crate::storage::{SnapshotFiles, Storage, StorageError};
 
 /// Most requests written behind one `fdatasync`, in requests (ZooKeeper flushes after
@@ -39,8 +42,6 @@ pub enum DiskRequest {
     SnapshotWritten {
         /// What it covers.
         meta: SnapshotMeta,
-        /// The node's snapshot bytes.
-        bytes: Vec<u8>,
     },
     /// The snapshot thread could not write its file: the disk has failed.
     SnapshotFailed(String),
@@ -94,10 +95,60 @@ pub fn encode_snapshot_then_write(
             // Released before the write: the nodes changed since it was taken are freed now.
             drop(state);
             let request = match files.write(meta, &bytes) {
-                Ok(()) => DiskRequest::SnapshotWritten { meta, bytes },
+                Ok(()) => DiskRequest::SnapshotWritten { meta },
                 Err(error) => DiskRequest::SnapshotFailed(error.to_string()),
             };
             let _ = disk.send(request);
+        },
+    );
+}
+
+/// Sends `to` this server's durable snapshot for `Output::PeerSnapshot`, in the
+/// background ([`run_in_background`]): the file is read back, checked and encoded there,
+/// so the event loop never copies or encodes hundreds of megabytes. At most one such send
+/// runs per peer (`sending` holds the peers being sent one; a request while one runs is
+/// dropped, and the node retries if that send is lost). A file that cannot be read or is
+/// damaged is logged and the send dropped: the node retries, and the next snapshot it
+/// takes replaces the file.
+pub fn send_snapshot_in_background(
+    (to, epoch, meta): (NodeId, Epoch, SnapshotMeta),
+    files: SnapshotFiles,
+    peers: Peers,
+    sending: &Arc<Mutex<BTreeSet<NodeId>>>,
+) {
+    let started = sending.lock().is_ok_and(|mut sending| sending.insert(to));
+    if !started {
+        return;
+    }
+    let sending = Arc::clone(sending);
+    run_in_background(
+        "paddock-snapshot-send",
+        (files, peers),
+        move |(files, peers)| {
+            match files.read_newest(meta) {
+                Ok(Some((stored, bytes))) => {
+                    tracing::info!(
+                        peer = to.0,
+                        index = stored.index,
+                        bytes = bytes.len(),
+                        "sending a snapshot"
+                    );
+                    peers.send(to, &PeerMessage::snapshot(epoch, stored, bytes));
+                }
+                Ok(None) => {
+                    tracing::debug!(
+                        peer = to.0,
+                        index = meta.index,
+                        "no snapshot file that new yet; the node retries"
+                    );
+                }
+                Err(error) => {
+                    tracing::warn!(peer = to.0, %error, "cannot read the snapshot to send; the node retries");
+                }
+            }
+            if let Ok(mut sending) = sending.lock() {
+                sending.remove(&to);
+            }
         },
     );
 }
@@ -218,9 +269,9 @@ fn run_batch(storage: &mut Storage, batch: Vec<DiskRequest>) -> Result<Vec<Input
                     });
                 }
             }
-            DiskRequest::SnapshotWritten { meta, bytes } => {
+            DiskRequest::SnapshotWritten { meta } => {
                 storage.snapshot_written(meta, false)?;
-                done.push(Input::SnapshotWritten { meta, bytes });
+                done.push(Input::SnapshotWritten { meta });
             }
             DiskRequest::SnapshotFailed(reason) => {
                 return Err(StorageError::Snapshot(reason));

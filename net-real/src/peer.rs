@@ -43,8 +43,9 @@ pub const RECONNECT_DELAY_MAX: Duration = Duration::from_millis(1000);
 /// Where to deliver what peers sent: `(sender, message)`.
 pub type Inbound = SyncSender<crate::server::Event>;
 
-/// The sending side of every link of this server.
-#[derive(Debug)]
+/// The sending side of every link of this server. A clone sends on the same links (a
+/// background thread sends snapshots with one).
+#[derive(Debug, Clone)]
 pub struct Peers {
     links: BTreeMap<NodeId, SyncSender<Vec<u8>>>,
 }

@@ -47,7 +47,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, channel, sync_channel};
 use std::thread::{self, JoinHandle};
@@ -651,8 +651,10 @@ struct EventLoop {
     disk: Sender<DiskRequest>,
     /// Joined at the end, so a stopped server has finished its queued writes.
     disk_thread: JoinHandle<()>,
-    /// Where snapshot files are written (by the snapshot thread).
+    /// Where snapshot files are written (by the snapshot thread) and read back to send.
     snapshot_files: SnapshotFiles,
+    /// Peers a background thread is sending a snapshot ([`disk::send_snapshot_in_background`]).
+    snapshot_sends: Arc<Mutex<BTreeSet<NodeId>>>,
     /// Persist requests not yet handed to the disk thread ([`EventLoop::outputs_flush`]).
     disk_pending: Vec<DiskRequest>,
     /// When outputs were last handed over.
@@ -702,6 +704,7 @@ impl EventLoop {
             disk,
             disk_thread,
             snapshot_files,
+            snapshot_sends: Arc::default(),
             disk_pending: Vec::new(),
             flushed_at: Instant::now(),
             io,
@@ -1049,6 +1052,18 @@ impl EventLoop {
             Output::Peer { to, msg } => {
                 if let Some(peers) = &self.peers {
                     peers.send(to, &msg);
+                }
+            }
+            Output::PeerSnapshot { to, epoch, meta } => {
+                if let Some(peers) = &self.peers {
+                    let files = self.snapshot_files.clone();
+                    let sends = &self.snapshot_sends;
+                    disk::send_snapshot_in_background(
+                        (to, epoch, meta),
+                        files,
+                        peers.clone(),
+                        sends,
+                    );
                 }
             }
             Output::ToClient { conn, bytes } => {

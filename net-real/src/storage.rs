@@ -167,6 +167,45 @@ impl SnapshotFiles {
     }
 }
 
+impl SnapshotFiles {
+    /// The newest snapshot file, read back and checked (checksum, index prefix), when it
+    /// covers at least `meta`: what `Output::PeerSnapshot` sends. `Ok(None)` when the
+    /// newest file is older than `meta` or there is none (the node then retries later).
+    pub fn read_newest(
+        &self,
+        meta: SnapshotMeta,
+    ) -> Result<Option<(SnapshotMeta, Vec<u8>)>, StorageError> {
+        let Some((zxid, path)) = list_numbered(&self.data_dir, "snapshot.")?.pop() else {
+            return Ok(None);
+        };
+        if zxid < meta.zxid.0 {
+            return Ok(None);
+        }
+        let mut file = read_all(&path)?;
+        let damaged = |reason: String| StorageError::Content {
+            path: path.clone(),
+            reason,
+        };
+        let snapshot = format::decode_snapshot(&file, &self.limits)
+            .map_err(|error| damaged(error.to_string()))?;
+        let (index, bytes) = snapshot_payload_split(snapshot.payload)
+            .ok_or_else(|| damaged("snapshot payload shorter than its index".into()))?;
+        let stored = SnapshotMeta {
+            index,
+            zxid: snapshot.zxid,
+        };
+        if stored.index < meta.index {
+            return Ok(None);
+        }
+        // The node's bytes moved to the front of the file's buffer: no second copy.
+        let start = bytes.as_ptr() as usize - file.as_ptr() as usize;
+        let end = start + bytes.len();
+        file.truncate(end);
+        file.drain(..start);
+        Ok(Some((stored, file)))
+    }
+}
+
 /// [`write_atomic`] syncs a large file after every this many bytes written.
 const ATOMIC_SYNC_BYTES: usize = 8 * 1024 * 1024;
 
@@ -957,6 +996,31 @@ mod tests {
         let segments: Vec<PathBuf> = s.segments.iter().map(|seg| seg.path.clone()).collect();
         assert_eq!(segments.len(), 3, "one segment per snapshot interval");
         (dir, segments, old, new)
+    }
+
+    // What a leader sends a follower short of its log is read back from the newest
+    // snapshot file: that one when it covers what the node asked for, nothing when it is
+    // older, and an error (no bytes) when the file is damaged.
+    #[test]
+    fn snapshot_to_send_is_read_back_and_checked() {
+        let (dir, _, old, new) = two_snapshots("send");
+        let files = open(&dir).0.snapshot_files();
+        assert_eq!(files.read_newest(old).unwrap(), Some((new, b"new".to_vec())));
+        assert_eq!(files.read_newest(new).unwrap(), Some((new, b"new".to_vec())));
+        let later = SnapshotMeta {
+            index: 4,
+            zxid: Zxid(1 << 32 | 4),
+        };
+        assert_eq!(files.read_newest(later).unwrap(), None);
+        let path = dir.join(snapshot_name(new.zxid));
+        let mut bytes = fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x01;
+        fs::write(&path, bytes).unwrap();
+        assert!(matches!(
+            files.read_newest(new),
+            Err(StorageError::Content { .. })
+        ));
     }
 
     fn damage_first_record(path: &Path) {

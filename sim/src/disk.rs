@@ -189,9 +189,22 @@ impl SimDisk {
                         segment.records.last().is_some_and(|r| r.index > meta.index)
                     });
                 }
-                Some(Input::SnapshotWritten { meta, bytes })
+                Some(Input::SnapshotWritten { meta })
             }
         }
+    }
+
+    /// The snapshot file's metadata and node bytes, read back as a runtime does for
+    /// `Output::PeerSnapshot`: `None` when there is none or it does not decode.
+    pub fn snapshot_read(&self) -> Option<(SnapshotMeta, Vec<u8>)> {
+        let file = self.snapshot.as_deref()?;
+        let snapshot = storage::decode_snapshot(file, &self.limits).ok()?;
+        let (index, bytes) = split_index(snapshot.payload, snapshot.zxid).ok()?;
+        let meta = SnapshotMeta {
+            index,
+            zxid: snapshot.zxid,
+        };
+        Some((meta, bytes.to_vec()))
     }
 
     fn write_snapshot(&mut self, meta: SnapshotMeta, bytes: &[u8]) {

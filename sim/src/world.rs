@@ -515,6 +515,23 @@ impl World {
                     );
                 }
             }
+            Output::PeerSnapshot { to, epoch, meta } => {
+                // As the real server does: the snapshot file read back from this disk
+                // (checksummed), when it is the one asked for or newer.
+                let stored = self
+                    .servers
+                    .get(&id)
+                    .and_then(|server| server.disk.snapshot_read());
+                match stored {
+                    Some((stored, bytes)) if stored.index >= meta.index => {
+                        let msg = PeerMessage::snapshot(epoch, stored, bytes);
+                        self.route(id, Output::Peer { to, msg });
+                    }
+                    _ => self.trace.record(now, id.0, "snapshot-unavailable", || {
+                        format!("to={} index={}", to.0, meta.index)
+                    }),
+                }
+            }
             Output::PersistHardState { hard_state } => self.disk(id, DiskOp::HardState(hard_state)),
             Output::PersistEntries {
                 truncate_after,

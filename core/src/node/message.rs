@@ -172,6 +172,15 @@ impl Proposal {
 }
 
 impl PeerMessage {
+    /// The message that carries a snapshot to another server, as the runtime builds it for
+    /// `Output::PeerSnapshot` from the snapshot's durable bytes.
+    pub fn snapshot(epoch: Epoch, meta: replication::SnapshotMeta, bytes: Vec<u8>) -> PeerMessage {
+        PeerMessage::Replication(replication::Message {
+            epoch,
+            body: replication::MessageBody::Snapshot { meta, bytes },
+        })
+    }
+
     /// The bytes sent to a peer (the runtime frames them).
     pub fn encode(&self) -> Vec<u8> {
         encode_exact(self, bincode_config()).expect("a peer message always serialises")

@@ -194,13 +194,11 @@ pub enum Input {
         /// What it covers.
         meta: SnapshotMeta,
     },
-    /// The snapshot of a `WriteSnapshot` output is durable: the log before it may go.
+    /// The snapshot of a `WriteSnapshot` output is durable: the log before it may go. The
+    /// runtime keeps its bytes (on disk) for `Output::PeerSnapshot`.
     SnapshotWritten {
         /// What it covers.
         meta: SnapshotMeta,
-        /// The bytes of that `WriteSnapshot`, handed back: the node keeps them to send to
-        /// followers that fall behind the log, so that no copy is made while writing.
-        bytes: Vec<u8>,
     },
 }
 
@@ -213,6 +211,20 @@ pub enum Output {
         to: NodeId,
         /// The message.
         msg: PeerMessage,
+    },
+    /// Send another server this node's durable snapshot at `meta`
+    /// ([`PeerMessage::snapshot`] with the bytes the runtime made durable for `meta`: a
+    /// `WriteSnapshot` it reported written, or an `InstallSnapshot`). The node holds no
+    /// copy of its snapshots: a state of 10^6 znodes is hundreds of megabytes. The runtime
+    /// may send its newest durable snapshot instead when that is newer, and may drop the
+    /// send when it has neither (a damaged file): the node retries, as after any loss.
+    PeerSnapshot {
+        /// The receiver.
+        to: NodeId,
+        /// The epoch the message carries.
+        epoch: Epoch,
+        /// The snapshot to send.
+        meta: SnapshotMeta,
     },
     /// Make the hard state durable, then report `Input::HardStatePersisted`.
     PersistHardState {
@@ -265,17 +277,15 @@ pub enum Output {
         word: FourLetterWord,
     },
     /// Memory the node no longer needs, handed over rather than freed inside the step:
-    /// the previous snapshot's bytes and the log entries a snapshot made unnecessary,
-    /// hundreds of megabytes at 10^6 znodes, whose freeing would pause the caller for
-    /// tens of milliseconds. The runtime may free it on another thread, or just drop it.
+    /// the log entries a snapshot made unnecessary, up to hundreds of megabytes, whose
+    /// freeing would pause the caller for milliseconds. The runtime may free it on another
+    /// thread, or just drop it.
     Release(Released),
 }
 
 /// What [`Output::Release`] hands over: only to be dropped.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Released {
-    /// A snapshot's bytes that a newer snapshot replaced.
-    pub snapshot_bytes: Vec<u8>,
     /// Log entries cut after a snapshot covered them.
     pub entries: Vec<Entry>,
 }
@@ -647,7 +657,7 @@ impl Node {
             Input::SnapshotInstalled { meta } => {
                 self.replica_step(now_ms, replication::Input::SnapshotPersisted { meta }, out);
             }
-            Input::SnapshotWritten { meta, bytes } => self.snapshot_written(meta, bytes, out),
+            Input::SnapshotWritten { meta } => self.snapshot_written(meta, out),
         }
         self.after_step(now_ms, out);
     }
@@ -724,6 +734,9 @@ impl Node {
                         msg: PeerMessage::Replication(msg),
                     });
                 }
+                replication::Output::SendSnapshot { to, epoch, meta } => {
+                    out.push(Output::PeerSnapshot { to, epoch, meta });
+                }
                 replication::Output::PersistHardState { hard_state } => {
                     out.push(Output::PersistHardState { hard_state });
                 }
@@ -786,7 +799,7 @@ impl Node {
         }
     }
 
-    fn snapshot_written(&mut self, meta: SnapshotMeta, bytes: Vec<u8>, out: &mut Vec<Output>) {
+    fn snapshot_written(&mut self, meta: SnapshotMeta, out: &mut Vec<Output>) {
         if self.snapshot_pending != Some(meta) {
             return;
         }
@@ -794,20 +807,14 @@ impl Node {
         self.snapshot_index = meta.index;
         // Refused only if a leader's snapshot was installed meanwhile: nothing to offer or
         // cut then.
-        let Ok(snapshot_bytes) = self.replica.snapshot_offer(meta, bytes) else {
+        if self.replica.snapshot_offer(meta).is_err() {
             return;
-        };
-        let mut released = Released {
-            snapshot_bytes,
-            entries: Vec::new(),
-        };
+        }
         if let Some(previous) = self.snapshot_retained.replace(meta)
             && let Ok((_, entries)) = self.replica.compact_log_taking(previous.index)
+            && !entries.is_empty()
         {
-            released.entries = entries;
-        }
-        if !released.snapshot_bytes.is_empty() || !released.entries.is_empty() {
-            out.push(Output::Release(released));
+            out.push(Output::Release(Released { entries }));
         }
     }
 

@@ -185,7 +185,6 @@ impl Replica {
         self.applied_index = meta.index;
         self.match_known_index = meta.index;
         self.snapshot_send = meta;
-        self.snapshot_bytes.clone_from(&bytes);
         self.flush_hard_state(out);
         out.push(Output::InstallSnapshot { meta, bytes });
     }

@@ -28,7 +28,8 @@ pub struct DurableState {
     pub hard_state: HardState,
     /// The newest durable snapshot (the default means "no snapshot, empty state").
     pub snapshot: SnapshotMeta,
-    /// The snapshot's bytes, kept to send to followers that fall behind the log.
+    /// The snapshot's bytes, for the owner to restore its state machine from (the replica
+    /// keeps none: it asks for them with `Output::SendSnapshot`).
     pub snapshot_bytes: Vec<u8>,
     /// The durable entries after the snapshot, contiguous, in index order.
     pub entries: Vec<Entry>,
@@ -79,6 +80,20 @@ pub enum Output {
         to: NodeId,
         /// The message.
         msg: Message,
+    },
+    /// Send member `to` this replica's durable snapshot at `meta` as
+    /// `Message { epoch, body: MessageBody::Snapshot { meta, bytes } }`, reading its bytes
+    /// from where the runtime made them durable (a snapshot the owner offered with
+    /// `Replica::snapshot_offer`, or one installed from a leader). The runtime may send a
+    /// newer durable snapshot of this member instead (its own `meta`), and may drop the
+    /// send when it has neither: loss is tolerated, the replica retries.
+    SendSnapshot {
+        /// The receiver.
+        to: NodeId,
+        /// The epoch the message carries.
+        epoch: Epoch,
+        /// The snapshot to send.
+        meta: SnapshotMeta,
     },
     /// Make `hard_state` durable, then report `Input::HardStatePersisted`. Messages that
     /// depend on it are held inside the replica until then.

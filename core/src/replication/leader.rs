@@ -281,10 +281,14 @@ impl Replica {
         let body = match self.log.zxid_at(prev_index) {
             None => {
                 pr.become_snapshot(snapshot.index, now_ms);
-                MessageBody::Snapshot {
+                let epoch = self.hard_state.epoch;
+                let send = Output::SendSnapshot {
+                    to,
+                    epoch,
                     meta: snapshot,
-                    bytes: self.snapshot_bytes.clone(),
-                }
+                };
+                self.send_output(send, out);
+                return true;
             }
             Some(prev_zxid) => {
                 let entries = self.log.slice(prev_index + 1, entries_max);

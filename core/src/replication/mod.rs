@@ -143,9 +143,10 @@ pub struct Replica {
     leader: Option<NodeId>,
     log: ReplicaLog,
     /// What a follower that needs compacted entries is sent: the newest durable snapshot
-    /// the owner offered (`snapshot_offer`), at or after the log's own start.
+    /// the owner offered (`snapshot_offer`) or installed from a leader, at or after the
+    /// log's own start. Only its metadata: the runtime reads the bytes from where it made
+    /// them durable (`Output::SendSnapshot`), so no copy of the state machine is held here.
     snapshot_send: SnapshotMeta,
-    snapshot_bytes: Vec<u8>,
     /// Highest index such that the log up to it is durable.
     persisted_index: u64,
     /// Highest index already handed to the runtime in a `PersistEntries`.
@@ -165,8 +166,9 @@ pub struct Replica {
     /// this member ignore elections while a leader is alive.
     leader_contact_ms: Option<u64>,
     timers: BTreeMap<Timer, u64>,
-    /// Messages waiting until `hard_state` is durable.
-    held: Vec<(NodeId, Message)>,
+    /// Sends (`Output::Send` and `Output::SendSnapshot`) waiting until `hard_state` is
+    /// durable.
+    held: Vec<Output>,
     /// The last `(epoch, leader)` reported in `Output::LeaderChanged`.
     leader_reported: (Epoch, Option<NodeId>),
     now_ms: u64,
@@ -187,10 +189,12 @@ impl Replica {
         seed: u64,
     ) -> Result<Replica, ReplicaError> {
         config.validate()?;
+        // The snapshot's bytes are the owner's to restore its state machine from; the
+        // replica needs only where the snapshot ends.
         let DurableState {
             hard_state,
             snapshot,
-            snapshot_bytes,
+            snapshot_bytes: _,
             entries,
         } = durable_state;
         let log = ReplicaLog::new(snapshot, entries)?;
@@ -231,7 +235,6 @@ impl Replica {
             started_ms: 0,
             messages_refused: 0,
             snapshot_send: snapshot,
-            snapshot_bytes,
             log,
             config,
         })
@@ -310,34 +313,23 @@ impl Replica {
     }
 
     /// Forgets log entries up to `upto_index`, which the owner has captured in a durable
-    /// snapshot `snapshot_bytes` of the state machine (offered at the same time, see
+    /// snapshot of the state machine, and offers that snapshot at once (see
     /// [`Replica::snapshot_offer`]). Returns the snapshot's metadata.
-    pub fn compact(
-        &mut self,
-        upto_index: u64,
-        snapshot_bytes: Vec<u8>,
-    ) -> Result<SnapshotMeta, CompactError> {
+    pub fn compact(&mut self, upto_index: u64) -> Result<SnapshotMeta, CompactError> {
         let (meta, _) = self.log_cut(upto_index)?;
         if meta.index >= self.snapshot_send.index {
             self.snapshot_send = meta;
-            self.snapshot_bytes = snapshot_bytes;
         }
         Ok(meta)
     }
 
     /// Offers the owner's newest durable snapshot of the state machine, covering entries
     /// up to `meta.index` (applied here, with `meta.zxid` at that index), as what a
-    /// follower needing compacted entries is sent. The log is not cut: the owner cuts it
-    /// later with [`Replica::compact_log`] (one snapshot behind, so that followers a few
-    /// entries short still catch up by entries) and holds no snapshot bytes meanwhile.
-    ///
-    /// Returns the bytes of the snapshot offered before, which the owner may free where
-    /// it likes.
-    pub fn snapshot_offer(
-        &mut self,
-        meta: SnapshotMeta,
-        snapshot_bytes: Vec<u8>,
-    ) -> Result<Vec<u8>, CompactError> {
+    /// follower needing compacted entries is sent (`Output::SendSnapshot`: the owner
+    /// keeps the bytes, on disk). The log is not cut: the owner cuts it later with
+    /// [`Replica::compact_log`] (one snapshot behind, so that followers a few entries
+    /// short still catch up by entries).
+    pub fn snapshot_offer(&mut self, meta: SnapshotMeta) -> Result<(), CompactError> {
         if meta.index <= self.snapshot_send.index {
             return Err(CompactError::AlreadyCompacted {
                 snapshot_index: self.snapshot_send.index,
@@ -350,7 +342,7 @@ impl Replica {
             });
         }
         self.snapshot_send = meta;
-        Ok(std::mem::replace(&mut self.snapshot_bytes, snapshot_bytes))
+        Ok(())
     }
 
     /// Forgets log entries up to `upto_index`, which must be covered by the snapshot
@@ -643,10 +635,16 @@ impl Replica {
     /// `send` with an explicit epoch (pre-votes carry the epoch they are about).
     fn send_at(&mut self, to: NodeId, epoch: Epoch, body: MessageBody, out: &mut Vec<Output>) {
         let msg = Message { epoch, body };
+        self.send_output(Output::Send { to, msg }, out);
+    }
+
+    /// Emits a send (`Output::Send` or `Output::SendSnapshot`), or holds it while the hard
+    /// state is not durable.
+    fn send_output(&mut self, send: Output, out: &mut Vec<Output>) {
         if self.hard_state == self.hard_state_durable && self.held.is_empty() {
-            out.push(Output::Send { to, msg });
+            out.push(send);
         } else if self.held.len() < HELD_MESSAGES_MAX {
-            self.held.push((to, msg));
+            self.held.push(send);
         }
         // Beyond the bound a message is dropped, which the protocol survives like any
         // loss (every message is retried or superseded).
@@ -658,11 +656,7 @@ impl Replica {
         }
         self.hard_state_durable = hard_state;
         if self.hard_state_durable == self.hard_state {
-            out.extend(
-                self.held
-                    .drain(..)
-                    .map(|(to, msg)| Output::Send { to, msg }),
-            );
+            out.append(&mut self.held);
         }
     }
 

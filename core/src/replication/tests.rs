@@ -795,17 +795,13 @@ fn snapshot_offers_bound_the_log_cut() {
         zxid: at(&r, 5).zxid,
     };
     assert!(matches!(
-        r.snapshot_offer(forged, vec![4]),
+        r.snapshot_offer(forged),
         Err(CompactError::NotApplied { .. })
     ));
-    assert_eq!(
-        r.snapshot_offer(at(&r, 4), vec![4]).unwrap(),
-        Vec::<u8>::new()
-    );
-    // The bytes an offer replaces are handed back, for the owner to free.
-    assert_eq!(r.snapshot_offer(at(&r, 8), vec![8]).unwrap(), vec![4]);
+    r.snapshot_offer(at(&r, 4)).unwrap();
+    r.snapshot_offer(at(&r, 8)).unwrap();
     assert!(matches!(
-        r.snapshot_offer(at(&r, 6), vec![6]),
+        r.snapshot_offer(at(&r, 6)),
         Err(CompactError::AlreadyCompacted { snapshot_index: 8 })
     ));
     assert!(matches!(
@@ -820,4 +816,55 @@ fn snapshot_offers_bound_the_log_cut() {
     assert_eq!(meta.index, 8);
     let indexes: Vec<u64> = dropped.iter().map(|e| e.index).collect();
     assert_eq!(indexes, vec![5, 6, 7, 8]);
+}
+
+// A follower that needs entries the log no longer holds is sent the snapshot offered
+// last, by reference: the replica keeps no snapshot bytes, and asks the runtime to send
+// the durable ones (`Output::SendSnapshot`), once per attempt.
+#[test]
+fn follower_behind_the_log_is_sent_the_snapshot_by_reference() {
+    let snapshot = SnapshotMeta {
+        index: 4,
+        zxid: Zxid::new(Epoch(1), 4),
+    };
+    let durable = DurableState {
+        hard_state: HardState {
+            epoch: Epoch(1),
+            voted_for: None,
+        },
+        snapshot,
+        snapshot_bytes: vec![9; 3],
+        entries: vec![entry(5, 1, 5)],
+    };
+    let (mut r, now_ms) = leader_of_three(durable);
+    let reject = AppendOutcome::Rejected {
+        rejected_index: 5,
+        hint_index: 0,
+        hint_epoch: Epoch(0),
+    };
+    let out = deliver(&mut r, now_ms, 2, msg(2, MessageBody::AppendReply(reject)));
+    let snapshot_sends: Vec<&Output> = out
+        .iter()
+        .filter(|o| matches!(o, Output::SendSnapshot { .. }))
+        .collect();
+    assert_eq!(
+        snapshot_sends,
+        vec![&Output::SendSnapshot {
+            to: NodeId(2),
+            epoch: Epoch(2),
+            meta: snapshot
+        }]
+    );
+    assert!(
+        sends(&out)
+            .iter()
+            .all(|(_, m)| !matches!(m.body, MessageBody::Snapshot { .. })),
+        "no snapshot bytes in the replica's own sends: {out:?}"
+    );
+    // Until the follower answers (or the retry time passes), nothing is sent again.
+    let out = deliver(&mut r, now_ms + 1, 2, msg(2, MessageBody::HeartbeatReply));
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::SendSnapshot { .. })),
+        "{out:?}"
+    );
 }

@@ -222,6 +222,17 @@ impl Cluster {
                 let at = now + self.latency();
                 self.schedule(at, Event::Peer { from: id, to, msg });
             }
+            Output::PeerSnapshot { to, epoch, meta } => {
+                // What this server's disk holds now, when it is that snapshot or newer
+                // (a runtime may send a newer one); otherwise the send is lost.
+                let disk = &self.disks[&id];
+                if disk.snapshot.index >= meta.index {
+                    let msg =
+                        PeerMessage::snapshot(epoch, disk.snapshot, disk.snapshot_bytes.clone());
+                    let at = now + self.latency();
+                    self.schedule(at, Event::Peer { from: id, to, msg });
+                }
+            }
             Output::PersistHardState { hard_state } => self.disk(id, DiskOp::HardState(hard_state)),
             Output::PersistEntries {
                 truncate_after,
@@ -306,9 +317,9 @@ impl Cluster {
             }
             DiskOp::Snapshot { meta, bytes } => {
                 disk.snapshot = meta;
-                disk.snapshot_bytes = bytes.clone();
+                disk.snapshot_bytes = bytes;
                 disk.entries.retain(|e| e.index > meta.index);
-                Input::SnapshotWritten { meta, bytes }
+                Input::SnapshotWritten { meta }
             }
         };
         self.step(id, input);
