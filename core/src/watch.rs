@@ -63,9 +63,9 @@ pub enum Change {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ChangeAcl {
     /// The changed node's ACL (for a delete, the ACL it had); shared with the tree.
-    pub acl: Arc<[Acl]>,
+    pub acl: Arc<Vec<Acl>>,
     /// The parent's ACL, for `NodeChildrenChanged` (`None` for a data change).
-    pub parent_acl: Option<Arc<[Acl]>>,
+    pub parent_acl: Option<Arc<Vec<Acl>>>,
 }
 
 impl ChangeAcl {
@@ -74,7 +74,7 @@ impl ChangeAcl {
     /// table never fires) is refused to everyone.
     pub fn for_event(&self, event_type: EventType) -> Option<&[Acl]> {
         match event_type {
-            EventType::NodeChildrenChanged => self.parent_acl.as_deref(),
+            EventType::NodeChildrenChanged => self.parent_acl.as_deref().map(Vec::as_slice),
             _ => Some(&*self.acl),
         }
     }

@@ -1005,8 +1005,14 @@ mod tests {
     fn snapshot_to_send_is_read_back_and_checked() {
         let (dir, _, old, new) = two_snapshots("send");
         let files = open(&dir).0.snapshot_files();
-        assert_eq!(files.read_newest(old).unwrap(), Some((new, b"new".to_vec())));
-        assert_eq!(files.read_newest(new).unwrap(), Some((new, b"new".to_vec())));
+        assert_eq!(
+            files.read_newest(old).unwrap(),
+            Some((new, b"new".to_vec()))
+        );
+        assert_eq!(
+            files.read_newest(new).unwrap(),
+            Some((new, b"new".to_vec()))
+        );
         let later = SnapshotMeta {
             index: 4,
             zxid: Zxid(1 << 32 | 4),

@@ -228,6 +228,9 @@ impl World {
             let mut config = NodeConfig::new(id, voters.clone());
             config.record_applied = true;
             config.snapshot_every_entries = 200;
+            // A short tail of log behind each snapshot (a few dozen entries), so that
+            // followers back from a crash or a partition are often sent a snapshot.
+            config.snapshot_log_kept_bytes = 4 * 1024;
             config.replication.zxid_counter_max = zxid_counter_max;
             #[cfg(feature = "planted-bugs")]
             config.plant_bug(options.bug.as_deref().and_then(|name| name.parse().ok()));

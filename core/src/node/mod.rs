@@ -70,9 +70,17 @@ pub struct NodeConfig {
     pub snapshot_every_entries: u64,
     /// Take a snapshot once the entries applied since the last one carry this many payload
     /// bytes (ZooKeeper's `snapSizeLimitInKb`), whatever their count: the log kept in
-    /// memory (at most two snapshot intervals) is bounded in bytes, not only in entries.
+    /// memory (one snapshot interval and `snapshot_log_kept_bytes`) is bounded in bytes,
+    /// not only in entries.
     /// Default 256 MiB.
     pub snapshot_every_bytes: u64,
+    /// Once a snapshot is durable, the log before it is cut but for its last entries
+    /// holding at most this many bytes (payloads plus a fixed cost per entry): a follower
+    /// that far short of the snapshot still catches up by entries (ZooKeeper keeps the
+    /// last 500 proposals, `zookeeper.commitLogCount`), one further behind is sent the
+    /// snapshot. This bounds the log held in memory to one snapshot interval plus this.
+    /// Default 8 MiB.
+    pub snapshot_log_kept_bytes: u64,
     /// How often the leader looks for containers and TTL nodes to delete, ms.
     pub reap_interval_ms: u64,
     /// How long a follower waits for the leader to acknowledge forwarded writes before
@@ -98,6 +106,7 @@ impl NodeConfig {
             tree: TreeConfig::default(),
             snapshot_every_entries: 10_000,
             snapshot_every_bytes: 256 * 1024 * 1024,
+            snapshot_log_kept_bytes: 8 * 1024 * 1024,
             reap_interval_ms: 60_000,
             forward_retransmit_ms: 200,
             record_applied: false,
@@ -480,10 +489,6 @@ pub struct Node {
     timers: BTreeMap<Timer, u64>,
     snapshot_index: u64,
     snapshot_pending: Option<SnapshotMeta>,
-    /// The newest durable snapshot (its bytes are with replication, which sends them to
-    /// followers), not yet used to compact the log: the log is cut one snapshot behind,
-    /// so a follower a few entries short catches up by diff, not by a whole snapshot.
-    snapshot_retained: Option<SnapshotMeta>,
     payload_errors: u64,
     latency: LatencyStats,
     applied_log: Vec<Entry>,
@@ -547,7 +552,6 @@ impl Node {
             timers: BTreeMap::new(),
             snapshot_index: snapshot.index,
             snapshot_pending: None,
-            snapshot_retained: None,
             payload_errors: 0,
             latency: LatencyStats::default(),
             applied_log: Vec::new(),
@@ -793,7 +797,6 @@ impl Node {
                 self.snapshot_index = meta.index;
                 self.applied_bytes_since_snapshot = 0;
                 self.snapshot_pending = None;
-                self.snapshot_retained = None;
             }
             Err(_) => self.payload_errors += 1,
         }
@@ -810,8 +813,10 @@ impl Node {
         if self.replica.snapshot_offer(meta).is_err() {
             return;
         }
-        if let Some(previous) = self.snapshot_retained.replace(meta)
-            && let Ok((_, entries)) = self.replica.compact_log_taking(previous.index)
+        let cut = self
+            .replica
+            .log_index_keeping_bytes(meta.index, self.config.snapshot_log_kept_bytes);
+        if let Ok((_, entries)) = self.replica.compact_log_taking(cut)
             && !entries.is_empty()
         {
             out.push(Output::Release(Released { entries }));

@@ -129,6 +129,30 @@ impl ReplicaLog {
         std::mem::replace(&mut self.entries, kept)
     }
 
+    /// The index up to which the log may be cut while the entries after it, up to `upto`,
+    /// still hold at most `bytes_max` bytes (payloads plus `size_of::<Entry>()` each):
+    /// `upto` itself when even its own entry is larger; the log's start when everything
+    /// up to `upto` fits.
+    pub(crate) fn index_keeping_bytes(&self, upto: u64, bytes_max: u64) -> u64 {
+        let upto = upto.min(self.last_index());
+        let mut kept = 0u64;
+        let mut index = upto;
+        while index > self.snapshot.index {
+            let offset = usize::try_from(index - self.snapshot.index - 1).unwrap_or(usize::MAX);
+            let Some(entry) = self.entries.get(offset) else {
+                break;
+            };
+            kept = kept
+                .saturating_add(entry.payload.len() as u64)
+                .saturating_add(std::mem::size_of::<Entry>() as u64);
+            if kept > bytes_max {
+                break;
+            }
+            index -= 1;
+        }
+        index
+    }
+
     /// Replaces the whole log by a snapshot received from the leader.
     pub(crate) fn reset(&mut self, meta: SnapshotMeta) {
         self.entries.clear();
@@ -198,6 +222,31 @@ mod tests {
         assert_eq!(log.zxid_at(9), None);
         assert_eq!(log.slice(7, 10).len(), 2);
         assert_eq!(log.slice(6, 1)[0].index, 6);
+    }
+
+    // The tail kept behind a cut is bounded in bytes: entries are counted back from
+    // `upto` (payload plus a fixed cost each) until the next one would pass the budget.
+    #[test]
+    fn index_keeping_bytes_counts_back_from_upto() {
+        let mut log = log_of(5, &[1, 1, 1, 1, 1]);
+        for entry in &mut log.entries {
+            entry.payload = vec![0; 60];
+        }
+        let each = 60 + std::mem::size_of::<Entry>() as u64;
+        assert_eq!(log.index_keeping_bytes(9, 0), 9, "nothing kept");
+        assert_eq!(log.index_keeping_bytes(9, each), 8, "entry 9 kept");
+        assert_eq!(
+            log.index_keeping_bytes(9, 3 * each - 1),
+            7,
+            "two fit, not three"
+        );
+        assert_eq!(log.index_keeping_bytes(8, 3 * each), 5, "6..=8 fit");
+        assert_eq!(log.index_keeping_bytes(10, u64::MAX), 5, "the log's start");
+        assert_eq!(
+            log.index_keeping_bytes(20, each),
+            9,
+            "capped at the last entry"
+        );
     }
 
     // Truncation and compaction move the ends of the log and keep the rest.

@@ -327,8 +327,8 @@ impl Replica {
     /// up to `meta.index` (applied here, with `meta.zxid` at that index), as what a
     /// follower needing compacted entries is sent (`Output::SendSnapshot`: the owner
     /// keeps the bytes, on disk). The log is not cut: the owner cuts it later with
-    /// [`Replica::compact_log`] (one snapshot behind, so that followers a few entries
-    /// short still catch up by entries).
+    /// [`Replica::compact_log`] (keeping a tail behind the snapshot, so that followers a
+    /// few entries short still catch up by entries).
     pub fn snapshot_offer(&mut self, meta: SnapshotMeta) -> Result<(), CompactError> {
         if meta.index <= self.snapshot_send.index {
             return Err(CompactError::AlreadyCompacted {
@@ -350,6 +350,14 @@ impl Replica {
     /// Returns the metadata of the new log start.
     pub fn compact_log(&mut self, upto_index: u64) -> Result<SnapshotMeta, CompactError> {
         self.compact_log_taking(upto_index).map(|(meta, _)| meta)
+    }
+
+    /// Where [`Replica::compact_log`] may cut so that the entries kept up to `upto_index`
+    /// hold at most `bytes_max` bytes (payloads plus a fixed cost per entry): the owner
+    /// keeps a bounded tail of log behind its newest snapshot, for followers just short
+    /// of it. Never beyond `upto_index`, nor below the log's start.
+    pub fn log_index_keeping_bytes(&self, upto_index: u64, bytes_max: u64) -> u64 {
+        self.log.index_keeping_bytes(upto_index, bytes_max)
     }
 
     /// [`Replica::compact_log`], handing the forgotten entries to the owner (to free

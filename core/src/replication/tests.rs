@@ -764,7 +764,7 @@ fn zxid_counter_rollover_forces_a_new_epoch() {
 }
 
 // The owner offers each durable snapshot as what followers short of the log are sent,
-// and cuts the log one snapshot behind: offers only move forward and only to applied
+// and cuts the log behind it: offers only move forward and only to applied
 // entries, and the log is never cut beyond the snapshot offered last (a follower sent it
 // must find the log going on right after it).
 #[test]

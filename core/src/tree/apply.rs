@@ -129,7 +129,7 @@ fn deleted_step(store: &Nodes, path: &str, removed: Arc<Znode>) -> Step {
 }
 
 /// The ACL of the parent of `path` as it stands now.
-fn parent_acl(store: &Nodes, path: &str) -> Option<Arc<[crate::acl::Acl]>> {
+fn parent_acl(store: &Nodes, path: &str) -> Option<Arc<Vec<crate::acl::Acl>>> {
     let parent = super::path::parent_of(path)?;
     store.node(parent).map(|p| p.acl.clone())
 }

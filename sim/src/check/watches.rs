@@ -195,8 +195,10 @@ impl WatchModel {
     /// (one per change).
     pub fn apply(&mut self, changes: &[Change], acls: &[ChangeAcl], zxid: Zxid) {
         for (i, change) in changes.iter().enumerate() {
-            let own = acls.get(i).map(|a| &*a.acl);
-            let parent = acls.get(i).and_then(|a| a.parent_acl.as_deref());
+            let own = acls.get(i).map(|a| a.acl.as_slice());
+            let parent = acls
+                .get(i)
+                .and_then(|a| a.parent_acl.as_deref().map(Vec::as_slice));
             match change {
                 Change::Created(path) => {
                     let data = self.trigger_data(path);
