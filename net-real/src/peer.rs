@@ -3,8 +3,8 @@
 //! Each server dials every other one and uses that outbound connection only to send;
 //! what arrives on the connections others dialled is only read. A connection starts with
 //! a handshake, `[magic "PDKPEER1"][u32 protocol version][u64 sender id]`, then carries
-//! frames `[u32 length][PeerMessage in bincode]`. A frame above [`PEER_FRAME_BYTES_MAX`],
-//! a message that does not decode, a wrong version or an unknown sender closes that
+//! frames `[u32 length][PeerMessage in bincode]` (so at most [`PEER_FRAME_BYTES_MAX`]). A
+//! message that does not decode, a wrong version or an unknown sender closes that
 //! connection with a log line; nothing a peer sends can panic the server.
 //!
 //! Loss is fine (replication retransmits), so sending never blocks the event loop: each
@@ -30,9 +30,13 @@ pub const PEER_MAGIC: [u8; 8] = *b"PDKPEER1";
 pub const PEER_PROTOCOL_VERSION: u32 = 1;
 /// Bytes of the handshake: magic, version, sender id.
 pub const PEER_HANDSHAKE_BYTES: usize = 8 + 4 + 8;
-/// Largest peer frame accepted, in bytes. A snapshot travels in one message, so this also
-/// bounds the state a follower can catch up from by snapshot.
-pub const PEER_FRAME_BYTES_MAX: u32 = 256 * 1024 * 1024;
+/// Largest peer frame accepted, in bytes: what its `u32` length can say. A snapshot
+/// travels in one message, so this bounds the state a follower can catch up from by
+/// snapshot (10^6 znodes of 128 B are ~224 MB). A frame's buffer grows with the bytes
+/// that arrive ([`PEER_READ_CHUNK_BYTES`] at a time), never with the length it claims.
+pub const PEER_FRAME_BYTES_MAX: u32 = u32::MAX;
+/// How much a frame's buffer grows at a time while its bytes arrive.
+pub const PEER_READ_CHUNK_BYTES: usize = 4 * 1024 * 1024;
 /// Messages queued per link while it is busy or down, in messages.
 pub const PEER_QUEUE_MESSAGES_MAX: usize = 4096;
 /// First reconnect delay.
@@ -198,15 +202,11 @@ fn read_connection(
         if read_exact_until_stop(&mut reader, &mut length, stop).is_err() {
             return;
         }
+        // Every length a `u32` can say is within PEER_FRAME_BYTES_MAX.
         let length = u32::from_le_bytes(length);
-        if length > PEER_FRAME_BYTES_MAX {
-            tracing::warn!(peer = from.0, length, "peer frame over the limit; closing");
+        let Ok(payload) = read_frame_payload(&mut reader, length as usize, stop) else {
             return;
-        }
-        let mut payload = vec![0u8; length as usize];
-        if read_exact_until_stop(&mut reader, &mut payload, stop).is_err() {
-            return;
-        }
+        };
         match PeerMessage::decode(&payload) {
             Ok(msg) => {
                 if inbound.send(crate::server::Event::Peer(from, msg)).is_err() {
@@ -219,6 +219,24 @@ fn read_connection(
             }
         }
     }
+}
+
+/// Reads a frame's `length` bytes into a buffer that grows by at most
+/// [`PEER_READ_CHUNK_BYTES`] ahead of what arrived: a length a peer claims but does not
+/// send costs no memory.
+fn read_frame_payload(
+    reader: &mut impl Read,
+    length: usize,
+    stop: &AtomicBool,
+) -> io::Result<Vec<u8>> {
+    let mut payload = Vec::new();
+    while payload.len() < length {
+        let start = payload.len();
+        let end = length.min(start.saturating_add(PEER_READ_CHUNK_BYTES));
+        payload.resize(end, 0);
+        read_exact_until_stop(reader, &mut payload[start..end], stop)?;
+    }
+    Ok(payload)
 }
 
 /// `read_exact` that keeps going across read timeouts until `stop` is set.
@@ -336,7 +354,6 @@ fn send_loop(
 fn frame_write(writer: &mut impl Write, payload: &[u8]) -> io::Result<()> {
     let length = u32::try_from(payload.len())
         .ok()
-        .filter(|len| *len <= PEER_FRAME_BYTES_MAX)
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "peer frame too large"))?;
     writer.write_all(&length.to_le_bytes())?;
     writer.write_all(payload)
@@ -370,5 +387,21 @@ mod tests {
             handshake_decode(&foreign, &known),
             Err(HandshakeError::Magic)
         );
+    }
+
+    // A frame is read whole across the buffer's growth steps; a frame that claims
+    // (nearly) 4 GiB and sends 10 bytes ends with an error after one growth step,
+    // without a buffer of the claimed size.
+    #[test]
+    fn frame_payload_grows_with_the_bytes_that_arrive() {
+        let stop = AtomicBool::new(false);
+        let sent: Vec<u8> = (0..PEER_READ_CHUNK_BYTES * 2 + 5)
+            .map(|i| i as u8)
+            .collect();
+        let read = read_frame_payload(&mut &sent[..], sent.len(), &stop).unwrap();
+        assert_eq!(read, sent);
+        let error = read_frame_payload(&mut &[1u8; 10][..], PEER_FRAME_BYTES_MAX as usize, &stop)
+            .unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
     }
 }

@@ -131,6 +131,14 @@ fn bincode_config() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<{ 64 * 1024 * 1024 }>()
 }
 
+/// Peer messages: a snapshot travels in one message, so the limit is what a peer frame
+/// can hold (a `u32` length), not the 64 MiB of a log payload. Decoding allocates no more
+/// than the bytes it is given (serde's sequences preallocate cautiously, byte strings are
+/// copied from the input), and the transport bounds those bytes.
+fn peer_bincode_config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<{ u32::MAX as usize }>()
+}
+
 /// Appends to a `Vec` for bincode.
 struct VecSink<'a>(&'a mut Vec<u8>);
 
@@ -183,15 +191,38 @@ impl PeerMessage {
 
     /// The bytes sent to a peer (the runtime frames them).
     pub fn encode(&self) -> Vec<u8> {
-        encode_exact(self, bincode_config()).expect("a peer message always serialises")
+        encode_exact(self, peer_bincode_config()).expect("a peer message always serialises")
     }
 
     /// Decodes bytes received from a peer; bad bytes are an error, never a panic.
     pub fn decode(bytes: &[u8]) -> Result<PeerMessage, PayloadError> {
-        bincode::serde::decode_from_slice(bytes, bincode_config())
+        bincode::serde::decode_from_slice(bytes, peer_bincode_config())
             .map(|(p, _)| p)
             .map_err(|e| PayloadError {
                 reason: e.to_string(),
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    // A snapshot travels in one peer message: one of a large tree (10^6 znodes of 128 B
+    // is ~224 MB) must decode on the follower. The decoder's limit used to be 64 MiB,
+    // so a follower could not catch up by snapshot from a tree of more than ~300 000
+    // znodes. (The transport bounds each message's bytes; decoding allocates no more
+    // than the bytes it is given.)
+    #[test]
+    fn a_large_snapshot_message_round_trips() {
+        let meta = replication::SnapshotMeta {
+            index: 7,
+            zxid: crate::ids::Zxid(7),
+        };
+        let bytes = vec![5u8; 80 * 1024 * 1024];
+        let msg = PeerMessage::snapshot(Epoch(1), meta, bytes);
+        let encoded = msg.encode();
+        assert_eq!(PeerMessage::decode(&encoded).unwrap(), msg);
     }
 }
