@@ -4,17 +4,14 @@
 //!
 //! Properties: errors, never panics; a decoded replication message goes through
 //! `Message::validate` without panicking; what decodes re-encodes to bytes that decode to
-//! the same value; and no length field makes the decoder allocate more than
-//! [`PEER_MESSAGE_BYTES_MAX`] at once (the byte limit core gives bincode for peer input,
-//! the frame limit of the peer protocol), measured with [`crate::alloc_guard`].
+//! the same value; and no length field makes the decoder allocate more than its limit at
+//! once: [`PEER_DECODE_BYTES_MIN`] for peer input up to that size (core grows the limit
+//! with the input, at most four times it, because a snapshot travels in one message),
+//! the 64 MiB of log payloads for proposals; measured with [`crate::alloc_guard`].
 
-use paddock_core::node::{PeerMessage, Proposal};
+use paddock_core::node::{PEER_DECODE_BYTES_MIN, PeerMessage, Proposal};
 
 use crate::alloc_guard;
-
-/// The frame limit of a peer message, in bytes: `bincode_config()` in
-/// `core/src/node/message.rs` decodes peer input with this byte limit.
-pub const PEER_MESSAGE_BYTES_MAX: usize = 64 * 1024 * 1024;
 
 /// Entries per replication message and payload bytes per entry that `validate` is asked
 /// to accept: the defaults of `ReplicationConfig` are not needed to find panics, any
@@ -25,8 +22,9 @@ const VALIDATE_PAYLOAD_BYTES_MAX: u32 = 1024;
 /// The target body. See the module documentation.
 pub fn run(data: &[u8]) {
     let ((), largest_bytes) = alloc_guard::measure(|| decode_everything(data));
+    let limit = PEER_DECODE_BYTES_MIN.max(data.len().saturating_mul(4));
     assert!(
-        largest_bytes <= PEER_MESSAGE_BYTES_MAX,
+        largest_bytes <= limit,
         "peer decoding allocated {largest_bytes} bytes at once for {} input bytes",
         data.len()
     );

@@ -119,9 +119,9 @@ pub enum PeerMessage {
     },
 }
 
-/// Why a payload from the log could not be decoded.
+/// Why a payload from the log, a peer message or a snapshot could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("undecodable proposal payload: {reason}")]
+#[error("undecodable bytes: {reason}")]
 pub struct PayloadError {
     /// What bincode said.
     pub reason: String,
@@ -131,12 +131,38 @@ fn bincode_config() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<{ 64 * 1024 * 1024 }>()
 }
 
-/// Peer messages: a snapshot travels in one message, so the limit is what a peer frame
-/// can hold (a `u32` length), not the 64 MiB of a log payload. Decoding allocates no more
-/// than the bytes it is given (serde's sequences preallocate cautiously, byte strings are
-/// copied from the input), and the transport bounds those bytes.
+/// The largest allocation a peer message of `input_bytes` may make its decoder claim:
+/// [`PEER_DECODE_BYTES_MIN`], or the smallest tier of 256 MiB, 1 GiB or 4 GiB at least
+/// the input's size. A snapshot travels in one message, so a message may be gigabytes;
+/// but bincode allocates some claimed lengths (strings) before reading them, so the limit
+/// grows with the bytes actually received: a forged length in a small message claims at
+/// most 64 MiB, in any message at most four times its size.
+pub const PEER_DECODE_BYTES_MIN: usize = 64 * 1024 * 1024;
+
+/// Encodes a peer message (no limit: it is ours).
 fn peer_bincode_config() -> impl bincode::config::Config {
-    bincode::config::standard().with_limit::<{ u32::MAX as usize }>()
+    bincode::config::standard()
+}
+
+/// Decodes a peer message with the limit of [`PEER_DECODE_BYTES_MIN`]'s tiers.
+fn peer_decode_limited(bytes: &[u8]) -> Result<PeerMessage, bincode::error::DecodeError> {
+    const MIB: usize = 1024 * 1024;
+    let standard = bincode::config::standard();
+    let decoded = match bytes.len() {
+        len if len <= PEER_DECODE_BYTES_MIN => {
+            bincode::serde::decode_from_slice(bytes, standard.with_limit::<{ 64 * MIB }>())
+        }
+        len if len <= 256 * MIB => {
+            bincode::serde::decode_from_slice(bytes, standard.with_limit::<{ 256 * MIB }>())
+        }
+        len if len <= 1024 * MIB => {
+            bincode::serde::decode_from_slice(bytes, standard.with_limit::<{ 1024 * MIB }>())
+        }
+        _ => {
+            bincode::serde::decode_from_slice(bytes, standard.with_limit::<{ u32::MAX as usize }>())
+        }
+    };
+    decoded.map(|(message, _)| message)
 }
 
 /// Appends to a `Vec` for bincode.
@@ -196,11 +222,9 @@ impl PeerMessage {
 
     /// Decodes bytes received from a peer; bad bytes are an error, never a panic.
     pub fn decode(bytes: &[u8]) -> Result<PeerMessage, PayloadError> {
-        bincode::serde::decode_from_slice(bytes, peer_bincode_config())
-            .map(|(p, _)| p)
-            .map_err(|e| PayloadError {
-                reason: e.to_string(),
-            })
+        peer_decode_limited(bytes).map_err(|e| PayloadError {
+            reason: e.to_string(),
+        })
     }
 }
 

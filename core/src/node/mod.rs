@@ -47,7 +47,10 @@ use crate::watch::{WatchSummary, WatchTable};
 use crate::wire::FourLetterWord;
 
 pub use client::{ConnStats, EARLY_BYTES_MAX, QUEUE_BYTES_MAX};
-pub use message::{Origin, PayloadError, PeerMessage, Proposal, ProposalBody, Write, WriteOp};
+pub use message::{
+    Origin, PEER_DECODE_BYTES_MIN, PayloadError, PeerMessage, Proposal, ProposalBody, Write,
+    WriteOp,
+};
 
 use client::Conn;
 
