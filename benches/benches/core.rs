@@ -16,7 +16,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use paddock_core::acl::{Acl, Id};
 use paddock_core::ids::{ConnId, NodeId, SessionId, Zxid};
-use paddock_core::node::{Input, Node, NodeConfig, Output};
+use paddock_core::node::{Input, Node, NodeConfig, Output, Persist};
 use paddock_core::replication::DurableState;
 use paddock_core::stat::Stat;
 use paddock_core::tree::{CreateOp, CreateOpcode, DataTree, Op, OpContext, TreeConfig};
@@ -206,21 +206,12 @@ impl Standalone {
             self.node.step(self.now_ms, input, &mut self.out);
             for output in self.out.drain(..) {
                 match output {
-                    Output::PersistHardState { hard_state } => {
-                        self.inputs
-                            .push_back(Input::HardStatePersisted { hard_state });
-                    }
-                    Output::PersistEntries { entries, .. } => {
-                        if let Some(last) = entries.last() {
-                            self.inputs.push_back(Input::Persisted {
-                                index: last.index,
-                                zxid: last.zxid,
-                            });
+                    Output::Persist(write) => {
+                        // An instant disk: this bench measures the node, not storage.
+                        if let Persist::WriteSnapshot { state, .. } = &write {
+                            drop(state.encode());
                         }
-                    }
-                    Output::WriteSnapshot { meta, state } => {
-                        drop(state.encode());
-                        self.inputs.push_back(Input::SnapshotWritten { meta });
+                        self.inputs.extend(write.completion());
                     }
                     Output::ToClient { bytes, .. } => self.reply_bytes += bytes.len(),
                     _ => {}

@@ -500,7 +500,10 @@ fn snapshot_after_big_writes(every_bytes: u64) -> u64 {
         c.call(conn, set_data("/x", vec![1; 4000])).unwrap();
     }
     c.run_for(100);
-    c.disks[&NodeId(1)].snapshot.index
+    c.disks
+        .get_mut(&NodeId(1))
+        .and_then(|disk| disk.snapshot())
+        .map_or(0, |(meta, _)| meta.index)
 }
 
 // Snapshots are taken by bytes too (snapSizeLimitInKb): 40 KB of writes with a 20 KB

@@ -14,35 +14,78 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use paddock_core::ids::{Epoch, NodeId, Zxid};
+use paddock_core::limits::Limits;
+use paddock_core::node::Persist;
 use paddock_core::replication::{
-    DurableState, Entry, HardState, Input, Message, MessageBody, Output, ProposeError, Replica,
+    DurableState, Entry, Input, Message, MessageBody, Output, ProposeError, Replica,
     ReplicationConfig, Role, SnapshotMeta,
 };
+use paddock_core::storage::{MemFiles, Store, StoreConfig, read_newest_snapshot};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-/// What a node's disk holds.
-#[derive(Debug, Clone, Default)]
+/// A node's disk: the storage engine over in-memory files, synced after every write.
 struct Disk {
-    hard_state: HardState,
-    snapshot: SnapshotMeta,
-    snapshot_bytes: Vec<u8>,
-    entries: Vec<Entry>,
+    store: Store<MemFiles>,
 }
 
-/// A write the runtime has accepted but the disk has not finished.
-#[derive(Debug, Clone)]
-enum DiskWrite {
-    HardState(HardState),
-    Entries {
-        truncate_after: Option<u64>,
-        entries: Vec<Entry>,
-    },
-    Snapshot {
-        meta: SnapshotMeta,
-        bytes: Vec<u8>,
-    },
+impl Disk {
+    fn config() -> StoreConfig {
+        StoreConfig {
+            segment_roll_bytes: 4 * 1024,
+            ..StoreConfig::new(Limits::default())
+        }
+    }
+
+    fn new() -> Disk {
+        let (store, _) = Store::open(MemFiles::new(), Disk::config()).expect("empty disk opens");
+        Disk { store }
+    }
+
+    /// What a restarting node recovers from these files.
+    fn durable(&mut self) -> DurableState {
+        let files = std::mem::replace(&mut self.store, Disk::new().store).into_files();
+        let (store, opened) = Store::open(files, Disk::config()).expect("test disks recover");
+        self.store = store;
+        opened.durable
+    }
+
+    /// The newest snapshot on disk, read back.
+    fn snapshot(&mut self) -> Option<(SnapshotMeta, Vec<u8>)> {
+        read_newest_snapshot(
+            self.store.files_mut(),
+            &Limits::default(),
+            SnapshotMeta::default(),
+        )
+        .expect("in-memory read")
+    }
+
+    /// Performs a write and syncs it.
+    fn write(&mut self, write: Persist) {
+        write
+            .perform(&mut self.store)
+            .and_then(|_| self.store.sync())
+            .expect("in-memory files do not fail");
+    }
+
+    /// The disk forgets every log entry after the first `kept` (a lying fsync, an old
+    /// backup).
+    fn lose_entries_after(&mut self, kept: usize) {
+        let keep = self
+            .store
+            .indexes()
+            .nth(kept.saturating_sub(1))
+            .unwrap_or(0);
+        self.write(Persist::Entries {
+            truncate_after: Some(keep),
+            entries: Vec::new(),
+        });
+    }
 }
+
+/// A write the runtime has accepted but the disk has not finished, with the input that
+/// reports it.
+type DiskWrite = (Persist, Option<Input>);
 
 struct Member {
     replica: Option<Replica>,
@@ -216,7 +259,7 @@ impl Cluster {
         for id in voters.into_iter().chain(observers) {
             let member = Member {
                 replica: None,
-                disk: Disk::default(),
+                disk: Disk::new(),
                 writes: VecDeque::new(),
                 applied: Vec::new(),
                 applied_index: 0,
@@ -242,16 +285,11 @@ impl Cluster {
         let config = config_for(id, &self.voters, &self.observers);
         let member = self.members.get_mut(&id).expect("member");
         member.incarnation += 1;
-        let durable = DurableState {
-            hard_state: member.disk.hard_state,
-            snapshot: member.disk.snapshot,
-            snapshot_bytes: member.disk.snapshot_bytes.clone(),
-            entries: member.disk.entries.clone(),
-        };
+        let durable = member.disk.durable();
         let seed = self.seed ^ (id.0 << 48) ^ (member.incarnation << 32);
+        member.applied = snapshot_decode(&durable.snapshot_bytes);
+        member.applied_index = durable.snapshot.index;
         member.replica = Some(Replica::new(config, durable, seed).expect("valid durable state"));
-        member.applied = snapshot_decode(&member.disk.snapshot_bytes);
-        member.applied_index = member.disk.snapshot.index;
     }
 
     /// Crashes a node: unfinished writes are lost, the disk keeps what finished.
@@ -327,15 +365,18 @@ impl Cluster {
             Output::SendSnapshot { to, epoch, meta } => {
                 // The member's durable snapshot, when it is that one or newer (a runtime
                 // may send a newer one); otherwise the send is lost.
-                let Some(member) = self.members.get(&id) else {
+                let Some(member) = self.members.get_mut(&id) else {
                     return;
                 };
-                if member.disk.snapshot.index < meta.index {
+                let Some((stored, bytes)) = member.disk.snapshot() else {
+                    return;
+                };
+                if stored.index < meta.index {
                     return;
                 }
                 let body = MessageBody::Snapshot {
-                    meta: member.disk.snapshot,
-                    bytes: member.disk.snapshot_bytes.clone(),
+                    meta: stored,
+                    bytes,
                 };
                 let msg = Message { epoch, body };
                 self.route(id, Output::Send { to, msg });
@@ -364,25 +405,34 @@ impl Cluster {
                         .insert((deliver_at, self.sequence), (id, to, msg.clone()));
                 }
             }
-            Output::PersistHardState { hard_state } => {
-                self.disk_write(id, DiskWrite::HardState(hard_state))
-            }
+            Output::PersistHardState { hard_state } => self.disk_write(
+                id,
+                (
+                    Persist::HardState(hard_state),
+                    Some(Input::HardStatePersisted { hard_state }),
+                ),
+            ),
             Output::PersistEntries {
                 truncate_after,
                 entries,
-            } => self.disk_write(
-                id,
-                DiskWrite::Entries {
+            } => {
+                let done = entries.last().map(|last| Input::Persisted {
+                    index: last.index,
+                    zxid: last.zxid,
+                });
+                let write = Persist::Entries {
                     truncate_after,
                     entries,
-                },
-            ),
+                };
+                self.disk_write(id, (write, done));
+            }
             Output::InstallSnapshot { meta, bytes } => {
                 let member = self.members.get_mut(&id).expect("member");
                 member.applied = snapshot_decode(&bytes);
                 member.applied_index = meta.index;
                 member.snapshots_installed += 1;
-                self.disk_write(id, DiskWrite::Snapshot { meta, bytes });
+                let done = Some(Input::SnapshotPersisted { meta });
+                self.disk_write(id, (Persist::InstallSnapshot { meta, bytes }, done));
             }
             Output::Committed { entries } => self.apply(id, entries),
             Output::LeaderChanged { .. } => {}
@@ -432,34 +482,11 @@ impl Cluster {
         let Some((_, write)) = member.writes.pop_front() else {
             return;
         };
-        let disk = &mut member.disk;
-        let input = match write {
-            DiskWrite::HardState(hard_state) => {
-                disk.hard_state = hard_state;
-                Input::HardStatePersisted { hard_state }
-            }
-            DiskWrite::Entries {
-                truncate_after,
-                entries,
-            } => {
-                if let Some(after) = truncate_after {
-                    disk.entries.retain(|e| e.index <= after);
-                }
-                let last = entries.last().map(|e| (e.index, e.zxid));
-                disk.entries.extend(entries);
-                match last {
-                    Some((index, zxid)) => Input::Persisted { index, zxid },
-                    None => return,
-                }
-            }
-            DiskWrite::Snapshot { meta, bytes } => {
-                disk.snapshot = meta;
-                disk.snapshot_bytes = bytes;
-                disk.entries.clear();
-                Input::SnapshotPersisted { meta }
-            }
-        };
-        self.step(id, input);
+        let (write, done) = write;
+        member.disk.write(write);
+        if let Some(input) = done {
+            self.step(id, input);
+        }
     }
 
     /// Runs every event up to `now_ms + duration_ms`, one at a time in time order.
@@ -580,9 +607,12 @@ impl Cluster {
         };
         let bytes = snapshot_encode(&member.applied);
         if let Ok(meta) = replica.compact(member.applied_index) {
-            member.disk.snapshot = meta;
-            member.disk.snapshot_bytes = bytes;
-            member.disk.entries.retain(|e| e.index > meta.index);
+            member
+                .disk
+                .store
+                .write_snapshot(meta, &bytes)
+                .and_then(|()| member.disk.store.purge().map(drop))
+                .expect("in-memory files do not fail");
         }
     }
 
@@ -761,7 +791,13 @@ fn lagging_follower_catches_up_by_snapshot() {
     // It restarts from the installed snapshot, not from an empty disk.
     cluster.crash(lagging);
     cluster.restart(lagging);
-    assert!(cluster.members[&lagging].disk.snapshot.index > 50);
+    let member = cluster.members.get_mut(&lagging).unwrap();
+    assert!(
+        member
+            .disk
+            .snapshot()
+            .is_some_and(|(meta, _)| meta.index > 50)
+    );
     cluster.run_for(1000);
     cluster.assert_converged(Some(&expected));
 }
@@ -1176,7 +1212,7 @@ fn follower_that_lost_acknowledged_entries_is_resynced() {
     cluster.assert_converged(Some(&expected));
     cluster.crash(follower);
     let member = cluster.members.get_mut(&follower).unwrap();
-    member.disk.entries.truncate(5);
+    member.disk.lose_entries_after(5);
     cluster.restart(follower);
     expected.extend(cluster.propose(leader, 5).unwrap());
     cluster.run_for(1000);

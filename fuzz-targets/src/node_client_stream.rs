@@ -15,7 +15,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use paddock_core::ids::{ConnId, NodeId};
 use paddock_core::node::{Input, Node, NodeConfig, Output};
-use paddock_core::replication::DurableState;
+use paddock_core::storage::{MemFiles, Store, StoreConfig};
 use paddock_core::wire::{
     ConnectRequest, CreateRequest, FrameSplitter, MAX_FRAME_BYTES_DEFAULT, OpCode,
     PathWatchRequest, Reply, Request, RequestHeader, decode_connect_response, decode_reply,
@@ -29,9 +29,11 @@ const PROBE_CONN: ConnId = ConnId(2);
 /// Steps the harness may take to settle one input before it calls the node stuck.
 const SETTLE_STEPS_MAX: u32 = 10_000;
 
-/// One node with an instant disk, and the bytes each connection received.
+/// One node with an instant disk (the storage engine over in-memory files), and the
+/// bytes each connection received.
 pub struct Harness {
     node: Node,
+    store: Store<MemFiles>,
     now_ms: u64,
     /// Bytes sent to the probe connection.
     probe_inbound: Vec<u8>,
@@ -46,9 +48,12 @@ impl Harness {
     pub fn new() -> Harness {
         let id = NodeId(1);
         let config = NodeConfig::new(id, [id].into_iter().collect());
-        let node = Node::new(config, DurableState::default(), 7).expect("a fresh node starts");
+        let (store, opened) = Store::open(MemFiles::new(), StoreConfig::new(config.limits.clone()))
+            .expect("empty files open");
+        let node = Node::new(config, opened.durable, 7).expect("a fresh node starts");
         let mut harness = Harness {
             node,
+            store,
             now_ms: 1_000_000,
             probe_inbound: Vec::new(),
             fuzz_closed: false,
@@ -97,18 +102,16 @@ impl Harness {
     /// Performs an output; returns the input that reports its completion, if any.
     fn route(&mut self, output: Output) -> Option<Input> {
         match output {
-            Output::PersistHardState { hard_state } => {
-                Some(Input::HardStatePersisted { hard_state })
-            }
-            Output::PersistEntries { entries, .. } => entries.last().map(|last| Input::Persisted {
-                index: last.index,
-                zxid: last.zxid,
-            }),
-            Output::InstallSnapshot { meta, .. } => Some(Input::SnapshotInstalled { meta }),
-            Output::WriteSnapshot { meta, state } => {
-                // Encoded as a runtime would write it: the encoder runs on fuzzed state.
-                drop(state.encode());
-                Some(Input::SnapshotWritten { meta })
+            Output::Persist(write) => {
+                // Performed as a runtime would: snapshots encode the fuzzed state, and the
+                // records and files are the server's.
+                let done = write
+                    .perform(&mut self.store)
+                    .and_then(|done| self.store.sync().map(|()| done));
+                match done {
+                    Ok(done) => done,
+                    Err(error) => panic!("in-memory files failed: {error}"),
+                }
             }
             Output::ToClient { conn, bytes } => {
                 if conn == PROBE_CONN {

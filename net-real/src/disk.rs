@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use paddock_core::ids::{Epoch, NodeId};
-use paddock_core::node::{Input, NodeSnapshot, Output, PeerMessage};
-use paddock_core::replication::{Entry, HardState, SnapshotMeta};
+use paddock_core::node::{Input, NodeSnapshot, PeerMessage, Persist};
+use paddock_core::replication::SnapshotMeta;
 
 use crate::peer::Peers;
 use crate::storage::{SnapshotFiles, Storage, StorageError};
@@ -25,53 +25,20 @@ use crate::storage::{SnapshotFiles, Storage, StorageError};
 /// 1000 pending transactions, `zookeeper.maxBatchSize`).
 pub const DISK_BATCH_REQUESTS_MAX: usize = 1000;
 
-/// One persist output of the node.
+/// What the disk thread is asked to do: the node's writes, in order, and the news from
+/// the snapshot thread.
 #[derive(Debug)]
 pub enum DiskRequest {
-    /// `Output::PersistHardState`.
-    HardState(HardState),
-    /// `Output::PersistEntries`.
-    Entries {
-        /// Keep entries up to this index.
-        truncate_after: Option<u64>,
-        /// Entries to append.
-        entries: Vec<Entry>,
-    },
-    /// `Output::WriteSnapshot` once its file is durable (encoded and written off the
-    /// event loop and off this thread, [`encode_snapshot_then_write`]).
+    /// An `Output::Persist` of the node other than `Persist::WriteSnapshot` (whose file
+    /// the snapshot thread writes: [`encode_snapshot_then_write`]).
+    Persist(Persist),
+    /// The file of a `Persist::WriteSnapshot` is durable.
     SnapshotWritten {
         /// What it covers.
         meta: SnapshotMeta,
     },
     /// The snapshot thread could not write its file: the disk has failed.
     SnapshotFailed(String),
-    /// `Output::InstallSnapshot`: a snapshot from the leader that replaces the whole log.
-    InstallSnapshot {
-        /// What it covers.
-        meta: SnapshotMeta,
-        /// The node's snapshot bytes.
-        bytes: Vec<u8>,
-    },
-}
-
-impl DiskRequest {
-    /// The disk request for a node output; other outputs are handed back unchanged.
-    pub fn from_output(output: Output) -> Result<DiskRequest, Output> {
-        match output {
-            Output::PersistHardState { hard_state } => Ok(DiskRequest::HardState(hard_state)),
-            Output::PersistEntries {
-                truncate_after,
-                entries,
-            } => Ok(DiskRequest::Entries {
-                truncate_after,
-                entries,
-            }),
-            Output::InstallSnapshot { meta, bytes } => {
-                Ok(DiskRequest::InstallSnapshot { meta, bytes })
-            }
-            other => Err(other),
-        }
-    }
 }
 
 /// Encodes a snapshot the node took and writes its file, in the background
@@ -90,7 +57,7 @@ pub fn encode_snapshot_then_write(
     run_in_background(
         "paddock-snapshot",
         (state, files, disk.clone()),
-        move |(state, files, disk)| {
+        move |(state, mut files, disk)| {
             let bytes = state.encode();
             // Released before the write: the nodes changed since it was taken are freed now.
             drop(state);
@@ -124,7 +91,7 @@ pub fn send_snapshot_in_background(
     run_in_background(
         "paddock-snapshot-send",
         (files, peers),
-        move |(files, peers)| {
+        move |(mut files, peers)| {
             match files.read_newest(meta) {
                 Ok(Some((stored, bytes))) => {
                     tracing::info!(
@@ -252,35 +219,17 @@ pub fn run(
 fn run_batch(storage: &mut Storage, batch: Vec<DiskRequest>) -> Result<Vec<Input>, StorageError> {
     let mut done = Vec::with_capacity(batch.len());
     for request in batch {
-        match request {
-            DiskRequest::HardState(hard_state) => {
-                storage.write_hard_state(hard_state)?;
-                done.push(Input::HardStatePersisted { hard_state });
-            }
-            DiskRequest::Entries {
-                truncate_after,
-                entries,
-            } => {
-                storage.append(truncate_after, &entries)?;
-                if let Some(last) = entries.last() {
-                    done.push(Input::Persisted {
-                        index: last.index,
-                        zxid: last.zxid,
-                    });
-                }
-            }
+        let completion = match request {
+            DiskRequest::Persist(write) => write.perform(storage)?,
             DiskRequest::SnapshotWritten { meta } => {
-                storage.snapshot_written(meta, false)?;
-                done.push(Input::SnapshotWritten { meta });
+                storage.snapshot_written(meta)?;
+                Some(Input::SnapshotWritten { meta })
             }
             DiskRequest::SnapshotFailed(reason) => {
                 return Err(StorageError::Snapshot(reason));
             }
-            DiskRequest::InstallSnapshot { meta, bytes } => {
-                storage.write_snapshot(meta, &bytes, true)?;
-                done.push(Input::SnapshotInstalled { meta });
-            }
-        }
+        };
+        done.extend(completion);
     }
     storage.sync()?;
     Ok(done)

@@ -55,7 +55,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use paddock_core::ids::{ConnId, NodeId, SessionId};
 use paddock_core::limits::{Limits, RECORD_TXN_OVERHEAD_BYTES};
-use paddock_core::node::{Input, Node, NodeConfig, Output, PeerMessage, Seed};
+use paddock_core::node::{Input, Node, NodeConfig, Output, PeerMessage, Persist, Seed};
 use paddock_core::replication::Role;
 use paddock_core::wire::{ConnectionStart, FourLetterWord, OpCode, classify_connection_start};
 
@@ -66,7 +66,7 @@ use crate::config::ZooCfg;
 use crate::disk::{self, DiskEvent, DiskRequest, PurgePolicy};
 use crate::four_letter::{self, ConnInfo, Counters};
 use crate::peer::Peers;
-use crate::storage::{SnapshotFiles, Storage, StorageError};
+use crate::storage::{self, SnapshotFiles, Storage, StorageError};
 
 /// Events queued for the event loop; readers block when it is full, which pushes back on
 /// clients and peers through TCP instead of growing memory.
@@ -310,7 +310,7 @@ pub fn start(cfg: ZooCfg) -> Result<ServerHandle, StartError> {
         _ => None,
     };
     let opening = Instant::now();
-    let (storage, durable) = Storage::open(
+    let (storage, durable) = storage::open(
         Path::new(&cfg.data_dir),
         Path::new(&cfg.data_log_dir),
         config.limits.clone(),
@@ -412,7 +412,7 @@ fn disk_start(
     events: SyncSender<Event>,
 ) -> Result<(Sender<DiskRequest>, JoinHandle<()>, SnapshotFiles), StartError> {
     let (tx, rx) = channel();
-    let snapshot_files = storage.snapshot_files();
+    let snapshot_files = SnapshotFiles::of(&storage);
     let purge = PurgePolicy {
         interval: match cfg.autopurge_purge_interval_hours {
             0 => None,
@@ -1041,14 +1041,12 @@ impl EventLoop {
     }
 
     fn perform(&mut self, output: Output) {
-        let output = match DiskRequest::from_output(output) {
-            Ok(request) => {
-                self.disk_pending.push(request);
-                return;
-            }
-            Err(output) => output,
-        };
         match output {
+            Output::Persist(Persist::WriteSnapshot { meta, state }) => {
+                let files = self.snapshot_files.clone();
+                disk::encode_snapshot_then_write(meta, state, files, &self.disk);
+            }
+            Output::Persist(write) => self.disk_pending.push(DiskRequest::Persist(write)),
             Output::Peer { to, msg } => {
                 if let Some(peers) = &self.peers {
                     peers.send(to, &msg);
@@ -1079,11 +1077,6 @@ impl EventLoop {
             // Hundreds of megabytes after a snapshot of a large tree: tens of
             // milliseconds of `munmap` and `free` that the loop does not wait for.
             Output::Release(released) => disk::run_in_background("paddock-release", released, drop),
-            Output::WriteSnapshot { meta, state } => {
-                let files = self.snapshot_files.clone();
-                disk::encode_snapshot_then_write(meta, state, files, &self.disk);
-            }
-            _ => {}
         }
     }
 

@@ -11,12 +11,12 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use crate::decide::Decisions;
 use paddock_core::ids::{ConnId, Epoch, NodeId};
-use paddock_core::node::{Input, Node, NodeConfig, Output, PeerMessage};
+use paddock_core::node::{Input, Node, NodeConfig, Output, PeerMessage, Persist};
 use paddock_core::replication::{AppendOutcome, Message, MessageBody};
 use rand::RngExt;
 
 use crate::client::{Action, SimClient};
-use crate::disk::{DiskOp, SimDisk};
+use crate::disk::SimDisk;
 use crate::faults::{FaultCounts, FaultEvent, FaultPlan};
 use crate::history::{AppliedRecord, ClientId, History, fnv1a};
 use crate::net::{Direction, Fate, Network};
@@ -523,10 +523,10 @@ impl World {
                 // (checksummed), when it is the one asked for or newer.
                 let stored = self
                     .servers
-                    .get(&id)
-                    .and_then(|server| server.disk.snapshot_read());
+                    .get_mut(&id)
+                    .and_then(|server| server.disk.snapshot_read(meta));
                 match stored {
-                    Some((stored, bytes)) if stored.index >= meta.index => {
+                    Some((stored, bytes)) => {
                         let msg = PeerMessage::snapshot(epoch, stored, bytes);
                         self.route(id, Output::Peer { to, msg });
                     }
@@ -535,26 +535,7 @@ impl World {
                     }),
                 }
             }
-            Output::PersistHardState { hard_state } => self.disk(id, DiskOp::HardState(hard_state)),
-            Output::PersistEntries {
-                truncate_after,
-                entries,
-            } => {
-                self.disk(
-                    id,
-                    DiskOp::Entries {
-                        truncate_after,
-                        entries,
-                    },
-                );
-            }
-            Output::InstallSnapshot { meta, bytes } => {
-                self.disk(id, DiskOp::Install { meta, bytes })
-            }
-            Output::WriteSnapshot { meta, state } => {
-                let bytes = state.encode();
-                self.disk(id, DiskOp::Snapshot { meta, bytes })
-            }
+            Output::Persist(op) => self.disk(id, op),
             Output::ToClient { conn, bytes } => {
                 let at = self.client_arrival(conn, Direction::ToClient);
                 self.schedule(at, Event::ToClient { conn, bytes });
@@ -584,7 +565,7 @@ impl World {
         at
     }
 
-    fn disk(&mut self, id: NodeId, op: DiskOp) {
+    fn disk(&mut self, id: NodeId, op: Persist) {
         let now = self.now_ms;
         let Some(server) = self.servers.get_mut(&id) else {
             return;
@@ -706,8 +687,18 @@ impl World {
         if server.incarnation != incarnation || server.node.is_none() {
             return;
         }
-        for input in server.disk.complete(now) {
-            self.step(id, input);
+        match server.disk.complete(now) {
+            Ok(inputs) => {
+                for input in inputs {
+                    self.step(id, input);
+                }
+            }
+            Err(error) => {
+                // A server whose disk failed stops, as the real one does.
+                self.trace
+                    .record(now, id.0, "disk-failed", || error.to_string());
+                self.crash(id);
+            }
         }
     }
 

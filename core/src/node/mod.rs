@@ -26,6 +26,7 @@
 mod client;
 mod lead;
 mod message;
+mod persist;
 mod reply;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -51,6 +52,7 @@ pub use message::{
     Origin, PEER_DECODE_BYTES_MIN, PayloadError, PeerMessage, Proposal, ProposalBody, Write,
     WriteOp,
 };
+pub use persist::Persist;
 
 use client::Conn;
 
@@ -189,7 +191,7 @@ pub enum Input {
         /// The connection.
         conn: ConnId,
     },
-    /// The hard state of an earlier `PersistHardState` is durable.
+    /// The hard state of an earlier `Persist::HardState` is durable.
     HardStatePersisted {
         /// What was written.
         hard_state: HardState,
@@ -201,12 +203,12 @@ pub enum Input {
         /// Its zxid.
         zxid: Zxid,
     },
-    /// The snapshot of an `InstallSnapshot` output is durable.
+    /// The snapshot of a `Persist::InstallSnapshot` is durable.
     SnapshotInstalled {
         /// What it covers.
         meta: SnapshotMeta,
     },
-    /// The snapshot of a `WriteSnapshot` output is durable: the log before it may go. The
+    /// The snapshot of a `Persist::WriteSnapshot` is durable: the log before it may go. The
     /// runtime keeps its bytes (on disk) for `Output::PeerSnapshot`.
     SnapshotWritten {
         /// What it covers.
@@ -226,7 +228,7 @@ pub enum Output {
     },
     /// Send another server this node's durable snapshot at `meta`
     /// ([`PeerMessage::snapshot`] with the bytes the runtime made durable for `meta`: a
-    /// `WriteSnapshot` it reported written, or an `InstallSnapshot`). The node holds no
+    /// `Persist::WriteSnapshot` it reported written, or a `Persist::InstallSnapshot`). The node holds no
     /// copy of its snapshots: a state of 10^6 znodes is hundreds of megabytes. The runtime
     /// may send its newest durable snapshot instead when that is newer, and may drop the
     /// send when it has neither (a damaged file): the node retries, as after any loss.
@@ -238,36 +240,10 @@ pub enum Output {
         /// The snapshot to send.
         meta: SnapshotMeta,
     },
-    /// Make the hard state durable, then report `Input::HardStatePersisted`.
-    PersistHardState {
-        /// The new hard state.
-        hard_state: HardState,
-    },
-    /// Drop durable log entries after `truncate_after` (when set), append `entries`, then
-    /// report `Input::Persisted` for the last one.
-    PersistEntries {
-        /// Keep entries up to this index.
-        truncate_after: Option<u64>,
-        /// Entries to append.
-        entries: Vec<Entry>,
-    },
-    /// The leader sent a snapshot and the node now runs on it: make it durable, drop the
-    /// whole log, then report `Input::SnapshotInstalled`.
-    InstallSnapshot {
-        /// What it covers.
-        meta: SnapshotMeta,
-        /// The snapshot bytes (a [`NodeSnapshot`] in bincode).
-        bytes: Vec<u8>,
-    },
-    /// The node took a snapshot: encode it ([`NodeSnapshot::encode`], which the runtime
-    /// may do on another thread: the state is an O(1) copy that nothing changes), make
-    /// the bytes durable, then report `Input::SnapshotWritten` with them.
-    WriteSnapshot {
-        /// What it covers.
-        meta: SnapshotMeta,
-        /// The state as of `meta`.
-        state: Box<NodeSnapshot>,
-    },
+    /// Make something durable, then report [`Persist::completion`] (the one type for
+    /// every write a node asks for; [`Persist::perform`] does it on a
+    /// [`crate::storage::Store`]).
+    Persist(Persist),
     /// Send framed bytes to a client.
     ToClient {
         /// The connection.
@@ -745,20 +721,20 @@ impl Node {
                     out.push(Output::PeerSnapshot { to, epoch, meta });
                 }
                 replication::Output::PersistHardState { hard_state } => {
-                    out.push(Output::PersistHardState { hard_state });
+                    out.push(Output::Persist(Persist::HardState(hard_state)));
                 }
                 replication::Output::PersistEntries {
                     truncate_after,
                     entries,
                 } => {
-                    out.push(Output::PersistEntries {
+                    out.push(Output::Persist(Persist::Entries {
                         truncate_after,
                         entries,
-                    });
+                    }));
                 }
                 replication::Output::InstallSnapshot { meta, bytes } => {
                     self.install_snapshot(meta, &bytes, out);
-                    out.push(Output::InstallSnapshot { meta, bytes });
+                    out.push(Output::Persist(Persist::InstallSnapshot { meta, bytes }));
                 }
                 replication::Output::Committed { entries } => {
                     // planted bug: apply-out-of-order (a batch ordered by zxid counter).
@@ -1060,7 +1036,7 @@ impl Node {
             tree: self.tree.clone(),
             sessions: self.sessions.clone(),
         });
-        out.push(Output::WriteSnapshot { meta, state });
+        out.push(Output::Persist(Persist::WriteSnapshot { meta, state }));
         self.snapshot_pending = Some(meta);
     }
 

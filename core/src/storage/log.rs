@@ -20,7 +20,7 @@ use crate::limits::Limits;
 pub const SEGMENT_MAGIC: [u8; 6] = *b"PDKLOG";
 
 /// The segment format version this build writes and reads.
-pub const SEGMENT_VERSION: u16 = 1;
+pub const SEGMENT_VERSION: u16 = 2;
 
 /// Bytes of a segment header: magic, version, first zxid, checksum.
 pub const SEGMENT_HEADER_BYTES: usize = 6 + 2 + 8 + 4;
@@ -394,7 +394,7 @@ mod tests {
         assert_eq!(
             scanned.header,
             Some(SegmentHeader {
-                version: 1,
+                version: SEGMENT_VERSION,
                 first_zxid: Zxid(1)
             })
         );
@@ -633,15 +633,17 @@ mod tests {
             })
         );
         let mut version = segment(1, &[]);
-        version[HEADER_VERSION_AT] = 2;
-        reseal(&mut version);
-        assert_eq!(
-            scan(&version),
-            Err(RecoveryError::SegmentVersion {
-                segment: 0,
-                found: 2
-            })
-        );
+        for other in [SEGMENT_VERSION - 1, SEGMENT_VERSION + 1] {
+            version[HEADER_VERSION_AT..HEADER_VERSION_AT + 2].copy_from_slice(&other.to_le_bytes());
+            reseal(&mut version);
+            assert_eq!(
+                scan(&version),
+                Err(RecoveryError::SegmentVersion {
+                    segment: 0,
+                    found: other
+                })
+            );
+        }
     }
 
     // Encoding refuses zero zxids, oversized payloads and batches, and out-of-order

@@ -1,8 +1,10 @@
 //! `storage`: the durable byte formats (log segments, snapshots, hard state) as pure
-//! encode/decode, and the recovery scan that turns what a disk holds back into records.
+//! encode/decode, the recovery scan that turns what a disk holds back into records, and
+//! the storage engine over them ([`Store`], over the file interface [`Files`]).
 //!
-//! The runtime (files, `fsync`, group commit) and the simulator's fake disk both use this
-//! code, so recovery is one function over byte slices that can be fuzzed. Every integer
+//! The server runs [`Store`] over real files, the simulator and tests over [`MemFiles`],
+//! so the layout, the plumbing and recovery are one implementation (docs/storage.md);
+//! the scan is also a function over byte slices that can be fuzzed ([`recover`]). Every integer
 //! is little-endian. Every format carries a magic, a version and a CRC-32C:
 //!
 //! - log segment: a 20-byte header `[magic "PDKLOG"][u16 version][u64 first_zxid]
@@ -40,17 +42,24 @@
 
 #![deny(clippy::indexing_slicing)]
 
+mod files;
 mod hard_state;
 mod log;
 mod recover;
 mod snapshot;
+mod store;
+
+pub use files::{Dir, FileError, FileErrorKind, FileOp, Files, MemFiles};
+pub use store::write_snapshot_file;
+pub use store::{ContentError, HARD_STATE_FILE, Opened, Store, StoreConfig, StoreError, TailCut};
+pub use store::{read_newest_snapshot, segment_name, snapshot_name, write_file_atomic};
 
 pub use hard_state::{HARD_STATE_BYTES, HARD_STATE_MAGIC, HARD_STATE_VERSION};
 pub use hard_state::{HardState, HardStateError};
 pub use log::{RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES, SEGMENT_MAGIC, SEGMENT_VERSION};
 pub use log::{SegmentHeader, SegmentScan, encode_batch, encode_record, encode_segment_header};
 pub use log::{record_encoded_bytes, scan_segment};
-pub use recover::{Recovered, RejectedSnapshot, recover};
+pub use recover::{LogScan, Recovered, RejectedSnapshot, recover};
 pub use snapshot::{SNAPSHOT_HEADER_BYTES, SNAPSHOT_MAGIC, SNAPSHOT_TRAILER_BYTES};
 pub use snapshot::{
     SNAPSHOT_VERSION, Snapshot, SnapshotError, decode_snapshot, encode_snapshot, snapshot_frame,
@@ -142,7 +151,10 @@ pub enum RecoveryError {
         found: [u8; 6],
     },
     /// A segment's checksummed header carries a format version this build cannot read.
-    #[error("segment {segment}: unsupported format version {found}")]
+    #[error(
+        "segment {segment}: log format version {found}, this build reads only version \
+         {SEGMENT_VERSION}"
+    )]
     SegmentVersion {
         /// Index of the segment.
         segment: usize,

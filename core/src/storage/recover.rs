@@ -8,7 +8,8 @@
 //! transaction. Every segment is scanned, including records the snapshot covers, so that
 //! zxid order is checked over the whole log. Only the last segment may end torn.
 
-use super::{Record, RecoveryError, Snapshot, SnapshotError, Tail, decode_snapshot, scan_segment};
+use super::{Record, RecoveryError, SegmentScan, Snapshot, SnapshotError, Tail};
+use super::{decode_snapshot, scan_segment};
 use crate::ids::Zxid;
 use crate::limits::Limits;
 
@@ -50,24 +51,18 @@ pub fn recover<'a>(
     let snapshot_zxid = snapshot.map_or(Zxid::ZERO, |(_, snapshot)| snapshot.zxid);
     let mut records = Vec::new();
     let mut segments_valid_bytes = Vec::with_capacity(segments.len());
-    let mut previous = Zxid::ZERO;
-    let mut tail = Tail::Clean;
-    for (segment, bytes) in segments.iter().enumerate() {
-        if let Tail::Torn { segment, offset } = tail {
-            return Err(RecoveryError::TornBeforeLastSegment { segment, offset });
-        }
-        let scan = scan_segment(segment, bytes, previous, limits)?;
-        if let Some(last) = scan.records.last() {
-            previous = last.zxid;
-        }
+    let mut scan = LogScan::new();
+    for bytes in segments {
+        let segment = scan.segment(bytes, limits)?;
         records.extend(
-            scan.records
+            segment
+                .records
                 .into_iter()
                 .filter(|record| record.zxid > snapshot_zxid),
         );
-        segments_valid_bytes.push(scan.valid_bytes);
-        tail = scan.tail;
+        segments_valid_bytes.push(segment.valid_bytes);
     }
+    let tail = scan.tail();
     let last_zxid = records.last().map_or(snapshot_zxid, |record| record.zxid);
     // Decode-side check of what recovery hands to replay: strictly increasing, all newer
     // than the snapshot.
@@ -91,6 +86,57 @@ pub fn recover<'a>(
         segments_valid_bytes,
         tail,
     })
+}
+
+/// The scan of a log one segment at a time, oldest first, so that a runtime holds one
+/// segment's bytes at once: the rules of [`recover`] (zxids strictly increase across
+/// segments; only the last segment may end torn) without the whole log in memory.
+#[derive(Debug, Clone)]
+pub struct LogScan {
+    previous: Zxid,
+    segments: usize,
+    tail: Tail,
+}
+
+impl Default for LogScan {
+    fn default() -> LogScan {
+        LogScan::new()
+    }
+}
+
+impl LogScan {
+    /// A scan before its first segment.
+    pub fn new() -> LogScan {
+        LogScan {
+            previous: Zxid::ZERO,
+            segments: 0,
+            tail: Tail::Clean,
+        }
+    }
+
+    /// Scans the next segment. Errors when an earlier segment ended torn, or as
+    /// [`scan_segment`] does.
+    pub fn segment<'a>(
+        &mut self,
+        bytes: &'a [u8],
+        limits: &Limits,
+    ) -> Result<SegmentScan<'a>, RecoveryError> {
+        if let Tail::Torn { segment, offset } = self.tail {
+            return Err(RecoveryError::TornBeforeLastSegment { segment, offset });
+        }
+        let scan = scan_segment(self.segments, bytes, self.previous, limits)?;
+        if let Some(last) = scan.records.last() {
+            self.previous = last.zxid;
+        }
+        self.segments += 1;
+        self.tail = scan.tail;
+        Ok(scan)
+    }
+
+    /// Where the valid log ends, as of the segments scanned so far.
+    pub fn tail(&self) -> Tail {
+        self.tail
+    }
 }
 
 /// `recover`'s snapshot choice: the first (newest) that decodes, with the refused ones.

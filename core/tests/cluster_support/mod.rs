@@ -14,8 +14,9 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use paddock_core::error::ZkError;
 use paddock_core::ids::{ConnId, NodeId, SessionId};
-use paddock_core::node::{Input, Node, NodeConfig, Output, PeerMessage};
-use paddock_core::replication::{DurableState, Entry, HardState, SnapshotMeta};
+use paddock_core::node::{Input, Node, NodeConfig, Output, PeerMessage, Persist};
+use paddock_core::replication::{DurableState, SnapshotMeta};
+use paddock_core::storage::{MemFiles, Store, StoreConfig, read_newest_snapshot};
 use paddock_core::wire::{
     self, ConnectRequest, CreateRequest, FrameSplitter, OpCode, PathRequest, PathWatchRequest,
     Reply, ReplyHeader, Request, RequestHeader, Response, SetDataRequest, WatcherEvent,
@@ -23,42 +24,38 @@ use paddock_core::wire::{
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-/// What a server's disk holds durably.
-#[derive(Default, Clone)]
+/// A server's disk: the storage engine over in-memory files, synced after every write.
 pub struct Disk {
-    pub hard_state: HardState,
-    pub snapshot: SnapshotMeta,
-    pub snapshot_bytes: Vec<u8>,
-    pub entries: Vec<Entry>,
+    store: Store<MemFiles>,
 }
 
 impl Disk {
-    pub fn durable(&self) -> DurableState {
-        DurableState {
-            hard_state: self.hard_state,
-            snapshot: self.snapshot,
-            snapshot_bytes: self.snapshot_bytes.clone(),
-            entries: self.entries.clone(),
+    fn config() -> StoreConfig {
+        StoreConfig {
+            segment_roll_bytes: 32 * 1024,
+            ..StoreConfig::new(paddock_core::limits::Limits::default())
         }
     }
-}
 
-/// A pending disk write, performed in order, then reported to the node.
-#[derive(Clone)]
-pub enum DiskOp {
-    HardState(HardState),
-    Entries {
-        truncate_after: Option<u64>,
-        entries: Vec<Entry>,
-    },
-    Install {
-        meta: SnapshotMeta,
-        bytes: Vec<u8>,
-    },
-    Snapshot {
-        meta: SnapshotMeta,
-        bytes: Vec<u8>,
-    },
+    pub fn new() -> Disk {
+        let (store, _) = Store::open(MemFiles::new(), Disk::config()).expect("empty disk opens");
+        Disk { store }
+    }
+
+    /// What a restarting server recovers from these files (the store reopened on them).
+    pub fn durable(&mut self) -> DurableState {
+        let files = std::mem::replace(&mut self.store, Disk::new().store).into_files();
+        let (store, opened) = Store::open(files, Disk::config()).expect("test disks recover");
+        self.store = store;
+        opened.durable
+    }
+
+    /// The newest snapshot on disk, read back.
+    pub fn snapshot(&mut self) -> Option<(SnapshotMeta, Vec<u8>)> {
+        let limits = self.store.config().limits.clone();
+        read_newest_snapshot(self.store.files_mut(), &limits, SnapshotMeta::default())
+            .expect("in-memory read")
+    }
 }
 
 pub enum Event {
@@ -73,7 +70,7 @@ pub enum Event {
     Disk {
         node: NodeId,
         incarnation: u64,
-        op: DiskOp,
+        op: Persist,
     },
     ToServer {
         node: NodeId,
@@ -144,7 +141,7 @@ impl Cluster {
             let mut config = NodeConfig::new(*id, voters.clone());
             tune(&mut config);
             cluster.configs.insert(*id, config);
-            cluster.disks.insert(*id, Disk::default());
+            cluster.disks.insert(*id, Disk::new());
             cluster.incarnations.insert(*id, 0);
             cluster.start(*id);
         }
@@ -159,7 +156,12 @@ impl Cluster {
         if let Some(secret) = self.password_secret {
             seed.password_secret = secret;
         }
-        let node = Node::new(config, self.disks[&id].durable(), seed).expect("node starts");
+        let durable = self
+            .disks
+            .get_mut(&id)
+            .expect("a disk per server")
+            .durable();
+        let node = Node::new(config, durable, seed).expect("node starts");
         self.nodes.insert(id, Some(node));
         self.schedule(self.now_ms, Event::Tick { node: id });
     }
@@ -225,34 +227,19 @@ impl Cluster {
             Output::PeerSnapshot { to, epoch, meta } => {
                 // What this server's disk holds now, when it is that snapshot or newer
                 // (a runtime may send a newer one); otherwise the send is lost.
-                let disk = &self.disks[&id];
-                if disk.snapshot.index >= meta.index {
-                    let msg =
-                        PeerMessage::snapshot(epoch, disk.snapshot, disk.snapshot_bytes.clone());
+                if let Some((stored, bytes)) = self.disks.get_mut(&id).and_then(Disk::snapshot)
+                    && stored.index >= meta.index
+                {
+                    let msg = PeerMessage::snapshot(epoch, stored, bytes);
                     let at = now + self.latency();
                     self.schedule(at, Event::Peer { from: id, to, msg });
                 }
             }
-            Output::PersistHardState { hard_state } => self.disk(id, DiskOp::HardState(hard_state)),
-            Output::PersistEntries {
-                truncate_after,
-                entries,
-            } => {
-                self.disk(
-                    id,
-                    DiskOp::Entries {
-                        truncate_after,
-                        entries,
-                    },
-                );
-            }
-            Output::InstallSnapshot { meta, bytes } => {
-                self.snapshots_installed += 1;
-                self.disk(id, DiskOp::Install { meta, bytes });
-            }
-            Output::WriteSnapshot { meta, state } => {
-                let bytes = state.encode();
-                self.disk(id, DiskOp::Snapshot { meta, bytes })
+            Output::Persist(write) => {
+                if matches!(write, Persist::InstallSnapshot { .. }) {
+                    self.snapshots_installed += 1;
+                }
+                self.disk(id, write);
             }
             Output::ToClient { conn, bytes } => {
                 let at = now + 1;
@@ -268,7 +255,7 @@ impl Cluster {
     }
 
     /// Disk writes complete in order, each 1 ms after the previous one.
-    pub fn disk(&mut self, id: NodeId, op: DiskOp) {
+    pub fn disk(&mut self, id: NodeId, op: Persist) {
         let at = self
             .disk_busy_until
             .get(&id)
@@ -288,41 +275,18 @@ impl Cluster {
         );
     }
 
-    pub fn disk_done(&mut self, id: NodeId, op: DiskOp) {
-        let disk = self.disks.get_mut(&id).unwrap();
-        let input = match op {
-            DiskOp::HardState(hard_state) => {
-                disk.hard_state = hard_state;
-                Input::HardStatePersisted { hard_state }
-            }
-            DiskOp::Entries {
-                truncate_after,
-                entries,
-            } => {
-                if let Some(keep) = truncate_after {
-                    disk.entries.retain(|e| e.index <= keep);
-                }
-                let last = entries.last().map(|e| (e.index, e.zxid));
-                disk.entries.extend(entries);
-                match last {
-                    Some((index, zxid)) => Input::Persisted { index, zxid },
-                    None => return,
-                }
-            }
-            DiskOp::Install { meta, bytes } => {
-                disk.snapshot = meta;
-                disk.snapshot_bytes = bytes;
-                disk.entries.clear();
-                Input::SnapshotInstalled { meta }
-            }
-            DiskOp::Snapshot { meta, bytes } => {
-                disk.snapshot = meta;
-                disk.snapshot_bytes = bytes;
-                disk.entries.retain(|e| e.index > meta.index);
-                Input::SnapshotWritten { meta }
-            }
-        };
-        self.step(id, input);
+    pub fn disk_done(&mut self, id: NodeId, op: Persist) {
+        let store = &mut self.disks.get_mut(&id).unwrap().store;
+        let purge = matches!(op, Persist::WriteSnapshot { .. });
+        let done = op
+            .perform(store)
+            .and_then(|done| store.sync().map(|()| done));
+        if purge {
+            store.purge().expect("in-memory files do not fail");
+        }
+        if let Some(input) = done.expect("in-memory files do not fail") {
+            self.step(id, input);
+        }
     }
 
     pub fn run_one(&mut self) -> bool {
