@@ -16,7 +16,7 @@ use paddock_core::error::ZkError;
 use paddock_core::ids::SessionId;
 use paddock_core::stat::Stat;
 use paddock_core::wire::{
-    ConnectRequest, CreateRequest, DecodeError, DeleteRequest, FrameSplitter,
+    AuthPacket, ConnectRequest, CreateRequest, DecodeError, DeleteRequest, FrameSplitter,
     MAX_FRAME_BYTES_DEFAULT, OpCode, PathWatchRequest, Reply, ReplyHeader, Request, RequestHeader,
     Response, SetDataRequest, WatcherEvent, decode_connect_response, decode_reply,
     encode_connect_request, encode_request, frame,
@@ -184,6 +184,27 @@ impl Client {
                     }
                     return Ok((header, reply));
                 }
+            }
+        }
+    }
+
+    /// Adds an identity to the session (`scheme` `digest` with `user:password`), as the
+    /// Java client's `addAuthInfo` does: an auth packet with xid -4, waited for.
+    pub fn add_auth(&mut self, scheme: &str, auth: &[u8]) -> Result<(), ClientError> {
+        const XID_AUTH: i32 = -4;
+        let request = Request::Auth(AuthPacket {
+            auth_type: 0,
+            scheme: scheme.to_owned(),
+            auth: auth.to_vec(),
+        });
+        self.send(XID_AUTH, &request)?;
+        loop {
+            let payload = self.read_frame()?;
+            let (header, reply) = decode_reply(&payload, OpCode::Auth)?;
+            match reply {
+                Reply::Event(event) => self.events.push_back(event),
+                Reply::Ping => {}
+                _ => return check(&header),
             }
         }
     }

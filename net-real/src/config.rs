@@ -59,6 +59,11 @@ pub struct ZooCfg {
     /// connections that have a request outstanding until the count is back at or below
     /// it. Requests are never dropped or failed for it. Default 1000.
     pub global_outstanding_limit: u32,
+    /// `DigestAuthenticationProvider.superDigest` (ZooKeeper's system property
+    /// `zookeeper.DigestAuthenticationProvider.superDigest`, which zoo.cfg sets, either
+    /// spelling): `user:base64(sha1(user:password))`; a session that authenticates with
+    /// that digest credential is the super user, whom no ACL stops.
+    pub super_digest: Option<String>,
 }
 
 /// One `server.N=host:peerPort:electionPort[:participant|:observer][;[clientHost:]clientPort]` line.
@@ -278,9 +283,36 @@ fn build(
             Some(1000),
             "a request count (0 or more)",
         )?,
+        super_digest: super_digest(raw)?,
     };
     warn_unknown(raw, warnings);
     Ok(cfg)
+}
+
+/// Spellings of the super digest key (with and without ZooKeeper's `zookeeper.` prefix).
+const SUPER_DIGEST_KEYS: [&str; 2] = [
+    "DigestAuthenticationProvider.superDigest",
+    "zookeeper.DigestAuthenticationProvider.superDigest",
+];
+
+fn super_digest(raw: &BTreeMap<String, (usize, String)>) -> Result<Option<String>, ConfigError> {
+    let Some((key, (line, value))) = SUPER_DIGEST_KEYS
+        .iter()
+        .find_map(|key| raw.get(*key).map(|found| (*key, found)))
+    else {
+        return Ok(None);
+    };
+    match value.split_once(':') {
+        Some((user, hash)) if !user.is_empty() && !hash.is_empty() => Ok(Some(value.clone())),
+        _ => Err(ConfigError {
+            line: *line,
+            key: key.to_owned(),
+            reason: format!(
+                "{value:?} is not user:base64(sha1(user:password)) (as ZooKeeper's \
+                 DigestAuthenticationProvider generates)"
+            ),
+        }),
+    }
 }
 
 fn line_of(raw: &BTreeMap<String, (usize, String)>, key: &str) -> usize {
@@ -307,6 +339,8 @@ const KEYS_KNOWN: &[&str] = &[
     "snapSizeLimitInKb",
     "jute.maxbuffer",
     "globalOutstandingLimit",
+    "DigestAuthenticationProvider.superDigest",
+    "zookeeper.DigestAuthenticationProvider.superDigest",
 ];
 
 fn warn_unknown(raw: &BTreeMap<String, (usize, String)>, warnings: &mut Vec<ConfigWarning>) {
@@ -512,6 +546,26 @@ mod tests {
         assert!(warnings[0].message.contains("unknown key fancyKey"));
         assert!(warnings[1].message.contains("does not use"));
         assert_eq!(cfg.four_letter_words.len(), FOUR_LETTER_WORDS_ALL.len());
+    }
+
+    // The super digest is read under both of ZooKeeper's spellings; a value that is not
+    // user:hash stops start-up naming its line.
+    #[test]
+    fn super_digest() {
+        let (cfg, _) = parse("dataDir=/d\n").unwrap();
+        assert_eq!(cfg.super_digest, None);
+        for key in SUPER_DIGEST_KEYS {
+            let text = format!("dataDir=/d\n{key}=super:D/InIHSb7yEEbrWz8b9l71RjZJU=\n");
+            let (cfg, warnings) = parse(&text).unwrap();
+            assert!(warnings.is_empty(), "{warnings:?}");
+            assert_eq!(
+                cfg.super_digest.as_deref(),
+                Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU=")
+            );
+        }
+        let err =
+            parse("dataDir=/d\nDigestAuthenticationProvider.superDigest=nocolon\n").unwrap_err();
+        assert_eq!((err.line, err.key.as_str()), (2, SUPER_DIGEST_KEYS[0]));
     }
 
     // globalOutstandingLimit is read (default 1000, ZooKeeper's); a value that is not a

@@ -203,6 +203,7 @@ pub fn node_config(cfg: &ZooCfg, id: u64) -> Result<NodeConfig, StartError> {
     config.snapshot_every_bytes = cfg.snap_size_limit_kb.max(1).saturating_mul(1024);
     config.limits = limits(cfg)?;
     config.tree.data_bytes_max = cfg.jute_max_buffer_bytes;
+    config.tree.super_digest = cfg.super_digest.clone();
     config.replication.payload_bytes_max = config.replication.payload_bytes_max.max(
         cfg.jute_max_buffer_bytes
             .saturating_add(RECORD_TXN_OVERHEAD_BYTES),

@@ -14,6 +14,7 @@ pub mod faults;
 pub mod history;
 pub mod net;
 pub mod options;
+pub mod saved;
 pub mod shrink;
 pub mod trace;
 pub mod workload;
@@ -95,6 +96,27 @@ pub fn run_with(
     decisions: Decisions,
     trace_path: Option<&Path>,
 ) -> std::io::Result<RunReport> {
+    run_world(options, decisions, trace_path).map(|(report, _)| report)
+}
+
+/// Runs one simulation and writes every server's final disk under `dir` as a data
+/// directory a real server starts from ([`saved::save`]).
+pub fn run_and_save_disks(
+    options: &RunOptions,
+    trace_path: Option<&Path>,
+    dir: &Path,
+) -> std::io::Result<(RunReport, Vec<saved::SavedServer>)> {
+    let (report, world) = run_world(options, Decisions::seeded(options.seed), trace_path)?;
+    let saved = saved::save(&world, dir)?;
+    Ok((report, saved))
+}
+
+/// [`run_with`], keeping the world.
+fn run_world(
+    options: &RunOptions,
+    decisions: Decisions,
+    trace_path: Option<&Path>,
+) -> std::io::Result<(RunReport, World)> {
     let trace = match trace_path {
         Some(path) => Trace::to_file(path)?,
         None => Trace::hash_only(),
@@ -114,7 +136,7 @@ pub fn run_with(
         .iter()
         .filter(|o| matches!(o.outcome, history::Outcome::Reply { .. }))
         .count() as u64;
-    Ok(RunReport {
+    let report = RunReport {
         options: options.clone(),
         ops_completed,
         committed: world
@@ -131,7 +153,8 @@ pub fn run_with(
         fault_counts: world.fault_counts(),
         time_to_leader_ms,
         result,
-    })
+    };
+    Ok((report, world))
 }
 
 /// Runs the safety and liveness phases of a simulation without checking the history:

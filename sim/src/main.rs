@@ -89,6 +89,11 @@ enum Command {
         /// Write the event trace (JSON lines) to this file.
         #[arg(long)]
         trace: Option<PathBuf>,
+        /// Write each server's final disk under this directory (`server-<id>/` with
+        /// `data/`, `log/`, a standalone `zoo.cfg` to serve it, and `tree.txt`, the tree
+        /// it serves).
+        #[arg(long)]
+        save_disks: Option<PathBuf>,
     },
     /// Run a range of seeds in parallel and list the failures.
     Campaign {
@@ -117,7 +122,8 @@ fn main() -> ExitCode {
             seed,
             common,
             trace,
-        } => run_one(&common.options(seed), trace),
+            save_disks,
+        } => run_one(&common.options(seed), trace, save_disks),
         Command::Campaign {
             seeds,
             jobs,
@@ -135,7 +141,7 @@ fn exit_code(passed: bool) -> ExitCode {
     }
 }
 
-fn run_one(options: &RunOptions, trace: Option<PathBuf>) -> ExitCode {
+fn run_one(options: &RunOptions, trace: Option<PathBuf>, save_disks: Option<PathBuf>) -> ExitCode {
     println!(
         "seed={} nodes={} clients={} ops={} faults={}{}",
         options.seed,
@@ -149,7 +155,20 @@ fn run_one(options: &RunOptions, trace: Option<PathBuf>) -> ExitCode {
             .map(|b| format!(" bug={b}"))
             .unwrap_or_default()
     );
-    let report = match run_guarded_traced(options, trace.as_deref()) {
+    let (report, saved) = match &save_disks {
+        None => (run_guarded_traced(options, trace.as_deref()), Vec::new()),
+        Some(dir) => match paddock_sim::run_and_save_disks(options, trace.as_deref(), dir) {
+            Ok((report, saved)) => (Ok(report), saved),
+            Err(e) => {
+                eprintln!(
+                    "paddock-sim: cannot save the disks under {}: {e}",
+                    dir.display()
+                );
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let report = match report {
         Ok(report) => report,
         Err(e) => {
             eprintln!("paddock-sim: cannot write the trace: {e}");
@@ -162,6 +181,17 @@ fn run_one(options: &RunOptions, trace: Option<PathBuf>) -> ExitCode {
     );
     println!("scenario: {}", report.fault_plan);
     println!("injected: {}", report.fault_counts.describe());
+    for server in &saved {
+        let tree = match &server.tree {
+            Ok(lines) => format!("serves {} znodes", lines.len()),
+            Err(error) => format!("does not start: {error}"),
+        };
+        println!(
+            "disk of server {}: {} ({tree})",
+            server.id.0,
+            server.dir.display()
+        );
+    }
     if report.result.is_err() {
         println!("replay: {}", options.replay_command());
     }

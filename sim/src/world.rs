@@ -271,6 +271,15 @@ impl World {
         world
     }
 
+    /// The size limits every server runs with.
+    pub fn limits(&self) -> paddock_core::limits::Limits {
+        self.configs
+            .values()
+            .next()
+            .map(|config| config.limits.clone())
+            .unwrap_or_default()
+    }
+
     /// The scenario the seed chose: the fault plan, and a forced zxid rollover if any.
     pub fn describe_scenario(&self) -> String {
         let mut text = self.plan.describe();

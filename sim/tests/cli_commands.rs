@@ -97,6 +97,68 @@ fn run_prints_the_summary_line() {
     insta::assert_snapshot!(redact(&text));
 }
 
+// --save-disks writes each server's data directory with a zoo.cfg to serve it and the
+// tree it serves, and names them; the same run saves the same bytes twice.
+#[test]
+fn run_saves_the_disks() {
+    let dir = std::env::temp_dir().join(format!("paddock-sim-cli-{}", std::process::id()));
+    let save = |sub: &str| {
+        let path = dir.join(sub);
+        let args = [
+            "run",
+            "--seed",
+            "3",
+            "--nodes",
+            "3",
+            "--ops",
+            "60",
+            "--save-disks",
+        ];
+        let mut args: Vec<&str> = args.to_vec();
+        let path_text = path.to_str().unwrap().to_owned();
+        args.push(&path_text);
+        let output = sim(&args);
+        assert_eq!(output.status.code(), Some(0), "{output:?}");
+        (path, stdout(&output))
+    };
+    let (a, text) = save("a");
+    for id in 1..=3 {
+        let server = a.join(format!("server-{id}"));
+        assert!(
+            text.contains(&format!(
+                "disk of server {id}: {} (serves ",
+                server.display()
+            )),
+            "{text}"
+        );
+        let cfg = std::fs::read_to_string(server.join("zoo.cfg")).unwrap();
+        assert!(cfg.contains(&format!("dataDir={}", server.join("data").display())));
+        let tree = std::fs::read_to_string(server.join("tree.txt")).unwrap();
+        assert!(tree.starts_with("/ czxid=0x0 "), "{tree}");
+        assert!(std::fs::read_dir(server.join("log")).unwrap().count() > 0);
+    }
+    let (b, _) = save("b");
+    let bytes = |root: &std::path::Path| {
+        let mut files = Vec::new();
+        for sub in ["data", "log"] {
+            let mut names: Vec<_> = std::fs::read_dir(root.join("server-1").join(sub))
+                .unwrap()
+                .map(|item| item.unwrap().path())
+                .collect();
+            names.sort();
+            for name in names {
+                files.push((
+                    name.file_name().unwrap().to_owned(),
+                    std::fs::read(&name).unwrap(),
+                ));
+            }
+        }
+        files
+    };
+    assert_eq!(bytes(&a), bytes(&b));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 // The same command twice, in two processes, prints the same output: the trace hash does
 // not depend on the process (addresses, hash seeds, time).
 #[test]
