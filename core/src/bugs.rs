@@ -57,11 +57,19 @@ pub enum Bug {
     /// Watch events are delivered without checking READ (the leak of CVE-2024-23944), so
     /// a session learns of changes to nodes it may not read.
     WatchReadUnchecked,
+    /// The storage engine carries on after a failed `fsync`, as if it had succeeded (the
+    /// PostgreSQL "fsyncgate" mistake): the node acknowledges writes the disk may not hold.
+    IgnoreFailedFsync,
+    /// Recovery trusts the log it reads back after a restart although the bytes written
+    /// since the last successful sync may live only in the page cache (a failed `fsync`
+    /// marks them clean without writing them): it does not make them durable before the
+    /// node counts them.
+    TrustUnsyncedSuffix,
 }
 
 impl Bug {
     /// Every bug, in the order of the issue.
-    pub const ALL: [Bug; 11] = [
+    pub const ALL: [Bug; 13] = [
         Bug::CommitWithoutQuorum,
         Bug::AckBeforePersist,
         Bug::NoTruncateOnSync,
@@ -73,6 +81,8 @@ impl Bug {
         Bug::ApplyOutOfOrder,
         Bug::LostSessionOnLeaderChange,
         Bug::WatchReadUnchecked,
+        Bug::IgnoreFailedFsync,
+        Bug::TrustUnsyncedSuffix,
     ];
 
     /// The command-line name.
@@ -89,6 +99,8 @@ impl Bug {
             Bug::ApplyOutOfOrder => "apply-out-of-order",
             Bug::LostSessionOnLeaderChange => "lost-session-on-leader-change",
             Bug::WatchReadUnchecked => "watch-read-unchecked",
+            Bug::IgnoreFailedFsync => "ignore-failed-fsync",
+            Bug::TrustUnsyncedSuffix => "trust-unsynced-suffix",
         }
     }
 }

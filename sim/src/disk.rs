@@ -16,7 +16,9 @@ use crate::decide::Decisions;
 use paddock_core::limits::Limits;
 use paddock_core::node::{Input, Persist};
 use paddock_core::replication::{DurableState, SnapshotMeta};
-use paddock_core::storage::{Dir, MemFiles, Store, StoreConfig, StoreError, read_newest_snapshot};
+use paddock_core::storage::{
+    Dir, Injected, MemFiles, Store, StoreConfig, StoreError, read_newest_snapshot,
+};
 use rand::RngExt;
 
 /// Why a disk cannot be recovered or written; the server must not start from it.
@@ -41,7 +43,7 @@ pub fn store_config(limits: Limits) -> StoreConfig {
 #[derive(Debug)]
 enum State {
     /// The server runs on these files (opened by its last recovery).
-    Open(Store<MemFiles>),
+    Open(Box<Store<MemFiles>>),
     /// The server is down (or never started): the files as the crash left them.
     Closed(MemFiles),
 }
@@ -101,20 +103,46 @@ impl SimDisk {
         at
     }
 
+    /// Plants a bug in this disk's storage engine.
+    #[cfg(feature = "planted-bugs")]
+    pub fn plant_bug(&mut self, bug: Option<paddock_core::bugs::Bug>) {
+        self.config.bug = bug;
+    }
+
     /// Completes every write due by `now_ms`, in order, then syncs once; returns what to
-    /// tell the node. An error means the disk failed: the server must stop.
-    pub fn complete(&mut self, now_ms: u64) -> Result<Vec<Input>, DiskError> {
+    /// tell the node. With `inject`, that failure is armed for the batch (it fires at the
+    /// first matching file operation, if any). An error means the disk failed: the
+    /// server must stop.
+    pub fn complete(
+        &mut self,
+        now_ms: u64,
+        inject: Option<Injected>,
+    ) -> Result<Vec<Input>, DiskError> {
         let State::Open(store) = &mut self.state else {
             self.pending.clear();
             return Ok(Vec::new());
         };
+        if let Some(fault) = inject {
+            store.files_mut().arm(fault);
+        }
+        let done = Self::complete_batch(store, &mut self.pending, &mut self.writes, now_ms);
+        store.files_mut().disarm();
+        done
+    }
+
+    fn complete_batch(
+        store: &mut Store<MemFiles>,
+        pending: &mut VecDeque<(u64, Persist)>,
+        writes: &mut u64,
+        now_ms: u64,
+    ) -> Result<Vec<Input>, DiskError> {
         let mut inputs = Vec::new();
         let mut snapshot_taken = false;
-        while self.pending.front().is_some_and(|(at, _)| *at <= now_ms) {
-            let Some((_, op)) = self.pending.pop_front() else {
+        while pending.front().is_some_and(|(at, _)| *at <= now_ms) {
+            let Some((_, op)) = pending.pop_front() else {
                 break;
             };
-            self.writes += 1;
+            *writes += 1;
             snapshot_taken |= matches!(op, Persist::WriteSnapshot { .. });
             if let Some(input) = op.perform(store)? {
                 inputs.push(input);
@@ -139,7 +167,17 @@ impl SimDisk {
         .flatten()
     }
 
-    /// The process died: writes whose sync has not returned are lost, except that with
+    /// The process stopped (its disk failed) but the machine did not: writes not yet done
+    /// are dropped, and the files stay as they are, page cache included (bytes a failed
+    /// sync never wrote are still read back).
+    pub fn stop(&mut self) {
+        self.pending.clear();
+        self.busy_until_ms = 0;
+        let files = self.take_files();
+        self.state = State::Closed(files);
+    }
+
+    /// The machine lost power: writes whose sync has not returned are lost, except that with
     /// `torn_per_mille` a log append in flight is performed without its sync and that
     /// share of its unsynced bytes (rounded down) reaches the disk. Returns how many bytes
     /// were torn in, if any.
@@ -192,7 +230,7 @@ impl SimDisk {
         let files = self.take_files();
         match Store::open(files.clone(), self.config.clone()) {
             Ok((store, opened)) => {
-                self.state = State::Open(store);
+                self.state = State::Open(Box::new(store));
                 Ok(opened.durable)
             }
             Err(error) => {

@@ -20,11 +20,18 @@
 //! - clock: each server's clock has its own constant offset and drift (well below 100%,
 //!   so every server clock is monotonic, across restarts too). Safety must not depend on
 //!   clocks; only timeouts move.
-//! - disk (`disk.rs`): variable fsync latency with rare long stalls; at a crash, the
+//! - disk (`disk.rs`, the storage engine over `MemFiles`): variable fsync latency with
+//!   rare long stalls; a crash is a power loss (what was not synced is lost), and the
 //!   in-flight log append may be torn (a prefix of its bytes reaches the disk); a bit
 //!   flip in a synced log record that is NOT the last one, on at most a minority of the
 //!   servers in a run. Recovery finds the flip (a valid record follows it), and that
 //!   server refuses to start for the rest of the run: it never votes with a damaged log.
+//!   Disk errors: a batch of writes may meet EIO on a write, ENOSPC, or EIO on the fsync
+//!   (the page-cache lie: the bytes are marked clean without reaching the disk, reads
+//!   keep returning them, no later sync writes them, and a power loss loses them). The
+//!   server stops (its process exits; the machine and its page cache stay) and restarts
+//!   after a random downtime. Required: no acknowledged write is lost, and a disk no
+//!   fault damaged is never refused by recovery (the durability checker reports both).
 //!
 //! Not injected, because no Zab/Raft design survives it (or the storage format cannot
 //! tell it apart from a fault it does survive):
@@ -143,6 +150,10 @@ pub struct DiskFaults {
     pub flip_per_mille: u32,
     /// Servers whose disk may be damaged in this run: a minority.
     pub damaged_servers_max: u64,
+    /// Chance, per mille, that a batch of writes meets a disk error (EIO on a write,
+    /// ENOSPC, or EIO on the fsync, whose bytes then never reach the disk though reads
+    /// still return them): the server stops and restarts later, page cache intact.
+    pub error_per_mille: u32,
 }
 
 /// The faults active in a run and their intensity. `None` or zero means off.
@@ -208,6 +219,11 @@ impl FaultPlan {
                         torn_per_mille: rng.random_range(200..=1000),
                         flip_per_mille: rng.random_range(100..=500),
                         damaged_servers_max: nodes.saturating_sub(1) / 2,
+                        error_per_mille: if rng.random_range(0..2) == 0 {
+                            0
+                        } else {
+                            rng.random_range(1..=10)
+                        },
                     });
                 }
                 // Client faults belong to the clients' own injector.
@@ -250,14 +266,15 @@ impl FaultPlan {
         if let Some(d) = &self.disk {
             parts.push(format!(
                 "disk=fsync{}..{}ms,spikes={}permille..{}ms,torn={}permille,flip={}permille,\
-                 damaged<={}",
+                 damaged<={},errors={}permille",
                 d.fsync.ms_min,
                 d.fsync.ms_max,
                 d.fsync.spike_per_mille,
                 d.fsync.spike_ms_max,
                 d.torn_per_mille,
                 d.flip_per_mille,
-                d.damaged_servers_max
+                d.damaged_servers_max,
+                d.error_per_mille
             ));
         }
         if parts.is_empty() {
@@ -295,6 +312,12 @@ pub struct FaultCounts {
     pub bit_flips: u64,
     /// Servers that refused to start because recovery found mid-log corruption.
     pub damaged_servers: u64,
+    /// Writes that failed with EIO (the server stopped).
+    pub write_errors: u64,
+    /// Writes that failed with ENOSPC (the server stopped).
+    pub disk_full: u64,
+    /// Fsyncs that failed with EIO, their bytes never written (the server stopped).
+    pub fsync_errors: u64,
 }
 
 impl FaultCounts {
@@ -302,7 +325,8 @@ impl FaultCounts {
     pub fn describe(&self) -> String {
         format!(
             "spikes={} lost={} dup={} partitions={} clogs={} crashes={} pauses={} \
-             skewed_clocks={} fsync_spikes={} torn={} flips={} damaged_servers={}",
+             skewed_clocks={} fsync_spikes={} torn={} flips={} damaged_servers={} \
+             eio_writes={} enospc={} eio_fsyncs={}",
             self.latency_spikes,
             self.messages_lost,
             self.messages_duplicated,
@@ -314,7 +338,10 @@ impl FaultCounts {
             self.fsync_spikes,
             self.torn_writes,
             self.bit_flips,
-            self.damaged_servers
+            self.damaged_servers,
+            self.write_errors,
+            self.disk_full,
+            self.fsync_errors
         )
     }
 }

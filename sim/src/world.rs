@@ -22,6 +22,7 @@ use crate::history::{AppliedRecord, ClientId, History, fnv1a};
 use crate::net::{Direction, Fate, Network};
 use crate::options::RunOptions;
 use crate::trace::Trace;
+use paddock_core::storage::{FileErrorKind, Injected};
 
 /// Sample a tree digest every this many applied indexes (agreement checks them).
 const DIGEST_EVERY_INDEXES: u64 = 16;
@@ -234,7 +235,10 @@ impl World {
             config.replication.zxid_counter_max = zxid_counter_max;
             #[cfg(feature = "planted-bugs")]
             config.plant_bug(options.bug.as_deref().and_then(|name| name.parse().ok()));
-            let disk = SimDisk::new(config.limits.clone());
+            #[allow(unused_mut)]
+            let mut disk = SimDisk::new(config.limits.clone());
+            #[cfg(feature = "planted-bugs")]
+            disk.plant_bug(config.bug);
             world.configs.insert(id, config);
             world.servers.insert(
                 id,
@@ -310,6 +314,15 @@ impl World {
             Ok(durable) => durable,
             Err(error) => {
                 server.node = None;
+                if server.disk.bit_flips == 0 {
+                    // No fault damaged this disk: the storage engine lost or corrupted
+                    // what it wrote.
+                    self.history.ack_losses.push(format!(
+                        "server {} refused its own disk at {now} ms though no fault damaged \
+                         it: {error}",
+                        id.0
+                    ));
+                }
                 if !server.disk_damaged {
                     server.disk_damaged = true;
                     self.counts.damaged_servers += 1;
@@ -387,6 +400,11 @@ impl World {
                 format!("record index={index} byte offset={offset}")
             });
         }
+        self.close_connections(id);
+    }
+
+    /// The server's client connections drop (its process is gone).
+    fn close_connections(&mut self, id: NodeId) {
         let conns: Vec<ConnId> = self
             .links
             .iter()
@@ -696,19 +714,58 @@ impl World {
         if server.incarnation != incarnation || server.node.is_none() {
             return;
         }
-        match server.disk.complete(now) {
+        let inject = self
+            .plan
+            .disk
+            .filter(|d| self.faults_on && self.rng.random_range(0..1000) < d.error_per_mille)
+            .map(|_| match self.rng.random_range(0..3) {
+                0 => Injected::Write(FileErrorKind::Io("input/output error (injected)".into())),
+                1 => Injected::Write(FileErrorKind::NoSpace),
+                _ => Injected::Sync,
+            });
+        let Some(server) = self.servers.get_mut(&id) else {
+            return;
+        };
+        match server.disk.complete(now, inject) {
             Ok(inputs) => {
                 for input in inputs {
                     self.step(id, input);
                 }
             }
-            Err(error) => {
-                // A server whose disk failed stops, as the real one does.
-                self.trace
-                    .record(now, id.0, "disk-failed", || error.to_string());
-                self.crash(id);
-            }
+            Err(error) => self.disk_failed(id, &error),
         }
+    }
+
+    /// A write failed: the server stops as the real one does (its process exits; the
+    /// machine, and so the page cache, stays) and restarts after a random downtime.
+    fn disk_failed(&mut self, id: NodeId, error: &paddock_core::storage::StoreError) {
+        let now = self.now_ms;
+        let text = error.to_string();
+        if text.contains("no space") {
+            self.counts.disk_full += 1;
+        } else if text.starts_with("Sync ") {
+            self.counts.fsync_errors += 1;
+        } else {
+            self.counts.write_errors += 1;
+        }
+        self.trace.record(now, id.0, "disk-failed", || text.clone());
+        let Some(server) = self.servers.get_mut(&id) else {
+            return;
+        };
+        server.node = None;
+        server.paused_until_ms = 0;
+        server.backlog.clear();
+        server.disk.stop();
+        let incarnation = server.incarnation;
+        self.close_connections(id);
+        let downtime_ms = self.rng.random_range(100..=3_000);
+        self.schedule(
+            now + downtime_ms,
+            Event::Fault(crate::faults::FaultEvent::Restart {
+                node: id,
+                incarnation,
+            }),
+        );
     }
 
     fn client_conn_closed(&mut self, conn: ConnId) {

@@ -37,7 +37,7 @@ fn write(disk: &mut SimDisk, ops: Vec<Persist>) -> Vec<Input> {
     for op in ops {
         disk.submit(0, 1, op);
     }
-    disk.complete(u64::MAX).unwrap()
+    disk.complete(u64::MAX, None).unwrap()
 }
 
 fn append(from: u64, to: u64) -> Persist {
@@ -176,4 +176,30 @@ fn snapshots_recover_with_their_index() {
     let state = disk.recover().unwrap();
     assert_eq!(state.snapshot, installed);
     assert!(state.entries.is_empty());
+}
+
+// A failed fsync fails the batch (the server stops); the restarted process reads the
+// lost bytes back from the page cache and recovery makes them durable, so a later
+// power loss keeps them. A failed write or a full disk fails the batch and changes
+// nothing on disk.
+#[test]
+fn disk_errors_stop_the_server_and_lose_nothing_it_restarts_with() {
+    use paddock_core::storage::{FileErrorKind, Injected};
+    let mut disk = fresh();
+    write(&mut disk, vec![append(1, 10)]);
+    disk.submit(0, 1, append(11, 20));
+    assert!(disk.complete(u64::MAX, Some(Injected::Sync)).is_err());
+    disk.stop();
+    assert_eq!(disk.recover().unwrap().entries, entries(1, 20));
+    disk.crash(None);
+    assert_eq!(disk.recover().unwrap().entries, entries(1, 20));
+    for kind in [FileErrorKind::NoSpace, FileErrorKind::Io("EIO".into())] {
+        disk.submit(0, 1, append(21, 30));
+        assert!(
+            disk.complete(u64::MAX, Some(Injected::Write(kind)))
+                .is_err()
+        );
+        disk.stop();
+        assert_eq!(disk.recover().unwrap().entries, entries(1, 20));
+    }
 }

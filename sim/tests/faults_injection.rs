@@ -90,7 +90,7 @@ fn no_faults_inject_nothing() {
 #[test]
 fn disk_damage_stays_a_minority() {
     let mut flips = 0;
-    for seed in 0..24 {
+    for seed in 0..64 {
         let options = RunOptions {
             seed,
             nodes: 3,

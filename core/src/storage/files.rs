@@ -151,10 +151,20 @@ impl MemFile {
 
     fn sync(&mut self) {
         if let Some((from, _)) = self.dirty.take() {
-            let from = from.min(self.data.len()).min(self.durable.len());
-            self.durable.truncate(from);
+            let from = from.min(self.data.len());
+            self.durable.resize(from, 0);
             self.durable
                 .extend_from_slice(self.data.get(from..).unwrap_or(&[]));
+        }
+    }
+
+    /// A sync that failed (`EIO`) the way Linux fails it: the pages it should have
+    /// written are marked clean without reaching the disk, so reads still return them
+    /// but the disk holds the file's new length with what it had before (zeros where it
+    /// had nothing), and no later sync writes them.
+    fn sync_lost(&mut self) {
+        if self.dirty.take().is_some() {
+            self.durable.resize(self.data.len(), 0);
         }
     }
 
@@ -183,13 +193,26 @@ impl MemFile {
     }
 }
 
+/// A failure [`MemFiles`] injects into its next matching operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Injected {
+    /// The next create, write or set_len fails with this error and changes nothing
+    /// (`EIO`: [`FileErrorKind::Io`], `ENOSPC`: [`FileErrorKind::NoSpace`]).
+    Write(FileErrorKind),
+    /// The next sync fails with `EIO`, and its bytes never reach the disk although
+    /// reads keep returning them until a crash (the page-cache lie of Linux).
+    Sync,
+}
+
 /// An in-memory [`Files`]: deterministic, with the crash semantics of the durability
 /// contract, for the simulator and tests. Names are durable at once (as if every
 /// directory were synced after each change): the engine syncs directories anyway, and
-/// losing a name is injected explicitly ([`MemFiles::lose`]).
+/// losing a name is injected explicitly ([`MemFiles::lose`]). A process restart keeps
+/// the files as they are (the page cache survives); [`MemFiles::crash`] is a power loss.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MemFiles {
     files: BTreeMap<(Dir, String), MemFile>,
+    armed: Option<Injected>,
 }
 
 impl MemFiles {
@@ -225,6 +248,26 @@ impl MemFiles {
             dirty: None,
         };
         self.files.insert((dir, name.to_owned()), file);
+    }
+
+    /// Makes the next matching operation fail ([`Injected`]); replaces what was armed.
+    pub fn arm(&mut self, fault: Injected) {
+        self.armed = Some(fault);
+    }
+
+    /// Disarms an injected failure that has not fired; returns it.
+    pub fn disarm(&mut self) -> Option<Injected> {
+        self.armed.take()
+    }
+
+    /// The armed write failure for `op` on `dir/name`, if one is armed (it fires once).
+    fn write_fault(&mut self, op: FileOp, dir: Dir, name: &str) -> Result<(), FileError> {
+        if let Some(Injected::Write(kind)) = &self.armed {
+            let error = FileError::new(op, dir, name, kind.clone());
+            self.armed = None;
+            return Err(error);
+        }
+        Ok(())
     }
 
     /// Bytes written and not yet synced, all files together.
@@ -295,6 +338,7 @@ impl Files for MemFiles {
     }
 
     fn create(&mut self, dir: Dir, name: &str) -> Result<(), FileError> {
+        self.write_fault(FileOp::Create, dir, name)?;
         let file = self.files.entry((dir, name.to_owned())).or_default();
         file.touch(0, file.data.len().max(1));
         file.data.clear();
@@ -308,6 +352,7 @@ impl Files for MemFiles {
         offset: u64,
         bytes: &[u8],
     ) -> Result<(), FileError> {
+        self.write_fault(FileOp::Write, dir, name)?;
         let file = self.get_mut(FileOp::Write, dir, name)?;
         let too_large = || FileError::new(FileOp::Write, dir, name, FileErrorKind::NoSpace);
         let start = usize::try_from(offset).map_err(|_| too_large())?;
@@ -326,6 +371,7 @@ impl Files for MemFiles {
     }
 
     fn set_len(&mut self, dir: Dir, name: &str, len: u64) -> Result<(), FileError> {
+        self.write_fault(FileOp::SetLen, dir, name)?;
         let file = self.get_mut(FileOp::SetLen, dir, name)?;
         let len = usize::try_from(len)
             .map_err(|_| FileError::new(FileOp::SetLen, dir, name, FileErrorKind::NoSpace))?;
@@ -335,6 +381,12 @@ impl Files for MemFiles {
     }
 
     fn sync(&mut self, dir: Dir, name: &str) -> Result<(), FileError> {
+        if self.armed == Some(Injected::Sync) {
+            self.armed = None;
+            self.get_mut(FileOp::Sync, dir, name)?.sync_lost();
+            let eio = FileErrorKind::Io("input/output error (injected)".to_owned());
+            return Err(FileError::new(FileOp::Sync, dir, name, eio));
+        }
         self.get_mut(FileOp::Sync, dir, name)?.sync();
         Ok(())
     }
@@ -401,6 +453,30 @@ mod tests {
             files.read(Dir::Data, "f").unwrap(),
             [0, 0, b'x', b'y', 0, 0, 0, 0]
         );
+    }
+
+    // An injected failed sync loses its bytes at the next crash though reads return them
+    // until then, and a later good sync does not write them; an injected write failure
+    // changes nothing. Each fires once.
+    #[test]
+    fn injected_failures_fire_once() {
+        let mut files = MemFiles::new();
+        files.create(Dir::Log, "a").unwrap();
+        files.write_at(Dir::Log, "a", 0, b"abc").unwrap();
+        files.sync(Dir::Log, "a").unwrap();
+        files.write_at(Dir::Log, "a", 3, b"def").unwrap();
+        files.arm(Injected::Sync);
+        assert!(files.sync(Dir::Log, "a").is_err());
+        assert_eq!(files.read(Dir::Log, "a").unwrap(), b"abcdef");
+        files.write_at(Dir::Log, "a", 6, b"g").unwrap();
+        files.sync(Dir::Log, "a").unwrap();
+        files.crash(|_, _, _| 0);
+        assert_eq!(files.read(Dir::Log, "a").unwrap(), b"abc\0\0\0g");
+        files.arm(Injected::Write(FileErrorKind::NoSpace));
+        let err = files.write_at(Dir::Log, "a", 7, b"h").unwrap_err();
+        assert_eq!(err.kind, FileErrorKind::NoSpace);
+        files.write_at(Dir::Log, "a", 7, b"h").unwrap();
+        assert_eq!(files.disarm(), None);
     }
 
     // Operations on missing files fail with NotFound and name the file.

@@ -49,7 +49,7 @@ mod recover;
 mod snapshot;
 mod store;
 
-pub use files::{Dir, FileError, FileErrorKind, FileOp, Files, MemFiles};
+pub use files::{Dir, FileError, FileErrorKind, FileOp, Files, Injected, MemFiles};
 pub use store::write_snapshot_file;
 pub use store::{ContentError, HARD_STATE_FILE, Opened, Store, StoreConfig, StoreError, TailCut};
 pub use store::{read_newest_snapshot, segment_name, snapshot_name, write_file_atomic};

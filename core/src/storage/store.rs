@@ -66,6 +66,9 @@ pub struct StoreConfig {
     pub segment_pad_bytes_min: u64,
     /// Snapshots kept by purging and read by recovery (at least 1).
     pub snapshots_retained: usize,
+    /// A planted bug in the storage engine (simulator builds only).
+    #[cfg(feature = "planted-bugs")]
+    pub bug: Option<crate::bugs::Bug>,
 }
 
 impl StoreConfig {
@@ -77,7 +80,15 @@ impl StoreConfig {
             segment_pad_bytes: 1024 * 1024,
             segment_pad_bytes_min: 64 * 1024,
             snapshots_retained: 3,
+            #[cfg(feature = "planted-bugs")]
+            bug: None,
         }
+    }
+
+    /// Whether `bug` is planted.
+    #[cfg(feature = "planted-bugs")]
+    fn planted(&self, bug: crate::bugs::Bug) -> bool {
+        self.bug == Some(bug)
     }
 }
 
@@ -386,6 +397,12 @@ impl<F: Files> Store<F> {
                 opened.temporaries_removed.push(name);
             }
         }
+        for name in files.list(Dir::Log)? {
+            if name.starts_with("log.") && name.ends_with(".tmp") {
+                files.remove(Dir::Log, &name)?;
+                opened.temporaries_removed.push(name);
+            }
+        }
         let mut store = Store {
             files,
             config,
@@ -468,6 +485,7 @@ impl<F: Files> Store<F> {
         let mut scan = LogScan::new();
         let mut entries: Vec<Entry> = Vec::new();
         let mut torn: Option<(usize, u64, bool)> = None;
+        let mut newest: Option<(usize, Vec<u8>, u64)> = None;
         for (position, (_, name)) in names.iter().enumerate().skip(skipped) {
             let bytes = self.files.read(Dir::Log, name)?;
             let file = || format!("log/{name}");
@@ -517,16 +535,53 @@ impl<F: Files> Store<F> {
                 let padding_only = rest.is_some_and(|rest| rest.iter().all(|b| *b == 0));
                 torn = Some((position, offset, padding_only));
             }
+            let valid_bytes = segment.valid_bytes;
+            newest = Some((position, bytes, valid_bytes));
         }
         opened.durable.entries = entries;
         if let Some((position, valid_bytes, padding_only)) = torn {
-            self.open_cut_tail(position, valid_bytes)?;
             opened.tail_cut = names.get(position).map(|(_, name)| TailCut {
                 segment: name.clone(),
                 valid_bytes,
                 padding_only,
             });
         }
+        #[cfg(feature = "planted-bugs")]
+        if self.config.planted(crate::bugs::Bug::TrustUnsyncedSuffix) {
+            // planted bug: trust-unsynced-suffix (the bytes read back are taken as durable).
+            if let Some((position, valid_bytes, _)) = torn {
+                self.open_cut_tail(position, valid_bytes)?;
+            }
+            return Ok(());
+        }
+        if let Some((position, bytes, valid_bytes)) = newest {
+            self.open_rewrite_newest(position, &bytes, valid_bytes)?;
+        }
+        Ok(())
+    }
+
+    /// Rewrites the newest segment's valid bytes to a new file, synced, renamed over it:
+    /// what recovery read is then durable before the node counts it. Bytes written after
+    /// the last sync that succeeded may be readable only from the page cache (a failed
+    /// `fsync` marks them clean without writing them, and no later sync of that file
+    /// writes them); the older segments were all synced before the next one started.
+    /// This also cuts a torn tail. A segment without a whole header is removed instead.
+    fn open_rewrite_newest(
+        &mut self,
+        position: usize,
+        bytes: &[u8],
+        valid_bytes: u64,
+    ) -> Result<(), StoreError> {
+        let Some(segment) = self.segments.get(position).cloned() else {
+            return Ok(());
+        };
+        if valid_bytes < SEGMENT_HEADER_BYTES as u64 {
+            return self.open_cut_tail(position, valid_bytes);
+        }
+        let valid = bytes
+            .get(..usize::try_from(valid_bytes).unwrap_or(usize::MAX))
+            .unwrap_or(bytes);
+        write_file_atomic(&mut self.files, Dir::Log, &segment.name, &[valid])?;
         Ok(())
     }
 
@@ -745,7 +800,17 @@ impl<F: Files> Store<F> {
                 }
                 current.allocated = to;
             }
-            self.files.sync(Dir::Log, &segment.name)?;
+            let synced = self.files.sync(Dir::Log, &segment.name);
+            #[cfg(feature = "planted-bugs")]
+            let synced = synced.or_else(|error| {
+                // planted bug: ignore-failed-fsync (the failure is logged and forgotten).
+                if self.config.planted(crate::bugs::Bug::IgnoreFailedFsync) {
+                    Ok(())
+                } else {
+                    Err(error)
+                }
+            });
+            synced?;
         }
         self.dirty = false;
         Ok(())
@@ -944,6 +1009,26 @@ mod tests {
         s.purge().unwrap();
         let (_, o) = reopen(s);
         assert_eq!(o.durable.entries, Vec::new());
+    }
+
+    // A failed sync is an error (the node must stop); what a restarted process then reads
+    // back (page cache included) is made durable before it is used, so a later power loss
+    // keeps it.
+    #[test]
+    fn restart_after_a_failed_sync_makes_what_it_reads_durable() {
+        let (mut s, _) = open(MemFiles::new());
+        s.append(None, &[entry(1, 1, 1)]).unwrap();
+        s.sync().unwrap();
+        s.append(None, &[entry(2, 1, 2)]).unwrap();
+        s.files_mut().arm(crate::storage::Injected::Sync);
+        assert!(s.sync().is_err());
+        // The process exits and starts again: the page cache still holds entry 2.
+        let (s, o) = reopen(s);
+        assert_eq!(o.durable.entries, vec![entry(1, 1, 1), entry(2, 1, 2)]);
+        let mut files = s.into_files();
+        files.crash(|_, _, _| 0);
+        let (_, o) = open(files);
+        assert_eq!(o.durable.entries, vec![entry(1, 1, 1), entry(2, 1, 2)]);
     }
 
     // A truncation drops the entries after the kept index, also across a reopen.
