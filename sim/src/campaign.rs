@@ -72,6 +72,8 @@ pub struct CampaignReport {
     pub events: u64,
     /// Wall time of the whole campaign.
     pub wall: Duration,
+    /// Faults injected over all seeds.
+    pub injected: crate::faults::FaultCounts,
 }
 
 impl CampaignReport {
@@ -89,6 +91,7 @@ impl CampaignReport {
             failures,
             events,
             wall,
+            injected: crate::faults::FaultCounts::default(),
         }
     }
 
@@ -125,6 +128,22 @@ impl CampaignReport {
         format!("{} passed, {} failed", self.passed, self.failures.len())
     }
 
+    /// The storage faults injected over all seeds, one `name=value` per kind.
+    pub fn storage_line(&self) -> String {
+        let c = &self.injected;
+        format!(
+            "storage faults injected: fsync_spikes={} torn={} flips={} damaged_servers={} \
+             eio_writes={} enospc={} eio_fsyncs={}",
+            c.fsync_spikes,
+            c.torn_writes,
+            c.bit_flips,
+            c.damaged_servers,
+            c.write_errors,
+            c.disk_full,
+            c.fsync_errors
+        )
+    }
+
     /// The speed line: seeds per minute and simulated events per wall second.
     pub fn speed_line(&self) -> String {
         format!(
@@ -149,6 +168,7 @@ pub fn run_campaign(
     let next = AtomicU64::new(seeds.0.start);
     let end = seeds.0.end;
     let results: Mutex<(u64, u64, Vec<RunReport>)> = Mutex::new((0, 0, Vec::new()));
+    let injected = Mutex::new(crate::faults::FaultCounts::default());
     let worker = || {
         loop {
             let seed = next.fetch_add(1, Ordering::Relaxed);
@@ -161,6 +181,10 @@ pub fn run_campaign(
             };
             let report = run_guarded(&options);
             on_done(&report);
+            injected
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .add(&report.fault_counts);
             // A worker that panicked while holding the lock cannot exist (runs are
             // guarded), but a poisoned lock still holds valid counts.
             let mut guard = results.lock().unwrap_or_else(|p| p.into_inner());
@@ -179,7 +203,9 @@ pub fn run_campaign(
         }
     });
     let (passed, events, failures) = results.into_inner().unwrap_or_else(|p| p.into_inner());
-    CampaignReport::from_unordered(passed, failures, events, started.elapsed())
+    let mut report = CampaignReport::from_unordered(passed, failures, events, started.elapsed());
+    report.injected = injected.into_inner().unwrap_or_else(|p| p.into_inner());
+    report
 }
 
 /// Runs one seed without a trace file, turning a panic into a `panic` failure.

@@ -321,6 +321,25 @@ pub struct FaultCounts {
 }
 
 impl FaultCounts {
+    /// Adds `other`'s counts to these (a campaign's totals).
+    pub fn add(&mut self, other: &FaultCounts) {
+        self.latency_spikes += other.latency_spikes;
+        self.messages_lost += other.messages_lost;
+        self.messages_duplicated += other.messages_duplicated;
+        self.partitions += other.partitions;
+        self.clogs += other.clogs;
+        self.crashes += other.crashes;
+        self.pauses += other.pauses;
+        self.skewed_clocks += other.skewed_clocks;
+        self.fsync_spikes += other.fsync_spikes;
+        self.torn_writes += other.torn_writes;
+        self.bit_flips += other.bit_flips;
+        self.damaged_servers += other.damaged_servers;
+        self.write_errors += other.write_errors;
+        self.disk_full += other.disk_full;
+        self.fsync_errors += other.fsync_errors;
+    }
+
     /// The counts as `name=value` words, for the run summary.
     pub fn describe(&self) -> String {
         format!(

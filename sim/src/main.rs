@@ -230,6 +230,7 @@ fn campaign(base: &RunOptions, seeds: &SeedRange, jobs: Option<usize>) -> ExitCo
         println!("{line}");
     }
     println!("{}", report.speed_line());
+    println!("{}", report.storage_line());
     println!("{}", report.summary_line());
     exit_code(report.failures.is_empty())
 }
