@@ -65,11 +65,15 @@ pub enum Bug {
     /// marks them clean without writing them): it does not make them durable before the
     /// node counts them.
     TrustUnsyncedSuffix,
+    /// A member whose newest log segment was lost votes and campaigns at once instead of
+    /// waiting for a leader to re-sync it, so its vote can elect a leader that lacks an
+    /// entry it had acknowledged.
+    VoteAfterLostLog,
 }
 
 impl Bug {
     /// Every bug, in the order of the issue.
-    pub const ALL: [Bug; 13] = [
+    pub const ALL: [Bug; 14] = [
         Bug::CommitWithoutQuorum,
         Bug::AckBeforePersist,
         Bug::NoTruncateOnSync,
@@ -83,6 +87,7 @@ impl Bug {
         Bug::WatchReadUnchecked,
         Bug::IgnoreFailedFsync,
         Bug::TrustUnsyncedSuffix,
+        Bug::VoteAfterLostLog,
     ];
 
     /// The command-line name.
@@ -101,6 +106,7 @@ impl Bug {
             Bug::WatchReadUnchecked => "watch-read-unchecked",
             Bug::IgnoreFailedFsync => "ignore-failed-fsync",
             Bug::TrustUnsyncedSuffix => "trust-unsynced-suffix",
+            Bug::VoteAfterLostLog => "vote-after-lost-log",
         }
     }
 }

@@ -211,6 +211,7 @@ fn describe(output: &Output) -> String {
         Output::LeaderChanged { epoch, leader } => {
             format!("leader e{} {:?}", epoch.0, leader.map(|id| id.0))
         }
+        Output::Resynced => "resynced".to_owned(),
     }
 }
 
@@ -436,6 +437,12 @@ impl Cluster {
             }
             Output::Committed { entries } => self.apply(id, entries),
             Output::LeaderChanged { .. } => {}
+            Output::Resynced => self
+                .members
+                .get_mut(&id)
+                .expect("member")
+                .disk
+                .write(Persist::LogResynced),
         }
     }
 

@@ -204,7 +204,7 @@ fn run(seed: u64) {
                 Output::InstallSnapshot { meta, .. } => {
                     queue.push_back((target, Input::SnapshotPersisted { meta }))
                 }
-                Output::Committed { .. } | Output::LeaderChanged { .. } => {}
+                Output::Committed { .. } | Output::LeaderChanged { .. } | Output::Resynced => {}
             }
         }
         if queue.len() > 2000 {

@@ -324,6 +324,15 @@ pub fn start(cfg: ZooCfg) -> Result<ServerHandle, StartError> {
         read_ms = opening.elapsed().as_millis(),
         "recovered from disk"
     );
+    if durable.log_lost && cfg.servers.len() <= 1 {
+        // No leader can ever re-sync a standalone server.
+        return Err(StartError::Config(format!(
+            "{}: refusing to start: the newest log segment is missing (see {}/logloss) and a \
+             standalone server has no leader to re-sync it from; restore the segment, or \
+             accept the loss by removing that file",
+            cfg.data_dir, cfg.data_dir
+        )));
+    }
     let loading = Instant::now();
     let node =
         Node::new(config, durable, os_seed()?).map_err(|e| StartError::Node(e.to_string()))?;

@@ -224,6 +224,11 @@ pub fn open(
             tracing::warn!(file = %file.display(), valid_bytes = cut.valid_bytes, "cut torn log tail");
         }
     }
+    if let Some(reason) = &opened.log_lost {
+        tracing::warn!(
+            "{reason}; this server will neither vote nor lead until a leader has re-synced it"
+        );
+    }
     Ok((store, opened.durable))
 }
 

@@ -133,14 +133,15 @@ impl CampaignReport {
         let c = &self.injected;
         format!(
             "storage faults injected: fsync_spikes={} torn={} flips={} damaged_servers={} \
-             eio_writes={} enospc={} eio_fsyncs={}",
+             eio_writes={} enospc={} eio_fsyncs={} lost_segments={}",
             c.fsync_spikes,
             c.torn_writes,
             c.bit_flips,
             c.damaged_servers,
             c.write_errors,
             c.disk_full,
-            c.fsync_errors
+            c.fsync_errors,
+            c.lost_segments
         )
     }
 

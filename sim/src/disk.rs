@@ -59,6 +59,8 @@ pub struct SimDisk {
     pub writes: u64,
     /// Bits flipped in this disk's records (the disk fault).
     pub bit_flips: u64,
+    /// Newest log segments this disk lost (the disk fault).
+    pub lost_segments: u64,
 }
 
 impl SimDisk {
@@ -76,6 +78,7 @@ impl SimDisk {
             busy_until_ms: 0,
             writes: 0,
             bit_flips: 0,
+            lost_segments: 0,
         }
     }
 
@@ -221,6 +224,30 @@ impl SimDisk {
             self.bit_flips += 1;
         }
         flipped
+    }
+
+    /// Loses the newest log segment file (after a crash). Returns its name, or `None`
+    /// when there is no segment.
+    pub fn lose_newest_segment(&mut self) -> Option<String> {
+        let mut files = self.take_files();
+        let newest = files
+            .contents()
+            .filter(|(dir, name, _)| {
+                *dir == Dir::Log && name.starts_with("log.") && !name.ends_with(".tmp")
+            })
+            .map(|(_, name, _)| name.to_owned())
+            .max();
+        if let Some(name) = &newest {
+            files.lose(Dir::Log, name);
+            self.lost_segments += 1;
+        }
+        self.state = State::Closed(files);
+        newest
+    }
+
+    /// Whether a fault damaged this disk (bits flipped, a segment lost).
+    pub fn damaged(&self) -> bool {
+        self.bit_flips > 0 || self.lost_segments > 0
     }
 
     /// What a restarting node finds: the store's recovery over the files (a torn tail

@@ -32,6 +32,9 @@
 //!   server stops (its process exits; the machine and its page cache stay) and restarts
 //!   after a random downtime. Required: no acknowledged write is lost, and a disk no
 //!   fault damaged is never refused by recovery (the durability checker reports both).
+//!   A crash may also lose the newest log segment file (on at most a minority of the
+//!   servers, counted with the bit flips): that server finds the loss at recovery and
+//!   must neither vote nor lead until a leader has re-synced it.
 //!
 //! Not injected, because no Zab/Raft design survives it (or the storage format cannot
 //! tell it apart from a fault it does survive):
@@ -150,6 +153,9 @@ pub struct DiskFaults {
     pub flip_per_mille: u32,
     /// Servers whose disk may be damaged in this run: a minority.
     pub damaged_servers_max: u64,
+    /// Chance, per mille, that a crash also loses the newest log segment file (a file
+    /// system that forgot a file: the node must not vote until a leader re-synced it).
+    pub lose_per_mille: u32,
     /// Chance, per mille, that a batch of writes meets a disk error (EIO on a write,
     /// ENOSPC, or EIO on the fsync, whose bytes then never reach the disk though reads
     /// still return them): the server stops and restarts later, page cache intact.
@@ -219,6 +225,7 @@ impl FaultPlan {
                         torn_per_mille: rng.random_range(200..=1000),
                         flip_per_mille: rng.random_range(100..=500),
                         damaged_servers_max: nodes.saturating_sub(1) / 2,
+                        lose_per_mille: rng.random_range(0..=300),
                         error_per_mille: if rng.random_range(0..2) == 0 {
                             0
                         } else {
@@ -266,7 +273,7 @@ impl FaultPlan {
         if let Some(d) = &self.disk {
             parts.push(format!(
                 "disk=fsync{}..{}ms,spikes={}permille..{}ms,torn={}permille,flip={}permille,\
-                 damaged<={},errors={}permille",
+                 damaged<={},lose={}permille,errors={}permille",
                 d.fsync.ms_min,
                 d.fsync.ms_max,
                 d.fsync.spike_per_mille,
@@ -274,6 +281,7 @@ impl FaultPlan {
                 d.torn_per_mille,
                 d.flip_per_mille,
                 d.damaged_servers_max,
+                d.lose_per_mille,
                 d.error_per_mille
             ));
         }
@@ -318,6 +326,8 @@ pub struct FaultCounts {
     pub disk_full: u64,
     /// Fsyncs that failed with EIO, their bytes never written (the server stopped).
     pub fsync_errors: u64,
+    /// Newest log segments lost at a crash.
+    pub lost_segments: u64,
 }
 
 impl FaultCounts {
@@ -338,6 +348,7 @@ impl FaultCounts {
         self.write_errors += other.write_errors;
         self.disk_full += other.disk_full;
         self.fsync_errors += other.fsync_errors;
+        self.lost_segments += other.lost_segments;
     }
 
     /// The counts as `name=value` words, for the run summary.
@@ -345,7 +356,7 @@ impl FaultCounts {
         format!(
             "spikes={} lost={} dup={} partitions={} clogs={} crashes={} pauses={} \
              skewed_clocks={} fsync_spikes={} torn={} flips={} damaged_servers={} \
-             eio_writes={} enospc={} eio_fsyncs={}",
+             eio_writes={} enospc={} eio_fsyncs={} lost_segments={}",
             self.latency_spikes,
             self.messages_lost,
             self.messages_duplicated,
@@ -360,7 +371,8 @@ impl FaultCounts {
             self.damaged_servers,
             self.write_errors,
             self.disk_full,
-            self.fsync_errors
+            self.fsync_errors,
+            self.lost_segments
         )
     }
 }

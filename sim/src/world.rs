@@ -367,15 +367,17 @@ impl World {
     /// bit); its client connections drop.
     pub fn crash(&mut self, id: NodeId) {
         let disk_faults = self.plan.disk.filter(|_| self.faults_on);
-        let flips_allowed = disk_faults.is_some_and(|d| {
-            self.servers
-                .values()
-                .filter(|s| s.disk.bit_flips > 0)
-                .count()
-                < usize::try_from(d.damaged_servers_max).unwrap_or(0)
+        // Damage (flipped bits, a lost segment) strikes at most a minority of the disks.
+        let damage_allowed = disk_faults.is_some_and(|d| {
+            let damaged = self.servers.values().filter(|s| s.disk.damaged()).count();
+            let this = self.servers.get(&id).is_some_and(|s| s.disk.damaged());
+            this || damaged < usize::try_from(d.damaged_servers_max).unwrap_or(0)
         });
-        let flip = flips_allowed
+        let flip = damage_allowed
             && disk_faults.is_some_and(|d| self.rng.random_range(0..1000) < d.flip_per_mille);
+        let lose = damage_allowed
+            && !flip
+            && disk_faults.is_some_and(|d| self.rng.random_range(0..1000) < d.lose_per_mille);
         let torn = disk_faults
             .filter(|d| self.rng.random_range(0..1000) < d.torn_per_mille)
             .map(|_| self.rng.random_range(1..1000u64));
@@ -393,6 +395,13 @@ impl World {
             self.counts.torn_writes += 1;
             self.trace
                 .record(now, id.0, "torn-write", || format!("bytes={bytes}"));
+        }
+        if lose && let Some(name) = server.disk.lose_newest_segment() {
+            // What it acknowledged went with the file: recovery cannot find it again.
+            server.acked = None;
+            self.counts.lost_segments += 1;
+            self.trace
+                .record(now, id.0, "segment-lost", || format!("log/{name}"));
         }
         if flip && let Some((index, offset)) = server.disk.flip_bit(&mut self.rng) {
             self.counts.bit_flips += 1;

@@ -203,3 +203,23 @@ fn disk_errors_stop_the_server_and_lose_nothing_it_restarts_with() {
         assert_eq!(disk.recover().unwrap().entries, entries(1, 20));
     }
 }
+
+// A crash that also loses the newest segment: recovery finds it (the log may lack what
+// the server acknowledged), and keeps finding it at later restarts until the node is
+// re-synced.
+#[test]
+fn lost_newest_segment_is_found_at_recovery() {
+    let mut disk = fresh();
+    write(&mut disk, vec![append(1, 400)]);
+    disk.crash(None);
+    assert!(disk.lose_newest_segment().is_some());
+    let state = disk.recover().unwrap();
+    assert!(state.log_lost);
+    assert!(state.entries.len() < 400);
+    assert!(disk.damaged());
+    disk.stop();
+    assert!(disk.recover().unwrap().log_lost);
+    write(&mut disk, vec![Persist::LogResynced]);
+    disk.stop();
+    assert!(!disk.recover().unwrap().log_lost);
+}

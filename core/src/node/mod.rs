@@ -736,6 +736,7 @@ impl Node {
                     self.install_snapshot(meta, &bytes, out);
                     out.push(Output::Persist(Persist::InstallSnapshot { meta, bytes }));
                 }
+                replication::Output::Resynced => out.push(Output::Persist(Persist::LogResynced)),
                 replication::Output::Committed { entries } => {
                     // planted bug: apply-out-of-order (a batch ordered by zxid counter).
                     #[cfg(feature = "planted-bugs")]

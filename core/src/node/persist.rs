@@ -36,6 +36,10 @@ pub enum Persist {
         /// The state as of `meta`.
         state: Box<NodeSnapshot>,
     },
+    /// A node that started with a lost log has been re-synced by a leader: forget the
+    /// loss (`Store::log_resynced`), so a restart no longer keeps it from voting. Nothing
+    /// is reported back.
+    LogResynced,
 }
 
 impl Persist {
@@ -51,6 +55,7 @@ impl Persist {
             }),
             Persist::InstallSnapshot { meta, .. } => Some(Input::SnapshotInstalled { meta: *meta }),
             Persist::WriteSnapshot { meta, .. } => Some(Input::SnapshotWritten { meta: *meta }),
+            Persist::LogResynced => None,
         }
     }
 
@@ -71,6 +76,7 @@ impl Persist {
                 drop(state);
                 store.write_snapshot(meta, &bytes)?;
             }
+            Persist::LogResynced => store.log_resynced()?,
         }
         Ok(completion)
     }

@@ -20,6 +20,11 @@ impl Replica {
         if !self.is_voter() || matches!(self.role, RoleState::Leader(_)) {
             return;
         }
+        if self.resync_needed {
+            // Its log may lack acknowledged entries: it waits for a leader.
+            self.election_timer_reset();
+            return;
+        }
         let Some(epoch_next) = self
             .hard_state
             .epoch
@@ -177,7 +182,7 @@ impl Replica {
             Some(crate::bugs::Bug::VoteForStaleLog) => last_index >= self.log.last_index(),
             _ => up_to_date,
         };
-        let may_vote = self.is_voter() && self.config.voters.contains(&from);
+        let may_vote = self.is_voter() && self.config.voters.contains(&from) && !self.resync_needed;
         if is_pre {
             let granted = may_vote
                 && up_to_date

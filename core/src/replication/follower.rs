@@ -41,6 +41,7 @@ impl Replica {
                     .max(commit_index.min(self.log.last_index()));
                 self.commit_set(commit_index);
                 self.match_known_index = self.match_known_index.max(commit_index);
+                self.resync_check(out);
                 self.send(from, MessageBody::HeartbeatReply, out);
                 Ok(())
             }
@@ -112,6 +113,7 @@ impl Replica {
             .commit_index
             .max(leader_commit_index.min(last_new_index));
         self.commit_set(commit_index);
+        self.resync_check(out);
         // planted bug: ack-before-persist (acknowledge what was appended in memory).
         #[cfg(feature = "planted-bugs")]
         if self.config.bug == Some(crate::bugs::Bug::AckBeforePersist) {

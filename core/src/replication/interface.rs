@@ -33,6 +33,10 @@ pub struct DurableState {
     pub snapshot_bytes: Vec<u8>,
     /// The durable entries after the snapshot, contiguous, in index order.
     pub entries: Vec<Entry>,
+    /// Recovery found that the log may lack entries this member acknowledged (its
+    /// newest log segment is gone): the member must not vote or lead until a leader has
+    /// re-synced it (`Replica::status().resync_needed`, then `Output::Resynced`).
+    pub log_lost: bool,
 }
 
 /// What the world tells a replica.
@@ -124,6 +128,12 @@ pub enum Output {
         /// Committed entries in index order.
         entries: Vec<Entry>,
     },
+    /// A member that started with `DurableState::log_lost` holds the current leader's
+    /// log up to an entry of the leader's epoch that is committed: it has every entry
+    /// committed before, and may vote and lead again. The owner makes that durable (the
+    /// storage engine forgets the loss), so a restart before this output starts again
+    /// with the loss.
+    Resynced,
     /// The known leader or the epoch changed (`leader: None` while none is known). When
     /// this replica stops leading, its uncommitted proposals may still commit (under a
     /// later leader) or be lost; the owner learns which from `Committed` zxids and should
@@ -281,4 +291,7 @@ pub struct Status {
     pub leader_ready: bool,
     /// Peer messages refused as malformed since start.
     pub messages_refused: u64,
+    /// Started with a lost log and not yet re-synced by a leader: neither votes nor
+    /// campaigns.
+    pub resync_needed: bool,
 }

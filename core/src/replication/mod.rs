@@ -178,6 +178,10 @@ pub struct Replica {
     epoch_base: Epoch,
     started_ms: u64,
     messages_refused: u64,
+    /// Started with a lost log (`DurableState::log_lost`) and not yet re-synced: this
+    /// member neither votes nor campaigns, since its log may lack entries it
+    /// acknowledged (a vote from it could elect a leader without a committed entry).
+    resync_needed: bool,
 }
 
 impl Replica {
@@ -196,7 +200,11 @@ impl Replica {
             snapshot,
             snapshot_bytes: _,
             entries,
+            log_lost,
         } = durable_state;
+        // planted bug: vote-after-lost-log (the loss recovery found is ignored).
+        #[cfg(feature = "planted-bugs")]
+        let log_lost = log_lost && config.bug != Some(crate::bugs::Bug::VoteAfterLostLog);
         let log = ReplicaLog::new(snapshot, entries)?;
         let log_epoch = log.last_zxid().epoch();
         if log_epoch > hard_state.epoch {
@@ -234,6 +242,7 @@ impl Replica {
             epoch_base: hard_state.epoch,
             started_ms: 0,
             messages_refused: 0,
+            resync_needed: log_lost,
             snapshot_send: snapshot,
             log,
             config,
@@ -447,6 +456,7 @@ impl Replica {
             proposals_outstanding,
             leader_ready,
             messages_refused: self.messages_refused,
+            resync_needed: self.resync_needed,
         }
     }
 
@@ -776,6 +786,23 @@ impl Replica {
         assert!(index >= self.commit_index, "commit index never decreases");
         assert!(index <= self.log.last_index(), "commit beyond the log");
         self.commit_index = index;
+    }
+
+    /// Ends a resync once this member holds a committed entry of the current epoch
+    /// (written by this epoch's leader, after every entry of earlier epochs it holds, and
+    /// this log matches the leader's up to it): every entry committed before is here.
+    fn resync_check(&mut self, out: &mut Vec<Output>) {
+        if !self.resync_needed {
+            return;
+        }
+        let committed_epoch = self.log.zxid_at(self.commit_index).map(|zxid| zxid.epoch());
+        if committed_epoch == Some(self.hard_state.epoch)
+            && self.match_known_index >= self.commit_index
+        {
+            self.resync_needed = false;
+            out.push(Output::Resynced);
+            self.election_timer_reset();
+        }
     }
 
     /// Drops log entries after `index` (an uncommitted divergent suffix).

@@ -835,6 +835,7 @@ fn follower_behind_the_log_is_sent_the_snapshot_by_reference() {
         snapshot,
         snapshot_bytes: vec![9; 3],
         entries: vec![entry(5, 1, 5)],
+        log_lost: false,
     };
     let (mut r, now_ms) = leader_of_three(durable);
     let reject = AppendOutcome::Rejected {
@@ -865,6 +866,67 @@ fn follower_behind_the_log_is_sent_the_snapshot_by_reference() {
     let out = deliver(&mut r, now_ms + 1, 2, msg(2, MessageBody::HeartbeatReply));
     assert!(
         !out.iter().any(|o| matches!(o, Output::SendSnapshot { .. })),
+        "{out:?}"
+    );
+}
+
+// A member that lost its newest log segment neither campaigns nor votes (its log may
+// lack entries it acknowledged) until a leader's append brings it a committed entry of
+// the leader's epoch; then it reports `Resynced` and votes again.
+#[test]
+fn member_with_a_lost_log_waits_for_a_leader_to_resync_it() {
+    let durable = DurableState {
+        hard_state: HardState {
+            epoch: Epoch(1),
+            voted_for: None,
+        },
+        entries: vec![entry(1, 1, 0), entry(2, 1, 1)],
+        log_lost: true,
+        ..DurableState::default()
+    };
+    let mut r = replica(1, &[1, 2, 3], durable);
+    assert!(r.status().resync_needed);
+    // Its election timer fires again and again: no pre-vote goes out.
+    for now_ms in (100..2_000).step_by(100) {
+        let mut out = Vec::new();
+        r.step(now_ms, Input::Tick, &mut out).unwrap();
+        assert!(sends(&out).is_empty(), "campaigned at {now_ms}: {out:?}");
+    }
+    // A candidate with a log as good as its own is refused.
+    let out = deliver(&mut r, 2_000, 2, vote(1, 2, Zxid::new(Epoch(1), 1)));
+    assert_eq!(
+        sends(&out),
+        vec![(NodeId(2), msg(1, MessageBody::VoteReply { granted: false }))]
+    );
+    // The leader of epoch 2 sends its entries; the first append's commit index is still
+    // in epoch 1: not yet re-synced.
+    let append = |commit_index| MessageBody::Append {
+        prev_index: 2,
+        prev_zxid: Zxid::new(Epoch(1), 1),
+        entries: vec![entry(3, 2, 0)],
+        commit_index,
+    };
+    let out = deliver(&mut r, 2_010, 2, msg(2, append(2)));
+    assert!(!out.contains(&Output::Resynced));
+    let hard_state = HardState {
+        epoch: Epoch(2),
+        voted_for: None,
+    };
+    let mut out = Vec::new();
+    r.step(2_011, Input::HardStatePersisted { hard_state }, &mut out)
+        .unwrap();
+    let out = deliver(&mut r, 2_020, 2, msg(2, append(3)));
+    assert!(out.contains(&Output::Resynced), "{out:?}");
+    assert!(!r.status().resync_needed);
+    // Once the leader's lease has run out, it votes again.
+    let out = deliver(&mut r, 2_500, 3, vote(3, 3, Zxid::new(Epoch(2), 0)));
+    assert!(
+        out.contains(&Output::PersistHardState {
+            hard_state: HardState {
+                epoch: Epoch(3),
+                voted_for: Some(NodeId(3)),
+            }
+        }),
         "{out:?}"
     );
 }

@@ -37,6 +37,15 @@ use crate::replication::{DurableState, Entry, HardState, SnapshotMeta};
 /// File name of the hard state in `Dir::Data`.
 pub const HARD_STATE_FILE: &str = "hardstate";
 
+/// File in `Dir::Data` naming the newest log segment (replaced atomically whenever the
+/// newest segment changes): recovery finds a lost newest segment by it.
+pub const LOG_HEAD_FILE: &str = "loghead";
+
+/// File in `Dir::Data` that says the log lost entries the node may have acknowledged
+/// (written when recovery finds the newest segment gone, removed once a leader has
+/// re-synced the node): until then the node neither votes nor leads.
+pub const LOG_LOSS_FILE: &str = "logloss";
+
 /// Bytes of the index in front of every record and snapshot payload.
 const INDEX_PREFIX_BYTES: usize = 8;
 
@@ -111,6 +120,12 @@ pub enum ContentError {
         /// The index that should come next.
         expected: u64,
     },
+    /// `loghead` does not name a log segment.
+    #[error("{found:?} is not a log segment name")]
+    LogHead {
+        /// What it holds.
+        found: String,
+    },
 }
 
 /// Why the store could not recover or write.
@@ -169,6 +184,10 @@ pub struct Opened {
     pub temporaries_removed: Vec<String>,
     /// The last segment's cut tail, when it had one.
     pub tail_cut: Option<TailCut>,
+    /// Why the log may lack acknowledged entries (also `durable.log_lost`): the newest
+    /// segment named by `loghead` is gone, or an earlier start found it gone and no
+    /// leader has re-synced the node since.
+    pub log_lost: Option<String>,
 }
 
 /// A torn or padded segment tail that recovery cut.
@@ -415,7 +434,87 @@ impl<F: Files> Store<F> {
         };
         store.open_snapshot(&mut opened)?;
         store.open_log(&mut opened)?;
+        store.open_log_head(&mut opened)?;
         Ok((store, opened))
+    }
+
+    /// Checks that the newest segment `loghead` names is still there (unless a snapshot
+    /// covers it); when it is gone, records the loss durably (`logloss`) until a leader
+    /// has re-synced the node.
+    fn open_log_head(&mut self, opened: &mut Opened) -> Result<(), StoreError> {
+        let names = self.files.list(Dir::Data)?;
+        if names.iter().any(|name| name == LOG_LOSS_FILE) {
+            let text = self.files.read(Dir::Data, LOG_LOSS_FILE)?;
+            opened.log_lost = Some(String::from_utf8_lossy(&text).trim().to_owned());
+        } else if names.iter().any(|name| name == LOG_HEAD_FILE) {
+            let text = self.files.read(Dir::Data, LOG_HEAD_FILE)?;
+            let head = String::from_utf8_lossy(&text).trim().to_owned();
+            let zxid = head
+                .strip_prefix("log.")
+                .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+                .ok_or_else(|| StoreError::Content {
+                    file: format!("data/{LOG_HEAD_FILE}"),
+                    source: ContentError::LogHead {
+                        found: head.clone(),
+                    },
+                })?;
+            let covered = zxid <= opened.durable.snapshot.zxid.0;
+            let present = self.segments.iter().any(|segment| segment.name == head);
+            if !covered && !present {
+                let reason = format!(
+                    "the newest log segment log/{head} is missing: the log may lack entries \
+                     this server acknowledged"
+                );
+                write_file_atomic(
+                    &mut self.files,
+                    Dir::Data,
+                    LOG_LOSS_FILE,
+                    &[reason.as_bytes()],
+                )?;
+                opened.log_lost = Some(reason);
+            }
+        }
+        opened.durable.log_lost = opened.log_lost.is_some();
+        Ok(())
+    }
+
+    /// Names the newest segment in `loghead` (or removes it when there is none).
+    fn log_head_write(&mut self) -> Result<(), StoreError> {
+        match self.segments.last() {
+            Some(segment) => {
+                let name = segment.name.clone();
+                write_file_atomic(
+                    &mut self.files,
+                    Dir::Data,
+                    LOG_HEAD_FILE,
+                    &[name.as_bytes()],
+                )?;
+            }
+            None => {
+                if self
+                    .files
+                    .list(Dir::Data)?
+                    .iter()
+                    .any(|name| name == LOG_HEAD_FILE)
+                {
+                    self.files.remove(Dir::Data, LOG_HEAD_FILE)?;
+                    self.files.sync_dir(Dir::Data)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A leader has re-synced the node after a lost log: forget the loss (`loghead`
+    /// names the newest segment that exists now, then `logloss` goes).
+    pub fn log_resynced(&mut self) -> Result<(), StoreError> {
+        self.log_head_write()?;
+        let names = self.files.list(Dir::Data)?;
+        if names.iter().any(|name| name == LOG_LOSS_FILE) {
+            self.files.remove(Dir::Data, LOG_LOSS_FILE)?;
+            self.files.sync_dir(Dir::Data)?;
+        }
+        Ok(())
     }
 
     /// Picks the newest snapshot that decodes, reading files newest first and stopping at
@@ -715,7 +814,7 @@ impl<F: Files> Store<F> {
             len: header.len() as u64,
             allocated: header.len() as u64,
         });
-        Ok(())
+        self.log_head_write()
     }
 
     /// Syncs the current segment and trims its zero padding: only the segment being
@@ -756,7 +855,7 @@ impl<F: Files> Store<F> {
         }
         self.files.sync_dir(Dir::Log)?;
         self.positions.split_off(&(keep + 1));
-        Ok(())
+        self.log_head_write()
     }
 
     /// Writes what was appended since the last call to the current segment, without
@@ -840,6 +939,7 @@ impl<F: Files> Store<F> {
         }
         self.files.sync_dir(Dir::Log)?;
         self.positions.clear();
+        self.log_head_write()?;
         for (zxid, name) in list_numbered(&mut self.files, Dir::Data, "snapshot.")? {
             if zxid > meta.zxid.0 {
                 self.files.remove(Dir::Data, &name)?;
@@ -1029,6 +1129,50 @@ mod tests {
         files.crash(|_, _, _| 0);
         let (_, o) = open(files);
         assert_eq!(o.durable.entries, vec![entry(1, 1, 1), entry(2, 1, 2)]);
+    }
+
+    // A lost newest segment is found by `loghead` and recorded (the node must not vote
+    // until re-synced), also across further restarts, until the store is told it was
+    // re-synced; a truncation or a snapshot that removes the newest segment is no loss.
+    #[test]
+    fn lost_newest_segment_is_found_and_kept_until_resynced() {
+        let (mut s, _) = open(MemFiles::new());
+        let entries: Vec<Entry> = (1..=20).map(|i| entry(i, 1, i)).collect();
+        s.append(None, &entries).unwrap();
+        s.sync().unwrap();
+        let newest = s.segment_names().last().unwrap().to_owned();
+        assert!(s.segment_names().count() > 2);
+        s.append(Some(2), &[]).unwrap();
+        let (s, o) = reopen(s);
+        assert_eq!(o.durable.entries.len(), 2);
+        assert_eq!(o.log_lost, None, "a truncation is no loss");
+        let mut files = s.into_files();
+        let (s, _) = open(files.clone());
+        drop(s);
+        // Put the long log back, then lose its newest segment.
+        let (mut s, _) = open(MemFiles::new());
+        s.append(None, &entries).unwrap();
+        s.sync().unwrap();
+        files = s.into_files();
+        assert!(files.lose(Dir::Log, &newest));
+        let (s, o) = open(files);
+        assert!(o.durable.log_lost);
+        assert!(o.log_lost.as_deref().unwrap().contains(&newest), "{o:?}");
+        assert!(o.durable.entries.len() < 20);
+        let (mut s, o) = reopen(s);
+        assert!(o.durable.log_lost, "the loss outlives a restart");
+        s.log_resynced().unwrap();
+        let (s, o) = reopen(s);
+        assert!(!o.durable.log_lost, "{:?}", o.log_lost);
+        // A leader's snapshot replaces the whole log: no loss either.
+        let mut s = s;
+        let meta = SnapshotMeta {
+            index: 30,
+            zxid: Zxid(3 << 32 | 1),
+        };
+        s.install_snapshot(meta, b"x").unwrap();
+        let (_, o) = reopen(s);
+        assert!(!o.durable.log_lost);
     }
 
     // A truncation drops the entries after the kept index, also across a reopen.
