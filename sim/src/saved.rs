@@ -37,6 +37,9 @@ pub enum SavedError {
     /// The node refused the recovered state.
     #[error("node refused the recovered state: {0}")]
     Node(String),
+    /// The newest log segment is gone: no leader can re-sync a standalone server.
+    #[error("refusing to start: {0}; a standalone server has no leader to re-sync it from")]
+    LogLost(String),
     /// A standalone node on the files did not become leader.
     #[error("a standalone node on these files did not elect itself")]
     NoLeader,
@@ -131,6 +134,9 @@ pub fn load(data_dir: &Path, log_dir: &Path) -> io::Result<MemFiles> {
 /// whole log applied), one line per znode outside `/zookeeper`, in path order.
 pub fn listing(files: MemFiles, limits: Limits) -> Result<Vec<String>, SavedError> {
     let (mut store, opened) = Store::open(files, store_config(limits.clone()))?;
+    if let Some(reason) = opened.log_lost {
+        return Err(SavedError::LogLost(reason));
+    }
     let id = NodeId(1);
     let mut config = NodeConfig::new(id, BTreeSet::from([id]));
     config.limits = limits;
