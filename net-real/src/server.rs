@@ -311,7 +311,7 @@ pub fn start(cfg: ZooCfg) -> Result<ServerHandle, StartError> {
         _ => None,
     };
     let opening = Instant::now();
-    let (storage, durable) = storage::open(
+    let (storage, durable, decoded) = storage::open_decoding(
         Path::new(&cfg.data_dir),
         Path::new(&cfg.data_log_dir),
         config.limits.clone(),
@@ -322,7 +322,7 @@ pub fn start(cfg: ZooCfg) -> Result<ServerHandle, StartError> {
         snapshot_zxid = format_args!("{:#x}", durable.snapshot.zxid.0),
         entries = durable.entries.len(),
         read_ms = opening.elapsed().as_millis(),
-        "recovered from disk"
+        "recovered from disk (snapshot decoded meanwhile)"
     );
     if durable.log_lost && cfg.servers.len() <= 1 {
         // No leader can ever re-sync a standalone server.
@@ -334,8 +334,9 @@ pub fn start(cfg: ZooCfg) -> Result<ServerHandle, StartError> {
         )));
     }
     let loading = Instant::now();
-    let node =
-        Node::new(config, durable, os_seed()?).map_err(|e| StartError::Node(e.to_string()))?;
+    let state = decoded.map_err(|e| StartError::Node(format!("snapshot: {e}")))?;
+    let node = Node::with_state(config, durable, state, os_seed()?)
+        .map_err(|e| StartError::Node(e.to_string()))?;
     tracing::info!(
         id,
         znodes = node.tree().node_count(),

@@ -294,6 +294,11 @@ impl NodeSnapshot {
         bincode::serde::encode_to_vec(self, bincode::config::standard())
             .expect("the state machine always serialises")
     }
+
+    /// Decodes snapshot bytes (as [`NodeSnapshot::encode`] made them). O(state).
+    pub fn decode(bytes: &[u8]) -> Result<NodeSnapshot, PayloadError> {
+        snapshot_decode(bytes)
+    }
 }
 
 /// Why `Node::new` refused its durable state.
@@ -494,16 +499,36 @@ impl Node {
         durable: DurableState,
         seed: impl Into<Seed>,
     ) -> Result<Node, NodeError> {
+        let state = if durable.snapshot.index > 0 {
+            Some(NodeSnapshot::decode(&durable.snapshot_bytes).map_err(NodeError::Snapshot)?)
+        } else {
+            None
+        };
+        Node::with_state(config, durable, state, seed)
+    }
+
+    /// [`Node::new`] with the snapshot already decoded (`state`, required when
+    /// `durable.snapshot.index > 0`; `durable.snapshot_bytes` is then not read): a runtime
+    /// may decode it on another thread while it reads the log.
+    pub fn with_state(
+        config: NodeConfig,
+        durable: DurableState,
+        state: Option<NodeSnapshot>,
+        seed: impl Into<Seed>,
+    ) -> Result<Node, NodeError> {
         let Seed {
             rng: seed,
             password_secret,
         } = seed.into();
         let tick = NonZeroU64::new(config.tick_ms.max(1)).expect("max(1) is non-zero");
-        let (mut tree, sessions) = if durable.snapshot.index > 0 {
-            let snap = snapshot_decode(&durable.snapshot_bytes).map_err(NodeError::Snapshot)?;
-            (snap.tree, snap.sessions)
-        } else {
-            (DataTree::new(config.tree.clone()), SessionTable::new(tick))
+        let (mut tree, sessions) = match (durable.snapshot.index > 0, state) {
+            (true, Some(snap)) => (snap.tree, snap.sessions),
+            (true, None) => {
+                return Err(NodeError::Snapshot(PayloadError {
+                    reason: "no decoded state for a snapshot".to_owned(),
+                }));
+            }
+            (false, _) => (DataTree::new(config.tree.clone()), SessionTable::new(tick)),
         };
         tree.set_config(config.tree.clone());
         let snapshot = durable.snapshot;

@@ -201,6 +201,38 @@ pub struct TailCut {
     pub padding_only: bool,
 }
 
+/// A store opened up to its snapshot ([`Store::open_staged`]).
+#[derive(Debug)]
+pub struct OpenStaged<F: Files> {
+    store: Store<F>,
+    opened: Opened,
+}
+
+impl<F: Files> OpenStaged<F> {
+    /// The snapshot recovery chose (the default when there is none).
+    pub fn snapshot(&self) -> SnapshotMeta {
+        self.opened.durable.snapshot
+    }
+
+    /// Takes the chosen snapshot's bytes out: `finish` then returns none.
+    pub fn take_snapshot_bytes(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.opened.durable.snapshot_bytes)
+    }
+
+    /// Reads the log after the snapshot (segments one at a time), cuts a torn tail,
+    /// makes the newest segment durable and checks for a lost one: the rest of
+    /// [`Store::open`].
+    pub fn finish(self) -> Result<(Store<F>, Opened), StoreError> {
+        let OpenStaged {
+            mut store,
+            mut opened,
+        } = self;
+        store.open_log(&mut opened)?;
+        store.open_log_head(&mut opened)?;
+        Ok((store, opened))
+    }
+}
+
 /// One log segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Segment {
@@ -398,7 +430,15 @@ impl<F: Files> Store<F> {
     /// the hard state, the newest valid snapshot and the entries after it. Half-written
     /// `.tmp` files are removed and a torn last segment is cut; damage anywhere else is
     /// an error naming the file. Segments are read one at a time.
-    pub fn open(mut files: F, config: StoreConfig) -> Result<(Store<F>, Opened), StoreError> {
+    pub fn open(files: F, config: StoreConfig) -> Result<(Store<F>, Opened), StoreError> {
+        Store::open_staged(files, config)?.finish()
+    }
+
+    /// [`Store::open`] in two stages: this one reads the hard state and chooses the
+    /// snapshot; [`OpenStaged::finish`] then reads the log. Between them a runtime may take
+    /// the snapshot's bytes ([`OpenStaged::take_snapshot_bytes`]) and decode them on
+    /// another thread while the log is read.
+    pub fn open_staged(mut files: F, config: StoreConfig) -> Result<OpenStaged<F>, StoreError> {
         let mut opened = Opened::default();
         let data_names = files.list(Dir::Data)?;
         if data_names.iter().any(|name| name == HARD_STATE_FILE) {
@@ -433,9 +473,7 @@ impl<F: Files> Store<F> {
             scratch: Vec::new(),
         };
         store.open_snapshot(&mut opened)?;
-        store.open_log(&mut opened)?;
-        store.open_log_head(&mut opened)?;
-        Ok((store, opened))
+        Ok(OpenStaged { store, opened })
     }
 
     /// Checks that the newest segment `loghead` names is still there (unless a snapshot
