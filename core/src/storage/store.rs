@@ -41,6 +41,11 @@ pub const HARD_STATE_FILE: &str = "hardstate";
 /// newest segment changes): recovery finds a lost newest segment by it.
 pub const LOG_HEAD_FILE: &str = "loghead";
 
+/// The first line of `loghead` and `logloss`: their name and format version.
+const LOG_HEAD_HEADER: &str = "paddock loghead 1";
+/// See [`LOG_HEAD_HEADER`].
+const LOG_LOSS_HEADER: &str = "paddock logloss 1";
+
 /// File in `Dir::Data` that says the log lost entries the node may have acknowledged
 /// (written when recovery finds the newest segment gone, removed once a leader has
 /// re-synced the node): until then the node neither votes nor leads.
@@ -120,8 +125,9 @@ pub enum ContentError {
         /// The index that should come next.
         expected: u64,
     },
-    /// `loghead` does not name a log segment.
-    #[error("{found:?} is not a log segment name")]
+    /// `loghead` is not `paddock loghead 1` then a log segment's name (another format
+    /// version, or damage).
+    #[error("{found:?} is not \"paddock loghead 1\" then a log segment's name")]
     LogHead {
         /// What it holds.
         found: String,
@@ -482,18 +488,25 @@ impl<F: Files> Store<F> {
     fn open_log_head(&mut self, opened: &mut Opened) -> Result<(), StoreError> {
         let names = self.files.list(Dir::Data)?;
         if names.iter().any(|name| name == LOG_LOSS_FILE) {
+            // Whatever it says (damaged, another version), its presence is the loss.
             let text = self.files.read(Dir::Data, LOG_LOSS_FILE)?;
-            opened.log_lost = Some(String::from_utf8_lossy(&text).trim().to_owned());
+            let text = String::from_utf8_lossy(&text);
+            let reason = text.strip_prefix(LOG_LOSS_HEADER).unwrap_or(&text).trim();
+            opened.log_lost = Some(reason.to_owned());
         } else if names.iter().any(|name| name == LOG_HEAD_FILE) {
             let text = self.files.read(Dir::Data, LOG_HEAD_FILE)?;
-            let head = String::from_utf8_lossy(&text).trim().to_owned();
-            let zxid = head
-                .strip_prefix("log.")
+            let text = String::from_utf8_lossy(&text);
+            let mut lines = text.lines();
+            let (header, head) = (lines.next().unwrap_or(""), lines.next().unwrap_or(""));
+            let head = head.trim().to_owned();
+            let zxid = Some(head.as_str())
+                .filter(|_| header == LOG_HEAD_HEADER)
+                .and_then(|head| head.strip_prefix("log."))
                 .and_then(|hex| u64::from_str_radix(hex, 16).ok())
                 .ok_or_else(|| StoreError::Content {
                     file: format!("data/{LOG_HEAD_FILE}"),
                     source: ContentError::LogHead {
-                        found: head.clone(),
+                        found: text.trim().to_owned(),
                     },
                 })?;
             let covered = zxid <= opened.durable.snapshot.zxid.0;
@@ -503,11 +516,12 @@ impl<F: Files> Store<F> {
                     "the newest log segment log/{head} is missing: the log may lack entries \
                      this server acknowledged"
                 );
+                let text = format!("{LOG_LOSS_HEADER}\n{reason}\n");
                 write_file_atomic(
                     &mut self.files,
                     Dir::Data,
                     LOG_LOSS_FILE,
-                    &[reason.as_bytes()],
+                    &[text.as_bytes()],
                 )?;
                 opened.log_lost = Some(reason);
             }
@@ -520,12 +534,12 @@ impl<F: Files> Store<F> {
     fn log_head_write(&mut self) -> Result<(), StoreError> {
         match self.segments.last() {
             Some(segment) => {
-                let name = segment.name.clone();
+                let text = format!("{LOG_HEAD_HEADER}\n{}\n", segment.name);
                 write_file_atomic(
                     &mut self.files,
                     Dir::Data,
                     LOG_HEAD_FILE,
-                    &[name.as_bytes()],
+                    &[text.as_bytes()],
                 )?;
             }
             None => {
@@ -1192,6 +1206,16 @@ mod tests {
         s.append(None, &entries).unwrap();
         s.sync().unwrap();
         files = s.into_files();
+        let head = files.read(Dir::Data, LOG_HEAD_FILE).unwrap();
+        assert_eq!(head, format!("paddock loghead 1\n{newest}\n").into_bytes());
+        let mut other = files.clone();
+        other.insert(
+            Dir::Data,
+            LOG_HEAD_FILE,
+            format!("paddock loghead 2\n{newest}\n").into_bytes(),
+        );
+        let err = Store::open(other, config()).unwrap_err();
+        assert!(err.to_string().contains("paddock loghead 1"), "{err}");
         assert!(files.lose(Dir::Log, &newest));
         let (s, o) = open(files);
         assert!(o.durable.log_lost);
