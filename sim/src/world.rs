@@ -22,7 +22,7 @@ use crate::history::{AppliedRecord, ClientId, History, fnv1a};
 use crate::net::{Direction, Fate, Network};
 use crate::options::RunOptions;
 use crate::trace::Trace;
-use paddock_core::storage::{FileErrorKind, Injected};
+use paddock_core::storage::{FileError, FileErrorKind, FileOp, Injected, StoreError};
 
 /// Sample a tree digest every this many applied indexes (agreement checks them).
 const DIGEST_EVERY_INDEXES: u64 = 16;
@@ -747,15 +747,18 @@ impl World {
 
     /// A write failed: the server stops as the real one does (its process exits; the
     /// machine, and so the page cache, stays) and restarts after a random downtime.
-    fn disk_failed(&mut self, id: NodeId, error: &paddock_core::storage::StoreError) {
+    fn disk_failed(&mut self, id: NodeId, error: &StoreError) {
         let now = self.now_ms;
         let text = error.to_string();
-        if text.contains("no space") {
-            self.counts.disk_full += 1;
-        } else if text.starts_with("Sync ") {
-            self.counts.fsync_errors += 1;
-        } else {
-            self.counts.write_errors += 1;
+        match error {
+            StoreError::File(FileError {
+                kind: FileErrorKind::NoSpace,
+                ..
+            }) => self.counts.disk_full += 1,
+            StoreError::File(FileError {
+                op: FileOp::Sync, ..
+            }) => self.counts.fsync_errors += 1,
+            _ => self.counts.write_errors += 1,
         }
         self.trace.record(now, id.0, "disk-failed", || text.clone());
         let Some(server) = self.servers.get_mut(&id) else {
