@@ -20,7 +20,7 @@ use paddock_core::replication::{
     DurableState, Entry, Input, Message, MessageBody, Output, ProposeError, Replica,
     ReplicationConfig, Role, SnapshotMeta,
 };
-use paddock_core::storage::{MemFiles, Store, StoreConfig, read_newest_snapshot};
+use paddock_core::storage::{MemFiles, SnapshotPiece, Store, StoreConfig, read_snapshot_piece};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -50,14 +50,15 @@ impl Disk {
         opened.durable
     }
 
-    /// The newest snapshot on disk, read back.
-    fn snapshot(&mut self) -> Option<(SnapshotMeta, Vec<u8>)> {
-        read_newest_snapshot(
-            self.store.files_mut(),
-            &Limits::default(),
-            SnapshotMeta::default(),
-        )
-        .expect("in-memory read")
+    /// A piece of the newest snapshot file on disk, when it covers at least `meta`.
+    fn snapshot_piece(
+        &mut self,
+        meta: SnapshotMeta,
+        offset: u64,
+        bytes_max: u64,
+    ) -> Option<SnapshotPiece> {
+        read_snapshot_piece(self.store.files_mut(), meta, offset, bytes_max)
+            .expect("in-memory read")
     }
 
     /// Performs a write and syncs it.
@@ -201,9 +202,15 @@ fn describe(output: &Output) -> String {
         Output::InstallSnapshot { meta, .. } => {
             format!("install snapshot {}@{}", meta.index, meta.zxid)
         }
-        Output::SendSnapshot { to, epoch, meta } => {
+        Output::SendSnapshot {
+            to,
+            epoch,
+            meta,
+            offset,
+            ..
+        } => {
             format!(
-                "-> n{} e{} snapshot {}@{}",
+                "-> n{} e{} snapshot {}@{} from {offset}",
                 to.0, epoch.0, meta.index, meta.zxid
             )
         }
@@ -363,21 +370,26 @@ impl Cluster {
 
     fn route(&mut self, id: NodeId, output: Output) {
         match output {
-            Output::SendSnapshot { to, epoch, meta } => {
-                // The member's durable snapshot, when it is that one or newer (a runtime
-                // may send a newer one); otherwise the send is lost.
+            Output::SendSnapshot {
+                to,
+                epoch,
+                meta,
+                offset,
+                bytes_max,
+            } => {
+                // A piece of the member's durable snapshot, when it is that one or newer
+                // (a runtime may send a newer one); otherwise the send is lost.
                 let Some(member) = self.members.get_mut(&id) else {
                     return;
                 };
-                let Some((stored, bytes)) = member.disk.snapshot() else {
+                let Some(piece) = member.disk.snapshot_piece(meta, offset, bytes_max) else {
                     return;
                 };
-                if stored.index < meta.index {
-                    return;
-                }
                 let body = MessageBody::Snapshot {
-                    meta: stored,
-                    bytes,
+                    meta: piece.meta,
+                    offset: piece.offset,
+                    total_bytes: piece.total_bytes,
+                    bytes: piece.bytes,
                 };
                 let msg = Message { epoch, body };
                 self.route(id, Output::Send { to, msg });
@@ -802,8 +814,8 @@ fn lagging_follower_catches_up_by_snapshot() {
     assert!(
         member
             .disk
-            .snapshot()
-            .is_some_and(|(meta, _)| meta.index > 50)
+            .snapshot_piece(SnapshotMeta::default(), 0, 64)
+            .is_some_and(|piece| piece.meta.index > 50)
     );
     cluster.run_for(1000);
     cluster.assert_converged(Some(&expected));

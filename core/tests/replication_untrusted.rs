@@ -103,13 +103,23 @@ fn forged(rng: &mut ChaCha8Rng) -> Message {
             commit_index: index(rng),
         },
         8 => MessageBody::HeartbeatReply,
-        _ => MessageBody::Snapshot {
-            meta: SnapshotMeta {
-                index: index(rng),
-                zxid: zxid(rng),
-            },
-            bytes: vec![0; rng.random_range(0..4)],
+        9 => MessageBody::SnapshotReply {
+            index: index(rng),
+            offset: rng.random_range(0..8),
+            received_bytes: rng.random_range(0..8),
         },
+        _ => {
+            let total_bytes = rng.random_range(0..8);
+            MessageBody::Snapshot {
+                meta: SnapshotMeta {
+                    index: index(rng),
+                    zxid: zxid(rng),
+                },
+                offset: rng.random_range(0..=total_bytes),
+                total_bytes,
+                bytes: vec![0; rng.random_range(0..4)],
+            }
+        }
     };
     Message {
         epoch: Epoch(epoch),
@@ -177,13 +187,22 @@ fn run(seed: u64) {
                         queue.push_back((t, Input::Message { from: me, msg }));
                     }
                 }
-                Output::SendSnapshot { to, epoch, meta } => {
-                    // This harness keeps no snapshot bytes: it sends junk ones, which the
-                    // receiving replica passes on without looking.
+                Output::SendSnapshot {
+                    to,
+                    epoch,
+                    meta,
+                    offset,
+                    bytes_max,
+                } => {
+                    // This harness keeps no snapshot files: it frames a one-byte state as
+                    // the storage engine would, and sends the piece asked for.
                     if let Some(t) = (1..=3).position(|id| NodeId(id) == to) {
+                        let piece = snapshot_piece(meta, offset, bytes_max);
                         let body = MessageBody::Snapshot {
                             meta,
-                            bytes: vec![3],
+                            offset,
+                            total_bytes: piece.total_bytes,
+                            bytes: piece.bytes,
                         };
                         let msg = Message { epoch, body };
                         queue.push_back((t, Input::Message { from: me, msg }));
@@ -224,4 +243,19 @@ fn forged_messages_never_panic() {
         let result = std::panic::catch_unwind(|| run(seed));
         assert!(result.is_ok(), "replica panicked (seed {seed})");
     }
+}
+
+/// The piece at `offset` of a snapshot file for `meta` holding a one-byte state.
+fn snapshot_piece(
+    meta: SnapshotMeta,
+    offset: u64,
+    bytes_max: u64,
+) -> paddock_core::storage::SnapshotPiece {
+    let mut files = paddock_core::storage::MemFiles::new();
+    let limits = paddock_core::limits::Limits::default();
+    paddock_core::storage::write_snapshot_file(&mut files, &limits, meta, &[3])
+        .expect("in-memory write");
+    paddock_core::storage::read_snapshot_piece(&mut files, meta, offset, bytes_max)
+        .expect("in-memory read")
+        .expect("the snapshot just written")
 }

@@ -162,7 +162,14 @@ fn peer() {
                 index: 3,
                 zxid: Zxid::new(Epoch(2), 1),
             },
+            offset: 0,
+            total_bytes: 8,
             bytes: b"snapshot".to_vec(),
+        },
+        MessageBody::SnapshotReply {
+            index: 3,
+            offset: 0,
+            received_bytes: 8,
         },
     ];
     for body in bodies {

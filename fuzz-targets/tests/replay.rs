@@ -109,6 +109,8 @@ fn peer_length_field_cannot_force_allocation() {
                 index: 1,
                 zxid: Zxid(1),
             },
+            offset: 0,
+            total_bytes: 0,
             bytes: Vec::new(),
         },
     });

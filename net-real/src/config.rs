@@ -64,6 +64,13 @@ pub struct ZooCfg {
     /// spelling): `user:base64(sha1(user:password))`; a session that authenticates with
     /// that digest credential is the super user, whom no ACL stops.
     pub super_digest: Option<String>,
+    /// `paddock.peerMessageBytesMax` (Paddock's own): the most bytes of entries in one
+    /// replication message, and of snapshot in one piece; a peer frame may add
+    /// `PEER_MESSAGE_OVERHEAD_BYTES` to it, and a longer one closes its connection. At
+    /// least what one transaction may take (1 MiB, or `jute.maxbuffer` plus 64 KiB when
+    /// that is more), at most 1 GiB. Default 16 MiB. Snapshots of any size travel in
+    /// pieces of this size.
+    pub peer_message_bytes_max: u32,
 }
 
 /// One `server.N=host:peerPort:electionPort[:participant|:observer][;[clientHost:]clientPort]` line.
@@ -284,9 +291,37 @@ fn build(
             "a request count (0 or more)",
         )?,
         super_digest: super_digest(raw)?,
+        peer_message_bytes_max: peer_message_bytes_max(raw, jute_max_buffer_bytes)?,
     };
     warn_unknown(raw, warnings);
     Ok(cfg)
+}
+
+/// Largest `paddock.peerMessageBytesMax`.
+const PEER_MESSAGE_BYTES_MAX_LIMIT: u32 = 1 << 30;
+
+fn peer_message_bytes_max(
+    raw: &BTreeMap<String, (usize, String)>,
+    jute_max_buffer_bytes: u32,
+) -> Result<u32, ConfigError> {
+    const KEY: &str = "paddock.peerMessageBytesMax";
+    let default =
+        u32::try_from(paddock_core::replication::MESSAGE_BYTES_MAX_DEFAULT).unwrap_or(u32::MAX);
+    let value: u32 = number(raw, KEY, Some(default), "a byte count")?;
+    let least = jute_max_buffer_bytes
+        .saturating_add(paddock_core::limits::RECORD_TXN_OVERHEAD_BYTES)
+        .max(1 << 20);
+    if !(least..=PEER_MESSAGE_BYTES_MAX_LIMIT).contains(&value) {
+        return Err(error(
+            line_of(raw, KEY),
+            KEY,
+            format!(
+                "{value} is out of range: at least {least} (one transaction of jute.maxbuffer \
+                 with its overhead, or 1 MiB) and at most {PEER_MESSAGE_BYTES_MAX_LIMIT}"
+            ),
+        ));
+    }
+    Ok(value)
 }
 
 /// Spellings of the super digest key (with and without ZooKeeper's `zookeeper.` prefix).
@@ -341,6 +376,7 @@ const KEYS_KNOWN: &[&str] = &[
     "globalOutstandingLimit",
     "DigestAuthenticationProvider.superDigest",
     "zookeeper.DigestAuthenticationProvider.superDigest",
+    "paddock.peerMessageBytesMax",
 ];
 
 fn warn_unknown(raw: &BTreeMap<String, (usize, String)>, warnings: &mut Vec<ConfigWarning>) {

@@ -9,7 +9,7 @@
 //! On any I/O error the thread reports [`DiskEvent::Failed`] and stops: a node that cannot
 //! persist must not acknowledge anything more, so the runtime shuts down.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -70,54 +70,101 @@ pub fn encode_snapshot_then_write(
     );
 }
 
-/// Sends `to` this server's durable snapshot for `Output::PeerSnapshot`, in the
-/// background ([`run_in_background`]): the file is read back, checked and encoded there,
-/// so the event loop never copies or encodes hundreds of megabytes. At most one such send
-/// runs per peer (`sending` holds the peers being sent one; a request while one runs is
-/// dropped, and the node retries if that send is lost). A file that cannot be read or is
-/// damaged is logged and the send dropped: the node retries, and the next snapshot it
-/// takes replaces the file.
-pub fn send_snapshot_in_background(
-    (to, epoch, meta): (NodeId, Epoch, SnapshotMeta),
+/// One `Output::PeerSnapshot`: a piece of the snapshot file to send a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PieceRequest {
+    /// The receiver.
+    pub to: NodeId,
+    /// The epoch the message carries.
+    pub epoch: Epoch,
+    /// The snapshot asked for (the newest file is sent when it is newer).
+    pub meta: SnapshotMeta,
+    /// Where the piece starts in the file.
+    pub offset: u64,
+    /// Most bytes in the piece.
+    pub bytes_max: u64,
+}
+
+/// The peers a background thread is sending snapshot pieces to, each with the request
+/// it is to serve next (the newest asked while it was busy).
+pub type PieceSenders = Arc<Mutex<BTreeMap<NodeId, Option<PieceRequest>>>>;
+
+/// Sends a peer a piece of this server's durable snapshot for `Output::PeerSnapshot`, in
+/// the background ([`run_in_background`]): the piece (up to `message_bytes_max`, 16 MiB
+/// by default) is read and encoded there, so the event loop never copies snapshot bytes.
+/// At most one thread serves each peer; a request while it runs waits in `senders` (the
+/// newest replacing an older one: the node asks for one piece at a time) and the thread
+/// serves it next. A file that cannot be read is logged and the send dropped: the node
+/// asks again after its retry time, and the next snapshot it takes replaces the file.
+pub fn send_snapshot_piece_in_background(
+    request: PieceRequest,
     files: SnapshotFiles,
     peers: Peers,
-    sending: &Arc<Mutex<BTreeSet<NodeId>>>,
+    senders: &PieceSenders,
 ) {
-    let started = sending.lock().is_ok_and(|mut sending| sending.insert(to));
-    if !started {
+    let Ok(mut busy) = senders.lock() else {
+        return;
+    };
+    if let Some(next) = busy.get_mut(&request.to) {
+        *next = Some(request);
         return;
     }
-    let sending = Arc::clone(sending);
+    busy.insert(request.to, None);
+    drop(busy);
+    let senders = Arc::clone(senders);
     run_in_background(
         "paddock-snapshot-send",
         (files, peers),
         move |(mut files, peers)| {
-            match files.read_newest(meta) {
-                Ok(Some((stored, bytes))) => {
-                    tracing::info!(
-                        peer = to.0,
-                        index = stored.index,
-                        bytes = bytes.len(),
-                        "sending a snapshot"
-                    );
-                    peers.send(to, &PeerMessage::snapshot(epoch, stored, bytes));
+            let mut request = request;
+            loop {
+                send_snapshot_piece(request, &mut files, &peers);
+                let Ok(mut busy) = senders.lock() else {
+                    return;
+                };
+                match busy.get_mut(&request.to).and_then(Option::take) {
+                    Some(next) => request = next,
+                    None => {
+                        busy.remove(&request.to);
+                        return;
+                    }
                 }
-                Ok(None) => {
-                    tracing::debug!(
-                        peer = to.0,
-                        index = meta.index,
-                        "no snapshot file that new yet; the node retries"
-                    );
-                }
-                Err(error) => {
-                    tracing::warn!(peer = to.0, %error, "cannot read the snapshot to send; the node retries");
-                }
-            }
-            if let Ok(mut sending) = sending.lock() {
-                sending.remove(&to);
             }
         },
     );
+}
+
+fn send_snapshot_piece(request: PieceRequest, files: &mut SnapshotFiles, peers: &Peers) {
+    let PieceRequest {
+        to,
+        epoch,
+        meta,
+        offset,
+        bytes_max,
+    } = request;
+    match files.read_piece(meta, offset, bytes_max) {
+        Ok(Some(piece)) => {
+            if offset == 0 {
+                tracing::info!(
+                    peer = to.0,
+                    index = piece.meta.index,
+                    bytes = piece.total_bytes,
+                    "sending a snapshot"
+                );
+            }
+            peers.send(to, &PeerMessage::snapshot_piece(epoch, piece));
+        }
+        Ok(None) => {
+            tracing::debug!(
+                peer = to.0,
+                index = meta.index,
+                "no snapshot file that new yet; the node retries"
+            );
+        }
+        Err(error) => {
+            tracing::warn!(peer = to.0, %error, "cannot read the snapshot to send; the node retries");
+        }
+    }
 }
 
 /// Runs `work(value)` on a short-lived thread named `name` at a lower priority

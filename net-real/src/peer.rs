@@ -3,9 +3,11 @@
 //! Each server dials every other one and uses that outbound connection only to send;
 //! what arrives on the connections others dialled is only read. A connection starts with
 //! a handshake, `[magic "PDKPEER1"][u32 protocol version][u64 sender id]`, then carries
-//! frames `[u32 length][PeerMessage in bincode]` (so at most [`PEER_FRAME_BYTES_MAX`]). A
-//! message that does not decode, a wrong version or an unknown sender closes that
-//! connection with a log line; nothing a peer sends can panic the server.
+//! frames `[u32 length][PeerMessage in bincode]`, each at most the frame limit given to
+//! [`Peers::start`] (`paddock.peerMessageBytesMax` and a fixed overhead: snapshots travel
+//! in pieces, so no message needs more). A longer frame, a message that does not decode,
+//! a wrong version or an unknown sender closes that connection with a log line; nothing a
+//! peer sends can panic the server.
 //!
 //! Loss is fine (replication retransmits), so sending never blocks the event loop: each
 //! link has a bounded queue and a message that does not fit is dropped. A link that
@@ -30,12 +32,8 @@ pub const PEER_MAGIC: [u8; 8] = *b"PDKPEER1";
 pub const PEER_PROTOCOL_VERSION: u32 = 1;
 /// Bytes of the handshake: magic, version, sender id.
 pub const PEER_HANDSHAKE_BYTES: usize = 8 + 4 + 8;
-/// Largest peer frame accepted, in bytes: what its `u32` length can say. A snapshot
-/// travels in one message, so this bounds the state a follower can catch up from by
-/// snapshot (10^6 znodes of 128 B are ~224 MB). A frame's buffer grows with the bytes
-/// that arrive ([`PEER_READ_CHUNK_BYTES`] at a time), never with the length it claims.
-pub const PEER_FRAME_BYTES_MAX: u32 = u32::MAX;
-/// How much a frame's buffer grows at a time while its bytes arrive.
+/// How much a frame's buffer grows at a time while its bytes arrive: a frame's buffer
+/// grows with the bytes that arrive, never with the length it claims.
 pub const PEER_READ_CHUNK_BYTES: usize = 4 * 1024 * 1024;
 /// Messages queued per link while it is busy or down, in messages.
 pub const PEER_QUEUE_MESSAGES_MAX: usize = 4096;
@@ -52,16 +50,20 @@ pub type Inbound = SyncSender<crate::server::Event>;
 #[derive(Debug, Clone)]
 pub struct Peers {
     links: BTreeMap<NodeId, SyncSender<Vec<u8>>>,
+    /// The longest frame sent or accepted.
+    frame_bytes_max: u32,
 }
 
 impl Peers {
-    /// Starts the listener on `listen` and one dialling link per entry of `others`.
-    /// Threads stop once `stop` is set (the listener within a poll interval). Fails when
-    /// a thread cannot be started (the threads already started stop with `stop`).
+    /// Starts the listener on `listen` and one dialling link per entry of `others`;
+    /// frames longer than `frame_bytes_max` are neither sent nor accepted. Threads stop
+    /// once `stop` is set (the listener within a poll interval). Fails when a thread
+    /// cannot be started (the threads already started stop with `stop`).
     pub fn start(
         id: NodeId,
         listen: TcpListener,
         others: BTreeMap<NodeId, String>,
+        frame_bytes_max: u32,
         inbound: Inbound,
         stop: Arc<AtomicBool>,
     ) -> std::io::Result<Peers> {
@@ -69,7 +71,7 @@ impl Peers {
         let listen_stop = stop.clone();
         thread::Builder::new()
             .name("peer-listen".into())
-            .spawn(move || listen_loop(listen, known, inbound, listen_stop))?;
+            .spawn(move || listen_loop(listen, known, frame_bytes_max, inbound, listen_stop))?;
         let mut links = BTreeMap::new();
         for (peer, address) in others {
             let (tx, rx) = sync_channel(PEER_QUEUE_MESSAGES_MAX);
@@ -79,15 +81,29 @@ impl Peers {
                 .spawn(move || dial_loop(id, peer, address, rx, link_stop))?;
             links.insert(peer, tx);
         }
-        Ok(Peers { links })
+        Ok(Peers {
+            links,
+            frame_bytes_max,
+        })
     }
 
-    /// Queues `msg` for `to`; drops it when the link's queue is full or `to` is unknown.
+    /// Queues `msg` for `to`; drops it when the link's queue is full, `to` is unknown, or
+    /// it is longer than a frame may be (the peer would close the connection on it).
     pub fn send(&self, to: NodeId, msg: &PeerMessage) {
         let Some(link) = self.links.get(&to) else {
             return;
         };
-        match link.try_send(msg.encode()) {
+        let bytes = msg.encode();
+        if bytes.len() > self.frame_bytes_max as usize {
+            tracing::warn!(
+                peer = to.0,
+                bytes = bytes.len(),
+                limit = self.frame_bytes_max,
+                "peer message longer than a frame may be; dropped"
+            );
+            return;
+        }
+        match link.try_send(bytes) {
             Ok(()) | Err(TrySendError::Disconnected(_)) => {}
             Err(TrySendError::Full(_)) => {
                 tracing::debug!(peer = to.0, "peer queue full; message dropped");
@@ -142,7 +158,13 @@ pub fn handshake_decode(
     Ok(id)
 }
 
-fn listen_loop(listener: TcpListener, known: Vec<NodeId>, inbound: Inbound, stop: Arc<AtomicBool>) {
+fn listen_loop(
+    listener: TcpListener,
+    known: Vec<NodeId>,
+    frame_bytes_max: u32,
+    inbound: Inbound,
+    stop: Arc<AtomicBool>,
+) {
     // Non-blocking accept polled every few ms, so the thread sees `stop`.
     if let Err(error) = listener.set_nonblocking(true) {
         tracing::error!(%error, "peer listener cannot poll");
@@ -156,7 +178,9 @@ fn listen_loop(listener: TcpListener, known: Vec<NodeId>, inbound: Inbound, stop
                 let stop = stop.clone();
                 let spawned = thread::Builder::new()
                     .name("peer-read".into())
-                    .spawn(move || read_connection(stream, addr, &known, &inbound, &stop));
+                    .spawn(move || {
+                        read_connection(stream, addr, &known, frame_bytes_max, &inbound, &stop)
+                    });
                 if let Err(error) = spawned {
                     tracing::warn!(%error, "cannot start a peer reader");
                 }
@@ -176,6 +200,7 @@ fn read_connection(
     stream: TcpStream,
     addr: SocketAddr,
     known: &[NodeId],
+    frame_bytes_max: u32,
     inbound: &Inbound,
     stop: &AtomicBool,
 ) {
@@ -198,14 +223,13 @@ fn read_connection(
     };
     tracing::debug!(peer = from.0, %addr, "peer connected");
     loop {
-        let mut length = [0u8; 4];
-        if read_exact_until_stop(&mut reader, &mut length, stop).is_err() {
-            return;
-        }
-        // Every length a `u32` can say is within PEER_FRAME_BYTES_MAX.
-        let length = u32::from_le_bytes(length);
-        let Ok(payload) = read_frame_payload(&mut reader, length as usize, stop) else {
-            return;
+        let payload = match read_frame(&mut reader, frame_bytes_max, stop) {
+            Ok(payload) => payload,
+            Err(error) if error.kind() == io::ErrorKind::InvalidData => {
+                tracing::warn!(peer = from.0, %error, "peer frame refused; closing");
+                return;
+            }
+            Err(_) => return,
         };
         match PeerMessage::decode(&payload) {
             Ok(msg) => {
@@ -219,6 +243,25 @@ fn read_connection(
             }
         }
     }
+}
+
+/// Reads one frame's length and payload; a length above `frame_bytes_max` is an
+/// `InvalidData` error before any of its payload is read.
+fn read_frame(
+    reader: &mut impl Read,
+    frame_bytes_max: u32,
+    stop: &AtomicBool,
+) -> io::Result<Vec<u8>> {
+    let mut length = [0u8; 4];
+    read_exact_until_stop(reader, &mut length, stop)?;
+    let length = u32::from_le_bytes(length);
+    if length > frame_bytes_max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame of {length} bytes is above the limit of {frame_bytes_max}"),
+        ));
+    }
+    read_frame_payload(reader, length as usize, stop)
 }
 
 /// Reads a frame's `length` bytes into a buffer that grows by at most
@@ -400,8 +443,26 @@ mod tests {
             .collect();
         let read = read_frame_payload(&mut &sent[..], sent.len(), &stop).unwrap();
         assert_eq!(read, sent);
-        let error = read_frame_payload(&mut &[1u8; 10][..], PEER_FRAME_BYTES_MAX as usize, &stop)
-            .unwrap_err();
+        let error = read_frame_payload(&mut &[1u8; 10][..], u32::MAX as usize, &stop).unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    // A frame is bounded: a length above the limit is refused before its payload is
+    // read; one at the limit is read.
+    #[test]
+    fn frame_above_the_limit_is_refused() {
+        let stop = AtomicBool::new(false);
+        let mut at_limit = 16u32.to_le_bytes().to_vec();
+        at_limit.extend_from_slice(&[7; 16]);
+        assert_eq!(
+            read_frame(&mut &at_limit[..], 16, &stop).unwrap(),
+            vec![7; 16]
+        );
+        let error = read_frame(&mut &at_limit[..], 15, &stop).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+        assert!(
+            error.to_string().contains("above the limit of 15"),
+            "{error}"
+        );
     }
 }

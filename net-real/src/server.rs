@@ -47,16 +47,16 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, channel, sync_channel};
-use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use paddock_core::ids::{ConnId, NodeId, SessionId};
 use paddock_core::limits::{Limits, RECORD_TXN_OVERHEAD_BYTES};
 use paddock_core::node::{Input, Node, NodeConfig, Output, PeerMessage, Persist, Seed};
-use paddock_core::replication::Role;
+use paddock_core::replication::{PEER_MESSAGE_OVERHEAD_BYTES, Role, SNAPSHOT_FRAMING_BYTES_MAX};
 use paddock_core::wire::{ConnectionStart, FourLetterWord, OpCode, classify_connection_start};
 
 use crate::client_io::{
@@ -208,11 +208,23 @@ pub fn node_config(cfg: &ZooCfg, id: u64) -> Result<NodeConfig, StartError> {
         cfg.jute_max_buffer_bytes
             .saturating_add(RECORD_TXN_OVERHEAD_BYTES),
     );
+    config.replication.message_bytes_max = u64::from(cfg.peer_message_bytes_max);
+    config.replication.snapshot_bytes_max = config
+        .limits
+        .snapshot_bytes_max
+        .saturating_add(SNAPSHOT_FRAMING_BYTES_MAX);
     config
         .replication
         .validate()
         .map_err(|e| StartError::Config(e.to_string()))?;
     Ok(config)
+}
+
+/// The longest peer frame this server sends or accepts: a replication message of
+/// `paddock.peerMessageBytesMax` and its overhead.
+fn peer_frame_bytes_max(cfg: &ZooCfg) -> u32 {
+    let overhead = u32::try_from(PEER_MESSAGE_OVERHEAD_BYTES).unwrap_or(u32::MAX);
+    cfg.peer_message_bytes_max.saturating_add(overhead)
 }
 
 fn limits(cfg: &ZooCfg) -> Result<Limits, StartError> {
@@ -356,6 +368,7 @@ pub fn start(cfg: ZooCfg) -> Result<ServerHandle, StartError> {
             NodeId(id),
             listener,
             others,
+            peer_frame_bytes_max(&cfg),
             events_tx.clone(),
             stop.clone(),
         )
@@ -664,8 +677,9 @@ struct EventLoop {
     disk_thread: JoinHandle<()>,
     /// Where snapshot files are written (by the snapshot thread) and read back to send.
     snapshot_files: SnapshotFiles,
-    /// Peers a background thread is sending a snapshot ([`disk::send_snapshot_in_background`]).
-    snapshot_sends: Arc<Mutex<BTreeSet<NodeId>>>,
+    /// Peers a background thread is sending snapshot pieces
+    /// ([`disk::send_snapshot_piece_in_background`]).
+    snapshot_sends: disk::PieceSenders,
     /// Persist requests not yet handed to the disk thread ([`EventLoop::outputs_flush`]).
     disk_pending: Vec<DiskRequest>,
     /// When outputs were last handed over.
@@ -1063,16 +1077,24 @@ impl EventLoop {
                     peers.send(to, &msg);
                 }
             }
-            Output::PeerSnapshot { to, epoch, meta } => {
+            Output::PeerSnapshot {
+                to,
+                epoch,
+                meta,
+                offset,
+                bytes_max,
+            } => {
                 if let Some(peers) = &self.peers {
+                    let request = disk::PieceRequest {
+                        to,
+                        epoch,
+                        meta,
+                        offset,
+                        bytes_max,
+                    };
                     let files = self.snapshot_files.clone();
                     let sends = &self.snapshot_sends;
-                    disk::send_snapshot_in_background(
-                        (to, epoch, meta),
-                        files,
-                        peers.clone(),
-                        sends,
-                    );
+                    disk::send_snapshot_piece_in_background(request, files, peers.clone(), sends);
                 }
             }
             Output::ToClient { conn, bytes } => {

@@ -14,8 +14,8 @@ use paddock_core::limits::Limits;
 use paddock_core::node::{NodeSnapshot, PayloadError};
 use paddock_core::replication::{DurableState, SnapshotMeta};
 use paddock_core::storage::{
-    Dir, FileError, FileErrorKind, FileOp, Files, Store, StoreConfig, StoreError,
-    read_newest_snapshot, write_snapshot_file,
+    Dir, FileError, FileErrorKind, FileOp, Files, SnapshotPiece, Store, StoreConfig, StoreError,
+    read_snapshot_piece, write_snapshot_file,
 };
 
 /// Open handles kept at most (the current segment and a snapshot being written are the
@@ -58,7 +58,7 @@ impl Clone for OsFiles {
     }
 }
 
-fn file_error(op: FileOp, dir: Dir, name: &str) -> impl FnOnce(io::Error) -> FileError + '_ {
+fn file_error(op: FileOp, dir: Dir, name: &str) -> impl Fn(io::Error) -> FileError + '_ {
     move |error| {
         let kind = match error.kind() {
             io::ErrorKind::NotFound => FileErrorKind::NotFound,
@@ -130,6 +130,22 @@ impl Files for OsFiles {
 
     fn read(&mut self, dir: Dir, name: &str) -> Result<Vec<u8>, FileError> {
         fs::read(self.path(dir, name)).map_err(file_error(FileOp::Read, dir, name))
+    }
+
+    fn read_at(
+        &mut self,
+        dir: Dir,
+        name: &str,
+        offset: u64,
+        len: usize,
+    ) -> Result<(Vec<u8>, u64), FileError> {
+        let failed = file_error(FileOp::Read, dir, name);
+        let file = File::open(self.path(dir, name)).map_err(&failed)?;
+        let file_len = file.metadata().map_err(&failed)?.len();
+        let wanted = file_len.saturating_sub(offset).min(len as u64);
+        let mut bytes = vec![0; usize::try_from(wanted).unwrap_or(0)];
+        file.read_exact_at(&mut bytes, offset).map_err(failed)?;
+        Ok((bytes, file_len))
     }
 
     fn create(&mut self, dir: Dir, name: &str) -> Result<(), FileError> {
@@ -332,12 +348,15 @@ impl SnapshotFiles {
         write_snapshot_file(&mut self.files, &self.limits, meta, bytes)
     }
 
-    /// The newest snapshot file, read back and checked, when it covers at least `meta`.
-    pub fn read_newest(
+    /// Up to `bytes_max` bytes from `offset` of the newest snapshot file, when it covers
+    /// at least `meta` (what a follower is sent, one piece at a time).
+    pub fn read_piece(
         &mut self,
         meta: SnapshotMeta,
-    ) -> Result<Option<(SnapshotMeta, Vec<u8>)>, StoreError> {
-        read_newest_snapshot(&mut self.files, &self.limits, meta)
+        offset: u64,
+        bytes_max: u64,
+    ) -> Result<Option<SnapshotPiece>, StoreError> {
+        read_snapshot_piece(&mut self.files, meta, offset, bytes_max)
     }
 }
 
@@ -347,6 +366,7 @@ mod tests {
     use super::*;
     use paddock_core::ids::{Epoch, NodeId, Zxid};
     use paddock_core::replication::{Entry, HardState};
+    use paddock_core::storage::snapshot_file_unframe;
     use paddock_core::storage::{RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES, snapshot_name};
 
     fn entry(index: u64, epoch: u64, counter: u64) -> Entry {
@@ -499,15 +519,40 @@ mod tests {
         assert_eq!(d.snapshot, meta);
         assert_eq!(d.snapshot_bytes, b"state");
         assert_eq!(d.entries, vec![entry(3, 1, 3)]);
+        // Read back in pieces of 7 bytes, the file is whole again and checks.
+        let mut file = Vec::new();
+        loop {
+            let piece = files
+                .read_piece(meta, file.len() as u64, 7)
+                .unwrap()
+                .unwrap();
+            assert_eq!(piece.meta, meta);
+            assert!(piece.bytes.len() <= 7);
+            file.extend_from_slice(&piece.bytes);
+            if file.len() as u64 == piece.total_bytes {
+                break;
+            }
+        }
+        let limit = Limits::default().snapshot_bytes_max;
         assert_eq!(
-            files.read_newest(meta).unwrap(),
+            snapshot_file_unframe(file.clone(), limit),
             Some((meta, b"state".to_vec()))
         );
+        let newer = SnapshotMeta {
+            index: 3,
+            zxid: Zxid(1 << 32 | 3),
+        };
+        assert_eq!(
+            files.read_piece(newer, 0, 7).unwrap(),
+            None,
+            "none that new"
+        );
+        // A damaged file still reads in pieces; the follower's check refuses it.
         let path = dir.join(snapshot_name(meta.zxid));
         let mut bytes = fs::read(&path).unwrap();
         let last = bytes.len() - 1;
         bytes[last] ^= 0x01;
-        fs::write(&path, bytes).unwrap();
-        assert_eq!(files.read_newest(meta).unwrap(), None);
+        fs::write(&path, &bytes).unwrap();
+        assert_eq!(snapshot_file_unframe(bytes, limit), None);
     }
 }

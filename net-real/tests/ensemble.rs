@@ -29,7 +29,7 @@ impl Drop for Member {
     }
 }
 
-fn write_configs(root: &Path) -> Vec<Member> {
+fn write_configs(root: &Path, extra: &str) -> Vec<Member> {
     let ports: Vec<(u16, u16, u16)> = (0..3)
         .map(|_| (free_port(), free_port(), free_port()))
         .collect();
@@ -49,7 +49,7 @@ fn write_configs(root: &Path) -> Vec<Member> {
                 &cfg,
                 format!(
                     "tickTime=200\ndataDir={}\nclientPort={client_port}\n\
-                     clientPortAddress=127.0.0.1\nsnapCount=10\n{servers}",
+                     clientPortAddress=127.0.0.1\n{extra}{servers}",
                     dir.display()
                 ),
             )
@@ -128,7 +128,7 @@ fn peer_port_garbage(addr: &str) {
 #[test]
 fn three_nodes_survive_leader_kill_and_rejoin_by_snapshot() {
     let root = temp_dir("ensemble");
-    let mut members = write_configs(&root);
+    let mut members = write_configs(&root, "snapCount=10\n");
     for m in members.iter_mut() {
         start(m);
     }
@@ -183,6 +183,74 @@ fn three_nodes_survive_leader_kill_and_rejoin_by_snapshot() {
     }
 }
 
+fn wipe_keeping_myid(dir: &Path) {
+    for item in std::fs::read_dir(dir).unwrap() {
+        let path = item.unwrap().path();
+        if path.file_name().unwrap() != "myid" {
+            if path.is_dir() {
+                std::fs::remove_dir_all(path).unwrap();
+            } else {
+                std::fs::remove_file(path).unwrap();
+            }
+        }
+    }
+}
+
+fn snapshot_files(dir: &Path) -> Vec<u64> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name().to_str().unwrap().starts_with("snapshot."))
+        .map(|e| e.metadata().unwrap().len())
+        .collect()
+}
+
+// A snapshot larger than a peer message travels in pieces: with messages capped at
+// 1 MiB (`paddock.peerMessageBytesMax`, the smallest allowed), a follower restarted with
+// an empty disk catches up from a leader whose log no longer reaches back to the start
+// (over 8 MiB of writes, so the log kept behind its snapshot is cut), by a snapshot of
+// over 12 MB that no single peer frame could carry.
+#[test]
+fn follower_catches_up_by_a_snapshot_larger_than_a_peer_message() {
+    const LIMIT: u64 = 1 << 20;
+    let root = temp_dir("ensemble-pieces");
+    let extra =
+        format!("snapCount=20\njute.maxbuffer=262144\npaddock.peerMessageBytesMax={LIMIT}\n");
+    let mut members = write_configs(&root, &extra);
+    for m in members.iter_mut() {
+        start(m);
+    }
+    let first = leader(&members);
+    let behind = (first + 1) % 3;
+    members[behind].child.take().unwrap().kill().unwrap();
+    let mut c = connect(&members[first].client_addr);
+    let value = vec![7u8; 200_000];
+    for i in 0..64 {
+        c.create(&format!("/big{i}"), &value, 0).unwrap();
+    }
+    c.create("/last", b"done", 0).unwrap();
+    c.close().unwrap();
+
+    wipe_keeping_myid(&members[behind].dir);
+    start(&mut members[behind]);
+    read_eventually(&members[behind].client_addr, "/last", b"done");
+    let leader_now = leader(&members);
+    let sizes = snapshot_files(&members[behind].dir);
+    assert!(
+        sizes.iter().any(|len| *len > LIMIT + 64 * 1024),
+        "the caught-up server holds no snapshot larger than a peer frame: {sizes:?}"
+    );
+    let leader_log =
+        std::fs::read_to_string(members[leader_now].dir.with_extension("log")).unwrap();
+    assert!(
+        leader_log.contains("sending a snapshot"),
+        "the leader sent no snapshot; its log:\n{leader_log}"
+    );
+    let mut c = connect(&members[behind].client_addr);
+    assert_eq!(c.get("/big63", false).unwrap().0, value);
+    c.close().unwrap();
+}
+
 /// Connects to `peer_addr` claiming to be member `claimed`, sends `msg` in one frame and
 /// keeps the connection open a moment, as an attacker on the peer port could. Returns the
 /// number of bytes written.
@@ -228,7 +296,7 @@ fn all_serving(members: &[Member]) {
 #[test]
 fn forged_epoch_on_the_peer_port_does_not_wedge_the_ensemble() {
     let root = temp_dir("forged-epoch");
-    let mut members = write_configs(&root);
+    let mut members = write_configs(&root, "snapCount=10\n");
     for m in members.iter_mut() {
         start(m);
     }

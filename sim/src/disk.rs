@@ -17,7 +17,7 @@ use paddock_core::limits::Limits;
 use paddock_core::node::{Input, Persist};
 use paddock_core::replication::{DurableState, SnapshotMeta};
 use paddock_core::storage::{
-    Dir, Injected, MemFiles, Store, StoreConfig, StoreError, read_newest_snapshot,
+    Dir, Injected, MemFiles, SnapshotPiece, Store, StoreConfig, StoreError, read_snapshot_piece,
 };
 use rand::RngExt;
 
@@ -158,13 +158,17 @@ impl SimDisk {
         Ok(inputs)
     }
 
-    /// The newest snapshot file, read back and checked as a runtime does for
+    /// A piece of the newest snapshot file, read as a runtime does for
     /// `Output::PeerSnapshot`, when it covers at least `meta`.
-    pub fn snapshot_read(&mut self, meta: SnapshotMeta) -> Option<(SnapshotMeta, Vec<u8>)> {
-        let limits = self.config.limits.clone();
+    pub fn snapshot_piece(
+        &mut self,
+        meta: SnapshotMeta,
+        offset: u64,
+        bytes_max: u64,
+    ) -> Option<SnapshotPiece> {
         match &mut self.state {
-            State::Open(store) => read_newest_snapshot(store.files_mut(), &limits, meta),
-            State::Closed(files) => read_newest_snapshot(files, &limits, meta),
+            State::Open(store) => read_snapshot_piece(store.files_mut(), meta, offset, bytes_max),
+            State::Closed(files) => read_snapshot_piece(files, meta, offset, bytes_max),
         }
         .ok()
         .flatten()

@@ -212,9 +212,25 @@ fn peer_message_digest(msg: &PeerMessage) -> u64 {
                 ]),
                 MessageBody::Heartbeat { commit_index } => digest_of(&[7, epoch, *commit_index]),
                 MessageBody::HeartbeatReply => digest_of(&[8, epoch]),
-                MessageBody::Snapshot { meta, bytes } => {
-                    digest_of(&[9, epoch, meta.index, meta.zxid.0, bytes.len() as u64])
-                }
+                MessageBody::Snapshot {
+                    meta,
+                    offset,
+                    total_bytes,
+                    bytes,
+                } => digest_of(&[
+                    9,
+                    epoch,
+                    meta.index,
+                    meta.zxid.0,
+                    *offset,
+                    *total_bytes,
+                    bytes.len() as u64,
+                ]),
+                MessageBody::SnapshotReply {
+                    index,
+                    offset,
+                    received_bytes,
+                } => digest_of(&[14, epoch, *index, *offset, *received_bytes]),
             }
         }
         PeerMessage::Forward {
@@ -259,8 +275,13 @@ fn peer_message_details(msg: &PeerMessage) -> String {
                         zxids.join(",")
                     )
                 }
-                MessageBody::Snapshot { meta, bytes } => format!(
-                    "Snapshot index={} zxid={} bytes={}",
+                MessageBody::Snapshot {
+                    meta,
+                    offset,
+                    total_bytes,
+                    bytes,
+                } => format!(
+                    "Snapshot index={} zxid={} piece={offset}+{}/{total_bytes}",
                     meta.index,
                     meta.zxid,
                     bytes.len()

@@ -27,6 +27,10 @@ use paddock_core::storage::{FileError, FileErrorKind, FileOp, Injected, StoreErr
 /// Sample a tree digest every this many applied indexes (agreement checks them).
 const DIGEST_EVERY_INDEXES: u64 = 16;
 
+/// The simulated servers' `ReplicationConfig::message_bytes_max`: far below the default
+/// 16 MiB, so that snapshots of the simulated trees go in pieces.
+pub const SIM_MESSAGE_BYTES_MAX: u64 = 1024;
+
 /// Events one run may process per client operation: a healthy 1000-op run of 5 servers
 /// with every fault takes 30 000 to 280 000 (seeds 0..1000); a run that keeps producing
 /// events without virtual time advancing (a livelock) stops at its budget and fails.
@@ -232,6 +236,10 @@ impl World {
             // A short tail of log behind each snapshot (a few dozen entries), so that
             // followers back from a crash or a partition are often sent a snapshot.
             config.snapshot_log_kept_bytes = 4 * 1024;
+            // Small messages: the simulated trees' snapshots (a few KiB) travel in several
+            // pieces, so loss, reordering and crashes hit transfers mid-way, and appends
+            // are cut by bytes as well as by count.
+            config.replication.message_bytes_max = SIM_MESSAGE_BYTES_MAX;
             config.replication.zxid_counter_max = zxid_counter_max;
             #[cfg(feature = "planted-bugs")]
             config.plant_bug(options.bug.as_deref().and_then(|name| name.parse().ok()));
@@ -554,16 +562,22 @@ impl World {
                     );
                 }
             }
-            Output::PeerSnapshot { to, epoch, meta } => {
-                // As the real server does: the snapshot file read back from this disk
-                // (checksummed), when it is the one asked for or newer.
+            Output::PeerSnapshot {
+                to,
+                epoch,
+                meta,
+                offset,
+                bytes_max,
+            } => {
+                // As the real server does: a piece of the snapshot file read from this
+                // disk, when it is the one asked for or newer.
                 let stored = self
                     .servers
                     .get_mut(&id)
-                    .and_then(|server| server.disk.snapshot_read(meta));
+                    .and_then(|server| server.disk.snapshot_piece(meta, offset, bytes_max));
                 match stored {
-                    Some((stored, bytes)) => {
-                        let msg = PeerMessage::snapshot(epoch, stored, bytes);
+                    Some(piece) => {
+                        let msg = PeerMessage::snapshot_piece(epoch, piece);
                         self.route(id, Output::Peer { to, msg });
                     }
                     _ => self.trace.record(now, id.0, "snapshot-unavailable", || {

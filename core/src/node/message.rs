@@ -133,10 +133,11 @@ fn bincode_config() -> impl bincode::config::Config {
 
 /// The largest allocation a peer message of `input_bytes` may make its decoder claim:
 /// [`PEER_DECODE_BYTES_MIN`], or the smallest tier of 256 MiB, 1 GiB or 4 GiB at least
-/// the input's size. A snapshot travels in one message, so a message may be gigabytes;
-/// but bincode allocates some claimed lengths (strings) before reading them, so the limit
-/// grows with the bytes actually received: a forged length in a small message claims at
-/// most 64 MiB, in any message at most four times its size.
+/// the input's size. Peer messages are bounded by `ReplicationConfig::message_bytes_max`
+/// (16 MiB by default; snapshots travel in pieces of that size), which an operator may
+/// raise; bincode allocates some claimed lengths (strings) before reading them, so the
+/// limit grows with the bytes actually received: a forged length in a small message
+/// claims at most 64 MiB, in any message at most four times its size.
 pub const PEER_DECODE_BYTES_MIN: usize = 64 * 1024 * 1024;
 
 /// Encodes a peer message (no limit: it is ours).
@@ -206,12 +207,23 @@ impl Proposal {
 }
 
 impl PeerMessage {
-    /// The message that carries a snapshot to another server, as the runtime builds it for
-    /// `Output::PeerSnapshot` from the snapshot's durable bytes.
-    pub fn snapshot(epoch: Epoch, meta: replication::SnapshotMeta, bytes: Vec<u8>) -> PeerMessage {
+    /// The message that carries a piece of a snapshot file to another server, as the
+    /// runtime builds it for `Output::PeerSnapshot` from the snapshot's durable bytes.
+    pub fn snapshot_piece(epoch: Epoch, piece: crate::storage::SnapshotPiece) -> PeerMessage {
+        let crate::storage::SnapshotPiece {
+            meta,
+            offset,
+            total_bytes,
+            bytes,
+        } = piece;
         PeerMessage::Replication(replication::Message {
             epoch,
-            body: replication::MessageBody::Snapshot { meta, bytes },
+            body: replication::MessageBody::Snapshot {
+                meta,
+                offset,
+                total_bytes,
+                bytes,
+            },
         })
     }
 
@@ -233,19 +245,21 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    // A snapshot travels in one peer message: one of a large tree (10^6 znodes of 128 B
-    // is ~224 MB) must decode on the follower. The decoder's limit used to be 64 MiB,
-    // so a follower could not catch up by snapshot from a tree of more than ~300 000
-    // znodes. (The transport bounds each message's bytes; decoding allocates no more
-    // than the bytes it is given.)
+    // A snapshot travels in pieces of up to `message_bytes_max` (16 MiB by default):
+    // one piece of that size round-trips through the peer codec.
     #[test]
-    fn a_large_snapshot_message_round_trips() {
+    fn a_snapshot_piece_round_trips() {
         let meta = replication::SnapshotMeta {
             index: 7,
             zxid: crate::ids::Zxid(7),
         };
-        let bytes = vec![5u8; 80 * 1024 * 1024];
-        let msg = PeerMessage::snapshot(Epoch(1), meta, bytes);
+        let piece = crate::storage::SnapshotPiece {
+            meta,
+            offset: 32 * 1024 * 1024,
+            total_bytes: 100 * 1024 * 1024,
+            bytes: vec![5u8; 16 * 1024 * 1024],
+        };
+        let msg = PeerMessage::snapshot_piece(Epoch(1), piece);
         let encoded = msg.encode();
         assert_eq!(PeerMessage::decode(&encoded).unwrap(), msg);
     }

@@ -6,6 +6,19 @@ use std::collections::BTreeSet;
 
 use crate::ids::NodeId;
 
+/// Default for [`ReplicationConfig::message_bytes_max`]: 16 MiB.
+pub const MESSAGE_BYTES_MAX_DEFAULT: u64 = 16 * 1024 * 1024;
+
+/// What a peer message may hold beyond `message_bytes_max` of payloads or snapshot:
+/// its header and, per entry, index, zxid and length (64 entries of 26 bytes at most,
+/// with room to spare). A transport caps a peer frame at
+/// `message_bytes_max + PEER_MESSAGE_OVERHEAD_BYTES`.
+pub const PEER_MESSAGE_OVERHEAD_BYTES: u64 = 64 * 1024;
+
+/// What a snapshot file holds beyond the node's bytes (header, index, checksum), rounded
+/// up generously.
+pub const SNAPSHOT_FRAMING_BYTES_MAX: u64 = 4096;
+
 /// The membership and bounds one replica runs with. All replicas of an ensemble must
 /// agree on `voters` and `observers` (there is no reconfiguration yet).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +47,16 @@ pub struct ReplicationConfig {
     /// Largest payload of one proposal, in bytes. Default 1 MiB (ZooKeeper's
     /// `jute.maxbuffer`).
     pub payload_bytes_max: u32,
+    /// Most bytes of entry payloads in one `Append`, and most bytes of snapshot in one
+    /// `Snapshot` piece: what bounds a peer message (the transport adds a fixed
+    /// overhead, [`PEER_MESSAGE_OVERHEAD_BYTES`]). An entry larger than this travels
+    /// alone, so a transport's frame limit must allow `payload_bytes_max` too (the
+    /// server's config requires it). Default 16 MiB.
+    pub message_bytes_max: u64,
+    /// Largest snapshot file a follower accepts from a leader, in bytes: what it may be
+    /// made to hold while a snapshot arrives. Default 4 GiB and a little (the storage
+    /// engine's own limit, `Limits::snapshot_bytes_max`, plus the file's framing).
+    pub snapshot_bytes_max: u64,
     /// Highest zxid counter a leader assigns in one epoch. A leader whose counter is used
     /// up steps down so that an election starts a new epoch, as ZooKeeper does on zxid
     /// rollover. Default `u32::MAX`; tests lower it to make rollovers happen.
@@ -94,6 +117,9 @@ impl ReplicationConfig {
             messages_in_flight_max: 8,
             proposals_uncommitted_max: 4096,
             payload_bytes_max: 1024 * 1024,
+            message_bytes_max: MESSAGE_BYTES_MAX_DEFAULT,
+            snapshot_bytes_max: crate::limits::SNAPSHOT_BYTES_MAX_DEFAULT
+                + SNAPSHOT_FRAMING_BYTES_MAX,
             zxid_counter_max: u32::MAX,
             #[cfg(feature = "planted-bugs")]
             bug: None,
@@ -138,6 +164,7 @@ impl ReplicationConfig {
             ),
             ("proposals_uncommitted_max", self.proposals_uncommitted_max),
             ("zxid_counter_max", u64::from(self.zxid_counter_max)),
+            ("message_bytes_max", self.message_bytes_max),
         ];
         if let Some((key, _)) = bounds.iter().find(|(_, value)| *value == 0) {
             return Err(ReplicationConfigError::ZeroBound { key });

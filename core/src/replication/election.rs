@@ -109,7 +109,9 @@ impl Replica {
             MessageBody::PreVote { .. } | MessageBody::Vote { .. } => {
                 self.election_on_request(from, &msg, out)
             }
-            MessageBody::AppendReply(_) | MessageBody::HeartbeatReply => {}
+            MessageBody::AppendReply(_)
+            | MessageBody::HeartbeatReply
+            | MessageBody::SnapshotReply { .. } => {}
         }
         Ok(())
     }

@@ -9,9 +9,18 @@
 use crate::ids::{NodeId, Zxid};
 
 use super::{
-    AppendOutcome, Entry, Message, MessageBody, MessageError, Output, Replica, RoleState,
-    SnapshotMeta, StepError,
+    AppendOutcome, Entry, IncomingSnapshot, Message, MessageBody, MessageError, Output, Replica,
+    RoleState, SnapshotMeta, StepError,
 };
+
+/// One `MessageBody::Snapshot` as it arrived.
+struct SnapshotPiece {
+    epoch: crate::ids::Epoch,
+    meta: SnapshotMeta,
+    offset: u64,
+    total_bytes: u64,
+    bytes: Vec<u8>,
+}
 
 impl Replica {
     /// Handles a message in the current epoch while following (or observing).
@@ -45,10 +54,21 @@ impl Replica {
                 self.send(from, MessageBody::HeartbeatReply, out);
                 Ok(())
             }
-            MessageBody::Snapshot { meta, bytes } => {
+            MessageBody::Snapshot {
+                meta,
+                offset,
+                total_bytes,
+                bytes,
+            } => {
                 self.follower_leader_contact(from);
-                self.follower_on_snapshot(from, meta, bytes, out);
-                Ok(())
+                let piece = SnapshotPiece {
+                    epoch: msg.epoch,
+                    meta,
+                    offset,
+                    total_bytes,
+                    bytes,
+                };
+                self.follower_on_snapshot_piece(from, piece, out)
             }
             MessageBody::PreVote { .. } | MessageBody::Vote { .. } => {
                 self.election_on_request(from, &msg, out);
@@ -57,7 +77,8 @@ impl Replica {
             MessageBody::PreVoteReply { .. }
             | MessageBody::VoteReply { .. }
             | MessageBody::AppendReply(_)
-            | MessageBody::HeartbeatReply => Ok(()),
+            | MessageBody::HeartbeatReply
+            | MessageBody::SnapshotReply { .. } => Ok(()),
         }
     }
 
@@ -159,6 +180,91 @@ impl Replica {
             self.log.append(entry);
         }
         Ok(())
+    }
+
+    /// A piece of a snapshot from the leader. Pieces are gathered in order into
+    /// `snapshot_incoming` (one transfer at a time, from one leader in one epoch, bounded
+    /// by `snapshot_bytes_max`) and each is answered with how much is held, so the
+    /// leader sends the next one, or resumes from there after a loss. A piece that
+    /// does not follow what is held is not taken; its answer tells the leader where to
+    /// go on (0 when nothing of that snapshot is held). The last piece completes the
+    /// file, which must check (framing, checksum, the index and zxid it claims) before
+    /// anything changes here.
+    fn follower_on_snapshot_piece(
+        &mut self,
+        from: NodeId,
+        piece: SnapshotPiece,
+        out: &mut Vec<Output>,
+    ) -> Result<(), StepError> {
+        if piece.meta.index <= self.commit_index {
+            self.snapshot_incoming = None;
+            self.follower_reply_accepted(from, out);
+            return Ok(());
+        }
+        if piece.total_bytes > self.config.snapshot_bytes_max {
+            return Err(MessageError::SnapshotTooLarge {
+                total_bytes: piece.total_bytes,
+                limit: self.config.snapshot_bytes_max,
+            }
+            .into());
+        }
+        let key = (from, piece.epoch, piece.meta, piece.total_bytes);
+        let held = match &mut self.snapshot_incoming {
+            Some(incoming) if incoming.key() == key => incoming,
+            _ if piece.offset == 0 => self.snapshot_incoming.insert(IncomingSnapshot {
+                from,
+                epoch: piece.epoch,
+                meta: piece.meta,
+                total_bytes: piece.total_bytes,
+                bytes: Vec::new(),
+            }),
+            _ => {
+                let reply = MessageBody::SnapshotReply {
+                    index: piece.meta.index,
+                    offset: piece.offset,
+                    received_bytes: 0,
+                };
+                self.send(from, reply, out);
+                return Ok(());
+            }
+        };
+        if piece.offset == held.bytes.len() as u64 {
+            held.bytes.extend_from_slice(&piece.bytes);
+        }
+        let received_bytes = held.bytes.len() as u64;
+        if received_bytes < held.total_bytes {
+            let reply = MessageBody::SnapshotReply {
+                index: piece.meta.index,
+                offset: piece.offset,
+                received_bytes,
+            };
+            self.send(from, reply, out);
+            return Ok(());
+        }
+        let Some(complete) = self.snapshot_incoming.take() else {
+            return Ok(());
+        };
+        match crate::storage::snapshot_file_unframe(complete.bytes, self.config.snapshot_bytes_max)
+        {
+            Some((meta, bytes)) if meta == complete.meta => {
+                self.follower_on_snapshot(from, meta, bytes, out);
+                Ok(())
+            }
+            // The leader's file or the transfer was damaged: start over, and refuse the
+            // message (counted and logged by the owner).
+            _ => {
+                let reply = MessageBody::SnapshotReply {
+                    index: piece.meta.index,
+                    offset: piece.offset,
+                    received_bytes: 0,
+                };
+                self.send(from, reply, out);
+                Err(MessageError::SnapshotDamaged {
+                    index: piece.meta.index,
+                }
+                .into())
+            }
+        }
     }
 
     /// The snapshot replaces our log when it covers more than we have committed.

@@ -85,12 +85,14 @@ pub enum Output {
         /// The message.
         msg: Message,
     },
-    /// Send member `to` this replica's durable snapshot at `meta` as
-    /// `Message { epoch, body: MessageBody::Snapshot { meta, bytes } }`, reading its bytes
-    /// from where the runtime made them durable (a snapshot the owner offered with
-    /// `Replica::snapshot_offer`, or one installed from a leader). The runtime may send a
-    /// newer durable snapshot of this member instead (its own `meta`), and may drop the
-    /// send when it has neither: loss is tolerated, the replica retries.
+    /// Send member `to` one piece of this replica's durable snapshot file at `meta`:
+    /// `Message { epoch, body: MessageBody::Snapshot { meta, offset, total_bytes, bytes } }`
+    /// with at most `bytes_max` bytes of the file from `offset`, read from where the
+    /// runtime made it durable (a snapshot the owner offered with
+    /// `Replica::snapshot_offer`, or one installed from a leader; the storage engine's
+    /// `read_snapshot_piece`). The runtime may send a piece of a newer durable snapshot
+    /// of this member instead (its own `meta`: the follower then starts that one from 0),
+    /// and may drop the send when it has neither: loss is tolerated, the replica retries.
     SendSnapshot {
         /// The receiver.
         to: NodeId,
@@ -98,6 +100,10 @@ pub enum Output {
         epoch: Epoch,
         /// The snapshot to send.
         meta: SnapshotMeta,
+        /// Where in the snapshot file the piece starts.
+        offset: u64,
+        /// Most bytes in the piece (`ReplicationConfig::message_bytes_max`).
+        bytes_max: u64,
     },
     /// Make `hard_state` durable, then report `Input::HardStatePersisted`. Messages that
     /// depend on it are held inside the replica until then.

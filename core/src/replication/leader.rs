@@ -166,6 +166,11 @@ impl Replica {
                     self.leader_send_append(from, true, out);
                 }
             }
+            MessageBody::SnapshotReply {
+                offset,
+                received_bytes,
+                ..
+            } => self.leader_on_snapshot_reply(from, offset, received_bytes, out),
             MessageBody::PreVote { .. } | MessageBody::Vote { .. } => {
                 self.election_on_request(from, &msg, out)
             }
@@ -281,17 +286,13 @@ impl Replica {
         let body = match self.log.zxid_at(prev_index) {
             None => {
                 pr.become_snapshot(snapshot.index, now_ms);
-                let epoch = self.hard_state.epoch;
-                let send = Output::SendSnapshot {
-                    to,
-                    epoch,
-                    meta: snapshot,
-                };
-                self.send_output(send, out);
+                self.leader_send_snapshot_piece(to, 0, out);
                 return true;
             }
             Some(prev_zxid) => {
-                let entries = self.log.slice(prev_index + 1, entries_max);
+                let entries =
+                    self.log
+                        .slice(prev_index + 1, entries_max, self.config.message_bytes_max);
                 if entries.is_empty() && !allow_empty {
                     return false;
                 }
@@ -311,8 +312,39 @@ impl Replica {
         true
     }
 
+    /// Asks the runtime to send `to` the piece of the snapshot file from `offset`.
+    fn leader_send_snapshot_piece(&mut self, to: NodeId, offset: u64, out: &mut Vec<Output>) {
+        let send = Output::SendSnapshot {
+            to,
+            epoch: self.hard_state.epoch,
+            meta: self.snapshot_send,
+            offset,
+            bytes_max: self.config.message_bytes_max,
+        };
+        self.send_output(send, out);
+    }
+
+    /// The follower answered a snapshot piece: send the next one from where it stands.
+    /// (The last piece is answered with `AppendReply` once the snapshot is durable.)
+    pub(super) fn leader_on_snapshot_reply(
+        &mut self,
+        from: NodeId,
+        offset: u64,
+        received_bytes: u64,
+        out: &mut Vec<Output>,
+    ) {
+        let now_ms = self.now_ms;
+        let next = self
+            .leader_progress(from)
+            .and_then(|pr| pr.on_snapshot_reply(offset, received_bytes, now_ms));
+        if let Some((_, next_offset)) = next {
+            self.leader_send_snapshot_piece(from, next_offset, out);
+        }
+    }
+
     /// Heartbeat timer: tell every follower we are alive and how far it may commit;
-    /// retry snapshots that got no answer.
+    /// send again snapshot pieces that got no answer (from where the follower stands, so
+    /// a transfer cut by a dropped connection resumes rather than starting over).
     pub(super) fn leader_heartbeat(&mut self, out: &mut Vec<Output>) {
         let (commit_index, now_ms) = (self.commit_index, self.now_ms);
         let retry_after_ms = self.config.election_timeout_ms_max;
@@ -320,11 +352,15 @@ impl Replica {
             return;
         };
         let mut beats = Vec::with_capacity(state.progress.len());
+        let mut pieces = Vec::new();
         for (id, pr) in state.progress.iter_mut() {
-            if let ProgressState::Snapshot { sent_at_ms, .. } = pr.state
-                && now_ms >= sent_at_ms + retry_after_ms
+            if let ProgressState::Snapshot {
+                offset, sent_at_ms, ..
+            } = &mut pr.state
+                && now_ms >= *sent_at_ms + retry_after_ms
             {
-                pr.become_probe(pr.next_index);
+                *sent_at_ms = now_ms;
+                pieces.push((*id, *offset));
             }
             let known_index = commit_index.min(pr.match_index);
             pr.commit_sent_index = pr.commit_sent_index.max(known_index);
@@ -332,6 +368,9 @@ impl Replica {
         }
         for (id, commit_index) in beats {
             self.send(id, MessageBody::Heartbeat { commit_index }, out);
+        }
+        for (id, offset) in pieces {
+            self.leader_send_snapshot_piece(id, offset, out);
         }
         self.timers
             .insert(Timer::Heartbeat, now_ms + self.config.heartbeat_interval_ms);

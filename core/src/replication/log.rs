@@ -71,8 +71,10 @@ impl ReplicaLog {
         self.entries.get(usize::try_from(offset).ok()?)
     }
 
-    /// Up to `count_max` entries starting at `from` (clones), fewer at the end of the log.
-    pub(crate) fn slice(&self, from: u64, count_max: u64) -> Vec<Entry> {
+    /// Up to `count_max` entries starting at `from` (clones), fewer at the end of the log
+    /// or where their payloads would add up to more than `bytes_max` (the first entry is
+    /// always included, so a follower is never starved by one large entry).
+    pub(crate) fn slice(&self, from: u64, count_max: u64, bytes_max: u64) -> Vec<Entry> {
         assert!(
             from > self.snapshot.index,
             "slice from {from} reaches into the snapshot at {}",
@@ -80,10 +82,16 @@ impl ReplicaLog {
         );
         let offset = usize::try_from(from - self.snapshot.index - 1).unwrap_or(usize::MAX);
         let count = usize::try_from(count_max).unwrap_or(usize::MAX);
+        let mut bytes = 0u64;
         self.entries
             .iter()
             .skip(offset)
             .take(count)
+            .take_while(|entry| {
+                let first = bytes == 0;
+                bytes = bytes.saturating_add(entry.payload.len() as u64).max(1);
+                first || bytes <= bytes_max
+            })
             .cloned()
             .collect()
     }
@@ -220,8 +228,26 @@ mod tests {
         assert_eq!(log.zxid_at(6).map(Zxid::epoch), Some(Epoch(1)));
         assert_eq!(log.zxid_at(4), None);
         assert_eq!(log.zxid_at(9), None);
-        assert_eq!(log.slice(7, 10).len(), 2);
-        assert_eq!(log.slice(6, 1)[0].index, 6);
+        assert_eq!(log.slice(7, 10, u64::MAX).len(), 2);
+        assert_eq!(log.slice(6, 1, u64::MAX)[0].index, 6);
+    }
+
+    // An append is bounded in payload bytes too, but always carries at least one entry
+    // (an entry above the bound would otherwise never be sent).
+    #[test]
+    fn slice_is_bounded_in_bytes_with_at_least_one_entry() {
+        let mut log = log_of(0, &[1, 1, 1, 1]);
+        for entry in &mut log.entries {
+            entry.payload = vec![0; 10];
+        }
+        assert_eq!(log.slice(1, 10, 25).len(), 2);
+        assert_eq!(log.slice(1, 10, 30).len(), 3);
+        assert_eq!(
+            log.slice(1, 10, 3).len(),
+            1,
+            "one entry even above the bound"
+        );
+        assert_eq!(log.slice(2, 2, u64::MAX).len(), 2, "the count bound holds");
     }
 
     // The tail kept behind a cut is bounded in bytes: entries are counted back from

@@ -108,14 +108,34 @@ pub enum MessageBody {
     /// Follower to leader: the heartbeat arrived (feeds check-quorum and resumes probes);
     /// also sent with the receiver's epoch to answer a message from a stale epoch.
     HeartbeatReply,
-    /// Leader to follower: the state machine at `meta`, because the follower needs
-    /// entries the leader has compacted away.
+    /// Leader to follower: a piece of the snapshot file at `meta` (the storage engine's
+    /// bytes, header and checksum included), because the follower needs entries the
+    /// leader has compacted away. A snapshot travels in pieces of at most
+    /// `ReplicationConfig::message_bytes_max`, one at a time: the follower answers each
+    /// with `SnapshotReply`, and once it holds all `total_bytes` and they check, installs
+    /// it and answers `AppendReply`.
     Snapshot {
         /// What the snapshot covers.
         meta: SnapshotMeta,
-        /// The serialised state machine, opaque to replication.
+        /// Where in the file `bytes` start.
+        offset: u64,
+        /// The whole file's length.
+        total_bytes: u64,
+        /// The file's bytes from `offset`, opaque to replication.
         #[serde(with = "crate::bytes::vec")]
         bytes: Vec<u8>,
+    },
+    /// Follower to leader: how much of the snapshot at `index` it holds, in answer to the
+    /// piece at `offset`. The leader goes on from `received_bytes`: after a lost piece or
+    /// a dropped connection a transfer resumes where it stopped, and a follower that lost
+    /// what it held (a restart, another snapshot) answers 0.
+    SnapshotReply {
+        /// The index of the snapshot the piece belonged to.
+        index: u64,
+        /// The offset of the piece answered.
+        offset: u64,
+        /// How many bytes of that snapshot the follower holds, from the start.
+        received_bytes: u64,
     },
 }
 
@@ -204,6 +224,31 @@ pub enum MessageError {
         /// The highest epoch this replica would adopt now.
         ceiling: Epoch,
     },
+    /// A snapshot piece reaches beyond the length it claims for the whole file.
+    #[error("snapshot piece of {piece_bytes} bytes at {offset} is outside a file of {total_bytes}")]
+    SnapshotPieceOutside {
+        /// Where the piece starts.
+        offset: u64,
+        /// Its length.
+        piece_bytes: usize,
+        /// The file length claimed.
+        total_bytes: u64,
+    },
+    /// A snapshot arrived whole but does not check (framing, checksum, or another
+    /// index or zxid than its pieces claimed); the transfer starts over.
+    #[error("the snapshot at index {index} arrived damaged")]
+    SnapshotDamaged {
+        /// The index its pieces claimed.
+        index: u64,
+    },
+    /// A snapshot is larger than this member accepts (`ReplicationConfig::snapshot_bytes_max`).
+    #[error("snapshot of {total_bytes} bytes is above the limit {limit}")]
+    SnapshotTooLarge {
+        /// The file length claimed.
+        total_bytes: u64,
+        /// The configured limit.
+        limit: u64,
+    },
     /// An `Append` would make a follower drop an entry it knows is committed or that the
     /// same leader already confirmed: only a faulty leader sends that.
     #[error("append conflicts with confirmed entry {index}")]
@@ -244,6 +289,7 @@ impl Message {
             }) => (*rejected_index).max(*hint_index),
             MessageBody::Heartbeat { commit_index } => *commit_index,
             MessageBody::Snapshot { meta, .. } => meta.index,
+            MessageBody::SnapshotReply { index, .. } => *index,
             MessageBody::PreVoteReply { .. }
             | MessageBody::VoteReply { .. }
             | MessageBody::HeartbeatReply => 0,
@@ -265,7 +311,22 @@ impl Message {
                 entries_per_message_max,
                 payload_bytes_max,
             ),
-            MessageBody::Snapshot { meta, .. } => validate_epoch(meta.zxid, self.epoch),
+            MessageBody::Snapshot {
+                meta,
+                offset,
+                total_bytes,
+                bytes,
+            } => {
+                let end = offset.checked_add(bytes.len() as u64);
+                if end.is_none_or(|end| end > *total_bytes) {
+                    return Err(MessageError::SnapshotPieceOutside {
+                        offset: *offset,
+                        piece_bytes: bytes.len(),
+                        total_bytes: *total_bytes,
+                    });
+                }
+                validate_epoch(meta.zxid, self.epoch)
+            }
             MessageBody::PreVote { last_zxid, .. } | MessageBody::Vote { last_zxid, .. } => {
                 validate_epoch(*last_zxid, self.epoch)
             }
@@ -273,7 +334,8 @@ impl Message {
             | MessageBody::VoteReply { .. }
             | MessageBody::AppendReply(_)
             | MessageBody::Heartbeat { .. }
-            | MessageBody::HeartbeatReply => Ok(()),
+            | MessageBody::HeartbeatReply
+            | MessageBody::SnapshotReply { .. } => Ok(()),
         }
     }
 }

@@ -34,7 +34,10 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::ids::{Epoch, NodeId, Zxid};
 
-pub use config::{ReplicationConfig, ReplicationConfigError};
+pub use config::{
+    MESSAGE_BYTES_MAX_DEFAULT, PEER_MESSAGE_OVERHEAD_BYTES, ReplicationConfig,
+    ReplicationConfigError, SNAPSHOT_FRAMING_BYTES_MAX,
+};
 pub use interface::{
     CompactError, DurableState, FollowerStatus, HardState, Input, Output, ProposeError,
     ReplicaError, Role, Status, StepError,
@@ -129,6 +132,23 @@ impl LeaderState {
     }
 }
 
+/// A snapshot file arriving from a leader in pieces: the bytes from its start so far.
+#[derive(Debug)]
+struct IncomingSnapshot {
+    from: NodeId,
+    epoch: Epoch,
+    meta: SnapshotMeta,
+    total_bytes: u64,
+    bytes: Vec<u8>,
+}
+
+impl IncomingSnapshot {
+    /// What a piece must match to continue this transfer.
+    fn key(&self) -> (NodeId, Epoch, SnapshotMeta, u64) {
+        (self.from, self.epoch, self.meta, self.total_bytes)
+    }
+}
+
 /// One member's replication state machine. See the module documentation.
 #[derive(Debug)]
 pub struct Replica {
@@ -178,6 +198,8 @@ pub struct Replica {
     epoch_base: Epoch,
     started_ms: u64,
     messages_refused: u64,
+    /// The snapshot a leader is sending in pieces, as far as it arrived (followers only).
+    snapshot_incoming: Option<IncomingSnapshot>,
     /// Started with a lost log (`DurableState::log_lost`) and not yet re-synced: this
     /// member neither votes nor campaigns, since its log may lack entries it
     /// acknowledged (a vote from it could elect a leader without a committed entry).
@@ -243,6 +265,7 @@ impl Replica {
             started_ms: 0,
             messages_refused: 0,
             resync_needed: log_lost,
+            snapshot_incoming: None,
             snapshot_send: snapshot,
             log,
             config,
@@ -620,6 +643,8 @@ impl Replica {
             // A new epoch has a new leader whose log is not yet known to match ours.
             self.match_known_index = self.commit_index;
             self.ack_sent_index = 0;
+            // A snapshot arriving from the old epoch's leader will not be finished.
+            self.snapshot_incoming = None;
         }
         self.hard_state = hard_state;
     }
@@ -731,7 +756,7 @@ impl Replica {
             let from = self.persist_requested_index + 1;
             let entries = self
                 .log
-                .slice(from, last_index - self.persist_requested_index);
+                .slice(from, last_index - self.persist_requested_index, u64::MAX);
             if let Some(last) = entries.last() {
                 if self.persist_reports.len() >= PERSIST_REPORTS_MAX {
                     self.persist_reports.pop_front();
@@ -770,7 +795,7 @@ impl Replica {
         }
         let entries = self
             .log
-            .slice(self.applied_index + 1, upto - self.applied_index);
+            .slice(self.applied_index + 1, upto - self.applied_index, u64::MAX);
         assert_eq!(
             entries.last().map(|e| e.index),
             Some(upto),

@@ -20,11 +20,15 @@ pub(crate) enum ProgressState {
     },
     /// The follower matches up to `match_index`; appends are pipelined.
     Replicate,
-    /// A snapshot was sent; wait for its acknowledgement.
+    /// A snapshot is being sent, one piece at a time; wait for its acknowledgement.
     Snapshot {
         /// The index the snapshot covers.
         index: u64,
-        /// When it was sent, in milliseconds; retried after an election timeout.
+        /// Where the piece in flight starts: the follower's `SnapshotReply` to it moves
+        /// the transfer on, and a piece that got no answer is sent again from here.
+        offset: u64,
+        /// When the piece in flight was sent, in milliseconds; sent again after an
+        /// election timeout without an answer.
         sent_at_ms: u64,
     },
 }
@@ -126,13 +130,39 @@ impl Progress {
         self.in_flight.clear();
     }
 
-    /// Records that a snapshot covering `index` was sent at `now_ms`.
+    /// Records that the first piece of a snapshot covering `index` was sent at `now_ms`.
     pub(crate) fn become_snapshot(&mut self, index: u64, now_ms: u64) {
         self.state = ProgressState::Snapshot {
             index,
+            offset: 0,
             sent_at_ms: now_ms,
         };
         self.in_flight.clear();
+    }
+
+    /// The follower answered the snapshot piece at `offset` holding `received_bytes`:
+    /// returns where the next piece starts, or `None` for an answer to a piece no longer
+    /// in flight (a duplicate or a late one), which changes nothing.
+    pub(crate) fn on_snapshot_reply(
+        &mut self,
+        offset: u64,
+        received_bytes: u64,
+        now_ms: u64,
+    ) -> Option<(u64, u64)> {
+        let ProgressState::Snapshot {
+            index,
+            offset: in_flight,
+            sent_at_ms,
+        } = &mut self.state
+        else {
+            return None;
+        };
+        if *in_flight != offset {
+            return None;
+        }
+        *in_flight = received_bytes;
+        *sent_at_ms = now_ms;
+        Some((*index, received_bytes))
     }
 
     /// A heartbeat reply shows the follower is alive: resume a paused probe, and free one
@@ -201,6 +231,14 @@ mod tests {
         let mut p = Progress::new(1);
         p.become_snapshot(10, 0);
         assert!(p.is_paused(8));
+        assert_eq!(p.on_snapshot_reply(0, 100, 5), Some((10, 100)));
+        assert_eq!(
+            p.on_snapshot_reply(0, 100, 6),
+            None,
+            "a duplicate answer to a piece no longer in flight changes nothing"
+        );
+        assert_eq!(p.on_snapshot_reply(100, 150, 7), Some((10, 150)));
+        assert!(p.is_paused(8), "pieces do not open the append pipeline");
         assert!(p.on_accepted(10));
         assert_eq!(p.state, ProgressState::Probe { paused: false });
         assert_eq!(p.next_index, 11);

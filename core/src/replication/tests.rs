@@ -853,7 +853,9 @@ fn follower_behind_the_log_is_sent_the_snapshot_by_reference() {
         vec![&Output::SendSnapshot {
             to: NodeId(2),
             epoch: Epoch(2),
-            meta: snapshot
+            meta: snapshot,
+            offset: 0,
+            bytes_max: MESSAGE_BYTES_MAX_DEFAULT,
         }]
     );
     assert!(
@@ -929,4 +931,235 @@ fn member_with_a_lost_log_waits_for_a_leader_to_resync_it() {
         }),
         "{out:?}"
     );
+}
+
+fn piece_sends(out: &[Output]) -> Vec<(NodeId, u64)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::SendSnapshot { to, offset, .. } => Some((*to, *offset)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn snapshot_reply(offset: u64, received_bytes: u64) -> Message {
+    msg(
+        2,
+        MessageBody::SnapshotReply {
+            index: 4,
+            offset,
+            received_bytes,
+        },
+    )
+}
+
+// A snapshot goes in pieces, one in flight: each answer moves the transfer to where the
+// follower stands, a duplicate answer sends nothing, and a piece that got no answer
+// (lost, or its connection dropped) is sent again from the same offset after the retry
+// time: the transfer resumes instead of starting over. The last piece is answered by an
+// acknowledgement, which ends the transfer.
+#[test]
+fn snapshot_pieces_are_paced_by_answers_and_resume_after_a_loss() {
+    let snapshot = SnapshotMeta {
+        index: 4,
+        zxid: Zxid::new(Epoch(1), 4),
+    };
+    let durable = DurableState {
+        hard_state: HardState {
+            epoch: Epoch(1),
+            voted_for: None,
+        },
+        snapshot,
+        entries: vec![entry(5, 1, 5)],
+        ..DurableState::default()
+    };
+    let (mut r, now_ms) = leader_of_three(durable);
+    let reject = AppendOutcome::Rejected {
+        rejected_index: 5,
+        hint_index: 0,
+        hint_epoch: Epoch(0),
+    };
+    let out = deliver(&mut r, now_ms, 2, msg(2, MessageBody::AppendReply(reject)));
+    assert_eq!(piece_sends(&out), vec![(NodeId(2), 0)]);
+    let out = deliver(&mut r, now_ms + 1, 2, snapshot_reply(0, 100));
+    assert_eq!(piece_sends(&out), vec![(NodeId(2), 100)]);
+    let out = deliver(&mut r, now_ms + 2, 2, snapshot_reply(0, 100));
+    assert_eq!(
+        piece_sends(&out),
+        vec![],
+        "a duplicate answer sends nothing"
+    );
+    // The piece at 100 is lost: heartbeats go on, and after the retry time (the
+    // election timeout's upper bound) it is sent again from 100, not from 0.
+    let mut out = Vec::new();
+    r.step(now_ms + 50, Input::Tick, &mut out).unwrap();
+    assert_eq!(piece_sends(&out), vec![]);
+    let mut out = Vec::new();
+    r.step(now_ms + 2 + 200, Input::Tick, &mut out).unwrap();
+    assert_eq!(piece_sends(&out), vec![(NodeId(2), 100)]);
+    let out = deliver(&mut r, now_ms + 210, 2, snapshot_reply(100, 150));
+    assert_eq!(piece_sends(&out), vec![(NodeId(2), 150)]);
+    let accepted = AppendOutcome::Accepted { match_index: 4 };
+    let out = deliver(
+        &mut r,
+        now_ms + 211,
+        2,
+        msg(2, MessageBody::AppendReply(accepted)),
+    );
+    assert!(piece_sends(&out).is_empty());
+    assert_eq!(
+        appends_to(&out, 2),
+        vec![(4, vec![5, 6])],
+        "after the snapshot, entries follow: {out:?}"
+    );
+}
+
+/// A snapshot file of `bytes` at `meta`, as the storage engine writes it.
+fn snapshot_file(meta: SnapshotMeta, bytes: &[u8]) -> Vec<u8> {
+    let mut files = crate::storage::MemFiles::new();
+    let limits = crate::limits::Limits::default();
+    crate::storage::write_snapshot_file(&mut files, &limits, meta, bytes).unwrap();
+    let piece = crate::storage::read_snapshot_piece(&mut files, meta, 0, u64::MAX)
+        .unwrap()
+        .unwrap();
+    assert_eq!(piece.meta, meta);
+    assert_eq!(piece.total_bytes, piece.bytes.len() as u64);
+    piece.bytes
+}
+
+fn piece(meta: SnapshotMeta, file: &[u8], offset: usize, len: usize) -> Message {
+    let end = (offset + len).min(file.len());
+    msg(
+        2,
+        MessageBody::Snapshot {
+            meta,
+            offset: offset as u64,
+            total_bytes: file.len() as u64,
+            bytes: file[offset..end].to_vec(),
+        },
+    )
+}
+
+fn snapshot_replies(out: &[Output]) -> Vec<(u64, u64)> {
+    sends(out)
+        .into_iter()
+        .filter_map(|(_, m)| match m.body {
+            MessageBody::SnapshotReply {
+                offset,
+                received_bytes,
+                ..
+            } => Some((offset, received_bytes)),
+            _ => None,
+        })
+        .collect()
+}
+
+// A follower gathers a snapshot's pieces in order and answers each with what it holds;
+// a piece that does not follow (a resend after a loss, one from beyond what it holds) is
+// not taken, and its answer says where to go on. The last piece installs the snapshot.
+#[test]
+fn follower_gathers_snapshot_pieces_and_installs_the_whole() {
+    let meta = SnapshotMeta {
+        index: 9,
+        zxid: Zxid::new(Epoch(2), 3),
+    };
+    let state = vec![7u8; 100];
+    let file = snapshot_file(meta, &state);
+    let mut r = replica(1, &[1, 2, 3], DurableState::default());
+    let out = deliver(&mut r, 1, 2, piece(meta, &file, 0, 40));
+    let hard_state = HardState {
+        epoch: Epoch(2),
+        voted_for: None,
+    };
+    let mut out2 = Vec::new();
+    r.step(2, Input::HardStatePersisted { hard_state }, &mut out2)
+        .unwrap();
+    let mut replies = snapshot_replies(&out);
+    replies.extend(snapshot_replies(&out2));
+    assert_eq!(replies, vec![(0, 40)], "{out:?} {out2:?}");
+    let out = deliver(&mut r, 3, 2, piece(meta, &file, 80, 40));
+    assert_eq!(snapshot_replies(&out), vec![(80, 40)], "a gap is not taken");
+    let out = deliver(&mut r, 4, 2, piece(meta, &file, 0, 40));
+    assert_eq!(
+        snapshot_replies(&out),
+        vec![(0, 40)],
+        "a resend is not taken twice"
+    );
+    let out = deliver(&mut r, 5, 2, piece(meta, &file, 40, 40));
+    assert_eq!(snapshot_replies(&out), vec![(40, 80)]);
+    let out = deliver(&mut r, 6, 2, piece(meta, &file, 80, 1000));
+    assert!(snapshot_replies(&out).is_empty(), "{out:?}");
+    assert!(
+        out.contains(&Output::InstallSnapshot { meta, bytes: state }),
+        "{out:?}"
+    );
+    assert_eq!(r.status().commit_index, 9);
+}
+
+// What a follower holds of an arriving snapshot is bounded (`snapshot_bytes_max`), and a
+// snapshot that arrives whole but damaged is refused and started over; neither changes
+// the follower's log.
+#[test]
+fn snapshot_pieces_over_the_limit_or_damaged_are_refused() {
+    let meta = SnapshotMeta {
+        index: 9,
+        zxid: Zxid::new(Epoch(2), 3),
+    };
+    let file = snapshot_file(meta, &[7u8; 100]);
+    let mut config = config(1, &[1, 2, 3]);
+    config.snapshot_bytes_max = 64;
+    let mut r = Replica::new(config, DurableState::default(), 7).unwrap();
+    let mut out = Vec::new();
+    r.step(0, Input::Tick, &mut out).unwrap();
+    let refused = r.step(
+        1,
+        Input::Message {
+            from: NodeId(2),
+            msg: piece(meta, &file, 0, 40),
+        },
+        &mut out,
+    );
+    assert_eq!(
+        refused,
+        Err(StepError::BadMessage(MessageError::SnapshotTooLarge {
+            total_bytes: file.len() as u64,
+            limit: 64
+        }))
+    );
+
+    let mut r = replica(1, &[1, 2, 3], DurableState::default());
+    let mut damaged = file.clone();
+    damaged[60] ^= 1;
+    deliver(&mut r, 1, 2, piece(meta, &damaged, 0, 100));
+    let hard_state = HardState {
+        epoch: Epoch(2),
+        voted_for: None,
+    };
+    let mut out = Vec::new();
+    r.step(1, Input::HardStatePersisted { hard_state }, &mut out)
+        .unwrap();
+    let mut out = Vec::new();
+    let refused = r.step(
+        2,
+        Input::Message {
+            from: NodeId(2),
+            msg: piece(meta, &damaged, 100, 100),
+        },
+        &mut out,
+    );
+    assert_eq!(
+        refused,
+        Err(StepError::BadMessage(MessageError::SnapshotDamaged {
+            index: 9
+        }))
+    );
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, Output::InstallSnapshot { .. })),
+        "{out:?}"
+    );
+    assert_eq!(r.status().commit_index, 0);
+    // It starts over: a piece beyond 0 is answered with 0.
+    let out = deliver(&mut r, 3, 2, piece(meta, &file, 100, 100));
+    assert_eq!(snapshot_replies(&out), vec![(100, 0)]);
 }

@@ -107,6 +107,15 @@ pub trait Files {
     fn list(&mut self, dir: Dir) -> Result<Vec<String>, FileError>;
     /// The whole content of `dir/name`.
     fn read(&mut self, dir: Dir, name: &str) -> Result<Vec<u8>, FileError>;
+    /// Up to `len` bytes of `dir/name` from `offset` (fewer at its end, none past it),
+    /// and the file's whole length.
+    fn read_at(
+        &mut self,
+        dir: Dir,
+        name: &str,
+        offset: u64,
+        len: usize,
+    ) -> Result<(Vec<u8>, u64), FileError>;
     /// Creates `dir/name` empty, emptying it if it exists.
     fn create(&mut self, dir: Dir, name: &str) -> Result<(), FileError>;
     /// Writes `bytes` at `offset` of `dir/name`, extending it (with zeros before `offset`
@@ -337,6 +346,22 @@ impl Files for MemFiles {
         Ok(self.get(FileOp::Read, dir, name)?.data.clone())
     }
 
+    fn read_at(
+        &mut self,
+        dir: Dir,
+        name: &str,
+        offset: u64,
+        len: usize,
+    ) -> Result<(Vec<u8>, u64), FileError> {
+        let data = &self.get(FileOp::Read, dir, name)?.data;
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(data.len());
+        let end = start.saturating_add(len).min(data.len());
+        let piece = data.get(start..end).unwrap_or_default().to_vec();
+        Ok((piece, data.len() as u64))
+    }
+
     fn create(&mut self, dir: Dir, name: &str) -> Result<(), FileError> {
         self.write_fault(FileOp::Create, dir, name)?;
         let file = self.files.entry((dir, name.to_owned())).or_default();
@@ -488,5 +513,27 @@ mod tests {
         assert_eq!(err.to_string(), "Read data/nope: no such file");
         assert!(files.rename(Dir::Data, "nope", "x").is_err());
         assert!(!files.lose(Dir::Data, "nope"));
+        let err = files.read_at(Dir::Data, "nope", 0, 4).unwrap_err();
+        assert_eq!(err.kind, FileErrorKind::NotFound);
+    }
+
+    // A read at an offset returns what lies there, fewer bytes at the end and none past
+    // it, with the file's whole length.
+    #[test]
+    fn read_at_returns_a_piece_and_the_length() {
+        let mut files = MemFiles::new();
+        files.insert(Dir::Data, "f", b"abcdef".to_vec());
+        assert_eq!(
+            files.read_at(Dir::Data, "f", 1, 3).unwrap(),
+            (b"bcd".to_vec(), 6)
+        );
+        assert_eq!(
+            files.read_at(Dir::Data, "f", 4, 10).unwrap(),
+            (b"ef".to_vec(), 6)
+        );
+        assert_eq!(
+            files.read_at(Dir::Data, "f", 9, 10).unwrap(),
+            (Vec::new(), 6)
+        );
     }
 }

@@ -53,6 +53,7 @@ pub use files::{Dir, FileError, FileErrorKind, FileOp, Files, Injected, MemFiles
 pub use store::write_snapshot_file;
 pub use store::{ContentError, HARD_STATE_FILE, LOG_HEAD_FILE, LOG_LOSS_FILE, Opened, Store};
 pub use store::{OpenStaged, StoreConfig, StoreError, TailCut};
+pub use store::{SnapshotPiece, read_snapshot_piece, snapshot_file_unframe};
 pub use store::{read_newest_snapshot, segment_name, snapshot_name, write_file_atomic};
 
 pub use hard_state::{HARD_STATE_BYTES, HARD_STATE_MAGIC, HARD_STATE_VERSION};

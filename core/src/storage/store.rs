@@ -29,7 +29,8 @@ use std::collections::BTreeMap;
 use super::files::{Dir, FileError, Files};
 use super::{EncodeError, HardStateError, LogScan, Record, RecoveryError, SnapshotError, Tail};
 use super::{SEGMENT_HEADER_BYTES, decode_snapshot, encode_record, encode_segment_header};
-use super::{SNAPSHOT_TRAILER_BYTES, SNAPSHOT_VERSION, record_encoded_bytes, snapshot_frame};
+use super::{SNAPSHOT_HEADER_BYTES, SNAPSHOT_MAGIC, SNAPSHOT_TRAILER_BYTES, SNAPSHOT_VERSION};
+use super::{record_encoded_bytes, snapshot_frame};
 use crate::ids::Zxid;
 use crate::limits::Limits;
 use crate::replication::{DurableState, Entry, HardState, SnapshotMeta};
@@ -387,6 +388,82 @@ pub fn read_newest_snapshot<F: Files>(
         Some((meta, bytes)) if meta.index >= at_least.index => Ok(Some((meta, bytes))),
         _ => Ok(None),
     }
+}
+
+/// A piece of a snapshot file, as a leader sends it to a follower in
+/// `MessageBody::Snapshot`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotPiece {
+    /// What the snapshot covers, from the file's header and index.
+    pub meta: SnapshotMeta,
+    /// Where `bytes` start in the file.
+    pub offset: u64,
+    /// The file's length.
+    pub total_bytes: u64,
+    /// Up to the asked length of the file's bytes from `offset`.
+    pub bytes: Vec<u8>,
+}
+
+/// Up to `bytes_max` bytes from `offset` of the newest snapshot file, when it covers
+/// at least `at_least`: what a runtime sends for `Output::SendSnapshot`. Only the piece
+/// and the file's header are read; the follower checks the whole file once it holds it
+/// ([`snapshot_file_unframe`]). `Ok(None)` when there is no snapshot that new, or its
+/// header does not decode.
+pub fn read_snapshot_piece<F: Files>(
+    files: &mut F,
+    at_least: SnapshotMeta,
+    offset: u64,
+    bytes_max: u64,
+) -> Result<Option<SnapshotPiece>, StoreError> {
+    let Some((zxid, name)) = list_numbered(files, Dir::Data, "snapshot.")?.pop() else {
+        return Ok(None);
+    };
+    if zxid < at_least.zxid.0 {
+        return Ok(None);
+    }
+    let (head, _) = files.read_at(
+        Dir::Data,
+        &name,
+        0,
+        SNAPSHOT_HEADER_BYTES + INDEX_PREFIX_BYTES,
+    )?;
+    let magic_holds = head.get(..SNAPSHOT_MAGIC.len()) == Some(&SNAPSHOT_MAGIC[..]);
+    let header_zxid = super::read_u64(&head, SNAPSHOT_HEADER_BYTES - 16);
+    let index = super::read_u64(&head, SNAPSHOT_HEADER_BYTES);
+    let (Some(header_zxid), Some(index), true) = (header_zxid, index, magic_holds) else {
+        return Ok(None);
+    };
+    let meta = SnapshotMeta {
+        index,
+        zxid: Zxid(header_zxid),
+    };
+    if header_zxid != zxid || index < at_least.index {
+        return Ok(None);
+    }
+    let len = usize::try_from(bytes_max).unwrap_or(usize::MAX);
+    let (bytes, total_bytes) = files.read_at(Dir::Data, &name, offset, len)?;
+    Ok(Some(SnapshotPiece {
+        meta,
+        offset,
+        total_bytes,
+        bytes,
+    }))
+}
+
+/// A whole snapshot file as a follower gathered it from a leader's pieces: checked
+/// (framing, checksum, a payload of at most `snapshot_bytes_max` bytes) and split into
+/// what it covers and the node's bytes. `None` when it does not check.
+pub fn snapshot_file_unframe(
+    file: Vec<u8>,
+    snapshot_bytes_max: u64,
+) -> Option<(SnapshotMeta, Vec<u8>)> {
+    let limits = Limits {
+        snapshot_bytes_max,
+        ..Limits::default()
+    };
+    snapshot_take(file, &limits, "(from the leader)")
+        .ok()
+        .flatten()
 }
 
 /// Decodes a snapshot file and moves the node's bytes to the front of its buffer (no

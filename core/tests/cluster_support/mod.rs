@@ -16,7 +16,7 @@ use paddock_core::error::ZkError;
 use paddock_core::ids::{ConnId, NodeId, SessionId};
 use paddock_core::node::{Input, Node, NodeConfig, Output, PeerMessage, Persist};
 use paddock_core::replication::{DurableState, SnapshotMeta};
-use paddock_core::storage::{MemFiles, Store, StoreConfig, read_newest_snapshot};
+use paddock_core::storage::{MemFiles, SnapshotPiece, Store, StoreConfig, read_snapshot_piece};
 use paddock_core::wire::{
     self, ConnectRequest, CreateRequest, FrameSplitter, OpCode, PathRequest, PathWatchRequest,
     Reply, ReplyHeader, Request, RequestHeader, Response, SetDataRequest, WatcherEvent,
@@ -50,10 +50,14 @@ impl Disk {
         opened.durable
     }
 
-    /// The newest snapshot on disk, read back.
-    pub fn snapshot(&mut self) -> Option<(SnapshotMeta, Vec<u8>)> {
-        let limits = self.store.config().limits.clone();
-        read_newest_snapshot(self.store.files_mut(), &limits, SnapshotMeta::default())
+    /// A piece of the newest snapshot file on disk, when it covers at least `meta`.
+    pub fn snapshot_piece(
+        &mut self,
+        meta: SnapshotMeta,
+        offset: u64,
+        bytes_max: u64,
+    ) -> Option<SnapshotPiece> {
+        read_snapshot_piece(self.store.files_mut(), meta, offset, bytes_max)
             .expect("in-memory read")
     }
 }
@@ -224,13 +228,21 @@ impl Cluster {
                 let at = now + self.latency();
                 self.schedule(at, Event::Peer { from: id, to, msg });
             }
-            Output::PeerSnapshot { to, epoch, meta } => {
+            Output::PeerSnapshot {
+                to,
+                epoch,
+                meta,
+                offset,
+                bytes_max,
+            } => {
                 // What this server's disk holds now, when it is that snapshot or newer
                 // (a runtime may send a newer one); otherwise the send is lost.
-                if let Some((stored, bytes)) = self.disks.get_mut(&id).and_then(Disk::snapshot)
-                    && stored.index >= meta.index
+                if let Some(piece) = self
+                    .disks
+                    .get_mut(&id)
+                    .and_then(|disk| disk.snapshot_piece(meta, offset, bytes_max))
                 {
-                    let msg = PeerMessage::snapshot(epoch, stored, bytes);
+                    let msg = PeerMessage::snapshot_piece(epoch, piece);
                     let at = now + self.latency();
                     self.schedule(at, Event::Peer { from: id, to, msg });
                 }
