@@ -43,6 +43,7 @@ pub fn options(data: &[u8]) -> RunOptions {
         ops: 10 + u64::from(byte(10)) % (OPS_MAX - 9),
         faults: FaultSet::from_str(&names.join(",")).expect("names come from Fault::ALL"),
         bug: None,
+        from_disks: None,
     }
 }
 

@@ -179,3 +179,78 @@ fn torn_tail_is_cut_alike() {
     };
     check_served(7, &torn);
 }
+
+// The other way round: the simulator starts a run from a data directory a real server
+// wrote (`paddock-sim run --from-disks DIR`, every simulated server from a copy), and
+// judges it from that state: the checkers' model starts from the server's snapshot, so
+// a server that loaded anything else would disagree with it. The real server's znodes
+// are still there at the end, and its ephemeral, whose session no client resumes,
+// expired.
+#[test]
+fn the_simulator_starts_from_a_data_directory_a_real_server_wrote() {
+    let dir = common::temp_dir("sim-from-real");
+    let text = format!(
+        "tickTime=200\ndataDir={}\nclientPort=0\nclientPortAddress=127.0.0.1\nsnapCount=20\n",
+        dir.display()
+    );
+    let (cfg, _) = config::parse(&text).unwrap();
+    let handle = server::start(cfg).unwrap();
+    let addr = handle.client_addr.to_string();
+    common::wait_serving(&addr);
+    let mut client = Client::connect(&addr, 30_000).unwrap();
+    client.create("/real", b"", 0).unwrap();
+    for i in 0..10 {
+        client.create(&format!("/real/n{i}"), b"v0", 0).unwrap();
+    }
+    for round in 1..=5 {
+        for i in 0..10 {
+            let data = format!("v{round}");
+            client
+                .set(&format!("/real/n{i}"), data.as_bytes(), -1)
+                .unwrap();
+        }
+    }
+    client.create("/real/eph", b"e", 1).unwrap();
+    handle.shutdown().unwrap();
+    drop(client);
+    let files: Vec<String> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(
+        files.iter().any(|f| f.starts_with("snapshot."))
+            && files.iter().any(|f| f.starts_with("log.")),
+        "the real server left a snapshot and a log: {files:?}"
+    );
+
+    for seed in 0..3 {
+        let options = RunOptions {
+            seed,
+            nodes: 3,
+            ops: 300,
+            from_disks: Some(dir.clone()),
+            ..RunOptions::default()
+        };
+        let saved = common::temp_dir(&format!("sim-from-real-{seed}"));
+        let (report, servers) = paddock_sim::run_and_save_disks(&options, None, &saved).unwrap();
+        assert!(report.result.is_ok(), "{}", report.summary_line());
+        assert!(
+            report.committed > 64,
+            "the run went on from the loaded log: {}",
+            report.summary_line()
+        );
+        for server in servers.iter().filter_map(|s| s.tree.as_ref().ok()) {
+            for i in 0..10 {
+                let path = format!("/real/n{i} ");
+                assert!(
+                    server.iter().any(|l| l.starts_with(&path)),
+                    "seed {seed}: {path} lost: {server:?}"
+                );
+            }
+            assert!(
+                !server.iter().any(|l| l.starts_with("/real/eph ")),
+                "seed {seed}: the ephemeral of a session nobody resumed outlived it"
+            );
+        }
+    }
+}

@@ -119,6 +119,18 @@ pub struct ConnRecord {
     pub ids: Vec<Id>,
 }
 
+/// The state a server started from, when the run began from existing data directories:
+/// its snapshot's tree and sessions at the index the snapshot covers.
+#[derive(Debug, Clone)]
+pub struct StartState {
+    /// The zxid of the index the snapshot covers.
+    pub zxid: Zxid,
+    /// The tree.
+    pub tree: paddock_core::tree::DataTree,
+    /// The live sessions, with their timeouts in ms.
+    pub sessions: BTreeMap<SessionId, i32>,
+}
+
 /// Everything a run recorded.
 #[derive(Debug, Clone, Default)]
 pub struct History {
@@ -140,6 +152,19 @@ pub struct History {
     pub ack_losses: Vec<String>,
     /// Client connections in the order they opened.
     pub conns: Vec<ConnRecord>,
+    /// For a run that began from existing data directories: the state each server
+    /// started from, by the index its snapshot covers. The committed sequence the
+    /// checkers replay then starts from one of them. Empty for a run from empty disks.
+    pub starts: BTreeMap<u64, StartState>,
+    /// The zxids of the log entries the servers loaded at the start of such a run: they
+    /// were written before it (their origins name connections of another run or
+    /// server), so the checkers apply them without linking them to this run's ops. A
+    /// zxid names one proposal across the ensemble's life: a leader's epoch is new to
+    /// every voter that elected it.
+    pub loaded: std::collections::BTreeSet<Zxid>,
+    /// What every server's clock was moved ahead of true time at the start of such a
+    /// run (past the times the loaded state holds), ms; 0 otherwise.
+    pub clock_base_ms: i64,
 }
 
 impl History {

@@ -121,7 +121,11 @@ fn run_world(
         Some(path) => Trace::to_file(path)?,
         None => Trace::hash_only(),
     };
-    let (mut world, liveness) = simulate_with(options, decisions, trace);
+    let start = match &options.from_disks {
+        Some(dir) => Some(saved::load_start(dir, options.nodes)?),
+        None => None,
+    };
+    let (mut world, liveness) = simulate_from(options, decisions, trace, start);
     let fault_free = options.faults.0.is_empty();
     // The safety checkers run over whatever history there is, even when the run did not
     // finish: a safety violation is the root cause a livelock or a stall follows from,
@@ -170,7 +174,20 @@ pub fn simulate_with(
     decisions: Decisions,
     trace: Trace,
 ) -> (World, Result<u64, Failure>) {
-    let mut world = World::with_decisions(options, decisions, trace);
+    simulate_from(options, decisions, trace, None)
+}
+
+/// [`simulate_with`], the servers starting from the disks in `start`
+/// ([`saved::load_start`]) rather than empty ones.
+pub fn simulate_from(
+    options: &RunOptions,
+    decisions: Decisions,
+    trace: Trace,
+    start: Option<
+        std::collections::BTreeMap<paddock_core::ids::NodeId, paddock_core::storage::MemFiles>,
+    >,
+) -> (World, Result<u64, Failure>) {
+    let mut world = World::with_start(options, decisions, trace, start);
     while !world.clients_done() && world.run_one(SAFETY_PHASE_MS_MAX) {}
     let liveness = liveness(&mut world);
     (world, liveness)

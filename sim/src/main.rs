@@ -40,6 +40,12 @@ struct Common {
     /// Faults to inject: all, none, or a comma-separated list.
     #[arg(long, default_value = "all")]
     faults: FaultSet,
+    /// Start every server from existing data directories instead of empty disks:
+    /// `DIR/server-<id>/` per server (as `--save-disks` writes them), or `DIR` itself, one
+    /// data directory (a real server's `dataDir`, or `data/` and `log/`) that every
+    /// server starts from a copy of.
+    #[arg(long, value_name = "DIR")]
+    from_disks: Option<PathBuf>,
     /// Plant a known bug in core, by name (a build with the `planted-bugs` feature).
     #[cfg(feature = "planted-bugs")]
     #[arg(long, value_parser = parse_bug)]
@@ -66,6 +72,7 @@ impl Common {
             bug: self.bug.clone(),
             #[cfg(not(feature = "planted-bugs"))]
             bug: None,
+            from_disks: self.from_disks.clone(),
         }
     }
 }
@@ -116,8 +123,32 @@ enum Command {
     },
 }
 
+/// Refuses, with a clear message, `--from-disks` that names nothing a run can start
+/// from (each run reads the directories again).
+fn from_disks_readable(common: &Common) -> Result<(), ExitCode> {
+    let Some(dir) = &common.from_disks else {
+        return Ok(());
+    };
+    match paddock_sim::saved::load_start(dir, common.nodes) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            eprintln!("paddock-sim: --from-disks {}: {e}", dir.display());
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
 fn main() -> ExitCode {
-    match Cli::parse().command {
+    let command = Cli::parse().command;
+    let common = match &command {
+        Command::Run { common, .. }
+        | Command::Campaign { common, .. }
+        | Command::Shrink { common, .. } => common,
+    };
+    if let Err(code) = from_disks_readable(common) {
+        return code;
+    }
+    match command {
         Command::Run {
             seed,
             common,
@@ -154,6 +185,11 @@ fn run_one(options: &RunOptions, trace: Option<PathBuf>, save_disks: Option<Path
             .as_ref()
             .map(|b| format!(" bug={b}"))
             .unwrap_or_default()
+            + &options
+                .from_disks
+                .as_ref()
+                .map(|dir| format!(" from-disks={}", dir.display()))
+                .unwrap_or_default()
     );
     let (report, saved) = match &save_disks {
         None => (run_guarded_traced(options, trace.as_deref()), Vec::new()),
@@ -202,8 +238,15 @@ fn run_one(options: &RunOptions, trace: Option<PathBuf>, save_disks: Option<Path
 fn campaign(base: &RunOptions, seeds: &SeedRange, jobs: Option<usize>) -> ExitCode {
     let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     println!(
-        "campaign seeds={seeds} jobs={jobs} nodes={} clients={} ops={} faults={}",
-        base.nodes, base.clients, base.ops, base.faults
+        "campaign seeds={seeds} jobs={jobs} nodes={} clients={} ops={} faults={}{}",
+        base.nodes,
+        base.clients,
+        base.ops,
+        base.faults,
+        base.from_disks
+            .as_ref()
+            .map(|dir| format!(" from-disks={}", dir.display()))
+            .unwrap_or_default()
     );
     let total = seeds.0.end - seeds.0.start;
     // The bar is for a person watching; logs and pipes get only the deterministic lines.

@@ -129,6 +129,10 @@ pub struct RunOptions {
     pub faults: FaultSet,
     /// A planted bug (only with the `planted-bugs` feature), by name.
     pub bug: Option<String>,
+    /// Start every server from existing data directories instead of empty disks
+    /// (`crate::saved::load_start`): the run then begins from the state a real server
+    /// or an earlier run left there.
+    pub from_disks: Option<std::path::PathBuf>,
 }
 
 impl Default for RunOptions {
@@ -140,6 +144,7 @@ impl Default for RunOptions {
             ops: 1000,
             faults: FaultSet::all(),
             bug: None,
+            from_disks: None,
         }
     }
 }
@@ -162,6 +167,9 @@ impl RunOptions {
         );
         if let Some(bug) = &self.bug {
             cmd.push_str(&format!(" --bug {bug}"));
+        }
+        if let Some(dir) = &self.from_disks {
+            cmd.push_str(&format!(" --from-disks {}", dir.display()));
         }
         cmd
     }

@@ -1,14 +1,15 @@
 //! Saved disks: a simulated server's files written out as a data directory that the real
-//! server starts from (`paddock-sim run --save-disks DIR`), a real data directory read
-//! back into a simulated disk (`--load-disk DIR`), and the tree a data directory
-//! recovers to, listed line by line, so both sides can be compared.
+//! server starts from (`paddock-sim run --save-disks DIR`), real or saved data
+//! directories read back into simulated disks for a run to start from (`--from-disks
+//! DIR`, [`load_start`]), and the tree a data directory recovers to, listed line by
+//! line, so both sides can be compared.
 //!
 //! Layout of `DIR/server-<id>/`: `data/` (snapshots, hard state), `log/` (segments),
 //! `zoo.cfg` (a standalone server on those directories, with a super digest so that
 //! every znode can be read), `tree.txt` (what that server must serve, or why its disk
 //! does not recover).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io;
 use std::path::Path;
@@ -130,6 +131,51 @@ pub fn load(data_dir: &Path, log_dir: &Path) -> io::Result<MemFiles> {
     Ok(files)
 }
 
+/// The disks a run starts from (`--from-disks DIR`), by server, for an ensemble of
+/// `nodes`:
+/// - `DIR/server-<id>/` for each server that has one (the layout `--save-disks` writes:
+///   `data/` and `log/`, or one directory holding both as a real server's `dataDir`
+///   does without `dataLogDir`); a server without one starts empty and catches up;
+/// - otherwise `DIR` itself is one data directory (`data/` and `log/`, or a real
+///   server's `dataDir`), and every server starts from a copy of it.
+///
+/// Fails when a directory cannot be read or none holds any file.
+pub fn load_start(dir: &Path, nodes: u64) -> io::Result<BTreeMap<NodeId, MemFiles>> {
+    let one = |root: &Path| -> io::Result<MemFiles> {
+        let data = root.join("data");
+        if data.is_dir() {
+            let log = root.join("log");
+            load(&data, if log.is_dir() { &log } else { &data })
+        } else {
+            load(root, root)
+        }
+    };
+    let mut disks = BTreeMap::new();
+    if dir.join("server-1").is_dir() {
+        for id in 1..=nodes {
+            let root = dir.join(format!("server-{id}"));
+            if root.is_dir() {
+                disks.insert(NodeId(id), one(&root)?);
+            }
+        }
+    } else {
+        let files = one(dir)?;
+        for id in 1..=nodes {
+            disks.insert(NodeId(id), files.clone());
+        }
+    }
+    if disks
+        .values()
+        .all(|files| files.contents().next().is_none())
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("no data directory with any file under {}", dir.display()),
+        ));
+    }
+    Ok(disks)
+}
+
 /// The tree a standalone server recovers from `files` and serves once it leads (its
 /// whole log applied), one line per znode outside `/zookeeper`, in path order.
 pub fn listing(files: MemFiles, limits: Limits) -> Result<Vec<String>, SavedError> {
@@ -170,6 +216,26 @@ pub fn listing(files: MemFiles, limits: Limits) -> Result<Vec<String>, SavedErro
         }
     }
     Err(SavedError::NoLeader)
+}
+
+/// The latest creation or modification time of any znode, ms (0 for an empty tree).
+pub fn tree_time_max(tree: &DataTree) -> i64 {
+    let mut latest = 0;
+    let mut stack = vec!["/".to_owned()];
+    while let Some(path) = stack.pop() {
+        let Some(znode) = tree.node(&path) else {
+            continue;
+        };
+        let stat = znode.stat();
+        latest = latest.max(stat.ctime).max(stat.mtime);
+        let base = if path == "/" { "" } else { path.as_str() };
+        stack.extend(
+            tree.children(&path)
+                .iter()
+                .map(|child| format!("{base}/{child}")),
+        );
+    }
+    latest
 }
 
 /// One line per znode outside `/zookeeper`, in path order: path, stat, ACL, data (hex).

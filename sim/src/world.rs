@@ -22,7 +22,7 @@ use crate::history::{AppliedRecord, ClientId, History, fnv1a};
 use crate::net::{Direction, Fate, Network};
 use crate::options::RunOptions;
 use crate::trace::Trace;
-use paddock_core::storage::{FileError, FileErrorKind, FileOp, Injected, StoreError};
+use paddock_core::storage::{FileError, FileErrorKind, FileOp, Injected, MemFiles, StoreError};
 
 /// Sample a tree digest every this many applied indexes (agreement checks them).
 const DIGEST_EVERY_INDEXES: u64 = 16;
@@ -187,6 +187,9 @@ pub struct World {
     pub zxid_counter_max: u32,
     /// The run's event budget (`EVENTS_PER_OP_MAX` per op, at least `EVENTS_PER_RUN_MIN`).
     pub events_max: u64,
+    /// The run started from existing disks: servers starting for the first time record
+    /// the log they load (`History::loaded`).
+    from_disks: bool,
 }
 
 impl World {
@@ -197,7 +200,20 @@ impl World {
 
     /// Builds the world of a run whose decisions come from `rng` (a scripted run: see
     /// [`crate::decide`]).
-    pub fn with_decisions(options: &RunOptions, mut rng: Decisions, trace: Trace) -> World {
+    pub fn with_decisions(options: &RunOptions, rng: Decisions, trace: Trace) -> World {
+        World::with_start(options, rng, trace, None)
+    }
+
+    /// [`World::with_decisions`], each server starting from the files `start` holds for
+    /// it (`crate::saved::load_start`; a server without any starts empty) instead of an
+    /// empty disk. The state each server starts from is recorded for the checkers
+    /// (`History::starts`).
+    pub fn with_start(
+        options: &RunOptions,
+        mut rng: Decisions,
+        trace: Trace,
+        mut start: Option<BTreeMap<NodeId, MemFiles>>,
+    ) -> World {
         let plan = FaultPlan::choose(&options.faults, options.nodes, &mut rng);
         let voters: std::collections::BTreeSet<NodeId> = (1..=options.nodes).map(NodeId).collect();
         // One run in four uses up its zxid counters every few hundred writes, so leaders
@@ -223,6 +239,7 @@ impl World {
             faults_on: true,
             counts: FaultCounts::default(),
             zxid_counter_max,
+            from_disks: start.is_some(),
             events_max: options
                 .ops
                 .saturating_mul(EVENTS_PER_OP_MAX)
@@ -243,8 +260,9 @@ impl World {
             config.replication.zxid_counter_max = zxid_counter_max;
             #[cfg(feature = "planted-bugs")]
             config.plant_bug(options.bug.as_deref().and_then(|name| name.parse().ok()));
+            let files = start.as_mut().and_then(|start| start.remove(&id));
             #[allow(unused_mut)]
-            let mut disk = SimDisk::new(config.limits.clone());
+            let mut disk = SimDisk::with_files(config.limits.clone(), files.unwrap_or_default());
             #[cfg(feature = "planted-bugs")]
             disk.plant_bug(config.bug);
             world.configs.insert(id, config);
@@ -266,7 +284,12 @@ impl World {
             );
             world.history.applied.insert(id, Vec::new());
             world.skew_clock(id);
-            world.start(id);
+            if world.start(id) && world.from_disks {
+                world.record_start_state(id);
+            }
+        }
+        if world.from_disks {
+            world.clocks_after_start_states();
         }
         world.schedule_first_faults();
         let per_client = options.ops / u64::from(options.clients.max(1));
@@ -281,6 +304,47 @@ impl World {
             world.schedule(at, Event::ClientWake { client: c });
         }
         world
+    }
+
+    /// Records the state server `id` starts from (its snapshot, before any of its log
+    /// is applied): the checkers' model starts there.
+    fn record_start_state(&mut self, id: NodeId) {
+        let Some(node) = self.servers.get(&id).and_then(|s| s.node.as_ref()) else {
+            return;
+        };
+        let sessions = node
+            .sessions()
+            .iter()
+            .map(|s| (s.id, i32::try_from(s.timeout_ms).unwrap_or(i32::MAX)))
+            .collect();
+        let state = crate::history::StartState {
+            zxid: node.applied_zxid(),
+            tree: node.tree().clone(),
+            sessions,
+        };
+        self.history
+            .starts
+            .entry(node.applied_index())
+            .or_insert(state);
+    }
+
+    /// Moves every server's clock past the times the loaded states hold (by a day), as
+    /// real clocks are past what a data directory saw: session ids, which come from the
+    /// clock, must not repeat those of sessions in the loaded state.
+    fn clocks_after_start_states(&mut self) {
+        const MARGIN_MS: i64 = 86_400_000;
+        let latest_ms = self
+            .history
+            .starts
+            .values()
+            .map(|state| crate::saved::tree_time_max(&state.tree))
+            .max()
+            .unwrap_or(0);
+        let base_ms = latest_ms.max(0).saturating_add(MARGIN_MS);
+        self.history.clock_base_ms = base_ms;
+        for server in self.servers.values_mut() {
+            server.clock_offset_ms = server.clock_offset_ms.saturating_add(base_ms);
+        }
     }
 
     /// The size limits every server runs with.
@@ -319,7 +383,15 @@ impl World {
         server.tick_armed_ms = None;
         let now = self.now_ms;
         let durable = match server.disk.recover() {
-            Ok(durable) => durable,
+            Ok(durable) => {
+                if self.from_disks && server.incarnation == 1 {
+                    // Entries from before the run: no op of this run stands for them.
+                    self.history
+                        .loaded
+                        .extend(durable.entries.iter().map(|entry| entry.zxid));
+                }
+                durable
+            }
             Err(error) => {
                 server.node = None;
                 if server.disk.bit_flips == 0 {

@@ -21,6 +21,7 @@ fn world(seed: u64) -> World {
         ops: 400,
         faults: FaultSet::default(),
         bug: None,
+        from_disks: None,
     };
     let (world, liveness) = paddock_sim::simulate(&options, Trace::hash_only());
     liveness.unwrap();

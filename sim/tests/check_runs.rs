@@ -13,6 +13,7 @@ fn run(seed: u64, nodes: u64, faults: FaultSet) -> paddock_sim::RunReport {
         ops: 300,
         faults,
         bug: None,
+        from_disks: None,
     };
     paddock_sim::run(&options, None).unwrap()
 }

@@ -28,6 +28,7 @@ fn options(seed: u64, clients: u32, ops: u64) -> RunOptions {
         ops,
         faults: FaultSet::default(),
         bug: None,
+        from_disks: None,
     }
 }
 

@@ -16,6 +16,7 @@ fn options(seed: u64) -> RunOptions {
         ops: 200,
         faults: FaultSet::all(),
         bug: None,
+        from_disks: None,
     }
 }
 

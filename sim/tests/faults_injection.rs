@@ -16,6 +16,7 @@ fn injected(seed: u64, faults: FaultSet) -> FaultCounts {
         ops: 150,
         faults,
         bug: None,
+        from_disks: None,
     };
     let mut world = World::new(&options, Trace::hash_only());
     while !world.clients_done() && world.run_one(120_000) {}
@@ -98,6 +99,7 @@ fn disk_damage_stays_a_minority() {
             ops: 150,
             faults: set(&[Fault::Disk, Fault::Crash]),
             bug: None,
+            from_disks: None,
         };
         let mut world = World::new(&options, Trace::hash_only());
         while !world.clients_done() && world.run_one(120_000) {}
@@ -167,6 +169,7 @@ fn depose_strikes_cut_off_the_leader_then_its_successor() {
             ops: 400,
             faults: set(&[Fault::Partition]),
             bug: None,
+            from_disks: None,
         };
         let report = paddock_sim::run(&options, Some(&path)).unwrap();
         assert_eq!(report.result, Ok(()), "{}", report.summary_line());

@@ -57,6 +57,7 @@ fn world(seed: u64, faults: &[Fault]) -> World {
         ops: 50,
         faults: FaultSet(faults.iter().copied().collect()),
         bug: None,
+        from_disks: None,
     };
     World::new(&options, Trace::hash_only())
 }

@@ -45,6 +45,13 @@ impl Committed {
     pub fn read(history: &History) -> Result<Committed, Failure> {
         let mut committed = Committed::default();
         let first = history.payloads.keys().next().copied().unwrap_or(1);
+        // The sequence starts at index 1, or right after the state a server started
+        // from (a run from existing data directories); otherwise what came before the
+        // first entry is unknown, and nothing can be replayed.
+        if first > 1 && !history.starts.contains_key(&(first - 1)) {
+            committed.gap_at = Some(first - 1);
+            return Ok(committed);
+        }
         for (expected, (index, (zxid, bytes))) in (first..).zip(&history.payloads) {
             if *index != expected {
                 committed.gap_at = Some(expected);

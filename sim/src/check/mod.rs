@@ -251,7 +251,8 @@ fn expiries_while_active(
         let Some(times) = sent.get(session) else {
             continue;
         };
-        let at = u64::try_from(*time_ms).unwrap_or(0);
+        // Leader time, less the base a run from existing disks set every clock ahead by.
+        let at = u64::try_from(time_ms.saturating_sub(history.clock_base_ms)).unwrap_or(0);
         let since = at.saturating_sub(u64::try_from(*timeout_ms).unwrap_or(0));
         if let Some((t, position)) = sent_between(times, since, at) {
             return Err(Failure::new(

@@ -115,18 +115,39 @@ pub fn replay(
             first_close.entry(*session).or_insert(entry.index);
         }
     }
+    // A run from existing data directories replays from the state the first entry
+    // follows (`Committed::read` made sure there is one).
+    let start = committed.entries.first().and_then(|entry| {
+        history
+            .starts
+            .get(&(entry.index - 1))
+            .map(|s| (entry.index - 1, s))
+    });
     let mut replay = Replay {
         history,
         index,
-        tree: DataTree::new(TreeConfig::default()),
+        tree: start.map_or_else(
+            || DataTree::new(TreeConfig::default()),
+            |(_, s)| s.tree.clone(),
+        ),
         first_close,
         findings: Findings::default(),
         out: Replayed::default(),
         digest_at,
     };
+    let mut start_zxid = Zxid::ZERO;
+    if let Some((start_index, state)) = start {
+        start_zxid = state.zxid;
+        replay.out.alive = state.sessions.clone();
+        replay.out.last_zxid = state.zxid;
+        replay.out.last_index = start_index;
+        if replay.digest_at.contains(&start_index) {
+            replay.out.digests.insert(start_index, replay.tree.digest());
+        }
+    }
     let mut reads = replay.reads_by_zxid();
     reads.reverse();
-    replay.answer_reads(Zxid::ZERO, &mut reads);
+    replay.answer_reads(start_zxid, &mut reads);
     for entry in &committed.entries {
         replay.entry(entry);
         replay.out.last_zxid = entry.zxid;
@@ -190,6 +211,18 @@ impl Replay<'_> {
         let Some(proposal) = &entry.proposal else {
             return;
         };
+        if self.history.loaded.contains(&entry.zxid) {
+            // Written before the run (a log it started from): applied as the servers
+            // apply it, watches included, with no op of this run to stand for it.
+            if let ProposalBody::Txn(txn) = &proposal.body {
+                let applied = self.tree.apply(txn);
+                self.out
+                    .watches
+                    .apply(&applied.changes, &applied.change_acls, entry.zxid);
+                self.txn_session(entry, proposal.origin.as_ref(), txn);
+            }
+            return;
+        }
         let op = proposal.origin.as_ref().and_then(|o| self.index.op_of(o));
         if let Some(position) = op
             && let Some((index, _)) = self.out.commits.get(&position).copied()
