@@ -209,7 +209,7 @@ fn snapshot_files(dir: &Path) -> Vec<u64> {
 // 1 MiB (`paddock.peerMessageBytesMax`, the smallest allowed), a follower restarted with
 // an empty disk catches up from a leader whose log no longer reaches back to the start
 // (over 8 MiB of writes, so the log kept behind its snapshot is cut), by a snapshot of
-// over 12 MB that no single peer frame could carry.
+// over 12 MB that no single peer frame could carry; and again once the ensemble is idle.
 #[test]
 fn follower_catches_up_by_a_snapshot_larger_than_a_peer_message() {
     const LIMIT: u64 = 1 << 20;
@@ -249,6 +249,26 @@ fn follower_catches_up_by_a_snapshot_larger_than_a_peer_message() {
     let mut c = connect(&members[behind].client_addr);
     assert_eq!(c.get("/big63", false).unwrap().0, value);
     c.close().unwrap();
+
+    // Wiped again while the ensemble is idle: the leader counts it as caught up and has
+    // nothing to send, so only the follower can tell it that its log is gone.
+    // (Watched through `srvr`: a client session would itself be a write.)
+    members[behind].child.take().unwrap().kill().unwrap();
+    wipe_keeping_myid(&members[behind].dir);
+    let leader_zxid = zxid(&members[leader_now].client_addr).unwrap();
+    start(&mut members[behind]);
+    eventually("the wiped follower catches up with no write", || {
+        (zxid(&members[behind].client_addr)? == leader_zxid).then_some(())
+    });
+    read_eventually(&members[behind].client_addr, "/last", b"done");
+}
+
+/// The last zxid a server applied, from `srvr`.
+fn zxid(addr: &str) -> Option<String> {
+    let text = client::four_letter(addr, "srvr").ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("Zxid: "))
+        .map(str::to_owned)
 }
 
 /// Connects to `peer_addr` claiming to be member `claimed`, sends `msg` in one frame and

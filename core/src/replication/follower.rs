@@ -45,9 +45,14 @@ impl Replica {
                 // The leader caps `commit_index` at the index this follower acknowledged
                 // in this epoch, and an acknowledged prefix is durable and never
                 // truncated within an epoch: it still matches, even across a restart.
-                let commit_index = self
-                    .commit_index
-                    .max(commit_index.min(self.log.last_index()));
+                let last_index = self.log.last_index();
+                if commit_index > last_index && self.snapshot_incoming.is_none() {
+                    // The leader believes we hold entries we do not: say where our log
+                    // ends so that it probes from there.
+                    let outcome = AppendOutcome::Missing { last_index };
+                    self.send(from, MessageBody::AppendReply(outcome), out);
+                }
+                let commit_index = self.commit_index.max(commit_index.min(last_index));
                 self.commit_set(commit_index);
                 self.match_known_index = self.match_known_index.max(commit_index);
                 self.resync_check(out);

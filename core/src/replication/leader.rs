@@ -146,6 +146,9 @@ impl Replica {
                     self.leader_commit_advance();
                 }
             }
+            MessageBody::AppendReply(AppendOutcome::Missing { last_index }) => {
+                self.leader_on_missing(from, last_index, out);
+            }
             MessageBody::AppendReply(AppendOutcome::Rejected {
                 rejected_index,
                 hint_index,
@@ -229,6 +232,26 @@ impl Replica {
             pr.match_index = next_index - 1;
         }
         pr.become_probe(next_index);
+    }
+
+    /// A follower's log ends at `last_index`, below what it acknowledged: it restarted
+    /// with a wiped or lost log. Forget the match beyond it and probe from there at once
+    /// (an idle leader sends nothing else). Ignored during a snapshot transfer (the
+    /// follower's log is empty until the snapshot is in) and when it is not below the
+    /// match (a late answer, from before the follower caught up).
+    fn leader_on_missing(&mut self, from: NodeId, last_index: u64, out: &mut Vec<Output>) {
+        let commit_index = self.commit_index;
+        let Some(pr) = self.leader_progress(from) else {
+            return;
+        };
+        if matches!(pr.state, ProgressState::Snapshot { .. }) || last_index >= pr.match_index {
+            return;
+        }
+        // Nothing beyond the commit index counts for this follower until it acknowledges
+        // it again: whether its remaining entries match is unknown.
+        pr.match_index = last_index.min(commit_index);
+        pr.become_probe(last_index + 1);
+        self.leader_send_append(from, true, out);
     }
 
     /// Sends every follower what it is missing, as far as its pipeline allows.

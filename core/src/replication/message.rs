@@ -159,6 +159,15 @@ pub enum AppendOutcome {
         /// Epoch of the follower's entry at `hint_index`.
         hint_epoch: Epoch,
     },
+    /// The answer to a `Heartbeat` whose commit index is beyond the follower's log: the
+    /// leader counts entries as held here that are not (the follower restarted with a
+    /// wiped or lost log). Its log ends at `last_index`; the leader probes from there.
+    /// Without it an idle leader, which sends no `Append` to a follower it believes is
+    /// caught up, would never notice.
+    Missing {
+        /// The follower's last index.
+        last_index: u64,
+    },
 }
 
 /// Why a peer message was refused before any handler saw it.
@@ -282,6 +291,7 @@ impl Message {
             }
             MessageBody::Append { prev_index, .. } => *prev_index,
             MessageBody::AppendReply(AppendOutcome::Accepted { match_index }) => *match_index,
+            MessageBody::AppendReply(AppendOutcome::Missing { last_index }) => *last_index,
             MessageBody::AppendReply(AppendOutcome::Rejected {
                 rejected_index,
                 hint_index,

@@ -1163,3 +1163,81 @@ fn snapshot_pieces_over_the_limit_or_damaged_are_refused() {
     let out = deliver(&mut r, 3, 2, piece(meta, &file, 100, 100));
     assert_eq!(snapshot_replies(&out), vec![(100, 0)]);
 }
+
+// A follower told by a heartbeat that it may commit beyond its log (it restarted with a
+// wiped or lost log, while the leader counts it as caught up) says where its log ends;
+// an idle leader then probes it from there at once, instead of never sending anything.
+#[test]
+fn a_follower_that_lost_its_log_is_probed_even_by_an_idle_leader() {
+    let mut r = replica(2, &[1, 2, 3], DurableState::default());
+    let out = deliver(
+        &mut r,
+        1,
+        1,
+        msg(1, MessageBody::Heartbeat { commit_index: 7 }),
+    );
+    let hard_state = HardState {
+        epoch: Epoch(1),
+        voted_for: None,
+    };
+    let mut held = Vec::new();
+    r.step(2, Input::HardStatePersisted { hard_state }, &mut held)
+        .unwrap();
+    let replies: Vec<MessageBody> = sends(&out)
+        .into_iter()
+        .chain(sends(&held))
+        .map(|(_, m)| m.body)
+        .collect();
+    assert!(
+        replies.contains(&MessageBody::AppendReply(AppendOutcome::Missing {
+            last_index: 0
+        })),
+        "{replies:?}"
+    );
+
+    // The leader's side: a follower acknowledged up to 6, then says its log ends at 0.
+    let durable = DurableState {
+        hard_state: HardState {
+            epoch: Epoch(1),
+            voted_for: None,
+        },
+        entries: (1..=5).map(|i| entry(i, 1, i as u32)).collect(),
+        ..DurableState::default()
+    };
+    let (mut r, now_ms) = leader_of_three(durable);
+    let accepted = AppendOutcome::Accepted { match_index: 6 };
+    deliver(
+        &mut r,
+        now_ms,
+        2,
+        msg(2, MessageBody::AppendReply(accepted)),
+    );
+    let missing = AppendOutcome::Missing { last_index: 0 };
+    let out = deliver(
+        &mut r,
+        now_ms + 1,
+        2,
+        msg(2, MessageBody::AppendReply(missing)),
+    );
+    assert_eq!(
+        appends_to(&out, 2),
+        vec![(0, vec![1, 2, 3, 4])],
+        "probed from the start of its log: {out:?}"
+    );
+    // A late `Missing` from before the follower caught up changes nothing.
+    let accepted = AppendOutcome::Accepted { match_index: 6 };
+    deliver(
+        &mut r,
+        now_ms + 2,
+        2,
+        msg(2, MessageBody::AppendReply(accepted)),
+    );
+    let late = AppendOutcome::Missing { last_index: 6 };
+    let out = deliver(
+        &mut r,
+        now_ms + 3,
+        2,
+        msg(2, MessageBody::AppendReply(late)),
+    );
+    assert!(appends_to(&out, 2).is_empty(), "{out:?}");
+}
