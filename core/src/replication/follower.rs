@@ -203,7 +203,7 @@ impl Replica {
     ) -> Result<(), StepError> {
         if piece.meta.index <= self.commit_index {
             self.snapshot_incoming = None;
-            self.follower_reply_accepted(from, out);
+            self.follower_reply_holding(from, piece.meta.index, out);
             return Ok(());
         }
         if piece.total_bytes > self.config.snapshot_bytes_max {
@@ -281,7 +281,7 @@ impl Replica {
         out: &mut Vec<Output>,
     ) {
         if meta.index <= self.commit_index {
-            self.follower_reply_accepted(from, out);
+            self.follower_reply_holding(from, meta.index, out);
             return;
         }
         // Only entries up to our old commit index are known to equal the snapshot's
@@ -300,6 +300,17 @@ impl Replica {
         self.snapshot_send = meta;
         self.flush_hard_state(out);
         out.push(Output::InstallSnapshot { meta, bytes });
+    }
+
+    /// A snapshot at `index` arrived that this follower does not need: acknowledge it
+    /// once what it holds up to `index` is durable. Until then it stays silent (the
+    /// acknowledgement follows the persistence report, `follower_ack`): an answer below
+    /// `index` while a snapshot it installed is still being written would send the
+    /// leader back to probing, and so to sending the whole snapshot again.
+    fn follower_reply_holding(&mut self, from: NodeId, index: u64, out: &mut Vec<Output>) {
+        if self.follower_ack_index() >= index {
+            self.follower_reply_accepted(from, out);
+        }
     }
 
     /// What this follower may acknowledge: durable and known to match the leader.

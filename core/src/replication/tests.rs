@@ -1094,6 +1094,18 @@ fn follower_gathers_snapshot_pieces_and_installs_the_whole() {
         "{out:?}"
     );
     assert_eq!(r.status().commit_index, 9);
+    // A piece sent again while the snapshot is being written gets no answer (one below
+    // 9 would send the leader back to the start); once it is durable, the answer is 9.
+    let out = deliver(&mut r, 7, 2, piece(meta, &file, 80, 1000));
+    assert!(sends(&out).is_empty(), "{out:?}");
+    let mut out = Vec::new();
+    r.step(8, Input::SnapshotPersisted { meta }, &mut out)
+        .unwrap();
+    let accepted = AppendOutcome::Accepted { match_index: 9 };
+    assert_eq!(
+        sends(&out),
+        vec![(NodeId(2), msg(2, MessageBody::AppendReply(accepted)))]
+    );
 }
 
 // What a follower holds of an arriving snapshot is bounded (`snapshot_bytes_max`), and a
