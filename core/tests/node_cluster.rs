@@ -502,8 +502,7 @@ fn snapshot_after_big_writes(every_bytes: u64) -> u64 {
     c.run_for(100);
     c.disks
         .get_mut(&NodeId(1))
-        .and_then(|disk| disk.snapshot_piece(Default::default(), 0, 64))
-        .map_or(0, |piece| piece.meta.index)
+        .map_or(0, |disk| disk.snapshot_index())
 }
 
 // Snapshots are taken by bytes too (snapSizeLimitInKb): 40 KB of writes with a 20 KB

@@ -18,7 +18,7 @@ use paddock_core::limits::Limits;
 use paddock_core::node::Persist;
 use paddock_core::replication::{
     DurableState, Entry, Input, Message, MessageBody, Output, ProposeError, Replica,
-    ReplicationConfig, Role, SnapshotMeta,
+    ReplicationConfig, Role, SnapshotMeta, SnapshotSend,
 };
 use paddock_core::storage::{MemFiles, SnapshotPiece, Store, StoreConfig, read_snapshot_piece};
 use rand::{RngExt, SeedableRng};
@@ -50,15 +50,16 @@ impl Disk {
         opened.durable
     }
 
-    /// A piece of the newest snapshot file on disk, when it covers at least `meta`.
-    fn snapshot_piece(
-        &mut self,
-        meta: SnapshotMeta,
-        offset: u64,
-        bytes_max: u64,
-    ) -> Option<SnapshotPiece> {
-        read_snapshot_piece(self.store.files_mut(), meta, offset, bytes_max)
-            .expect("in-memory read")
+    /// The piece of the newest snapshot file on disk `send` asks for, when that file
+    /// covers at least the snapshot asked for.
+    fn snapshot_piece(&mut self, send: &SnapshotSend) -> Option<SnapshotPiece> {
+        read_snapshot_piece(
+            self.store.files_mut(),
+            send.meta,
+            send.offset,
+            send.bytes_max,
+        )
+        .expect("in-memory read")
     }
 
     /// Performs a write and syncs it.
@@ -202,16 +203,10 @@ fn describe(output: &Output) -> String {
         Output::InstallSnapshot { meta, .. } => {
             format!("install snapshot {}@{}", meta.index, meta.zxid)
         }
-        Output::SendSnapshot {
-            to,
-            epoch,
-            meta,
-            offset,
-            ..
-        } => {
+        Output::SendSnapshot(send) => {
             format!(
-                "-> n{} e{} snapshot {}@{} from {offset}",
-                to.0, epoch.0, meta.index, meta.zxid
+                "-> n{} e{} snapshot {}@{} from {}",
+                send.to.0, send.epoch.0, send.meta.index, send.meta.zxid, send.offset
             )
         }
         Output::Committed { entries } => format!("committed {}", range(entries)),
@@ -370,29 +365,20 @@ impl Cluster {
 
     fn route(&mut self, id: NodeId, output: Output) {
         match output {
-            Output::SendSnapshot {
-                to,
-                epoch,
-                meta,
-                offset,
-                bytes_max,
-            } => {
+            Output::SendSnapshot(send) => {
                 // A piece of the member's durable snapshot, when it is that one or newer
                 // (a runtime may send a newer one); otherwise the send is lost.
                 let Some(member) = self.members.get_mut(&id) else {
                     return;
                 };
-                let Some(piece) = member.disk.snapshot_piece(meta, offset, bytes_max) else {
+                let Some(piece) = member.disk.snapshot_piece(&send) else {
                     return;
                 };
-                let body = MessageBody::Snapshot {
-                    meta: piece.meta,
-                    offset: piece.offset,
-                    total_bytes: piece.total_bytes,
-                    bytes: piece.bytes,
+                let msg = Message {
+                    epoch: send.epoch,
+                    body: piece.into_body(),
                 };
-                let msg = Message { epoch, body };
-                self.route(id, Output::Send { to, msg });
+                self.route(id, Output::Send { to: send.to, msg });
             }
             Output::Send { to, msg } => {
                 let lost = self.rng.random_range(0..100) < self.loss_percent;
@@ -814,7 +800,13 @@ fn lagging_follower_catches_up_by_snapshot() {
     assert!(
         member
             .disk
-            .snapshot_piece(SnapshotMeta::default(), 0, 64)
+            .snapshot_piece(&SnapshotSend {
+                to: lagging,
+                epoch: Epoch(0),
+                meta: SnapshotMeta::default(),
+                offset: 0,
+                bytes_max: 64,
+            })
             .is_some_and(|piece| piece.meta.index > 50)
     );
     cluster.run_for(1000);

@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use paddock_core::ids::{Epoch, NodeId, Zxid};
 use paddock_core::replication::{
     AppendOutcome, DurableState, Entry, Input, Message, MessageBody, Output, Replica,
-    ReplicationConfig, SnapshotMeta,
+    ReplicationConfig, SnapshotMeta, SnapshotSend,
 };
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -187,24 +187,15 @@ fn run(seed: u64) {
                         queue.push_back((t, Input::Message { from: me, msg }));
                     }
                 }
-                Output::SendSnapshot {
-                    to,
-                    epoch,
-                    meta,
-                    offset,
-                    bytes_max,
-                } => {
+                Output::SendSnapshot(send) => {
                     // This harness keeps no snapshot files: it frames a one-byte state as
                     // the storage engine would, and sends the piece asked for.
-                    if let Some(t) = (1..=3).position(|id| NodeId(id) == to) {
-                        let piece = snapshot_piece(meta, offset, bytes_max);
-                        let body = MessageBody::Snapshot {
-                            meta,
-                            offset,
-                            total_bytes: piece.total_bytes,
-                            bytes: piece.bytes,
+                    if let Some(t) = (1..=3).position(|id| NodeId(id) == send.to) {
+                        let body = snapshot_piece(&send).into_body();
+                        let msg = Message {
+                            epoch: send.epoch,
+                            body,
                         };
-                        let msg = Message { epoch, body };
                         queue.push_back((t, Input::Message { from: me, msg }));
                     }
                 }
@@ -245,17 +236,13 @@ fn forged_messages_never_panic() {
     }
 }
 
-/// The piece at `offset` of a snapshot file for `meta` holding a one-byte state.
-fn snapshot_piece(
-    meta: SnapshotMeta,
-    offset: u64,
-    bytes_max: u64,
-) -> paddock_core::storage::SnapshotPiece {
+/// The piece `send` asks for of a snapshot file at its meta holding a one-byte state.
+fn snapshot_piece(send: &SnapshotSend) -> paddock_core::storage::SnapshotPiece {
     let mut files = paddock_core::storage::MemFiles::new();
     let limits = paddock_core::limits::Limits::default();
-    paddock_core::storage::write_snapshot_file(&mut files, &limits, meta, &[3])
+    paddock_core::storage::write_snapshot_file(&mut files, &limits, send.meta, &[3])
         .expect("in-memory write");
-    paddock_core::storage::read_snapshot_piece(&mut files, meta, offset, bytes_max)
+    paddock_core::storage::read_snapshot_piece(&mut files, send.meta, send.offset, send.bytes_max)
         .expect("in-memory read")
         .expect("the snapshot just written")
 }

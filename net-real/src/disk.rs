@@ -14,9 +14,9 @@ use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use paddock_core::ids::{Epoch, NodeId};
-use paddock_core::node::{Input, NodeSnapshot, PeerMessage, Persist};
-use paddock_core::replication::SnapshotMeta;
+use paddock_core::ids::NodeId;
+use paddock_core::node::{Input, NodeSnapshot, Persist};
+use paddock_core::replication::{SnapshotMeta, SnapshotSend};
 
 use crate::peer::Peers;
 use crate::storage::{SnapshotFiles, Storage, StorageError};
@@ -70,24 +70,9 @@ pub fn encode_snapshot_then_write(
     );
 }
 
-/// One `Output::PeerSnapshot`: a piece of the snapshot file to send a peer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PieceRequest {
-    /// The receiver.
-    pub to: NodeId,
-    /// The epoch the message carries.
-    pub epoch: Epoch,
-    /// The snapshot asked for (the newest file is sent when it is newer).
-    pub meta: SnapshotMeta,
-    /// Where the piece starts in the file.
-    pub offset: u64,
-    /// Most bytes in the piece.
-    pub bytes_max: u64,
-}
-
 /// The peers a background thread is sending snapshot pieces to, each with the request
 /// it is to serve next (the newest asked while it was busy).
-pub type PieceSenders = Arc<Mutex<BTreeMap<NodeId, Option<PieceRequest>>>>;
+pub type PieceSenders = Arc<Mutex<BTreeMap<NodeId, Option<SnapshotSend>>>>;
 
 /// Sends a peer a piece of this server's durable snapshot for `Output::PeerSnapshot`, in
 /// the background ([`run_in_background`]): the piece (up to `message_bytes_max`, 16 MiB
@@ -97,7 +82,7 @@ pub type PieceSenders = Arc<Mutex<BTreeMap<NodeId, Option<PieceRequest>>>>;
 /// serves it next. A file that cannot be read is logged and the send dropped: the node
 /// asks again after its retry time, and the next snapshot it takes replaces the file.
 pub fn send_snapshot_piece_in_background(
-    request: PieceRequest,
+    request: SnapshotSend,
     files: SnapshotFiles,
     peers: Peers,
     senders: &PieceSenders,
@@ -134,25 +119,16 @@ pub fn send_snapshot_piece_in_background(
     );
 }
 
-fn send_snapshot_piece(request: PieceRequest, files: &mut SnapshotFiles, peers: &Peers) {
-    let PieceRequest {
-        to,
-        epoch,
-        meta,
-        offset,
-        bytes_max,
+fn send_snapshot_piece(request: SnapshotSend, files: &mut SnapshotFiles, peers: &Peers) {
+    let SnapshotSend {
+        to, meta, offset, ..
     } = request;
-    match files.read_piece(meta, offset, bytes_max) {
-        Ok(Some(piece)) => {
+    match files.read_piece(&request) {
+        Ok(Some(msg)) => {
             if offset == 0 {
-                tracing::info!(
-                    peer = to.0,
-                    index = piece.meta.index,
-                    bytes = piece.total_bytes,
-                    "sending a snapshot"
-                );
+                tracing::info!(peer = to.0, index = meta.index, "sending a snapshot");
             }
-            peers.send(to, &PeerMessage::snapshot_piece(epoch, piece));
+            peers.send(to, &msg);
         }
         Ok(None) => {
             tracing::debug!(

@@ -1077,24 +1077,11 @@ impl EventLoop {
                     peers.send(to, &msg);
                 }
             }
-            Output::PeerSnapshot {
-                to,
-                epoch,
-                meta,
-                offset,
-                bytes_max,
-            } => {
+            Output::PeerSnapshot(send) => {
                 if let Some(peers) = &self.peers {
-                    let request = disk::PieceRequest {
-                        to,
-                        epoch,
-                        meta,
-                        offset,
-                        bytes_max,
-                    };
                     let files = self.snapshot_files.clone();
                     let sends = &self.snapshot_sends;
-                    disk::send_snapshot_piece_in_background(request, files, peers.clone(), sends);
+                    disk::send_snapshot_piece_in_background(send, files, peers.clone(), sends);
                 }
             }
             Output::ToClient { conn, bytes } => {

@@ -11,11 +11,11 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use paddock_core::limits::Limits;
-use paddock_core::node::{NodeSnapshot, PayloadError};
-use paddock_core::replication::{DurableState, SnapshotMeta};
+use paddock_core::node::{NodeSnapshot, PayloadError, PeerMessage};
+use paddock_core::replication::{DurableState, SnapshotMeta, SnapshotSend};
 use paddock_core::storage::{
-    Dir, FileError, FileErrorKind, FileOp, Files, SnapshotPiece, Store, StoreConfig, StoreError,
-    read_snapshot_piece, write_snapshot_file,
+    Dir, FileError, FileErrorKind, FileOp, Files, Store, StoreConfig, StoreError,
+    write_snapshot_file,
 };
 
 /// Open handles kept at most (the current segment and a snapshot being written are the
@@ -348,15 +348,10 @@ impl SnapshotFiles {
         write_snapshot_file(&mut self.files, &self.limits, meta, bytes)
     }
 
-    /// Up to `bytes_max` bytes from `offset` of the newest snapshot file, when it covers
-    /// at least `meta` (what a follower is sent, one piece at a time).
-    pub fn read_piece(
-        &mut self,
-        meta: SnapshotMeta,
-        offset: u64,
-        bytes_max: u64,
-    ) -> Result<Option<SnapshotPiece>, StoreError> {
-        read_snapshot_piece(&mut self.files, meta, offset, bytes_max)
+    /// The message carrying the piece of the newest snapshot file `send` asks for, when
+    /// that file covers at least `send.meta` (a follower is sent one piece at a time).
+    pub fn read_piece(&mut self, send: &SnapshotSend) -> Result<Option<PeerMessage>, StoreError> {
+        PeerMessage::snapshot_piece_read(&mut self.files, send)
     }
 }
 
@@ -365,7 +360,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use paddock_core::ids::{Epoch, NodeId, Zxid};
-    use paddock_core::replication::{Entry, HardState};
+    use paddock_core::replication::{Entry, HardState, Message, MessageBody};
     use paddock_core::storage::snapshot_file_unframe;
     use paddock_core::storage::{RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES, snapshot_name};
 
@@ -520,16 +515,33 @@ mod tests {
         assert_eq!(d.snapshot_bytes, b"state");
         assert_eq!(d.entries, vec![entry(3, 1, 3)]);
         // Read back in pieces of 7 bytes, the file is whole again and checks.
+        let send = |meta, offset| SnapshotSend {
+            to: NodeId(2),
+            epoch: Epoch(1),
+            meta,
+            offset,
+            bytes_max: 7,
+        };
         let mut file = Vec::new();
         loop {
-            let piece = files
-                .read_piece(meta, file.len() as u64, 7)
-                .unwrap()
-                .unwrap();
-            assert_eq!(piece.meta, meta);
-            assert!(piece.bytes.len() <= 7);
-            file.extend_from_slice(&piece.bytes);
-            if file.len() as u64 == piece.total_bytes {
+            let msg = files.read_piece(&send(meta, file.len() as u64)).unwrap();
+            let Some(PeerMessage::Replication(Message {
+                body:
+                    MessageBody::Snapshot {
+                        meta: read,
+                        bytes,
+                        total_bytes,
+                        ..
+                    },
+                ..
+            })) = msg
+            else {
+                panic!("not a snapshot piece: {msg:?}");
+            };
+            assert_eq!(read, meta);
+            assert!(bytes.len() <= 7);
+            file.extend_from_slice(&bytes);
+            if file.len() as u64 == total_bytes {
                 break;
             }
         }
@@ -543,7 +555,7 @@ mod tests {
             zxid: Zxid(1 << 32 | 3),
         };
         assert_eq!(
-            files.read_piece(newer, 0, 7).unwrap(),
+            files.read_piece(&send(newer, 0)).unwrap(),
             None,
             "none that new"
         );

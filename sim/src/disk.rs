@@ -14,11 +14,9 @@ use std::collections::VecDeque;
 
 use crate::decide::Decisions;
 use paddock_core::limits::Limits;
-use paddock_core::node::{Input, Persist};
-use paddock_core::replication::{DurableState, SnapshotMeta};
-use paddock_core::storage::{
-    Dir, Injected, MemFiles, SnapshotPiece, Store, StoreConfig, StoreError, read_snapshot_piece,
-};
+use paddock_core::node::{Input, PeerMessage, Persist};
+use paddock_core::replication::{DurableState, SnapshotSend};
+use paddock_core::storage::{Dir, Injected, MemFiles, Store, StoreConfig, StoreError};
 use rand::RngExt;
 
 /// Why a disk cannot be recovered or written; the server must not start from it.
@@ -158,17 +156,12 @@ impl SimDisk {
         Ok(inputs)
     }
 
-    /// A piece of the newest snapshot file, read as a runtime does for
-    /// `Output::PeerSnapshot`, when it covers at least `meta`.
-    pub fn snapshot_piece(
-        &mut self,
-        meta: SnapshotMeta,
-        offset: u64,
-        bytes_max: u64,
-    ) -> Option<SnapshotPiece> {
+    /// The message carrying a piece of the newest snapshot file, read as a runtime does
+    /// for `Output::PeerSnapshot`, when it covers at least the snapshot asked for.
+    pub fn snapshot_piece(&mut self, send: &SnapshotSend) -> Option<PeerMessage> {
         match &mut self.state {
-            State::Open(store) => read_snapshot_piece(store.files_mut(), meta, offset, bytes_max),
-            State::Closed(files) => read_snapshot_piece(files, meta, offset, bytes_max),
+            State::Open(store) => PeerMessage::snapshot_piece_read(store.files_mut(), send),
+            State::Closed(files) => PeerMessage::snapshot_piece_read(files, send),
         }
         .ok()
         .flatten()

@@ -634,26 +634,17 @@ impl World {
                     );
                 }
             }
-            Output::PeerSnapshot {
-                to,
-                epoch,
-                meta,
-                offset,
-                bytes_max,
-            } => {
+            Output::PeerSnapshot(send) => {
                 // As the real server does: a piece of the snapshot file read from this
                 // disk, when it is the one asked for or newer.
-                let stored = self
+                let msg = self
                     .servers
                     .get_mut(&id)
-                    .and_then(|server| server.disk.snapshot_piece(meta, offset, bytes_max));
-                match stored {
-                    Some(piece) => {
-                        let msg = PeerMessage::snapshot_piece(epoch, piece);
-                        self.route(id, Output::Peer { to, msg });
-                    }
-                    _ => self.trace.record(now, id.0, "snapshot-unavailable", || {
-                        format!("to={} index={}", to.0, meta.index)
+                    .and_then(|server| server.disk.snapshot_piece(&send));
+                match msg {
+                    Some(msg) => self.route(id, Output::Peer { to: send.to, msg }),
+                    None => self.trace.record(now, id.0, "snapshot-unavailable", || {
+                        format!("to={} index={}", send.to.0, send.meta.index)
                     }),
                 }
             }

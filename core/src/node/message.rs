@@ -210,21 +210,22 @@ impl PeerMessage {
     /// The message that carries a piece of a snapshot file to another server, as the
     /// runtime builds it for `Output::PeerSnapshot` from the snapshot's durable bytes.
     pub fn snapshot_piece(epoch: Epoch, piece: crate::storage::SnapshotPiece) -> PeerMessage {
-        let crate::storage::SnapshotPiece {
-            meta,
-            offset,
-            total_bytes,
-            bytes,
-        } = piece;
         PeerMessage::Replication(replication::Message {
             epoch,
-            body: replication::MessageBody::Snapshot {
-                meta,
-                offset,
-                total_bytes,
-                bytes,
-            },
+            body: piece.into_body(),
         })
+    }
+
+    /// Reads the piece `send` asks for from `files` (the newest snapshot file, when it
+    /// covers at least `send.meta`) and builds its message: what a runtime does for
+    /// `Output::PeerSnapshot`. `Ok(None)` when there is no such snapshot.
+    pub fn snapshot_piece_read<F: crate::storage::Files>(
+        files: &mut F,
+        send: &replication::SnapshotSend,
+    ) -> Result<Option<PeerMessage>, crate::storage::StoreError> {
+        let piece =
+            crate::storage::read_snapshot_piece(files, send.meta, send.offset, send.bytes_max)?;
+        Ok(piece.map(|piece| PeerMessage::snapshot_piece(send.epoch, piece)))
     }
 
     /// The bytes sent to a peer (the runtime frames them).

@@ -226,26 +226,11 @@ pub enum Output {
         /// The message.
         msg: PeerMessage,
     },
-    /// Send another server a piece of this node's durable snapshot file at `meta`:
-    /// [`PeerMessage::snapshot_piece`] of what `storage::read_snapshot_piece` reads from
-    /// the files the runtime made durable for `meta` (a `Persist::WriteSnapshot` it
-    /// reported written, or a `Persist::InstallSnapshot`). The node holds no copy of its
-    /// snapshots: a state of 10^6 znodes is hundreds of megabytes, sent in pieces of at
-    /// most `bytes_max`. The runtime may send a piece of its newest durable snapshot
-    /// instead when that is newer, and may drop the send when it has neither: the node
-    /// retries, as after any loss.
-    PeerSnapshot {
-        /// The receiver.
-        to: NodeId,
-        /// The epoch the message carries.
-        epoch: Epoch,
-        /// The snapshot to send.
-        meta: SnapshotMeta,
-        /// Where in the file the piece starts.
-        offset: u64,
-        /// Most bytes in the piece.
-        bytes_max: u64,
-    },
+    /// Send another server a piece of this node's durable snapshot file
+    /// ([`replication::SnapshotSend`]; [`PeerMessage::snapshot_piece_read`] reads it and
+    /// builds the message). The node holds no copy of its snapshots: a state of 10^6
+    /// znodes is hundreds of megabytes, sent in pieces.
+    PeerSnapshot(replication::SnapshotSend),
     /// Make something durable, then report [`Persist::completion`] (the one type for
     /// every write a node asks for; [`Persist::perform`] does it on a
     /// [`crate::storage::Store`]).
@@ -748,21 +733,7 @@ impl Node {
                         msg: PeerMessage::Replication(msg),
                     });
                 }
-                replication::Output::SendSnapshot {
-                    to,
-                    epoch,
-                    meta,
-                    offset,
-                    bytes_max,
-                } => {
-                    out.push(Output::PeerSnapshot {
-                        to,
-                        epoch,
-                        meta,
-                        offset,
-                        bytes_max,
-                    });
-                }
+                replication::Output::SendSnapshot(send) => out.push(Output::PeerSnapshot(send)),
                 replication::Output::PersistHardState { hard_state } => {
                     out.push(Output::Persist(Persist::HardState(hard_state)));
                 }

@@ -224,12 +224,7 @@ impl Replica {
                 bytes: Vec::new(),
             }),
             _ => {
-                let reply = MessageBody::SnapshotReply {
-                    index: piece.meta.index,
-                    offset: piece.offset,
-                    received_bytes: 0,
-                };
-                self.send(from, reply, out);
+                self.follower_snapshot_reply(from, &piece, 0, out);
                 return Ok(());
             }
         };
@@ -238,12 +233,7 @@ impl Replica {
         }
         let received_bytes = held.bytes.len() as u64;
         if received_bytes < held.total_bytes {
-            let reply = MessageBody::SnapshotReply {
-                index: piece.meta.index,
-                offset: piece.offset,
-                received_bytes,
-            };
-            self.send(from, reply, out);
+            self.follower_snapshot_reply(from, &piece, received_bytes, out);
             return Ok(());
         }
         let Some(complete) = self.snapshot_incoming.take() else {
@@ -258,18 +248,29 @@ impl Replica {
             // The leader's file or the transfer was damaged: start over, and refuse the
             // message (counted and logged by the owner).
             _ => {
-                let reply = MessageBody::SnapshotReply {
-                    index: piece.meta.index,
-                    offset: piece.offset,
-                    received_bytes: 0,
-                };
-                self.send(from, reply, out);
+                self.follower_snapshot_reply(from, &piece, 0, out);
                 Err(MessageError::SnapshotDamaged {
                     index: piece.meta.index,
                 }
                 .into())
             }
         }
+    }
+
+    /// Answers a snapshot piece: this follower holds `received_bytes` of its snapshot.
+    fn follower_snapshot_reply(
+        &mut self,
+        to: NodeId,
+        piece: &SnapshotPiece,
+        received_bytes: u64,
+        out: &mut Vec<Output>,
+    ) {
+        let reply = MessageBody::SnapshotReply {
+            index: piece.meta.index,
+            offset: piece.offset,
+            received_bytes,
+        };
+        self.send(to, reply, out);
     }
 
     /// The snapshot replaces our log when it covers more than we have committed.

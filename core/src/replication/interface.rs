@@ -74,6 +74,29 @@ pub enum Input {
     },
 }
 
+/// A piece of a member's durable snapshot file to send to another member (a replica's
+/// `Output::SendSnapshot`, the node's `Output::PeerSnapshot`): the message is
+/// `Message { epoch, body: MessageBody::Snapshot { meta, offset, total_bytes, bytes } }`
+/// with at most `bytes_max` bytes of the file at `meta` from `offset`, read from where
+/// the runtime made it durable (a snapshot the owner offered with
+/// `Replica::snapshot_offer`, or one installed from a leader; the storage engine's
+/// `read_snapshot_piece`). The runtime may send a piece of a newer durable snapshot of
+/// this member instead (its own `meta`: the follower then starts that one from 0), and
+/// may drop the send when it has neither.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotSend {
+    /// The receiver.
+    pub to: NodeId,
+    /// The epoch the message carries.
+    pub epoch: Epoch,
+    /// The snapshot to send.
+    pub meta: SnapshotMeta,
+    /// Where in the snapshot file the piece starts.
+    pub offset: u64,
+    /// Most bytes in the piece (`ReplicationConfig::message_bytes_max`).
+    pub bytes_max: u64,
+}
+
 /// What a replica asks of the world. The runtime performs outputs in the order given;
 /// persist outputs in particular must reach the disk in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,26 +108,9 @@ pub enum Output {
         /// The message.
         msg: Message,
     },
-    /// Send member `to` one piece of this replica's durable snapshot file at `meta`:
-    /// `Message { epoch, body: MessageBody::Snapshot { meta, offset, total_bytes, bytes } }`
-    /// with at most `bytes_max` bytes of the file from `offset`, read from where the
-    /// runtime made it durable (a snapshot the owner offered with
-    /// `Replica::snapshot_offer`, or one installed from a leader; the storage engine's
-    /// `read_snapshot_piece`). The runtime may send a piece of a newer durable snapshot
-    /// of this member instead (its own `meta`: the follower then starts that one from 0),
-    /// and may drop the send when it has neither: loss is tolerated, the replica retries.
-    SendSnapshot {
-        /// The receiver.
-        to: NodeId,
-        /// The epoch the message carries.
-        epoch: Epoch,
-        /// The snapshot to send.
-        meta: SnapshotMeta,
-        /// Where in the snapshot file the piece starts.
-        offset: u64,
-        /// Most bytes in the piece (`ReplicationConfig::message_bytes_max`).
-        bytes_max: u64,
-    },
+    /// Send a member a piece of this replica's durable snapshot file (see
+    /// [`SnapshotSend`]). Loss is tolerated: the replica retries.
+    SendSnapshot(SnapshotSend),
     /// Make `hard_state` durable, then report `Input::HardStatePersisted`. Messages that
     /// depend on it are held inside the replica until then.
     PersistHardState {

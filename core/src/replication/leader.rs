@@ -14,7 +14,7 @@ use crate::ids::{NodeId, Zxid};
 use super::progress::{Progress, ProgressState};
 use super::{
     AppendOutcome, Entry, LeaderState, Message, MessageBody, MessageError, Output, ProposeError,
-    Replica, RoleState, StepError, Timer,
+    Replica, RoleState, SnapshotSend, StepError, Timer,
 };
 
 impl Replica {
@@ -337,13 +337,13 @@ impl Replica {
 
     /// Asks the runtime to send `to` the piece of the snapshot file from `offset`.
     fn leader_send_snapshot_piece(&mut self, to: NodeId, offset: u64, out: &mut Vec<Output>) {
-        let send = Output::SendSnapshot {
+        let send = Output::SendSnapshot(SnapshotSend {
             to,
             epoch: self.hard_state.epoch,
             meta: self.snapshot_send,
             offset,
             bytes_max: self.config.message_bytes_max,
-        };
+        });
         self.send_output(send, out);
     }
 

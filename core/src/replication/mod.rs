@@ -40,7 +40,7 @@ pub use config::{
 };
 pub use interface::{
     CompactError, DurableState, FollowerStatus, HardState, Input, Output, ProposeError,
-    ReplicaError, Role, Status, StepError,
+    ReplicaError, Role, SnapshotSend, Status, StepError,
 };
 pub use log::LogError;
 pub use message::{

@@ -850,13 +850,13 @@ fn follower_behind_the_log_is_sent_the_snapshot_by_reference() {
         .collect();
     assert_eq!(
         snapshot_sends,
-        vec![&Output::SendSnapshot {
+        vec![&Output::SendSnapshot(SnapshotSend {
             to: NodeId(2),
             epoch: Epoch(2),
             meta: snapshot,
             offset: 0,
             bytes_max: MESSAGE_BYTES_MAX_DEFAULT,
-        }]
+        })]
     );
     assert!(
         sends(&out)
@@ -936,7 +936,7 @@ fn member_with_a_lost_log_waits_for_a_leader_to_resync_it() {
 fn piece_sends(out: &[Output]) -> Vec<(NodeId, u64)> {
     out.iter()
         .filter_map(|o| match o {
-            Output::SendSnapshot { to, offset, .. } => Some((*to, *offset)),
+            Output::SendSnapshot(send) => Some((send.to, send.offset)),
             _ => None,
         })
         .collect()

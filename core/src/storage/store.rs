@@ -404,6 +404,18 @@ pub struct SnapshotPiece {
     pub bytes: Vec<u8>,
 }
 
+impl SnapshotPiece {
+    /// The replication message body that carries this piece.
+    pub fn into_body(self) -> crate::replication::MessageBody {
+        crate::replication::MessageBody::Snapshot {
+            meta: self.meta,
+            offset: self.offset,
+            total_bytes: self.total_bytes,
+            bytes: self.bytes,
+        }
+    }
+}
+
 /// Up to `bytes_max` bytes from `offset` of the newest snapshot file, when it covers
 /// at least `at_least`: what a runtime sends for `Output::SendSnapshot`. Only the piece
 /// and the file's header are read; the follower checks the whole file once it holds it

@@ -16,7 +16,7 @@ use paddock_core::error::ZkError;
 use paddock_core::ids::{ConnId, NodeId, SessionId};
 use paddock_core::node::{Input, Node, NodeConfig, Output, PeerMessage, Persist};
 use paddock_core::replication::{DurableState, SnapshotMeta};
-use paddock_core::storage::{MemFiles, SnapshotPiece, Store, StoreConfig, read_snapshot_piece};
+use paddock_core::storage::{MemFiles, Store, StoreConfig, read_snapshot_piece};
 use paddock_core::wire::{
     self, ConnectRequest, CreateRequest, FrameSplitter, OpCode, PathRequest, PathWatchRequest,
     Reply, ReplyHeader, Request, RequestHeader, Response, SetDataRequest, WatcherEvent,
@@ -50,15 +50,11 @@ impl Disk {
         opened.durable
     }
 
-    /// A piece of the newest snapshot file on disk, when it covers at least `meta`.
-    pub fn snapshot_piece(
-        &mut self,
-        meta: SnapshotMeta,
-        offset: u64,
-        bytes_max: u64,
-    ) -> Option<SnapshotPiece> {
-        read_snapshot_piece(self.store.files_mut(), meta, offset, bytes_max)
+    /// The index of the newest snapshot on disk (0 without one).
+    pub fn snapshot_index(&mut self) -> u64 {
+        read_snapshot_piece(self.store.files_mut(), SnapshotMeta::default(), 0, 0)
             .expect("in-memory read")
+            .map_or(0, |piece| piece.meta.index)
     }
 }
 
@@ -228,22 +224,15 @@ impl Cluster {
                 let at = now + self.latency();
                 self.schedule(at, Event::Peer { from: id, to, msg });
             }
-            Output::PeerSnapshot {
-                to,
-                epoch,
-                meta,
-                offset,
-                bytes_max,
-            } => {
+            Output::PeerSnapshot(send) => {
                 // What this server's disk holds now, when it is that snapshot or newer
                 // (a runtime may send a newer one); otherwise the send is lost.
-                if let Some(piece) = self
-                    .disks
-                    .get_mut(&id)
-                    .and_then(|disk| disk.snapshot_piece(meta, offset, bytes_max))
-                {
-                    let msg = PeerMessage::snapshot_piece(epoch, piece);
+                if let Some(msg) = self.disks.get_mut(&id).and_then(|disk| {
+                    PeerMessage::snapshot_piece_read(disk.store.files_mut(), &send)
+                        .expect("in-memory read")
+                }) {
                     let at = now + self.latency();
+                    let to = send.to;
                     self.schedule(at, Event::Peer { from: id, to, msg });
                 }
             }
