@@ -28,8 +28,10 @@ use paddock_core::node::PeerMessage;
 
 /// The first bytes of every peer connection.
 pub const PEER_MAGIC: [u8; 8] = *b"PDKPEER1";
-/// The peer protocol version this build speaks; a peer with another is refused.
-pub const PEER_PROTOCOL_VERSION: u32 = 1;
+/// The peer protocol version this build speaks; a peer with another is refused. 2:
+/// snapshots in pieces (`Snapshot` carries an offset and the file's length,
+/// `SnapshotReply` and `AppendReply(Missing)` are new).
+pub const PEER_PROTOCOL_VERSION: u32 = 2;
 /// Bytes of the handshake: magic, version, sender id.
 pub const PEER_HANDSHAKE_BYTES: usize = 8 + 4 + 8;
 /// How much a frame's buffer grows at a time while its bytes arrive: a frame's buffer
@@ -423,6 +425,13 @@ mod tests {
         assert_eq!(
             handshake_decode(&old, &known),
             Err(HandshakeError::Version(7))
+        );
+        // Version 1 sent a snapshot in one message: it cannot talk to this build.
+        let mut whole_snapshots = good;
+        whole_snapshots[8] = 1;
+        assert_eq!(
+            handshake_decode(&whole_snapshots, &known),
+            Err(HandshakeError::Version(1))
         );
         let mut foreign = good;
         foreign[0] = b'X';
