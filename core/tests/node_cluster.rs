@@ -569,3 +569,63 @@ fn outstanding_requests_are_counted_until_answered() {
     );
     assert_eq!(outstanding(&c), 0);
 }
+
+// Committed entries are applied at most `applied_per_step_max` per step, the rest in the
+// steps that follow at once (`next_deadline` is then immediate): a standalone server
+// restarting with 40 entries after its snapshot applies them a few at a time once
+// elected, and starts leading (serving writes) only once all are applied.
+#[test]
+fn committed_entries_are_applied_a_few_per_step() {
+    let tune = |config: &mut paddock_core::node::NodeConfig| {
+        config.snapshot_every_entries = 1_000_000;
+        config.applied_per_step_max = 3;
+    };
+    let mut c = Cluster::new(1, 8, tune);
+    elect(&mut c);
+    let conn = c.connect(1);
+    for i in 0..40 {
+        c.create(conn, &format!("/n{i}"), b"", 0).unwrap();
+    }
+    c.run_for(100);
+    let mut disk = c.disks.remove(&NodeId(1)).unwrap();
+    let durable = disk.durable();
+    assert!(durable.entries.len() > 40, "{}", durable.entries.len());
+    let mut config = paddock_core::node::NodeConfig::new(NodeId(1), [NodeId(1)].into());
+    tune(&mut config);
+    let mut node = paddock_core::node::Node::new(config, durable, 1).unwrap();
+    let (mut now_ms, mut steps_applying) = (0, 0);
+    let mut inputs = vec![paddock_core::node::Input::Tick];
+    for _ in 0..10_000 {
+        let input = inputs.pop().unwrap_or(paddock_core::node::Input::Tick);
+        let before = node.applied_index();
+        let mut out = Vec::new();
+        node.step(now_ms, input, &mut out);
+        let applied = node.applied_index() - before;
+        assert!(applied <= 3, "{applied} entries applied in one step");
+        if applied > 0 {
+            steps_applying += 1;
+            assert!(!node.is_leader() || node.next_deadline() != Some(0));
+        }
+        for output in out {
+            if let paddock_core::node::Output::Persist(op) = output
+                && let Some(done) = disk.write(op)
+            {
+                inputs.push(done);
+            }
+        }
+        if node.is_leader() && node.next_deadline() != Some(0) && inputs.is_empty() {
+            break;
+        }
+        now_ms += 1;
+    }
+    assert!(node.is_leader());
+    assert!(node.applied_index() > 40);
+    assert!(
+        steps_applying >= 14,
+        "{steps_applying} steps applied entries"
+    );
+    assert_eq!(
+        node.tree().node_count(),
+        c.nodes[&NodeId(1)].as_ref().unwrap().tree().node_count()
+    );
+}

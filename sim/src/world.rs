@@ -31,6 +31,10 @@ const DIGEST_EVERY_INDEXES: u64 = 16;
 /// 16 MiB, so that snapshots of the simulated trees go in pieces.
 pub const SIM_MESSAGE_BYTES_MAX: u64 = 1024;
 
+/// The simulated servers' `NodeConfig::applied_per_step_max`: far below the default
+/// 1024, so that applying committed entries spans steps.
+pub const SIM_APPLIED_PER_STEP_MAX: usize = 4;
+
 /// Events one run may process per client operation: a healthy 1000-op run of 5 servers
 /// with every fault takes 30 000 to 280 000 (seeds 0..1000); a run that keeps producing
 /// events without virtual time advancing (a livelock) stops at its budget and fails.
@@ -257,6 +261,9 @@ impl World {
             // pieces, so loss, reordering and crashes hit transfers mid-way, and appends
             // are cut by bytes as well as by count.
             config.replication.message_bytes_max = SIM_MESSAGE_BYTES_MAX;
+            // Few entries applied per step: committed entries often wait across steps,
+            // interleaved with every other input, as a large batch does on a server.
+            config.applied_per_step_max = SIM_APPLIED_PER_STEP_MAX;
             config.replication.zxid_counter_max = zxid_counter_max;
             #[cfg(feature = "planted-bugs")]
             config.plant_bug(options.bug.as_deref().and_then(|name| name.parse().ok()));

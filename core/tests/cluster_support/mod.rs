@@ -50,6 +50,13 @@ impl Disk {
         opened.durable
     }
 
+    /// Performs a write and syncs it; returns what to tell the node.
+    pub fn write(&mut self, op: Persist) -> Option<Input> {
+        op.perform(&mut self.store)
+            .and_then(|done| self.store.sync().map(|()| done))
+            .expect("in-memory files do not fail")
+    }
+
     /// The index of the newest snapshot on disk (0 without one).
     pub fn snapshot_index(&mut self) -> u64 {
         read_snapshot_piece(self.store.files_mut(), SnapshotMeta::default(), 0, 0)
