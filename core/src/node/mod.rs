@@ -10,15 +10,18 @@
 //! included). The leader validates it against its *prepared* state — the applied state
 //! plus every transaction it has proposed but not yet seen committed — into a tree
 //! transaction (or a failed-write entry), and proposes it. Once committed, every server
-//! applies it in zxid order; the origin server answers the client. Reads are answered
+//! applies it in zxid order (at most `NodeConfig::applied_per_step_max` per step, the
+//! rest in the steps that follow at once, so a large batch never holds the event loop);
+//! the origin server answers the client. Reads are answered
 //! locally from the applied state, in the connection's FIFO order, so a read waits for
 //! the same connection's earlier writes (read-your-writes).
 //!
 //! Invariants: entries are applied in index order exactly once; a client reply leaves
 //! only after the entry it reports is committed and applied here; watch events for an
 //! applied transaction are emitted before any reply that follows it; the leader's
-//! prepared state is rebuilt from the applied state whenever leadership starts, so
-//! nothing it prepared under an older epoch can leak into a newer one.
+//! prepared state is rebuilt from the applied state whenever leadership starts (and it
+//! starts only once every committed entry is applied), so nothing it prepared under an
+//! older epoch can leak into a newer one.
 //!
 //! What it does not do: touch sockets, disks or clocks (the runtime does); ACL-filter
 //! watch events (3.8.4's READ check on events); observers' reads as a separate mode.
