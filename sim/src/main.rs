@@ -185,11 +185,7 @@ fn run_one(options: &RunOptions, trace: Option<PathBuf>, save_disks: Option<Path
             .as_ref()
             .map(|b| format!(" bug={b}"))
             .unwrap_or_default()
-            + &options
-                .from_disks
-                .as_ref()
-                .map(|dir| format!(" from-disks={}", dir.display()))
-                .unwrap_or_default()
+            + &options.from_disks_label()
     );
     let (report, saved) = match &save_disks {
         None => (run_guarded_traced(options, trace.as_deref()), Vec::new()),
@@ -243,10 +239,7 @@ fn campaign(base: &RunOptions, seeds: &SeedRange, jobs: Option<usize>) -> ExitCo
         base.clients,
         base.ops,
         base.faults,
-        base.from_disks
-            .as_ref()
-            .map(|dir| format!(" from-disks={}", dir.display()))
-            .unwrap_or_default()
+        base.from_disks_label()
     );
     let total = seeds.0.end - seeds.0.start;
     // The bar is for a person watching; logs and pipes get only the deterministic lines.

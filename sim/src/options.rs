@@ -150,6 +150,14 @@ impl Default for RunOptions {
 }
 
 impl RunOptions {
+    /// ` from-disks=DIR` for a run from existing disks, empty otherwise (for header lines).
+    pub fn from_disks_label(&self) -> String {
+        self.from_disks
+            .as_ref()
+            .map(|dir| format!(" from-disks={}", dir.display()))
+            .unwrap_or_default()
+    }
+
     /// The command line that replays this run.
     pub fn replay_command(&self) -> String {
         let mut cmd = format!(

@@ -18,7 +18,7 @@ use paddock_core::ids::NodeId;
 use paddock_core::limits::Limits;
 use paddock_core::node::{Input, Node, NodeConfig, Output};
 use paddock_core::storage::{Dir, MemFiles, Store, StoreError};
-use paddock_core::tree::DataTree;
+use paddock_core::tree::{DataTree, Znode};
 
 use crate::disk::store_config;
 use crate::world::World;
@@ -218,29 +218,8 @@ pub fn listing(files: MemFiles, limits: Limits) -> Result<Vec<String>, SavedErro
     Err(SavedError::NoLeader)
 }
 
-/// The latest creation or modification time of any znode, ms (0 for an empty tree).
-pub fn tree_time_max(tree: &DataTree) -> i64 {
-    let mut latest = 0;
-    let mut stack = vec!["/".to_owned()];
-    while let Some(path) = stack.pop() {
-        let Some(znode) = tree.node(&path) else {
-            continue;
-        };
-        let stat = znode.stat();
-        latest = latest.max(stat.ctime).max(stat.mtime);
-        let base = if path == "/" { "" } else { path.as_str() };
-        stack.extend(
-            tree.children(&path)
-                .iter()
-                .map(|child| format!("{base}/{child}")),
-        );
-    }
-    latest
-}
-
-/// One line per znode outside `/zookeeper`, in path order: path, stat, ACL, data (hex).
-pub fn tree_lines(tree: &DataTree) -> Vec<String> {
-    let mut lines = Vec::new();
+/// Visits every znode outside `/zookeeper`, each with its path.
+fn each_znode(tree: &DataTree, mut visit: impl FnMut(&str, &Znode)) {
     let mut stack = vec!["/".to_owned()];
     while let Some(path) = stack.pop() {
         if path == "/zookeeper" {
@@ -249,22 +228,42 @@ pub fn tree_lines(tree: &DataTree) -> Vec<String> {
         let Some(znode) = tree.node(&path) else {
             continue;
         };
+        visit(&path, znode);
+        let base = if path == "/" { "" } else { path.as_str() };
+        stack.extend(
+            tree.children(&path)
+                .iter()
+                .map(|child| format!("{base}/{child}")),
+        );
+    }
+}
+
+/// The latest creation or modification time of any znode, ms (0 for an empty tree).
+pub fn tree_time_max(tree: &DataTree) -> i64 {
+    let mut latest = 0;
+    each_znode(tree, |_, znode| {
+        let stat = znode.stat();
+        latest = latest.max(stat.ctime).max(stat.mtime);
+    });
+    latest
+}
+
+/// One line per znode outside `/zookeeper`, in path order: path, stat, ACL, data (hex).
+pub fn tree_lines(tree: &DataTree) -> Vec<String> {
+    let mut lines = Vec::new();
+    each_znode(tree, |path, znode| {
         let acl: Vec<String> = znode
             .acl()
             .iter()
             .map(|acl| format!("{}:{}:{}", acl.id.scheme, acl.id.id, acl.perms))
             .collect();
         lines.push(znode_line(
-            &path,
+            path,
             &znode.stat(),
             &acl,
             znode.data().unwrap_or_default(),
         ));
-        let base = if path == "/" { "" } else { path.as_str() };
-        let mut children = tree.children(&path);
-        children.sort();
-        stack.extend(children.iter().rev().map(|child| format!("{base}/{child}")));
-    }
+    });
     lines.sort();
     lines
 }

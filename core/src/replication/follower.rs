@@ -13,14 +13,7 @@ use super::{
     RoleState, SnapshotMeta, StepError,
 };
 
-/// One `MessageBody::Snapshot` as it arrived.
-struct SnapshotPiece {
-    epoch: crate::ids::Epoch,
-    meta: SnapshotMeta,
-    offset: u64,
-    total_bytes: u64,
-    bytes: Vec<u8>,
-}
+use crate::storage::SnapshotPiece;
 
 impl Replica {
     /// Handles a message in the current epoch while following (or observing).
@@ -67,13 +60,12 @@ impl Replica {
             } => {
                 self.follower_leader_contact(from);
                 let piece = SnapshotPiece {
-                    epoch: msg.epoch,
                     meta,
                     offset,
                     total_bytes,
                     bytes,
                 };
-                self.follower_on_snapshot_piece(from, piece, out)
+                self.follower_on_snapshot_piece(from, msg.epoch, piece, out)
             }
             MessageBody::PreVote { .. } | MessageBody::Vote { .. } => {
                 self.election_on_request(from, &msg, out);
@@ -198,6 +190,7 @@ impl Replica {
     fn follower_on_snapshot_piece(
         &mut self,
         from: NodeId,
+        epoch: crate::ids::Epoch,
         piece: SnapshotPiece,
         out: &mut Vec<Output>,
     ) -> Result<(), StepError> {
@@ -213,12 +206,12 @@ impl Replica {
             }
             .into());
         }
-        let key = (from, piece.epoch, piece.meta, piece.total_bytes);
+        let key = (from, epoch, piece.meta, piece.total_bytes);
         let held = match &mut self.snapshot_incoming {
             Some(incoming) if incoming.key() == key => incoming,
             _ if piece.offset == 0 => self.snapshot_incoming.insert(IncomingSnapshot {
                 from,
-                epoch: piece.epoch,
+                epoch,
                 meta: piece.meta,
                 total_bytes: piece.total_bytes,
                 bytes: Vec::new(),

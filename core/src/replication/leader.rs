@@ -360,7 +360,7 @@ impl Replica {
         let next = self
             .leader_progress(from)
             .and_then(|pr| pr.on_snapshot_reply(offset, received_bytes, now_ms));
-        if let Some((_, next_offset)) = next {
+        if let Some(next_offset) = next {
             self.leader_send_snapshot_piece(from, next_offset, out);
         }
     }

@@ -148,11 +148,11 @@ impl Progress {
         offset: u64,
         received_bytes: u64,
         now_ms: u64,
-    ) -> Option<(u64, u64)> {
+    ) -> Option<u64> {
         let ProgressState::Snapshot {
-            index,
             offset: in_flight,
             sent_at_ms,
+            ..
         } = &mut self.state
         else {
             return None;
@@ -162,7 +162,7 @@ impl Progress {
         }
         *in_flight = received_bytes;
         *sent_at_ms = now_ms;
-        Some((*index, received_bytes))
+        Some(received_bytes)
     }
 
     /// A heartbeat reply shows the follower is alive: resume a paused probe, and free one
@@ -231,13 +231,13 @@ mod tests {
         let mut p = Progress::new(1);
         p.become_snapshot(10, 0);
         assert!(p.is_paused(8));
-        assert_eq!(p.on_snapshot_reply(0, 100, 5), Some((10, 100)));
+        assert_eq!(p.on_snapshot_reply(0, 100, 5), Some(100));
         assert_eq!(
             p.on_snapshot_reply(0, 100, 6),
             None,
             "a duplicate answer to a piece no longer in flight changes nothing"
         );
-        assert_eq!(p.on_snapshot_reply(100, 150, 7), Some((10, 150)));
+        assert_eq!(p.on_snapshot_reply(100, 150, 7), Some(150));
         assert!(p.is_paused(8), "pieces do not open the append pipeline");
         assert!(p.on_accepted(10));
         assert_eq!(p.state, ProgressState::Probe { paused: false });
