@@ -58,10 +58,9 @@ pub fn encode_snapshot_then_write(
         "paddock-snapshot",
         (state, files, disk.clone()),
         move |(state, mut files, disk)| {
-            let bytes = state.encode();
-            // Released before the write: the nodes changed since it was taken are freed now.
+            let written = files.write_state(meta, &state);
             drop(state);
-            let request = match files.write(meta, &bytes) {
+            let request = match written {
                 Ok(()) => DiskRequest::SnapshotWritten { meta },
                 Err(error) => DiskRequest::SnapshotFailed(error.to_string()),
             };

@@ -15,7 +15,7 @@ use paddock_core::node::{NodeSnapshot, PayloadError, PeerMessage};
 use paddock_core::replication::{DurableState, SnapshotMeta, SnapshotSend};
 use paddock_core::storage::{
     Dir, FileError, FileErrorKind, FileOp, Files, Store, StoreConfig, StoreError,
-    write_snapshot_file,
+    write_snapshot_file, write_snapshot_file_with,
 };
 
 /// Open handles kept at most (the current segment and a snapshot being written are the
@@ -346,6 +346,18 @@ impl SnapshotFiles {
     /// is told (`Store::snapshot_written`).
     pub fn write(&mut self, meta: SnapshotMeta, bytes: &[u8]) -> Result<(), StoreError> {
         write_snapshot_file(&mut self.files, &self.limits, meta, bytes)
+    }
+
+    /// [`SnapshotFiles::write`] of the node's `state`, encoded into the file as it goes:
+    /// no buffer of the whole snapshot (~200 bytes per znode) is held.
+    pub fn write_state(
+        &mut self,
+        meta: SnapshotMeta,
+        state: &NodeSnapshot,
+    ) -> Result<(), StoreError> {
+        write_snapshot_file_with(&mut self.files, &self.limits, meta, |file| {
+            state.encode_into(file)
+        })
     }
 
     /// The message carrying the piece of the newest snapshot file `send` asks for, when

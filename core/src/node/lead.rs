@@ -192,7 +192,7 @@ impl Node {
                     "replication assigned another zxid than announced"
                 );
                 if let ProposalBody::Txn(txn) = proposal.body {
-                    self.leader_prepared_apply(now_ms, txn);
+                    self.leader_prepared_apply(now_ms, proposal.origin, txn);
                 }
                 true
             }
@@ -204,7 +204,7 @@ impl Node {
     }
 
     /// Advances the prepared state by a proposed transaction.
-    fn leader_prepared_apply(&mut self, now_ms: u64, txn: Txn) {
+    fn leader_prepared_apply(&mut self, now_ms: u64, origin: Option<Origin>, txn: Txn) {
         let Some(leading) = &mut self.leading else {
             return;
         };
@@ -225,7 +225,7 @@ impl Node {
             }
             _ => {}
         }
-        leading.pending.push_back(txn);
+        leading.pending.push_back((origin, txn));
     }
 
     fn write_refuse(&mut self, origin: Option<Origin>, out: &mut Vec<Output>) {

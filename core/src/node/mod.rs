@@ -296,6 +296,15 @@ impl NodeSnapshot {
             .expect("the state machine always serialises")
     }
 
+    /// [`NodeSnapshot::encode`] into `writer` as it goes, with no buffer of the whole
+    /// (`storage::write_snapshot_file_with` streams it into a file). O(state).
+    pub fn encode_into<W: bincode::enc::write::Writer>(
+        &self,
+        writer: W,
+    ) -> Result<(), bincode::error::EncodeError> {
+        bincode::serde::encode_into_writer(self, writer, bincode::config::standard())
+    }
+
     /// Decodes snapshot bytes (as [`NodeSnapshot::encode`] made them). O(state).
     pub fn decode(bytes: &[u8]) -> Result<NodeSnapshot, PayloadError> {
         snapshot_decode(bytes)
@@ -404,8 +413,11 @@ const TIMERS: [Timer; 4] = [
 #[derive(Debug)]
 struct Leading {
     tree: DataTree,
-    /// Txns in the prepared tree that the applied tree has not applied yet, in order.
-    pending: VecDeque<Txn>,
+    /// Txns in the prepared tree that the applied tree has not applied yet, in order,
+    /// with the origin of their write. Applying a committed entry this leader proposed
+    /// takes its proposal from here instead of decoding the entry's payload: it is the
+    /// same proposal, as no other server proposes zxids of this leader's epoch.
+    pending: VecDeque<(Option<Origin>, Txn)>,
     /// Txns applied since the prepared tree was last rebased.
     applied_since_rebase: usize,
     sessions: SessionTable,
@@ -870,12 +882,15 @@ impl Node {
         if entry.payload.is_empty() {
             return;
         }
-        let proposal = match Proposal::decode(&entry.payload) {
-            Ok(p) => p,
-            Err(_) => {
-                self.payload_errors += 1;
-                return;
-            }
+        let proposal = match self.leader_proposal_take(entry) {
+            Some(proposal) => proposal,
+            None => match Proposal::decode(&entry.payload) {
+                Ok(p) => p,
+                Err(_) => {
+                    self.payload_errors += 1;
+                    return;
+                }
+            },
         };
         match proposal.body {
             ProposalBody::Txn(txn) => {
@@ -1031,11 +1046,41 @@ impl Node {
 
     /// The applied tree applied the txn `zxid`: drops it (and any older) from the leader's
     /// pending txns and rebases the prepared tree when due (see [`Leading`]).
+    /// The proposal of a committed entry this leader proposed, still held decoded in its
+    /// pending txns (see [`Leading::pending`]).
+    fn leader_proposal_take(&mut self, entry: &Entry) -> Option<Proposal> {
+        let leading = self.leading.as_mut()?;
+        if leading
+            .pending
+            .front()
+            .is_none_or(|(_, txn)| txn.zxid != entry.zxid)
+        {
+            return None;
+        }
+        let (origin, txn) = leading.pending.pop_front()?;
+        let proposal = Proposal {
+            origin,
+            body: ProposalBody::Txn(txn),
+        };
+        #[cfg(feature = "debug_invariants")]
+        assert_eq!(
+            Proposal::decode(&entry.payload).ok().as_ref(),
+            Some(&proposal),
+            "a pending proposal differs from its committed entry {}",
+            entry.index
+        );
+        Some(proposal)
+    }
+
     fn prepared_rebase_maybe(&mut self, zxid: Zxid) {
         let Some(leading) = &mut self.leading else {
             return;
         };
-        while leading.pending.front().is_some_and(|txn| txn.zxid <= zxid) {
+        while leading
+            .pending
+            .front()
+            .is_some_and(|(_, txn)| txn.zxid <= zxid)
+        {
             leading.pending.pop_front();
         }
         leading.applied_since_rebase += 1;
@@ -1053,7 +1098,7 @@ impl Node {
             );
         }
         leading.tree = self.tree.clone();
-        for txn in &leading.pending {
+        for (_, txn) in &leading.pending {
             leading.tree.apply(txn);
         }
         leading.applied_since_rebase = 0;

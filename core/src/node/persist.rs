@@ -27,9 +27,10 @@ pub enum Persist {
         /// The snapshot bytes (a [`NodeSnapshot`] in bincode).
         bytes: Vec<u8>,
     },
-    /// The node took a snapshot: encode it ([`NodeSnapshot::encode`], which the runtime
-    /// may do on another thread: the state is an O(1) copy that nothing changes) and make
-    /// the bytes durable; completes with `Input::SnapshotWritten`.
+    /// The node took a snapshot: encode it into its file ([`NodeSnapshot::encode_into`]
+    /// with `storage::write_snapshot_file_with`, which the runtime may do on another
+    /// thread: the state is an O(1) copy that nothing changes) and make the file durable;
+    /// completes with `Input::SnapshotWritten`.
     WriteSnapshot {
         /// What it covers.
         meta: SnapshotMeta,
@@ -72,9 +73,7 @@ impl Persist {
             } => store.append(truncate_after, &entries)?,
             Persist::InstallSnapshot { meta, bytes } => store.install_snapshot(meta, &bytes)?,
             Persist::WriteSnapshot { meta, state } => {
-                let bytes = state.encode();
-                drop(state);
-                store.write_snapshot(meta, &bytes)?;
+                store.write_snapshot_with(meta, |file| state.encode_into(file))?;
             }
             Persist::LogResynced => store.log_resynced()?,
         }

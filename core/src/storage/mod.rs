@@ -50,11 +50,12 @@ mod snapshot;
 mod store;
 
 pub use files::{Dir, FileError, FileErrorKind, FileOp, Files, Injected, MemFiles};
-pub use store::write_snapshot_file;
 pub use store::{ContentError, HARD_STATE_FILE, LOG_HEAD_FILE, LOG_LOSS_FILE, Opened, Store};
 pub use store::{OpenStaged, StoreConfig, StoreError, TailCut};
+pub use store::{SNAPSHOT_WRITE_CHUNK_BYTES, SnapshotFileWriter};
 pub use store::{SnapshotPiece, read_snapshot_piece, snapshot_file_unframe};
 pub use store::{read_newest_snapshot, segment_name, snapshot_name, write_file_atomic};
+pub use store::{write_snapshot_file, write_snapshot_file_with};
 
 pub use hard_state::{HARD_STATE_BYTES, HARD_STATE_MAGIC, HARD_STATE_VERSION};
 pub use hard_state::{HardState, HardStateError};
@@ -65,6 +66,7 @@ pub use recover::{LogScan, Recovered, RejectedSnapshot, recover};
 pub use snapshot::{SNAPSHOT_HEADER_BYTES, SNAPSHOT_MAGIC, SNAPSHOT_TRAILER_BYTES};
 pub use snapshot::{
     SNAPSHOT_VERSION, Snapshot, SnapshotError, decode_snapshot, encode_snapshot, snapshot_frame,
+    snapshot_header,
 };
 
 use crate::ids::Zxid;
@@ -268,6 +270,9 @@ pub enum EncodeError {
         /// The configured maximum, in bytes.
         snapshot_bytes_max: u64,
     },
+    /// The node's state could not be encoded into a snapshot.
+    #[error("snapshot payload does not encode: {0}")]
+    SnapshotPayload(String),
 }
 
 /// Reads `N` bytes at `offset`, or `None` when the input ends first.

@@ -111,6 +111,20 @@ pub fn snapshot_frame(
     limits: &Limits,
 ) -> Result<([u8; SNAPSHOT_HEADER_BYTES], [u8; SNAPSHOT_TRAILER_BYTES]), EncodeError> {
     let payload_bytes = parts.iter().map(|part| to_u64(part.len())).sum::<u64>();
+    let header = snapshot_header(zxid, payload_bytes, limits)?;
+    let crc = parts.iter().fold(crc32c::crc32c(&header), |crc, part| {
+        crc32c::crc32c_append(crc, part)
+    });
+    Ok((header, crc.to_le_bytes()))
+}
+
+/// The header of a snapshot covering transactions up to `zxid` whose payload is
+/// `payload_bytes` long (refused above `Limits::snapshot_bytes_max`).
+pub fn snapshot_header(
+    zxid: Zxid,
+    payload_bytes: u64,
+    limits: &Limits,
+) -> Result<[u8; SNAPSHOT_HEADER_BYTES], EncodeError> {
     if payload_bytes > limits.snapshot_bytes_max {
         return Err(EncodeError::SnapshotTooLarge {
             payload_bytes,
@@ -127,10 +141,7 @@ pub fn snapshot_frame(
     for (slot, byte) in header.iter_mut().zip(fields.iter().copied().flatten()) {
         *slot = *byte;
     }
-    let crc = parts.iter().fold(crc32c::crc32c(&header), |crc, part| {
-        crc32c::crc32c_append(crc, part)
-    });
-    Ok((header, crc.to_le_bytes()))
+    Ok(header)
 }
 
 /// Decodes and fully validates a snapshot.

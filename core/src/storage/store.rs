@@ -30,7 +30,7 @@ use super::files::{Dir, FileError, Files};
 use super::{EncodeError, HardStateError, LogScan, Record, RecoveryError, SnapshotError, Tail};
 use super::{SEGMENT_HEADER_BYTES, decode_snapshot, encode_record, encode_segment_header};
 use super::{SNAPSHOT_HEADER_BYTES, SNAPSHOT_MAGIC, SNAPSHOT_TRAILER_BYTES, SNAPSHOT_VERSION};
-use super::{record_encoded_bytes, snapshot_frame};
+use super::{record_encoded_bytes, to_u64};
 use crate::ids::Zxid;
 use crate::limits::Limits;
 use crate::replication::{DurableState, Entry, HardState, SnapshotMeta};
@@ -357,16 +357,155 @@ pub fn write_snapshot_file<F: Files>(
     meta: SnapshotMeta,
     bytes: &[u8],
 ) -> Result<(), StoreError> {
-    // Framed and written in pieces: no copy of a snapshot of hundreds of megabytes.
-    let index = meta.index.to_le_bytes();
-    let (header, trailer) = snapshot_frame(meta.zxid, &[&index, bytes], limits)?;
-    write_file_atomic(
-        files,
-        Dir::Data,
-        &snapshot_name(meta.zxid),
-        &[&header, &index, bytes, &trailer],
-    )?;
-    Ok(())
+    write_snapshot_file_with(files, limits, meta, |writer| {
+        bincode::enc::write::Writer::write(writer, bytes)
+    })
+}
+
+/// [`write_snapshot_file`] for a payload that `fill` produces into the file as it goes
+/// (e.g. `NodeSnapshot::encode_into`): at most [`SNAPSHOT_WRITE_CHUNK_BYTES`] of it is
+/// held at a time, where encoding first would hold the whole snapshot (~200 bytes per
+/// znode). The file is the same.
+pub fn write_snapshot_file_with<F: Files>(
+    files: &mut F,
+    limits: &Limits,
+    meta: SnapshotMeta,
+    fill: impl FnOnce(&mut SnapshotFileWriter<'_, F>) -> Result<(), bincode::error::EncodeError>,
+) -> Result<(), StoreError> {
+    let mut writer = SnapshotFileWriter::begin(files, limits, meta)?;
+    let filled = fill(&mut writer);
+    if let Some(error) = writer.error.take() {
+        return Err(error);
+    }
+    filled.map_err(|error| EncodeError::SnapshotPayload(error.to_string()))?;
+    writer.finish()
+}
+
+/// Bytes of a streamed snapshot's payload gathered before they are written to its file.
+pub const SNAPSHOT_WRITE_CHUNK_BYTES: usize = 1024 * 1024;
+
+/// A snapshot file being written as its payload is produced ([`write_snapshot_file_with`]):
+/// the payload goes to the `.tmp` file in chunks, its checksum computed on the way; the
+/// header, which holds the payload's length, is written last, then the file is synced
+/// and renamed into place as [`write_file_atomic`] does.
+pub struct SnapshotFileWriter<'a, F: Files> {
+    files: &'a mut F,
+    limits: &'a Limits,
+    meta: SnapshotMeta,
+    tmp: String,
+    /// Payload bytes not yet written to the file.
+    chunk: Vec<u8>,
+    /// Where `chunk` goes in the file.
+    at: u64,
+    /// Payload bytes written to the file so far (the index in front included), and
+    /// their CRC-32C.
+    payload_bytes: u64,
+    payload_crc: u32,
+    /// Bytes written since the file was last synced.
+    unsynced: usize,
+    /// The first failure: every write after it is refused.
+    error: Option<StoreError>,
+}
+
+impl<'a, F: Files> SnapshotFileWriter<'a, F> {
+    fn begin(
+        files: &'a mut F,
+        limits: &'a Limits,
+        meta: SnapshotMeta,
+    ) -> Result<SnapshotFileWriter<'a, F>, StoreError> {
+        let tmp = format!("{}.tmp", snapshot_name(meta.zxid));
+        files.create(Dir::Data, &tmp)?;
+        let mut writer = SnapshotFileWriter {
+            files,
+            limits,
+            meta,
+            tmp,
+            chunk: Vec::with_capacity(SNAPSHOT_WRITE_CHUNK_BYTES),
+            at: to_u64(SNAPSHOT_HEADER_BYTES),
+            payload_bytes: 0,
+            payload_crc: 0,
+            unsynced: 0,
+            error: None,
+        };
+        writer.put(&meta.index.to_le_bytes())?;
+        Ok(writer)
+    }
+
+    /// Adds payload bytes (the encoder's writes are a few bytes each: the fast path
+    /// only copies). Refused beyond `Limits::snapshot_bytes_max`, checked per chunk.
+    #[inline]
+    fn put(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
+        self.chunk.extend_from_slice(bytes);
+        if self.chunk.len() >= SNAPSHOT_WRITE_CHUNK_BYTES {
+            self.chunk_write()?;
+        }
+        Ok(())
+    }
+
+    fn chunk_write(&mut self) -> Result<(), StoreError> {
+        if self.chunk.is_empty() {
+            return Ok(());
+        }
+        let payload_bytes = self.payload_bytes.saturating_add(to_u64(self.chunk.len()));
+        if payload_bytes > self.limits.snapshot_bytes_max {
+            return Err(EncodeError::SnapshotTooLarge {
+                payload_bytes,
+                snapshot_bytes_max: self.limits.snapshot_bytes_max,
+            }
+            .into());
+        }
+        self.payload_bytes = payload_bytes;
+        self.payload_crc = crc32c::crc32c_append(self.payload_crc, &self.chunk);
+        self.write_at(self.at, self.chunk.len())?;
+        self.at += to_u64(self.chunk.len());
+        self.chunk.clear();
+        Ok(())
+    }
+
+    /// Writes `chunk[..len]` at `at`, syncing first when 8 MiB went out since the last
+    /// sync (see [`write_file_atomic`]).
+    fn write_at(&mut self, at: u64, len: usize) -> Result<(), StoreError> {
+        if self.unsynced >= ATOMIC_SYNC_BYTES {
+            self.files.sync(Dir::Data, &self.tmp)?;
+            self.unsynced = 0;
+        }
+        let bytes = self.chunk.get(..len).unwrap_or(&self.chunk);
+        self.files.write_at(Dir::Data, &self.tmp, at, bytes)?;
+        self.unsynced += len;
+        Ok(())
+    }
+
+    /// Writes what is left, the trailer and the header, then makes the file durable
+    /// under its name.
+    fn finish(mut self) -> Result<(), StoreError> {
+        self.chunk_write()?;
+        let header = super::snapshot_header(self.meta.zxid, self.payload_bytes, self.limits)?;
+        let payload_len = usize::try_from(self.payload_bytes).unwrap_or(usize::MAX);
+        let crc = crc32c::crc32c_combine(crc32c::crc32c(&header), self.payload_crc, payload_len);
+        self.chunk.extend_from_slice(&crc.to_le_bytes());
+        self.write_at(self.at, SNAPSHOT_TRAILER_BYTES)?;
+        self.chunk.clear();
+        self.chunk.extend_from_slice(&header);
+        self.write_at(0, SNAPSHOT_HEADER_BYTES)?;
+        let name = snapshot_name(self.meta.zxid);
+        self.files.sync(Dir::Data, &self.tmp)?;
+        self.files.rename(Dir::Data, &self.tmp, &name)?;
+        self.files.sync_dir(Dir::Data)?;
+        Ok(())
+    }
+}
+
+impl<F: Files> bincode::enc::write::Writer for SnapshotFileWriter<'_, F> {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
+        if self.error.is_some() {
+            return Err(bincode::error::EncodeError::Other("snapshot file failed"));
+        }
+        self.put(bytes).map_err(|error| {
+            self.error = Some(error);
+            bincode::error::EncodeError::Other("snapshot file failed")
+        })
+    }
 }
 
 /// The newest snapshot file, read back and checked (checksum, index), when it covers at
@@ -1063,6 +1202,17 @@ impl<F: Files> Store<F> {
         self.snapshot_written(meta)
     }
 
+    /// [`Store::write_snapshot`] for a payload `fill` produces into the file as it goes
+    /// ([`write_snapshot_file_with`]).
+    pub fn write_snapshot_with(
+        &mut self,
+        meta: SnapshotMeta,
+        fill: impl FnOnce(&mut SnapshotFileWriter<'_, F>) -> Result<(), bincode::error::EncodeError>,
+    ) -> Result<(), StoreError> {
+        write_snapshot_file_with(&mut self.files, &self.config.limits, meta, fill)?;
+        self.snapshot_written(meta)
+    }
+
     /// A snapshot file for `meta` is durable: the entries it covers are forgotten here
     /// (purging removes their segments), and later appends go to a new segment.
     pub fn snapshot_written(&mut self, meta: SnapshotMeta) -> Result<(), StoreError> {
@@ -1387,6 +1537,86 @@ mod tests {
         assert_eq!(o.durable.snapshot.index, 25);
         assert_eq!(o.durable.snapshot_bytes, b"state@25");
         assert_eq!(o.durable.entries, entries[25..].to_vec());
+    }
+
+    // A payload streamed into the file in many small writes, across several chunks and
+    // syncs, makes the same file as the payload written at once, and recovery reads it.
+    #[test]
+    fn streamed_snapshot_is_the_file_of_its_bytes() {
+        let payload: Vec<u8> = (0..(2 * SNAPSHOT_WRITE_CHUNK_BYTES + ATOMIC_SYNC_BYTES + 77))
+            .map(|i| (i * 7 % 251) as u8)
+            .collect();
+        let meta = SnapshotMeta {
+            index: 3,
+            zxid: Zxid(1 << 32 | 3),
+        };
+        let limits = Limits::default();
+        let mut whole = MemFiles::new();
+        write_snapshot_file(&mut whole, &limits, meta, &payload).unwrap();
+        let mut streamed = MemFiles::new();
+        write_snapshot_file_with(&mut streamed, &limits, meta, |file| {
+            payload
+                .chunks(1000)
+                .try_for_each(|piece| bincode::enc::write::Writer::write(file, piece))
+        })
+        .unwrap();
+        let files = |f: &MemFiles| {
+            f.contents()
+                .map(|(dir, name, bytes)| (dir, name.to_owned(), bytes.to_vec()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(files(&streamed), files(&whole));
+        assert_eq!(files(&streamed).len(), 1, "no temporary file left");
+        let (mut s, _) = open(streamed);
+        s.append(None, &[entry(4, 1, 4)]).unwrap();
+        s.sync().unwrap();
+        let (_, o) = reopen(s);
+        assert_eq!(o.durable.snapshot, meta);
+        assert_eq!(o.durable.snapshot_bytes, payload);
+    }
+
+    // A streamed payload over the limit, a failed write and a failed encoding each end the
+    // write with its error, and no snapshot file is left under the snapshot's name.
+    #[test]
+    fn streamed_snapshot_failures_leave_no_snapshot() {
+        let meta = SnapshotMeta {
+            index: 3,
+            zxid: Zxid(1 << 32 | 3),
+        };
+        let big = vec![1u8; SNAPSHOT_WRITE_CHUNK_BYTES + 10];
+        let fill = |file: &mut SnapshotFileWriter<'_, MemFiles>| {
+            bincode::enc::write::Writer::write(file, &big)
+        };
+        let small = Limits {
+            snapshot_bytes_max: 1024,
+            ..Limits::default()
+        };
+        let mut files = MemFiles::new();
+        let error = write_snapshot_file_with(&mut files, &small, meta, fill).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                StoreError::Encode(EncodeError::SnapshotTooLarge { .. })
+            ),
+            "{error}"
+        );
+        // The sync before the rename fails (EIO).
+        files.arm(super::super::Injected::Sync);
+        let error = write_snapshot_file_with(&mut files, &Limits::default(), meta, fill);
+        assert!(matches!(error, Err(StoreError::File(_))), "{error:?}");
+        let named = snapshot_name(meta.zxid);
+        assert!(files.contents().all(|(_, name, _)| name != named));
+        let mut files = MemFiles::new();
+        let error = write_snapshot_file_with(&mut files, &Limits::default(), meta, |file| {
+            fill(file)?;
+            Err(bincode::error::EncodeError::Other("state refused"))
+        })
+        .unwrap_err();
+        assert!(
+            matches!(error, StoreError::Encode(EncodeError::SnapshotPayload(_))),
+            "{error}"
+        );
+        assert!(files.contents().all(|(_, name, _)| name != named));
     }
 
     // Installing a leader's snapshot drops the log and newer snapshots.

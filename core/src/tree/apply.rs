@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use crate::acl::Acl;
 use crate::error::ZkError;
 use crate::ids::{SessionId, Zxid};
 use crate::watch::{Change, ChangeAcl};
@@ -38,19 +39,12 @@ pub(crate) fn apply_op(
 ) -> Result<Step, Mismatch> {
     match op {
         TxnOp::Create(create) => {
-            let znode = Znode::new(
-                create.data.clone(),
-                create.acl.clone(),
-                create.kind,
-                zxid,
-                time_ms,
-            );
+            let acl = store
+                .acl_recent_equal(&create.acl)
+                .unwrap_or_else(|| Arc::new(create.acl.clone()));
+            let znode = Znode::new(create.data.clone(), acl, create.kind, zxid, time_ms);
             let stat = znode.stat();
-            node::create(store, &create.path, znode)?;
-            let acl = ChangeAcl {
-                acl: store.node(&create.path).ok_or(Mismatch)?.acl.clone(),
-                parent_acl: parent_acl(store, &create.path),
-            };
+            let acl = node::create(store, &create.path, znode)?;
             let ephemeral = match create.kind {
                 NodeKind::Ephemeral(session) => {
                     Some(EphemeralEdit::Add(session, create.path.clone()))
@@ -68,8 +62,8 @@ pub(crate) fn apply_op(
             })
         }
         TxnOp::Delete { path } => {
-            let removed = node::delete(store, path, zxid)?;
-            Ok(deleted_step(store, path, removed))
+            let (removed, parent_acl) = node::delete(store, path, zxid)?;
+            Ok(deleted_step(path, removed, parent_acl))
         }
         TxnOp::SetData {
             path,
@@ -112,26 +106,20 @@ pub(crate) fn apply_op(
     }
 }
 
-fn deleted_step(store: &Nodes, path: &str, removed: Arc<Znode>) -> Step {
+fn deleted_step(path: &str, removed: Arc<Znode>, parent_acl: Arc<Vec<Acl>>) -> Step {
     let ephemeral = match removed.kind {
         NodeKind::Ephemeral(session) => Some(EphemeralEdit::Remove(session, path.to_owned())),
         _ => None,
     };
     let acl = ChangeAcl {
         acl: removed.acl.clone(),
-        parent_acl: parent_acl(store, path),
+        parent_acl: Some(parent_acl),
     };
     Step {
         result: OpResult::Deleted,
         change: Some((Change::Deleted(path.to_owned()), acl)),
         ephemeral,
     }
-}
-
-/// The ACL of the parent of `path` as it stands now.
-fn parent_acl(store: &Nodes, path: &str) -> Option<Arc<Vec<crate::acl::Acl>>> {
-    let parent = super::path::parent_of(path)?;
-    store.node(parent).map(|p| p.acl.clone())
 }
 
 impl DataTree {
@@ -221,8 +209,8 @@ impl DataTree {
     fn apply_close_session(&mut self, session: SessionId, txn: &Txn, applied: &mut Applied) {
         let paths = self.ephemerals.remove(&session).unwrap_or_default();
         for path in paths {
-            if let Ok(removed) = node::delete(&mut self.nodes, &path, txn.zxid) {
-                let step = deleted_step(&self.nodes, &path, removed);
+            if let Ok((removed, parent_acl)) = node::delete(&mut self.nodes, &path, txn.zxid) {
+                let step = deleted_step(&path, removed, parent_acl);
                 if let Some((change, acl)) = step.change {
                     applied.changes.push(change);
                     applied.change_acls.push(acl);

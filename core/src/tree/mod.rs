@@ -556,6 +556,55 @@ mod tests {
         assert_eq!(created_path(&applied), "/q0000000000/n-0000000000");
     }
 
+    // A create txn applied a second time (a txn that does not fit this state) finds its
+    // node already there: it answers SYSTEMERROR and changes nothing, neither the node,
+    // nor the parent's counts, nor the reaper's candidates (the second is a container).
+    #[test]
+    fn create_over_an_existing_node_changes_nothing() {
+        let mut tree = DataTree::new(TreeConfig::default());
+        let plain = Op::Create(CreateOp {
+            opcode: CreateOpcode::Create,
+            path: "/c".into(),
+            data: Some(b"first".to_vec()),
+            acl: Acl::open_unsafe(),
+            flags: 0,
+        });
+        let txn = tree.prepare(&plain, &ctx(1)).unwrap();
+        tree.apply(&txn);
+        let container = Op::Create(CreateOp {
+            opcode: CreateOpcode::CreateContainer,
+            path: "/c".into(),
+            data: Some(b"second".to_vec()),
+            acl: Acl::open_unsafe(),
+            flags: 0,
+        });
+        // Prepared on an empty copy, applied here: the node is already there.
+        let txn = DataTree::new(TreeConfig::default())
+            .prepare(&container, &ctx(2))
+            .unwrap();
+        let before = tree.clone();
+        let reapable_before: Vec<String> = tree
+            .nodes
+            .reapable()
+            .map(|(path, _)| path.to_owned())
+            .collect();
+        let applied = tree.apply(&txn);
+        assert_eq!(applied.results, vec![OpResult::Error(ZkError::SystemError)]);
+        assert!(applied.changes.is_empty());
+        assert!(tree.nodes == before.nodes, "the node map changed");
+        assert_eq!(
+            tree.node("/").unwrap().stat(),
+            before.node("/").unwrap().stat()
+        );
+        let reapable: Vec<String> = tree
+            .nodes
+            .reapable()
+            .map(|(path, _)| path.to_owned())
+            .collect();
+        assert_eq!(reapable, reapable_before);
+        assert_eq!(tree.node("/c").unwrap().data(), Some(&b"first"[..]));
+    }
+
     // Data and ACL versions are int32s that wrap: a node at version 2147483647 accepts
     // that expected version and moves to -2147483648.
     #[test]

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::acl::Acl;
 use crate::ids::{SessionId, Zxid};
 use crate::stat::Stat;
+use crate::watch::ChangeAcl;
 
 use super::path;
 
@@ -287,34 +288,55 @@ impl Nodes {
         names
     }
 
+    /// The ACL list the previous insert stored, when it equals `acl`: a create with the
+    /// same list shares it instead of copying `acl`'s strings.
+    pub(crate) fn acl_recent_equal(&self, acl: &[Acl]) -> Option<Arc<Vec<Acl>>> {
+        self.acl_recent
+            .as_ref()
+            .filter(|recent| ***recent == *acl)
+            .map(Arc::clone)
+    }
+
     /// Puts a node at `path` (replacing nothing: callers checked it is absent). Its ACL
     /// list is shared with the previous insert's or its parent's when equal (the parent
     /// is looked up only when the previous insert's differs).
     pub(crate) fn insert(&mut self, path: &str, node: Znode) {
-        self.insert_key(ArcStr::from(path), node);
+        let _ = self.insert_key(ArcStr::from(path), node, None);
     }
 
-    /// [`Nodes::insert`] with the path already in its shared form.
-    fn insert_key(&mut self, key: ArcStr, mut node: Znode) {
-        let path: &str = &key;
+    /// [`Nodes::insert`] with the path already in its shared form, and the parent's ACL
+    /// when the caller has it at hand (else it is looked up when needed); returns the ACL
+    /// list the node now holds and the node it replaced (none when callers checked).
+    fn insert_key(
+        &mut self,
+        key: ArcStr,
+        mut node: Znode,
+        parent_acl: Option<&Arc<Vec<Acl>>>,
+    ) -> (Arc<Vec<Acl>>, Option<Arc<Znode>>) {
         let recent = self
             .acl_recent
             .as_ref()
             .filter(|recent| Arc::ptr_eq(recent, &node.acl) || ***recent == *node.acl);
-        let shared = recent.or_else(|| {
-            path::parent_of(path)
-                .and_then(|parent| self.node(parent))
-                .map(|parent| &parent.acl)
-                .filter(|acl| ***acl == *node.acl)
-        });
+        let shared = match recent {
+            Some(recent) => Some(Arc::clone(recent)),
+            None => match parent_acl {
+                Some(acl) => Some(Arc::clone(acl)),
+                None => path::parent_of(&key)
+                    .and_then(|parent| self.node(parent))
+                    .map(|parent| Arc::clone(&parent.acl)),
+            }
+            .filter(|acl| **acl == *node.acl),
+        };
         if let Some(shared) = shared {
-            node.acl = Arc::clone(shared);
+            node.acl = shared;
         }
         self.acl_recent = Some(Arc::clone(&node.acl));
+        let acl = Arc::clone(&node.acl);
         if matches!(node.kind, NodeKind::Container | NodeKind::Ttl { .. }) {
             self.reapable.insert(key.clone());
         }
-        self.map.insert(key, Arc::new(node));
+        let replaced = self.map.insert(key, Arc::new(node));
+        (acl, replaced)
     }
 
     /// Takes the node at `path` out.
@@ -480,7 +502,7 @@ impl<'de> Deserialize<'de> for Nodes {
                         let count = counts.entry_ref(parent).or_insert(0);
                         *count = count.saturating_add(1);
                     }
-                    nodes.insert_key(path.clone(), node);
+                    let _ = nodes.insert_key(path.clone(), node, None);
                     previous = Some(path);
                 }
                 for (parent, count) in counts {
@@ -513,24 +535,49 @@ impl Serialize for Nodes {
 pub(crate) struct Mismatch;
 
 /// Creates `path` under its existing parent: the parent's stored cversion goes up by one
-/// (wrapping) and its pzxid becomes the txn's zxid.
-pub(crate) fn create(store: &mut Nodes, path: &str, node: Znode) -> Result<(), Mismatch> {
+/// (wrapping) and its pzxid becomes the txn's zxid. Returns the ACLs of the new node and
+/// of its parent (for the watch events), found on the way.
+///
+/// Two descents of the map (the parent, the insert): a node already at `path`, which a
+/// txn prepared against this state never meets, is found by the insert and put back.
+pub(crate) fn create(store: &mut Nodes, path: &str, node: Znode) -> Result<ChangeAcl, Mismatch> {
     let parent_path = path::parent_of(path).ok_or(Mismatch)?;
-    if store.node(path).is_some() || parent_path == path {
+    if parent_path == path {
         return Err(Mismatch);
     }
     let zxid = node.czxid;
     let parent = store.node_mut(parent_path).ok_or(Mismatch)?;
+    let parent_before = (parent.child_count, parent.cversion_stored, parent.pzxid);
     parent.child_count = parent.child_count.checked_add(1).ok_or(Mismatch)?;
     parent.cversion_stored = parent.cversion_stored.wrapping_add(1);
     parent.pzxid = zxid;
-    store.insert(path, node);
-    Ok(())
+    let parent_acl = Arc::clone(&parent.acl);
+    let key = ArcStr::from(path);
+    let (acl, replaced) = store.insert_key(key.clone(), node, Some(&parent_acl));
+    if let Some(existing) = replaced {
+        if !matches!(existing.kind, NodeKind::Container | NodeKind::Ttl { .. }) {
+            store.reapable.remove(&key);
+        }
+        store.map.insert(key, existing);
+        if let Some(parent) = store.node_mut(parent_path) {
+            (parent.child_count, parent.cversion_stored, parent.pzxid) = parent_before;
+        }
+        return Err(Mismatch);
+    }
+    Ok(ChangeAcl {
+        acl,
+        parent_acl: Some(parent_acl),
+    })
 }
 
 /// Deletes a childless `path`: the parent loses the child and its pzxid becomes `zxid`;
 /// the stored cversion is untouched (deletes show up in the visible cversion only).
-pub(crate) fn delete(store: &mut Nodes, path: &str, zxid: Zxid) -> Result<Arc<Znode>, Mismatch> {
+/// Returns the removed node and the parent's ACL.
+pub(crate) fn delete(
+    store: &mut Nodes,
+    path: &str,
+    zxid: Zxid,
+) -> Result<(Arc<Znode>, Arc<Vec<Acl>>), Mismatch> {
     let parent_path = path::parent_of(path).ok_or(Mismatch)?;
     let node = store.node(path).ok_or(Mismatch)?;
     if node.child_count != 0 || path::is_special(path) {
@@ -539,7 +586,9 @@ pub(crate) fn delete(store: &mut Nodes, path: &str, zxid: Zxid) -> Result<Arc<Zn
     let parent = store.node_mut(parent_path).ok_or(Mismatch)?;
     parent.child_count = parent.child_count.saturating_sub(1);
     parent.pzxid = zxid.as_wire();
-    store.remove(path).ok_or(Mismatch)
+    let parent_acl = Arc::clone(&parent.acl);
+    let removed = store.remove(path).ok_or(Mismatch)?;
+    Ok((removed, parent_acl))
 }
 
 /// Sets a node's data: version (as prepared), mzxid and mtime change.
