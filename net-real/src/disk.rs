@@ -275,4 +275,4 @@ pub fn lower_priority() {
 }
 
 /// How much [`lower_priority`] raises a background thread's nice value.
-const BACKGROUND_NICE: i32 = 10;
+const BACKGROUND_NICE: i32 = 19;
