@@ -49,9 +49,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{
-    Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError, channel, sync_channel,
-};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, channel, sync_channel};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -85,11 +83,6 @@ const SLOW_STEP_US: u64 = 10_000;
 
 /// Longest wait for an event, so the loop sees a stop request promptly.
 const IDLE_WAIT: Duration = Duration::from_millis(50);
-/// After a round that handled events, the loop polls its queue this long before it
-/// sleeps: under a light load (one request in flight) the next request usually comes
-/// within it, and is taken without the wake-up of a sleeping thread (tens of µs on a
-/// virtual machine). Under a pipelined load the queue is never empty, so it never spins.
-const EVENT_SPIN: Duration = Duration::from_micros(50);
 /// How often the loop looks at role and session changes to log them, and recounts every
 /// connection's outstanding requests.
 const OBSERVE_INTERVAL: Duration = Duration::from_millis(500);
@@ -718,29 +711,6 @@ struct EventLoop {
     failure: Option<String>,
 }
 
-/// The next event within `wait`: polled for up to `spin` of it first (see [`EVENT_SPIN`]),
-/// then waited for asleep.
-fn next_event(
-    events: &Receiver<Event>,
-    wait: Duration,
-    spin: Duration,
-) -> Result<Option<Event>, RecvTimeoutError> {
-    let started = Instant::now();
-    let spin = spin.min(wait);
-    loop {
-        match events.try_recv() {
-            Ok(event) => return Ok(Some(event)),
-            Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
-            Err(TryRecvError::Empty) if started.elapsed() < spin => std::hint::spin_loop(),
-            Err(TryRecvError::Empty) => break,
-        }
-    }
-    match events.recv_timeout(wait.saturating_sub(started.elapsed())) {
-        Ok(event) => Ok(Some(event)),
-        Err(error) => Err(error),
-    }
-}
-
 impl EventLoop {
     fn new(
         node: Node,
@@ -783,7 +753,6 @@ impl EventLoop {
     /// Runs until a stop request or a disk failure. This loop has no other end.
     fn run(mut self, events: Receiver<Event>) -> Result<(), String> {
         self.step(Input::Tick);
-        let mut active = false;
         while !self.stop.load(Ordering::Relaxed) && self.failure.is_none() {
             let now = self.clock.now_ms();
             let idle = if !self.feedable.is_empty() {
@@ -798,14 +767,12 @@ impl EventLoop {
                 .next_deadline()
                 .map_or(idle, |d| Duration::from_millis(d.saturating_sub(now)))
                 .min(idle);
-            let spin = if active { EVENT_SPIN } else { Duration::ZERO };
-            let event = match next_event(&events, wait, spin) {
-                Ok(event) => event,
+            let event = match events.recv_timeout(wait) {
+                Ok(event) => Some(event),
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => break,
             };
             let round = Instant::now();
-            active = event.is_some();
             if let Some(event) = event {
                 self.handle(event);
                 for event in events.try_iter().take(EVENTS_PER_ROUND_MAX) {
