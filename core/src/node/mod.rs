@@ -1044,8 +1044,6 @@ impl Node {
         self.timer_session_expiry_arm();
     }
 
-    /// The applied tree applied the txn `zxid`: drops it (and any older) from the leader's
-    /// pending txns and rebases the prepared tree when due (see [`Leading`]).
     /// The proposal of a committed entry this leader proposed, still held decoded in its
     /// pending txns (see [`Leading::pending`]).
     fn leader_proposal_take(&mut self, entry: &Entry) -> Option<Proposal> {
@@ -1072,6 +1070,8 @@ impl Node {
         Some(proposal)
     }
 
+    /// The applied tree applied the txn `zxid`: drops it (and any older) from the leader's
+    /// pending txns and rebases the prepared tree when due (see [`Leading`]).
     fn prepared_rebase_maybe(&mut self, zxid: Zxid) {
         let Some(leading) = &mut self.leading else {
             return;
