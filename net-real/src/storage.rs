@@ -45,7 +45,8 @@ pub enum StorageError {
 }
 
 /// A node's two directories as `Files`. Cloning gives a handle on the same directories
-/// with no open files (for another thread).
+/// with no open files (for another thread), and a pace of its own that starts at its
+/// first write (each snapshot is written through a fresh clone).
 #[derive(Debug)]
 pub struct OsFiles {
     data_dir: PathBuf,
