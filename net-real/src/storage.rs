@@ -16,7 +16,7 @@ use paddock_core::node::{NodeSnapshot, PayloadError, PeerMessage};
 use paddock_core::replication::{DurableState, SnapshotMeta, SnapshotSend};
 use paddock_core::storage::{
     Dir, FileError, FileErrorKind, FileOp, Files, Store, StoreConfig, StoreError,
-    write_snapshot_file, write_snapshot_file_with,
+    write_snapshot_file_with,
 };
 
 /// Open handles kept at most (the current segment and a snapshot being written are the
@@ -421,10 +421,12 @@ impl SnapshotFiles {
         }
     }
 
-    /// Writes a snapshot file and makes it durable; nothing else changes until the store
-    /// is told (`Store::snapshot_written`).
+    /// Writes a snapshot file of these bytes and makes it durable; nothing else changes
+    /// until the store is told (`Store::snapshot_written`). The server writes its
+    /// snapshots with [`SnapshotFiles::write_state`]; the tests write bytes.
+    #[cfg(test)]
     pub fn write(&mut self, meta: SnapshotMeta, bytes: &[u8]) -> Result<(), StoreError> {
-        write_snapshot_file(&mut self.files, &self.limits, meta, bytes)
+        paddock_core::storage::write_snapshot_file(&mut self.files, &self.limits, meta, bytes)
     }
 
     /// [`SnapshotFiles::write`] of the node's `state`, encoded into the file as it goes:

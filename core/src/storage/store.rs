@@ -456,22 +456,21 @@ impl<'a, F: Files> SnapshotFileWriter<'a, F> {
         }
         self.payload_bytes = payload_bytes;
         self.payload_crc = crc32c::crc32c_append(self.payload_crc, &self.chunk);
-        self.write_at(self.at, self.chunk.len())?;
+        self.chunk_write_at(self.at)?;
         self.at += to_u64(self.chunk.len());
         self.chunk.clear();
         Ok(())
     }
 
-    /// Writes `chunk[..len]` at `at`, syncing first when 8 MiB went out since the last
-    /// sync (see [`write_file_atomic`]).
-    fn write_at(&mut self, at: u64, len: usize) -> Result<(), StoreError> {
+    /// Writes `chunk` at `at`, syncing first when 8 MiB went out since the last sync
+    /// (see [`write_file_atomic`]).
+    fn chunk_write_at(&mut self, at: u64) -> Result<(), StoreError> {
         if self.unsynced >= ATOMIC_SYNC_BYTES {
             self.files.sync(Dir::Data, &self.tmp)?;
             self.unsynced = 0;
         }
-        let bytes = self.chunk.get(..len).unwrap_or(&self.chunk);
-        self.files.write_at(Dir::Data, &self.tmp, at, bytes)?;
-        self.unsynced += len;
+        self.files.write_at(Dir::Data, &self.tmp, at, &self.chunk)?;
+        self.unsynced += self.chunk.len();
         Ok(())
     }
 
@@ -483,10 +482,10 @@ impl<'a, F: Files> SnapshotFileWriter<'a, F> {
         let payload_len = usize::try_from(self.payload_bytes).unwrap_or(usize::MAX);
         let crc = crc32c::crc32c_combine(crc32c::crc32c(&header), self.payload_crc, payload_len);
         self.chunk.extend_from_slice(&crc.to_le_bytes());
-        self.write_at(self.at, SNAPSHOT_TRAILER_BYTES)?;
+        self.chunk_write_at(self.at)?;
         self.chunk.clear();
         self.chunk.extend_from_slice(&header);
-        self.write_at(0, SNAPSHOT_HEADER_BYTES)?;
+        self.chunk_write_at(0)?;
         let name = snapshot_name(self.meta.zxid);
         self.files.sync(Dir::Data, &self.tmp)?;
         self.files.rename(Dir::Data, &self.tmp, &name)?;
