@@ -177,6 +177,12 @@ impl ReplicationConfig {
         self.voters.contains(&id) || self.observers.contains(&id)
     }
 
+    /// True when no other member replicates from `id`'s log: it is the only voter and
+    /// there are no observers (a standalone server).
+    pub fn has_no_peers(&self, id: NodeId) -> bool {
+        self.observers.is_empty() && self.voters.len() == 1 && self.voters.contains(&id)
+    }
+
     /// How many voters make a majority.
     pub fn quorum_size(&self) -> usize {
         self.voters.len() / 2 + 1

@@ -164,7 +164,8 @@ pub struct Replica {
     log: ReplicaLog,
     /// What a follower that needs compacted entries is sent: the newest durable snapshot
     /// the owner offered (`snapshot_offer`) or installed from a leader, at or after the
-    /// log's own start. Only its metadata: the runtime reads the bytes from where it made
+    /// log's own start (except on a replica with no peers, whose log is cut as its entries
+    /// are applied, see `flush_committed`, and which never sends a snapshot). Only its metadata: the runtime reads the bytes from where it made
     /// them durable (`Output::SendSnapshot`), so no copy of the state machine is held here.
     snapshot_send: SnapshotMeta,
     /// Highest index such that the log up to it is durable.
@@ -793,9 +794,24 @@ impl Replica {
         if upto <= self.applied_index {
             return;
         }
-        let entries = self
-            .log
-            .slice(self.applied_index + 1, upto - self.applied_index, u64::MAX);
+        let entries = if self.config.has_no_peers(self.config.id) {
+            // No member ever reads this log but this one, and the entries are durable and
+            // committed: hand them over instead of copying them, so that a standalone
+            // server holds in memory only the entries not committed yet.
+            let meta = SnapshotMeta {
+                index: upto,
+                zxid: self
+                    .log
+                    .zxid_at(upto)
+                    .expect("committed entry missing from the log"),
+            };
+            let mut entries = self.log.compact(meta);
+            entries.retain(|e| e.index > self.applied_index);
+            entries
+        } else {
+            self.log
+                .slice(self.applied_index + 1, upto - self.applied_index, u64::MAX)
+        };
         assert_eq!(
             entries.last().map(|e| e.index),
             Some(upto),

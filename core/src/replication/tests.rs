@@ -231,6 +231,60 @@ fn single_voter_commits_on_its_own_durability() {
     assert!(r.status().leader_ready);
 }
 
+// A lone voter's log is read by no one else: once entries are committed and output, it
+// keeps none of them in memory, only the ones not yet durable. (A voter among others keeps
+// them for its followers until a snapshot covers them: snapshot_offers_bound_the_log_cut.)
+#[test]
+fn single_voter_keeps_no_committed_entries() {
+    let mut r = replica(1, &[1], DurableState::default());
+    let first = r.propose(vec![1]).unwrap();
+    let mut out = Vec::new();
+    r.step(0, Input::Tick, &mut out).unwrap();
+    let second = r.propose(vec![2]).unwrap();
+    r.step(0, Input::Tick, &mut out).unwrap();
+    r.step(
+        1,
+        Input::Persisted {
+            index: 2,
+            zxid: first,
+        },
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(
+        r.zxid_at(1),
+        None,
+        "the NEWLEADER entry, applied, is dropped"
+    );
+    assert_eq!(
+        r.zxid_at(2),
+        Some(first),
+        "the log now starts after index 2"
+    );
+    assert_eq!(r.zxid_at(3), Some(second), "not durable yet: kept");
+    r.step(
+        2,
+        Input::Persisted {
+            index: 3,
+            zxid: second,
+        },
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(r.zxid_at(2), None);
+    let committed: Vec<(u64, Vec<u8>)> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Committed { entries } => {
+                Some(entries.iter().map(|e| (e.index, e.payload.clone())))
+            }
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(committed, vec![(1, vec![]), (2, vec![1]), (3, vec![2])]);
+}
+
 // Messages from strangers and malformed messages are refused with a typed error and
 // counted, and change nothing.
 #[test]
@@ -769,7 +823,12 @@ fn zxid_counter_rollover_forces_a_new_epoch() {
 // must find the log going on right after it).
 #[test]
 fn snapshot_offers_bound_the_log_cut() {
-    let mut r = replica(1, &[1], DurableState::default());
+    // A lone voter with an observer: it commits on its own durability, and keeps its log
+    // for the observer.
+    let mut config = config(1, &[1]);
+    config.observers.insert(NodeId(2));
+    let mut r = Replica::new(config, DurableState::default(), 7).unwrap();
+    r.step(0, Input::Tick, &mut Vec::new()).unwrap();
     for i in 0..8u8 {
         r.propose(vec![i]).unwrap();
     }
