@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
 
 /// A parsed, validated `zoo.cfg`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +78,20 @@ pub struct ZooCfg {
     /// snapshot written at full speed makes each log sync wait for it (~10 ms instead of
     /// ~0.15 ms here, for as long as it is being written). Default 64 MiB/s.
     pub snapshot_write_bytes_per_sec: u32,
+    /// `sslQuorum=true` and its stores: mutual TLS on the peer port (see `crate::tls`).
+    pub quorum_tls: Option<QuorumTlsConfig>,
+}
+
+/// ZooKeeper's quorum TLS keys, PEM stores only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumTlsConfig {
+    /// `ssl.quorum.keyStore.location`: this server's private key and certificate chain.
+    pub key_store: PathBuf,
+    /// `ssl.quorum.trustStore.location`: the CA certificates that make members.
+    pub trust_store: PathBuf,
+    /// `ssl.quorum.hostnameVerification` (default true): a member's certificate must be
+    /// valid for the host of its `server.N` line.
+    pub hostname_verification: bool,
 }
 
 /// One `server.N=host:peerPort:electionPort[:participant|:observer][;[clientHost:]clientPort]` line.
@@ -116,7 +131,7 @@ const KEYS_IGNORED: &[&str] = &[
     "forceSync",
     "metricsProvider.className",
     "quorumListenOnAllIPs",
-    "secureClientPort",
+    "sslQuorumReloadCertFiles",
     "electionAlg",
     "leaderServes",
     "cnxTimeout",
@@ -304,7 +319,9 @@ fn build(
             Some(SNAPSHOT_WRITE_BYTES_PER_SEC_DEFAULT),
             "a byte count per second (0: unpaced)",
         )?,
+        quorum_tls: quorum_tls(raw, warnings)?,
     };
+    security_unsupported(raw)?;
     warn_unknown(raw, warnings);
     Ok(cfg)
 }
@@ -365,6 +382,144 @@ fn super_digest(raw: &BTreeMap<String, (usize, String)>) -> Result<Option<String
     }
 }
 
+/// A Java-style boolean key (`true`/`false`, any case), `default` when absent.
+fn boolean(
+    raw: &BTreeMap<String, (usize, String)>,
+    key: &str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match raw.get(key) {
+        None => Ok(default),
+        Some((_, value)) if value.eq_ignore_ascii_case("true") => Ok(true),
+        Some((_, value)) if value.eq_ignore_ascii_case("false") => Ok(false),
+        Some((line, value)) => Err(error(*line, key, format!("{value:?} is not true or false"))),
+    }
+}
+
+/// ZooKeeper's quorum TLS keys that Paddock reads; the other `ssl.quorum.*` keys are
+/// warned about as ignored.
+const QUORUM_TLS_KEYS: &[&str] = &[
+    "sslQuorum",
+    "ssl.quorum.keyStore.location",
+    "ssl.quorum.keyStore.type",
+    "ssl.quorum.keyStore.password",
+    "ssl.quorum.trustStore.location",
+    "ssl.quorum.trustStore.type",
+    "ssl.quorum.trustStore.password",
+    "ssl.quorum.hostnameVerification",
+];
+
+fn quorum_tls(
+    raw: &BTreeMap<String, (usize, String)>,
+    warnings: &mut Vec<ConfigWarning>,
+) -> Result<Option<QuorumTlsConfig>, ConfigError> {
+    const KEY: &str = "sslQuorum";
+    if !boolean(raw, KEY, false)? {
+        for (key, (line, _)) in raw {
+            if key.starts_with("ssl.quorum.") {
+                warnings.push(ConfigWarning {
+                    line: *line,
+                    message: format!("{key} has no effect without sslQuorum=true"),
+                });
+            }
+        }
+        return Ok(None);
+    }
+    let mut store = |which: &str| -> Result<PathBuf, ConfigError> {
+        let location = format!("ssl.quorum.{which}.location");
+        let Some((_, path)) = raw.get(&location).filter(|(_, v)| !v.is_empty()) else {
+            return Err(error(
+                line_of(raw, KEY),
+                &location,
+                "missing: sslQuorum=true needs a PEM key store and trust store",
+            ));
+        };
+        let kind = format!("ssl.quorum.{which}.type");
+        let pem_only = |line: usize, what: &str| {
+            error(
+                line,
+                &kind,
+                format!(
+                    "{what}: only PEM stores are supported (convert a JKS or PKCS#12 store \
+                     with keytool and openssl)"
+                ),
+            )
+        };
+        match raw.get(&kind) {
+            Some((_, value)) if value.eq_ignore_ascii_case("PEM") => {}
+            Some((line, value)) => return Err(pem_only(*line, value)),
+            None => {
+                let lower = path.to_ascii_lowercase();
+                if [".jks", ".p12", ".pfx", ".bcfks"]
+                    .iter()
+                    .any(|ext| lower.ends_with(ext))
+                {
+                    return Err(pem_only(line_of(raw, &location), path));
+                }
+            }
+        }
+        let password = format!("ssl.quorum.{which}.password");
+        if let Some((line, value)) = raw.get(&password)
+            && !value.is_empty()
+        {
+            warnings.push(ConfigWarning {
+                line: *line,
+                message: format!(
+                    "{password} is not used: PEM keys must not be encrypted, and PEM \
+                     certificates need no password"
+                ),
+            });
+        }
+        Ok(PathBuf::from(path))
+    };
+    let tls = QuorumTlsConfig {
+        key_store: store("keyStore")?,
+        trust_store: store("trustStore")?,
+        hostname_verification: boolean(raw, "ssl.quorum.hostnameVerification", true)?,
+    };
+    for (key, (line, _)) in raw {
+        if key.starts_with("ssl.quorum.") && !QUORUM_TLS_KEYS.contains(&key.as_str()) {
+            warnings.push(ConfigWarning {
+                line: *line,
+                message: format!(
+                    "{key} is not supported; ignored (rustls's safe defaults: TLS 1.2 and \
+                     1.3, its own cipher suites, client certificates required)"
+                ),
+            });
+        }
+    }
+    Ok(Some(tls))
+}
+
+/// Security settings ZooKeeper knows and this build does not implement yet: refused
+/// rather than ignored, since a server started without them would expose what the
+/// operator meant to protect.
+fn security_unsupported(raw: &BTreeMap<String, (usize, String)>) -> Result<(), ConfigError> {
+    if let Some((line, _)) = raw.get("secureClientPort") {
+        return Err(error(
+            *line,
+            "secureClientPort",
+            "client TLS is not supported by this build; remove it (and serve clients in \
+             plaintext on clientPort) or keep ZooKeeper for this server",
+        ));
+    }
+    for key in [
+        "quorum.auth.enableSasl",
+        "quorum.auth.learnerRequireSasl",
+        "quorum.auth.serverRequireSasl",
+    ] {
+        if boolean(raw, key, false)? {
+            return Err(error(
+                line_of(raw, key),
+                key,
+                "quorum SASL is not supported by this build; use sslQuorum=true to \
+                 authenticate the members",
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn line_of(raw: &BTreeMap<String, (usize, String)>, key: &str) -> usize {
     raw.get(key).map_or(0, |(line, _)| *line)
 }
@@ -393,11 +548,18 @@ const KEYS_KNOWN: &[&str] = &[
     "zookeeper.DigestAuthenticationProvider.superDigest",
     "paddock.peerMessageBytesMax",
     "paddock.snapshotWriteBytesPerSec",
+    "quorum.auth.enableSasl",
+    "quorum.auth.learnerRequireSasl",
+    "quorum.auth.serverRequireSasl",
 ];
 
 fn warn_unknown(raw: &BTreeMap<String, (usize, String)>, warnings: &mut Vec<ConfigWarning>) {
     for (key, (line, _)) in raw {
-        if KEYS_KNOWN.contains(&key.as_str()) || key.starts_with("server.") {
+        if KEYS_KNOWN.contains(&key.as_str())
+            || key.starts_with("server.")
+            || key.starts_with("ssl.quorum.")
+            || key == "sslQuorum"
+        {
             continue;
         }
         let message = if KEYS_IGNORED.contains(&key.as_str()) {
@@ -655,6 +817,87 @@ mod tests {
             (err.line, err.key.as_str()),
             (2, "paddock.snapshotWriteBytesPerSec")
         );
+    }
+
+    // sslQuorum=true reads PEM key and trust stores; it needs both, refuses other store
+    // types, and warns about the keys it does not use. Without it, ssl.quorum.* keys are
+    // warned about as having no effect.
+    #[test]
+    fn quorum_tls_keys() {
+        let (cfg, _) = parse("dataDir=/d\n").unwrap();
+        assert_eq!(cfg.quorum_tls, None);
+        let stores = "ssl.quorum.keyStore.location=/k.pem\nssl.quorum.trustStore.location=/t.pem\n";
+        let (cfg, warnings) = parse(&format!("dataDir=/d\nsslQuorum=true\n{stores}")).unwrap();
+        assert_eq!(
+            cfg.quorum_tls,
+            Some(QuorumTlsConfig {
+                key_store: "/k.pem".into(),
+                trust_store: "/t.pem".into(),
+                hostname_verification: true,
+            })
+        );
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let (cfg, warnings) = parse(&format!(
+            "dataDir=/d\nsslQuorum=TRUE\n{stores}ssl.quorum.hostnameVerification=false\n\
+             ssl.quorum.ciphersuites=X\nssl.quorum.keyStore.password=pw\n"
+        ))
+        .unwrap();
+        assert!(!cfg.quorum_tls.unwrap().hostname_verification);
+        let lines: Vec<usize> = warnings.iter().map(|w| w.line).collect();
+        assert_eq!(lines, vec![6, 7], "{warnings:?}");
+
+        let err =
+            parse("dataDir=/d\nsslQuorum=true\nssl.quorum.keyStore.location=/k.pem\n").unwrap_err();
+        assert_eq!(
+            (err.line, err.key.as_str()),
+            (2, "ssl.quorum.trustStore.location")
+        );
+        let err = parse(&format!(
+            "dataDir=/d\nsslQuorum=true\n{stores}ssl.quorum.trustStore.type=JKS\n"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            (err.line, err.key.as_str()),
+            (5, "ssl.quorum.trustStore.type")
+        );
+        let err = parse(
+            "dataDir=/d\nsslQuorum=true\nssl.quorum.keyStore.location=/k.jks\n\
+             ssl.quorum.trustStore.location=/t.pem\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            (err.line, err.key.as_str()),
+            (3, "ssl.quorum.keyStore.type")
+        );
+        let err = parse("dataDir=/d\nsslQuorum=yes\n").unwrap_err();
+        assert_eq!((err.line, err.key.as_str()), (2, "sslQuorum"));
+
+        let (cfg, warnings) = parse(&format!("dataDir=/d\n{stores}")).unwrap();
+        assert_eq!(cfg.quorum_tls, None);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings[0]
+                .message
+                .contains("no effect without sslQuorum=true")
+        );
+    }
+
+    // Security settings this build does not implement stop start-up, naming their line,
+    // instead of leaving what they should protect open; set to false they are accepted.
+    #[test]
+    fn unsupported_security_is_refused() {
+        let err = parse("dataDir=/d\nsecureClientPort=2281\n").unwrap_err();
+        assert_eq!((err.line, err.key.as_str()), (2, "secureClientPort"));
+        for key in [
+            "quorum.auth.enableSasl",
+            "quorum.auth.learnerRequireSasl",
+            "quorum.auth.serverRequireSasl",
+        ] {
+            let err = parse(&format!("dataDir=/d\n\n{key}=true\n")).unwrap_err();
+            assert_eq!((err.line, err.key.as_str()), (3, key));
+            let (_, warnings) = parse(&format!("dataDir=/d\n{key}=false\n")).unwrap();
+            assert!(warnings.is_empty(), "{warnings:?}");
+        }
     }
 
     // The no-argument server binds loopback:2181 with data in ./paddock-data.

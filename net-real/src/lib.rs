@@ -14,3 +14,4 @@ pub mod four_letter;
 pub mod peer;
 pub mod server;
 pub mod storage;
+pub mod tls;

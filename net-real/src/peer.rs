@@ -9,6 +9,13 @@
 //! a wrong version or an unknown sender closes that connection with a log line; nothing a
 //! peer sends can panic the server.
 //!
+//! With quorum TLS ([`QuorumTls`], `sslQuorum=true`) every connection is TLS first, both
+//! sides presenting certificates the trust store accepts, and nothing is read past the
+//! TLS handshake but from a server whose certificate is valid for the host of the
+//! `server.N` line whose id it claims (see [`crate::tls`]). Without it, anyone who can reach
+//! the port and claims a configured id is taken for that member: the port must then be
+//! reachable only from the members (the server warns at start-up).
+//!
 //! Loss is fine (replication retransmits), so sending never blocks the event loop: each
 //! link has a bounded queue and a message that does not fit is dropped. A link that
 //! fails reconnects with exponential backoff, from [`RECONNECT_DELAY_MIN`] up to
@@ -25,6 +32,8 @@ use std::time::Duration;
 
 use paddock_core::ids::NodeId;
 use paddock_core::node::PeerMessage;
+
+use crate::tls::{PeerStream, QuorumTls};
 
 /// The first bytes of every peer connection.
 pub const PEER_MAGIC: [u8; 8] = *b"PDKPEER1";
@@ -57,8 +66,9 @@ pub struct Peers {
 }
 
 impl Peers {
-    /// Starts the listener on `listen` and one dialling link per entry of `others`;
-    /// frames longer than `frame_bytes_max` are neither sent nor accepted. Threads stop
+    /// Starts the listener on `listen` and one dialling link per entry of `others`
+    /// (`host:port` of each other member); frames longer than `frame_bytes_max` are
+    /// neither sent nor accepted; with `tls`, every connection is mutual TLS. Threads stop
     /// once `stop` is set (the listener within a poll interval). Fails when a thread
     /// cannot be started (the threads already started stop with `stop`).
     pub fn start(
@@ -66,21 +76,38 @@ impl Peers {
         listen: TcpListener,
         others: BTreeMap<NodeId, String>,
         frame_bytes_max: u32,
+        tls: Option<QuorumTls>,
         inbound: Inbound,
         stop: Arc<AtomicBool>,
     ) -> std::io::Result<Peers> {
-        let known: Vec<NodeId> = others.keys().copied().collect();
+        let known: Arc<BTreeMap<NodeId, String>> = Arc::new(
+            others
+                .iter()
+                .map(|(peer, address)| (*peer, host_of(address).to_owned()))
+                .collect(),
+        );
         let listen_stop = stop.clone();
+        let listen_tls = tls.clone();
         thread::Builder::new()
             .name("peer-listen".into())
-            .spawn(move || listen_loop(listen, known, frame_bytes_max, inbound, listen_stop))?;
+            .spawn(move || {
+                listen_loop(
+                    listen,
+                    known,
+                    frame_bytes_max,
+                    listen_tls,
+                    inbound,
+                    listen_stop,
+                )
+            })?;
         let mut links = BTreeMap::new();
         for (peer, address) in others {
             let (tx, rx) = sync_channel(PEER_QUEUE_MESSAGES_MAX);
             let link_stop = stop.clone();
+            let link_tls = tls.clone();
             thread::Builder::new()
                 .name(format!("peer-{}", peer.0))
-                .spawn(move || dial_loop(id, peer, address, rx, link_stop))?;
+                .spawn(move || dial_loop(id, peer, address, link_tls, rx, link_stop))?;
             links.insert(peer, tx);
         }
         Ok(Peers {
@@ -112,6 +139,12 @@ impl Peers {
             }
         }
     }
+}
+
+/// The host of a `host:port` address (`[v6]:port` too), without brackets.
+pub fn host_of(address: &str) -> &str {
+    let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
+    host.trim_start_matches('[').trim_end_matches(']')
 }
 
 /// The handshake a server sends first.
@@ -162,8 +195,9 @@ pub fn handshake_decode(
 
 fn listen_loop(
     listener: TcpListener,
-    known: Vec<NodeId>,
+    known: Arc<BTreeMap<NodeId, String>>,
     frame_bytes_max: u32,
+    tls: Option<QuorumTls>,
     inbound: Inbound,
     stop: Arc<AtomicBool>,
 ) {
@@ -178,10 +212,16 @@ fn listen_loop(
                 let known = known.clone();
                 let inbound = inbound.clone();
                 let stop = stop.clone();
+                let tls = tls.clone();
                 let spawned = thread::Builder::new()
                     .name("peer-read".into())
                     .spawn(move || {
-                        read_connection(stream, addr, &known, frame_bytes_max, &inbound, &stop)
+                        let link = Link {
+                            known: &known,
+                            frame_bytes_max,
+                            tls: tls.as_ref(),
+                        };
+                        read_connection(stream, addr, &link, &inbound, &stop)
                     });
                 if let Err(error) = spawned {
                     tracing::warn!(%error, "cannot start a peer reader");
@@ -198,11 +238,18 @@ fn listen_loop(
     }
 }
 
+/// What an accepted connection is checked against.
+struct Link<'a> {
+    /// The other members and their hosts.
+    known: &'a BTreeMap<NodeId, String>,
+    frame_bytes_max: u32,
+    tls: Option<&'a QuorumTls>,
+}
+
 fn read_connection(
     stream: TcpStream,
     addr: SocketAddr,
-    known: &[NodeId],
-    frame_bytes_max: u32,
+    link: &Link<'_>,
     inbound: &Inbound,
     stop: &AtomicBool,
 ) {
@@ -211,18 +258,42 @@ fn read_connection(
     // A read timeout lets the thread notice `stop`; a silent link is normal between
     // heartbeats, so the timeout only loops.
     let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+    let (stream, cert): (Box<dyn PeerStream>, _) = match link.tls {
+        None => (Box::new(stream), None),
+        Some(tls) => match tls.accept(stream, stop) {
+            Ok((stream, cert)) => (Box::new(stream), Some(cert)),
+            Err(error) => {
+                tracing::warn!(%addr, %error, "peer connection refused: TLS handshake failed");
+                return;
+            }
+        },
+    };
     let mut reader = BufReader::new(stream);
     let mut handshake = [0u8; PEER_HANDSHAKE_BYTES];
     if read_exact_until_stop(&mut reader, &mut handshake, stop).is_err() {
         return;
     }
-    let from = match handshake_decode(&handshake, known) {
+    let known: Vec<NodeId> = link.known.keys().copied().collect();
+    let from = match handshake_decode(&handshake, &known) {
         Ok(from) => from,
         Err(error) => {
             tracing::warn!(%addr, %error, "peer connection refused");
             return;
         }
     };
+    if let (Some(tls), Some(cert), Some(host)) = (link.tls, &cert, link.known.get(&from))
+        && let Err(error) = tls.certificate_names(cert, host)
+    {
+        tracing::warn!(
+            %addr,
+            claimed = from.0,
+            %host,
+            %error,
+            "peer connection refused: its certificate is not valid for the host of the member it claims to be"
+        );
+        return;
+    }
+    let frame_bytes_max = link.frame_bytes_max;
     tracing::debug!(peer = from.0, %addr, "peer connected");
     loop {
         let payload = match read_frame(&mut reader, frame_bytes_max, stop) {
@@ -313,12 +384,26 @@ fn dial_loop(
     id: NodeId,
     peer: NodeId,
     address: String,
+    tls: Option<QuorumTls>,
     queue: Receiver<Vec<u8>>,
     stop: Arc<AtomicBool>,
 ) {
     let mut delay = RECONNECT_DELAY_MIN;
     while !stop.load(Ordering::Relaxed) {
-        match dial(&address) {
+        let dialled = dial(&address).and_then(|stream| {
+            let _ = stream.set_nodelay(true);
+            let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
+            let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+            Ok(match &tls {
+                None => Box::new(stream) as Box<dyn PeerStream>,
+                Some(tls) => Box::new(tls.connect(host_of(&address), stream).inspect_err(
+                    |error| {
+                        tracing::warn!(peer = peer.0, %address, %error, "TLS handshake with peer failed");
+                    },
+                )?),
+            })
+        });
+        match dialled {
             Ok(stream) => {
                 delay = RECONNECT_DELAY_MIN;
                 tracing::debug!(peer = peer.0, %address, "dialled peer");
@@ -358,12 +443,10 @@ enum SendEnd {
 
 fn send_loop(
     id: NodeId,
-    stream: TcpStream,
+    stream: Box<dyn PeerStream>,
     queue: &Receiver<Vec<u8>>,
     stop: &AtomicBool,
 ) -> SendEnd {
-    let _ = stream.set_nodelay(true);
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
     let mut writer = BufWriter::new(stream);
     if let Err(error) = writer
         .write_all(&handshake_encode(id))

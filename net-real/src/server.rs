@@ -67,6 +67,7 @@ use crate::disk::{self, DiskEvent, DiskRequest, PurgePolicy};
 use crate::four_letter::{self, ConnInfo, Counters};
 use crate::peer::Peers;
 use crate::storage::{self, SnapshotFiles, Storage, StorageError};
+use crate::tls::QuorumTls;
 
 /// Events queued for the event loop; readers block when it is full, which pushes back on
 /// clients and peers through TCP instead of growing memory.
@@ -322,6 +323,20 @@ pub fn start(cfg: ZooCfg) -> Result<ServerHandle, StartError> {
         Some(me) if cfg.servers.len() > 1 => Some(bind_host(&me.host, me.peer_port)?),
         _ => None,
     };
+    let quorum_tls = match &cfg.quorum_tls {
+        Some(tls) if peer_listener.is_some() => Some(
+            QuorumTls::load(&tls.key_store, &tls.trust_store, tls.hostname_verification)
+                .map_err(|e| StartError::Config(format!("sslQuorum: {e}")))?,
+        ),
+        _ => None,
+    };
+    if peer_listener.is_some() && quorum_tls.is_none() {
+        tracing::warn!(
+            "the peer port is not authenticated: anyone who can reach it and claims a \
+             member's id is taken for that member; set sslQuorum=true (see README, Security) \
+             or let only the members reach it"
+        );
+    }
     let opening = Instant::now();
     let (storage, durable, decoded) = storage::open_decoding(
         Path::new(&cfg.data_dir),
@@ -369,6 +384,7 @@ pub fn start(cfg: ZooCfg) -> Result<ServerHandle, StartError> {
             listener,
             others,
             peer_frame_bytes_max(&cfg),
+            quorum_tls,
             events_tx.clone(),
             stop.clone(),
         )
