@@ -65,6 +65,9 @@ pub struct ZooCfg {
     /// spelling): `user:base64(sha1(user:password))`; a session that authenticates with
     /// that digest credential is the super user, whom no ACL stops.
     pub super_digest: Option<String>,
+    /// `skipACL` (ZooKeeper's system property `zookeeper.skipACL`, which zoo.cfg sets,
+    /// either spelling): `yes` checks no ACL at all; anything else checks them.
+    pub skip_acl: bool,
     /// `paddock.peerMessageBytesMax` (Paddock's own): the most bytes of entries in one
     /// replication message, and of snapshot in one piece; a peer frame may add
     /// `PEER_MESSAGE_OVERHEAD_BYTES` to it, and a longer one closes its connection. At
@@ -172,8 +175,34 @@ fn error(line: usize, key: &str, reason: impl Into<String>) -> ConfigError {
 /// blank lines, whitespace around keys and values ignored). Returns the config and
 /// warnings, or the first error.
 pub fn parse(text: &str) -> Result<(ZooCfg, Vec<ConfigWarning>), ConfigError> {
+    parse_with_jvm_flags(text, "")
+}
+
+/// The keys ZooKeeper's operators set as JVM system properties (`-Dzookeeper.KEY=VALUE`
+/// in `SERVER_JVMFLAGS` or `JVMFLAGS`, which `zkServer.sh` passes to Java) that Paddock
+/// reads from there too.
+pub const JVM_FLAG_KEYS: &[&str] = &[
+    "zookeeper.DigestAuthenticationProvider.superDigest",
+    "zookeeper.skipACL",
+];
+
+/// [`parse`], with the keys of [`JVM_FLAG_KEYS`] also taken from `jvm_flags` (the
+/// environment's `SERVER_JVMFLAGS` and `JVMFLAGS`, whitespace-separated `-Dkey=value`
+/// words) when the file does not set them: zoo.cfg wins, as it does over ZooKeeper's
+/// system properties. A problem with such a value is reported at line 0.
+pub fn parse_with_jvm_flags(
+    text: &str,
+    jvm_flags: &str,
+) -> Result<(ZooCfg, Vec<ConfigWarning>), ConfigError> {
     let mut raw: BTreeMap<String, (usize, String)> = BTreeMap::new();
     let mut warnings = Vec::new();
+    for word in jvm_flags.split_whitespace() {
+        if let Some((key, value)) = word.strip_prefix("-D").and_then(|p| p.split_once('='))
+            && JVM_FLAG_KEYS.contains(&key)
+        {
+            raw.insert(key.to_owned(), (0, value.to_owned()));
+        }
+    }
     for (index, line) in text.lines().enumerate() {
         let number = index + 1;
         let trimmed = line.trim();
@@ -188,7 +217,7 @@ pub fn parse(text: &str) -> Result<(ZooCfg, Vec<ConfigWarning>), ConfigError> {
         if key.is_empty() {
             return Err(error(number, key, "empty key"));
         }
-        if let Some((previous, _)) = raw.get(key) {
+        if let Some((previous, _)) = raw.get(key).filter(|(line, _)| *line > 0) {
             warnings.push(ConfigWarning {
                 line: number,
                 message: format!("{key} repeats line {previous}; the later value wins"),
@@ -312,6 +341,7 @@ fn build(
             "a request count (0 or more)",
         )?,
         super_digest: super_digest(raw)?,
+        skip_acl: skip_acl(raw, warnings),
         peer_message_bytes_max: peer_message_bytes_max(raw, jute_max_buffer_bytes)?,
         snapshot_write_bytes_per_sec: number(
             raw,
@@ -520,6 +550,30 @@ fn security_unsupported(raw: &BTreeMap<String, (usize, String)>) -> Result<(), C
     Ok(())
 }
 
+/// `skipACL`: ZooKeeper skips ACLs only for exactly `yes`; another value than `no` is
+/// probably meant as yes, so it is warned about.
+fn skip_acl(raw: &BTreeMap<String, (usize, String)>, warnings: &mut Vec<ConfigWarning>) -> bool {
+    let Some((key, (line, value))) = ["skipACL", "zookeeper.skipACL"]
+        .iter()
+        .find_map(|key| raw.get(*key).map(|found| (*key, found)))
+    else {
+        return false;
+    };
+    match value.as_str() {
+        "yes" => true,
+        "no" => false,
+        other => {
+            warnings.push(ConfigWarning {
+                line: *line,
+                message: format!(
+                    "{key}={other} is not \"yes\": ACLs are checked (as ZooKeeper does)"
+                ),
+            });
+            false
+        }
+    }
+}
+
 fn line_of(raw: &BTreeMap<String, (usize, String)>, key: &str) -> usize {
     raw.get(key).map_or(0, |(line, _)| *line)
 }
@@ -546,6 +600,8 @@ const KEYS_KNOWN: &[&str] = &[
     "globalOutstandingLimit",
     "DigestAuthenticationProvider.superDigest",
     "zookeeper.DigestAuthenticationProvider.superDigest",
+    "skipACL",
+    "zookeeper.skipACL",
     "paddock.peerMessageBytesMax",
     "paddock.snapshotWriteBytesPerSec",
     "quorum.auth.enableSasl",
@@ -780,6 +836,55 @@ mod tests {
         let err =
             parse("dataDir=/d\nDigestAuthenticationProvider.superDigest=nocolon\n").unwrap_err();
         assert_eq!((err.line, err.key.as_str()), (2, SUPER_DIGEST_KEYS[0]));
+    }
+
+    // The super digest and skipACL also come from JVM flags (-Dzookeeper.KEY=VALUE, as
+    // SERVER_JVMFLAGS sets them for ZooKeeper), the file winning; other flags are left
+    // alone; a bad value from the flags is reported at line 0 under its key.
+    #[test]
+    fn security_keys_from_jvm_flags() {
+        let flags = "-Xmx1g -Dzookeeper.DigestAuthenticationProvider.superDigest=super:abc= \
+                     -Dzookeeper.skipACL=yes -Dzookeeper.snapCount=5";
+        let (cfg, warnings) = parse_with_jvm_flags("dataDir=/d\n", flags).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(cfg.super_digest.as_deref(), Some("super:abc="));
+        assert!(cfg.skip_acl);
+        assert_eq!(
+            cfg.snap_count, 100_000,
+            "only the security keys are read from flags"
+        );
+        let file = "dataDir=/d\nDigestAuthenticationProvider.superDigest=root:xyz=\nskipACL=no\n";
+        let (cfg, warnings) = parse_with_jvm_flags(file, flags).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(cfg.super_digest.as_deref(), Some("root:xyz="));
+        assert!(!cfg.skip_acl);
+        let err = parse_with_jvm_flags(
+            "dataDir=/d\n",
+            "-Dzookeeper.DigestAuthenticationProvider.superDigest=nocolon",
+        )
+        .unwrap_err();
+        assert_eq!(
+            (err.line, err.key.as_str()),
+            (0, "zookeeper.DigestAuthenticationProvider.superDigest")
+        );
+    }
+
+    // skipACL=yes skips ACLs (ZooKeeper's exact spelling); no is the default; another
+    // value is warned about and skips nothing.
+    #[test]
+    fn skip_acl_key() {
+        assert!(!parse("dataDir=/d\n").unwrap().0.skip_acl);
+        assert!(parse("dataDir=/d\nskipACL=yes\n").unwrap().0.skip_acl);
+        assert!(
+            parse("dataDir=/d\nzookeeper.skipACL=yes\n")
+                .unwrap()
+                .0
+                .skip_acl
+        );
+        let (cfg, warnings) = parse("dataDir=/d\nskipACL=true\n").unwrap();
+        assert!(!cfg.skip_acl);
+        assert_eq!(warnings.len(), 1);
+        assert_eq!(warnings[0].line, 2);
     }
 
     // globalOutstandingLimit is read (default 1000, ZooKeeper's); a value that is not a

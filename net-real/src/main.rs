@@ -160,12 +160,22 @@ fn load_config(file: &std::path::Path) -> Result<ZooCfg, ExitCode> {
         eprintln!("paddock: cannot read {}: {e}", file.display());
         ExitCode::from(EXIT_IO)
     })?;
-    match config::parse(&text) {
+    // ZooKeeper's operators set some keys as JVM flags: see config::JVM_FLAG_KEYS.
+    let jvm_flags = ["SERVER_JVMFLAGS", "JVMFLAGS"]
+        .iter()
+        .filter_map(|name| std::env::var(name).ok())
+        .collect::<Vec<_>>()
+        .join(" ");
+    match config::parse_with_jvm_flags(&text, &jvm_flags) {
         Ok((cfg, warnings)) => {
             for w in &warnings {
                 eprintln!("{}:{}: warning: {}", file.display(), w.line, w.message);
             }
             Ok(cfg)
+        }
+        Err(e) if e.line == 0 && config::JVM_FLAG_KEYS.contains(&e.key.as_str()) => {
+            eprintln!("SERVER_JVMFLAGS/JVMFLAGS: error: -D{}: {}", e.key, e.reason);
+            Err(ExitCode::from(EXIT_CONFIG))
         }
         Err(e) => {
             eprintln!(

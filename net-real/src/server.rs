@@ -205,6 +205,7 @@ pub fn node_config(cfg: &ZooCfg, id: u64) -> Result<NodeConfig, StartError> {
     config.limits = limits(cfg)?;
     config.tree.data_bytes_max = cfg.jute_max_buffer_bytes;
     config.tree.super_digest = cfg.super_digest.clone();
+    config.tree.skip_acl = cfg.skip_acl;
     config.replication.payload_bytes_max = config.replication.payload_bytes_max.max(
         cfg.jute_max_buffer_bytes
             .saturating_add(RECORD_TXN_OVERHEAD_BYTES),

@@ -57,3 +57,70 @@ fn port_in_use_exits_4() {
         "{stderr}"
     );
 }
+
+// Security settings this build does not implement stop start-up with exit 2 and the line,
+// instead of serving without them.
+#[test]
+fn secure_client_port_exits_2() {
+    let (code, stderr) = serve(
+        "dataDir=DIR\nclientPort=0\nsecureClientPort=2281\n",
+        "secure",
+    );
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.starts_with("DIR/zoo.cfg:3: error: secureClientPort: client TLS is not supported"),
+        "{stderr}"
+    );
+}
+
+// The super digest comes from SERVER_JVMFLAGS as ZooKeeper's operators set it: the super
+// user (`super:test`) reads a node only its owner may; a bad value there exits 2 naming
+// the variable.
+#[test]
+fn super_digest_from_server_jvmflags() {
+    use common::{connect, free_port};
+    let dir = temp_dir("jvmflags");
+    let port = free_port();
+    let cfg = dir.join("zoo.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "dataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let flags = "-Xmx1g -Dzookeeper.DigestAuthenticationProvider.superDigest=super:D/InIHSb7yEEbrWz8b9l71RjZJU=";
+    let mut child = Command::new(env!("CARGO_BIN_EXE_paddock"))
+        .args(["serve", "--config", cfg.to_str().unwrap()])
+        .env("SERVER_JVMFLAGS", flags)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    let mut owner = connect(&addr);
+    common::create_owned(&mut owner, "/owned", b"secret");
+    let mut admin = connect(&addr);
+    assert!(admin.get("/owned", false).is_err(), "no identity yet");
+    admin.add_auth("digest", b"super:test").unwrap();
+    assert_eq!(admin.get("/owned", false).unwrap().0, b"secret");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let out = Command::new(env!("CARGO_BIN_EXE_paddock"))
+        .args(["serve", "--config", cfg.to_str().unwrap()])
+        .env(
+            "SERVER_JVMFLAGS",
+            "-Dzookeeper.DigestAuthenticationProvider.superDigest=nocolon",
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with(
+            "SERVER_JVMFLAGS/JVMFLAGS: error: -Dzookeeper.DigestAuthenticationProvider.superDigest: "
+        ),
+        "{stderr}"
+    );
+}

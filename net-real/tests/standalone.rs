@@ -270,3 +270,35 @@ fn servers_started_together_hand_out_unrelated_passwords() {
         }
     }
 }
+
+// skipACL=yes: a client with no identity reads and changes a node only its owner may
+// touch; without it, the same calls are NOAUTH.
+#[test]
+fn skip_acl_yes_checks_no_acl() {
+    for (name, extra, allowed) in [("acl-on", "", false), ("acl-off", "skipACL=yes\n", true)] {
+        let dir = temp_dir(name);
+        let server = standalone(&dir, extra);
+        let addr = server.client_addr.to_string();
+        let mut owner = connect(&addr);
+        common::create_owned(&mut owner, "/owned", b"secret");
+        let mut stranger = connect(&addr);
+        let read = stranger.get("/owned", false).map(|(data, _)| data);
+        let write = stranger.set("/owned", b"changed", -1).map(|_| ());
+        if allowed {
+            assert_eq!(read.unwrap(), b"secret");
+            write.unwrap();
+        } else {
+            assert!(
+                matches!(read, Err(ClientError::Zk(ZkError::NoAuth))),
+                "{read:?}"
+            );
+            assert!(
+                matches!(write, Err(ClientError::Zk(ZkError::NoAuth))),
+                "{write:?}"
+            );
+        }
+        stranger.close().unwrap();
+        owner.close().unwrap();
+        server.shutdown().unwrap();
+    }
+}

@@ -51,6 +51,10 @@ pub struct TreeConfig {
     /// The super user's digest id (`super:<base64 sha1>`), if any; authenticating with it
     /// grants `super`. Default `None`.
     pub super_digest: Option<String>,
+    /// ZooKeeper's `skipACL=yes`: no ACL is checked, for any operation or watch event.
+    /// Default `false`.
+    #[serde(default)]
+    pub skip_acl: bool,
     /// The planted bug, if any (tests of the checkers only; never serialized).
     #[cfg(feature = "planted-bugs")]
     #[serde(skip)]
@@ -63,6 +67,7 @@ impl Default for TreeConfig {
             ttl_enabled: true,
             data_bytes_max: 1_048_575,
             super_digest: None,
+            skip_acl: false,
             #[cfg(feature = "planted-bugs")]
             bug: None,
         }
@@ -201,7 +206,9 @@ impl DataTree {
     /// The node at `path` if the caller holds one of the `wanted` permissions on it.
     fn readable(&self, path: &str, ids: &[Id], wanted: i32) -> Result<&Znode, ZkError> {
         let node = self.nodes.node(path).ok_or(ZkError::NoNode)?;
-        acl::check(&node.acl, ids, wanted)?;
+        if !self.config.skip_acl {
+            acl::check(&node.acl, ids, wanted)?;
+        }
         Ok(node)
     }
 
@@ -279,9 +286,10 @@ impl DataTree {
     /// digest ids come back masked as `user:x`.
     pub fn get_acl(&self, path: &str, ids: &[Id]) -> Result<(Vec<Acl>, Stat), ZkError> {
         let node = self.readable(path, ids, perms::READ | perms::ADMIN)?;
-        let acl = match acl::check(&node.acl, ids, perms::ADMIN) {
-            Ok(()) => node.acl.to_vec(),
-            Err(_) => acl::mask_digests(&node.acl),
+        let acl = if self.config.skip_acl || acl::check(&node.acl, ids, perms::ADMIN).is_ok() {
+            node.acl.to_vec()
+        } else {
+            acl::mask_digests(&node.acl)
         };
         Ok((acl, node.stat()))
     }
@@ -308,6 +316,17 @@ impl DataTree {
     /// codes, in ZooKeeper's check order. A multi whose op fails still gives `Ok`: a
     /// `MultiFailed` txn with the per-op codes (only whole-request failures are `Err`).
     pub fn prepare(&self, op: &Op, ctx: &OpContext) -> Result<Txn, ZkError> {
+        // skipACL: the caller passes every check as the super user does (which adds
+        // nothing to the ACLs an `auth` entry is fixed up to).
+        let skipping;
+        let ctx = if self.config.skip_acl {
+            let mut with_super = ctx.clone();
+            with_super.ids.push(Id::new("super", ""));
+            skipping = with_super;
+            &skipping
+        } else {
+            ctx
+        };
         let kind = match op {
             Op::Create(create) => TxnKind::Single(TxnOp::Create(prepare::create(
                 &self.nodes,
@@ -528,6 +547,70 @@ mod tests {
         match &applied.results[..] {
             [OpResult::Created { path, .. }] => path,
             other => panic!("not a create: {other:?}"),
+        }
+    }
+
+    // skipACL (ZooKeeper's `zookeeper.skipACL=yes`): a caller with no right on a node
+    // reads, changes and creates under it, and sees its ACL unmasked; an `auth` ACL is
+    // still fixed up to the caller's own ids only. Without it, the same calls are NOAUTH.
+    #[test]
+    fn skip_acl_checks_nothing() {
+        let locked = vec![Acl {
+            perms: perms::ALL,
+            id: Id::new("digest", &acl::digest_id("owner", "pw")),
+        }];
+        for skip_acl in [false, true] {
+            let mut tree = DataTree::new(TreeConfig {
+                skip_acl,
+                ..TreeConfig::default()
+            });
+            let create = |path: &str, acl: Vec<Acl>| {
+                Op::Create(CreateOp {
+                    opcode: CreateOpcode::Create,
+                    path: path.into(),
+                    data: Some(b"x".to_vec()),
+                    acl,
+                    flags: 0,
+                })
+            };
+            run(&mut tree, create("/locked", locked.clone()), 1).unwrap();
+            let ids = ctx(0).ids;
+            let set = Op::SetData(SetDataOp {
+                path: "/locked".into(),
+                data: None,
+                version: -1,
+            });
+            let child = create("/locked/child", Acl::open_unsafe());
+            let results = [
+                tree.get_data("/locked", &ids).map(|_| ()),
+                run(&mut tree, set, 2).map(|_| ()),
+                run(&mut tree, child, 3).map(|_| ()),
+            ];
+            let acl = tree.get_acl("/locked", &ids).map(|(acl, _)| acl);
+            if skip_acl {
+                assert_eq!(results, [Ok(()), Ok(()), Ok(())]);
+                assert_eq!(acl, Ok(locked.clone()), "unmasked");
+                let auth = vec![Acl {
+                    perms: perms::ALL,
+                    id: Id::new("auth", ""),
+                }];
+                let mut digest_ctx = ctx(4);
+                digest_ctx.ids.push(Id::new("digest", "me:x"));
+                let txn = tree.prepare(&create("/mine", auth), &digest_ctx).unwrap();
+                tree.apply(&txn);
+                let (fixed, _) = tree.get_acl("/mine", &ids).unwrap();
+                assert_eq!(
+                    fixed,
+                    vec![Acl {
+                        perms: perms::ALL,
+                        id: Id::new("digest", "me:x")
+                    }]
+                );
+            } else {
+                let noauth = Err(ZkError::NoAuth);
+                assert_eq!(results, [noauth; 3]);
+                assert_eq!(acl, Err(ZkError::NoAuth));
+            }
         }
     }
 

@@ -91,3 +91,22 @@ pub fn paddock(args: &[&str], log: &std::path::Path) -> Child {
         .spawn()
         .unwrap()
 }
+
+/// Creates `path` holding `data` that only digest user `owner:pw` may touch: the client
+/// authenticates as that user and creates it with the `auth` ACL.
+pub fn create_owned(c: &mut Client, path: &str, data: &[u8]) {
+    use paddock_core::acl::{Acl, Id, perms};
+    use paddock_core::wire::{CreateRequest, Request};
+    c.add_auth("digest", b"owner:pw").unwrap();
+    let request = Request::Create(CreateRequest {
+        path: path.to_owned(),
+        data: Some(data.to_vec()),
+        acl: vec![Acl {
+            perms: perms::ALL,
+            id: Id::new("auth", ""),
+        }],
+        flags: 0,
+    });
+    let (header, _) = c.call(&request).unwrap();
+    assert_eq!(header.err, 0, "create {path}");
+}
