@@ -4,9 +4,12 @@
 //!
 //! Invariants: an ACL list that passed [`fixup_acl`] is non-empty, has no duplicate entry
 //! and holds no `auth` entry (those are expanded into the caller's ids). Supported schemes
-//! are `world` (only `anyone`), `digest`, `ip` (IPv4 only, as ZooKeeper 3.8) and, on the
-//! caller side only, `super`. x509 and SASL are not supported: their ACLs are refused as
-//! INVALIDACL and their auth packets as AUTHFAILED. This module does not know connections:
+//! are `world` (only `anyone`), `digest`, `ip` (IPv4 only, as ZooKeeper 3.8), `x509` (the
+//! subject of the certificate a client presented over TLS, in RFC 2253 form as Java's
+//! `X500Principal.getName()` prints it; the runtime gives a connection that identity) and,
+//! on the caller side only, `super`. SASL is not supported: its ACLs are refused as
+//! INVALIDACL and its auth packets as AUTHFAILED; an `x509` auth packet is AUTHFAILED too
+//! (the identity comes from the TLS handshake only). This module does not know connections:
 //! callers pass the identities a connection holds.
 
 use base64::Engine;
@@ -119,7 +122,7 @@ fn is_world_anyone(id: &Id) -> bool {
 /// Whether a caller's id (`caller`) of `scheme` matches the ACL entry's id expression.
 fn id_matches(scheme: &str, caller: &str, acl_expr: &str) -> bool {
     match scheme {
-        "digest" => caller == acl_expr,
+        "digest" | "x509" => caller == acl_expr,
         "ip" => ip_matches(caller, acl_expr),
         _ => false,
     }
@@ -178,14 +181,16 @@ fn is_valid_id(id: &Id) -> bool {
             matches!((parts.next(), parts.next(), parts.next()), (Some(_), Some(h), None) if !h.is_empty())
         }
         "ip" => parse_ip_expr(&id.id).is_some(),
+        "x509" => !id.id.is_empty(),
         _ => false,
     }
 }
 
 /// Whether a caller id counts as "authenticated" for the `auth` scheme: ip ids do not
-/// (every connection has one), and `super` has no ACL form, so only digest ids do.
+/// (every connection has one), and `super` has no ACL form, so only digest and x509 ids
+/// do.
 fn is_authenticated(id: &Id) -> bool {
-    id.scheme == "digest"
+    id.scheme == "digest" || id.scheme == "x509"
 }
 
 /// PrepRequestProcessor.fixupACL for create and setACL: drops duplicate entries (keeping the
@@ -312,6 +317,40 @@ mod tests {
 
     // A digest auth packet always succeeds; the super digest adds `super` first; other
     // schemes fail with AUTHFAILED.
+    // x509: an ACL entry for a certificate subject is valid, matches exactly that
+    // subject, and an `auth` entry expands to the caller's x509 identity (as to its digest
+    // ones); an x509 auth packet fails (the identity comes from TLS only).
+    #[test]
+    fn x509_scheme() {
+        let subject = "CN=client1,O=Example";
+        let acl = vec![Acl {
+            perms: perms::READ,
+            id: Id::new("x509", subject),
+        }];
+        assert_eq!(fixup_acl(&acl, &[]), Ok(acl.clone()));
+        let empty = vec![Acl {
+            perms: perms::READ,
+            id: Id::new("x509", ""),
+        }];
+        assert_eq!(fixup_acl(&empty, &[]), Err(ZkError::InvalidAcl));
+        let holder = [Id::new("ip", "10.0.0.1"), Id::new("x509", subject)];
+        let other = [Id::new("x509", "CN=client2,O=Example")];
+        assert_eq!(check(&acl, &holder, perms::READ), Ok(()));
+        assert_eq!(check(&acl, &other, perms::READ), Err(ZkError::NoAuth));
+        let auth = vec![Acl {
+            perms: perms::ALL,
+            id: Id::new("auth", ""),
+        }];
+        assert_eq!(
+            fixup_acl(&auth, &holder),
+            Ok(vec![Acl {
+                perms: perms::ALL,
+                id: Id::new("x509", subject),
+            }])
+        );
+        assert_eq!(add_auth("x509", b"CN=me", None), Err(ZkError::AuthFailed));
+    }
+
     #[test]
     fn add_auth_schemes() {
         let ids = add_auth("digest", b"bob:secret", None).expect("digest auth succeeds");
@@ -390,7 +429,8 @@ mod tests {
         for (scheme, id) in [
             ("world", "someone"),
             ("super", ""),
-            ("x509", "CN=a"),
+            ("x509", ""),
+            ("sasl", "bob"),
             ("digest", "user"),
             ("digest", "user:"),
             ("digest", "a:b:c"),

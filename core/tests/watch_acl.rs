@@ -249,3 +249,34 @@ fn session_close_deletions_are_checked() {
     c.call(alice, Request::CloseSession);
     assert_eq!(events(&mut c, bob), vec![(2, "/e-open".to_owned())]);
 }
+
+// An identity the runtime proved below the protocol (a TLS client certificate) is held by
+// the connection like an authenticated one: an `auth` ACL entry expands to it, it passes
+// the ACL naming it, another session does not, and whoAmI lists it.
+#[test]
+fn identity_from_the_runtime_is_held_by_the_connection() {
+    let (mut c, _alice, bob) = setup();
+    let carol = c.connect(1);
+    let subject = Id::new("x509", "CN=carol,O=Example");
+    c.step(
+        paddock_core::ids::NodeId(1),
+        paddock_core::node::Input::ClientAuthenticated {
+            conn: carol,
+            id: subject.clone(),
+        },
+    );
+    let owned = vec![Acl {
+        perms: perms::ALL,
+        id: Id::new("auth", ""),
+    }];
+    ok(&mut c, carol, Request::Create(create("/carol", owned)));
+    assert_eq!(c.get(carol, "/carol", false), Ok(b"d".to_vec()));
+    assert_eq!(
+        c.get(bob, "/carol", false),
+        Err(paddock_core::error::ZkError::NoAuth)
+    );
+    let (header, reply) = c.call(carol, Request::WhoAmI).unwrap();
+    assert_eq!(header.err, 0);
+    let text = format!("{reply:?}");
+    assert!(text.contains("CN=carol,O=Example"), "{text}");
+}

@@ -438,6 +438,7 @@ fn input_kind(input: &Input) -> &'static str {
         Input::Tick => "tick",
         Input::Peer { .. } => "peer",
         Input::ClientConnected { .. } => "client-connected",
+        Input::ClientAuthenticated { .. } => "client-authenticated",
         Input::ClientBytes { .. } => "client-bytes",
         Input::ClientDisconnected { .. } => "client-disconnected",
         Input::HardStatePersisted { .. } => "hard-state-persisted",

@@ -199,6 +199,13 @@ pub(super) enum Done<'a> {
 }
 
 impl Conn {
+    /// Adds an identity the connection proved (once).
+    pub(super) fn add_identity(&mut self, id: Id) {
+        if !self.ids.contains(&id) {
+            self.ids.push(id);
+        }
+    }
+
     pub(super) fn new(addr: IpAddr, frame_bytes_max: u32) -> Conn {
         Conn {
             ids: vec![Id::new("ip", &addr.to_string())],

@@ -32,6 +32,7 @@ mod message;
 mod persist;
 mod reply;
 
+use crate::acl::Id;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::IpAddr;
 use std::num::NonZeroU64;
@@ -188,6 +189,15 @@ pub enum Input {
         conn: ConnId,
         /// The client's address (for `ip` ACLs and `whoAmI`).
         addr: IpAddr,
+    },
+    /// The runtime authenticated a client connection below the protocol (a TLS client
+    /// certificate, as the `x509` id of its subject): the connection holds that identity
+    /// from now on, for ACLs, `auth` ACL entries and `whoAmI`. Comes before its bytes.
+    ClientAuthenticated {
+        /// The connection.
+        conn: ConnId,
+        /// The identity it proved.
+        id: Id,
     },
     /// Bytes arrived on a client connection.
     ClientBytes {
@@ -672,6 +682,11 @@ impl Node {
             Input::ClientConnected { conn, addr } => {
                 self.conns
                     .insert(conn, Conn::new(addr, self.config.limits.frame_bytes_max));
+            }
+            Input::ClientAuthenticated { conn, id } => {
+                if let Some(conn) = self.conns.get_mut(&conn) {
+                    conn.add_identity(id);
+                }
             }
             Input::ClientBytes { conn, bytes } => self.client_bytes(now_ms, conn, &bytes, out),
             Input::ClientDisconnected { conn } => self.conn_forget(conn),
