@@ -39,6 +39,15 @@
 //!
 //! Backpressure: when the event loop's queue is full this thread waits, and every client
 //! waits with it through TCP.
+//!
+//! TLS (the secure client port): a connection accepted on a listener with a TLS
+//! configuration runs rustls between its socket and the queues above: bytes read go
+//! through the TLS session and only the plaintext they carry is handed on; replies are
+//! written into the session (at most [`TLS_BUFFER_BYTES`] held there) and its records to
+//! the socket. A client certificate's subject is reported once the handshake is done
+//! ([`Event::ClientCertified`]), before the connection's first bytes. A handshake that
+//! never ends is closed with the other connections without a session
+//! (`nio.sessionlessCnxnTimeout`).
 
 use std::cell::Cell;
 use std::collections::{BTreeMap, VecDeque};
@@ -86,8 +95,21 @@ const POLL_WAIT: Duration = Duration::from_millis(50);
 /// long to wait before accepting again; the server keeps serving its connections.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
-const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
+/// The token of listener `i` is `LISTENER_TOKEN_TOP - i`.
+const LISTENER_TOKEN_TOP: usize = usize::MAX - 3;
+/// Plaintext and TLS records a TLS session may hold for its socket.
+pub const TLS_BUFFER_BYTES: usize = 64 * 1024;
+
+/// A socket the client thread accepts on, with the TLS configuration of the secure
+/// client port (`None` for the plaintext one).
+#[derive(Debug)]
+pub struct ClientListener {
+    /// The bound listener.
+    pub listener: std::net::TcpListener,
+    /// TLS for every connection accepted on it.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
 
 /// Reply bytes written for one connection and not yet taken by its socket (or discarded
 /// with it): the event loop adds when it writes, the client thread subtracts.
@@ -142,25 +164,32 @@ pub struct ClientIo {
 }
 
 impl ClientIo {
-    /// Starts the client thread on `listener`; accepted connections, their bytes and
+    /// Starts the client thread on `listeners`; accepted connections, their bytes and
     /// their ends are reported on `events`. The thread ends once `stop` is set.
     pub fn start(
-        listener: std::net::TcpListener,
+        listeners: Vec<ClientListener>,
         events: SyncSender<Event>,
         stop: Arc<AtomicBool>,
     ) -> io::Result<ClientIo> {
-        listener.set_nonblocking(true)?;
-        let mut listener = TcpListener::from_std(listener);
         let poll = Poll::new()?;
-        poll.registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let mut registered = Vec::with_capacity(listeners.len());
+        for (i, ClientListener { listener, tls }) in listeners.into_iter().enumerate() {
+            listener.set_nonblocking(true)?;
+            let mut listener = TcpListener::from_std(listener);
+            poll.registry().register(
+                &mut listener,
+                Token(LISTENER_TOKEN_TOP - i),
+                Interest::READABLE,
+            )?;
+            registered.push((listener, tls));
+        }
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let (commands, command_rx) = channel();
         let wake_pending = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared::default());
         let mut io_thread = IoThread {
             poll,
-            listener,
+            listeners: registered,
             conns: BTreeMap::new(),
             next_conn: 1,
             events,
@@ -296,6 +325,8 @@ impl ClientIo {
 /// One open connection, as the client thread sees it.
 struct Conn {
     stream: TcpStream,
+    /// The TLS session of a connection to the secure client port.
+    tls: Option<Box<rustls::ServerConnection>>,
     /// Bytes waiting for the socket, oldest first; the first may be partly sent.
     out: VecDeque<Vec<u8>>,
     /// Bytes of `out[0]` already sent.
@@ -327,7 +358,7 @@ enum Flushed {
 
 struct IoThread {
     poll: Poll,
-    listener: TcpListener,
+    listeners: Vec<(TcpListener, Option<Arc<rustls::ServerConfig>>)>,
     conns: BTreeMap<ConnId, Conn>,
     next_conn: u64,
     events: SyncSender<Event>,
@@ -367,8 +398,10 @@ impl IoThread {
             }
             for event in events.iter() {
                 match event.token() {
-                    LISTENER => self.accept_all(),
                     WAKER => {}
+                    Token(n) if n > LISTENER_TOKEN_TOP - self.listeners.len() => {
+                        self.accept_all(LISTENER_TOKEN_TOP - n);
+                    }
                     Token(n) => {
                         let conn = ConnId(n as u64);
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
@@ -392,7 +425,9 @@ impl IoThread {
                 .is_some_and(|until| Instant::now() >= until)
             {
                 self.accept_paused_until = None;
-                self.accept_all();
+                for i in 0..self.listeners.len() {
+                    self.accept_all(i);
+                }
             }
             self.close_overdue();
             self.enforce_reply_budget();
@@ -402,15 +437,21 @@ impl IoThread {
         }
     }
 
-    /// Accepts until the listener would block. On another failure (out of descriptors),
-    /// stops accepting for [`ACCEPT_RETRY`]: existing connections carry on.
-    fn accept_all(&mut self) {
+    /// Accepts on listener `i` until it would block. On another failure (out of
+    /// descriptors), stops accepting for [`ACCEPT_RETRY`]: existing connections carry on.
+    fn accept_all(&mut self, i: usize) {
         if self.accept_paused_until.is_some() {
             return;
         }
         loop {
-            match self.listener.accept() {
-                Ok((stream, addr)) => self.accepted(stream, addr),
+            let Some((listener, tls)) = self.listeners.get(i) else {
+                return;
+            };
+            match listener.accept() {
+                Ok((stream, addr)) => {
+                    let tls = tls.clone();
+                    self.accepted(stream, addr, tls);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) => {
@@ -422,7 +463,22 @@ impl IoThread {
         }
     }
 
-    fn accepted(&mut self, mut stream: TcpStream, addr: SocketAddr) {
+    fn accepted(
+        &mut self,
+        mut stream: TcpStream,
+        addr: SocketAddr,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) {
+        let tls = match tls.map(rustls::ServerConnection::new).transpose() {
+            Ok(tls) => tls.map(|mut session| {
+                session.set_buffer_limit(Some(TLS_BUFFER_BYTES));
+                Box::new(session)
+            }),
+            Err(error) => {
+                tracing::warn!(%addr, %error, "TLS connection dropped at accept");
+                return;
+            }
+        };
         let conn = ConnId(self.next_conn);
         self.next_conn += 1;
         let _ = stream.set_nodelay(true);
@@ -440,6 +496,7 @@ impl IoThread {
             conn,
             Conn {
                 stream,
+                tls,
                 out: VecDeque::new(),
                 out_offset: 0,
                 out_bytes: 0,
@@ -495,6 +552,10 @@ impl IoThread {
             if c.paused || c.closing.is_some() || c.queued.bytes() >= CLIENT_QUEUED_BYTES_PAUSE {
                 continue;
             }
+            if c.tls.is_some() {
+                delivered += usize::from(self.tls_read(conn));
+                continue;
+            }
             let result = loop {
                 match c.stream.read(&mut self.read_buf) {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -521,6 +582,81 @@ impl IoThread {
                 Err(_) => self.ended(conn),
             }
         }
+        delivered
+    }
+
+    /// One read of a TLS connection: the records the socket has, then every byte of
+    /// plaintext they carried, handed on as one read would be (after the certificate's
+    /// subject, the first time). The session's own answers (handshake, alerts) go out at
+    /// once. True when plaintext was handed on.
+    fn tls_read(&mut self, conn: ConnId) -> bool {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return false;
+        };
+        let Some(tls) = c.tls.as_mut() else {
+            return false;
+        };
+        let was_handshaking = tls.is_handshaking();
+        let got = loop {
+            match tls.read_tls(&mut c.stream) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                result => break result,
+            }
+        };
+        let mut eof = match got {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+            Err(_) => {
+                self.ended(conn);
+                return false;
+            }
+        };
+        if let Err(error) = tls.process_new_packets() {
+            let peer = c.stream.peer_addr().ok();
+            tracing::debug!(?peer, %error, "TLS client refused");
+            // The alert rustls queued for the client, if the socket takes it.
+            let _ = tls.write_tls(&mut c.stream);
+            self.ended(conn);
+            return false;
+        }
+        let mut plain = Vec::new();
+        loop {
+            match tls.reader().read(&mut self.read_buf) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => plain.extend_from_slice(self.read_buf.get(..n).unwrap_or_default()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => {
+                    eof = true;
+                    break;
+                }
+            }
+        }
+        let subject = (was_handshaking && !tls.is_handshaking())
+            .then(|| tls.peer_certificates().and_then(|certs| certs.first()))
+            .flatten()
+            .and_then(|cert| crate::tls::certificate_subject(cert));
+        if let Some(subject) = subject {
+            self.report(Event::ClientCertified(conn, subject));
+        }
+        let delivered = !plain.is_empty();
+        if delivered {
+            self.shared
+                .input_bytes
+                .fetch_add(plain.len(), Ordering::AcqRel);
+            self.report(Event::ClientBytes(conn, plain));
+        }
+        if eof {
+            self.drop_conn(conn);
+            self.report(Event::ClientEof(conn));
+            return delivered;
+        }
+        self.mark_readable(conn);
+        // Handshake messages and alerts the session wants sent.
+        self.flush(conn);
         delivered
     }
 
@@ -761,6 +897,9 @@ const WRITE_SLICES_MAX: usize = 64;
 /// Writes `c`'s queue until it is empty or the socket would block, many replies per
 /// system call (a vectored write).
 fn flush_queue(c: &mut Conn) -> Flushed {
+    if c.tls.is_some() {
+        return flush_tls(c);
+    }
     while !c.out.is_empty() {
         let mut slices = [IoSlice::new(&[]); WRITE_SLICES_MAX];
         let mut count = 0;
@@ -799,4 +938,46 @@ fn flush_queue(c: &mut Conn) -> Flushed {
         }
     }
     Flushed::All
+}
+
+/// [`flush_queue`] through a TLS session: queued replies into the session while it takes
+/// them, its records to the socket, until both are empty or the socket would block.
+fn flush_tls(c: &mut Conn) -> Flushed {
+    let Some(tls) = c.tls.as_mut() else {
+        return Flushed::Failed;
+    };
+    loop {
+        while let Some(front) = c.out.front() {
+            let pending = front.get(c.out_offset..).unwrap_or_default();
+            match tls.writer().write(pending) {
+                Ok(0) => break,
+                Ok(n) => {
+                    c.out_bytes = c.out_bytes.saturating_sub(n);
+                    if n >= pending.len() {
+                        c.out.pop_front();
+                        c.out_offset = 0;
+                    } else {
+                        c.out_offset += n;
+                    }
+                }
+                Err(_) => return Flushed::Failed,
+            }
+        }
+        if !tls.wants_write() {
+            // With replies left the session is full of plaintext it cannot send yet (its
+            // handshake is not done): the next read's flush goes on.
+            return if c.out.is_empty() {
+                Flushed::All
+            } else {
+                Flushed::Partly
+            };
+        }
+        match tls.write_tls(&mut c.stream) {
+            Ok(0) => return Flushed::Failed,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Flushed::Partly,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Flushed::Failed,
+        }
+    }
 }

@@ -231,7 +231,12 @@ fn cons(ctx: &Context<'_>) -> String {
 fn conf(ctx: &Context<'_>) -> String {
     let c = ctx.config;
     let mut out = String::new();
-    let _ = writeln!(out, "clientPort={}", c.client_port);
+    if let Some(port) = c.client_port {
+        let _ = writeln!(out, "clientPort={port}");
+    }
+    if let Some(secure) = &c.secure_client {
+        let _ = writeln!(out, "secureClientPort={}", secure.port);
+    }
     let _ = writeln!(out, "dataDir={}", c.data_dir);
     let _ = writeln!(out, "dataLogDir={}", c.data_log_dir);
     let _ = writeln!(out, "tickTime={}", c.tick_time_ms);

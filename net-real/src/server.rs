@@ -43,6 +43,7 @@
 //! What it does not do: retry disk errors (the disk thread stops and so does the server),
 //! or measure request latency.
 
+use paddock_core::acl::Id;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
@@ -60,14 +61,14 @@ use paddock_core::replication::{PEER_MESSAGE_OVERHEAD_BYTES, Role, SNAPSHOT_FRAM
 use paddock_core::wire::{ConnectionStart, FourLetterWord, OpCode, classify_connection_start};
 
 use crate::client_io::{
-    CLIENT_QUEUED_BYTES_PAUSE, CLIENTS_QUEUED_BYTES_MAX, ClientIo, QueuedReplies,
+    CLIENT_QUEUED_BYTES_PAUSE, CLIENTS_QUEUED_BYTES_MAX, ClientIo, ClientListener, QueuedReplies,
 };
 use crate::config::ZooCfg;
 use crate::disk::{self, DiskEvent, DiskRequest, PurgePolicy};
 use crate::four_letter::{self, ConnInfo, Counters};
 use crate::peer::Peers;
 use crate::storage::{self, SnapshotFiles, Storage, StorageError};
-use crate::tls::QuorumTls;
+use crate::tls::{self, QuorumTls};
 
 /// Events queued for the event loop; readers block when it is full, which pushes back on
 /// clients and peers through TCP instead of growing memory.
@@ -109,6 +110,9 @@ pub enum Event {
     /// The client thread accepted a connection; its unsent replies are counted in the
     /// [`QueuedReplies`] given.
     Accepted(ConnId, SocketAddr, QueuedReplies),
+    /// A TLS client presented a certificate the trust store accepts, with this subject
+    /// (before any of its bytes).
+    ClientCertified(ConnId, String),
     /// A client sent bytes.
     ClientBytes(ConnId, Vec<u8>),
     /// A client's unsent replies fell below
@@ -256,8 +260,11 @@ fn limits(cfg: &ZooCfg) -> Result<Limits, StartError> {
 /// A running server; dropping it does not stop it, [`ServerHandle::shutdown`] does.
 #[derive(Debug)]
 pub struct ServerHandle {
-    /// The client port's bound address.
+    /// The plaintext client port's bound address, or the secure one's when there is no
+    /// plaintext port.
     pub client_addr: SocketAddr,
+    /// The secure client port's bound address, when there is one.
+    pub secure_client_addr: Option<SocketAddr>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<Result<(), String>>>,
 }
@@ -305,6 +312,14 @@ fn bind_host(host: &str, port: u16) -> Result<TcpListener, StartError> {
     })
 }
 
+/// The address `listener` is bound to (its port chosen by the system for port 0).
+fn bound_addr(listener: &TcpListener, ip: IpAddr) -> Result<SocketAddr, StartError> {
+    listener.local_addr().map_err(|source| StartError::Bind {
+        addr: ip.to_string(),
+        source,
+    })
+}
+
 /// Opens storage, binds the ports and starts every thread of server `cfg` (reading
 /// `myid` for an ensemble). Returns once the server accepts connections.
 pub fn start(cfg: ZooCfg) -> Result<ServerHandle, StartError> {
@@ -313,13 +328,40 @@ pub fn start(cfg: ZooCfg) -> Result<ServerHandle, StartError> {
     let client_ip = cfg
         .client_port_address
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-    let client_listener = bind(SocketAddr::new(client_ip, cfg.client_port))?;
-    let client_addr = client_listener
-        .local_addr()
-        .map_err(|source| StartError::Bind {
-            addr: client_ip.to_string(),
-            source,
-        })?;
+    let mut listeners = Vec::new();
+    let mut plain_addr = None;
+    if let Some(port) = cfg.client_port {
+        let listener = bind(SocketAddr::new(client_ip, port))?;
+        plain_addr = Some(bound_addr(&listener, client_ip)?);
+        listeners.push(ClientListener {
+            listener,
+            tls: None,
+        });
+    }
+    let mut secure_client_addr = None;
+    if let Some(secure) = &cfg.secure_client {
+        let tls = tls::client_port_config(
+            &secure.key_store,
+            secure.trust_store.as_deref(),
+            secure.client_auth,
+        )
+        .map_err(|e| StartError::Config(format!("secureClientPort: {e}")))?;
+        let ip = secure
+            .address
+            .or(cfg.client_port_address)
+            .unwrap_or(client_ip);
+        let listener = bind(SocketAddr::new(ip, secure.port))?;
+        secure_client_addr = Some(bound_addr(&listener, ip)?);
+        listeners.push(ClientListener {
+            listener,
+            tls: Some(tls),
+        });
+    }
+    let Some(client_addr) = plain_addr.or(secure_client_addr) else {
+        return Err(StartError::Config(
+            "no client port: set clientPort or secureClientPort".into(),
+        ));
+    };
     let peer_listener = match cfg.servers.get(&id) {
         Some(me) if cfg.servers.len() > 1 => Some(bind_host(&me.host, me.peer_port)?),
         _ => None,
@@ -400,9 +442,9 @@ pub fn start(cfg: ZooCfg) -> Result<ServerHandle, StartError> {
         }
     };
     let disk = disk_start(storage, &cfg, events_tx.clone())?;
-    let io = ClientIo::start(client_listener, events_tx, stop.clone())
+    let io = ClientIo::start(listeners, events_tx, stop.clone())
         .map_err(|e| StartError::Config(format!("cannot start the client thread: {e}")))?;
-    tracing::info!(id, %client_addr, "serving clients");
+    tracing::info!(id, %client_addr, secure_client_addr = ?secure_client_addr, "serving clients");
     let event_loop = EventLoop::new(node, cfg, id, peers, disk, io, stop.clone());
     let thread = thread::Builder::new()
         .name("paddock-node".into())
@@ -410,6 +452,7 @@ pub fn start(cfg: ZooCfg) -> Result<ServerHandle, StartError> {
         .map_err(|e| StartError::Config(format!("cannot start the event loop: {e}")))?;
     Ok(ServerHandle {
         client_addr,
+        secure_client_addr,
         stop,
         thread: Some(thread),
     })
@@ -837,6 +880,12 @@ impl EventLoop {
         match event {
             Event::Accepted(conn, addr, queued) => self.accept(conn, addr, queued),
             Event::ClientDrained(conn) => self.feedable_push(conn),
+            Event::ClientCertified(conn, subject) => {
+                if self.clients.contains_key(&conn) {
+                    let id = Id::new("x509", &subject);
+                    self.step(Input::ClientAuthenticated { conn, id });
+                }
+            }
             Event::ClientBytes(conn, bytes) => self.client_bytes(conn, bytes),
             Event::ClientEof(conn) => match self.clients.get_mut(&conn) {
                 Some(client) if client.held_bytes() > 0 => client.ended = true,

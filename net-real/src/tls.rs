@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{WebPkiServerVerifier, verify_server_name};
+use rustls::crypto::CryptoProvider;
 use rustls::server::{ParsedCertificate, WebPkiClientVerifier};
 use rustls::{
     CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore,
@@ -92,30 +93,9 @@ impl QuorumTls {
         trust_store: &Path,
         hostname_verification: bool,
     ) -> Result<QuorumTls, TlsError> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let chain = certificates(key_store)?;
-        let key = PrivateKeyDer::from_pem_file(key_store).map_err(|error| match error {
-            rustls_pki_types::pem::Error::Io(source) => TlsError::Read {
-                path: key_store.to_owned(),
-                source,
-            },
-            rustls_pki_types::pem::Error::NoItemsFound => TlsError::NoKey {
-                path: key_store.to_owned(),
-            },
-            other => TlsError::Pem {
-                path: key_store.to_owned(),
-                message: other.to_string(),
-            },
-        })?;
-        let mut roots = RootCertStore::empty();
-        for cert in certificates(trust_store)? {
-            roots.add(cert).map_err(|error| TlsError::Pem {
-                path: trust_store.to_owned(),
-                message: format!("not a CA certificate rustls can use: {error}"),
-            })?;
-        }
-        let roots = Arc::new(roots);
-        let config_error = |error: &dyn std::fmt::Display| TlsError::Config(error.to_string());
+        let provider = provider();
+        let (chain, key) = key_store_read(key_store)?;
+        let roots = trust_store_read(trust_store)?;
 
         let client_verifier =
             WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
@@ -202,6 +182,101 @@ impl QuorumTls {
         let parsed = ParsedCertificate::try_from(cert).map_err(|error| error.to_string())?;
         verify_server_name(&parsed, &name).map_err(|error| error.to_string())
     }
+}
+
+/// Whether a client of the secure client port must present a certificate (ZooKeeper's
+/// `ssl.clientAuth`, whose default is `need`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// A certificate the trust store accepts is required.
+    Need,
+    /// A certificate is asked for; without one the client is served all the same, with
+    /// one it must be accepted by the trust store.
+    Want,
+    /// No certificate is asked for.
+    None,
+}
+
+/// The TLS configuration of the secure client port: this server's key store, and the
+/// trust store client certificates are checked against (needed unless `auth` is
+/// [`ClientAuth::None`]).
+pub fn client_port_config(
+    key_store: &Path,
+    trust_store: Option<&Path>,
+    auth: ClientAuth,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let provider = provider();
+    let (chain, key) = key_store_read(key_store)?;
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| config_error(&e))?;
+    let builder = match (auth, trust_store) {
+        (ClientAuth::None, _) => builder.with_no_client_auth(),
+        (_, None) => {
+            return Err(TlsError::Config(
+                "client certificates are asked for (ssl.clientAuth) but no trust store is set \
+                 (ssl.trustStore.location)"
+                    .into(),
+            ));
+        }
+        (auth, Some(trust_store)) => {
+            let verifier = WebPkiClientVerifier::builder_with_provider(
+                trust_store_read(trust_store)?,
+                provider,
+            );
+            let verifier = if auth == ClientAuth::Want {
+                verifier.allow_unauthenticated()
+            } else {
+                verifier
+            };
+            builder.with_client_cert_verifier(verifier.build().map_err(|e| config_error(&e))?)
+        }
+    };
+    let config = builder
+        .with_single_cert(chain, key)
+        .map_err(|e| config_error(&e))?;
+    Ok(Arc::new(config))
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn config_error(error: &dyn std::fmt::Display) -> TlsError {
+    TlsError::Config(error.to_string())
+}
+
+/// The private key and certificate chain of a PEM key store.
+fn key_store_read(
+    key_store: &Path,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+    let chain = certificates(key_store)?;
+    let key = PrivateKeyDer::from_pem_file(key_store).map_err(|error| match error {
+        rustls_pki_types::pem::Error::Io(source) => TlsError::Read {
+            path: key_store.to_owned(),
+            source,
+        },
+        rustls_pki_types::pem::Error::NoItemsFound => TlsError::NoKey {
+            path: key_store.to_owned(),
+        },
+        other => TlsError::Pem {
+            path: key_store.to_owned(),
+            message: other.to_string(),
+        },
+    })?;
+    Ok((chain, key))
+}
+
+/// The CA certificates of a PEM trust store.
+fn trust_store_read(trust_store: &Path) -> Result<Arc<RootCertStore>, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for cert in certificates(trust_store)? {
+        roots.add(cert).map_err(|error| TlsError::Pem {
+            path: trust_store.to_owned(),
+            message: format!("not a CA certificate rustls can use: {error}"),
+        })?;
+    }
+    Ok(Arc::new(roots))
 }
 
 /// The certificates of a PEM file; at least one.
@@ -331,5 +406,131 @@ impl ServerCertVerifier for MemberVerifier {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.inner.supported_verify_schemes()
+    }
+}
+
+/// The subject of a DER certificate as Java's `X500Principal.getName()` prints it (RFC
+/// 2253), which is the id ZooKeeper's `x509` scheme gives a client: the relative names
+/// last first, joined by `,` (the values of a multi-valued one by `+`); CN, C, L, ST, O,
+/// OU, STREET, DC and UID by name with their string values escaped, other attributes as a
+/// dotted OID and `#` with the hex of the value's DER encoding. `None` when the
+/// certificate does not parse.
+pub fn certificate_subject(der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let rdns: Vec<String> = cert
+        .subject()
+        .iter_rdn()
+        .map(|rdn| {
+            rdn.iter()
+                .map(|attribute| {
+                    let oid = attribute.attr_type().to_id_string();
+                    match (attribute_keyword(&oid), attribute.as_str()) {
+                        (Some(keyword), Ok(value)) => {
+                            format!("{keyword}={}", rfc2253_escape(value))
+                        }
+                        _ => {
+                            let value = attribute.attr_value();
+                            let mut der = vec![u8::try_from(value.tag().0).unwrap_or(0)];
+                            let length = value.data.len();
+                            if length < 0x80 {
+                                der.push(length as u8);
+                            } else {
+                                let bytes: Vec<u8> = length
+                                    .to_be_bytes()
+                                    .into_iter()
+                                    .skip_while(|b| *b == 0)
+                                    .collect();
+                                der.push(0x80 | bytes.len() as u8);
+                                der.extend_from_slice(&bytes);
+                            }
+                            der.extend_from_slice(value.data);
+                            let hex: String = der.iter().map(|b| format!("{b:02x}")).collect();
+                            format!("{oid}=#{hex}")
+                        }
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("+")
+        })
+        .collect();
+    Some(rdns.into_iter().rev().collect::<Vec<_>>().join(","))
+}
+
+/// The keywords `X500Principal.getName()` prints for RFC 2253's attribute types.
+fn attribute_keyword(oid: &str) -> Option<&'static str> {
+    Some(match oid {
+        "2.5.4.3" => "CN",
+        "2.5.4.6" => "C",
+        "2.5.4.7" => "L",
+        "2.5.4.8" => "ST",
+        "2.5.4.9" => "STREET",
+        "2.5.4.10" => "O",
+        "2.5.4.11" => "OU",
+        "0.9.2342.19200300.100.1.25" => "DC",
+        "0.9.2342.19200300.100.1.1" => "UID",
+        _ => return None,
+    })
+}
+
+/// RFC 2253 escaping of a string value: `,+"\<>;` anywhere, `#` or a space first, and a
+/// space last, each preceded by a backslash.
+fn rfc2253_escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let last = value.chars().count().saturating_sub(1);
+    for (i, c) in value.chars().enumerate() {
+        let special = matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';')
+            || (i == 0 && (c == '#' || c == ' '))
+            || (i == last && c == ' ');
+        if special {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
+
+    fn subject_of(dn: &[(DnType, &str)]) -> Option<String> {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        let mut name = DistinguishedName::new();
+        for (kind, value) in dn {
+            name.push(kind.clone(), *value);
+        }
+        params.distinguished_name = name;
+        let cert = params.self_signed(&KeyPair::generate().unwrap()).unwrap();
+        certificate_subject(cert.der())
+    }
+
+    // The x509 identity of a certificate is its subject as Java prints it (RFC 2253): the
+    // last relative name first, keywords for the usual types, special characters escaped,
+    // other types as OID=#hex of the DER value.
+    #[test]
+    fn subjects_print_as_java_does() {
+        assert_eq!(
+            subject_of(&[
+                (DnType::CountryName, "US"),
+                (DnType::OrganizationName, "Example, Inc."),
+                (DnType::CommonName, "client1"),
+            ])
+            .unwrap(),
+            "CN=client1,O=Example\\, Inc.,C=US"
+        );
+        assert_eq!(
+            subject_of(&[(DnType::CommonName, " #lead+trail ")]).unwrap(),
+            "CN=\\ #lead\\+trail\\ "
+        );
+        // emailAddress (1.2.840.113549.1.9.1) has no RFC 2253 keyword: the value as rcgen
+        // encodes it, a UTF8String (tag 12 = 0x0c) of 5 bytes.
+        let email = DnType::CustomDnType(vec![1, 2, 840, 113_549, 1, 9, 1]);
+        assert_eq!(
+            subject_of(&[(email, "a@b.c")]).unwrap(),
+            "1.2.840.113549.1.9.1=#0c056140622e63"
+        );
+        assert_eq!(certificate_subject(b"not a certificate"), None);
     }
 }

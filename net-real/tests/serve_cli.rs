@@ -58,17 +58,19 @@ fn port_in_use_exits_4() {
     );
 }
 
-// Security settings this build does not implement stop start-up with exit 2 and the line,
-// instead of serving without them.
+// Quorum SASL, which this build does not implement, stops start-up with exit 2 and the
+// line, instead of serving without it.
 #[test]
-fn secure_client_port_exits_2() {
+fn quorum_sasl_exits_2() {
     let (code, stderr) = serve(
-        "dataDir=DIR\nclientPort=0\nsecureClientPort=2281\n",
-        "secure",
+        "dataDir=DIR\nclientPort=0\nquorum.auth.enableSasl=true\n",
+        "qsasl",
     );
     assert_eq!(code, Some(2));
     assert!(
-        stderr.starts_with("DIR/zoo.cfg:3: error: secureClientPort: client TLS is not supported"),
+        stderr.starts_with(
+            "DIR/zoo.cfg:3: error: quorum.auth.enableSasl: quorum SASL is not supported"
+        ),
         "{stderr}"
     );
 }
