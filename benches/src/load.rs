@@ -143,6 +143,20 @@ pub struct LoadOptions {
     /// starts at most its share, rounded up), or when the window ends, whichever is
     /// first: e.g. `--op create --count 1000000` loads 10^6 znodes. `None`: no limit.
     pub count: Option<u64>,
+    /// Connect over TLS (a secure client port) with these PEM texts; `None`: plaintext.
+    pub tls: Option<LoadTls>,
+}
+
+/// The PEM texts a TLS session presents and checks: the CA the server's certificate must
+/// chain to, and the client's own certificate and key (for servers that need one).
+#[derive(Clone, Debug)]
+pub struct LoadTls {
+    /// CA certificates.
+    pub ca: String,
+    /// The client's certificate chain.
+    pub cert: String,
+    /// The client's private key.
+    pub key: String,
 }
 
 impl Default for LoadOptions {
@@ -158,6 +172,7 @@ impl Default for LoadOptions {
             prefix: "/paddock-load".into(),
             connect_timeout: Duration::from_secs(5),
             count: None,
+            tls: None,
         }
     }
 }
@@ -503,13 +518,41 @@ async fn close(client: zk::Client) {
 
 /// Establishes a session, retrying (a server may still be starting or electing a leader)
 /// until `timeout`; the error names the last reason.
-async fn connect(server: &str, timeout: Duration) -> Result<zk::Client, LoadError> {
+async fn connect(
+    server: &str,
+    timeout: Duration,
+    tls: Option<&LoadTls>,
+) -> Result<zk::Client, LoadError> {
     let deadline = Instant::now() + timeout;
+    let tls = match tls {
+        None => None,
+        Some(tls) => Some({
+            // Fails only when a provider is installed already, which is as good.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            zk::TlsOptions::new()
+                .with_pem_ca(&tls.ca)
+                .and_then(|options| options.with_pem_identity(&tls.cert, &tls.key))
+                .map_err(|e| LoadError::Connect {
+                    server: server.to_string(),
+                    reason: format!("TLS options: {e}"),
+                })?
+        }),
+    };
     loop {
-        let attempt = zk::Client::connector()
+        let connector = zk::Client::connector()
             .with_session_timeout(SESSION_TIMEOUT)
-            .with_fail_eagerly()
-            .connect(server);
+            .with_fail_eagerly();
+        let attempt = async {
+            match &tls {
+                None => connector.connect(server).await,
+                Some(options) => {
+                    connector
+                        .with_tls(options.clone())
+                        .secure_connect(server)
+                        .await
+                }
+            }
+        };
         let reason = match tokio::time::timeout_at(deadline, attempt).await {
             Ok(Ok(client)) => return Ok(client),
             Ok(Err(e)) => e.to_string(),
@@ -627,7 +670,7 @@ pub async fn run(opts: &LoadOptions) -> Result<LoadSummary, LoadError> {
 
     let mut clients = Vec::with_capacity(opts.clients);
     for i in 0..opts.clients {
-        clients.push(connect(checked.server(i), opts.connect_timeout).await?);
+        clients.push(connect(checked.server(i), opts.connect_timeout, opts.tls.as_ref()).await?);
     }
 
     let data: Arc<[u8]> = vec![b'x'; opts.size].into();
@@ -764,9 +807,10 @@ pub async fn open_idle(opts: &LoadOptions) -> Result<IdleSessions, LoadError> {
         while started < opts.clients && connecting.len() < IDLE_CONNECTS_IN_FLIGHT {
             let server = checked.server(started).to_string();
             let timeout = opts.connect_timeout;
+            let tls = opts.tls.clone();
             connecting.push(async move {
                 let start = Instant::now();
-                let result = connect(&server, timeout).await;
+                let result = connect(&server, timeout, tls.as_ref()).await;
                 (start.elapsed(), result)
             });
             started += 1;

@@ -56,6 +56,7 @@ fn short(server: String, op: Op, prefix: &str) -> LoadOptions {
         prefix: prefix.into(),
         connect_timeout: Duration::from_secs(10),
         count: None,
+        tls: None,
     }
 }
 
@@ -209,4 +210,68 @@ async fn idle_holds_sessions_and_counts_refused_ones() {
     );
     stop_server(handle).await;
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A CA, and a server certificate for 127.0.0.1 and a client certificate it issued, as PEM
+/// files in `dir`: `ca.pem`, `server.pem` (key then certificate), `client.crt`, `client.key`.
+fn tls_files(dir: &std::path::Path) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType, IsCa,
+        KeyPair,
+    };
+    let named = |names: Vec<String>, cn: &str| {
+        let mut params = CertificateParams::new(names).unwrap();
+        params.distinguished_name = DistinguishedName::new();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params
+    };
+    let mut params = named(vec![], "load CA");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = named(vec!["127.0.0.1".into()], "server")
+        .signed_by(&key, &ca)
+        .unwrap();
+    std::fs::write(
+        dir.join("server.pem"),
+        format!("{}{}", key.serialize_pem(), cert.pem()),
+    )
+    .unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = named(vec![], "load client").signed_by(&key, &ca).unwrap();
+    std::fs::write(dir.join("client.crt"), cert.pem()).unwrap();
+    std::fs::write(dir.join("client.key"), key.serialize_pem()).unwrap();
+}
+
+// Over TLS, against a server with only a secure client port: a short run of creates and
+// one of gets complete without errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_over_tls() {
+    let dir = temp_dir("tls");
+    tls_files(&dir);
+    let text = format!(
+        "tickTime=200\ndataDir={d}\nsecureClientPort=0\nsecureClientPortAddress=127.0.0.1\n\
+         ssl.keyStore.location={d}/server.pem\nssl.trustStore.location={d}/ca.pem\n",
+        d = dir.display()
+    );
+    let (cfg, _) = config::parse(&text).unwrap();
+    let handle = server::start(cfg).unwrap();
+    assert_eq!(handle.secure_client_addr, Some(handle.client_addr));
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
+    let tls = load::LoadTls {
+        ca: read("ca.pem"),
+        cert: read("client.crt"),
+        key: read("client.key"),
+    };
+    for op in [Op::Create, Op::Get] {
+        let opts = LoadOptions {
+            tls: Some(tls.clone()),
+            ..short(handle.client_addr.to_string(), op, "/load-tls")
+        };
+        let summary = load::run(&opts).await.unwrap();
+        assert!(summary.ops > 0, "{op:?}: {summary:?}");
+        assert_eq!(summary.errors, 0, "{op:?}: {summary:?}");
+    }
+    stop_server(handle).await;
 }

@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use paddock_benches::load::{self, LoadOptions, Op};
+use paddock_benches::load::{self, LoadOptions, LoadTls, Op};
 
 /// Pipelined ZooKeeper-protocol load generator.
 #[derive(Debug, Parser)]
@@ -54,6 +54,31 @@ struct Args {
     /// ends): `--op create --count 1000000` loads 10^6 znodes.
     #[arg(long)]
     count: Option<u64>,
+    /// Connect over TLS, checking the server's certificate against this PEM file of CA
+    /// certificates (the server's secureClientPort); needs --tls-cert and --tls-key too.
+    #[arg(long, requires_all = ["tls_cert", "tls_key"])]
+    tls_ca: Option<std::path::PathBuf>,
+    /// The client certificate (PEM) presented over TLS.
+    #[arg(long, requires = "tls_ca")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, requires = "tls_ca")]
+    tls_key: Option<std::path::PathBuf>,
+}
+
+/// The TLS files named on the command line, read.
+fn tls(args: &Args) -> Result<Option<LoadTls>, String> {
+    let (Some(ca), Some(cert), Some(key)) = (&args.tls_ca, &args.tls_cert, &args.tls_key) else {
+        return Ok(None);
+    };
+    let read = |path: &std::path::PathBuf| {
+        std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    Ok(Some(LoadTls {
+        ca: read(ca)?,
+        cert: read(cert)?,
+        key: read(key)?,
+    }))
 }
 
 fn duration(flag: &str, secs: f64) -> Result<Duration, String> {
@@ -62,7 +87,9 @@ fn duration(flag: &str, secs: f64) -> Result<Duration, String> {
 }
 
 fn options(args: Args) -> Result<LoadOptions, String> {
+    let tls = tls(&args)?;
     Ok(LoadOptions {
+        tls,
         seconds: duration("seconds", args.seconds)?,
         warmup: duration("warmup", args.warmup)?,
         server: args.server,
