@@ -5,29 +5,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Child;
+use std::path::Path;
 
-use common::{connect, eventually, free_port, paddock, temp_dir};
+use common::{Member, connect, eventually, free_port, mode, start_member, temp_dir};
 use paddock_net_real::client::{self, Client};
-
-struct Member {
-    dir: PathBuf,
-    cfg: PathBuf,
-    client_addr: String,
-    peer_addr: String,
-    child: Option<Child>,
-}
-
-impl Drop for Member {
-    // A failed assertion must not leave servers running.
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
 
 fn write_configs(root: &Path, extra: &str) -> Vec<Member> {
     let ports: Vec<(u16, u16, u16)> = (0..3)
@@ -63,21 +44,6 @@ fn write_configs(root: &Path, extra: &str) -> Vec<Member> {
             }
         })
         .collect()
-}
-
-fn start(member: &mut Member) {
-    let log = member.dir.with_extension("log");
-    member.child = Some(paddock(
-        &["serve", "--config", member.cfg.to_str().unwrap()],
-        &log,
-    ));
-}
-
-fn mode(addr: &str) -> Option<String> {
-    let text = client::four_letter(addr, "srvr").ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("Mode: "))
-        .map(str::to_owned)
 }
 
 fn leader(members: &[Member]) -> usize {
@@ -130,7 +96,7 @@ fn three_nodes_survive_leader_kill_and_rejoin_by_snapshot() {
     let root = temp_dir("ensemble");
     let mut members = write_configs(&root, "snapCount=10\n");
     for m in members.iter_mut() {
-        start(m);
+        start_member(m);
     }
     let first = leader(&members);
     peer_port_garbage(&members[first].peer_addr);
@@ -160,7 +126,7 @@ fn three_nodes_survive_leader_kill_and_rejoin_by_snapshot() {
             std::fs::remove_file(path).unwrap();
         }
     }
-    start(&mut members[first]);
+    start_member(&mut members[first]);
     read_eventually(&members[first].client_addr, "/cfg", b"v29");
     let has_snapshot = std::fs::read_dir(&wiped).unwrap().any(|e| {
         e.unwrap()
@@ -218,7 +184,7 @@ fn follower_catches_up_by_a_snapshot_larger_than_a_peer_message() {
         format!("snapCount=20\njute.maxbuffer=262144\npaddock.peerMessageBytesMax={LIMIT}\n");
     let mut members = write_configs(&root, &extra);
     for m in members.iter_mut() {
-        start(m);
+        start_member(m);
     }
     let first = leader(&members);
     let behind = (first + 1) % 3;
@@ -232,7 +198,7 @@ fn follower_catches_up_by_a_snapshot_larger_than_a_peer_message() {
     c.close().unwrap();
 
     wipe_keeping_myid(&members[behind].dir);
-    start(&mut members[behind]);
+    start_member(&mut members[behind]);
     read_eventually(&members[behind].client_addr, "/last", b"done");
     let leader_now = leader(&members);
     let sizes = snapshot_files(&members[behind].dir);
@@ -256,7 +222,7 @@ fn follower_catches_up_by_a_snapshot_larger_than_a_peer_message() {
     members[behind].child.take().unwrap().kill().unwrap();
     wipe_keeping_myid(&members[behind].dir);
     let leader_zxid = zxid(&members[leader_now].client_addr).unwrap();
-    start(&mut members[behind]);
+    start_member(&mut members[behind]);
     eventually("the wiped follower catches up with no write", || {
         (zxid(&members[behind].client_addr)? == leader_zxid).then_some(())
     });
@@ -318,7 +284,7 @@ fn forged_epoch_on_the_peer_port_does_not_wedge_the_ensemble() {
     let root = temp_dir("forged-epoch");
     let mut members = write_configs(&root, "snapCount=10\n");
     for m in members.iter_mut() {
-        start(m);
+        start_member(m);
     }
     let first = leader(&members);
     let mut c = connect(&members[first].client_addr);
@@ -353,7 +319,7 @@ fn forged_epoch_on_the_peer_port_does_not_wedge_the_ensemble() {
         child.wait().unwrap();
     }
     for m in members.iter_mut() {
-        start(m);
+        start_member(m);
     }
     all_serving(&members);
     for m in &members {

@@ -13,10 +13,9 @@ mod common;
 use std::io::Write as _;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::Child;
 use std::time::Duration;
 
-use common::{eventually, free_port, paddock, temp_dir};
+use common::{Member, eventually, free_port, mode, start_member, temp_dir};
 use paddock_core::ids::{Epoch, NodeId, SessionId, Zxid};
 use paddock_core::node::{PeerMessage, Write, WriteOp};
 use paddock_core::replication::{Message, MessageBody, SnapshotMeta};
@@ -25,23 +24,6 @@ use paddock_net_real::client::{self, Client};
 use paddock_net_real::peer::handshake_encode;
 use paddock_net_real::tls::QuorumTls;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-
-struct Member {
-    dir: PathBuf,
-    cfg: PathBuf,
-    client_addr: String,
-    peer_addr: String,
-    child: Option<Child>,
-}
-
-impl Drop for Member {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
 
 /// A CA: its certificate (PEM) and what signs with it.
 fn new_ca() -> (String, CertifiedIssuer<'static, KeyPair>) {
@@ -65,21 +47,6 @@ fn key_store(ca: &CertifiedIssuer<'static, KeyPair>, host: &str) -> String {
 fn write(path: &Path, text: &str) -> PathBuf {
     std::fs::write(path, text).unwrap();
     path.to_owned()
-}
-
-fn start(member: &mut Member) {
-    let log = member.dir.with_extension("log");
-    member.child = Some(paddock(
-        &["serve", "--config", member.cfg.to_str().unwrap()],
-        &log,
-    ));
-}
-
-fn mode(addr: &str) -> Option<String> {
-    let text = client::four_letter(addr, "srvr").ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("Mode: "))
-        .map(str::to_owned)
 }
 
 /// The epoch of the zxid `srvr` reports.
@@ -231,7 +198,7 @@ fn quorum_tls_serves_members_and_refuses_forgers() {
         })
         .collect();
     for m in members.iter_mut() {
-        start(m);
+        start_member(m);
     }
     let leader = all_serving(&members);
     let mut c = Client::connect(&members[leader].client_addr, 4000).unwrap();

@@ -110,3 +110,39 @@ pub fn create_owned(c: &mut Client, path: &str, data: &[u8]) {
     let (header, _) = c.call(&request).unwrap();
     assert_eq!(header.err, 0, "create {path}");
 }
+
+/// One `paddock serve` process of a test ensemble: its data directory, config, addresses
+/// and process (killed when dropped, so a failed assertion leaves no server running).
+pub struct Member {
+    pub dir: PathBuf,
+    pub cfg: PathBuf,
+    pub client_addr: String,
+    pub peer_addr: String,
+    pub child: Option<Child>,
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Starts `member`'s server, its stderr in `<dir>.log`.
+pub fn start_member(member: &mut Member) {
+    let log = member.dir.with_extension("log");
+    member.child = Some(paddock(
+        &["serve", "--config", member.cfg.to_str().unwrap()],
+        &log,
+    ));
+}
+
+/// The `Mode:` a server's `srvr` reports (leader, follower, standalone), if it answers.
+pub fn mode(addr: &str) -> Option<String> {
+    let text = client::four_letter(addr, "srvr").ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("Mode: "))
+        .map(str::to_owned)
+}
