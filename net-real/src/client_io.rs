@@ -399,7 +399,10 @@ impl IoThread {
             for event in events.iter() {
                 match event.token() {
                     WAKER => {}
-                    Token(n) if n > LISTENER_TOKEN_TOP - self.listeners.len() => {
+                    Token(n)
+                        if n <= LISTENER_TOKEN_TOP
+                            && LISTENER_TOKEN_TOP - n < self.listeners.len() =>
+                    {
                         self.accept_all(LISTENER_TOKEN_TOP - n);
                     }
                     Token(n) => {

@@ -25,10 +25,10 @@ use std::collections::BTreeMap;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use paddock_core::ids::NodeId;
 use paddock_core::node::PeerMessage;
@@ -52,6 +52,15 @@ pub const PEER_QUEUE_MESSAGES_MAX: usize = 4096;
 pub const RECONNECT_DELAY_MIN: Duration = Duration::from_millis(20);
 /// Longest reconnect delay.
 pub const RECONNECT_DELAY_MAX: Duration = Duration::from_millis(1000);
+/// Connections to the peer port open at once, per other member (a member has one, and
+/// briefly a second while it reconnects); at least [`PEER_CONNECTIONS_MIN`]. Beyond it a
+/// new connection is closed at once: each costs a thread.
+pub const PEER_CONNECTIONS_PER_MEMBER: usize = 4;
+/// The least cap on connections to the peer port.
+pub const PEER_CONNECTIONS_MIN: usize = 8;
+/// How long a connection to the peer port may take to send its handshake (after TLS's,
+/// which has its own limit) before it is closed.
+pub const PEER_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where to deliver what peers sent: `(sender, message)`.
 pub type Inbound = SyncSender<crate::server::Event>;
@@ -206,9 +215,23 @@ fn listen_loop(
         tracing::error!(%error, "peer listener cannot poll");
         return;
     }
+    let cap = (known.len() * PEER_CONNECTIONS_PER_MEMBER).max(PEER_CONNECTIONS_MIN);
+    let open = Arc::new(AtomicUsize::new(0));
+    let mut refusing = false;
     while !stop.load(Ordering::Relaxed) {
         match listener.accept() {
+            Ok((stream, addr)) if open.load(Ordering::Acquire) >= cap => {
+                // Closed at once (dropped). Said once per burst, not per connection.
+                if !refusing {
+                    tracing::warn!(%addr, cap, "peer port: too many connections; refusing new ones");
+                }
+                refusing = true;
+                drop(stream);
+            }
             Ok((stream, addr)) => {
+                refusing = false;
+                open.fetch_add(1, Ordering::AcqRel);
+                let guard = OpenGuard(open.clone());
                 let known = known.clone();
                 let inbound = inbound.clone();
                 let stop = stop.clone();
@@ -216,6 +239,7 @@ fn listen_loop(
                 let spawned = thread::Builder::new()
                     .name("peer-read".into())
                     .spawn(move || {
+                        let _guard = guard;
                         let link = Link {
                             known: &known,
                             frame_bytes_max,
@@ -246,6 +270,15 @@ struct Link<'a> {
     tls: Option<&'a QuorumTls>,
 }
 
+/// Counts a reader thread among the open connections while it lives.
+struct OpenGuard(Arc<AtomicUsize>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 fn read_connection(
     stream: TcpStream,
     addr: SocketAddr,
@@ -270,7 +303,11 @@ fn read_connection(
     };
     let mut reader = BufReader::new(stream);
     let mut handshake = [0u8; PEER_HANDSHAKE_BYTES];
-    if read_exact_until_stop(&mut reader, &mut handshake, stop).is_err() {
+    let deadline = Instant::now() + PEER_HANDSHAKE_TIMEOUT;
+    if let Err(error) = read_exact_until(&mut reader, &mut handshake, stop, Some(deadline)) {
+        if error.kind() == io::ErrorKind::TimedOut {
+            tracing::warn!(%addr, "peer connection refused: no handshake in time");
+        }
         return;
     }
     let known: Vec<NodeId> = link.known.keys().copied().collect();
@@ -358,12 +395,26 @@ fn read_frame_payload(
 /// `read_exact` that keeps going across read timeouts until `stop` is set.
 fn read_exact_until_stop(
     reader: &mut impl Read,
+    buf: &mut [u8],
+    stop: &AtomicBool,
+) -> io::Result<()> {
+    read_exact_until(reader, buf, stop, None)
+}
+
+/// `read_exact` that keeps going across read timeouts until `stop` is set or, with a
+/// `deadline`, until then (a `TimedOut` error).
+fn read_exact_until(
+    reader: &mut impl Read,
     mut buf: &mut [u8],
     stop: &AtomicBool,
+    deadline: Option<Instant>,
 ) -> io::Result<()> {
     while !buf.is_empty() {
         if stop.load(Ordering::Relaxed) {
             return Err(io::ErrorKind::Interrupted.into());
+        }
+        if deadline.is_some_and(|deadline| Instant::now() > deadline) {
+            return Err(io::ErrorKind::TimedOut.into());
         }
         match reader.read(buf) {
             Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),

@@ -326,3 +326,62 @@ fn forged_epoch_on_the_peer_port_does_not_wedge_the_ensemble() {
         read_eventually(&m.client_addr, "/after", b"x");
     }
 }
+
+fn threads(member: &Member) -> usize {
+    let pid = member.child.as_ref().unwrap().id();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+// Connections to the peer port are capped (each costs a thread): 200 silent connections
+// to one member leave it with a bounded number of threads, the ensemble serving and
+// replicating; and they are closed by the server, at the latest when their handshake is
+// overdue.
+#[test]
+fn peer_port_connections_are_capped() {
+    use paddock_net_real::peer::{PEER_CONNECTIONS_MIN, PEER_HANDSHAKE_TIMEOUT};
+    use std::io::Read;
+    let root = temp_dir("peer-flood");
+    let mut members = write_configs(&root, "");
+    for m in members.iter_mut() {
+        start_member(m);
+    }
+    all_serving(&members);
+    let target = &members[0];
+    let before = threads(target);
+    let flood: Vec<std::net::TcpStream> = (0..200)
+        .filter_map(|_| std::net::TcpStream::connect(&target.peer_addr).ok())
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let during = threads(target);
+    assert!(
+        during <= before + PEER_CONNECTIONS_MIN,
+        "{before} threads before, {during} with 200 connections"
+    );
+    let mut c = connect(&members[1].client_addr);
+    c.create("/during-flood", b"x", 0).unwrap();
+    c.close().unwrap();
+    read_eventually(&target.client_addr, "/during-flood", b"x");
+    // Every flooding connection ends: refused at once, or closed once its handshake is
+    // overdue.
+    let deadline = std::time::Instant::now() + PEER_HANDSHAKE_TIMEOUT * 2;
+    for mut s in flood {
+        s.set_read_timeout(Some(
+            deadline.saturating_duration_since(std::time::Instant::now()),
+        ))
+        .unwrap();
+        let mut buf = [0u8; 1];
+        match s.read(&mut buf) {
+            Ok(0) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            other => panic!("a flooding connection left open: {other:?}"),
+        }
+    }
+    all_serving(&members);
+}
