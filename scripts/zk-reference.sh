@@ -2,7 +2,7 @@
 # zk-reference.sh: a real Apache ZooKeeper 3.8 (Debian package) and kazoo 2.11.0, for
 # side-by-side checks against Paddock.
 #
-#   scripts/zk-reference.sh install          install ZooKeeper (apt) and kazoo (venv); skips what is present
+#   scripts/zk-reference.sh install          install ZooKeeper (apt) and kazoo with pure-sasl (venv); skips what is present
 #   scripts/zk-reference.sh start [PORT]     start a standalone server on 127.0.0.1:PORT (default 21810)
 #                                            with a fresh temp dataDir; prints its pid on stdout
 #   scripts/zk-reference.sh stop [PORT]      stop the server started on PORT (default 21810)
@@ -50,12 +50,13 @@ install_all() {
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zookeeper >&2
     fi
+    # pure-sasl: kazoo's SASL (sasl_options), an optional dependency of kazoo.
     if [ -x "$KAZOO_VENV/bin/python" ] &&
-        "$KAZOO_VENV/bin/python" -c 'import kazoo.version as v; assert v.__version__ == "2.11.0"' 2>/dev/null; then
+        "$KAZOO_VENV/bin/python" -c 'import kazoo.version as v, puresasl; assert v.__version__ == "2.11.0"' 2>/dev/null; then
         echo "kazoo: present ($KAZOO_VENV)" >&2
     else
         python3 -m venv "$KAZOO_VENV"
-        "$KAZOO_VENV/bin/pip" install -q kazoo==2.11.0 >&2
+        "$KAZOO_VENV/bin/pip" install -q kazoo==2.11.0 pure-sasl==0.6.2 >&2
     fi
 }
 

@@ -6,11 +6,12 @@
 //! and holds no `auth` entry (those are expanded into the caller's ids). Supported schemes
 //! are `world` (only `anyone`), `digest`, `ip` (IPv4 only, as ZooKeeper 3.8), `x509` (the
 //! subject of the certificate a client presented over TLS, in RFC 2253 form as Java's
-//! `X500Principal.getName()` prints it; the runtime gives a connection that identity) and,
-//! on the caller side only, `super`. SASL is not supported: its ACLs are refused as
-//! INVALIDACL and its auth packets as AUTHFAILED; an `x509` auth packet is AUTHFAILED too
-//! (the identity comes from the TLS handshake only). This module does not know connections:
-//! callers pass the identities a connection holds.
+//! `X500Principal.getName()` prints it; the runtime gives a connection that identity),
+//! `sasl` (the user a connection authenticated as with a SASL request; a caller whose SASL
+//! user is `super` matches every `sasl` entry, as in ZooKeeper) and, on the caller side
+//! only, `super`. Auth packets for `x509` and `sasl` are AUTHFAILED: those identities come
+//! from the TLS handshake and the SASL exchange only. This module does not know
+//! connections: callers pass the identities a connection holds.
 
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -123,6 +124,7 @@ fn is_world_anyone(id: &Id) -> bool {
 fn id_matches(scheme: &str, caller: &str, acl_expr: &str) -> bool {
     match scheme {
         "digest" | "x509" => caller == acl_expr,
+        "sasl" => caller == acl_expr || caller == "super",
         "ip" => ip_matches(caller, acl_expr),
         _ => false,
     }
@@ -182,15 +184,24 @@ fn is_valid_id(id: &Id) -> bool {
         }
         "ip" => parse_ip_expr(&id.id).is_some(),
         "x509" => !id.id.is_empty(),
+        "sasl" => is_principal(&id.id),
         _ => false,
     }
 }
 
+/// A SASL ACL id as ZooKeeper's `KerberosName` parses it: `name[/host][@realm]`, each part
+/// free of `/` and `@`, the name non-empty.
+fn is_principal(id: &str) -> bool {
+    let (rest, realm) = id.split_once('@').unwrap_or((id, ""));
+    let (name, host) = rest.split_once('/').unwrap_or((rest, ""));
+    !name.is_empty() && [realm, host].iter().all(|p| !p.contains(['/', '@']))
+}
+
 /// Whether a caller id counts as "authenticated" for the `auth` scheme: ip ids do not
-/// (every connection has one), and `super` has no ACL form, so only digest and x509 ids
-/// do.
+/// (every connection has one), and `super` has no ACL form, so only digest, x509 and
+/// sasl ids do.
 fn is_authenticated(id: &Id) -> bool {
-    id.scheme == "digest" || id.scheme == "x509"
+    matches!(id.scheme.as_str(), "digest" | "x509" | "sasl")
 }
 
 /// PrepRequestProcessor.fixupACL for create and setACL: drops duplicate entries (keeping the
@@ -430,7 +441,9 @@ mod tests {
             ("world", "someone"),
             ("super", ""),
             ("x509", ""),
-            ("sasl", "bob"),
+            ("sasl", ""),
+            ("sasl", "a/b/c"),
+            ("sasl", "a@b@c"),
             ("digest", "user"),
             ("digest", "user:"),
             ("digest", "a:b:c"),
@@ -462,6 +475,40 @@ mod tests {
             fixup_acl(&Acl::creator_all(), &caller),
             Ok(vec![Acl { perms: 31, id: bob }, Acl { perms: 31, id: amy }])
         );
+    }
+
+    // sasl: an entry names a principal (`name[/host][@realm]`), matches exactly that SASL
+    // user (or the SASL user `super`), `auth` expands to the caller's SASL identity, and a
+    // sasl auth packet fails (the identity comes from the SASL exchange only).
+    #[test]
+    fn sasl_scheme() {
+        let entry = [acl(perms::READ, "sasl", "bob")];
+        assert_eq!(fixup_acl(&entry, &[]), Ok(entry.to_vec()));
+        for id in ["zookeeper/host@EXAMPLE.COM", "bob@EXAMPLE.COM", "svc/host"] {
+            assert!(fixup_acl(&[acl(1, "sasl", id)], &[]).is_ok(), "{id}");
+        }
+        let bob = [Id::new("ip", "10.0.0.1"), Id::new("sasl", "bob")];
+        assert_eq!(check(&entry, &bob, perms::READ), Ok(()));
+        assert_eq!(
+            check(&entry, &[Id::new("sasl", "amy")], perms::READ),
+            Err(ZkError::NoAuth)
+        );
+        assert_eq!(
+            check(&entry, &[Id::new("digest", "bob")], perms::READ),
+            Err(ZkError::NoAuth)
+        );
+        assert_eq!(
+            check(&entry, &[Id::new("sasl", "super")], perms::READ),
+            Ok(())
+        );
+        assert_eq!(
+            fixup_acl(&Acl::creator_all(), &bob),
+            Ok(vec![Acl {
+                perms: perms::ALL,
+                id: Id::new("sasl", "bob"),
+            }])
+        );
+        assert_eq!(add_auth("sasl", b"bob", None), Err(ZkError::AuthFailed));
     }
 
     // getACL masking keeps the user and replaces the hash by `x`.

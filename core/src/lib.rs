@@ -16,6 +16,7 @@ pub mod ids;
 pub mod limits;
 pub mod node;
 pub mod replication;
+pub mod sasl;
 pub mod session;
 pub mod stat;
 pub mod storage;

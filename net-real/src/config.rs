@@ -88,6 +88,46 @@ pub struct ZooCfg {
     pub quorum_tls: Option<QuorumTlsConfig>,
     /// `secureClientPort` and its stores: a TLS client port.
     pub secure_client: Option<SecureClientConfig>,
+    /// SASL: the JAAS file and the sections of it clients and members authenticate with.
+    pub sasl: SaslConfig,
+}
+
+/// SASL settings. The credentials live in the JAAS file (see `crate::jaas`), which
+/// is read at start-up.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SaslConfig {
+    /// `java.security.auth.login.config` (a JVM flag in ZooKeeper; zoo.cfg may set it
+    /// too): the JAAS file.
+    pub jaas_file: Option<PathBuf>,
+    /// `zookeeper.sasl.serverconfig`: the section whose `user_NAME` entries clients
+    /// authenticate against with DIGEST-MD5. Default `Server`; when the file has no such
+    /// section, client SASL is not offered.
+    pub server_section: String,
+    /// `zookeeper.superUser`: a SASL user who is also the super user.
+    pub super_user: Option<String>,
+    /// `quorum.auth.*`: SASL between the members.
+    pub quorum: QuorumSaslConfig,
+}
+
+/// ZooKeeper's `quorum.auth.*` keys.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct QuorumSaslConfig {
+    /// `quorum.auth.enableSasl`: this server authenticates itself to the members it
+    /// connects to, and checks those that authenticate to it.
+    pub enabled: bool,
+    /// `quorum.auth.learnerRequireSasl`: a member this server connects to must take
+    /// part in SASL (else the connection is dropped).
+    pub learner_require: bool,
+    /// `quorum.auth.serverRequireSasl`: a member connecting to this server must
+    /// authenticate (else the connection is refused). Without it, an unauthenticated
+    /// member is still accepted (the step of a rolling change to SASL).
+    pub server_require: bool,
+    /// `quorum.auth.learner.saslLoginContext`: the JAAS section with the `username` and
+    /// `password` this server presents. Default `QuorumLearner`.
+    pub learner_section: String,
+    /// `quorum.auth.server.saslLoginContext`: the JAAS section with the `user_NAME`
+    /// entries this server accepts. Default `QuorumServer`.
+    pub server_section: String,
 }
 
 /// ZooKeeper's secure client port keys, PEM stores only.
@@ -206,6 +246,9 @@ pub fn parse(text: &str) -> Result<(ZooCfg, Vec<ConfigWarning>), ConfigError> {
 pub const JVM_FLAG_KEYS: &[&str] = &[
     "zookeeper.DigestAuthenticationProvider.superDigest",
     "zookeeper.skipACL",
+    JAAS_KEY,
+    "zookeeper.sasl.serverconfig",
+    "zookeeper.superUser",
 ];
 
 /// [`parse`], with the keys of [`JVM_FLAG_KEYS`] also taken from `jvm_flags` (the
@@ -381,8 +424,8 @@ fn build(
         )?,
         quorum_tls: quorum_tls(raw, warnings)?,
         secure_client: secure_client(raw, warnings)?,
+        sasl: sasl(raw)?,
     };
-    security_unsupported(raw)?;
     warn_unknown(raw, warnings);
     Ok(cfg)
 }
@@ -658,26 +701,61 @@ fn secure_client(
     }))
 }
 
-/// Security settings ZooKeeper knows and this build does not implement yet: refused
-/// rather than ignored, since a server started without them would expose what the
-/// operator meant to protect.
-fn security_unsupported(raw: &BTreeMap<String, (usize, String)>) -> Result<(), ConfigError> {
-    for key in [
-        "quorum.auth.enableSasl",
-        "quorum.auth.learnerRequireSasl",
-        "quorum.auth.serverRequireSasl",
+/// The SASL keys: the JAAS file and the sections used (ZooKeeper's defaults), and the
+/// quorum switches, whose `*RequireSasl` need `enableSasl` (as ZooKeeper checks).
+fn sasl(raw: &BTreeMap<String, (usize, String)>) -> Result<SaslConfig, ConfigError> {
+    let text = |key: &str, default: &str| {
+        raw.get(key)
+            .map_or_else(|| default.to_owned(), |(_, v)| v.clone())
+    };
+    let enabled = boolean(raw, "quorum.auth.enableSasl", false)?;
+    let learner_require = boolean(raw, "quorum.auth.learnerRequireSasl", false)?;
+    let server_require = boolean(raw, "quorum.auth.serverRequireSasl", false)?;
+    for (key, on) in [
+        ("quorum.auth.learnerRequireSasl", learner_require),
+        ("quorum.auth.serverRequireSasl", server_require),
     ] {
-        if boolean(raw, key, false)? {
+        if on && !enabled {
             return Err(error(
                 line_of(raw, key),
                 key,
-                "quorum SASL is not supported by this build; use sslQuorum=true to \
-                 authenticate the members",
+                "needs quorum.auth.enableSasl=true",
             ));
         }
     }
-    Ok(())
+    let jaas_file = raw
+        .get(JAAS_KEY)
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(_, v)| PathBuf::from(v));
+    if enabled && jaas_file.is_none() {
+        return Err(error(
+            line_of(raw, "quorum.auth.enableSasl"),
+            "quorum.auth.enableSasl",
+            format!(
+                "needs a JAAS file with the members' credentials (-D{JAAS_KEY}=FILE in \
+                 SERVER_JVMFLAGS)"
+            ),
+        ));
+    }
+    Ok(SaslConfig {
+        jaas_file,
+        server_section: text("zookeeper.sasl.serverconfig", "Server"),
+        super_user: raw
+            .get("zookeeper.superUser")
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(_, v)| v.clone()),
+        quorum: QuorumSaslConfig {
+            enabled,
+            learner_require,
+            server_require,
+            learner_section: text("quorum.auth.learner.saslLoginContext", "QuorumLearner"),
+            server_section: text("quorum.auth.server.saslLoginContext", "QuorumServer"),
+        },
+    })
 }
+
+/// The JVM flag naming the JAAS file.
+pub const JAAS_KEY: &str = "java.security.auth.login.config";
 
 /// `skipACL`: ZooKeeper skips ACLs only for exactly `yes`; another value than `no` is
 /// probably meant as yes, so it is warned about.
@@ -736,6 +814,20 @@ const KEYS_KNOWN: &[&str] = &[
     "quorum.auth.enableSasl",
     "quorum.auth.learnerRequireSasl",
     "quorum.auth.serverRequireSasl",
+    "quorum.auth.learner.saslLoginContext",
+    "quorum.auth.server.saslLoginContext",
+    JAAS_KEY,
+    "zookeeper.sasl.serverconfig",
+    "zookeeper.superUser",
+];
+
+/// ZooKeeper's own authentication providers: naming one in `authProvider.N` changes
+/// nothing, since Paddock has them all.
+const AUTH_PROVIDERS_BUILT_IN: &[&str] = &[
+    "SASLAuthenticationProvider",
+    "X509AuthenticationProvider",
+    "DigestAuthenticationProvider",
+    "IPAuthenticationProvider",
 ];
 
 fn warn_unknown(raw: &BTreeMap<String, (usize, String)>, warnings: &mut Vec<ConfigWarning>) {
@@ -747,6 +839,19 @@ fn warn_unknown(raw: &BTreeMap<String, (usize, String)>, warnings: &mut Vec<Conf
             || key == "secureClientPort"
             || key == "secureClientPortAddress"
         {
+            continue;
+        }
+        if key.starts_with("authProvider.") || key.starts_with("zookeeper.authProvider.") {
+            let value = raw.get(key).map_or("", |(_, v)| v.as_str());
+            if !AUTH_PROVIDERS_BUILT_IN.iter().any(|p| value.ends_with(p)) {
+                warnings.push(ConfigWarning {
+                    line: *line,
+                    message: format!(
+                        "{key}: custom authentication providers are not supported ({value}); \
+                         ignored (built in: digest, ip, x509, sasl)"
+                    ),
+                });
+            }
             continue;
         }
         let message = if KEYS_IGNORED.contains(&key.as_str()) {
@@ -1118,20 +1223,68 @@ mod tests {
         );
     }
 
-    // Quorum SASL, which this build does not implement, stops start-up naming its line,
-    // instead of leaving the peer port open; set to false it is accepted.
+    // Quorum SASL needs the JAAS file and enableSasl under the *RequireSasl switches (a
+    // misconfiguration stops start-up naming its line); the JAAS file and the section names
+    // come from the JVM flags ZooKeeper's operators use, with ZooKeeper's defaults.
     #[test]
-    fn unsupported_security_is_refused() {
+    fn sasl_keys() {
         for key in [
-            "quorum.auth.enableSasl",
             "quorum.auth.learnerRequireSasl",
             "quorum.auth.serverRequireSasl",
         ] {
-            let err = parse(&format!("dataDir=/d\n\n{key}=true\n")).unwrap_err();
+            let err = parse(&format!(
+                "dataDir=/d
+
+{key}=true
+"
+            ))
+            .unwrap_err();
             assert_eq!((err.line, err.key.as_str()), (3, key));
-            let (_, warnings) = parse(&format!("dataDir=/d\n{key}=false\n")).unwrap();
+            let (_, warnings) = parse(&format!(
+                "dataDir=/d
+{key}=false
+"
+            ))
+            .unwrap();
             assert!(warnings.is_empty(), "{warnings:?}");
         }
+        let err = parse(
+            "dataDir=/d
+quorum.auth.enableSasl=true
+",
+        )
+        .unwrap_err();
+        assert_eq!(err.line, 2);
+        assert!(err.reason.contains("JAAS"), "{err}");
+        let (cfg, _) = parse(
+            "dataDir=/d
+",
+        )
+        .unwrap();
+        assert_eq!(cfg.sasl.jaas_file, None);
+        assert_eq!(cfg.sasl.server_section, "Server");
+        assert_eq!(cfg.sasl.quorum.learner_section, "QuorumLearner");
+        assert_eq!(cfg.sasl.quorum.server_section, "QuorumServer");
+        let text = "dataDir=/d
+quorum.auth.enableSasl=true
+quorum.auth.serverRequireSasl=true
+\
+                    authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n";
+        let flags = "-Djava.security.auth.login.config=/etc/jaas.conf -Dzookeeper.superUser=admin";
+        let (cfg, warnings) = parse_with_jvm_flags(text, flags).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(cfg.sasl.jaas_file, Some(PathBuf::from("/etc/jaas.conf")));
+        assert_eq!(cfg.sasl.super_user.as_deref(), Some("admin"));
+        assert!(cfg.sasl.quorum.enabled && cfg.sasl.quorum.server_require);
+        assert!(!cfg.sasl.quorum.learner_require);
+        let (_, warnings) = parse(
+            "dataDir=/d
+authProvider.2=com.example.Custom
+",
+        )
+        .unwrap();
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].message.contains("custom"), "{warnings:?}");
     }
 
     // secureClientPort opens a TLS client port with PEM stores; alone it opens no

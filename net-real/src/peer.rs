@@ -13,8 +13,12 @@
 //! sides presenting certificates the trust store accepts, and nothing is read past the
 //! TLS handshake but from a server whose certificate is valid for the host of the
 //! `server.N` line whose id it claims (see [`crate::tls`]). Without it, anyone who can reach
-//! the port and claims a configured id is taken for that member: the port must then be
-//! reachable only from the members (the server warns at start-up).
+//! the port and claims a configured id is taken for that member, unless quorum SASL
+//! authenticates the members ([`QuorumSasl`], `quorum.auth.enableSasl=true`): then a
+//! connecting member announces it in its hello (magic `PDKSASL1`) and proves it holds the
+//! credentials before anything more it sends is read (see [`crate::peer_auth`]); with
+//! `quorum.auth.serverRequireSasl=true` a member that does not is refused. With neither,
+//! the port must be reachable only from the members (the server warns at start-up).
 //!
 //! Loss is fine (replication retransmits), so sending never blocks the event loop: each
 //! link has a bounded queue and a message that does not fit is dropped. A link that
@@ -33,6 +37,7 @@ use std::time::{Duration, Instant};
 use paddock_core::ids::NodeId;
 use paddock_core::node::PeerMessage;
 
+use crate::peer_auth::{self, QuorumSasl, SASL_MAGIC};
 use crate::tls::{PeerStream, QuorumTls};
 
 /// The first bytes of every peer connection.
@@ -62,6 +67,16 @@ pub const PEER_CONNECTIONS_MIN: usize = 8;
 /// which has its own limit) before it is closed.
 pub const PEER_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How the members authenticate on the peer port: neither (the port must be reachable
+/// only from the members), mutual TLS, quorum SASL, or both.
+#[derive(Debug, Clone, Default)]
+pub struct PeerSecurity {
+    /// Every connection is mutual TLS (`sslQuorum=true`).
+    pub tls: Option<QuorumTls>,
+    /// Members prove they hold the quorum credentials (`quorum.auth.enableSasl=true`).
+    pub sasl: Option<QuorumSasl>,
+}
+
 /// Where to deliver what peers sent: `(sender, message)`.
 pub type Inbound = SyncSender<crate::server::Event>;
 
@@ -77,7 +92,7 @@ pub struct Peers {
 impl Peers {
     /// Starts the listener on `listen` and one dialling link per entry of `others`
     /// (`host:port` of each other member); frames longer than `frame_bytes_max` are
-    /// neither sent nor accepted; with `tls`, every connection is mutual TLS. Threads stop
+    /// neither sent nor accepted; `security` says how members authenticate. Threads stop
     /// once `stop` is set (the listener within a poll interval). Fails when a thread
     /// cannot be started (the threads already started stop with `stop`).
     pub fn start(
@@ -85,10 +100,11 @@ impl Peers {
         listen: TcpListener,
         others: BTreeMap<NodeId, String>,
         frame_bytes_max: u32,
-        tls: Option<QuorumTls>,
+        security: PeerSecurity,
         inbound: Inbound,
         stop: Arc<AtomicBool>,
     ) -> std::io::Result<Peers> {
+        let PeerSecurity { tls, sasl } = security;
         let known: Arc<BTreeMap<NodeId, String>> = Arc::new(
             others
                 .iter()
@@ -96,27 +112,30 @@ impl Peers {
                 .collect(),
         );
         let listen_stop = stop.clone();
-        let listen_tls = tls.clone();
+        let listening = Listening {
+            me: id,
+            known,
+            frame_bytes_max,
+            tls: tls.clone(),
+            sasl: sasl.clone(),
+        };
         thread::Builder::new()
             .name("peer-listen".into())
-            .spawn(move || {
-                listen_loop(
-                    listen,
-                    known,
-                    frame_bytes_max,
-                    listen_tls,
-                    inbound,
-                    listen_stop,
-                )
-            })?;
+            .spawn(move || listen_loop(listen, listening, inbound, listen_stop))?;
         let mut links = BTreeMap::new();
         for (peer, address) in others {
             let (tx, rx) = sync_channel(PEER_QUEUE_MESSAGES_MAX);
             let link_stop = stop.clone();
-            let link_tls = tls.clone();
+            let dialling = Dialling {
+                me: id,
+                peer,
+                address,
+                tls: tls.clone(),
+                sasl: sasl.clone(),
+            };
             thread::Builder::new()
                 .name(format!("peer-{}", peer.0))
-                .spawn(move || dial_loop(id, peer, address, link_tls, rx, link_stop))?;
+                .spawn(move || dial_loop(dialling, rx, link_stop))?;
             links.insert(peer, tx);
         }
         Ok(Peers {
@@ -156,10 +175,16 @@ pub fn host_of(address: &str) -> &str {
     host.trim_start_matches('[').trim_end_matches(']')
 }
 
-/// The handshake a server sends first.
+/// The handshake a server sends first (without quorum SASL).
 pub fn handshake_encode(id: NodeId) -> [u8; PEER_HANDSHAKE_BYTES] {
+    handshake_encode_with(PEER_MAGIC, id)
+}
+
+/// The handshake with `magic`: [`PEER_MAGIC`], or [`SASL_MAGIC`] when quorum SASL
+/// follows.
+pub fn handshake_encode_with(magic: [u8; 8], id: NodeId) -> [u8; PEER_HANDSHAKE_BYTES] {
     let mut out = [0u8; PEER_HANDSHAKE_BYTES];
-    out[..8].copy_from_slice(&PEER_MAGIC);
+    out[..8].copy_from_slice(&magic);
     out[8..12].copy_from_slice(&PEER_PROTOCOL_VERSION.to_le_bytes());
     out[12..].copy_from_slice(&id.0.to_le_bytes());
     out
@@ -179,15 +204,20 @@ pub enum HandshakeError {
     UnknownId(u64),
 }
 
-/// Checks a handshake against the ids this server knows.
+/// Checks a handshake against the ids this server knows: the sender, and whether quorum
+/// SASL follows (magic [`SASL_MAGIC`]).
 pub fn handshake_decode(
     bytes: &[u8; PEER_HANDSHAKE_BYTES],
     known: &[NodeId],
-) -> Result<NodeId, HandshakeError> {
+) -> Result<(NodeId, bool), HandshakeError> {
     let (magic, rest) = bytes.split_at(8);
-    if magic != PEER_MAGIC {
+    let sasl = if magic == PEER_MAGIC {
+        false
+    } else if magic == SASL_MAGIC {
+        true
+    } else {
         return Err(HandshakeError::Magic);
-    }
+    };
     let (version, id) = rest.split_at(4);
     let version = u32::from_le_bytes(version.try_into().map_err(|_| HandshakeError::Magic)?);
     if version != PEER_PROTOCOL_VERSION {
@@ -199,23 +229,33 @@ pub fn handshake_decode(
     if !known.contains(&id) {
         return Err(HandshakeError::UnknownId(id.0));
     }
-    Ok(id)
+    Ok((id, sasl))
+}
+
+/// What the listener checks accepted connections against.
+struct Listening {
+    /// This server.
+    me: NodeId,
+    /// The other members and their hosts.
+    known: Arc<BTreeMap<NodeId, String>>,
+    frame_bytes_max: u32,
+    tls: Option<QuorumTls>,
+    sasl: Option<QuorumSasl>,
 }
 
 fn listen_loop(
     listener: TcpListener,
-    known: Arc<BTreeMap<NodeId, String>>,
-    frame_bytes_max: u32,
-    tls: Option<QuorumTls>,
+    listening: Listening,
     inbound: Inbound,
     stop: Arc<AtomicBool>,
 ) {
+    let listening = Arc::new(listening);
     // Non-blocking accept polled every few ms, so the thread sees `stop`.
     if let Err(error) = listener.set_nonblocking(true) {
         tracing::error!(%error, "peer listener cannot poll");
         return;
     }
-    let cap = (known.len() * PEER_CONNECTIONS_PER_MEMBER).max(PEER_CONNECTIONS_MIN);
+    let cap = (listening.known.len() * PEER_CONNECTIONS_PER_MEMBER).max(PEER_CONNECTIONS_MIN);
     let open = Arc::new(AtomicUsize::new(0));
     let mut refusing = false;
     while !stop.load(Ordering::Relaxed) {
@@ -232,20 +272,14 @@ fn listen_loop(
                 refusing = false;
                 open.fetch_add(1, Ordering::AcqRel);
                 let guard = OpenGuard(open.clone());
-                let known = known.clone();
+                let listening = listening.clone();
                 let inbound = inbound.clone();
                 let stop = stop.clone();
-                let tls = tls.clone();
                 let spawned = thread::Builder::new()
                     .name("peer-read".into())
                     .spawn(move || {
                         let _guard = guard;
-                        let link = Link {
-                            known: &known,
-                            frame_bytes_max,
-                            tls: tls.as_ref(),
-                        };
-                        read_connection(stream, addr, &link, &inbound, &stop)
+                        read_connection(stream, addr, &listening, &inbound, &stop)
                     });
                 if let Err(error) = spawned {
                     tracing::warn!(%error, "cannot start a peer reader");
@@ -262,14 +296,6 @@ fn listen_loop(
     }
 }
 
-/// What an accepted connection is checked against.
-struct Link<'a> {
-    /// The other members and their hosts.
-    known: &'a BTreeMap<NodeId, String>,
-    frame_bytes_max: u32,
-    tls: Option<&'a QuorumTls>,
-}
-
 /// Counts a reader thread among the open connections while it lives.
 struct OpenGuard(Arc<AtomicUsize>);
 
@@ -282,16 +308,19 @@ impl Drop for OpenGuard {
 fn read_connection(
     stream: TcpStream,
     addr: SocketAddr,
-    link: &Link<'_>,
+    link: &Listening,
     inbound: &Inbound,
     stop: &AtomicBool,
 ) {
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_nodelay(true);
+    // Only the few bytes of a SASL handshake are written here; a peer that does not
+    // read them cannot hold the thread for long.
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
     // A read timeout lets the thread notice `stop`; a silent link is normal between
     // heartbeats, so the timeout only loops.
     let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
-    let (stream, cert): (Box<dyn PeerStream>, _) = match link.tls {
+    let (mut stream, cert): (Box<dyn PeerStream>, _) = match &link.tls {
         None => (Box::new(stream), None),
         Some(tls) => match tls.accept(stream, stop) {
             Ok((stream, cert)) => (Box::new(stream), Some(cert)),
@@ -301,24 +330,24 @@ fn read_connection(
             }
         },
     };
-    let mut reader = BufReader::new(stream);
+    // Unbuffered until the handshake is over: exactly its bytes are read.
     let mut handshake = [0u8; PEER_HANDSHAKE_BYTES];
     let deadline = Instant::now() + PEER_HANDSHAKE_TIMEOUT;
-    if let Err(error) = read_exact_until(&mut reader, &mut handshake, stop, Some(deadline)) {
+    if let Err(error) = read_exact_until(&mut stream, &mut handshake, stop, Some(deadline)) {
         if error.kind() == io::ErrorKind::TimedOut {
             tracing::warn!(%addr, "peer connection refused: no handshake in time");
         }
         return;
     }
     let known: Vec<NodeId> = link.known.keys().copied().collect();
-    let from = match handshake_decode(&handshake, &known) {
-        Ok(from) => from,
+    let (from, announces_sasl) = match handshake_decode(&handshake, &known) {
+        Ok(decoded) => decoded,
         Err(error) => {
             tracing::warn!(%addr, %error, "peer connection refused");
             return;
         }
     };
-    if let (Some(tls), Some(cert), Some(host)) = (link.tls, &cert, link.known.get(&from))
+    if let (Some(tls), Some(cert), Some(host)) = (&link.tls, &cert, link.known.get(&from))
         && let Err(error) = tls.certificate_names(cert, host)
     {
         tracing::warn!(
@@ -330,6 +359,27 @@ fn read_connection(
         );
         return;
     }
+    let authenticated = match (&link.sasl, announces_sasl) {
+        (Some(sasl), true) => sasl
+            .accept(&mut stream, from, link.me, stop, deadline)
+            .map(Some),
+        (Some(sasl), false) if sasl.server_require() => {
+            Err(peer_auth::PeerAuthError::Unauthenticated)
+        }
+        (None, true) => peer_auth::decline(&mut stream, stop, deadline).map(|()| None),
+        (_, false) => Ok(None),
+    };
+    match authenticated {
+        Ok(Some(user)) => {
+            tracing::debug!(%addr, claimed = from.0, %user, "peer authenticated (quorum SASL)");
+        }
+        Ok(None) => {}
+        Err(error) => {
+            tracing::warn!(%addr, claimed = from.0, %error, "peer connection refused: quorum SASL failed");
+            return;
+        }
+    }
+    let mut reader = BufReader::new(stream);
     let frame_bytes_max = link.frame_bytes_max;
     tracing::debug!(peer = from.0, %addr, "peer connected");
     loop {
@@ -403,7 +453,7 @@ fn read_exact_until_stop(
 
 /// `read_exact` that keeps going across read timeouts until `stop` is set or, with a
 /// `deadline`, until then (a `TimedOut` error).
-fn read_exact_until(
+pub(crate) fn read_exact_until(
     reader: &mut impl Read,
     mut buf: &mut [u8],
     stop: &AtomicBool,
@@ -431,23 +481,33 @@ fn read_exact_until(
     Ok(())
 }
 
-fn dial_loop(
-    id: NodeId,
+/// One outbound link: who dials whom, and how it authenticates.
+struct Dialling {
+    me: NodeId,
     peer: NodeId,
     address: String,
     tls: Option<QuorumTls>,
-    queue: Receiver<Vec<u8>>,
-    stop: Arc<AtomicBool>,
-) {
+    sasl: Option<QuorumSasl>,
+}
+
+fn dial_loop(link: Dialling, queue: Receiver<Vec<u8>>, stop: Arc<AtomicBool>) {
+    let Dialling {
+        me: id,
+        peer,
+        address,
+        tls,
+        sasl,
+    } = &link;
+    let (id, peer) = (*id, *peer);
     let mut delay = RECONNECT_DELAY_MIN;
     while !stop.load(Ordering::Relaxed) {
-        let dialled = dial(&address).and_then(|stream| {
+        let dialled = dial(address).and_then(|stream| {
             let _ = stream.set_nodelay(true);
             let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
             let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
             Ok(match &tls {
                 None => Box::new(stream) as Box<dyn PeerStream>,
-                Some(tls) => Box::new(tls.connect(host_of(&address), stream).inspect_err(
+                Some(tls) => Box::new(tls.connect(host_of(address), stream).inspect_err(
                     |error| {
                         tracing::warn!(peer = peer.0, %address, %error, "TLS handshake with peer failed");
                     },
@@ -458,7 +518,7 @@ fn dial_loop(
             Ok(stream) => {
                 delay = RECONNECT_DELAY_MIN;
                 tracing::debug!(peer = peer.0, %address, "dialled peer");
-                match send_loop(id, stream, &queue, &stop) {
+                match send_loop(id, peer, stream, sasl.as_ref(), &queue, &stop) {
                     SendEnd::QueueClosed => return,
                     SendEnd::Broken(error) => {
                         tracing::debug!(peer = peer.0, %error, "peer link broke; reconnecting");
@@ -494,17 +554,31 @@ enum SendEnd {
 
 fn send_loop(
     id: NodeId,
-    stream: Box<dyn PeerStream>,
+    peer: NodeId,
+    mut stream: Box<dyn PeerStream>,
+    sasl: Option<&QuorumSasl>,
     queue: &Receiver<Vec<u8>>,
     stop: &AtomicBool,
 ) -> SendEnd {
-    let mut writer = BufWriter::new(stream);
-    if let Err(error) = writer
-        .write_all(&handshake_encode(id))
-        .and_then(|()| writer.flush())
+    let magic = if sasl.is_some() {
+        SASL_MAGIC
+    } else {
+        PEER_MAGIC
+    };
+    if let Err(error) = stream
+        .write_all(&handshake_encode_with(magic, id))
+        .and_then(|()| stream.flush())
     {
         return SendEnd::Broken(error);
     }
+    if let Some(sasl) = sasl {
+        let deadline = Instant::now() + PEER_HANDSHAKE_TIMEOUT;
+        if let Err(error) = sasl.connect(&mut stream, id, peer, stop, deadline) {
+            tracing::warn!(peer = peer.0, %error, "quorum SASL with peer failed");
+            return SendEnd::Broken(io::Error::other(error.to_string()));
+        }
+    }
+    let mut writer = BufWriter::new(stream);
     loop {
         let bytes = match queue.recv_timeout(Duration::from_millis(200)) {
             Ok(bytes) => bytes,
@@ -543,12 +617,15 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    // The handshake round-trips, and a wrong magic, version or sender is refused.
+    // The handshake round-trips (saying whether quorum SASL follows), and a wrong magic,
+    // version or sender is refused.
     #[test]
     fn handshake_checks() {
         let known = [NodeId(1), NodeId(2)];
         let good = handshake_encode(NodeId(2));
-        assert_eq!(handshake_decode(&good, &known), Ok(NodeId(2)));
+        assert_eq!(handshake_decode(&good, &known), Ok((NodeId(2), false)));
+        let sasl = handshake_encode_with(SASL_MAGIC, NodeId(1));
+        assert_eq!(handshake_decode(&sasl, &known), Ok((NodeId(1), true)));
         let stranger = handshake_encode(NodeId(9));
         assert_eq!(
             handshake_decode(&stranger, &known),

@@ -66,7 +66,9 @@ use crate::client_io::{
 use crate::config::ZooCfg;
 use crate::disk::{self, DiskEvent, DiskRequest, PurgePolicy};
 use crate::four_letter::{self, ConnInfo, Counters};
-use crate::peer::Peers;
+use crate::jaas::{Jaas, JaasError};
+use crate::peer::{PeerSecurity, Peers};
+use crate::peer_auth::QuorumSasl;
 use crate::storage::{self, SnapshotFiles, Storage, StorageError};
 use crate::tls::{self, QuorumTls};
 
@@ -324,7 +326,29 @@ fn bound_addr(listener: &TcpListener, ip: IpAddr) -> Result<SocketAddr, StartErr
 /// `myid` for an ensemble). Returns once the server accepts connections.
 pub fn start(cfg: ZooCfg) -> Result<ServerHandle, StartError> {
     let id = read_myid(&cfg)?;
-    let config = node_config(&cfg, id)?;
+    let mut config = node_config(&cfg, id)?;
+    let jaas = match &cfg.sasl.jaas_file {
+        Some(path) => Some(
+            Jaas::load(path).map_err(|e| StartError::Config(format!("{}: {e}", path.display())))?,
+        ),
+        None => None,
+    };
+    let jaas_error = |e: JaasError| {
+        let path = cfg
+            .sasl
+            .jaas_file
+            .as_deref()
+            .unwrap_or(Path::new("JAAS file"));
+        StartError::Config(format!("{}: {e}", path.display()))
+    };
+    if let Some(jaas) = &jaas
+        && jaas.has_section(&cfg.sasl.server_section)
+    {
+        config.sasl.users = jaas
+            .server_users(&cfg.sasl.server_section)
+            .map_err(jaas_error)?;
+        config.sasl.super_user = cfg.sasl.super_user.clone();
+    }
     let client_ip = cfg
         .client_port_address
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
@@ -373,12 +397,30 @@ pub fn start(cfg: ZooCfg) -> Result<ServerHandle, StartError> {
         ),
         _ => None,
     };
+    let quorum_sasl = match &jaas {
+        Some(jaas) if cfg.sasl.quorum.enabled && peer_listener.is_some() => {
+            Some(QuorumSasl::from_jaas(jaas, &cfg.sasl.quorum).map_err(jaas_error)?)
+        }
+        _ => None,
+    };
     if peer_listener.is_some() && quorum_tls.is_none() {
-        tracing::warn!(
-            "the peer port is not authenticated: anyone who can reach it and claims a \
-             member's id is taken for that member; set sslQuorum=true (see README, Security) \
-             or let only the members reach it"
-        );
+        match &quorum_sasl {
+            None => tracing::warn!(
+                "the peer port is not authenticated: anyone who can reach it and claims a \
+                 member's id is taken for that member; set sslQuorum=true or \
+                 quorum.auth.enableSasl=true (see README, Security), or let only the members \
+                 reach it"
+            ),
+            Some(sasl) if !sasl.server_require() => tracing::warn!(
+                "the peer port accepts members that do not authenticate \
+                 (quorum.auth.serverRequireSasl=false): set it to true once every member \
+                 runs with quorum.auth.enableSasl=true"
+            ),
+            Some(_) => tracing::info!(
+                "quorum SASL authenticates the members; the peer port is not encrypted \
+                 (sslQuorum=true encrypts it)"
+            ),
+        }
     }
     let opening = Instant::now();
     let (storage, durable, decoded) = storage::open_decoding(
@@ -427,7 +469,10 @@ pub fn start(cfg: ZooCfg) -> Result<ServerHandle, StartError> {
             listener,
             others,
             peer_frame_bytes_max(&cfg),
-            quorum_tls,
+            PeerSecurity {
+                tls: quorum_tls,
+                sasl: quorum_sasl,
+            },
             events_tx.clone(),
             stop.clone(),
         )

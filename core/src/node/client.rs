@@ -14,6 +14,7 @@ use super::{LatencyStats, Node, Output, reply};
 use crate::acl::{self, Id};
 use crate::error::ZkError;
 use crate::ids::{ConnId, SessionId, Zxid};
+use crate::sasl::{self, DigestMd5Server, Step};
 use crate::session::{SessionIdGenerator, generate_password, negotiate_timeout};
 use crate::tree::{
     Applied, CheckOp, CreateOp, CreateOpcode, DeleteOp, MultiOp as TreeMultiOp, Op, ReadOp,
@@ -23,7 +24,9 @@ use crate::watch::{SetWatchesLists, WatchKind, WatcherType};
 use crate::wire::{
     self, ClientInfo, ConnectionStart, ErrorResponse, FrameSplitter, GetAclResponse,
     GetChildren2Response, GetDataResponse, MultiOp, MultiReadOp, OpCode, Request, Response,
+    SaslToken,
 };
+use rand::Rng as _;
 
 /// Requests one connection may have queued before it is closed as abusive.
 const QUEUE_REQUESTS_MAX: usize = 4096;
@@ -186,6 +189,8 @@ pub(super) struct Conn {
     /// Sum of the lengths of `early`: bounded by [`EARLY_BYTES_MAX`].
     early_bytes: usize,
     stats: ConnStats,
+    /// Its SASL exchange, once it sent a SASL request.
+    sasl: Option<Box<DigestMd5Server>>,
 }
 
 /// How a write ended, for its answer.
@@ -221,6 +226,7 @@ impl Conn {
             early: VecDeque::new(),
             early_bytes: 0,
             stats: ConnStats::new(),
+            sasl: None,
         }
     }
 
@@ -1029,10 +1035,51 @@ impl Node {
                     .map(|()| None),
             ),
             Request::Reconfig(_) => answer(Err(ZkError::ReconfigDisabled)),
-            // A top-level check, SASL (not offered) and unknown opcodes: UNIMPLEMENTED,
-            // then close, as ZooKeeper 3.8 does.
+            Request::Sasl(token) => self.local_sasl(id, xid, &token.token),
+            // A top-level check and unknown opcodes: UNIMPLEMENTED, then close, as
+            // ZooKeeper 3.8 does.
             _ => (reply::frame(xid, zxid, ZkError::Unimplemented, None), true),
         }
+    }
+
+    /// One step of a connection's SASL exchange (DIGEST-MD5, see [`crate::sasl`]): the
+    /// server's token, answered with zxid 0 as ZooKeeper does. Once complete the
+    /// connection holds `sasl:<user>` (and `super` for the SASL super user). A failure,
+    /// or SASL on a server with no SASL users, is AUTHFAILED and closes the connection
+    /// (ZooKeeper closes it too, unless configured to keep failed clients).
+    fn local_sasl(&mut self, id: ConnId, xid: i32, token: &[u8]) -> (Vec<u8>, bool) {
+        let failed = (
+            reply::frame(xid, Zxid::ZERO, ZkError::AuthFailed, None),
+            true,
+        );
+        if self.config.sasl.users.is_empty() {
+            return failed;
+        }
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return (Vec::new(), true);
+        };
+        let mut nonce = [0u8; sasl::NONCE_BYTES];
+        if conn.sasl.is_none() {
+            self.passwords.fill_bytes(&mut nonce);
+        }
+        let users = &self.config.sasl.users;
+        let exchange = conn.sasl.get_or_insert_with(Box::default);
+        let token = match exchange.step(token, &nonce, |user| users.get(user)) {
+            Ok(Step::Challenge(token)) => token,
+            Ok(Step::Complete { token, user }) => {
+                if self.config.sasl.super_user.as_deref() == Some(user.as_str()) {
+                    conn.add_identity(Id::new("super", ""));
+                }
+                conn.add_identity(Id::new("sasl", &user));
+                token
+            }
+            Err(_) => return failed,
+        };
+        let response = Response::Sasl(SaslToken { token });
+        (
+            reply::frame(xid, Zxid::ZERO, ZkError::Ok, Some(&response)),
+            false,
+        )
     }
 
     fn local_set_watches(

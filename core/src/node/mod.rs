@@ -103,6 +103,8 @@ pub struct NodeConfig {
     /// hold the event loop for hundreds of milliseconds while clients and peers wait.
     /// Default 1024 (a few milliseconds).
     pub applied_per_step_max: usize,
+    /// Client SASL (DIGEST-MD5): the users accepted. Empty: SASL is not offered.
+    pub sasl: SaslUsers,
     /// The planted bug, if any (set with `plant_bug`; tests of the checkers only).
     #[cfg(feature = "planted-bugs")]
     pub bug: Option<crate::bugs::Bug>,
@@ -126,6 +128,7 @@ impl NodeConfig {
             forward_retransmit_ms: 200,
             record_applied: false,
             applied_per_step_max: 1024,
+            sasl: SaslUsers::default(),
             #[cfg(feature = "planted-bugs")]
             bug: None,
         }
@@ -134,6 +137,26 @@ impl NodeConfig {
     /// This server's id.
     pub fn id(&self) -> NodeId {
         self.replication.id
+    }
+}
+
+/// The users a server accepts for client SASL (ZooKeeper's JAAS `Server` section:
+/// `user_NAME="password"`), and its SASL super user (`zookeeper.superUser`).
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct SaslUsers {
+    /// Passwords by user name.
+    pub users: BTreeMap<String, String>,
+    /// A user who, once authenticated, is also the super user.
+    pub super_user: Option<String>,
+}
+
+impl std::fmt::Debug for SaslUsers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the passwords.
+        f.debug_struct("SaslUsers")
+            .field("users", &self.users.keys().collect::<Vec<_>>())
+            .field("super_user", &self.super_user)
+            .finish()
     }
 }
 
