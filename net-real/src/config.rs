@@ -426,6 +426,7 @@ fn build(
         secure_client: secure_client(raw, warnings)?,
         sasl: sasl(raw)?,
     };
+    security_unsupported(raw)?;
     warn_unknown(raw, warnings);
     Ok(cfg)
 }
@@ -754,6 +755,28 @@ fn sasl(raw: &BTreeMap<String, (usize, String)>) -> Result<SaslConfig, ConfigErr
     })
 }
 
+/// Security settings ZooKeeper knows and this build does not implement: refused rather
+/// than ignored, since a server started without them would let in the clients the
+/// operator meant to keep out.
+fn security_unsupported(raw: &BTreeMap<String, (usize, String)>) -> Result<(), ConfigError> {
+    for key in [
+        "enforce.auth.enabled",
+        "zookeeper.enforce.auth.enabled",
+        "sessionRequireClientSASLAuth",
+        "zookeeper.sessionRequireClientSASLAuth",
+    ] {
+        if boolean(raw, key, false)? {
+            return Err(error(
+                line_of(raw, key),
+                key,
+                "sessions that must authenticate before any request are not supported by \
+                 this build; protect the znodes with ACLs instead",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The JVM flag naming the JAAS file.
 pub const JAAS_KEY: &str = "java.security.auth.login.config";
 
@@ -819,6 +842,12 @@ const KEYS_KNOWN: &[&str] = &[
     JAAS_KEY,
     "zookeeper.sasl.serverconfig",
     "zookeeper.superUser",
+    "enforce.auth.enabled",
+    "zookeeper.enforce.auth.enabled",
+    "enforce.auth.schemes",
+    "zookeeper.enforce.auth.schemes",
+    "sessionRequireClientSASLAuth",
+    "zookeeper.sessionRequireClientSASLAuth",
 ];
 
 /// ZooKeeper's own authentication providers: naming one in `authProvider.N` changes
@@ -1232,43 +1261,20 @@ mod tests {
             "quorum.auth.learnerRequireSasl",
             "quorum.auth.serverRequireSasl",
         ] {
-            let err = parse(&format!(
-                "dataDir=/d
-
-{key}=true
-"
-            ))
-            .unwrap_err();
+            let err = parse(&format!("dataDir=/d\n\n{key}=true\n")).unwrap_err();
             assert_eq!((err.line, err.key.as_str()), (3, key));
-            let (_, warnings) = parse(&format!(
-                "dataDir=/d
-{key}=false
-"
-            ))
-            .unwrap();
+            let (_, warnings) = parse(&format!("dataDir=/d\n{key}=false\n")).unwrap();
             assert!(warnings.is_empty(), "{warnings:?}");
         }
-        let err = parse(
-            "dataDir=/d
-quorum.auth.enableSasl=true
-",
-        )
-        .unwrap_err();
+        let err = parse("dataDir=/d\nquorum.auth.enableSasl=true\n").unwrap_err();
         assert_eq!(err.line, 2);
         assert!(err.reason.contains("JAAS"), "{err}");
-        let (cfg, _) = parse(
-            "dataDir=/d
-",
-        )
-        .unwrap();
+        let (cfg, _) = parse("dataDir=/d\n").unwrap();
         assert_eq!(cfg.sasl.jaas_file, None);
         assert_eq!(cfg.sasl.server_section, "Server");
         assert_eq!(cfg.sasl.quorum.learner_section, "QuorumLearner");
         assert_eq!(cfg.sasl.quorum.server_section, "QuorumServer");
-        let text = "dataDir=/d
-quorum.auth.enableSasl=true
-quorum.auth.serverRequireSasl=true
-\
+        let text = "dataDir=/d\nquorum.auth.enableSasl=true\nquorum.auth.serverRequireSasl=true\n\
                     authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n";
         let flags = "-Djava.security.auth.login.config=/etc/jaas.conf -Dzookeeper.superUser=admin";
         let (cfg, warnings) = parse_with_jvm_flags(text, flags).unwrap();
@@ -1277,12 +1283,13 @@ quorum.auth.serverRequireSasl=true
         assert_eq!(cfg.sasl.super_user.as_deref(), Some("admin"));
         assert!(cfg.sasl.quorum.enabled && cfg.sasl.quorum.server_require);
         assert!(!cfg.sasl.quorum.learner_require);
-        let (_, warnings) = parse(
-            "dataDir=/d
-authProvider.2=com.example.Custom
-",
-        )
-        .unwrap();
+        // Sessions that must authenticate first are not supported: refused, not ignored.
+        for key in ["enforce.auth.enabled", "sessionRequireClientSASLAuth"] {
+            let err = parse(&format!("dataDir=/d\n{key}=true\n")).unwrap_err();
+            assert_eq!((err.line, err.key.as_str()), (2, key));
+            assert!(parse(&format!("dataDir=/d\n{key}=false\n")).is_ok());
+        }
+        let (_, warnings) = parse("dataDir=/d\nauthProvider.2=com.example.Custom\n").unwrap();
         assert_eq!(warnings.len(), 1);
         assert!(warnings[0].message.contains("custom"), "{warnings:?}");
     }
