@@ -10,6 +10,7 @@
 //! failure forever. They need [`alloc_guard::PeakAllocator`] as the global allocator.
 
 pub mod alloc_guard;
+pub mod auth_parsers;
 pub mod node_client_stream;
 pub mod peer_decode;
 pub mod sim_cluster;
@@ -25,7 +26,7 @@ pub mod zoo_cfg;
 pub type Target = (&'static str, fn(&[u8]));
 
 /// Every target, in a fixed order.
-pub const TARGETS: [Target; 8] = [
+pub const TARGETS: [Target; 9] = [
     ("wire_decode", wire_decode::run),
     ("wire_roundtrip", wire_roundtrip::run),
     ("peer_decode", peer_decode::run),
@@ -34,4 +35,5 @@ pub const TARGETS: [Target; 8] = [
     ("node_client_stream", node_client_stream::run),
     ("zoo_cfg", zoo_cfg::run),
     ("sim_cluster", sim_cluster::run),
+    ("auth_parsers", auth_parsers::run),
 ];

@@ -47,7 +47,9 @@ impl Harness {
     /// A single-member ensemble that has elected itself and is ready to serve.
     pub fn new() -> Harness {
         let id = NodeId(1);
-        let config = NodeConfig::new(id, [id].into_iter().collect());
+        let mut config = NodeConfig::new(id, [id].into_iter().collect());
+        // A SASL user, so SASL requests reach the DIGEST-MD5 exchange.
+        config.sasl.users.insert("bob".into(), "bobsecret".into());
         let (store, opened) = Store::open(MemFiles::new(), StoreConfig::new(config.limits.clone()))
             .expect("empty files open");
         let node = Node::new(config, opened.durable, 7).expect("a fresh node starts");

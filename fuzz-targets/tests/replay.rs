@@ -62,6 +62,7 @@ replay_tests!(
     node_client_stream,
     zoo_cfg,
     sim_cluster,
+    auth_parsers,
 );
 
 // The table and the tests above name the same targets, so none is forgotten.
@@ -78,7 +79,8 @@ fn every_target_is_replayed() {
             "tree_ops",
             "node_client_stream",
             "zoo_cfg",
-            "sim_cluster"
+            "sim_cluster",
+            "auth_parsers"
         ]
     );
 }
