@@ -134,7 +134,12 @@ async fn churn_deletes_what_it_creates() {
     let dir = temp_dir("churn");
     let handle = start_server(&dir, "");
     let server = handle.client_addr.to_string();
-    let opts = short(server.clone(), Op::Churn, "/churn");
+    // Three seconds, not one: on a machine busy with other work a create and delete each
+    // wait for a slow fsync, and the check below needs enough of them.
+    let opts = LoadOptions {
+        seconds: Duration::from_secs(3),
+        ..short(server.clone(), Op::Churn, "/churn")
+    };
     let summary = load::run(&opts).await.unwrap();
     eprintln!("{summary}");
     assert_eq!(summary.op, Op::Churn);

@@ -340,6 +340,20 @@ impl SimClient {
         }
     }
 
+    /// Numbers this client's requests from `first` on instead of 1 (a harness that
+    /// links committed entries to requests by xid alone gives each client its own range).
+    pub fn with_first_xid(mut self, first: i32) -> SimClient {
+        self.next_xid = first;
+        self
+    }
+
+    /// Takes `addr` as the address servers see this client connect from (its `ip`
+    /// identity), instead of [`address`] (a real network gives its own).
+    pub fn with_address(mut self, addr: IpAddr) -> SimClient {
+        self.ids = vec![Id::new("ip", &addr.to_string())];
+        self
+    }
+
     /// Workload operations not started yet.
     pub fn ops_left(&self) -> u64 {
         self.ops_left
