@@ -327,6 +327,14 @@ fn bound_addr(listener: &TcpListener, ip: IpAddr) -> Result<SocketAddr, StartErr
 pub fn start(cfg: ZooCfg) -> Result<ServerHandle, StartError> {
     let id = read_myid(&cfg)?;
     let mut config = node_config(&cfg, id)?;
+    #[cfg(feature = "planted-bugs")]
+    if let Ok(name) = std::env::var("PADDOCK_PLANTED_BUG") {
+        let bug: paddock_core::bugs::Bug = name
+            .parse()
+            .map_err(|e| StartError::Config(format!("PADDOCK_PLANTED_BUG: {e}")))?;
+        tracing::warn!(bug = %bug, "a planted bug is on (a test build)");
+        config.plant_bug(Some(bug));
+    }
     let jaas = match &cfg.sasl.jaas_file {
         Some(path) => Some(
             Jaas::load(path).map_err(|e| StartError::Config(format!("{}: {e}", path.display())))?,
