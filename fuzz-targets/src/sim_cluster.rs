@@ -44,6 +44,7 @@ pub fn options(data: &[u8]) -> RunOptions {
         faults: FaultSet::from_str(&names.join(",")).expect("names come from Fault::ALL"),
         bug: None,
         from_disks: None,
+        workload: Default::default(),
     }
 }
 

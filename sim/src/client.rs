@@ -40,6 +40,7 @@ use paddock_core::wire::{
 use rand::RngExt;
 
 use crate::history::{ClientId, EventRecord, History, OpRecord, Outcome, SessionRecord};
+use crate::recipes::{ActRecord, Recipe, Step};
 use crate::workload::Workload;
 
 /// Session timeout every client asks for, ms.
@@ -54,6 +55,11 @@ const THINK_MS_MAX: u64 = 50;
 const DISCONNECT_ONE_IN_WAKES: u32 = 400;
 /// Client faults: chance, per operation about to be sent, of going silent (1 in N).
 const SILENCE_ONE_IN_OPS: u32 = 300;
+/// Recipe clients with client faults: chance, per act, of stalling between deciding to
+/// act and acting, past the session timeout (1 in N).
+const RECIPE_STALL_ONE_IN_ACTS: u32 = 8;
+/// How long an idle recipe client (a watcher waiting for events) waits, ms.
+const RECIPE_IDLE_MS: u64 = 150;
 /// The xid of auth packets (docs/protocol.md, Headers and reserved xids).
 const XID_AUTH: i32 = -4;
 /// The xid of pings.
@@ -306,6 +312,11 @@ pub struct SimClient {
     /// Close the connection at the next wake (a forced or random disconnect).
     drop_link: bool,
     workload: Workload,
+    /// The recipe this client plays instead of the random workload, if any.
+    recipe: Option<Recipe>,
+    /// An act the recipe decided on and the client has not performed yet (it stalled
+    /// in between: the act happens when it wakes, whatever happened meanwhile).
+    pending_act: Option<(&'static str, i64, bool)>,
 }
 
 impl SimClient {
@@ -337,7 +348,16 @@ impl SimClient {
             silent_until_ms: 0,
             drop_link: false,
             workload: Workload::default(),
+            recipe: None,
+            pending_act: None,
         }
+    }
+
+    /// Plays its recipe ([`crate::recipes`], by its id) instead of the random workload;
+    /// `fenced` makes its lock or election acts carry their token.
+    pub fn with_recipe(mut self, fenced: bool) -> SimClient {
+        self.recipe = Some(Recipe::new(self.id, fenced));
+        self
     }
 
     /// Numbers this client's requests from `first` on instead of 1 (a harness that
@@ -446,6 +466,9 @@ impl SimClient {
         {
             record.outcome = Outcome::Lost;
             record.completed_ms = Some(now_ms);
+            if let Some(recipe) = &mut self.recipe {
+                recipe.observe(&record.request, &record.outcome);
+            }
         }
     }
 
@@ -464,6 +487,11 @@ impl SimClient {
         }
         if now_ms < self.silent_until_ms {
             return (actions, self.silent_until_ms);
+        }
+        if let Some((resource, token, fenced)) = self.pending_act.take() {
+            // The act decided before a stall happens now, on the session it was decided
+            // in, without asking the ensemble again: the pitfall fencing guards against.
+            self.act(now_ms, resource, token, fenced, history);
         }
         if self.link.is_none() {
             if !self.connecting && !self.done() {
@@ -528,11 +556,80 @@ impl SimClient {
                 self.pause(now_ms + stall_ms, false);
                 return;
             }
+            if self.recipe.is_some() && self.plan.is_empty() && self.ops_left > 1 {
+                self.recipe_step(now_ms, conn, server, rng, history, actions);
+                return;
+            }
             let request = self.next_request(rng);
             actions.push(self.send_op(now_ms, conn, server, request, true, history));
         } else if now_ms >= self.last_sent_ms + self.timeout_ms / 3 {
             actions.push(self.send_frame(now_ms, conn, XID_PING, &Request::Ping));
         }
+    }
+
+    /// One step of the recipe: send its requests, act, or idle (each uses one of the
+    /// client's operations, so an idle watcher still comes to its end).
+    fn recipe_step(
+        &mut self,
+        now_ms: u64,
+        conn: ConnId,
+        server: NodeId,
+        rng: &mut Decisions,
+        history: &mut History,
+        actions: &mut Vec<Action>,
+    ) {
+        let session = self.session.as_ref().map(|s| s.0).unwrap_or_default();
+        let Some(recipe) = &mut self.recipe else {
+            return;
+        };
+        match recipe.next(session, self.ops_left) {
+            Step::Send(requests) => {
+                self.plan.extend(requests);
+                if let Some(request) = self.plan.pop_front() {
+                    actions.push(self.send_op(now_ms, conn, server, request, true, history));
+                }
+            }
+            Step::Act {
+                resource,
+                token,
+                fenced,
+            } => {
+                self.ops_left = self.ops_left.saturating_sub(1);
+                self.next_op_ms = now_ms + rng.random_range(0..THINK_MS_MAX);
+                if self.faults && rng.random_range(0..RECIPE_STALL_ONE_IN_ACTS) == 0 {
+                    // A stall between deciding to act and acting (a GC pause), longer
+                    // than the session timeout.
+                    self.pending_act = Some((resource, token, fenced));
+                    let stall_ms = self.timeout_ms * 2 + rng.random_range(0..=self.timeout_ms);
+                    self.pause(now_ms + stall_ms, false);
+                    return;
+                }
+                self.act(now_ms, resource, token, fenced, history);
+            }
+            Step::Idle => {
+                self.ops_left = self.ops_left.saturating_sub(1);
+                self.next_op_ms = now_ms + RECIPE_IDLE_MS;
+            }
+        }
+    }
+
+    fn act(
+        &mut self,
+        now_ms: u64,
+        resource: &'static str,
+        token: i64,
+        fenced: bool,
+        history: &mut History,
+    ) {
+        let session = self.session.as_ref().map(|s| s.0).unwrap_or_default();
+        history.acts.push(ActRecord {
+            client: self.id,
+            session,
+            resource,
+            token,
+            fenced,
+            at_ms: now_ms,
+        });
     }
 
     /// The next workload request: the plan first, then the workload; the last operation
@@ -759,6 +856,9 @@ impl SimClient {
         match reply {
             Reply::Event(event) => {
                 self.watches.fire(&event);
+                if let Some(recipe) = &mut self.recipe {
+                    recipe.event(&event);
+                }
                 let ids = self.ids_before_auth.as_ref().unwrap_or(&self.ids).clone();
                 history.events.push(EventRecord {
                     client: self.id,
@@ -818,6 +918,9 @@ impl SimClient {
         record.completed_ms = Some(now_ms);
         self.watches.register(&record.request, header.err);
         self.workload.observe(&record.outcome);
+        if let Some(recipe) = &mut self.recipe {
+            recipe.observe(&record.request, &record.outcome);
+        }
         self.next_op_ms = now_ms + rng.random_range(0..THINK_MS_MAX);
     }
 }

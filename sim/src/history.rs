@@ -152,6 +152,8 @@ pub struct History {
     pub ack_losses: Vec<String>,
     /// Client connections in the order they opened.
     pub conns: Vec<ConnRecord>,
+    /// Acts of recipe clients on their protected resources, in the order performed.
+    pub acts: Vec<crate::recipes::ActRecord>,
     /// For a run that began from existing data directories: the state each server
     /// started from, by the index its snapshot covers. The committed sequence the
     /// checkers replay then starts from one of them. Empty for a run from empty disks.

@@ -14,6 +14,7 @@ pub mod faults;
 pub mod history;
 pub mod net;
 pub mod options;
+pub mod recipes;
 pub mod saved;
 pub mod shrink;
 pub mod trace;

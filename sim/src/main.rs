@@ -46,6 +46,12 @@ struct Common {
     /// server starts from a copy of.
     #[arg(long, value_name = "DIR")]
     from_disks: Option<PathBuf>,
+    /// What the clients do: `mixed` (every operation at random), `recipes` (lock,
+    /// election, queue, configuration and registry, used safely; 10 or more clients give
+    /// every recipe two), or `recipes-unfenced` (the same with locks and leaders acting
+    /// without their fencing token, the classic pitfall).
+    #[arg(long, default_value = "mixed")]
+    workload: paddock_sim::recipes::WorkloadKind,
     /// Plant a known bug in core, by name (a build with the `planted-bugs` feature).
     #[cfg(feature = "planted-bugs")]
     #[arg(long, value_parser = parse_bug)]
@@ -73,6 +79,7 @@ impl Common {
             #[cfg(not(feature = "planted-bugs"))]
             bug: None,
             from_disks: self.from_disks.clone(),
+            workload: self.workload,
         }
     }
 }

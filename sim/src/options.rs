@@ -133,6 +133,8 @@ pub struct RunOptions {
     /// (`crate::saved::load_start`): the run then begins from the state a real server
     /// or an earlier run left there.
     pub from_disks: Option<std::path::PathBuf>,
+    /// What the clients do: the random mix of every operation, or the recipes.
+    pub workload: crate::recipes::WorkloadKind,
 }
 
 impl Default for RunOptions {
@@ -145,6 +147,7 @@ impl Default for RunOptions {
             faults: FaultSet::all(),
             bug: None,
             from_disks: None,
+            workload: crate::recipes::WorkloadKind::Mixed,
         }
     }
 }
@@ -175,6 +178,9 @@ impl RunOptions {
         );
         if let Some(bug) = &self.bug {
             cmd.push_str(&format!(" --bug {bug}"));
+        }
+        if self.workload != crate::recipes::WorkloadKind::Mixed {
+            cmd.push_str(&format!(" --workload {}", self.workload));
         }
         if let Some(dir) = &self.from_disks {
             cmd.push_str(&format!(" --from-disks {}", dir.display()));

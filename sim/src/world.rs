@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr};
 
 use crate::decide::Decisions;
+use crate::recipes::WorkloadKind;
 use paddock_core::ids::{ConnId, Epoch, NodeId};
 use paddock_core::node::{Input, Node, NodeConfig, Output, PeerMessage, Persist};
 use paddock_core::replication::{AppendOutcome, Message, MessageBody};
@@ -304,9 +305,13 @@ impl World {
         for c in 0..options.clients {
             let ops = per_client + u64::from(u64::from(c) < extra);
             let client_faults = options.faults.has(crate::options::Fault::Client);
-            world
-                .clients
-                .push(SimClient::new(c, options.nodes, ops, client_faults));
+            let client = SimClient::new(c, options.nodes, ops, client_faults);
+            let client = match options.workload {
+                WorkloadKind::Mixed => client,
+                WorkloadKind::Recipes => client.with_recipe(true),
+                WorkloadKind::RecipesUnfenced => client.with_recipe(false),
+            };
+            world.clients.push(client);
             let at = world.rng.random_range(0..200);
             world.schedule(at, Event::ClientWake { client: c });
         }

@@ -22,6 +22,7 @@ fn world(seed: u64) -> World {
         faults: FaultSet::default(),
         bug: None,
         from_disks: None,
+        workload: Default::default(),
     };
     let (world, liveness) = paddock_sim::simulate(&options, Trace::hash_only());
     liveness.unwrap();

@@ -14,6 +14,7 @@ fn run(seed: u64, nodes: u64, faults: FaultSet) -> paddock_sim::RunReport {
         faults,
         bug: None,
         from_disks: None,
+        workload: Default::default(),
     };
     paddock_sim::run(&options, None).unwrap()
 }

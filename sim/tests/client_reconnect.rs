@@ -22,6 +22,7 @@ fn options(seed: u64, clients: u32, ops: u64, faults: &str) -> RunOptions {
         faults: faults.parse::<FaultSet>().unwrap(),
         bug: None,
         from_disks: None,
+        workload: Default::default(),
     }
 }
 

@@ -29,6 +29,7 @@ fn options(seed: u64, clients: u32, ops: u64) -> RunOptions {
         faults: FaultSet::default(),
         bug: None,
         from_disks: None,
+        workload: Default::default(),
     }
 }
 

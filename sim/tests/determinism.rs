@@ -17,6 +17,7 @@ fn options(seed: u64) -> RunOptions {
         faults: FaultSet::all(),
         bug: None,
         from_disks: None,
+        workload: Default::default(),
     }
 }
 

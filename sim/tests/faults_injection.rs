@@ -17,6 +17,7 @@ fn injected(seed: u64, faults: FaultSet) -> FaultCounts {
         faults,
         bug: None,
         from_disks: None,
+        workload: Default::default(),
     };
     let mut world = World::new(&options, Trace::hash_only());
     while !world.clients_done() && world.run_one(120_000) {}
@@ -100,6 +101,7 @@ fn disk_damage_stays_a_minority() {
             faults: set(&[Fault::Disk, Fault::Crash]),
             bug: None,
             from_disks: None,
+            workload: Default::default(),
         };
         let mut world = World::new(&options, Trace::hash_only());
         while !world.clients_done() && world.run_one(120_000) {}
@@ -170,6 +172,7 @@ fn depose_strikes_cut_off_the_leader_then_its_successor() {
             faults: set(&[Fault::Partition]),
             bug: None,
             from_disks: None,
+            workload: Default::default(),
         };
         let report = paddock_sim::run(&options, Some(&path)).unwrap();
         assert_eq!(report.result, Ok(()), "{}", report.summary_line());

@@ -58,6 +58,7 @@ fn world(seed: u64, faults: &[Fault]) -> World {
         faults: FaultSet(faults.iter().copied().collect()),
         bug: None,
         from_disks: None,
+        workload: Default::default(),
     };
     World::new(&options, Trace::hash_only())
 }

@@ -17,6 +17,7 @@ mod committed;
 mod expect;
 mod model;
 mod order;
+pub mod recipes;
 mod watches;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -141,7 +142,7 @@ pub fn check(subject: &Subject<'_>) -> Result<(), Failure> {
             &replayed.unmodelled_conns,
         )?;
     }
-    Ok(())
+    recipes::check(history)
 }
 
 fn first(finding: Option<Failure>) -> Result<(), Failure> {
