@@ -17,8 +17,8 @@
 //!   then take one: list the queue and delete the lowest item; the delete that succeeds
 //!   is the one take.
 //! - **config** (3): client 3 writes `/recipes/config` ten times (values 1..=10); every
-//!   other config client reads it with a watch, re-reads on each event, and at its end
-//!   reads it once more after a sync.
+//!   other config client reads it with a watch, re-reads on each event, and now and
+//!   then (and at its end) reads it after a sync, without a watch.
 //! - **registry** (4): register `/recipes/registry/m-c<client>-s<session>` (ephemeral)
 //!   for each new session, then repeatedly list the registry after a sync.
 //!
@@ -59,6 +59,9 @@ pub const CONFIG_WRITES: u32 = 10;
 const LOCK_ACTS: u32 = 3;
 /// Acts of an elected leader before it abdicates.
 const ELECTION_ACTS: u32 = 20;
+/// A configuration watcher looks (sync, then read without a watch) every this many idle
+/// steps, and as its last operations.
+const WATCHER_LOOK_EVERY: u32 = 10;
 /// Idle steps of the configuration writer between two writes.
 const WRITER_IDLE_STEPS: u32 = 4;
 
@@ -218,7 +221,8 @@ pub struct Recipe {
     candidates: VecDeque<String>,
     produce_next: bool,
     produced: u64,
-    /// Config writer: values written; idle steps left before the next write.
+    /// Config writer: values written; idle steps left before the next write (a
+    /// watcher: idle steps so far).
     written: u32,
     idle_left: u32,
     /// Config watcher: an event arrived (or the session is new): re-read.
@@ -389,8 +393,9 @@ impl Recipe {
                 watch: true,
             })]);
         }
-        if ops_left == 3 {
-            // The last look: sync, then read without a watch.
+        self.idle_left += 1;
+        if ops_left == 3 || self.idle_left % WATCHER_LOOK_EVERY == 0 {
+            // A look: sync, then read without a watch (always as the last thing).
             return Step::Send(vec![
                 Request::Sync(PathRequest {
                     path: CONFIG.to_owned(),
