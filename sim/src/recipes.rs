@@ -14,8 +14,8 @@
 //!   times per term (its epoch is its node's czxid) before it abdicates; failover is
 //!   a session that expires, its node gone, the next in line taking over.
 //! - **queue** (2): produce an item (`/recipes/queue/item-`, persistent-sequential),
-//!   then take one: list the queue and delete the lowest item; the delete that succeeds
-//!   is the one take.
+//!   then take one: list the queue (after a sync) and delete the lowest item; the
+//!   delete that succeeds is the one take.
 //! - **config** (3): client 3 writes `/recipes/config` ten times (values 1..=10); every
 //!   other config client reads it with a watch, re-reads on each event, and now and
 //!   then (and at its end) reads it after a sync, without a watch.
@@ -366,10 +366,15 @@ impl Recipe {
                 path: format!("{QUEUE}/{item}"),
                 version: -1,
             })]),
-            None => Step::Send(vec![Request::GetChildren(PathWatchRequest {
-                path: QUEUE.to_owned(),
-                watch: false,
-            })]),
+            None => Step::Send(vec![
+                Request::Sync(PathRequest {
+                    path: QUEUE.to_owned(),
+                }),
+                Request::GetChildren(PathWatchRequest {
+                    path: QUEUE.to_owned(),
+                    watch: false,
+                }),
+            ]),
         }
     }
 
@@ -394,7 +399,7 @@ impl Recipe {
             })]);
         }
         self.idle_left += 1;
-        if ops_left == 3 || self.idle_left % WATCHER_LOOK_EVERY == 0 {
+        if ops_left == 3 || self.idle_left.is_multiple_of(WATCHER_LOOK_EVERY) {
             // A look: sync, then read without a watch (always as the last thing).
             return Step::Send(vec![
                 Request::Sync(PathRequest {

@@ -16,8 +16,10 @@
 //!      held it, so a newer token existed while it did (two holders at once).
 //! - **recipe-queue:** an item is taken (its delete succeeds) at most once, and only
 //!   items that were produced are taken (taken items no acknowledged create returned are
-//!   at most the creates whose answer was lost). An acknowledged item is never lost
-//!   (the durability checker).
+//!   at most the creates whose answer was lost); an acknowledged item is never lost: a
+//!   listing taken after a sync that began after the item's create was acknowledged
+//!   names it, unless a delete of it had been sent (so each item is taken exactly once
+//!   or is still queued).
 //! - **recipe-config:** a watcher converges: when its last read (after a sync) differs
 //!   from the value its last watched read returned in the same session, an event on the
 //!   configuration reached it after that read was sent (a watch fired; the watcher
@@ -179,6 +181,7 @@ fn queue(history: &History) -> Result<(), Failure> {
             _ => {}
         }
     }
+    lost_items(history, &prefix)?;
     if unknown > unanswered {
         return Err(Failure::new(
             "recipe-queue",
@@ -186,6 +189,58 @@ fn queue(history: &History) -> Result<(), Failure> {
                 "{unknown} items taken that no create returned, but only {unanswered} creates went unanswered"
             ),
         ));
+    }
+    Ok(())
+}
+
+/// An acknowledged item missing from a synced listing, with no delete of it sent.
+fn lost_items(history: &History, prefix: &str) -> Result<(), Failure> {
+    let mut acked: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut delete_sent: BTreeMap<&str, u64> = BTreeMap::new();
+    for op in &history.ops {
+        match (&op.request, ok_response(op)) {
+            (Request::Create(c), Some(Some(Response::Create(r)))) if c.path.starts_with(prefix) => {
+                acked.insert(r.path.as_str(), op.completed_ms.unwrap_or(op.invoked_ms));
+            }
+            (Request::Delete(d), _) if d.path.starts_with(prefix) => {
+                let refused = matches!(op.outcome, Outcome::Reply { err, .. } if err != 0);
+                if !refused {
+                    delete_sent.entry(d.path.as_str()).or_insert(op.invoked_ms);
+                }
+            }
+            _ => {}
+        }
+    }
+    let queue = recipes::QUEUE;
+    let mut previous: BTreeMap<ClientId, &OpRecord> = BTreeMap::new();
+    for op in &history.ops {
+        let sync = previous.insert(op.client, op).filter(|p| {
+            matches!(&p.request, Request::Sync(r) if r.path == queue) && ok_response(p).is_some()
+        });
+        let (Some(sync), Request::GetChildren(r), Some(Some(Response::GetChildren(names)))) =
+            (sync, &op.request, ok_response(op))
+        else {
+            continue;
+        };
+        if r.path != queue {
+            continue;
+        }
+        let listed_by = op.completed_ms.unwrap_or(op.invoked_ms);
+        let names: std::collections::BTreeSet<&str> = names.iter().map(String::as_str).collect();
+        // Only items acknowledged before the sync began are due in the listing.
+        for (item, acked_ms) in acked.iter().filter(|(_, at)| **at < sync.invoked_ms) {
+            let deleted = delete_sent.get(item).is_some_and(|at| *at <= listed_by);
+            let name = item.rsplit('/').next().unwrap_or_default();
+            if !deleted && !names.contains(name) {
+                return Err(Failure::new(
+                    "recipe-queue",
+                    format!(
+                        "item {item}, acknowledged at {acked_ms} ms and never deleted, is missing from client {}'s listing after a sync at {} ms",
+                        op.client, sync.invoked_ms
+                    ),
+                ));
+            }
+        }
     }
     Ok(())
 }
@@ -403,6 +458,57 @@ mod tests {
         check(&history).unwrap();
         history.ops.push(op(7, 3, delete(item), 30, ok(None)));
         assert_eq!(check(&history).unwrap_err().checker, "recipe-queue");
+    }
+
+    // An acknowledged item no one deleted must be in a listing after a later sync.
+    #[test]
+    fn an_item_lost_from_the_queue_is_caught() {
+        let item = "/recipes/queue/item-0000000001";
+        let create = op(
+            2,
+            1,
+            Request::Create(CreateRequest {
+                path: "/recipes/queue/item-".into(),
+                data: None,
+                acl: Vec::new(),
+                flags: 2,
+            }),
+            10,
+            ok(Some(Response::Create(CreateResponse { path: item.into() }))),
+        );
+        let sync = op(
+            7,
+            3,
+            Request::Sync(PathRequest {
+                path: recipes::QUEUE.into(),
+            }),
+            20,
+            ok(Some(Response::Sync(recipes::QUEUE.into()))),
+        );
+        let list = |names: Vec<String>| {
+            op(
+                7,
+                3,
+                Request::GetChildren(PathWatchRequest {
+                    path: recipes::QUEUE.into(),
+                    watch: false,
+                }),
+                22,
+                ok(Some(Response::GetChildren(names))),
+            )
+        };
+        let mut history = History {
+            ops: vec![
+                create.clone(),
+                sync.clone(),
+                list(vec!["item-0000000001".into()]),
+            ],
+            ..History::default()
+        };
+        check(&history).unwrap();
+        history.ops = vec![create, sync, list(Vec::new())];
+        let failure = check(&history).unwrap_err();
+        assert!(failure.event.contains("missing"), "{}", failure.event);
     }
 
     #[test]
