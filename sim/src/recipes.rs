@@ -601,14 +601,11 @@ mod tests {
         }
     }
 
-    // A lock client creates its node, holds when it is the lowest, acts three times with
-    // its czxid as token, then deletes its node.
-    #[test]
-    fn a_lock_client_acquires_acts_and_releases() {
-        let session = SessionId(0xab);
-        let mut recipe = Recipe::new(0, true);
+    /// Answers the recipe's two parent creates.
+    fn set_up(recipe: &mut Recipe, session: SessionId) {
         for _ in 0..2 {
             let setup = send(recipe.next(session, 100));
+            assert!(matches!(setup, Request::Create(_)), "{setup:?}");
             recipe.observe(
                 &setup,
                 &ok(Response::Create(CreateResponse {
@@ -616,6 +613,15 @@ mod tests {
                 })),
             );
         }
+    }
+
+    // A lock client creates its node, holds when it is the lowest, acts three times with
+    // its czxid as token, then deletes its node.
+    #[test]
+    fn a_lock_client_acquires_acts_and_releases() {
+        let session = SessionId(0xab);
+        let mut recipe = Recipe::new(0, true);
+        set_up(&mut recipe, session);
         let create = send(recipe.next(session, 100));
         let Request::Create2(c) = &create else {
             panic!("{create:?}")
@@ -671,15 +677,7 @@ mod tests {
         let session = SessionId(1);
         let mut recipe = Recipe::new(8, true);
         assert_eq!(recipe.role(), Role::ConfigWatcher);
-        for _ in 0..2 {
-            let setup = send(recipe.next(session, 100));
-            recipe.observe(
-                &setup,
-                &ok(Response::Create(CreateResponse {
-                    path: String::new(),
-                })),
-            );
-        }
+        set_up(&mut recipe, session);
         let read = send(recipe.next(session, 100));
         assert!(matches!(&read, Request::GetData(r) if r.watch));
         assert_eq!(recipe.next(session, 100), Step::Idle);

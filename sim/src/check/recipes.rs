@@ -382,6 +382,22 @@ mod tests {
         }
     }
 
+    /// Client 2 produced `item` (acknowledged at 11 ms).
+    fn produce(item: &str) -> OpRecord {
+        op(
+            2,
+            1,
+            Request::Create(CreateRequest {
+                path: "/recipes/queue/item-".into(),
+                data: None,
+                acl: Vec::new(),
+                flags: 2,
+            }),
+            10,
+            ok(Some(Response::Create(CreateResponse { path: item.into() }))),
+        )
+    }
+
     fn delete(path: &str) -> Request {
         Request::Delete(DeleteRequest {
             path: path.to_owned(),
@@ -442,18 +458,7 @@ mod tests {
     fn an_item_taken_twice_is_caught() {
         let mut history = History::default();
         let item = "/recipes/queue/item-0000000001";
-        history.ops.push(op(
-            2,
-            1,
-            Request::Create(CreateRequest {
-                path: "/recipes/queue/item-".into(),
-                data: None,
-                acl: Vec::new(),
-                flags: 2,
-            }),
-            10,
-            ok(Some(Response::Create(CreateResponse { path: item.into() }))),
-        ));
+        history.ops.push(produce(item));
         history.ops.push(op(2, 1, delete(item), 20, ok(None)));
         check(&history).unwrap();
         history.ops.push(op(7, 3, delete(item), 30, ok(None)));
@@ -464,18 +469,7 @@ mod tests {
     #[test]
     fn an_item_lost_from_the_queue_is_caught() {
         let item = "/recipes/queue/item-0000000001";
-        let create = op(
-            2,
-            1,
-            Request::Create(CreateRequest {
-                path: "/recipes/queue/item-".into(),
-                data: None,
-                acl: Vec::new(),
-                flags: 2,
-            }),
-            10,
-            ok(Some(Response::Create(CreateResponse { path: item.into() }))),
-        );
+        let create = produce(item);
         let sync = op(
             7,
             3,
