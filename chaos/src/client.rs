@@ -98,6 +98,9 @@ pub struct ClientSpec {
     pub address: IpAddr,
     /// Seeds its choices of operations and servers.
     pub seed: u64,
+    /// Plays its recipe (`paddock_sim::recipes`, by its id) instead of the random mix:
+    /// `Some(true)` fencing lock and leader acts with their token, `Some(false)` not.
+    pub recipe: Option<bool>,
 }
 
 /// The open connection.
@@ -110,9 +113,14 @@ struct Link {
 /// network the servers are reached from.
 pub fn run(spec: &ClientSpec, shared: &Shared, stop: &AtomicBool) {
     let servers = u64::try_from(spec.servers.len()).unwrap_or(1);
-    let mut client = SimClient::new(spec.id, servers, OPS_PER_CLIENT, false)
+    // Recipe clients stall now and then (client faults), so that a lock holder's session
+    // can expire under it; the random mix leaves faults to the harness.
+    let mut client = SimClient::new(spec.id, servers, OPS_PER_CLIENT, spec.recipe.is_some())
         .with_first_xid(first_xid(spec.id))
         .with_address(spec.address);
+    if let Some(fenced) = spec.recipe {
+        client = client.with_recipe(fenced);
+    }
     let mut rng =
         Decisions::seeded(spec.seed ^ u64::from(spec.id).wrapping_mul(0x9e37_79b9_7f4a_7c15));
     let mut link: Option<Link> = None;

@@ -18,6 +18,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use paddock_chaos::netns;
 use paddock_chaos::run::{FaultKind, RunOptions, run};
+use paddock_sim::recipes::WorkloadKind;
 
 #[derive(Parser, Debug)]
 #[command(name = "paddock-chaos", version, about)]
@@ -50,9 +51,17 @@ enum Cmd {
         #[arg(long, default_value = "/tmp")]
         keep: PathBuf,
         /// The kinds of fault to choose from, comma-separated: partition, isolate, loss,
-        /// bandwidth, kill, pause (default: all).
+        /// bandwidth, kill, pause, delay (peer links, through the harness's proxies),
+        /// wipe (a server's data directory, but for myid), clock (a restart with its
+        /// monotonic clock moved, in a time namespace) (default: all).
         #[arg(long, value_delimiter = ',')]
         faults: Vec<FaultKind>,
+        /// What the clients do: `mixed` (every operation at random), `recipes` (lock,
+        /// election, queue, configuration, registry, by client id modulo 5; their
+        /// clients also stall past their session timeout now and then), or
+        /// `recipes-unfenced` (locks and leaders acting without their fencing token).
+        #[arg(long, default_value = "mixed")]
+        workload: WorkloadKind,
     },
 }
 
@@ -65,6 +74,7 @@ fn main() -> ExitCode {
         paddock,
         keep,
         faults,
+        workload,
     } = Cli::parse().command;
     let paddock = match paddock.or_else(sibling_paddock) {
         Some(path) if path.is_file() => path,
@@ -96,10 +106,14 @@ fn main() -> ExitCode {
         paddock,
         keep_root: keep,
         kinds: faults.clone(),
+        workload,
     };
     let mut replay = format!(
         "paddock-chaos run --seed {seed} --servers {servers} --clients {clients} --seconds {seconds}"
     );
+    if workload != WorkloadKind::Mixed {
+        replay.push_str(&format!(" --workload {workload}"));
+    }
     if !faults.is_empty() {
         let names: Vec<&str> = faults.iter().map(|k| k.name()).collect();
         replay.push_str(&format!(" --faults {}", names.join(",")));

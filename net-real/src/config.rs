@@ -84,6 +84,12 @@ pub struct ZooCfg {
     /// snapshot written at full speed makes each log sync wait for it (~10 ms instead of
     /// ~0.15 ms here, for as long as it is being written). Default 64 MiB/s.
     pub snapshot_write_bytes_per_sec: u32,
+    /// `paddock.snapshotLogKeptBytes` (Paddock's own, like ZooKeeper's
+    /// `zookeeper.commitLogCount` but in bytes): how much log a server keeps in memory
+    /// behind its newest snapshot, so that a follower a little behind catches up by
+    /// entries; one further behind is sent the snapshot. 0 cuts the log at the snapshot.
+    /// Default 8 MiB.
+    pub snapshot_log_kept_bytes: u64,
     /// `sslQuorum=true` and its stores: mutual TLS on the peer port (see `crate::tls`).
     pub quorum_tls: Option<QuorumTlsConfig>,
     /// `secureClientPort` and its stores: a TLS client port.
@@ -422,6 +428,12 @@ fn build(
             Some(SNAPSHOT_WRITE_BYTES_PER_SEC_DEFAULT),
             "a byte count per second (0: unpaced)",
         )?,
+        snapshot_log_kept_bytes: number(
+            raw,
+            "paddock.snapshotLogKeptBytes",
+            Some(SNAPSHOT_LOG_KEPT_BYTES_DEFAULT),
+            "a byte count",
+        )?,
         quorum_tls: quorum_tls(raw, warnings)?,
         secure_client: secure_client(raw, warnings)?,
         sasl: sasl(raw)?,
@@ -433,6 +445,9 @@ fn build(
 
 /// Default `paddock.snapshotWriteBytesPerSec`: 64 MiB/s.
 pub const SNAPSHOT_WRITE_BYTES_PER_SEC_DEFAULT: u32 = 64 << 20;
+
+/// Default `paddock.snapshotLogKeptBytes`: 8 MiB.
+pub const SNAPSHOT_LOG_KEPT_BYTES_DEFAULT: u64 = 8 << 20;
 
 /// Largest `paddock.peerMessageBytesMax`.
 const PEER_MESSAGE_BYTES_MAX_LIMIT: u32 = 1 << 30;
@@ -834,6 +849,7 @@ const KEYS_KNOWN: &[&str] = &[
     "zookeeper.skipACL",
     "paddock.peerMessageBytesMax",
     "paddock.snapshotWriteBytesPerSec",
+    "paddock.snapshotLogKeptBytes",
     "quorum.auth.enableSasl",
     "quorum.auth.learnerRequireSasl",
     "quorum.auth.serverRequireSasl",
@@ -1186,6 +1202,23 @@ mod tests {
         assert_eq!(
             (err.line, err.key.as_str()),
             (2, "paddock.snapshotWriteBytesPerSec")
+        );
+    }
+
+    // paddock.snapshotLogKeptBytes bounds the log kept behind a snapshot (default 8 MiB,
+    // 0 cuts at the snapshot); a value that is not a byte count stops start-up naming
+    // its line.
+    #[test]
+    fn snapshot_log_kept() {
+        let (cfg, _) = parse("dataDir=/d\n").unwrap();
+        assert_eq!(cfg.snapshot_log_kept_bytes, 8 << 20);
+        let (cfg, warnings) = parse("dataDir=/d\npaddock.snapshotLogKeptBytes=0\n").unwrap();
+        assert_eq!(cfg.snapshot_log_kept_bytes, 0);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let err = parse("dataDir=/d\npaddock.snapshotLogKeptBytes=-1\n").unwrap_err();
+        assert_eq!(
+            (err.line, err.key.as_str()),
+            (2, "paddock.snapshotLogKeptBytes")
         );
     }
 

@@ -208,6 +208,7 @@ pub fn node_config(cfg: &ZooCfg, id: u64) -> Result<NodeConfig, StartError> {
     config.session_timeout_ms_max = cfg.max_session_timeout_ms;
     config.snapshot_every_entries = u64::from(cfg.snap_count.max(1));
     config.snapshot_every_bytes = cfg.snap_size_limit_kb.max(1).saturating_mul(1024);
+    config.snapshot_log_kept_bytes = cfg.snapshot_log_kept_bytes;
     config.limits = limits(cfg)?;
     config.tree.data_bytes_max = cfg.jute_max_buffer_bytes;
     config.tree.super_digest = cfg.super_digest.clone();

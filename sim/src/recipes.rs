@@ -16,7 +16,8 @@
 //! - **queue** (2): produce an item (`/recipes/queue/item-`, persistent-sequential),
 //!   then take one: list the queue (after a sync) and delete the lowest item; the
 //!   delete that succeeds is the one take.
-//! - **config** (3): client 3 writes `/recipes/config` ten times (values 1..=10); every
+//! - **config** (3): client 3 writes `/recipes/config` (values 1, 2, ...), one write
+//!   every few steps; every
 //!   other config client reads it with a watch, re-reads on each event, and now and
 //!   then (and at its end) reads it after a sync, without a watch.
 //! - **registry** (4): register `/recipes/registry/m-c<client>-s<session>` (ephemeral)
@@ -53,8 +54,6 @@ pub const CONFIG: &str = "/recipes/config";
 pub const REGISTRY: &str = "/recipes/registry";
 /// The client that writes the configuration.
 pub const CONFIG_WRITER: ClientId = 3;
-/// How many configuration values the writer writes (1..=this).
-pub const CONFIG_WRITES: u32 = 10;
 /// Acts of a lock holder before it releases.
 const LOCK_ACTS: u32 = 3;
 /// Acts of an elected leader before it abdicates.
@@ -379,7 +378,7 @@ impl Recipe {
     }
 
     fn next_writer(&mut self) -> Step {
-        if self.written >= CONFIG_WRITES || self.idle_left > 0 {
+        if self.idle_left > 0 {
             self.idle_left = self.idle_left.saturating_sub(1);
             return Step::Idle;
         }
