@@ -50,7 +50,8 @@ enum Cmd {
         /// Where a failed run's artefacts are kept.
         #[arg(long, default_value = "/tmp")]
         keep: PathBuf,
-        /// The kinds of fault to choose from, comma-separated: partition, isolate, loss,
+        /// The kinds of fault to choose from, comma-separated: partition, isolate,
+        /// bridge (one server reaches two sides that cannot reach each other), loss,
         /// bandwidth, kill, pause, delay (peer links, through the harness's proxies),
         /// wipe (a server's data directory, but for myid), clock (a restart with its
         /// monotonic clock moved, in a time namespace) (default: all).

@@ -309,13 +309,39 @@ impl Network {
                 k + 1
             )));
         }
+        let pairs: Vec<(usize, usize)> = (0..n)
+            .flat_map(|k| (k + 1..n).map(move |j| (k, j)))
+            .filter(|&(k, j)| group_of[j] != group_of[k])
+            .map(|(k, j)| (k + 1, j + 1))
+            .collect();
+        self.cut(&pairs)
+    }
+
+    /// Replaces the partition with an arbitrary one: the servers of each pair `(a, b)`
+    /// cannot exchange packets (both directions, any protocol), every other pair can,
+    /// and the clients still reach every server. Non-transitive cuts (a bridge: A and B
+    /// both reach C but not each other) are expressible here and not as groups. An
+    /// empty list lifts the partition. Loss and bandwidth rules are left as they are.
+    pub fn cut(&self, pairs: &[(usize, usize)]) -> Result<(), NetError> {
+        let n = self.servers.len();
+        let mut blocked = vec![Vec::new(); n];
+        for &(a, b) in pairs {
+            let (ka, kb) = (self.check(a)?, self.check(b)?);
+            if ka == kb {
+                return Err(NetError::Invalid(format!("server {a} cut from itself")));
+            }
+            blocked[ka].push(kb);
+            blocked[kb].push(ka);
+        }
         let mut faults = self.faults();
         let mut cmds = Vec::new();
         let mut cut_somewhere = Vec::new();
-        for k in 0..n {
-            let cut: Vec<String> = (0..n)
-                .filter(|&j| group_of[j] != group_of[k])
-                .map(|j| self.server_ip(j + 1).to_string())
+        for (k, from) in blocked.iter_mut().enumerate() {
+            from.sort_unstable();
+            from.dedup();
+            let cut: Vec<String> = from
+                .iter()
+                .map(|&j| self.server_ip(j + 1).to_string())
                 .collect();
             if cut.is_empty() && !faults.tables.contains(&(k + 1)) {
                 continue;

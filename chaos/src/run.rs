@@ -167,11 +167,14 @@ pub enum FaultKind {
     Wipe,
     /// A server restarted with its monotonic clock far ahead or near zero.
     ClockOffset,
+    /// A bridge: the others split in two sides that cannot reach each other, while one
+    /// server (the leader half the time) still reaches both.
+    Bridge,
 }
 
 impl FaultKind {
     /// Every kind, in `--faults` order.
-    pub const ALL: [FaultKind; 9] = [
+    pub const ALL: [FaultKind; 10] = [
         FaultKind::Partition,
         FaultKind::Isolate,
         FaultKind::Loss,
@@ -181,6 +184,7 @@ impl FaultKind {
         FaultKind::Delay,
         FaultKind::Wipe,
         FaultKind::ClockOffset,
+        FaultKind::Bridge,
     ];
 
     /// Its `--faults` name.
@@ -195,6 +199,7 @@ impl FaultKind {
             FaultKind::Delay => "delay",
             FaultKind::Wipe => "wipe",
             FaultKind::ClockOffset => "clock",
+            FaultKind::Bridge => "bridge",
         }
     }
 }
@@ -426,6 +431,8 @@ impl Drop for Servers {
 enum Fault {
     /// The servers split into groups that cannot reach each other.
     Partition(Vec<Vec<usize>>),
+    /// Server `via` reaches both sides; the sides cannot reach each other.
+    Bridge { via: usize, sides: [Vec<usize>; 2] },
     /// A share of the packets into a server dropped.
     Loss { server: usize, percent: u8 },
     /// A server's sending rate limited.
@@ -473,6 +480,11 @@ impl std::fmt::Display for Fault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Fault::Partition(groups) => write!(f, "partition {groups:?}"),
+            Fault::Bridge { via, sides } => write!(
+                f,
+                "bridge: server {via} reaches {:?} and {:?}, which cannot reach each other",
+                sides[0], sides[1]
+            ),
             Fault::Loss { server, percent } => write!(f, "loss {percent}% into server {server}"),
             Fault::Bandwidth { server, kbit } => {
                 write!(f, "bandwidth of server {server} {kbit} kbit/s")
@@ -614,6 +626,18 @@ fn choose_fault(
             let cut = rng.random_range(1..servers);
             let (a, b) = order.split_at(cut);
             Fault::Partition(vec![a.to_vec(), b.to_vec()])
+        }
+        FaultKind::Bridge => {
+            let via = leader_or_any(rng);
+            let mut others: Vec<usize> = (1..=servers).filter(|s| *s != via).collect();
+            for i in (1..others.len()).rev() {
+                others.swap(i, rng.random_range(0..=i));
+            }
+            let (a, b) = others.split_at(others.len() / 2);
+            Fault::Bridge {
+                via,
+                sides: [a.to_vec(), b.to_vec()],
+            }
         }
         FaultKind::Isolate => {
             // The leader (or a server) cut off from all others.
@@ -938,6 +962,13 @@ fn run_in(
         faults += 1;
         match &fault {
             Fault::Partition(groups) => net.partition(groups)?,
+            Fault::Bridge { sides, .. } => {
+                let pairs: Vec<(usize, usize)> = sides[0]
+                    .iter()
+                    .flat_map(|&a| sides[1].iter().map(move |&b| (a, b)))
+                    .collect();
+                net.cut(&pairs)?;
+            }
             Fault::Loss { server, percent } => net.loss(*server, *percent)?,
             Fault::Bandwidth { server, kbit } => net.bandwidth(*server, *kbit)?,
             Fault::Kill { server } => servers.kill(*server),
@@ -958,7 +989,10 @@ fn run_in(
         }
         sleep_unless(stop, hold);
         match &fault {
-            Fault::Partition(_) | Fault::Loss { .. } | Fault::Bandwidth { .. } => net.heal()?,
+            Fault::Partition(_)
+            | Fault::Bridge { .. }
+            | Fault::Loss { .. }
+            | Fault::Bandwidth { .. } => net.heal()?,
             Fault::Kill { server } => servers.start(*server)?,
             Fault::Pause { server } => servers.resume(*server),
             Fault::Delay { .. } => {

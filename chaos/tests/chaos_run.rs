@@ -113,6 +113,14 @@ fn a_run_with_peer_delays_is_judged_ok() {
     assert!(stdout.contains("peer links for "), "{stdout}");
 }
 
+// A bridge (one server reaching two sides that cannot reach each other, a cut no
+// grouping expresses) leaves a run that is judged ok.
+#[test]
+fn a_run_with_a_bridge_is_judged_ok() {
+    let stdout = run_ok(1, 10, "bridge", "bridge: server ");
+    assert!(stdout.contains("which cannot reach each other"), "{stdout}");
+}
+
 // Servers wiped (but for myid) one at a time rejoin — each catches up before the next
 // fault — and at least one of them by installing the leader's snapshot, which the
 // verdict reads its log after; the run is judged ok.

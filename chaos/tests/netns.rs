@@ -223,6 +223,19 @@ fn partition_loss_and_heal() {
     // Healing twice, or with nothing to heal, is fine.
     net.heal().unwrap();
     net.loss(1, 0).unwrap();
+
+    // A bridge: s2 reaches s1 and s3, which cannot reach each other.
+    net.cut(&[(1, 3)]).unwrap();
+    assert!(!connects(&net, At::Server(1), addr(3)), "s1 -> s3 cut");
+    assert!(!connects(&net, At::Server(3), addr(1)), "s3 -> s1 cut");
+    assert!(connects(&net, At::Server(1), addr(2)), "s1 -> s2 bridged");
+    assert!(connects(&net, At::Server(3), addr(2)), "s3 -> s2 bridged");
+    assert!(connects(&net, At::Server(2), addr(1)), "s2 -> s1 bridged");
+    net.heal().unwrap();
+    assert!(
+        connects(&net, At::Server(1), addr(3)),
+        "s1 -> s3 after heal"
+    );
 }
 
 // tbf on a server's eth0 slows what it sends; heal lifts it.
