@@ -69,11 +69,15 @@ pub enum Bug {
     /// waiting for a leader to re-sync it, so its vote can elect a leader that lacks an
     /// entry it had acknowledged.
     VoteAfterLostLog,
+    /// On every heartbeat the leader sends again every entry a follower has not
+    /// acknowledged yet (from its match point), instead of trusting the pipeline: a
+    /// resend storm that no safety checker sees.
+    ResendEveryHeartbeat,
 }
 
 impl Bug {
     /// Every bug, in the order of the issue.
-    pub const ALL: [Bug; 14] = [
+    pub const ALL: [Bug; 15] = [
         Bug::CommitWithoutQuorum,
         Bug::AckBeforePersist,
         Bug::NoTruncateOnSync,
@@ -88,6 +92,7 @@ impl Bug {
         Bug::IgnoreFailedFsync,
         Bug::TrustUnsyncedSuffix,
         Bug::VoteAfterLostLog,
+        Bug::ResendEveryHeartbeat,
     ];
 
     /// The command-line name.
@@ -107,6 +112,7 @@ impl Bug {
             Bug::IgnoreFailedFsync => "ignore-failed-fsync",
             Bug::TrustUnsyncedSuffix => "trust-unsynced-suffix",
             Bug::VoteAfterLostLog => "vote-after-lost-log",
+            Bug::ResendEveryHeartbeat => "resend-every-heartbeat",
         }
     }
 }

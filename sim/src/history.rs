@@ -131,6 +131,21 @@ pub struct StartState {
     pub sessions: BTreeMap<SessionId, i32>,
 }
 
+/// Replication messages sent by every server over a run, by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// `Append` messages.
+    pub appends: u64,
+    /// Log entries carried by them.
+    pub entries: u64,
+    /// Heartbeats (timed, and commit notices).
+    pub heartbeats: u64,
+    /// Snapshot pieces.
+    pub snapshot_pieces: u64,
+    /// Every other peer message (votes, replies, forwards).
+    pub other: u64,
+}
+
 /// Everything a run recorded.
 #[derive(Debug, Clone, Default)]
 pub struct History {
@@ -152,6 +167,9 @@ pub struct History {
     pub ack_losses: Vec<String>,
     /// Client connections in the order they opened.
     pub conns: Vec<ConnRecord>,
+    /// Replication traffic the servers sent (the world counts it; zero where nobody
+    /// did, as on a real network).
+    pub traffic: Traffic,
     /// Acts of recipe clients on their protected resources, in the order performed.
     pub acts: Vec<crate::recipes::ActRecord>,
     /// For a run that began from existing data directories: the state each server

@@ -614,10 +614,28 @@ impl World {
         }
     }
 
+    /// Counts a peer message sent, for the message budget (`check::budget`).
+    fn count_sent(&mut self, msg: &PeerMessage) {
+        let traffic = &mut self.history.traffic;
+        match msg {
+            PeerMessage::Replication(Message { body, .. }) => match body {
+                MessageBody::Append { entries, .. } => {
+                    traffic.appends += 1;
+                    traffic.entries += entries.len() as u64;
+                }
+                MessageBody::Heartbeat { .. } => traffic.heartbeats += 1,
+                MessageBody::Snapshot { .. } => traffic.snapshot_pieces += 1,
+                _ => traffic.other += 1,
+            },
+            _ => traffic.other += 1,
+        }
+    }
+
     fn route(&mut self, id: NodeId, output: Output) {
         let now = self.now_ms;
         match output {
             Output::Peer { to, msg } => {
+                self.count_sent(&msg);
                 if let PeerMessage::Replication(Message {
                     epoch,
                     body: MessageBody::AppendReply(AppendOutcome::Accepted { match_index }),

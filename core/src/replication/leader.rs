@@ -392,6 +392,18 @@ impl Replica {
         for (id, commit_index) in beats {
             self.send(id, MessageBody::Heartbeat { commit_index }, out);
         }
+        // planted bug: resend-every-heartbeat (the pipeline forgotten on every beat).
+        #[cfg(feature = "planted-bugs")]
+        if self.config.bug == Some(crate::bugs::Bug::ResendEveryHeartbeat) {
+            if let RoleState::Leader(state) = &mut self.role {
+                for pr in state.progress.values_mut() {
+                    if pr.state == ProgressState::Replicate {
+                        pr.become_replicate();
+                    }
+                }
+            }
+            self.leader_send_all(out);
+        }
         for (id, offset) in pieces {
             self.leader_send_snapshot_piece(id, offset, out);
         }

@@ -92,11 +92,14 @@ impl Progress {
 
     /// Records an acknowledgement up to `match_index`; returns false for a stale one.
     /// A first acknowledgement ends probing or a snapshot transfer.
+    ///
+    /// A stale acknowledgement leaves a paused probe paused: it is a duplicate, or the
+    /// follower's answer while the probed entries wait for its disk (it acknowledges
+    /// only what is durable, and says so again when the disk catches up). Resending at
+    /// once would get the same answer at once, a message storm for as long as the
+    /// follower's fsync stalls; the next heartbeat reply resumes the probe instead.
     pub(crate) fn on_accepted(&mut self, match_index: u64) -> bool {
         if match_index <= self.match_index && self.match_index != 0 {
-            if let ProgressState::Probe { .. } = self.state {
-                self.state = ProgressState::Probe { paused: false };
-            }
             return false;
         }
         self.match_index = self.match_index.max(match_index);
@@ -214,6 +217,27 @@ mod tests {
         assert!(p.is_paused(2));
         p.on_heartbeat_reply(2);
         assert!(!p.is_paused(2), "a full window frees its oldest slot");
+    }
+
+    // A stale acknowledgement (a duplicate, or the follower's answer while the probed
+    // entries wait for its disk) leaves the probe paused: no resend storm; the follower's
+    // next acknowledgement, or a heartbeat reply, moves it on.
+    #[test]
+    fn a_stale_ack_does_not_resume_a_probe() {
+        let mut p = Progress::new(1);
+        assert!(p.on_accepted(6));
+        p.become_probe(7);
+        p.on_append_sent(9);
+        assert!(!p.on_accepted(6));
+        assert!(p.is_paused(2), "a stale ack does not resume a probe");
+        p.on_heartbeat_reply(2);
+        assert!(!p.is_paused(2), "a heartbeat reply does");
+        p.on_append_sent(9);
+        assert!(p.on_accepted(9));
+        assert_eq!(
+            (p.match_index, p.state.clone()),
+            (9, ProgressState::Replicate)
+        );
     }
 
     // Going back to probing never moves next_index to or below the match index.

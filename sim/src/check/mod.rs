@@ -1,7 +1,7 @@
 //! The checkers: each reads the history of a finished run (and the servers' final state)
 //! and either passes or names the first bad event it found. They run in a fixed order —
-//! agreement, durability, linearizable, reads, sessions, watches — and the first failing
-//! one is the verdict. Liveness is checked by the run itself (`crate::liveness`).
+//! agreement, durability, linearizable, reads, sessions, watches, the recipes' own, the
+//! message budget — and the first failing one is the verdict. Liveness is checked by the run itself (`crate::liveness`).
 //!
 //! One replay of the committed sequence on a reference model (`model`) feeds the
 //! checkers that need state; the others are sorts and sweeps over the history
@@ -13,6 +13,7 @@
 
 mod agreement;
 pub mod brute;
+pub mod budget;
 mod committed;
 mod expect;
 mod model;
@@ -142,7 +143,8 @@ pub fn check(subject: &Subject<'_>) -> Result<(), Failure> {
             &replayed.unmodelled_conns,
         )?;
     }
-    recipes::check(history)
+    recipes::check(history)?;
+    budget::check(history)
 }
 
 fn first(finding: Option<Failure>) -> Result<(), Failure> {
