@@ -73,11 +73,21 @@ pub enum Bug {
     /// acknowledged yet (from its match point), instead of trusting the pipeline: a
     /// resend storm that no safety checker sees.
     ResendEveryHeartbeat,
+    /// The leader's check-quorum never finds a quorum missing, so a leader cut off from
+    /// the others keeps acting as leader (accepting writes it cannot commit, serving
+    /// reads) long after a new leader was elected behind it.
+    CheckQuorumDisabled,
+    /// Every acknowledgement sends the follower back to probing, so the leader has one
+    /// `Append` in flight at a time: each waits a round trip for the one before.
+    NeverPipelined,
+    /// Once a snapshot is durable the log before it is kept anyway: memory grows with
+    /// every write for as long as the server runs.
+    UnboundedLogRetention,
 }
 
 impl Bug {
     /// Every bug, in the order of the issue.
-    pub const ALL: [Bug; 15] = [
+    pub const ALL: [Bug; 18] = [
         Bug::CommitWithoutQuorum,
         Bug::AckBeforePersist,
         Bug::NoTruncateOnSync,
@@ -93,6 +103,9 @@ impl Bug {
         Bug::TrustUnsyncedSuffix,
         Bug::VoteAfterLostLog,
         Bug::ResendEveryHeartbeat,
+        Bug::CheckQuorumDisabled,
+        Bug::NeverPipelined,
+        Bug::UnboundedLogRetention,
     ];
 
     /// The command-line name.
@@ -113,6 +126,9 @@ impl Bug {
             Bug::TrustUnsyncedSuffix => "trust-unsynced-suffix",
             Bug::VoteAfterLostLog => "vote-after-lost-log",
             Bug::ResendEveryHeartbeat => "resend-every-heartbeat",
+            Bug::CheckQuorumDisabled => "check-quorum-disabled",
+            Bug::NeverPipelined => "never-pipelined",
+            Bug::UnboundedLogRetention => "unbounded-log-retention",
         }
     }
 }

@@ -74,6 +74,8 @@ pub struct CampaignReport {
     pub wall: Duration,
     /// Faults injected over all seeds.
     pub injected: crate::faults::FaultCounts,
+    /// The largest figure each bound was measured at, over the seeds.
+    pub measures: crate::monitor::Measures,
 }
 
 impl CampaignReport {
@@ -92,6 +94,7 @@ impl CampaignReport {
             events,
             wall,
             injected: crate::faults::FaultCounts::default(),
+            measures: crate::monitor::Measures::default(),
         }
     }
 
@@ -170,6 +173,7 @@ pub fn run_campaign(
     let end = seeds.0.end;
     let results: Mutex<(u64, u64, Vec<RunReport>)> = Mutex::new((0, 0, Vec::new()));
     let injected = Mutex::new(crate::faults::FaultCounts::default());
+    let measures = Mutex::new(crate::monitor::Measures::default());
     let worker = || {
         loop {
             let seed = next.fetch_add(1, Ordering::Relaxed);
@@ -186,6 +190,10 @@ pub fn run_campaign(
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .add(&report.fault_counts);
+            measures
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .fold(&report.measures);
             // A worker that panicked while holding the lock cannot exist (runs are
             // guarded), but a poisoned lock still holds valid counts.
             let mut guard = results.lock().unwrap_or_else(|p| p.into_inner());
@@ -206,6 +214,7 @@ pub fn run_campaign(
     let (passed, events, failures) = results.into_inner().unwrap_or_else(|p| p.into_inner());
     let mut report = CampaignReport::from_unordered(passed, failures, events, started.elapsed());
     report.injected = injected.into_inner().unwrap_or_else(|p| p.into_inner());
+    report.measures = measures.into_inner().unwrap_or_else(|p| p.into_inner());
     report
 }
 
@@ -240,7 +249,7 @@ fn panicked(options: &RunOptions, message: String) -> RunReport {
         trace_hash: 0,
         fault_plan: String::new(),
         fault_counts: crate::faults::FaultCounts::default(),
-        time_to_leader_ms: None,
+        measures: crate::monitor::Measures::default(),
         result: Err(Failure::new("panic", message)),
     }
 }
@@ -310,7 +319,7 @@ mod tests {
             trace_hash: 0xab,
             fault_plan: String::new(),
             fault_counts: crate::faults::FaultCounts::default(),
-            time_to_leader_ms: None,
+            measures: crate::monitor::Measures::default(),
             result: Err(Failure::new("agreement", "index 3 differs")),
         };
         let found = vec![failing(9), failing(4)];

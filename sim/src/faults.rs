@@ -724,6 +724,7 @@ impl World {
         }
         server.paused_until_ms = 0;
         let backlog = std::mem::take(&mut server.backlog);
+        self.monitor.resumed(id, now);
         self.trace
             .record(now, id.0, "resume", || format!("queued={}", backlog.len()));
         for input in backlog {

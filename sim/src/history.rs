@@ -185,6 +185,8 @@ pub struct History {
     /// What every server's clock was moved ahead of true time at the start of such a
     /// run (past the times the loaded state holds), ms; 0 otherwise.
     pub clock_base_ms: i64,
+    /// What the monitor and the liveness phase measured (`crate::monitor`).
+    pub measures: crate::monitor::Measures,
 }
 
 impl History {

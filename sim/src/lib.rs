@@ -12,6 +12,7 @@ pub mod decide;
 pub mod disk;
 pub mod faults;
 pub mod history;
+pub mod monitor;
 pub mod net;
 pub mod options;
 pub mod recipes;
@@ -59,8 +60,9 @@ pub struct RunReport {
     pub fault_plan: String,
     /// What the faults injected, damaged disks included.
     pub fault_counts: faults::FaultCounts,
-    /// Virtual ms from healing until a leader was serving (when the run passed).
-    pub time_to_leader_ms: Option<u64>,
+    /// What the run measured against the liveness and efficiency bounds
+    /// (`monitor::Measures`; the liveness figures only once its liveness phase ran).
+    pub measures: monitor::Measures,
     /// The verdict.
     pub result: Result<(), Failure>,
 }
@@ -132,8 +134,6 @@ fn run_world(
     // finish: a safety violation is the root cause a livelock or a stall follows from,
     // and the first bad event is what the reader needs.
     let result = check::check_all(&world, fault_free).and(liveness);
-    let time_to_leader_ms = result.as_ref().ok().copied();
-    let result = result.map(|_| ());
     world.trace.finish();
     let ops_completed = world
         .history
@@ -156,16 +156,17 @@ fn run_world(
         trace_hash: world.trace.hash(),
         fault_plan: world.describe_scenario(),
         fault_counts: world.fault_counts(),
-        time_to_leader_ms,
+        measures: world.history.measures.clone(),
         result,
     };
     Ok((report, world))
 }
 
 /// Runs the safety and liveness phases of a simulation without checking the history:
-/// the world (with its history) and the liveness verdict (time to leader after healing,
-/// ms). Tests of the checkers mutate the history this produces.
-pub fn simulate(options: &RunOptions, trace: Trace) -> (World, Result<u64, Failure>) {
+/// the world (with its history, whose `measures` hold what the monitor and the liveness
+/// phase measured) and the liveness verdict. Tests of the checkers mutate the history
+/// this produces.
+pub fn simulate(options: &RunOptions, trace: Trace) -> (World, Result<(), Failure>) {
     simulate_with(options, Decisions::seeded(options.seed), trace)
 }
 
@@ -174,7 +175,7 @@ pub fn simulate_with(
     options: &RunOptions,
     decisions: Decisions,
     trace: Trace,
-) -> (World, Result<u64, Failure>) {
+) -> (World, Result<(), Failure>) {
     simulate_from(options, decisions, trace, None)
 }
 
@@ -187,11 +188,20 @@ pub fn simulate_from(
     start: Option<
         std::collections::BTreeMap<paddock_core::ids::NodeId, paddock_core::storage::MemFiles>,
     >,
-) -> (World, Result<u64, Failure>) {
+) -> (World, Result<(), Failure>) {
     let mut world = World::with_start(options, decisions, trace, start);
     while !world.clients_done() && world.run_one(SAFETY_PHASE_MS_MAX) {}
     let liveness = liveness(&mut world);
-    (world, liveness)
+    let mut measures = world.monitor.measures.clone();
+    measures.run_ms = world.now_ms;
+    if let Ok(heal) = &liveness {
+        measures.time_to_leader_ms = Some(heal.time_to_leader_ms);
+        measures.op_after_heal_max_ms = heal.op_after_heal_max_ms;
+        measures.catch_up_max_ms = heal.catch_up_max_ms;
+        measures.catch_up_missed = heal.catch_up_missed;
+    }
+    world.history.measures = measures;
+    (world, liveness.map(|_| ()))
 }
 
 /// A run that used up its event budget is a livelock: events kept coming while virtual
@@ -209,10 +219,19 @@ fn exhausted(world: &World) -> Result<(), Failure> {
     Ok(())
 }
 
+/// What the liveness phase measured.
+#[derive(Debug, Clone, Copy, Default)]
+struct Healed {
+    time_to_leader_ms: u64,
+    op_after_heal_max_ms: u64,
+    catch_up_max_ms: u64,
+    catch_up_missed: u64,
+}
+
 /// Heals every fault and requires a leader and the end of all pending work in bounded
-/// virtual time; then lets the ensemble settle so every server catches up. Returns the
-/// virtual ms from healing until a leader was serving.
-fn liveness(world: &mut World) -> Result<u64, Failure> {
+/// virtual time; then lets the ensemble settle so every server catches up with what was
+/// committed before healing.
+fn liveness(world: &mut World) -> Result<Healed, Failure> {
     exhausted(world)?;
     world.heal_all();
     world.wake_clients();
@@ -227,10 +246,12 @@ fn liveness(world: &mut World) -> Result<u64, Failure> {
     };
     let done = |w: &World| w.clients_done() && has_leader(w);
     let mut leader_at_ms = has_leader(world).then_some(healed_ms);
+    let mut catch_up = CatchUp::at_heal(world);
     while !done(world) {
         if !world.run_one(deadline) {
             break;
         }
+        catch_up.observe(world);
         if leader_at_ms.is_none() && has_leader(world) {
             leader_at_ms = Some(world.now_ms);
         }
@@ -242,15 +263,113 @@ fn liveness(world: &mut World) -> Result<u64, Failure> {
             "liveness",
             format!(
                 "{allowed_ms} ms after healing ({ops_left} ops not started then): {pending} clients unfinished, leader={}",
-                world
-                    .servers
-                    .values()
-                    .any(|s| s.node.as_ref().is_some_and(|n| n.is_leader()))
+                has_leader(world)
             ),
         ));
     }
     let settle = world.now_ms + 5_000;
-    while world.run_one(settle) {}
+    while world.run_one(settle) {
+        catch_up.observe(world);
+    }
     exhausted(world)?;
-    Ok(leader_at_ms.unwrap_or(world.now_ms) - healed_ms)
+    let (catch_up_max_ms, catch_up_missed) = catch_up.slowest(world)?;
+    Ok(Healed {
+        time_to_leader_ms: leader_at_ms.unwrap_or(world.now_ms) - healed_ms,
+        op_after_heal_max_ms: op_after_heal_max_ms(&world.history, healed_ms),
+        catch_up_max_ms,
+        catch_up_missed,
+    })
+}
+
+/// The longest an operation took after healing: from healing for one pending then,
+/// from its invocation for one started after.
+fn op_after_heal_max_ms(history: &history::History, healed_ms: u64) -> u64 {
+    history
+        .ops
+        .iter()
+        .filter_map(|op| {
+            let done = op.completed_ms?;
+            (done > healed_ms).then(|| done - op.invoked_ms.max(healed_ms))
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// Every server's progress towards what was committed before healing.
+struct CatchUp {
+    healed_ms: u64,
+    /// The highest index applied anywhere at healing.
+    target: u64,
+    /// Per server: what it had applied at healing, and when it reached the target.
+    servers: std::collections::BTreeMap<paddock_core::ids::NodeId, (u64, Option<u64>)>,
+}
+
+impl CatchUp {
+    fn at_heal(world: &World) -> CatchUp {
+        let target = world
+            .history
+            .payloads
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or(0);
+        let servers = world
+            .servers
+            .iter()
+            .filter(|(_, s)| !s.disk_damaged)
+            .map(|(id, s)| {
+                let applied = s.node.as_ref().map_or(0, |n| n.applied_index());
+                (*id, (applied, (applied >= target).then_some(world.now_ms)))
+            })
+            .collect();
+        CatchUp {
+            healed_ms: world.now_ms,
+            target,
+            servers,
+        }
+    }
+
+    fn observe(&mut self, world: &World) {
+        for (id, (_, reached)) in &mut self.servers {
+            if reached.is_none()
+                && world
+                    .servers
+                    .get(id)
+                    .and_then(|s| s.node.as_ref())
+                    .is_some_and(|n| n.applied_index() >= self.target)
+            {
+                *reached = Some(world.now_ms);
+            }
+        }
+    }
+
+    /// The slowest server's time to catch up and what it missed; a server that never
+    /// did fails the run.
+    fn slowest(&self, world: &World) -> Result<(u64, u64), Failure> {
+        let mut slowest = (0, 0);
+        for (id, (applied, reached)) in &self.servers {
+            let Some(at) = reached else {
+                let now = world
+                    .servers
+                    .get(id)
+                    .and_then(|s| s.node.as_ref())
+                    .map(|n| n.applied_index());
+                return Err(Failure::new(
+                    "liveness",
+                    format!(
+                        "server {} did not catch up: it had applied index {applied} at healing and {now:?} at {} ms, {} ms later, short of index {} committed before healing",
+                        id.0,
+                        world.now_ms,
+                        world.now_ms - self.healed_ms,
+                        self.target
+                    ),
+                ));
+            };
+            let took = at - self.healed_ms;
+            if took >= slowest.0 {
+                slowest = (took, self.target.saturating_sub(*applied));
+            }
+        }
+        Ok(slowest)
+    }
 }

@@ -274,6 +274,7 @@ fn campaign(base: &RunOptions, seeds: &SeedRange, jobs: Option<usize>) -> ExitCo
     }
     println!("{}", report.speed_line());
     println!("{}", report.storage_line());
+    println!("bounds measured (largest): {}", report.measures.describe());
     println!("{}", report.summary_line());
     exit_code(report.failures.is_empty())
 }

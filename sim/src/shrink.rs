@@ -125,7 +125,7 @@ mod tests {
             trace_hash: 0,
             fault_plan: String::new(),
             fault_counts: crate::faults::FaultCounts::default(),
-            time_to_leader_ms: None,
+            measures: crate::monitor::Measures::default(),
             result,
         }
     }

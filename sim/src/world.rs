@@ -192,6 +192,8 @@ pub struct World {
     pub zxid_counter_max: u32,
     /// The run's event budget (`EVENTS_PER_OP_MAX` per op, at least `EVENTS_PER_RUN_MIN`).
     pub events_max: u64,
+    /// Bounds checked step by step (memory, leases, pipelining).
+    pub monitor: crate::monitor::Monitor,
     /// The run started from existing disks: servers starting for the first time record
     /// the log they load (`History::loaded`).
     from_disks: bool,
@@ -245,6 +247,7 @@ impl World {
             counts: FaultCounts::default(),
             zxid_counter_max,
             from_disks: start.is_some(),
+            monitor: crate::monitor::Monitor::default(),
             events_max: options
                 .ops
                 .saturating_mul(EVENTS_PER_OP_MAX)
@@ -273,6 +276,9 @@ impl World {
             let mut disk = SimDisk::with_files(config.limits.clone(), files.unwrap_or_default());
             #[cfg(feature = "planted-bugs")]
             disk.plant_bug(config.bug);
+            if world.configs.is_empty() {
+                world.monitor = crate::monitor::Monitor::new(voters.clone(), &config);
+            }
             world.configs.insert(id, config);
             world.servers.insert(
                 id,
@@ -450,6 +456,7 @@ impl World {
             }
         }
         self.trace.record(now, id.0, "start", String::new);
+        self.monitor.resumed(id, now);
         self.arm_tick(id);
         true
     }
@@ -480,6 +487,7 @@ impl World {
         server.node = None;
         server.paused_until_ms = 0;
         server.backlog.clear();
+        self.monitor.stopped(id);
         self.trace.record(now, id.0, "crash", String::new);
         // Tear first: a torn append's truncation could otherwise cut right after the
         // flipped record, making it the last one, which recovery would cut as torn.
@@ -571,7 +579,14 @@ impl World {
             return;
         }
         let mut out = Vec::new();
+        let from = match &input {
+            Input::Peer { from, .. } => Some(*from),
+            _ => None,
+        };
         node.step(clock, input, &mut out);
+        if let Some(config) = self.configs.get(&id) {
+            self.monitor.after_step(now, id, from, node, config);
+        }
         let applied = node.drain_applied();
         let digest = if applied.iter().any(|e| e.index % DIGEST_EVERY_INDEXES == 0) {
             Some(node.tree().digest())
@@ -636,6 +651,7 @@ impl World {
         match output {
             Output::Peer { to, msg } => {
                 self.count_sent(&msg);
+                self.monitor.sent(id, to, &msg);
                 if let PeerMessage::Replication(Message {
                     epoch,
                     body: MessageBody::AppendReply(AppendOutcome::Accepted { match_index }),
@@ -774,6 +790,7 @@ impl World {
             Event::Deliver { from, to, msg } => {
                 if self.net.connected(from, to) && self.running(to) {
                     self.trace.deliver(self.now_ms, from, to, &msg);
+                    self.monitor.delivered(from, to, &msg);
                     self.step(to, Input::Peer { from, msg });
                 }
             }
@@ -875,6 +892,7 @@ impl World {
         server.paused_until_ms = 0;
         server.backlog.clear();
         server.disk.stop();
+        self.monitor.stopped(id);
         let incarnation = server.incarnation;
         self.close_connections(id);
         let downtime_ms = self.rng.random_range(100..=3_000);

@@ -32,7 +32,7 @@ fn fault_free_runs_pass() {
     for seed in 0..4 {
         let report = run(seed, 3 + 2 * (seed % 2), FaultSet::default());
         assert_eq!(report.result, Ok(()), "{}", report.summary_line());
-        assert!(report.time_to_leader_ms.is_some());
+        assert!(report.measures.time_to_leader_ms.is_some());
         assert!(report.ops_completed > 0);
     }
 }

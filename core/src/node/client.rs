@@ -204,6 +204,11 @@ pub(super) enum Done<'a> {
 }
 
 impl Conn {
+    /// Bytes of requests received and not answered yet.
+    pub(super) fn queued_bytes(&self) -> usize {
+        self.queued_bytes
+    }
+
     /// Adds an identity the connection proved (once).
     pub(super) fn add_identity(&mut self, id: Id) {
         if !self.ids.contains(&id) {

@@ -28,6 +28,7 @@
 
 mod client;
 mod lead;
+mod memory;
 mod message;
 mod persist;
 mod reply;
@@ -52,6 +53,7 @@ use crate::watch::{WatchSummary, WatchTable};
 use crate::wire::FourLetterWord;
 
 pub use client::{ConnStats, EARLY_BYTES_MAX, QUEUE_BYTES_MAX};
+pub use memory::MemoryUse;
 pub use message::{
     Origin, PEER_DECODE_BYTES_MIN, PayloadError, PeerMessage, Proposal, ProposalBody, Write,
     WriteOp,
@@ -647,7 +649,14 @@ impl Node {
         std::mem::take(&mut self.applied_log)
     }
 
-    /// True when this server leads and serves writes.
+    /// The replication role (a leader is `Leader` from its election on, before it
+    /// serves: see [`Node::is_leader`]).
+    pub fn role(&self) -> replication::Role {
+        self.replica.role()
+    }
+
+    /// True once this node leads and serves (its epoch's first entry committed and
+    /// applied).
     pub fn is_leader(&self) -> bool {
         self.leading.is_some()
     }
@@ -887,6 +896,11 @@ impl Node {
         // Refused only if a leader's snapshot was installed meanwhile: nothing to offer or
         // cut then.
         if self.replica.snapshot_offer(meta).is_err() {
+            return;
+        }
+        // planted bug: unbounded-log-retention (the log is never cut behind a snapshot).
+        #[cfg(feature = "planted-bugs")]
+        if self.config.bug == Some(crate::bugs::Bug::UnboundedLogRetention) {
             return;
         }
         let cut = self

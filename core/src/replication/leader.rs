@@ -135,10 +135,18 @@ impl Replica {
                     .into());
                 }
                 let now_ms = self.now_ms;
+                #[cfg(feature = "planted-bugs")]
+                let bug = self.config.bug;
                 let progressed = self.leader_progress(from).is_some_and(|pr| {
                     let progressed = pr.on_accepted(match_index);
                     if progressed {
                         pr.last_progress_ms = now_ms;
+                    }
+                    // planted bug: never-pipelined (every acknowledgement goes back to
+                    // probing, one append at a time).
+                    #[cfg(feature = "planted-bugs")]
+                    if bug == Some(crate::bugs::Bug::NeverPipelined) {
+                        pr.become_probe(pr.match_index + 1);
                     }
                     progressed
                 });
@@ -429,6 +437,11 @@ impl Replica {
         }
         for pr in state.progress.values_mut() {
             pr.recently_active = false;
+        }
+        // planted bug: check-quorum-disabled (a leader never counts its contacts).
+        #[cfg(feature = "planted-bugs")]
+        if self.config.bug == Some(crate::bugs::Bug::CheckQuorumDisabled) {
+            active = self.config.quorum_size();
         }
         if active < self.config.quorum_size() {
             self.leader_contact_ms = None;

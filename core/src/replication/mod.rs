@@ -430,6 +430,11 @@ impl Replica {
         Ok((meta, dropped))
     }
 
+    /// Where the log starts (the index its first entry follows) and its last index.
+    pub fn log_span(&self) -> (u64, u64) {
+        (self.log.snapshot().index, self.log.last_index())
+    }
+
     /// The zxid of the entry at `index` in this replica's log (the snapshot's at the
     /// snapshot index), or `None` when it is compacted away or beyond the end.
     pub fn zxid_at(&self, index: u64) -> Option<Zxid> {

@@ -1,7 +1,10 @@
 //! The checkers: each reads the history of a finished run (and the servers' final state)
 //! and either passes or names the first bad event it found. They run in a fixed order —
 //! agreement, durability, linearizable, reads, sessions, watches, the recipes' own, the
-//! message budget — and the first failing one is the verdict. Liveness is checked by the run itself (`crate::liveness`).
+//! message budget, the liveness and efficiency bounds (`bounds`, over what the
+//! monitor and the liveness phase measured) — and the first failing one is the verdict.
+//! That every operation finishes at all after healing is checked by the run itself
+//! (its liveness phase).
 //!
 //! One replay of the committed sequence on a reference model (`model`) feeds the
 //! checkers that need state; the others are sorts and sweeps over the history
@@ -12,6 +15,7 @@
 //! there: ops beyond it are not checked and the watch checker is skipped.
 
 mod agreement;
+pub mod bounds;
 pub mod brute;
 pub mod budget;
 mod committed;
@@ -144,7 +148,8 @@ pub fn check(subject: &Subject<'_>) -> Result<(), Failure> {
         )?;
     }
     recipes::check(history)?;
-    budget::check(history)
+    budget::check(history)?;
+    bounds::check(history, subject.fault_free)
 }
 
 fn first(finding: Option<Failure>) -> Result<(), Failure> {

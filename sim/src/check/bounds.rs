@@ -1,0 +1,244 @@
+//! Liveness and efficiency with numbers: what the monitor (`crate::monitor`) and the
+//! liveness phase measured, against bounds derived from the servers' timing
+//! configuration (docs/consensus.md, Liveness and efficiency bounds). A run that is
+//! merely slow, stuck for a while, chatty or bloated fails here like a safety bug.
+//!
+//! - a bound a server broke while the run went on (memory, leader lease);
+//! - after healing: a leader within [`LEADER_TIMEOUTS`] election timeouts; every
+//!   operation done within [`OP_TIMEOUTS`] election timeouts of that leader; every
+//!   server caught up with what was committed before healing within
+//!   [`CATCH_UP_TIMEOUTS`] election timeouts of that leader plus
+//!   [`CATCH_UP_MS_PER_ENTRY`] per entry it missed;
+//! - without faults: no leadership but the first and those zxid rollovers force, and
+//!   heartbeats at their configured rate (commit notices, sent as heartbeats, counted
+//!   at one per follower and committed entry at most);
+//! - leaders pipeline: once a run committed [`PIPELINE_COMMITTED_MIN`] entries, some
+//!   leader had two appends in flight to one follower.
+
+use super::Failure;
+use crate::history::History;
+use crate::monitor::Measures;
+
+/// Election timeouts (the configured maximum) from healing until a leader serves: a
+/// pre-vote and a vote round after the first timeout, and a few split votes.
+pub const LEADER_TIMEOUTS: u64 = 5;
+/// Election timeouts after the leader serves within which every operation is done
+/// (clients that lost their connection reconnect, forwarded writes are sent again).
+pub const OP_TIMEOUTS: u64 = 2;
+/// Election timeouts after the leader serves within which every server holds what was
+/// committed before healing, before the per-entry part.
+pub const CATCH_UP_TIMEOUTS: u64 = 2;
+/// Catch-up time per entry missed, ms.
+pub const CATCH_UP_MS_PER_ENTRY: u64 = 2;
+/// Heartbeats (timed, and commit notices) per follower may exceed the configured rate
+/// by this many percent.
+pub const HEARTBEAT_SLACK_PERCENT: u64 = 10;
+/// Committed entries a run needs before its pipelining is judged.
+pub const PIPELINE_COMMITTED_MIN: u64 = 100;
+
+/// Checks the measures of a run.
+pub fn check(history: &History, fault_free: bool) -> Result<(), Failure> {
+    let m = &history.measures;
+    if let Some(breach) = &m.breach {
+        return Err(breach.clone());
+    }
+    after_heal(m)?;
+    if history.traffic.appends == 0 {
+        // Nobody counted the traffic (a real network's history): the rest is unknown.
+        return Ok(());
+    }
+    let committed = history.payloads.len() as u64;
+    if fault_free {
+        rates(history, m, committed)?;
+    }
+    if committed >= PIPELINE_COMMITTED_MIN && m.pipeline_depth_max < 2 && history.starts.is_empty()
+    {
+        return Err(Failure::new(
+            "bounds",
+            format!(
+                "{committed} entries committed and no leader ever had two appends in flight to one follower: replication is not pipelined"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn after_heal(m: &Measures) -> Result<(), Failure> {
+    let Some(leader_ms) = m.time_to_leader_ms else {
+        return Ok(());
+    };
+    let timeout = m.timing.election_timeout_ms_max;
+    let leader_bound = LEADER_TIMEOUTS * timeout;
+    if leader_ms > leader_bound {
+        return Err(Failure::new(
+            "bounds",
+            format!(
+                "no leader served until {leader_ms} ms after healing, above {LEADER_TIMEOUTS} election timeouts ({leader_bound} ms)"
+            ),
+        ));
+    }
+    let op_bound = leader_ms + OP_TIMEOUTS * timeout;
+    if m.op_after_heal_max_ms > op_bound {
+        return Err(Failure::new(
+            "bounds",
+            format!(
+                "an operation took {} ms after healing, above the leader's {leader_ms} ms and {OP_TIMEOUTS} election timeouts ({op_bound} ms)",
+                m.op_after_heal_max_ms
+            ),
+        ));
+    }
+    let catch_up_bound =
+        leader_ms + CATCH_UP_TIMEOUTS * timeout + m.catch_up_missed * CATCH_UP_MS_PER_ENTRY;
+    if m.catch_up_max_ms > catch_up_bound {
+        return Err(Failure::new(
+            "bounds",
+            format!(
+                "a server took {} ms after healing to apply the {} entries it missed, above {catch_up_bound} ms",
+                m.catch_up_max_ms, m.catch_up_missed
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn rates(history: &History, m: &Measures, committed: u64) -> Result<(), Failure> {
+    let rollovers = match m.timing.zxid_counter_max {
+        u32::MAX => 0,
+        max => committed.div_ceil(u64::from(max.max(1))),
+    };
+    if m.leaderships > 1 + rollovers {
+        return Err(Failure::new(
+            "bounds",
+            format!(
+                "{} leaderships without faults, where the first and {rollovers} zxid rollovers explain {}",
+                m.leaderships,
+                1 + rollovers
+            ),
+        ));
+    }
+    let followers = (history.applied.len() as u64).saturating_sub(1);
+    let timed = m.run_ms / m.timing.heartbeat_interval_ms.max(1) + 1;
+    let allowed = followers * (timed + committed) * (100 + HEARTBEAT_SLACK_PERCENT) / 100;
+    if history.traffic.heartbeats > allowed {
+        return Err(Failure::new(
+            "bounds",
+            format!(
+                "{} heartbeats to {followers} followers in {} ms without faults, above {allowed}: one per {} ms and one per committed entry ({committed}) each, and {HEARTBEAT_SLACK_PERCENT}%",
+                history.traffic.heartbeats, m.run_ms, m.timing.heartbeat_interval_ms
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::history::Traffic;
+    use crate::monitor::Timing;
+    use paddock_core::ids::{NodeId, Zxid};
+
+    fn history(committed: u64, measures: Measures) -> History {
+        let mut history = History::default();
+        for i in 1..=committed {
+            history.payloads.insert(i, (Zxid(i), Vec::new()));
+        }
+        for id in 1..=3 {
+            history.applied.insert(NodeId(id), Vec::new());
+        }
+        history.traffic = Traffic {
+            appends: committed,
+            entries: committed * 2,
+            heartbeats: 2 * (measures.run_ms / 50 + 1 + committed),
+            ..Traffic::default()
+        };
+        history.measures = measures;
+        history
+    }
+
+    fn healthy() -> Measures {
+        Measures {
+            leaderships: 1,
+            pipeline_depth_max: 4,
+            time_to_leader_ms: Some(800),
+            op_after_heal_max_ms: 900,
+            catch_up_max_ms: 1200,
+            catch_up_missed: 40,
+            run_ms: 10_000,
+            timing: Timing {
+                heartbeat_interval_ms: 50,
+                election_timeout_ms_max: 1000,
+                zxid_counter_max: u32::MAX,
+            },
+            ..Measures::default()
+        }
+    }
+
+    fn fails(history: &History, fault_free: bool, words: &str) {
+        let failure = check(history, fault_free).unwrap_err();
+        assert_eq!(failure.checker, "bounds");
+        assert!(failure.event.contains(words), "{}", failure.event);
+    }
+
+    #[test]
+    fn a_healthy_run_passes_and_each_bound_bites() {
+        check(&history(200, healthy()), true).unwrap();
+        let breach = Measures {
+            breach: Some(Failure::new("bounds", "server 1 holds too much")),
+            ..healthy()
+        };
+        fails(&history(200, breach), false, "holds too much");
+        let slow_leader = Measures {
+            time_to_leader_ms: Some(5001),
+            ..healthy()
+        };
+        fails(&history(200, slow_leader), false, "no leader served");
+        let slow_op = Measures {
+            op_after_heal_max_ms: 2801,
+            ..healthy()
+        };
+        fails(&history(200, slow_op), false, "an operation took 2801 ms");
+        let slow_catch_up = Measures {
+            catch_up_max_ms: 800 + 2000 + 80 + 1,
+            ..healthy()
+        };
+        fails(
+            &history(200, slow_catch_up),
+            false,
+            "to apply the 40 entries",
+        );
+        let elections = Measures {
+            leaderships: 2,
+            ..healthy()
+        };
+        fails(&history(200, elections.clone()), true, "2 leaderships");
+        check(&history(200, elections), false).unwrap();
+        let rollovers = Measures {
+            leaderships: 3,
+            timing: Timing {
+                zxid_counter_max: 100,
+                ..healthy().timing
+            },
+            ..healthy()
+        };
+        check(&history(200, rollovers), true).unwrap();
+        let serial = Measures {
+            pipeline_depth_max: 1,
+            ..healthy()
+        };
+        fails(&history(200, serial.clone()), false, "not pipelined");
+        check(&history(99, serial), false).unwrap();
+    }
+
+    #[test]
+    fn heartbeats_above_the_rate_fail_without_faults() {
+        let mut chatty = history(200, healthy());
+        let allowed = 2 * (10_000 / 50 + 1 + 200) * 110 / 100;
+        chatty.traffic.heartbeats = allowed;
+        check(&chatty, true).unwrap();
+        chatty.traffic.heartbeats = allowed + 1;
+        fails(&chatty, true, "heartbeats");
+        check(&chatty, false).unwrap();
+    }
+}

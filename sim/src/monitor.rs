@@ -1,0 +1,306 @@
+//! Bounds checked while a run goes on, step by step, rather than over its history at the
+//! end: what a server holds in memory, how long a leader cut off from a quorum keeps
+//! acting as leader, and whether leaders pipeline their appends. The world calls the
+//! monitor after every step of a server and on every peer message sent and delivered;
+//! the first breach is kept in [`Measures::breach`] and reported by the checkers
+//! (`check::bounds`) after every safety checker, so a safety bug that causes a breach is
+//! still reported as itself.
+//!
+//! The bounds, with the reasoning behind each, are in docs/consensus.md (Liveness and
+//! efficiency bounds).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use paddock_core::ids::{Epoch, NodeId};
+use paddock_core::node::{Node, NodeConfig, PeerMessage};
+use paddock_core::replication::{AppendOutcome, Message, MessageBody, Role};
+
+use crate::check::Failure;
+
+/// Largest clock drift a simulated server may have, parts per million
+/// (`faults::ClockSkew::drift_ppm_max` draws at most 20 000).
+const DRIFT_PPM_MAX: u64 = 20_000;
+
+/// What the monitor and the liveness phase measured over a run: the figures the bounds
+/// are checked against, also printed by campaigns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Measures {
+    /// The first bound a server broke while the run went on.
+    pub breach: Option<Failure>,
+    /// Leaderships begun (a server becoming leader), over the run.
+    pub leaderships: u64,
+    /// The longest a leader acted (took a step as leader) after it last heard from a
+    /// quorum of voters, ms.
+    pub lease_overrun_max_ms: u64,
+    /// The most `Append` messages one leader had in flight to one follower.
+    pub pipeline_depth_max: u64,
+    /// The most log entries one server held.
+    pub log_entries_max: u64,
+    /// The most log entries one server held not yet applied.
+    pub unapplied_max: u64,
+    /// The most writes one server had forwarded and not seen acknowledged.
+    pub forwarded_max: u64,
+    /// Virtual ms from healing until a leader was serving.
+    pub time_to_leader_ms: Option<u64>,
+    /// The longest an operation took to complete after healing (from healing for one
+    /// pending then, from its invocation for one started after), ms.
+    pub op_after_heal_max_ms: u64,
+    /// The longest a server took after healing to apply every entry committed before
+    /// healing, ms, and the entries it was missing then.
+    pub catch_up_max_ms: u64,
+    /// Entries the server that took `catch_up_max_ms` was missing at healing.
+    pub catch_up_missed: u64,
+    /// Virtual ms the run lasted.
+    pub run_ms: u64,
+    /// What the bounds derive from: the servers' timing configuration.
+    pub timing: Timing,
+}
+
+/// The configuration the bounds derive from (every simulated server has the same).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timing {
+    /// `heartbeat_interval_ms`.
+    pub heartbeat_interval_ms: u64,
+    /// `election_timeout_ms_max`.
+    pub election_timeout_ms_max: u64,
+    /// The zxid counters' limit (a leader steps down when its epoch's is used up).
+    pub zxid_counter_max: u32,
+}
+
+impl Timing {
+    /// The timing of `config`.
+    pub fn of(config: &NodeConfig) -> Timing {
+        Timing {
+            heartbeat_interval_ms: config.replication.heartbeat_interval_ms,
+            election_timeout_ms_max: config.replication.election_timeout_ms_max,
+            zxid_counter_max: config.replication.zxid_counter_max,
+        }
+    }
+}
+
+impl Measures {
+    /// Folds another run's measures in (maxima and sums), for a campaign's summary.
+    pub fn fold(&mut self, other: &Measures) {
+        self.leaderships = self.leaderships.max(other.leaderships);
+        self.lease_overrun_max_ms = self.lease_overrun_max_ms.max(other.lease_overrun_max_ms);
+        self.pipeline_depth_max = self.pipeline_depth_max.max(other.pipeline_depth_max);
+        self.log_entries_max = self.log_entries_max.max(other.log_entries_max);
+        self.unapplied_max = self.unapplied_max.max(other.unapplied_max);
+        self.forwarded_max = self.forwarded_max.max(other.forwarded_max);
+        self.time_to_leader_ms = self.time_to_leader_ms.max(other.time_to_leader_ms);
+        self.op_after_heal_max_ms = self.op_after_heal_max_ms.max(other.op_after_heal_max_ms);
+        self.run_ms = self.run_ms.max(other.run_ms);
+        if other.catch_up_max_ms > self.catch_up_max_ms {
+            self.catch_up_max_ms = other.catch_up_max_ms;
+            self.catch_up_missed = other.catch_up_missed;
+        }
+    }
+
+    /// One line of the figures.
+    pub fn describe(&self) -> String {
+        format!(
+            "leaderships={} lease_overrun_max={}ms pipeline_depth_max={} log_entries_max={} unapplied_max={} forwarded_max={} time_to_leader={}ms op_after_heal_max={}ms catch_up_max={}ms(missed {})",
+            self.leaderships,
+            self.lease_overrun_max_ms,
+            self.pipeline_depth_max,
+            self.log_entries_max,
+            self.unapplied_max,
+            self.forwarded_max,
+            self.time_to_leader_ms.unwrap_or(0),
+            self.op_after_heal_max_ms,
+            self.catch_up_max_ms,
+            self.catch_up_missed,
+        )
+    }
+}
+
+/// The longest a leader may go on acting after it last heard from a quorum, ms, for a
+/// configuration: its check-quorum runs every `election_timeout_ms_min` of its own
+/// clock and steps down at the first check that finds no quorum heard since the previous
+/// one, so the contact it last had can be almost two periods old; a drifting clock
+/// stretches that, and the check runs at the first tick due after its deadline.
+pub fn lease_bound_ms(config: &NodeConfig) -> u64 {
+    let period = config.replication.election_timeout_ms_min;
+    2 * period + 2 * period * DRIFT_PPM_MAX / 1_000_000 + config.replication.heartbeat_interval_ms
+}
+
+/// A leader's appends in flight to one follower, for the pipelining measure.
+#[derive(Debug, Default)]
+struct Pipe {
+    /// The leader's epoch when they were sent.
+    epoch: Epoch,
+    /// The last index of each append not yet acknowledged, in sending order.
+    in_flight: VecDeque<u64>,
+}
+
+/// The state the monitor keeps between steps.
+#[derive(Debug, Default)]
+pub struct Monitor {
+    voters: BTreeSet<NodeId>,
+    /// When each server last heard from each other server: (to, from) → true ms.
+    heard: BTreeMap<(NodeId, NodeId), u64>,
+    /// Servers leading now, since when (true ms).
+    leading_since: BTreeMap<NodeId, u64>,
+    /// When each server last resumed from a pause or started (true ms): a process that
+    /// does not run cannot act.
+    resumed: BTreeMap<NodeId, u64>,
+    /// Appends in flight: (leader, follower).
+    pipes: BTreeMap<(NodeId, NodeId), Pipe>,
+    /// What was measured.
+    pub measures: Measures,
+}
+
+impl Monitor {
+    /// A monitor of an ensemble of `voters`, each configured as `config`.
+    pub fn new(voters: BTreeSet<NodeId>, config: &NodeConfig) -> Monitor {
+        Monitor {
+            voters,
+            measures: Measures {
+                timing: Timing::of(config),
+                ..Measures::default()
+            },
+            ..Monitor::default()
+        }
+    }
+
+    /// Server `id` started or resumed at `now_ms`.
+    pub fn resumed(&mut self, id: NodeId, now_ms: u64) {
+        self.resumed.insert(id, now_ms);
+        self.leading_since.remove(&id);
+    }
+
+    /// Server `id` stopped (crashed).
+    pub fn stopped(&mut self, id: NodeId) {
+        self.leading_since.remove(&id);
+        self.pipes.retain(|(leader, _), _| *leader != id);
+    }
+
+    fn breach(&mut self, event: String) {
+        if self.measures.breach.is_none() {
+            self.measures.breach = Some(Failure::new("bounds", event));
+        }
+    }
+
+    /// Server `id` took a step at true time `now_ms`; `from` is the peer whose message it
+    /// was, if any.
+    pub fn after_step(
+        &mut self,
+        now_ms: u64,
+        id: NodeId,
+        from: Option<NodeId>,
+        node: &Node,
+        config: &NodeConfig,
+    ) {
+        if let Some(from) = from {
+            self.heard.insert((id, from), now_ms);
+        }
+        let memory = node.memory();
+        let m = &mut self.measures;
+        m.log_entries_max = m.log_entries_max.max(memory.log_entries);
+        m.unapplied_max = m.unapplied_max.max(memory.unapplied);
+        m.forwarded_max = m.forwarded_max.max(memory.forwarded);
+        if let Some(why) = memory.exceeded(config) {
+            self.breach(format!("server {} at {now_ms} ms {why}", id.0));
+        }
+        self.lease(now_ms, id, node.role(), config);
+    }
+
+    /// A leader acting long after it last heard from a quorum breaks its lease.
+    fn lease(&mut self, now_ms: u64, id: NodeId, role: Role, config: &NodeConfig) {
+        if role != Role::Leader {
+            self.leading_since.remove(&id);
+            return;
+        }
+        let since = *self.leading_since.entry(id).or_insert_with(|| {
+            self.measures.leaderships += 1;
+            now_ms
+        });
+        let mut heard: Vec<u64> = self
+            .voters
+            .iter()
+            .filter(|v| **v != id)
+            .map(|v| self.heard.get(&(id, *v)).copied().unwrap_or(0))
+            .collect();
+        heard.sort_unstable_by(|a, b| b.cmp(a));
+        // The leader counts itself; the quorum's last member heard is the one that
+        // matters.
+        let quorum = self.voters.len() / 2 + 1;
+        let contact = heard
+            .get(quorum.saturating_sub(2))
+            .copied()
+            .unwrap_or(now_ms);
+        let resumed = self.resumed.get(&id).copied().unwrap_or(0);
+        let fresh = contact.max(since).max(resumed);
+        let overrun = now_ms.saturating_sub(fresh);
+        self.measures.lease_overrun_max_ms = self.measures.lease_overrun_max_ms.max(overrun);
+        let bound = lease_bound_ms(config);
+        if overrun > bound {
+            self.breach(format!(
+                "server {} still acts as leader at {now_ms} ms, {overrun} ms after it last heard from a quorum (lease bound {bound} ms)",
+                id.0
+            ));
+        }
+    }
+
+    /// A peer message left `from` for `to` (the pipelining measure counts appends).
+    pub fn sent(&mut self, from: NodeId, to: NodeId, msg: &PeerMessage) {
+        let PeerMessage::Replication(Message {
+            epoch,
+            body:
+                MessageBody::Append {
+                    prev_index,
+                    entries,
+                    ..
+                },
+        }) = msg
+        else {
+            return;
+        };
+        if entries.is_empty() {
+            return;
+        }
+        let pipe = self.pipes.entry((from, to)).or_default();
+        if pipe.epoch != *epoch {
+            pipe.epoch = *epoch;
+            pipe.in_flight.clear();
+        }
+        // A resend from further back (after a rejection, a lost message or a re-probe)
+        // replaces what was in flight beyond its start.
+        while pipe.in_flight.back().is_some_and(|last| last > prev_index) {
+            pipe.in_flight.pop_back();
+        }
+        pipe.in_flight.push_back(prev_index + entries.len() as u64);
+        let depth = pipe.in_flight.len() as u64;
+        self.measures.pipeline_depth_max = self.measures.pipeline_depth_max.max(depth);
+    }
+
+    /// A peer message from `from` reached `to` (a follower's answer frees its leader's
+    /// pipeline).
+    pub fn delivered(&mut self, from: NodeId, to: NodeId, msg: &PeerMessage) {
+        let PeerMessage::Replication(Message {
+            epoch,
+            body: MessageBody::AppendReply(outcome),
+        }) = msg
+        else {
+            return;
+        };
+        let Some(pipe) = self.pipes.get_mut(&(to, from)) else {
+            return;
+        };
+        if pipe.epoch != *epoch {
+            return;
+        }
+        match outcome {
+            AppendOutcome::Accepted { match_index } => {
+                while pipe
+                    .in_flight
+                    .front()
+                    .is_some_and(|last| last <= match_index)
+                {
+                    pipe.in_flight.pop_front();
+                }
+            }
+            _ => pipe.in_flight.clear(),
+        }
+    }
+}
