@@ -83,11 +83,14 @@ pub enum Bug {
     /// Once a snapshot is durable the log before it is kept anyway: memory grows with
     /// every write for as long as the server runs.
     UnboundedLogRetention,
+    /// Every applied write scans the whole tree (recounting ephemerals for a status
+    /// figure): a write's cost grows with the tree instead of with what it touches.
+    ScanTreePerWrite,
 }
 
 impl Bug {
     /// Every bug, in the order of the issue.
-    pub const ALL: [Bug; 18] = [
+    pub const ALL: [Bug; 19] = [
         Bug::CommitWithoutQuorum,
         Bug::AckBeforePersist,
         Bug::NoTruncateOnSync,
@@ -106,6 +109,7 @@ impl Bug {
         Bug::CheckQuorumDisabled,
         Bug::NeverPipelined,
         Bug::UnboundedLogRetention,
+        Bug::ScanTreePerWrite,
     ];
 
     /// The command-line name.
@@ -129,6 +133,7 @@ impl Bug {
             Bug::CheckQuorumDisabled => "check-quorum-disabled",
             Bug::NeverPipelined => "never-pipelined",
             Bug::UnboundedLogRetention => "unbounded-log-retention",
+            Bug::ScanTreePerWrite => "scan-tree-per-write",
         }
     }
 }

@@ -23,3 +23,4 @@ pub mod storage;
 pub mod tree;
 pub mod watch;
 pub mod wire;
+pub mod work;

@@ -332,7 +332,7 @@ impl SessionTable {
 
     /// Every session, ascending by id.
     pub fn iter(&self) -> impl Iterator<Item = &Session> {
-        self.sessions.values()
+        self.sessions.values().inspect(|_| crate::work::visit(1))
     }
 
     /// Number of sessions, closing ones included.

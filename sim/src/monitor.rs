@@ -52,6 +52,12 @@ pub struct Measures {
     pub catch_up_missed: u64,
     /// Virtual ms the run lasted.
     pub run_ms: u64,
+    /// Work done by the servers' steps (`paddock_core::work`), summed over the run.
+    pub work: paddock_core::work::Work,
+    /// The most znodes and sessions one step visited.
+    pub step_visits_max: u64,
+    /// The most znodes any server held.
+    pub znodes_max: u64,
     /// What the bounds derive from: the servers' timing configuration.
     pub timing: Timing,
 }
@@ -90,6 +96,11 @@ impl Measures {
         self.time_to_leader_ms = self.time_to_leader_ms.max(other.time_to_leader_ms);
         self.op_after_heal_max_ms = self.op_after_heal_max_ms.max(other.op_after_heal_max_ms);
         self.run_ms = self.run_ms.max(other.run_ms);
+        self.step_visits_max = self.step_visits_max.max(other.step_visits_max);
+        self.znodes_max = self.znodes_max.max(other.znodes_max);
+        self.work.visited = self.work.visited.max(other.work.visited);
+        self.work.touched = self.work.touched.max(other.work.touched);
+        self.work.background = self.work.background.max(other.work.background);
         if other.catch_up_max_ms > self.catch_up_max_ms {
             self.catch_up_max_ms = other.catch_up_max_ms;
             self.catch_up_missed = other.catch_up_missed;
@@ -99,7 +110,9 @@ impl Measures {
     /// One line of the figures.
     pub fn describe(&self) -> String {
         format!(
-            "leaderships={} lease_overrun_max={}ms pipeline_depth_max={} log_entries_max={} unapplied_max={} forwarded_max={} time_to_leader={}ms op_after_heal_max={}ms catch_up_max={}ms(missed {})",
+            "step_visits_max={} background_visits={} leaderships={} lease_overrun_max={}ms pipeline_depth_max={} log_entries_max={} unapplied_max={} forwarded_max={} time_to_leader={}ms op_after_heal_max={}ms catch_up_max={}ms(missed {})",
+            self.step_visits_max,
+            self.work.background,
             self.leaderships,
             self.lease_overrun_max_ms,
             self.pipeline_depth_max,
@@ -123,6 +136,11 @@ pub fn lease_bound_ms(config: &NodeConfig) -> u64 {
     let period = config.replication.election_timeout_ms_min;
     2 * period + 2 * period * DRIFT_PPM_MAX / 1_000_000 + config.replication.heartbeat_interval_ms
 }
+
+/// Znodes and sessions one step may visit per unit it touched (`paddock_core::work`).
+pub const VISITS_PER_TOUCH: u64 = 4;
+/// Visits any step may make beyond that: a few lookups of its own.
+pub const VISITS_PER_STEP_SLACK: u64 = 64;
 
 /// A leader's appends in flight to one follower, for the pipelining measure.
 #[derive(Debug, Default)]
@@ -194,6 +212,7 @@ impl Monitor {
         if let Some(from) = from {
             self.heard.insert((id, from), now_ms);
         }
+        self.work(now_ms, id, paddock_core::work::take(), node);
         let memory = node.memory();
         let m = &mut self.measures;
         m.log_entries_max = m.log_entries_max.max(memory.log_entries);
@@ -203,6 +222,27 @@ impl Monitor {
             self.breach(format!("server {} at {now_ms} ms {why}", id.0));
         }
         self.lease(now_ms, id, node.role(), config);
+    }
+
+    /// A step's visits stay within what its operations touched; housekeeping is summed
+    /// (judged per simulated second by `check::bounds`).
+    fn work(&mut self, now_ms: u64, id: NodeId, work: paddock_core::work::Work, node: &Node) {
+        let m = &mut self.measures;
+        m.work.visited += work.visited;
+        m.work.touched += work.touched;
+        m.work.background += work.background;
+        m.step_visits_max = m.step_visits_max.max(work.visited);
+        m.znodes_max = m.znodes_max.max(node.tree().node_count() as u64);
+        let allowed = VISITS_PER_TOUCH * work.touched + VISITS_PER_STEP_SLACK;
+        if work.visited > allowed {
+            self.breach(format!(
+                "server {} at {now_ms} ms visited {} znodes and sessions in one step whose operations touched {} (at most {allowed}; the tree holds {})",
+                id.0,
+                work.visited,
+                work.touched,
+                node.tree().node_count()
+            ));
+        }
     }
 
     /// A leader acting long after it last heard from a quorum breaks its lease.

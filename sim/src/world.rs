@@ -579,6 +579,9 @@ impl World {
             return;
         }
         let mut out = Vec::new();
+        // The tally starts with the step: the world's own reads of a tree (digests for
+        // the checkers) are not the server's work.
+        let _ = paddock_core::work::take();
         let from = match &input {
             Input::Peer { from, .. } => Some(*from),
             _ => None,

@@ -672,12 +672,14 @@ impl Node {
             connections: self.conns.len() as u64,
             sessions: self.sessions.len() as u64,
             znodes: self.tree.node_count() as u64,
-            ephemerals: self
-                .tree
-                .ephemerals()
-                .values()
-                .map(|s| s.len() as u64)
-                .sum(),
+            ephemerals: crate::work::background(|| {
+                crate::work::visit(self.tree.ephemerals().len() as u64);
+                self.tree
+                    .ephemerals()
+                    .values()
+                    .map(|s| s.len() as u64)
+                    .sum()
+            }),
             watches: self.watches.summary(),
             payload_errors: self.payload_errors,
             latency: self.latency,
@@ -868,7 +870,8 @@ impl Node {
     /// their watches with setWatches, which reports the changes they missed (ZooKeeper's
     /// learners likewise drop their clients when they resync by snapshot).
     fn install_snapshot(&mut self, meta: SnapshotMeta, bytes: &[u8], out: &mut Vec<Output>) {
-        match snapshot_decode(bytes) {
+        // Decoding visits every znode: snapshot work, accounted as housekeeping.
+        match crate::work::background(|| snapshot_decode(bytes)) {
             Ok(snap) => {
                 let conns: Vec<ConnId> = self.conns.keys().copied().collect();
                 for conn in conns {
@@ -1068,9 +1071,11 @@ impl Node {
     fn sessions_reset(&mut self, now_ms: u64) {
         let tick = self.sessions.tick_ms();
         let mut fresh = SessionTable::new(tick);
-        for s in self.sessions.iter() {
-            let _ = fresh.create(s.id, s.password, s.timeout_ms, now_ms);
-        }
+        crate::work::background(|| {
+            for s in self.sessions.iter() {
+                let _ = fresh.create(s.id, s.password, s.timeout_ms, now_ms);
+            }
+        });
         self.sessions = fresh;
     }
 
@@ -1143,11 +1148,13 @@ impl Node {
         // With nothing pending, the prepared tree already equals the applied one.
         #[cfg(feature = "debug_invariants")]
         if leading.pending.is_empty() {
-            assert_eq!(
-                leading.tree.digest(),
-                self.tree.digest(),
-                "the prepared tree differs from the applied one with nothing pending"
-            );
+            crate::work::uncounted(|| {
+                assert_eq!(
+                    leading.tree.digest(),
+                    self.tree.digest(),
+                    "the prepared tree differs from the applied one with nothing pending"
+                )
+            });
         }
         leading.tree = self.tree.clone();
         for (_, txn) in &leading.pending {

@@ -9,6 +9,7 @@ use crate::acl::Acl;
 use crate::error::ZkError;
 use crate::ids::{SessionId, Zxid};
 use crate::watch::{Change, ChangeAcl};
+use crate::work;
 
 use super::DataTree;
 use super::node::{self, Mismatch, NodeKind, Nodes, Znode};
@@ -127,6 +128,18 @@ impl DataTree {
     /// reports its per-op results and the changes for the watch module, in order.
     /// Deterministic: the same txns in the same order give identical trees.
     pub fn apply(&mut self, txn: &Txn) -> Applied {
+        work::touch(super::TOUCHED_PER_WRITE);
+        // planted bug: scan-tree-per-write (the ephemerals recounted over the whole tree
+        // after every write, for a status figure).
+        #[cfg(feature = "planted-bugs")]
+        if self.config.bug == Some(crate::bugs::Bug::ScanTreePerWrite) {
+            let ephemerals = self
+                .nodes
+                .iter()
+                .filter(|(_, node)| matches!(node.kind, NodeKind::Ephemeral(_)))
+                .count();
+            std::hint::black_box(ephemerals);
+        }
         self.last_zxid = self.last_zxid.max(txn.zxid);
         let mut applied = Applied {
             zxid: txn.zxid,
@@ -186,6 +199,7 @@ impl DataTree {
 
     /// A multi: dry-run on a copy of the node map, then applied op by op (all ops share the zxid).
     fn apply_multi(&mut self, ops: &[TxnOp], txn: &Txn, applied: &mut Applied) {
+        work::touch(super::TOUCHED_PER_WRITE * ops.len() as u64);
         let mut dry_run = self.nodes.clone();
         let fits = ops
             .iter()
@@ -208,6 +222,7 @@ impl DataTree {
     /// (parent pzxid = this zxid, a `Deleted` change).
     fn apply_close_session(&mut self, session: SessionId, txn: &Txn, applied: &mut Applied) {
         let paths = self.ephemerals.remove(&session).unwrap_or_default();
+        work::touch(super::TOUCHED_PER_WRITE * paths.len() as u64);
         for path in paths {
             if let Ok((removed, parent_acl)) = node::delete(&mut self.nodes, &path, txn.zxid) {
                 let step = deleted_step(&path, removed, parent_acl);

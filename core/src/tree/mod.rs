@@ -27,8 +27,13 @@ use crate::acl::{self, Acl, Id, perms};
 use crate::error::ZkError;
 use crate::ids::{SessionId, Zxid};
 use crate::stat::Stat;
+use crate::work;
 
 use node::Nodes;
+
+/// Units of work a write touches by definition (docs/consensus.md, Work budget): its node,
+/// its parent, the check of each, and room for the ACL and sequence lookups.
+pub(crate) const TOUCHED_PER_WRITE: u64 = 8;
 pub use node::{NodeKind, Znode};
 pub use path::{
     CONFIG_PATH, QUOTA_PATH, ZOOKEEPER_PATH, is_special, sequence_suffix, validate as validate_path,
@@ -205,6 +210,7 @@ impl DataTree {
 
     /// The node at `path` if the caller holds one of the `wanted` permissions on it.
     fn readable(&self, path: &str, ids: &[Id], wanted: i32) -> Result<&Znode, ZkError> {
+        work::touch(2);
         let node = self.nodes.node(path).ok_or(ZkError::NoNode)?;
         if !self.config.skip_acl {
             acl::check(&node.acl, ids, wanted)?;
@@ -230,7 +236,9 @@ impl DataTree {
     /// getChildren: the child names, sorted. NONODE, NOAUTH (READ).
     pub fn get_children(&self, path: &str, ids: &[Id]) -> Result<Vec<String>, ZkError> {
         self.readable(path, ids, perms::READ)?;
-        Ok(self.nodes.children(path))
+        let names = self.nodes.children(path);
+        work::touch(names.len() as u64);
+        Ok(names)
     }
 
     /// The sorted child names of the node at `path` (none if it is absent), without ACL
@@ -242,7 +250,9 @@ impl DataTree {
     /// getChildren2: the sorted child names and the Stat. NONODE, NOAUTH (READ).
     pub fn get_children2(&self, path: &str, ids: &[Id]) -> Result<(Vec<String>, Stat), ZkError> {
         let node = self.readable(path, ids, perms::READ)?;
-        Ok((self.nodes.children(path), node.stat()))
+        let names = self.nodes.children(path);
+        work::touch(names.len() as u64);
+        Ok((names, node.stat()))
     }
 
     /// getAllChildrenNumber: the number of descendants (for `/`, every node but the root).
@@ -260,6 +270,7 @@ impl DataTree {
             .take_while(|(descendant, _)| descendant.starts_with(&prefix))
             .filter(|(descendant, _)| *descendant != "/")
             .count();
+        work::touch(count as u64 + 1);
         Ok(i32::try_from(count).unwrap_or(i32::MAX))
     }
 
@@ -327,6 +338,10 @@ impl DataTree {
         } else {
             ctx
         };
+        work::touch(match op {
+            Op::Multi(ops) => TOUCHED_PER_WRITE * (1 + ops.len() as u64),
+            _ => TOUCHED_PER_WRITE,
+        });
         let kind = match op {
             Op::Create(create) => TxnKind::Single(TxnOp::Create(prepare::create(
                 &self.nodes,
@@ -369,6 +384,10 @@ impl DataTree {
     /// children that had at least one (stored cversion > 0), and TTL nodes with no children
     /// whose `now_ms - mtime > ttl` (ContainerManager.getCandidates).
     pub fn deletion_candidates(&self, now_ms: i64) -> Vec<String> {
+        work::background(|| self.deletion_candidates_scan(now_ms))
+    }
+
+    fn deletion_candidates_scan(&self, now_ms: i64) -> Vec<String> {
         self.nodes
             .reapable()
             .filter(|(_, node)| node.child_count == 0)
@@ -388,6 +407,10 @@ impl DataTree {
     /// index holds exactly the container and TTL nodes. O(nodes); meant for tests and the
     /// simulator's expensive cross-checks, not for every apply.
     pub fn assert_invariants(&self) {
+        work::uncounted(|| self.assert_invariants_now());
+    }
+
+    fn assert_invariants_now(&self) {
         assert!(self.nodes.contains("/"), "the root is missing");
         let mut indexed = Ephemerals::new();
         let mut counted: BTreeMap<&str, u32> = BTreeMap::new();
@@ -433,6 +456,10 @@ impl DataTree {
     /// ACL; every session's ephemerals): 64-bit FNV-1a over a canonical, length-prefixed
     /// traversal in path order, so equal states give equal digests on every server.
     pub fn digest(&self) -> u64 {
+        work::background(|| self.digest_now())
+    }
+
+    fn digest_now(&self) -> u64 {
         let mut hash = Fnv1a::new();
         hash.u64(self.last_zxid.0);
         hash.u64(self.nodes.len() as u64);

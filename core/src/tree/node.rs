@@ -18,6 +18,7 @@ use crate::acl::Acl;
 use crate::ids::{SessionId, Zxid};
 use crate::stat::Stat;
 use crate::watch::ChangeAcl;
+use crate::work;
 
 use super::path;
 
@@ -210,16 +211,19 @@ fn child_prefix(path: &str) -> String {
 impl Nodes {
     /// The node at `path`, if any.
     pub(crate) fn node(&self, path: &str) -> Option<&Znode> {
+        work::visit(1);
         self.map.get(path).map(|node| &**node)
     }
 
     /// The node at `path` for changing, if any (copied first if another map shares it).
     pub(crate) fn node_mut(&mut self, path: &str) -> Option<&mut Znode> {
+        work::visit(1);
         self.map.get_mut(path).map(Arc::make_mut)
     }
 
     /// Whether a node is at `path`.
     pub(crate) fn contains(&self, path: &str) -> bool {
+        work::visit(1);
         self.map.contains_key(path)
     }
 
@@ -230,7 +234,10 @@ impl Nodes {
 
     /// Every node with its path, in path order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &Znode)> {
-        self.map.iter().map(|(path, node)| (&**path, &**node))
+        self.map.iter().map(|(path, node)| {
+            work::visit(1);
+            (&**path, &**node)
+        })
     }
 
     /// Every node whose path is `prefix` or sorts after it, in path order.
@@ -240,7 +247,10 @@ impl Nodes {
     ) -> impl Iterator<Item = (&'a str, &'a Znode)> + 'a {
         self.map
             .range::<_, str>((Bound::Included(prefix), Bound::Unbounded))
-            .map(|(path, node)| (&**path, &**node))
+            .map(|(path, node)| {
+                work::visit(1);
+                (&**path, &**node)
+            })
     }
 
     /// The container and TTL nodes' paths, in path order.
@@ -267,6 +277,7 @@ impl Nodes {
             .map
             .range::<_, str>((Bound::Excluded(prefix.as_str()), Bound::Unbounded));
         while let Some((key, _)) = range.next() {
+            work::visit(1);
             let Some(rest) = key.strip_prefix(prefix.as_str()) else {
                 break;
             };
@@ -335,12 +346,14 @@ impl Nodes {
         if matches!(node.kind, NodeKind::Container | NodeKind::Ttl { .. }) {
             self.reapable.insert(key.clone());
         }
+        work::visit(1);
         let replaced = self.map.insert(key, Arc::new(node));
         (acl, replaced)
     }
 
     /// Takes the node at `path` out.
     pub(crate) fn remove(&mut self, path: &str) -> Option<Arc<Znode>> {
+        work::visit(1);
         let node = self.map.remove(path)?;
         if matches!(node.kind, NodeKind::Container | NodeKind::Ttl { .. }) {
             self.reapable.remove(path);

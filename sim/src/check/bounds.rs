@@ -12,6 +12,9 @@
 //! - without faults: no leadership but the first and those zxid rollovers force, and
 //!   heartbeats at their configured rate (commit notices, sent as heartbeats, counted
 //!   at one per follower and committed entry at most);
+//! - housekeeping: at most [`BACKGROUND_PASSES_PER_SECOND`] pass over each server's tree
+//!   per simulated second (a step's own visits are judged as it happens, by the
+//!   monitor: within `VISITS_PER_TOUCH` per unit its operations touched);
 //! - leaders pipeline: once a run committed [`PIPELINE_COMMITTED_MIN`] entries, some
 //!   leader had two appends in flight to one follower.
 
@@ -33,6 +36,12 @@ pub const CATCH_UP_MS_PER_ENTRY: u64 = 2;
 /// Heartbeats (timed, and commit notices) per follower may exceed the configured rate
 /// by this many percent.
 pub const HEARTBEAT_SLACK_PERCENT: u64 = 10;
+/// Housekeeping (snapshot installs, session table rebuilds, the reaper's scan, status
+/// counts, digests) may pass over each server's whole tree (and a few dozen sessions)
+/// this many times per simulated second, at most.
+pub const BACKGROUND_PASSES_PER_SECOND: u64 = 1;
+/// What one pass may visit beyond the tree's znodes: the sessions and a few lookups.
+pub const BACKGROUND_PASS_SLACK: u64 = 64;
 /// Committed entries a run needs before its pipelining is judged.
 pub const PIPELINE_COMMITTED_MIN: u64 = 100;
 
@@ -43,6 +52,7 @@ pub fn check(history: &History, fault_free: bool) -> Result<(), Failure> {
         return Err(breach.clone());
     }
     after_heal(m)?;
+    background(history, m)?;
     if history.traffic.appends == 0 {
         // Nobody counted the traffic (a real network's history): the rest is unknown.
         return Ok(());
@@ -95,6 +105,24 @@ fn after_heal(m: &Measures) -> Result<(), Failure> {
             format!(
                 "a server took {} ms after healing to apply the {} entries it missed, above {catch_up_bound} ms",
                 m.catch_up_max_ms, m.catch_up_missed
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Housekeeping stays within its passes per simulated second.
+fn background(history: &History, m: &Measures) -> Result<(), Failure> {
+    let servers = history.applied.len() as u64;
+    let seconds = m.run_ms.div_ceil(1000) + 1;
+    let allowed =
+        BACKGROUND_PASSES_PER_SECOND * servers * (m.znodes_max + BACKGROUND_PASS_SLACK) * seconds;
+    if m.work.background > allowed {
+        return Err(Failure::new(
+            "bounds",
+            format!(
+                "housekeeping visited {} znodes and sessions over {} ms on {servers} servers of at most {} znodes, above {allowed} ({BACKGROUND_PASSES_PER_SECOND} pass per server per second)",
+                m.work.background, m.run_ms, m.znodes_max
             ),
         ));
     }
@@ -229,6 +257,17 @@ mod tests {
         };
         fails(&history(200, serial.clone()), false, "not pipelined");
         check(&history(99, serial), false).unwrap();
+    }
+
+    #[test]
+    fn housekeeping_beyond_a_pass_per_second_fails() {
+        let mut busy = history(200, healthy());
+        busy.measures.znodes_max = 36;
+        // 3 servers, 11 seconds, 100 visits a pass.
+        busy.measures.work.background = 3 * 100 * 11;
+        check(&busy, false).unwrap();
+        busy.measures.work.background += 1;
+        fails(&busy, false, "housekeeping visited 3301");
     }
 
     #[test]
