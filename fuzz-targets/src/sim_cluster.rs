@@ -45,6 +45,7 @@ pub fn options(data: &[u8]) -> RunOptions {
         bug: None,
         from_disks: None,
         workload: Default::default(),
+        preload_znodes: 0,
     }
 }
 

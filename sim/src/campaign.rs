@@ -23,6 +23,30 @@ use crate::check::Failure;
 use crate::options::RunOptions;
 use crate::{RunReport, run};
 
+/// One seed in this many runs from a preloaded large tree ([`LARGE_TREE_ZNODES`]
+/// znodes), unless the campaign's options already name a starting state.
+pub const LARGE_TREE_EVERY_SEEDS: u64 = 100;
+
+/// Znodes of a campaign's large-tree runs.
+pub const LARGE_TREE_ZNODES: u64 = 100_000;
+
+/// The options of `seed` in a campaign over `base`: seeds `99, 199, ...` start from a
+/// large tree.
+pub fn seed_options(base: &RunOptions, seed: u64) -> RunOptions {
+    let large = base.preload_znodes == 0
+        && base.from_disks.is_none()
+        && seed % LARGE_TREE_EVERY_SEEDS == LARGE_TREE_EVERY_SEEDS - 1;
+    RunOptions {
+        seed,
+        preload_znodes: if large {
+            LARGE_TREE_ZNODES
+        } else {
+            base.preload_znodes
+        },
+        ..base.clone()
+    }
+}
+
 /// Most worker threads a campaign starts, whatever `--jobs` says.
 pub const JOBS_MAX: usize = 256;
 
@@ -180,11 +204,7 @@ pub fn run_campaign(
             if seed >= end {
                 break;
             }
-            let options = RunOptions {
-                seed,
-                ..base.clone()
-            };
-            let report = run_guarded(&options);
+            let report = run_guarded(&seed_options(base, seed));
             on_done(&report);
             injected
                 .lock()
@@ -334,6 +354,25 @@ mod tests {
         );
         assert!(lines[2].starts_with("seed=9 "), "{lines:?}");
         assert_eq!(report.summary_line(), "2 passed, 2 failed");
+    }
+
+    // One seed in a hundred starts from a large tree, unless the options name a start.
+    #[test]
+    fn every_hundredth_seed_starts_from_a_large_tree() {
+        let base = RunOptions::default();
+        assert_eq!(seed_options(&base, 98).preload_znodes, 0);
+        assert_eq!(seed_options(&base, 99).preload_znodes, LARGE_TREE_ZNODES);
+        assert_eq!(seed_options(&base, 199).seed, 199);
+        let from_disks = RunOptions {
+            from_disks: Some("x".into()),
+            ..RunOptions::default()
+        };
+        assert_eq!(seed_options(&from_disks, 99).preload_znodes, 0);
+        assert!(
+            seed_options(&base, 99)
+                .replay_command()
+                .ends_with("--preload-znodes 100000")
+        );
     }
 
     // A panic payload's text is kept as the failure event.

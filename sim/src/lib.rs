@@ -15,6 +15,7 @@ pub mod history;
 pub mod monitor;
 pub mod net;
 pub mod options;
+pub mod preload;
 pub mod recipes;
 pub mod saved;
 pub mod shrink;
@@ -126,6 +127,18 @@ fn run_world(
     };
     let start = match &options.from_disks {
         Some(dir) => Some(saved::load_start(dir, options.nodes)?),
+        None if options.preload_znodes > 0 => {
+            let files = preload::files(
+                options.preload_znodes,
+                paddock_core::limits::Limits::default(),
+            )
+            .map_err(std::io::Error::other)?;
+            Some(
+                (1..=options.nodes)
+                    .map(|id| (paddock_core::ids::NodeId(id), files.clone()))
+                    .collect(),
+            )
+        }
         None => None,
     };
     let (mut world, liveness) = simulate_from(options, decisions, trace, start);

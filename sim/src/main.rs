@@ -52,6 +52,16 @@ struct Common {
     /// without their fencing token, the classic pitfall).
     #[arg(long, default_value = "mixed")]
     workload: paddock_sim::recipes::WorkloadKind,
+    /// Start every server from a snapshot of a tree of this many znodes under `/big`
+    /// (0: empty disks). A campaign without it runs one seed in 100 (99, 199, ...) from
+    /// 100 000 znodes.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        conflicts_with = "from_disks"
+    )]
+    preload_znodes: u64,
     /// Plant a known bug in core, by name (a build with the `planted-bugs` feature).
     #[cfg(feature = "planted-bugs")]
     #[arg(long, value_parser = parse_bug)]
@@ -80,6 +90,7 @@ impl Common {
             bug: None,
             from_disks: self.from_disks.clone(),
             workload: self.workload,
+            preload_znodes: self.preload_znodes,
         }
     }
 }

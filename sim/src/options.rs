@@ -135,6 +135,9 @@ pub struct RunOptions {
     pub from_disks: Option<std::path::PathBuf>,
     /// What the clients do: the random mix of every operation, or the recipes.
     pub workload: crate::recipes::WorkloadKind,
+    /// Start every server from a snapshot of a tree of this many znodes
+    /// (`crate::preload`); 0: from empty disks.
+    pub preload_znodes: u64,
 }
 
 impl Default for RunOptions {
@@ -148,6 +151,7 @@ impl Default for RunOptions {
             bug: None,
             from_disks: None,
             workload: crate::recipes::WorkloadKind::Mixed,
+            preload_znodes: 0,
         }
     }
 }
@@ -184,6 +188,9 @@ impl RunOptions {
         }
         if let Some(dir) = &self.from_disks {
             cmd.push_str(&format!(" --from-disks {}", dir.display()));
+        }
+        if self.preload_znodes > 0 {
+            cmd.push_str(&format!(" --preload-znodes {}", self.preload_znodes));
         }
         cmd
     }

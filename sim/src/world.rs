@@ -25,12 +25,21 @@ use crate::options::RunOptions;
 use crate::trace::Trace;
 use paddock_core::storage::{FileError, FileErrorKind, FileOp, Injected, MemFiles, StoreError};
 
-/// Sample a tree digest every this many applied indexes (agreement checks them).
+/// Sample a tree digest every this many applied indexes (agreement checks them); a run
+/// from a preloaded tree samples this many times less often per thousand znodes, so
+/// that hashing the tree stays a small part of the run.
 const DIGEST_EVERY_INDEXES: u64 = 16;
 
 /// The simulated servers' `ReplicationConfig::message_bytes_max`: far below the default
 /// 16 MiB, so that snapshots of the simulated trees go in pieces.
 pub const SIM_MESSAGE_BYTES_MAX: u64 = 1024;
+
+/// `NodeConfig::snapshot_every_entries` in a run from a preloaded large tree
+/// (`RunOptions::preload_znodes`).
+pub const LARGE_TREE_SNAPSHOT_EVERY_ENTRIES: u64 = 1_000_000;
+
+/// `ReplicationConfig::message_bytes_max` in a run from a preloaded large tree.
+pub const LARGE_TREE_MESSAGE_BYTES_MAX: u64 = 256 * 1024;
 
 /// The simulated servers' `NodeConfig::applied_per_step_max`: far below the default
 /// 1024, so that applying committed entries spans steps.
@@ -192,6 +201,8 @@ pub struct World {
     pub zxid_counter_max: u32,
     /// The run's event budget (`EVENTS_PER_OP_MAX` per op, at least `EVENTS_PER_RUN_MIN`).
     pub events_max: u64,
+    /// Sample a tree digest every this many applied indexes.
+    digest_every: u64,
     /// Bounds checked step by step (memory, leases, pipelining).
     pub monitor: crate::monitor::Monitor,
     /// The run started from existing disks: servers starting for the first time record
@@ -248,6 +259,7 @@ impl World {
             zxid_counter_max,
             from_disks: start.is_some(),
             monitor: crate::monitor::Monitor::default(),
+            digest_every: DIGEST_EVERY_INDEXES * (options.preload_znodes / 1000).max(1),
             events_max: options
                 .ops
                 .saturating_mul(EVENTS_PER_OP_MAX)
@@ -269,6 +281,12 @@ impl World {
             // interleaved with every other input, as a large batch does on a server.
             config.applied_per_step_max = SIM_APPLIED_PER_STEP_MAX;
             config.replication.zxid_counter_max = zxid_counter_max;
+            if options.preload_znodes > 0 {
+                // A large tree: no snapshot of it during the run (each would copy it to
+                // every disk), and pieces large enough that sending one stays cheap.
+                config.snapshot_every_entries = LARGE_TREE_SNAPSHOT_EVERY_ENTRIES;
+                config.replication.message_bytes_max = LARGE_TREE_MESSAGE_BYTES_MAX;
+            }
             #[cfg(feature = "planted-bugs")]
             config.plant_bug(options.bug.as_deref().and_then(|name| name.parse().ok()));
             let files = start.as_mut().and_then(|start| start.remove(&id));
@@ -591,7 +609,8 @@ impl World {
             self.monitor.after_step(now, id, from, node, config);
         }
         let applied = node.drain_applied();
-        let digest = if applied.iter().any(|e| e.index % DIGEST_EVERY_INDEXES == 0) {
+        let every = self.digest_every;
+        let digest = if applied.iter().any(|e| e.index % every == 0) {
             Some(node.tree().digest())
         } else {
             None

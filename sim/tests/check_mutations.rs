@@ -23,6 +23,7 @@ fn world(seed: u64) -> World {
         bug: None,
         from_disks: None,
         workload: Default::default(),
+        preload_znodes: 0,
     };
     let (world, liveness) = paddock_sim::simulate(&options, Trace::hash_only());
     liveness.unwrap();

@@ -15,6 +15,7 @@ fn run(seed: u64, nodes: u64, faults: FaultSet) -> paddock_sim::RunReport {
         bug: None,
         from_disks: None,
         workload: Default::default(),
+        preload_znodes: 0,
     };
     paddock_sim::run(&options, None).unwrap()
 }
@@ -117,4 +118,26 @@ fn a_follower_with_a_stalled_disk_does_not_cause_a_resend_storm() {
         nodes: 7,
         ..RunOptions::default()
     });
+}
+
+// A run from a preloaded tree of 20 000 znodes passes every checker, the bounds
+// included: the workload's writes cost what they touch, not what the tree holds.
+#[test]
+fn a_run_from_a_large_tree_passes() {
+    let options = RunOptions {
+        seed: 99,
+        nodes: 3,
+        clients: 6,
+        ops: 300,
+        preload_znodes: 20_000,
+        ..RunOptions::default()
+    };
+    let report = paddock_sim::run(&options, None).unwrap();
+    assert_eq!(report.result, Ok(()), "{}", report.summary_line());
+    assert!(
+        report.measures.znodes_max > 20_000,
+        "{}",
+        report.measures.describe()
+    );
+    assert!(report.committed > 20_000, "{}", report.summary_line());
 }

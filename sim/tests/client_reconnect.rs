@@ -23,6 +23,7 @@ fn options(seed: u64, clients: u32, ops: u64, faults: &str) -> RunOptions {
         bug: None,
         from_disks: None,
         workload: Default::default(),
+        preload_znodes: 0,
     }
 }
 

@@ -30,6 +30,7 @@ fn options(seed: u64, clients: u32, ops: u64) -> RunOptions {
         bug: None,
         from_disks: None,
         workload: Default::default(),
+        preload_znodes: 0,
     }
 }
 

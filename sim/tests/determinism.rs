@@ -18,6 +18,7 @@ fn options(seed: u64) -> RunOptions {
         bug: None,
         from_disks: None,
         workload: Default::default(),
+        preload_znodes: 0,
     }
 }
 

@@ -18,6 +18,7 @@ fn injected(seed: u64, faults: FaultSet) -> FaultCounts {
         bug: None,
         from_disks: None,
         workload: Default::default(),
+        preload_znodes: 0,
     };
     let mut world = World::new(&options, Trace::hash_only());
     while !world.clients_done() && world.run_one(120_000) {}
@@ -102,6 +103,7 @@ fn disk_damage_stays_a_minority() {
             bug: None,
             from_disks: None,
             workload: Default::default(),
+            preload_znodes: 0,
         };
         let mut world = World::new(&options, Trace::hash_only());
         while !world.clients_done() && world.run_one(120_000) {}
@@ -173,6 +175,7 @@ fn depose_strikes_cut_off_the_leader_then_its_successor() {
             bug: None,
             from_disks: None,
             workload: Default::default(),
+            preload_znodes: 0,
         };
         let report = paddock_sim::run(&options, Some(&path)).unwrap();
         assert_eq!(report.result, Ok(()), "{}", report.summary_line());

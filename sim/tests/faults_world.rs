@@ -59,6 +59,7 @@ fn world(seed: u64, faults: &[Fault]) -> World {
         bug: None,
         from_disks: None,
         workload: Default::default(),
+        preload_znodes: 0,
     };
     World::new(&options, Trace::hash_only())
 }
