@@ -20,7 +20,7 @@ PADDOCK_ORACLE_SEEDS="$seeds" cargo mutants \
   --profile mutants \
   --file 'core/src/replication/*.rs' --file 'core/src/node/*.rs' \
   --exclude core/src/replication/tests.rs \
-  --test-package paddock-sim \
+  --test-workspace=true \
   --shard "$shard" --sharding round-robin \
   --timeout 300 \
   --output "$out" \

@@ -138,6 +138,8 @@ pub struct Traffic {
     pub appends: u64,
     /// Log entries carried by them.
     pub entries: u64,
+    /// Payload bytes of those entries.
+    pub entry_bytes: u64,
     /// Heartbeats (timed, and commit notices).
     pub heartbeats: u64,
     /// Snapshot pieces.

@@ -220,10 +220,11 @@ pub struct Recipe {
     candidates: VecDeque<String>,
     produce_next: bool,
     produced: u64,
-    /// Config writer: values written; idle steps left before the next write (a
-    /// watcher: idle steps so far).
+    /// Config writer: values written, and idle steps left before the next write.
     written: u32,
     idle_left: u32,
+    /// Config watcher: idle steps so far (it looks every `WATCHER_LOOK_EVERY`).
+    idle_steps: u32,
     /// Config watcher: an event arrived (or the session is new): re-read.
     dirty: bool,
     /// Registry: this session's node is registered.
@@ -280,6 +281,7 @@ impl Recipe {
             produced: 0,
             written: 0,
             idle_left: 0,
+            idle_steps: 0,
             dirty: true,
             registered: false,
         }
@@ -397,8 +399,8 @@ impl Recipe {
                 watch: true,
             })]);
         }
-        self.idle_left += 1;
-        if ops_left == 3 || self.idle_left.is_multiple_of(WATCHER_LOOK_EVERY) {
+        self.idle_steps += 1;
+        if ops_left == 3 || self.idle_steps.is_multiple_of(WATCHER_LOOK_EVERY) {
             // A look: sync, then read without a watch (always as the last thing).
             return Step::Send(vec![
                 Request::Sync(PathRequest {

@@ -659,6 +659,8 @@ impl World {
                 MessageBody::Append { entries, .. } => {
                     traffic.appends += 1;
                     traffic.entries += entries.len() as u64;
+                    traffic.entry_bytes +=
+                        entries.iter().map(|e| e.payload.len() as u64).sum::<u64>();
                 }
                 MessageBody::Heartbeat { .. } => traffic.heartbeats += 1,
                 MessageBody::Snapshot { .. } => traffic.snapshot_pieces += 1,

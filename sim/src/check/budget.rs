@@ -10,6 +10,8 @@
 //! (a leader resending every unacknowledged entry on every heartbeat: up to 19 within
 //! 500 seeds; a leader answering each stale acknowledgement of a probe with the same
 //! probe while a follower's disk stalls, the storm this check found: 1500 on one seed).
+//! The same bound holds for `Append` messages (empty probes included, so a probe storm
+//! counts) and for the entries' payload bytes against the committed payload bytes.
 //! Snapshot pieces are not entries and are not counted here.
 //!
 //! Runs too short to judge (fewer than [`COMMITTED_MIN`] committed entries) and runs
@@ -33,6 +35,32 @@ pub fn check(history: &History) -> Result<(), Failure> {
         return Ok(());
     }
     let ideal = committed * followers;
+    let appends = history.traffic.appends;
+    if appends > ENTRIES_SENT_PER_IDEAL_MAX * ideal {
+        return Err(Failure::new(
+            "budget",
+            format!(
+                "leaders sent {appends} appends ({sent} entries) for {committed} committed entries to {followers} followers: {:.1} times the ideal {ideal} messages, above the bound of {ENTRIES_SENT_PER_IDEAL_MAX}",
+                appends as f64 / ideal as f64
+            ),
+        ));
+    }
+    let committed_bytes: u64 = history
+        .payloads
+        .values()
+        .map(|(_, payload)| payload.len() as u64)
+        .sum();
+    let ideal_bytes = committed_bytes * followers;
+    let bytes = history.traffic.entry_bytes;
+    if bytes > ENTRIES_SENT_PER_IDEAL_MAX * ideal_bytes {
+        return Err(Failure::new(
+            "budget",
+            format!(
+                "leaders sent {bytes} bytes of entries for {committed_bytes} committed bytes to {followers} followers: {:.1} times the ideal {ideal_bytes}, above the bound of {ENTRIES_SENT_PER_IDEAL_MAX}",
+                bytes as f64 / ideal_bytes.max(1) as f64
+            ),
+        ));
+    }
     if sent > ENTRIES_SENT_PER_IDEAL_MAX * ideal {
         return Err(Failure::new(
             "budget",
@@ -56,16 +84,35 @@ mod tests {
     fn history(committed: u64, servers: u64, entries_sent: u64) -> History {
         let mut history = History::default();
         for i in 1..=committed {
-            history.payloads.insert(i, (Zxid(i), Vec::new()));
+            history.payloads.insert(i, (Zxid(i), vec![0; 10]));
         }
         for id in 1..=servers {
             history.applied.insert(NodeId(id), Vec::new());
         }
         history.traffic = Traffic {
+            appends: entries_sent.div_ceil(4),
             entries: entries_sent,
+            entry_bytes: entries_sent * 10,
             ..Traffic::default()
         };
         history
+    }
+
+    // Empty probes and oversized entries are held to the same factor.
+    #[test]
+    fn a_probe_storm_or_a_byte_storm_fails() {
+        let mut probes = history(500, 5, 2000);
+        probes.traffic.appends = 500 * 4 * 12 + 1;
+        let failure = check(&probes).unwrap_err();
+        assert!(failure.event.contains("appends"), "{}", failure.event);
+        let mut bytes = history(500, 5, 2000);
+        bytes.traffic.entry_bytes = 500 * 10 * 4 * 12 + 1;
+        let failure = check(&bytes).unwrap_err();
+        assert!(
+            failure.event.contains("bytes of entries"),
+            "{}",
+            failure.event
+        );
     }
 
     #[test]
