@@ -6,7 +6,9 @@
 #   scripts/mutants.sh [SHARD/SHARDS] [SEEDS]
 #
 # SHARD/SHARDS (default 1/1) runs every SHARDS-th mutant (round-robin), so the run can
-# be spread over several sessions; SEEDS (default 150) is the oracle's seed count.
+# be spread over several sessions (cargo-mutants' baseline would test the mutated
+# package only, so it is skipped: the oracle passes on the unmutated tree in cargo test);
+# SEEDS (default 150) is the oracle's seed count.
 # Results land in target/mutants/shard-SHARD-of-SHARDS/mutants.out/ (caught.txt,
 # missed.txt, unviable.txt, timeout.txt); the README's score sums them.
 set -euo pipefail
@@ -20,7 +22,8 @@ PADDOCK_ORACLE_SEEDS="$seeds" cargo mutants \
   --profile mutants \
   --file 'core/src/replication/*.rs' --file 'core/src/node/*.rs' \
   --exclude core/src/replication/tests.rs \
-  --test-workspace=true \
+  --test-package paddock-sim \
+  --baseline skip \
   --shard "$shard" --sharding round-robin \
   --timeout 300 \
   --output "$out" \

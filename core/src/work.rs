@@ -54,8 +54,12 @@ pub(crate) fn visit(n: u64) {
     });
 }
 
-/// Counts `n` units an operation touched by definition.
+/// Counts `n` units an operation touched by definition (not inside [`background`]:
+/// housekeeping earns no allowance).
 pub(crate) fn touch(n: u64) {
+    if IN_BACKGROUND.with(Cell::get) {
+        return;
+    }
     TALLY.with(|tally| {
         let mut work = tally.get();
         work.touched = work.touched.saturating_add(n);
@@ -94,7 +98,10 @@ mod tests {
         let _ = take();
         visit(3);
         touch(2);
-        background(|| visit(5));
+        background(|| {
+            visit(5);
+            touch(7);
+        });
         visit(1);
         uncounted(|| {
             visit(100);

@@ -144,6 +144,9 @@ pub struct Traffic {
     pub heartbeats: u64,
     /// Snapshot pieces.
     pub snapshot_pieces: u64,
+    /// Client writes carried by `Forward` messages (a follower's writes to the leader),
+    /// retransmissions included.
+    pub forwarded_writes: u64,
     /// Every other peer message (votes, replies, forwards).
     pub other: u64,
 }

@@ -666,6 +666,10 @@ impl World {
                 MessageBody::Snapshot { .. } => traffic.snapshot_pieces += 1,
                 _ => traffic.other += 1,
             },
+            PeerMessage::Forward { writes, .. } => {
+                traffic.other += 1;
+                traffic.forwarded_writes += writes.len() as u64;
+            }
             _ => traffic.other += 1,
         }
     }

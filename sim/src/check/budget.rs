@@ -12,7 +12,9 @@
 //! probe while a follower's disk stalls, the storm this check found: 1500 on one seed).
 //! The same bound holds for `Append` messages (empty probes included, so a probe storm
 //! counts) and for the entries' payload bytes against the committed payload bytes.
-//! Snapshot pieces are not entries and are not counted here.
+//! Snapshot pieces are not entries and are not counted here. Writes that followers
+//! forward to the leader, retransmissions included, stay within
+//! [`FORWARDS_PER_COMMITTED_MAX`] per committed entry.
 //!
 //! Runs too short to judge (fewer than [`COMMITTED_MIN`] committed entries) and runs
 //! that started from existing disks (their followers may need the whole loaded log) are
@@ -23,6 +25,10 @@ use crate::history::History;
 
 /// Entries sent per entry of the ideal, at most (docs/consensus.md, Message budget).
 pub const ENTRIES_SENT_PER_IDEAL_MAX: u64 = 12;
+/// Writes forwarded by followers (retransmissions included) per committed entry, at
+/// most: each write is forwarded once to each leader it meets; lost acknowledgements and
+/// leader changes make a follower send it again.
+pub const FORWARDS_PER_COMMITTED_MAX: u64 = 12;
 /// Committed entries a run needs before its traffic is judged.
 pub const COMMITTED_MIN: u64 = 100;
 
@@ -58,6 +64,16 @@ pub fn check(history: &History) -> Result<(), Failure> {
             format!(
                 "leaders sent {bytes} bytes of entries for {committed_bytes} committed bytes to {followers} followers: {:.1} times the ideal {ideal_bytes}, above the bound of {ENTRIES_SENT_PER_IDEAL_MAX}",
                 bytes as f64 / ideal_bytes.max(1) as f64
+            ),
+        ));
+    }
+    let forwarded = history.traffic.forwarded_writes;
+    if forwarded > FORWARDS_PER_COMMITTED_MAX * committed {
+        return Err(Failure::new(
+            "budget",
+            format!(
+                "followers forwarded {forwarded} writes to leaders for {committed} committed entries: {:.1} per entry, above the bound of {FORWARDS_PER_COMMITTED_MAX}",
+                forwarded as f64 / committed as f64
             ),
         ));
     }
