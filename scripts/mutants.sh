@@ -25,6 +25,6 @@ PADDOCK_ORACLE_SEEDS="$seeds" cargo mutants \
   --test-package paddock-sim \
   --baseline skip \
   --shard "$shard" --sharding round-robin \
-  --timeout 300 \
+  --timeout 120 \
   --output "$out" \
   -- --test mutation_oracle
