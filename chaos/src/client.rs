@@ -213,7 +213,7 @@ fn connect(
         .and_then(|i| spec.servers.get(i));
     let stream = address.and_then(|a| TcpStream::connect_timeout(a, CONNECT_TIMEOUT).ok());
     let now = shared.now_ms();
-    let actions = client.opened(now, conn, server);
+    let actions = client.opened(now, conn, server, &mut shared.history());
     let Some(stream) = stream else {
         client.closed(now, &mut shared.history());
         return;

@@ -192,7 +192,20 @@ pub fn run_campaign(
     jobs: usize,
     on_done: &(dyn Fn(&RunReport) + Sync),
 ) -> CampaignReport {
+    run_campaign_until(base, seeds, jobs, on_done, false)
+}
+
+/// [`run_campaign`], starting no seed after one failed when `fail_fast` (the seeds
+/// already running finish): for an oracle that needs one failure, not all of them.
+pub fn run_campaign_until(
+    base: &RunOptions,
+    seeds: &SeedRange,
+    jobs: usize,
+    on_done: &(dyn Fn(&RunReport) + Sync),
+    fail_fast: bool,
+) -> CampaignReport {
     let started = Instant::now();
+    let failed = std::sync::atomic::AtomicBool::new(false);
     let next = AtomicU64::new(seeds.0.start);
     let end = seeds.0.end;
     let results: Mutex<(u64, u64, Vec<RunReport>)> = Mutex::new((0, 0, Vec::new()));
@@ -201,10 +214,13 @@ pub fn run_campaign(
     let worker = || {
         loop {
             let seed = next.fetch_add(1, Ordering::Relaxed);
-            if seed >= end {
+            if seed >= end || (fail_fast && failed.load(Ordering::Relaxed)) {
                 break;
             }
             let report = run_guarded(&seed_options(base, seed));
+            if report.result.is_err() {
+                failed.store(true, Ordering::Relaxed);
+            }
             on_done(&report);
             injected
                 .lock()
@@ -325,6 +341,20 @@ mod tests {
 
     // Failures print in seed order whatever order the workers found them in, each with
     // the exact command that replays it.
+    // Failing fast starts no seed after the first failure; otherwise every seed runs.
+    #[test]
+    fn a_fail_fast_campaign_stops_at_the_first_failure() {
+        let broken = RunOptions {
+            from_disks: Some("/nonexistent/paddock-disks".into()),
+            ..RunOptions::default()
+        };
+        let seeds = SeedRange(0..20);
+        let fast = run_campaign_until(&broken, &seeds, 1, &|_| {}, true);
+        assert_eq!(fast.failures.len(), 1);
+        let all = run_campaign_until(&broken, &seeds, 1, &|_| {}, false);
+        assert_eq!(all.failures.len(), 20);
+    }
+
     #[test]
     fn failures_print_sorted_with_replay_commands() {
         let failing = |seed| RunReport {

@@ -126,6 +126,9 @@ struct Link {
     splitter: FrameSplitter,
     /// The ConnectResponse arrived: the session is open on this connection.
     open: bool,
+    /// The credentials and watches were sent behind the ConnectRequest, before its
+    /// answer.
+    primed: bool,
     opened_ms: u64,
 }
 
@@ -424,15 +427,26 @@ impl SimClient {
         self.silent_until_ms = 0;
     }
 
-    /// The world opened the connection asked for by `Action::Connect`.
-    pub fn opened(&mut self, now_ms: u64, conn: ConnId, server: NodeId) -> Vec<Action> {
+    /// The world opened the connection asked for by `Action::Connect`. Clients of odd id
+    /// send their credentials and watches right behind the ConnectRequest, before its
+    /// answer, as the Java client's primeConnection does; the others wait for the answer,
+    /// as kazoo does.
+    pub fn opened(
+        &mut self,
+        now_ms: u64,
+        conn: ConnId,
+        server: NodeId,
+        history: &mut History,
+    ) -> Vec<Action> {
         self.connecting = false;
         self.last_server = Some(server);
+        let primed = self.id % 2 == 1;
         self.link = Some(Link {
             conn,
             server,
             splitter: FrameSplitter::new(wire::MAX_FRAME_BYTES_DEFAULT),
             open: false,
+            primed,
             opened_ms: now_ms,
         });
         let (session_id, passwd) = self.session.clone().unwrap_or((SessionId(0), vec![0; 16]));
@@ -448,10 +462,31 @@ impl SimClient {
         wire::encode_connect_request(&request, &mut payload);
         self.last_sent_ms = now_ms;
         self.last_heard_ms = now_ms;
-        vec![Action::Send {
+        let mut actions = vec![Action::Send {
             conn,
             bytes: wire::frame(&payload),
-        }]
+        }];
+        if primed {
+            self.prime(now_ms, conn, server, history, &mut actions);
+        }
+        actions
+    }
+
+    /// Re-sends every credential on a new connection before any other request, then the
+    /// watches of a session it resumes.
+    fn prime(
+        &mut self,
+        now_ms: u64,
+        conn: ConnId,
+        server: NodeId,
+        history: &mut History,
+        actions: &mut Vec<Action>,
+    ) {
+        self.reauthenticate(now_ms, conn, actions);
+        if self.session.is_some() && !self.watches.is_empty() && self.outstanding.is_none() {
+            let request = self.watches.set_watches_request(self.last_zxid);
+            actions.push(self.send_op(now_ms, conn, server, request, false, history));
+        }
     }
 
     /// The connection closed (server side, crash, or our own close). The outstanding
@@ -774,7 +809,7 @@ impl SimClient {
             return;
         };
         link.open = true;
-        let (conn, server) = (link.conn, link.server);
+        let (conn, server, primed) = (link.conn, link.server, link.primed);
         self.timeout_ms = u64::try_from(response.timeout_ms).unwrap_or(self.timeout_ms);
         let resumed = self.session.as_ref().map(|s| s.0) == Some(response.session_id);
         if !resumed {
@@ -788,10 +823,8 @@ impl SimClient {
             });
         }
         self.session = Some((response.session_id, response.passwd));
-        self.reauthenticate(now_ms, conn, actions);
-        if resumed && !self.watches.is_empty() {
-            let request = self.watches.set_watches_request(self.last_zxid);
-            actions.push(self.send_op(now_ms, conn, server, request, false, history));
+        if !primed {
+            self.prime(now_ms, conn, server, history, actions);
         }
     }
 

@@ -204,9 +204,11 @@ pub fn simulate_from(
 ) -> (World, Result<(), Failure>) {
     let mut world = World::with_start(options, decisions, trace, start);
     while !world.clients_done() && world.run_one(SAFETY_PHASE_MS_MAX) {}
+    let safety_ended_ms = world.now_ms;
     let liveness = liveness(&mut world);
     let mut measures = world.monitor.measures.clone();
     measures.run_ms = world.now_ms;
+    measures.time_writes(&world.history.ops, safety_ended_ms);
     if let Ok(heal) = &liveness {
         measures.time_to_leader_ms = Some(heal.time_to_leader_ms);
         measures.op_after_heal_max_ms = heal.op_after_heal_max_ms;

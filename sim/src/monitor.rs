@@ -52,6 +52,13 @@ pub struct Measures {
     pub catch_up_missed: u64,
     /// Virtual ms the run lasted.
     pub run_ms: u64,
+    /// The longest a write answered before the liveness phase took, invocation to reply,
+    /// ms.
+    pub write_latency_max_ms: u64,
+    /// The mean of those writes' latencies, ms (rounded up).
+    pub write_latency_mean_ms: u64,
+    /// The writes those latencies are over.
+    pub writes_timed: u64,
     /// Work done by the servers' steps (`paddock_core::work`), summed over the run.
     pub work: paddock_core::work::Work,
     /// The most znodes and sessions one step visited.
@@ -96,6 +103,9 @@ impl Measures {
         self.time_to_leader_ms = self.time_to_leader_ms.max(other.time_to_leader_ms);
         self.op_after_heal_max_ms = self.op_after_heal_max_ms.max(other.op_after_heal_max_ms);
         self.run_ms = self.run_ms.max(other.run_ms);
+        self.write_latency_max_ms = self.write_latency_max_ms.max(other.write_latency_max_ms);
+        self.write_latency_mean_ms = self.write_latency_mean_ms.max(other.write_latency_mean_ms);
+        self.writes_timed = self.writes_timed.max(other.writes_timed);
         self.step_visits_max = self.step_visits_max.max(other.step_visits_max);
         self.znodes_max = self.znodes_max.max(other.znodes_max);
         self.work.visited = self.work.visited.max(other.work.visited);
@@ -107,10 +117,33 @@ impl Measures {
         }
     }
 
+    /// Times the writes in `ops` answered successfully before `until_ms` (the liveness
+    /// phase, whose operations wait for healing).
+    pub fn time_writes(&mut self, ops: &[crate::history::OpRecord], until_ms: u64) {
+        let (mut sum, mut count, mut max) = (0, 0, 0);
+        for op in ops.iter().filter(|op| is_write(&op.request)) {
+            let (Some(done), crate::history::Outcome::Reply { err: 0, .. }) =
+                (op.completed_ms, &op.outcome)
+            else {
+                continue;
+            };
+            if done > until_ms {
+                continue;
+            }
+            let latency = done.saturating_sub(op.invoked_ms);
+            sum += latency;
+            count += 1;
+            max = u64::max(max, latency);
+        }
+        self.write_latency_max_ms = max;
+        self.write_latency_mean_ms = sum.div_ceil(u64::max(count, 1));
+        self.writes_timed = count;
+    }
+
     /// One line of the figures.
     pub fn describe(&self) -> String {
         format!(
-            "step_visits_max={} background_visits={} leaderships={} lease_overrun_max={}ms pipeline_depth_max={} log_entries_max={} unapplied_max={} forwarded_max={} time_to_leader={}ms op_after_heal_max={}ms catch_up_max={}ms(missed {})",
+            "step_visits_max={} background_visits={} leaderships={} lease_overrun_max={}ms pipeline_depth_max={} log_entries_max={} unapplied_max={} forwarded_max={} time_to_leader={}ms op_after_heal_max={}ms catch_up_max={}ms(missed {}) write_latency_max={}ms write_latency_mean={}ms",
             self.step_visits_max,
             self.work.background,
             self.leaderships,
@@ -123,6 +156,8 @@ impl Measures {
             self.op_after_heal_max_ms,
             self.catch_up_max_ms,
             self.catch_up_missed,
+            self.write_latency_max_ms,
+            self.write_latency_mean_ms,
         )
     }
 }
@@ -343,4 +378,21 @@ impl Monitor {
             _ => pipe.in_flight.clear(),
         }
     }
+}
+
+/// True for the requests the leader orders: they cost a round of replication.
+fn is_write(request: &paddock_core::wire::Request) -> bool {
+    use paddock_core::wire::Request;
+    matches!(
+        request,
+        Request::Create(_)
+            | Request::Create2(_)
+            | Request::CreateContainer(_)
+            | Request::CreateTtl(_)
+            | Request::Delete(_)
+            | Request::SetData(_)
+            | Request::SetAcl(_)
+            | Request::Multi(_)
+            | Request::DeleteContainer(_)
+    )
 }

@@ -1003,7 +1003,8 @@ impl World {
                         self.schedule(self.now_ms + 1, Event::ClientClosed { conn });
                     }
                     let now = self.now_ms;
-                    let actions = self.clients[client as usize].opened(now, conn, server);
+                    let actions =
+                        self.clients[client as usize].opened(now, conn, server, &mut self.history);
                     self.client_actions(client, actions);
                 }
                 Action::Send { conn, bytes } => {

@@ -15,6 +15,9 @@
 //! - housekeeping: at most [`BACKGROUND_PASSES_PER_SECOND`] pass over each server's tree
 //!   per simulated second (a step's own visits are judged as it happens, by the
 //!   monitor: within `VISITS_PER_TOUCH` per unit its operations touched);
+//! - without faults, writes are not held back by timers: their mean latency stays
+//!   within [`WRITE_LATENCY_MEAN_HEARTBEATS_PERCENT`] percent of a heartbeat interval
+//!   (a write needs a few network hops and two fsyncs, a fraction of it);
 //! - leaders pipeline: once a run committed [`PIPELINE_COMMITTED_MIN`] entries, some
 //!   leader had two appends in flight to one follower.
 
@@ -42,6 +45,15 @@ pub const HEARTBEAT_SLACK_PERCENT: u64 = 10;
 pub const BACKGROUND_PASSES_PER_SECOND: u64 = 1;
 /// What one pass may visit beyond the tree's znodes: the sessions and a few lookups.
 pub const BACKGROUND_PASS_SLACK: u64 = 64;
+/// The mean latency of the writes of a run without faults, in percent of the heartbeat
+/// interval, at most. Ideally a write costs six one-way hops (client, forward, append,
+/// acknowledgement, commit notice, reply) and two fsyncs, about half an interval in the
+/// simulator; a commit or an acknowledgement that waits for the next timer costs about
+/// an interval more per write. The slack above the ideal covers reordered forwards,
+/// which wait for their retransmission.
+pub const WRITE_LATENCY_MEAN_HEARTBEATS_PERCENT: u64 = 150;
+/// Writes a run needs before their mean latency is judged.
+pub const WRITE_LATENCY_WRITES_MIN: u64 = 50;
 /// Committed entries a run needs before its pipelining is judged.
 pub const PIPELINE_COMMITTED_MIN: u64 = 100;
 
@@ -60,6 +72,7 @@ pub fn check(history: &History, fault_free: bool) -> Result<(), Failure> {
     let committed = history.payloads.len() as u64;
     if fault_free {
         rates(history, m, committed)?;
+        write_latency(m)?;
     }
     if committed >= PIPELINE_COMMITTED_MIN && m.pipeline_depth_max < 2 && history.starts.is_empty()
     {
@@ -123,6 +136,24 @@ fn background(history: &History, m: &Measures) -> Result<(), Failure> {
             format!(
                 "housekeeping visited {} znodes and sessions over {} ms on {servers} servers of at most {} znodes, above {allowed} ({BACKGROUND_PASSES_PER_SECOND} pass per server per second)",
                 m.work.background, m.run_ms, m.znodes_max
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Without faults, writes complete within a fraction of a heartbeat interval on average.
+fn write_latency(m: &Measures) -> Result<(), Failure> {
+    let bound = m.timing.heartbeat_interval_ms * WRITE_LATENCY_MEAN_HEARTBEATS_PERCENT / 100;
+    if m.writes_timed >= WRITE_LATENCY_WRITES_MIN && m.write_latency_mean_ms > bound {
+        return Err(Failure::new(
+            "bounds",
+            format!(
+                "{} writes without faults took {} ms on average (the slowest {} ms), above {bound} ms ({WRITE_LATENCY_MEAN_HEARTBEATS_PERCENT}% of the {} ms heartbeat interval): something waits for a timer",
+                m.writes_timed,
+                m.write_latency_mean_ms,
+                m.write_latency_max_ms,
+                m.timing.heartbeat_interval_ms
             ),
         ));
     }
@@ -194,6 +225,9 @@ mod tests {
             catch_up_max_ms: 1200,
             catch_up_missed: 40,
             run_ms: 10_000,
+            write_latency_max_ms: 220,
+            write_latency_mean_ms: 20,
+            writes_timed: 400,
             timing: Timing {
                 heartbeat_interval_ms: 50,
                 election_timeout_ms_max: 1000,
@@ -257,6 +291,18 @@ mod tests {
         };
         fails(&history(200, serial.clone()), false, "not pipelined");
         check(&history(99, serial), false).unwrap();
+    }
+
+    #[test]
+    fn slow_writes_fail_without_faults() {
+        let mut slow = healthy();
+        slow.write_latency_mean_ms = 75;
+        check(&history(200, slow.clone()), true).unwrap();
+        slow.write_latency_mean_ms = 76;
+        fails(&history(200, slow.clone()), true, "took 76 ms on average");
+        check(&history(200, slow.clone()), false).unwrap();
+        slow.writes_timed = WRITE_LATENCY_WRITES_MIN - 1;
+        check(&history(200, slow), true).unwrap();
     }
 
     #[test]
