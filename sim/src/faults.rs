@@ -184,7 +184,7 @@ pub struct FaultPlan {
 }
 
 impl FaultPlan {
-    /// Chooses the plan of a run of `nodes` servers from the enabled `faults`. Each
+    /// Chooses the plan of a run of `nodes` voting servers from the enabled `faults`. Each
     /// enabled fault draws from `rng` whether it is active and its parameters, in the
     /// fixed order of `Fault::ALL`, so a plan is a pure function of the seed.
     pub fn choose(faults: &FaultSet, nodes: u64, rng: &mut Decisions) -> FaultPlan {

@@ -1,7 +1,8 @@
 //! Bounds checked while a run goes on, step by step, rather than over its history at the
 //! end: what a server holds in memory, how long a leader cut off from a quorum keeps
 //! acting as leader, and whether leaders pipeline their appends. The world calls the
-//! monitor after every step of a server and on every peer message sent and delivered;
+//! monitor after every step of a server and on every peer message sent and delivered
+//! (and it holds observers to their role: never a leader, never in an election);
 //! the first breach is kept in [`Measures::breach`] and reported by the checkers
 //! (`check::bounds`) after every safety checker, so a safety bug that causes a breach is
 //! still reported as itself.
@@ -229,8 +230,12 @@ impl Monitor {
     }
 
     fn breach(&mut self, event: String) {
+        self.breach_of("bounds", event);
+    }
+
+    fn breach_of(&mut self, checker: &'static str, event: String) {
         if self.measures.breach.is_none() {
-            self.measures.breach = Some(Failure::new("bounds", event));
+            self.measures.breach = Some(Failure::new(checker, event));
         }
     }
 
@@ -286,6 +291,12 @@ impl Monitor {
             self.leading_since.remove(&id);
             return;
         }
+        if !self.voters.contains(&id) {
+            self.breach_of(
+                "observers",
+                format!("observer {} became leader at {now_ms} ms", id.0),
+            );
+        }
         let since = *self.leading_since.entry(id).or_insert_with(|| {
             self.measures.leaderships += 1;
             now_ms
@@ -317,8 +328,28 @@ impl Monitor {
         }
     }
 
-    /// A peer message left `from` for `to` (the pipelining measure counts appends).
+    /// A peer message left `from` for `to` (the pipelining measure counts appends; an
+    /// observer never takes part in an election).
     pub fn sent(&mut self, from: NodeId, to: NodeId, msg: &PeerMessage) {
+        if let PeerMessage::Replication(Message { body, .. }) = msg
+            && matches!(
+                body,
+                MessageBody::PreVote { .. }
+                    | MessageBody::Vote { .. }
+                    | MessageBody::PreVoteReply { .. }
+                    | MessageBody::VoteReply { .. }
+            )
+            && !self.voters.is_empty()
+            && !self.voters.contains(&from)
+        {
+            self.breach_of(
+                "observers",
+                format!(
+                    "observer {} sent an election message to {}: {body:?}",
+                    from.0, to.0
+                ),
+            );
+        }
         let PeerMessage::Replication(Message {
             epoch,
             body:
@@ -395,4 +426,32 @@ fn is_write(request: &paddock_core::wire::Request) -> bool {
             | Request::Multi(_)
             | Request::DeleteContainer(_)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use paddock_core::ids::Zxid;
+
+    #[test]
+    fn an_observer_in_an_election_is_a_breach() {
+        let voters: BTreeSet<NodeId> = [NodeId(1), NodeId(2)].into();
+        let config = NodeConfig::new(NodeId(1), voters.clone());
+        let pre_vote = |epoch| {
+            PeerMessage::Replication(Message {
+                epoch: Epoch(epoch),
+                body: MessageBody::PreVote {
+                    last_index: 0,
+                    last_zxid: Zxid(0),
+                },
+            })
+        };
+        let mut monitor = Monitor::new(voters, &config);
+        monitor.sent(NodeId(2), NodeId(1), &pre_vote(1));
+        assert_eq!(monitor.measures.breach, None, "a voter campaigns");
+        monitor.sent(NodeId(3), NodeId(1), &pre_vote(1));
+        let breach = monitor.measures.breach.expect("an observer campaigned");
+        assert_eq!(breach.checker, "observers");
+        assert!(breach.event.contains("observer 3"), "{}", breach.event);
+    }
 }

@@ -122,7 +122,8 @@ pub struct Server {
     pub clock_offset_ms: i64,
     /// Clock drift, parts per million.
     pub clock_drift_ppm: i64,
-    /// Paused (a long stall) until this true time.
+    /// Paused (a long stall) until this true time; 0 once its resume event replayed the
+    /// inputs queued meanwhile.
     pub paused_until_ms: u64,
     /// The true time of the tick already armed, to avoid arming duplicates.
     pub tick_armed_ms: Option<u64>,
@@ -232,14 +233,23 @@ impl World {
         trace: Trace,
         mut start: Option<BTreeMap<NodeId, MemFiles>>,
     ) -> World {
-        let plan = FaultPlan::choose(&options.faults, options.nodes, &mut rng);
         let voters: std::collections::BTreeSet<NodeId> = (1..=options.nodes).map(NodeId).collect();
+        // One run in four adds an observer to the voters (the next id): it follows the
+        // log and serves clients, and never votes nor counts for a quorum.
+        let mut observers = std::collections::BTreeSet::new();
+        if rng.random_range(0..4) == 0 {
+            observers.insert(NodeId(options.nodes + 1));
+        }
+        // Faults that last (damaged disks) strike at most a minority of the voters.
+        let plan = FaultPlan::choose(&options.faults, options.nodes, &mut rng);
         // One run in four uses up its zxid counters every few hundred writes, so leaders
         // step down on rollover and the next epoch starts, under every other fault.
         let zxid_counter_max = match rng.random_range(0..4) {
             0 => rng.random_range(100..400),
             _ => u32::MAX,
         };
+        let members: Vec<NodeId> = voters.union(&observers).copied().collect();
+        let servers = members.len() as u64;
         let mut world = World {
             now_ms: 0,
             seq: 0,
@@ -266,8 +276,9 @@ impl World {
                 .max(EVENTS_PER_RUN_MIN),
             rng,
         };
-        for id in voters.iter().copied() {
+        for id in members {
             let mut config = NodeConfig::new(id, voters.clone());
+            config.replication.observers = observers.clone();
             config.record_applied = true;
             config.snapshot_every_entries = 200;
             // A short tail of log behind each snapshot (a few dozen entries), so that
@@ -329,7 +340,7 @@ impl World {
         for c in 0..options.clients {
             let ops = per_client + u64::from(u64::from(c) < extra);
             let client_faults = options.faults.has(crate::options::Fault::Client);
-            let client = SimClient::new(c, options.nodes, ops, client_faults);
+            let client = SimClient::new(c, servers, ops, client_faults);
             let client = match options.workload {
                 WorkloadKind::Mixed => client,
                 WorkloadKind::Recipes => client.with_recipe(true),
@@ -395,6 +406,11 @@ impl World {
     /// The scenario the seed chose: the fault plan, and a forced zxid rollover if any.
     pub fn describe_scenario(&self) -> String {
         let mut text = self.plan.describe();
+        if let Some(config) = self.configs.values().next() {
+            for observer in &config.replication.observers {
+                text.push_str(&format!(" observer={}", observer.0));
+            }
+        }
         if self.zxid_counter_max != u32::MAX {
             text.push_str(&format!(
                 " zxid-rollover=every {} writes",
@@ -592,7 +608,9 @@ impl World {
         let Some(node) = &mut server.node else {
             return;
         };
-        if server.paused_until_ms > now {
+        // A pause lasts until its resume event has replayed the backlog: an input due at
+        // the very instant the pause ends still queues behind what arrived during it.
+        if server.paused_until_ms != 0 {
             server.backlog.push_back(input);
             return;
         }

@@ -307,17 +307,17 @@ fn sessions_reject_phantom_expiry_leaked_ephemeral_and_early_expiry() {
 // delivered twice, and an event that never arrived though a later reply did, are caught.
 #[test]
 fn watches_reject_late_duplicate_and_missing_events() {
-    let w = world(18);
+    let w = world(20);
     assert!(
         !w.history.events.is_empty(),
-        "seed 18 delivers watch events"
+        "seed 20 delivers watch events"
     );
 
     // Delivering an event after a reply that already carried a later zxid is caught on
     // every connection the watch checker follows; it follows most of them.
     let mut caught_late = 0;
     let mut caught_twice = 0;
-    for index in 0..w.history.events.len().min(40) {
+    for index in 0..w.history.events.len().min(200) {
         let mut late = w.history.clone();
         late.events[index].client_zxid = i64::MAX;
         let verdict = check::check_history(&late);

@@ -1,6 +1,9 @@
 //! The checkers can fail: every planted bug (core's `planted-bugs` feature) is caught by a
-//! campaign of at most 500 seeds with default options, and the unbugged build passes the
-//! seeds that caught them. Prints a table of how many seeds each bug needed.
+//! campaign of at most 500 seeds with default options, even seeds on 5 servers and odd
+//! ones on 3 (the two ensemble sizes CI's campaigns run: a bug that needs few voters to
+//! agree, such as one lost log deciding an election, shows on 3 first), and the unbugged
+//! build passes the seeds that caught them. Prints a table of how many seeds each bug
+//! needed.
 //!
 //! Run as CI does: `cargo test --release -p paddock-sim --features planted-bugs --test
 //! planted_bugs -- --nocapture`. `PADDOCK_BUGS=name,name` limits the run to those bugs
@@ -35,6 +38,7 @@ enum Verdict {
 fn run_seed(seed: u64, bug: Option<Bug>) -> Verdict {
     let options = RunOptions {
         seed,
+        nodes: if seed % 2 == 1 { 3 } else { 5 },
         bug: bug.map(|b| b.name().to_owned()),
         ..RunOptions::default()
     };

@@ -15,9 +15,18 @@ use crate::ids::{Epoch, NodeId};
 use super::{EPOCH_MAX, HardState, Message, MessageBody, Output, Replica, RoleState, StepError};
 
 impl Replica {
-    /// The election timer fired: ask for pre-votes (voters only).
+    /// The election timer fired: a voter asks for pre-votes, an observer forgets its
+    /// silent leader.
     pub(super) fn election_timeout(&mut self, out: &mut Vec<Output>) {
-        if !self.is_voter() || matches!(self.role, RoleState::Leader(_)) {
+        if matches!(self.role, RoleState::Leader(_)) {
+            return;
+        }
+        if !self.is_voter() {
+            // An observer that has not heard from its leader for an election timeout
+            // stops taking it for the leader (its forwarded writes wait rather than go
+            // to a deposed leader) until a leader's append or heartbeat names one.
+            self.leader = None;
+            self.election_timer_reset();
             return;
         }
         if self.resync_needed {

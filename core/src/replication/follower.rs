@@ -83,7 +83,7 @@ impl Replica {
     fn follower_leader_contact(&mut self, from: NodeId) {
         self.leader = Some(from);
         self.leader_contact_ms = Some(self.now_ms);
-        if let RoleState::Follower = self.role {
+        if matches!(self.role, RoleState::Follower | RoleState::Observer) {
             self.election_timer_reset();
         }
     }

@@ -293,7 +293,8 @@ impl Replica {
                 // The only voter: no one to wait for, so it campaigns at the first tick
                 // (a standalone server serves a few fsyncs after it starts).
                 self.timers.insert(Timer::Election, self.now_ms);
-            } else if self.is_voter() {
+            } else {
+                // An observer's timer only makes it forget a leader gone silent.
                 self.election_timer_reset();
             }
         }
@@ -633,9 +634,7 @@ impl Replica {
         };
         self.leader = leader;
         self.timers.clear();
-        if self.is_voter() {
-            self.election_timer_reset();
-        }
+        self.election_timer_reset();
     }
 
     /// Changes the hard state; `flush_hard_state` asks for it to be made durable once per

@@ -412,6 +412,51 @@ fn stale_leader_learns_newer_epoch_and_steps_down() {
     );
 }
 
+// An observer never campaigns, but one whose leader fell silent for an election timeout
+// stops naming it (its forwarded writes would go to a deposed leader) until a leader
+// speaks again.
+#[test]
+fn an_observer_forgets_a_silent_leader_and_never_campaigns() {
+    let mut config = config(3, &[1, 2]);
+    config.observers.insert(NodeId(3));
+    let mut r = Replica::new(config, DurableState::default(), 5).unwrap();
+    r.step(0, Input::Tick, &mut Vec::new()).unwrap();
+    deliver(
+        &mut r,
+        1,
+        1,
+        msg(1, MessageBody::Heartbeat { commit_index: 0 }),
+    );
+    assert_eq!(r.role(), Role::Observer);
+    assert_eq!(r.status().leader, Some(NodeId(1)));
+    deliver(
+        &mut r,
+        150,
+        1,
+        msg(1, MessageBody::Heartbeat { commit_index: 0 }),
+    );
+    let mut out = Vec::new();
+    r.step(250, Input::Tick, &mut out).unwrap();
+    assert_eq!(
+        r.status().leader,
+        Some(NodeId(1)),
+        "heard within the timeout"
+    );
+    let deadline = r.next_deadline().expect("an observer keeps a timer");
+    assert!(deadline <= 350);
+    r.step(deadline, Input::Tick, &mut out).unwrap();
+    assert_eq!(r.status().leader, None);
+    assert_eq!(r.role(), Role::Observer);
+    assert!(sends(&out).is_empty(), "no pre-vote: {out:?}");
+    deliver(
+        &mut r,
+        400,
+        2,
+        msg(2, MessageBody::Heartbeat { commit_index: 0 }),
+    );
+    assert_eq!(r.status().leader, Some(NodeId(2)));
+}
+
 // Within one epoch, an append that would truncate entries the same leader already
 // confirmed is refused as a faulty message, and nothing is truncated.
 #[test]
