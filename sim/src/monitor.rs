@@ -122,7 +122,12 @@ impl Measures {
     /// phase, whose operations wait for healing).
     pub fn time_writes(&mut self, ops: &[crate::history::OpRecord], until_ms: u64) {
         let (mut sum, mut count, mut max) = (0, 0, 0);
-        for op in ops.iter().filter(|op| is_write(&op.request)) {
+        for op in ops.iter().filter(|op| {
+            matches!(
+                crate::check::expect::kind(&op.request, op.session),
+                crate::check::expect::Kind::Write(_)
+            )
+        }) {
             let (Some(done), crate::history::Outcome::Reply { err: 0, .. }) =
                 (op.completed_ms, &op.outcome)
             else {
@@ -409,23 +414,6 @@ impl Monitor {
             _ => pipe.in_flight.clear(),
         }
     }
-}
-
-/// True for the requests the leader orders: they cost a round of replication.
-fn is_write(request: &paddock_core::wire::Request) -> bool {
-    use paddock_core::wire::Request;
-    matches!(
-        request,
-        Request::Create(_)
-            | Request::Create2(_)
-            | Request::CreateContainer(_)
-            | Request::CreateTtl(_)
-            | Request::Delete(_)
-            | Request::SetData(_)
-            | Request::SetAcl(_)
-            | Request::Multi(_)
-            | Request::DeleteContainer(_)
-    )
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ pub mod bounds;
 pub mod brute;
 pub mod budget;
 mod committed;
-mod expect;
+pub(crate) mod expect;
 mod model;
 mod order;
 pub mod recipes;
