@@ -147,6 +147,8 @@ pub struct Traffic {
     /// Client writes carried by `Forward` messages (a follower's writes to the leader),
     /// retransmissions included.
     pub forwarded_writes: u64,
+    /// `Touch` messages (a follower's sessions with activity, for the leader's expiry).
+    pub touches: u64,
     /// Every other peer message (votes, replies, forwards).
     pub other: u64,
 }

@@ -79,6 +79,8 @@ pub struct Timing {
     pub election_timeout_ms_max: u64,
     /// The zxid counters' limit (a leader steps down when its epoch's is used up).
     pub zxid_counter_max: u32,
+    /// `tick_ms` (a follower reports its sessions' activity every half tick at most).
+    pub tick_ms: u64,
 }
 
 impl Timing {
@@ -88,6 +90,7 @@ impl Timing {
             heartbeat_interval_ms: config.replication.heartbeat_interval_ms,
             election_timeout_ms_max: config.replication.election_timeout_ms_max,
             zxid_counter_max: config.replication.zxid_counter_max,
+            tick_ms: config.tick_ms,
         }
     }
 }

@@ -688,6 +688,7 @@ impl World {
                 traffic.other += 1;
                 traffic.forwarded_writes += writes.len() as u64;
             }
+            PeerMessage::Touch { .. } => traffic.touches += 1,
             _ => traffic.other += 1,
         }
     }

@@ -18,6 +18,8 @@
 //! - without faults, writes are not held back by timers: their mean latency stays
 //!   within [`WRITE_LATENCY_MEAN_HEARTBEATS_PERCENT`] percent of a heartbeat interval
 //!   (a write needs a few network hops and two fsyncs, a fraction of it);
+//! - followers send their sessions' activity (`Touch`) at most [`TOUCH_SLACK`] times per
+//!   server and half tick;
 //! - leaders pipeline: once a run committed [`PIPELINE_COMMITTED_MIN`] entries, some
 //!   leader had two appends in flight to one follower.
 
@@ -54,6 +56,9 @@ pub const BACKGROUND_PASS_SLACK: u64 = 64;
 pub const WRITE_LATENCY_MEAN_HEARTBEATS_PERCENT: u64 = 150;
 /// Writes a run needs before their mean latency is judged.
 pub const WRITE_LATENCY_WRITES_MIN: u64 = 50;
+/// Touch messages per server and half tick, at most: one from the timer, and room for a
+/// restart or a clock drift within the period.
+pub const TOUCH_SLACK: u64 = 2;
 /// Committed entries a run needs before its pipelining is judged.
 pub const PIPELINE_COMMITTED_MIN: u64 = 100;
 
@@ -69,6 +74,7 @@ pub fn check(history: &History, fault_free: bool) -> Result<(), Failure> {
         // Nobody counted the traffic (a real network's history): the rest is unknown.
         return Ok(());
     }
+    touches(history, m)?;
     let committed = history.payloads.len() as u64;
     if fault_free {
         rates(history, m, committed)?;
@@ -136,6 +142,24 @@ fn background(history: &History, m: &Measures) -> Result<(), Failure> {
             format!(
                 "housekeeping visited {} znodes and sessions over {} ms on {servers} servers of at most {} znodes, above {allowed} ({BACKGROUND_PASSES_PER_SECOND} pass per server per second)",
                 m.work.background, m.run_ms, m.znodes_max
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Followers report their sessions' activity to the leader at most once per half tick
+/// each (the Touch timer), and once more per start.
+fn touches(history: &History, m: &Measures) -> Result<(), Failure> {
+    let servers = history.applied.len() as u64;
+    let period = (m.timing.tick_ms / 2).max(1);
+    let allowed = TOUCH_SLACK * servers * (m.run_ms / period + 1);
+    if history.traffic.touches > allowed {
+        return Err(Failure::new(
+            "bounds",
+            format!(
+                "{} session touches sent in {} ms by {servers} servers, above {allowed} ({TOUCH_SLACK} per server per {period} ms, half a tick)",
+                history.traffic.touches, m.run_ms
             ),
         ));
     }
@@ -232,6 +256,7 @@ mod tests {
                 heartbeat_interval_ms: 50,
                 election_timeout_ms_max: 1000,
                 zxid_counter_max: u32::MAX,
+                tick_ms: 2000,
             },
             ..Measures::default()
         }
@@ -303,6 +328,17 @@ mod tests {
         check(&history(200, slow.clone()), false).unwrap();
         slow.writes_timed = WRITE_LATENCY_WRITES_MIN - 1;
         check(&history(200, slow), true).unwrap();
+    }
+
+    #[test]
+    fn touches_beyond_two_per_half_tick_fail() {
+        let mut chatty = history(200, healthy());
+        chatty.measures.timing.tick_ms = 2000;
+        // 3 servers, 10 000 ms: 11 half ticks each.
+        chatty.traffic.touches = 2 * 3 * 11;
+        check(&chatty, false).unwrap();
+        chatty.traffic.touches += 1;
+        fails(&chatty, false, "67 session touches");
     }
 
     #[test]
