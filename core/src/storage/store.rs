@@ -126,6 +126,15 @@ pub enum ContentError {
         /// The index that should come next.
         expected: u64,
     },
+    /// A record follows index `u64::MAX` (the snapshot's or the previous record's): no
+    /// index can come next.
+    #[error("record at zxid {zxid} follows index {previous}, the largest an index can be")]
+    IndexOverflow {
+        /// The record's zxid.
+        zxid: Zxid,
+        /// The index it follows.
+        previous: u64,
+    },
     /// `loghead` is not `paddock loghead 1` then a log segment's name (another format
     /// version, or damage).
     #[error("{found:?} is not \"paddock loghead 1\" then a log segment's name")]
@@ -886,7 +895,13 @@ impl<F: Files> Store<F> {
                     source,
                 };
                 let (index, payload) = split_index(record.payload, record.zxid).map_err(content)?;
-                let expected = entries.last().map_or(snapshot.index, |e| e.index) + 1;
+                let previous = entries.last().map_or(snapshot.index, |e| e.index);
+                let Some(expected) = previous.checked_add(1) else {
+                    return Err(content(ContentError::IndexOverflow {
+                        zxid: record.zxid,
+                        previous,
+                    }));
+                };
                 if index != expected {
                     return Err(content(ContentError::IndexGap {
                         zxid: record.zxid,
@@ -1114,7 +1129,11 @@ impl<F: Files> Store<F> {
     /// the first dropped entry is cut at its record, and the next append starts a fresh
     /// segment (whose name, the first new zxid, then stays a true lower bound).
     fn truncate_after(&mut self, keep: u64) -> Result<(), StoreError> {
-        let Some((_, first_dropped)) = self.positions.range(keep + 1..).next() else {
+        // Nothing follows index u64::MAX: there is nothing to drop.
+        let Some(first_gone) = keep.checked_add(1) else {
+            return Ok(());
+        };
+        let Some((_, first_dropped)) = self.positions.range(first_gone..).next() else {
             return Ok(());
         };
         let first_dropped = *first_dropped;
@@ -1133,7 +1152,7 @@ impl<F: Files> Store<F> {
             }
         }
         self.files.sync_dir(Dir::Log)?;
-        self.positions.split_off(&(keep + 1));
+        self.positions.split_off(&first_gone);
         self.log_head_write()
     }
 
@@ -1215,7 +1234,11 @@ impl<F: Files> Store<F> {
     /// A snapshot file for `meta` is durable: the entries it covers are forgotten here
     /// (purging removes their segments), and later appends go to a new segment.
     pub fn snapshot_written(&mut self, meta: SnapshotMeta) -> Result<(), StoreError> {
-        self.positions = self.positions.split_off(&(meta.index + 1));
+        self.positions = match meta.index.checked_add(1) {
+            Some(first_kept) => self.positions.split_off(&first_kept),
+            // A snapshot at index u64::MAX covers every entry.
+            None => BTreeMap::new(),
+        };
         self.close_current()
     }
 
@@ -1328,6 +1351,51 @@ mod tests {
 
     fn reopen(store: Store<MemFiles>) -> (Store<MemFiles>, Opened) {
         open(store.files)
+    }
+
+    // A snapshot claiming index u64::MAX followed by a record: recovery refuses the
+    // record (no index can follow) rather than overflow computing the next index.
+    #[test]
+    fn a_record_after_index_max_is_refused_not_overflowed() {
+        let (mut s, _) = open(MemFiles::new());
+        let meta = SnapshotMeta {
+            index: u64::MAX,
+            zxid: Zxid(1 << 32 | 5),
+        };
+        write_snapshot_file(s.files_mut(), &Limits::default(), meta, b"x").unwrap();
+        s.append(None, &[entry(7, 1, 6)]).unwrap();
+        s.sync().unwrap();
+        let err = Store::open(s.files, config()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::Content {
+                    source: ContentError::IndexOverflow {
+                        previous: u64::MAX,
+                        ..
+                    },
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+
+    // Indexes at u64::MAX (from a peer, through the node) cut or cover nothing more
+    // instead of overflowing.
+    #[test]
+    fn index_max_truncates_and_snapshots_without_overflow() {
+        let (mut s, _) = open(MemFiles::new());
+        s.append(None, &[entry(1, 1, 1), entry(2, 1, 2)]).unwrap();
+        s.sync().unwrap();
+        s.append(Some(u64::MAX), &[]).unwrap();
+        assert_eq!(s.indexes().collect::<Vec<_>>(), [1, 2]);
+        let meta = SnapshotMeta {
+            index: u64::MAX,
+            zxid: Zxid(1 << 32 | 2),
+        };
+        s.snapshot_written(meta).unwrap();
+        assert_eq!(s.indexes().count(), 0);
     }
 
     // Appended, synced entries and the hard state come back after a reopen; across
