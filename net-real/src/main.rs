@@ -28,6 +28,11 @@ const EXIT_IO: u8 = 3;
 /// Exit code for a server that could not start.
 const EXIT_START: u8 = 4;
 
+/// Longest `ctl bench --seconds`: far below where `Instant + Duration` overflows.
+const BENCH_SECONDS_MAX: u64 = u32::MAX as u64;
+/// Largest `ctl bench --size`, in bytes.
+const BENCH_SIZE_MAX: u64 = 1 << 30;
+
 #[derive(Parser)]
 #[command(
     name = "paddock",
@@ -129,12 +134,13 @@ enum Verb {
         /// Concurrent sessions, one thread each.
         #[arg(long, default_value_t = 16)]
         clients: u32,
-        /// Run time in seconds.
-        #[arg(long, default_value_t = 5)]
+        /// Run time in seconds (1 to 2^32 - 1: the deadline must be a time the clock has).
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=BENCH_SECONDS_MAX))]
         seconds: u64,
-        /// Bytes of data per znode.
-        #[arg(long, default_value_t = 100)]
-        size: usize,
+        /// Bytes of data per znode (at most 1 GiB; a server refuses more than its
+        /// jute.maxbuffer anyway).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(0..=BENCH_SIZE_MAX))]
+        size: u64,
     },
 }
 
@@ -300,12 +306,20 @@ fn bench(
     kind: &str,
     clients: u32,
     seconds: u64,
-    size: usize,
+    size: u64,
 ) -> Result<(), ClientError> {
     let write = kind == "write";
     let ops = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let data = vec![b'x'; size];
+    let out_of_range = |what: &str| {
+        ClientError::Io(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{what} is out of range"),
+        ))
+    };
+    let deadline = Instant::now()
+        .checked_add(Duration::from_secs(seconds))
+        .ok_or_else(|| out_of_range("--seconds"))?;
+    let data = vec![b'x'; usize::try_from(size).map_err(|_| out_of_range("--size"))?];
     let mut setup = Client::connect(server, 30_000)?;
     let _ = setup.create("/paddock-bench", b"", 0);
     let mut threads = Vec::new();
@@ -313,8 +327,9 @@ fn bench(
         let server = server.to_owned();
         let ops = ops.clone();
         let data = data.clone();
-        threads.push(std::thread::spawn(
-            move || -> Result<Vec<u32>, ClientError> {
+        // Builder::spawn: too many --clients is an error, not a panic.
+        let spawned =
+            std::thread::Builder::new().spawn(move || -> Result<Vec<u32>, ClientError> {
                 let mut c = Client::connect(&server, 30_000)?;
                 let path = format!("/paddock-bench/n{i}");
                 if c.exists(&path, false)?.is_none() {
@@ -333,8 +348,8 @@ fn bench(
                 }
                 c.close()?;
                 Ok(latencies_us)
-            },
-        ));
+            })?;
+        threads.push(spawned);
     }
     let mut latencies_us = Vec::new();
     for thread in threads {

@@ -76,3 +76,25 @@ fn watch_prints_the_next_event() {
     c.close().unwrap();
     server.shutdown().unwrap();
 }
+
+// `bench` arguments the clock or the allocator cannot honour are refused by the argument
+// parser (exit 2, naming the flag); they used to panic (Instant + Duration overflow, a
+// capacity overflow) before any connection was made.
+#[test]
+fn bench_refuses_out_of_range_arguments() {
+    for args in [
+        ["--seconds", "18446744073709551615"],
+        ["--seconds", "0"],
+        ["--size", "18446744073709551615"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_paddock"))
+            .args(["ctl", "--server", "127.0.0.1:1", "bench"])
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(args[0]), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
