@@ -19,7 +19,9 @@ pub const FRAME_PREFIX_BYTES: usize = 4;
 
 /// Prefixes `payload` with its length, giving the bytes to put on the socket.
 pub fn frame(payload: &[u8]) -> Vec<u8> {
-    let len = i32::try_from(payload.len()).expect("frame payloads are size-limited below 2 GiB");
+    // Replies: encode_reply turns a body over i32::MAX bytes into a header-only error.
+    // Requests, events and connect messages are bounded by jute.maxbuffer (or argv).
+    let len = i32::try_from(payload.len()).expect("payloads are at most i32::MAX bytes");
     let mut out = Vec::with_capacity(FRAME_PREFIX_BYTES + payload.len());
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(payload);

@@ -113,13 +113,40 @@ const XID_PING: i32 = -2;
 const XID_AUTH: i32 = -4;
 const XID_SET_WATCHES: i32 = -8;
 
+/// The longest payload a frame's int32 length prefix can announce.
+const REPLY_PAYLOAD_BYTES_MAX: usize = i32::MAX as usize;
+
 /// Appends a server frame payload: the header, then the body if any (`None` = header only,
 /// for errors and for ops whose success has no body).
+///
+/// A body too long for any frame (over 2 GiB: a client can ask for that, e.g. a multiRead
+/// of thousands of getData on a 1 MB znode) is replaced by the header alone with
+/// `err` = MARSHALLINGERROR (-5), so [`frame`](super::frame) always gets a payload it
+/// can frame.
 pub fn encode_reply(header: &ReplyHeader, body: Option<&Response>, out: &mut Vec<u8>) {
+    encode_reply_within(header, body, out, REPLY_PAYLOAD_BYTES_MAX);
+}
+
+/// [`encode_reply`] with the payload bounded by `payload_bytes_max`.
+fn encode_reply_within(
+    header: &ReplyHeader,
+    body: Option<&Response>,
+    out: &mut Vec<u8>,
+    payload_bytes_max: usize,
+) {
+    let start = out.len();
     let mut writer = Writer::new(out);
     header.write(&mut writer);
     if let Some(body) = body {
         encode_reply_body(body, &mut writer);
+        if out.len().saturating_sub(start) > payload_bytes_max {
+            out.truncate(start);
+            let refused = ReplyHeader {
+                err: crate::error::ZkError::MarshallingError.code(),
+                ..*header
+            };
+            refused.write(&mut Writer::new(out));
+        }
     }
 }
 
@@ -309,5 +336,41 @@ fn decode_reply_multi_results(
             }
         };
         results.push(result);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    // A body longer than a frame may be becomes a header-only MARSHALLINGERROR reply
+    // (the real bound, 2 GiB, is scaled down here); one that fits is left alone.
+    #[test]
+    fn an_unframeable_reply_becomes_a_marshalling_error() {
+        let header = ReplyHeader {
+            xid: 7,
+            zxid: 9,
+            err: 0,
+        };
+        let names = vec!["child".to_owned(); 10];
+        let body = Response::GetChildren(names.clone());
+        let mut fits = Vec::new();
+        encode_reply_within(&header, Some(&body), &mut fits, 1024);
+        assert_eq!(
+            decode_reply(&fits, OpCode::GetChildren).unwrap(),
+            (header, Reply::Response(Some(Response::GetChildren(names))))
+        );
+        let mut over = Vec::new();
+        encode_reply_within(&header, Some(&body), &mut over, fits.len() - 1);
+        let (refused, reply) = decode_reply(&over, OpCode::GetChildren).unwrap();
+        assert_eq!(
+            refused,
+            ReplyHeader {
+                err: crate::error::ZkError::MarshallingError.code(),
+                ..header
+            }
+        );
+        assert_eq!(reply, Reply::Response(None));
     }
 }
