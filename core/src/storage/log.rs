@@ -214,7 +214,8 @@ fn scan_segment_header(
 ) -> Result<Option<SegmentHeader>, RecoveryError> {
     let defect = match decode_segment_header_frame(bytes) {
         Ok(header) => {
-            let found: [u8; 6] = read_array(bytes, 0).expect("a framed header has its magic");
+            let found: [u8; 6] =
+                read_array(bytes, 0).expect("a decoded header frame has its 16 checksummed bytes");
             if found != SEGMENT_MAGIC {
                 return Err(RecoveryError::SegmentMagic { segment, found });
             }
