@@ -86,11 +86,15 @@ pub enum Bug {
     /// Every applied write scans the whole tree (recounting ephemerals for a status
     /// figure): a write's cost grows with the tree instead of with what it touches.
     ScanTreePerWrite,
+    /// A rejected append sends the follower back to the start of the leader's log, the
+    /// conflict hint ignored: a follower missing one entry gets the whole log again, or
+    /// the whole snapshot once the log was compacted.
+    ConflictHintIgnored,
 }
 
 impl Bug {
     /// Every bug, in the order of the issue.
-    pub const ALL: [Bug; 19] = [
+    pub const ALL: [Bug; 20] = [
         Bug::CommitWithoutQuorum,
         Bug::AckBeforePersist,
         Bug::NoTruncateOnSync,
@@ -110,6 +114,7 @@ impl Bug {
         Bug::NeverPipelined,
         Bug::UnboundedLogRetention,
         Bug::ScanTreePerWrite,
+        Bug::ConflictHintIgnored,
     ];
 
     /// The command-line name.
@@ -134,6 +139,7 @@ impl Bug {
             Bug::NeverPipelined => "never-pipelined",
             Bug::UnboundedLogRetention => "unbounded-log-retention",
             Bug::ScanTreePerWrite => "scan-tree-per-write",
+            Bug::ConflictHintIgnored => "conflict-hint-ignored",
         }
     }
 }

@@ -66,6 +66,9 @@ pub struct Measures {
     pub step_visits_max: u64,
     /// The most znodes any server held.
     pub znodes_max: u64,
+    /// Snapshot transfers begun to a follower whose log shared an entry with what the
+    /// leader still held (entries would have served).
+    pub snapshots_unneeded: u64,
     /// What the bounds derive from: the servers' timing configuration.
     pub timing: Timing,
 }
@@ -115,6 +118,7 @@ impl Measures {
         self.work.visited = self.work.visited.max(other.work.visited);
         self.work.touched = self.work.touched.max(other.work.touched);
         self.work.background = self.work.background.max(other.work.background);
+        self.snapshots_unneeded = self.snapshots_unneeded.max(other.snapshots_unneeded);
         if other.catch_up_max_ms > self.catch_up_max_ms {
             self.catch_up_max_ms = other.catch_up_max_ms;
             self.catch_up_missed = other.catch_up_missed;
@@ -152,7 +156,7 @@ impl Measures {
     /// One line of the figures.
     pub fn describe(&self) -> String {
         format!(
-            "step_visits_max={} background_visits={} leaderships={} lease_overrun_max={}ms pipeline_depth_max={} log_entries_max={} unapplied_max={} forwarded_max={} time_to_leader={}ms op_after_heal_max={}ms catch_up_max={}ms(missed {}) write_latency_max={}ms write_latency_mean={}ms",
+            "step_visits_max={} background_visits={} leaderships={} lease_overrun_max={}ms pipeline_depth_max={} log_entries_max={} unapplied_max={} forwarded_max={} time_to_leader={}ms op_after_heal_max={}ms catch_up_max={}ms(missed {}) write_latency_max={}ms write_latency_mean={}ms snapshots_unneeded={}",
             self.step_visits_max,
             self.work.background,
             self.leaderships,
@@ -167,6 +171,7 @@ impl Measures {
             self.catch_up_missed,
             self.write_latency_max_ms,
             self.write_latency_mean_ms,
+            self.snapshots_unneeded,
         )
     }
 }
@@ -208,6 +213,9 @@ pub struct Monitor {
     resumed: BTreeMap<NodeId, u64>,
     /// Appends in flight: (leader, follower).
     pipes: BTreeMap<(NodeId, NodeId), Pipe>,
+    /// The snapshots a leader began sending a follower in its epoch: (leader, follower)
+    /// → (epoch, snapshot indexes).
+    snapshots: BTreeMap<(NodeId, NodeId), (Epoch, BTreeSet<u64>)>,
     /// What was measured.
     pub measures: Measures,
 }
@@ -388,6 +396,27 @@ impl Monitor {
         self.measures.pipeline_depth_max = self.measures.pipeline_depth_max.max(depth);
     }
 
+    /// Leader `from` sent follower `to` the first piece of the snapshot at `index` in
+    /// `epoch`; `needed` says whether the follower's log, as it was then, shared no entry
+    /// with what the leader still held. The first piece of each snapshot counts once
+    /// per leader, epoch and follower (a lost first piece is sent again).
+    pub fn snapshot_begun(
+        &mut self,
+        from: NodeId,
+        to: NodeId,
+        epoch: Epoch,
+        index: u64,
+        needed: bool,
+    ) {
+        let sent = self.snapshots.entry((from, to)).or_default();
+        if sent.0 != epoch {
+            *sent = (epoch, BTreeSet::new());
+        }
+        if sent.1.insert(index) && !needed {
+            self.measures.snapshots_unneeded += 1;
+        }
+    }
+
     /// A peer message from `from` reached `to` (a follower's answer frees its leader's
     /// pipeline).
     pub fn delivered(&mut self, from: NodeId, to: NodeId, msg: &PeerMessage) {
@@ -423,6 +452,21 @@ impl Monitor {
 mod tests {
     use super::*;
     use paddock_core::ids::Zxid;
+
+    // A first piece sent again counts once; a new epoch or another snapshot counts anew;
+    // needed transfers never count.
+    #[test]
+    fn an_unneeded_snapshot_counts_once_per_leader_epoch_and_follower() {
+        let mut monitor = Monitor::default();
+        let (leader, follower) = (NodeId(1), NodeId(2));
+        monitor.snapshot_begun(leader, follower, Epoch(1), 100, false);
+        monitor.snapshot_begun(leader, follower, Epoch(1), 100, false);
+        assert_eq!(monitor.measures.snapshots_unneeded, 1);
+        monitor.snapshot_begun(leader, follower, Epoch(1), 200, false);
+        monitor.snapshot_begun(leader, follower, Epoch(2), 200, false);
+        monitor.snapshot_begun(leader, NodeId(3), Epoch(2), 200, true);
+        assert_eq!(monitor.measures.snapshots_unneeded, 3);
+    }
 
     #[test]
     fn an_observer_in_an_election_is_a_breach() {

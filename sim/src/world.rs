@@ -670,6 +670,26 @@ impl World {
     }
 
     /// Counts a peer message sent, for the message budget (`check::budget`).
+    /// Whether `follower`'s log, as it is now, shares no entry with the part of
+    /// `leader`'s log the leader still holds (its start included), so that only a snapshot
+    /// can bring it up to date.
+    fn snapshot_needed(&self, leader: NodeId, follower: NodeId) -> bool {
+        let node = |id| self.servers.get(&id).and_then(|s: &Server| s.node.as_ref());
+        let (Some(leader), Some(follower)) = (node(leader), node(follower)) else {
+            return true;
+        };
+        let (leader_start, leader_last) = leader.log_span();
+        let (follower_start, follower_last) = follower.log_span();
+        let (low, high) = (
+            leader_start.max(follower_start),
+            leader_last.min(follower_last),
+        );
+        (low..=high).rev().all(|index| {
+            let ours = follower.log_zxid_at(index);
+            ours.is_none() || ours != leader.log_zxid_at(index)
+        })
+    }
+
     fn count_sent(&mut self, msg: &PeerMessage) {
         let traffic = &mut self.history.traffic;
         match msg {
@@ -698,6 +718,18 @@ impl World {
         match output {
             Output::Peer { to, msg } => {
                 self.count_sent(&msg);
+                if let PeerMessage::Replication(Message {
+                    epoch,
+                    body:
+                        MessageBody::Snapshot {
+                            meta, offset: 0, ..
+                        },
+                }) = &msg
+                {
+                    let needed = self.snapshot_needed(id, to);
+                    self.monitor
+                        .snapshot_begun(id, to, *epoch, meta.index, needed);
+                }
                 self.monitor.sent(id, to, &msg);
                 if let PeerMessage::Replication(Message {
                     epoch,

@@ -697,6 +697,18 @@ impl Node {
         self.replica.status()
     }
 
+    /// Where the replicated log starts (the index its first entry follows) and its last
+    /// index (what a checker compares between servers).
+    pub fn log_span(&self) -> (u64, u64) {
+        self.replica.log_span()
+    }
+
+    /// The zxid of the log entry at `index` (the log snapshot's at its start), or `None`
+    /// when compacted away or beyond the end.
+    pub fn log_zxid_at(&self, index: u64) -> Option<Zxid> {
+        self.replica.zxid_at(index)
+    }
+
     /// When the node next needs an `Input::Tick`.
     pub fn next_deadline(&self) -> Option<u64> {
         if !self.apply_queue.is_empty() {

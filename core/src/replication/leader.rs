@@ -218,6 +218,13 @@ impl Replica {
         } else {
             self.log.find_conflict_by_epoch(hint_index, hint_epoch).0
         };
+        // planted bug: conflict-hint-ignored (back to the start of the log).
+        #[cfg(feature = "planted-bugs")]
+        let match_index_guess = if self.config.bug == Some(crate::bugs::Bug::ConflictHintIgnored) {
+            0
+        } else {
+            match_index_guess
+        };
         let Some(pr) = self.leader_progress(from) else {
             return;
         };
