@@ -629,3 +629,39 @@ fn committed_entries_are_applied_a_few_per_step() {
         c.nodes[&NodeId(1)].as_ref().unwrap().tree().node_count()
     );
 }
+
+// A multiRead whose answer would not fit a client frame (here a 1 MB znode named over
+// and over) fails with MARSHALLINGERROR before its reply is built, and the connection
+// goes on serving; one that fits is answered.
+#[test]
+fn a_multi_read_beyond_a_frame_is_refused_not_built() {
+    let mut c = cluster(3, 22);
+    let leader = elect(&mut c);
+    let conn = c.connect(leader.0);
+    c.create(conn, "/big", &vec![7u8; 1_000_000], 0).unwrap();
+    c.create(conn, "/small", b"s", 0).unwrap();
+    let read = |path: &str| {
+        wire::MultiReadOp::GetData(PathWatchRequest {
+            path: path.into(),
+            watch: false,
+        })
+    };
+    let (header, _) = c
+        .call(conn, Request::MultiRead(vec![read("/big"); 100]))
+        .expect("an answer");
+    assert_eq!(
+        header.err,
+        paddock_core::error::ZkError::MarshallingError.code()
+    );
+    let (header, reply) = c
+        .call(conn, Request::MultiRead(vec![read("/big"), read("/small")]))
+        .expect("an answer");
+    assert_eq!(header.err, 0);
+    match reply {
+        wire::Reply::Response(Some(wire::Response::Multi(results))) => {
+            assert_eq!(results.len(), 2)
+        }
+        other => panic!("unexpected reply {other:?}"),
+    }
+    assert_eq!(c.get(conn, "/small", false), Ok(b"s".to_vec()));
+}

@@ -958,13 +958,15 @@ impl Node {
                         MultiReadOp::GetChildren(r) => ReadOp::GetChildren(r.path),
                     })
                     .collect();
-                let results = self
-                    .tree
-                    .multi_read(&ops, &ids)
-                    .into_iter()
-                    .map(reply::read_result)
-                    .collect();
-                answer(Ok(Some(Response::Multi(results))))
+                let bytes_max = self.config.limits.frame_bytes_max as usize;
+                answer(
+                    self.tree
+                        .multi_read_within(&ops, &ids, bytes_max)
+                        .map(|results| {
+                            let results = results.into_iter().map(reply::read_result).collect();
+                            Some(Response::Multi(results))
+                        }),
+                )
             }
             Request::WhoAmI => {
                 let infos = ids

@@ -99,6 +99,23 @@ pub enum ReadResult {
     Error(ZkError),
 }
 
+impl ReadResult {
+    /// Bytes this result takes in a multi reply: its header (type, done flag, error: 9
+    /// bytes) and its body (data with its length and a 68-byte Stat, or each child name
+    /// with its length and the list's count, or an error code).
+    pub fn wire_bytes(&self) -> usize {
+        const HEADER: usize = 9;
+        HEADER
+            + match self {
+                ReadResult::Data(data, _) => 4 + data.as_ref().map_or(0, Vec::len) + 68,
+                ReadResult::Children(children) => {
+                    4 + children.iter().map(|c| 4 + c.len()).sum::<usize>()
+                }
+                ReadResult::Error(_) => 4,
+            }
+    }
+}
+
 /// Each session's ephemeral paths (a persistent map, copied in O(1) with the tree).
 pub type Ephemerals = imbl::OrdMap<SessionId, imbl::OrdSet<String>>;
 
@@ -308,18 +325,45 @@ impl DataTree {
     /// multiRead: each read runs on its own; a failure becomes an error entry and later
     /// reads still run.
     pub fn multi_read(&self, ops: &[ReadOp], ids: &[Id]) -> Vec<ReadResult> {
-        ops.iter()
-            .map(|op| match op {
-                ReadOp::GetData(path) => match self.get_data(path, ids) {
-                    Ok((data, stat)) => ReadResult::Data(data, stat),
-                    Err(code) => ReadResult::Error(code),
-                },
-                ReadOp::GetChildren(path) => match self.get_children(path, ids) {
-                    Ok(children) => ReadResult::Children(children),
-                    Err(code) => ReadResult::Error(code),
-                },
-            })
-            .collect()
+        ops.iter().map(|op| self.read_one(op, ids)).collect()
+    }
+
+    /// [`Tree::multi_read`] with its answer bounded: once the results would take more
+    /// than `bytes_max` bytes on the wire (each result's own bytes and framing, counted
+    /// as they are gathered), the reads stop and the whole request fails with
+    /// MARSHALLINGERROR. One request of a few bytes naming the same large znode a
+    /// thousand times would otherwise make the server build a reply of gigabytes that no
+    /// client accepts (they read frames up to `jute.maxbuffer`).
+    pub fn multi_read_within(
+        &self,
+        ops: &[ReadOp],
+        ids: &[Id],
+        bytes_max: usize,
+    ) -> Result<Vec<ReadResult>, ZkError> {
+        let mut results = Vec::with_capacity(ops.len().min(1024));
+        let mut bytes = 0usize;
+        for op in ops {
+            let result = self.read_one(op, ids);
+            bytes = bytes.saturating_add(result.wire_bytes());
+            if bytes > bytes_max {
+                return Err(ZkError::MarshallingError);
+            }
+            results.push(result);
+        }
+        Ok(results)
+    }
+
+    fn read_one(&self, op: &ReadOp, ids: &[Id]) -> ReadResult {
+        match op {
+            ReadOp::GetData(path) => match self.get_data(path, ids) {
+                Ok((data, stat)) => ReadResult::Data(data, stat),
+                Err(code) => ReadResult::Error(code),
+            },
+            ReadOp::GetChildren(path) => match self.get_children(path, ids) {
+                Ok(children) => ReadResult::Children(children),
+                Err(code) => ReadResult::Error(code),
+            },
+        }
     }
 
     /// Checks a write against the current state and fixes it into a txn carrying the
