@@ -135,6 +135,8 @@ pub struct Server {
     /// The highest index this incarnation acknowledged to a leader as durable, with the
     /// epoch it acknowledged in: after a crash, recovery must find it again.
     pub acked: Option<(Epoch, u64)>,
+    /// True time this incarnation started, ms.
+    pub started_ms: u64,
 }
 
 impl Server {
@@ -323,6 +325,7 @@ impl World {
                     backlog: VecDeque::new(),
                     disk_damaged: false,
                     acked: None,
+                    started_ms: 0,
                 },
             );
             world.history.applied.insert(id, Vec::new());
@@ -434,6 +437,7 @@ impl World {
         server.incarnation += 1;
         server.tick_armed_ms = None;
         let now = self.now_ms;
+        server.started_ms = now;
         let durable = match server.disk.recover() {
             Ok(durable) => {
                 if self.from_disks && server.incarnation == 1 {

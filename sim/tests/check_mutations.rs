@@ -83,17 +83,7 @@ fn agreement_rejects_a_diverging_server() {
     fails(check::check_all(&w, true), "agreement", "applied zxid");
 
     let w = world(11);
-    let mut servers: Vec<ServerFinal> = w
-        .servers
-        .values()
-        .filter_map(|s| s.node.as_ref())
-        .map(|n| ServerFinal {
-            id: n.id(),
-            applied_index: n.applied_index(),
-            digest: n.tree().digest(),
-            ephemerals: paddock_sim::check::ephemerals_of(n.tree()),
-        })
-        .collect();
+    let mut servers: Vec<ServerFinal> = w.servers.values().filter_map(ServerFinal::of).collect();
     let subject = |servers: &[ServerFinal]| {
         check::check(&Subject {
             history: &w.history,
@@ -240,13 +230,7 @@ fn sessions_reject_phantom_expiry_leaked_ephemeral_and_early_expiry() {
     );
 
     let w = world(15);
-    let node = w.servers.values().find_map(|s| s.node.as_ref()).unwrap();
-    let mut leaked = ServerFinal {
-        id: node.id(),
-        applied_index: node.applied_index(),
-        digest: node.tree().digest(),
-        ephemerals: paddock_sim::check::ephemerals_of(node.tree()),
-    };
+    let mut leaked = w.servers.values().find_map(ServerFinal::of).unwrap();
     leaked
         .ephemerals
         .insert(SessionId(0x5151), ["/ghost".to_owned()].into());

@@ -23,6 +23,7 @@ pub(crate) mod expect;
 mod model;
 mod order;
 pub mod recipes;
+pub mod stats;
 mod watches;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -65,6 +66,28 @@ pub struct ServerFinal {
     pub digest: u64,
     /// Its ephemerals by owner session.
     pub ephemerals: BTreeMap<SessionId, BTreeSet<String>>,
+    /// The request latencies it reports (`srvr`, `mntr`), since it last started.
+    pub latency: paddock_core::node::LatencyStats,
+    /// True time it last started, ms.
+    pub started_ms: u64,
+    /// Its clock's drift, parts per million.
+    pub clock_drift_ppm: i64,
+}
+
+impl ServerFinal {
+    /// The final state of `server`, when it runs.
+    pub fn of(server: &crate::world::Server) -> Option<ServerFinal> {
+        let node = server.node.as_ref()?;
+        Some(ServerFinal {
+            id: node.id(),
+            applied_index: node.applied_index(),
+            digest: node.tree().digest(),
+            ephemerals: ephemerals_of(node.tree()),
+            latency: node.status().latency,
+            started_ms: server.started_ms,
+            clock_drift_ppm: server.clock_drift_ppm,
+        })
+    }
 }
 
 /// What the checkers read.
@@ -89,17 +112,7 @@ pub fn ephemerals_of(tree: &paddock_core::tree::DataTree) -> BTreeMap<SessionId,
 
 /// Runs every checker over a finished run.
 pub fn check_all(world: &World, fault_free: bool) -> Result<(), Failure> {
-    let servers: Vec<ServerFinal> = world
-        .servers
-        .values()
-        .filter_map(|s| s.node.as_ref())
-        .map(|node| ServerFinal {
-            id: node.id(),
-            applied_index: node.applied_index(),
-            digest: node.tree().digest(),
-            ephemerals: ephemerals_of(node.tree()),
-        })
-        .collect();
+    let servers: Vec<ServerFinal> = world.servers.values().filter_map(ServerFinal::of).collect();
     check(&Subject {
         history: &world.history,
         servers: &servers,
@@ -148,6 +161,7 @@ pub fn check(subject: &Subject<'_>) -> Result<(), Failure> {
         )?;
     }
     recipes::check(history)?;
+    stats::check(history, subject.servers)?;
     budget::check(history)?;
     bounds::check(history, subject.fault_free)
 }

@@ -1,0 +1,128 @@
+//! The statistics a server reports (`srvr`, `stat`, `mntr`: request latencies) agree
+//! with what its clients saw.
+//!
+//! A server counts every request it answers, from the frame's arrival to the answer on
+//! its own clock. So, over what a running server answered since it last started:
+//! - it counted at least the operations its clients saw answered (pings and connects
+//!   count too);
+//! - its smallest latency is no larger than the smallest a client measured for an
+//!   operation it answered (a client's figure adds the network both ways), allowing for
+//!   the server's clock drift and a millisecond of rounding;
+//! - its minimum, mean and maximum are in that order.
+//!
+//! Operators read these figures to tell a slow ensemble from a slow client; a server
+//! whose figures are wrong sends them looking in the wrong place.
+
+use super::{Failure, ServerFinal};
+use crate::history::{History, Outcome};
+
+/// Checks every running server's latency figures against the history.
+pub fn check(history: &History, servers: &[ServerFinal]) -> Result<(), Failure> {
+    for server in servers {
+        let answered: Vec<u64> = history
+            .ops
+            .iter()
+            .filter(|op| op.server == server.id && op.invoked_ms >= server.started_ms)
+            .filter(|op| matches!(op.outcome, Outcome::Reply { .. }))
+            .filter_map(|op| Some(op.completed_ms? - op.invoked_ms))
+            .collect();
+        let stats = &server.latency;
+        let fail = |what: String| {
+            Err(Failure::new(
+                "stats",
+                format!("server {} reports {stats:?}: {what}", server.id.0),
+            ))
+        };
+        if stats.count < answered.len() as u64 {
+            return fail(format!(
+                "fewer answers than the {} its clients saw since it started at {} ms",
+                answered.len(),
+                server.started_ms
+            ));
+        }
+        if let Some(fastest) = answered.iter().min() {
+            let drift_ppm = server.clock_drift_ppm.unsigned_abs();
+            let allowed = fastest + fastest * drift_ppm / 1_000_000 + 1;
+            if stats.min_ms > allowed {
+                return fail(format!(
+                    "its smallest latency is above the {fastest} ms a client measured for one of its answers"
+                ));
+            }
+        }
+        if stats.count > 0
+            && (stats.min_ms > stats.max_ms
+                || stats.total_ms < stats.min_ms.saturating_mul(stats.count)
+                || stats.total_ms > stats.max_ms.saturating_mul(stats.count))
+        {
+            return fail("its minimum, mean and maximum are out of order".to_owned());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::history::OpRecord;
+    use paddock_core::ids::{NodeId, SessionId};
+    use paddock_core::node::LatencyStats;
+    use paddock_core::wire::Request;
+
+    fn op(server: u64, invoked_ms: u64, completed_ms: u64) -> OpRecord {
+        OpRecord {
+            client: 0,
+            session: SessionId(1),
+            server: NodeId(server),
+            xid: 1,
+            request: Request::Ping,
+            ids: Vec::new(),
+            invoked_ms,
+            completed_ms: Some(completed_ms),
+            outcome: Outcome::Reply {
+                zxid: 0,
+                err: 0,
+                response: None,
+            },
+        }
+    }
+
+    fn server(latencies: &[u64], started_ms: u64) -> ServerFinal {
+        let mut latency = LatencyStats::default();
+        for ms in latencies {
+            latency.record(*ms);
+        }
+        ServerFinal {
+            id: NodeId(1),
+            applied_index: 0,
+            digest: 0,
+            ephemerals: Default::default(),
+            latency,
+            started_ms,
+            clock_drift_ppm: 20_000,
+        }
+    }
+
+    #[test]
+    fn figures_that_match_the_clients_pass_and_wrong_ones_fail() {
+        let history = History {
+            ops: vec![op(1, 100, 110), op(1, 200, 205), op(2, 300, 301)],
+            ..History::default()
+        };
+        check(&history, &[server(&[9, 4, 0], 0)]).unwrap();
+        // Nothing counted.
+        let failure = check(&history, &[server(&[], 0)]).unwrap_err();
+        assert!(failure.event.contains("fewer answers"), "{}", failure.event);
+        // Answers from before the restart are not this incarnation's.
+        check(&history, &[server(&[], 250)]).unwrap();
+        // A minimum above the fastest answer a client saw (5 ms, + 2 % + 1).
+        let failure = check(&history, &[server(&[7, 9], 0)]).unwrap_err();
+        assert!(failure.event.contains("smallest"), "{}", failure.event);
+        check(&history, &[server(&[6, 9], 0)]).unwrap();
+        // Out of order.
+        let mut odd = server(&[3, 4], 0);
+        odd.latency.max_ms = 2;
+        let failure = check(&history, &[odd]).unwrap_err();
+        assert!(failure.event.contains("out of order"), "{}", failure.event);
+    }
+}
