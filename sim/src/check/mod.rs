@@ -62,6 +62,8 @@ pub struct ServerFinal {
     pub id: NodeId,
     /// Its last applied index.
     pub applied_index: u64,
+    /// The zxid it reports as applied (`srvr`'s `Zxid`).
+    pub applied_zxid: paddock_core::ids::Zxid,
     /// Its tree digest.
     pub digest: u64,
     /// Its ephemerals by owner session.
@@ -81,6 +83,7 @@ impl ServerFinal {
         Some(ServerFinal {
             id: node.id(),
             applied_index: node.applied_index(),
+            applied_zxid: node.applied_zxid(),
             digest: node.tree().digest(),
             ephemerals: ephemerals_of(node.tree()),
             latency: node.status().latency,

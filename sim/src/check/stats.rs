@@ -8,7 +8,9 @@
 //! - its smallest latency is no larger than the smallest a client measured for an
 //!   operation it answered (a client's figure adds the network both ways), allowing for
 //!   the server's clock drift and a millisecond of rounding;
-//! - its minimum, mean and maximum are in that order.
+//! - its minimum, mean and maximum are in that order;
+//! - the zxid it reports as applied (`srvr`'s `Zxid`, `mntr`) is that of the committed
+//!   entry at its applied index.
 //!
 //! Operators read these figures to tell a slow ensemble from a slow client; a server
 //! whose figures are wrong sends them looking in the wrong place.
@@ -19,6 +21,17 @@ use crate::history::{History, Outcome};
 /// Checks every running server's latency figures against the history.
 pub fn check(history: &History, servers: &[ServerFinal]) -> Result<(), Failure> {
     for server in servers {
+        if let Some((zxid, _)) = history.payloads.get(&server.applied_index)
+            && *zxid != server.applied_zxid
+        {
+            return Err(Failure::new(
+                "stats",
+                format!(
+                    "server {} reports zxid {:#x} applied, but the entry at its applied index {} is {:#x}",
+                    server.id.0, server.applied_zxid.0, server.applied_index, zxid.0
+                ),
+            ));
+        }
         let answered: Vec<u64> = history
             .ops
             .iter()
@@ -65,7 +78,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::history::OpRecord;
-    use paddock_core::ids::{NodeId, SessionId};
+    use paddock_core::ids::{NodeId, SessionId, Zxid};
     use paddock_core::node::LatencyStats;
     use paddock_core::wire::Request;
 
@@ -95,6 +108,7 @@ mod tests {
         ServerFinal {
             id: NodeId(1),
             applied_index: 0,
+            applied_zxid: Zxid(0),
             digest: 0,
             ephemerals: Default::default(),
             latency,
@@ -124,5 +138,16 @@ mod tests {
         odd.latency.max_ms = 2;
         let failure = check(&history, &[odd]).unwrap_err();
         assert!(failure.event.contains("out of order"), "{}", failure.event);
+        // The applied zxid must be the committed entry's at the applied index.
+        let mut history = history;
+        history
+            .payloads
+            .insert(3, (Zxid(0x1_0000_0003), Vec::new()));
+        let mut lagging = server(&[9, 4, 0], 0);
+        lagging.applied_index = 3;
+        let failure = check(&history, std::slice::from_ref(&lagging)).unwrap_err();
+        assert!(failure.event.contains("reports zxid"), "{}", failure.event);
+        lagging.applied_zxid = Zxid(0x1_0000_0003);
+        check(&history, &[lagging]).unwrap();
     }
 }
