@@ -673,7 +673,6 @@ impl World {
         }
     }
 
-    /// Counts a peer message sent, for the message budget (`check::budget`).
     /// Whether `follower`'s log, as it is now, shares no entry with the part of
     /// `leader`'s log the leader still holds (its start included), so that only a snapshot
     /// can bring it up to date.
@@ -694,6 +693,7 @@ impl World {
         })
     }
 
+    /// Counts a peer message sent, for the message budget (`check::budget`).
     fn count_sent(&mut self, msg: &PeerMessage) {
         let traffic = &mut self.history.traffic;
         match msg {
