@@ -55,15 +55,16 @@ const PROXY_ELECTION_PORT: u16 = 3900;
 /// `snapCount` of a run without the `wipe` fault: no snapshot is ever taken, so every
 /// log reaches back to index 1.
 const SNAP_COUNT_NONE: u32 = 1_000_000_000;
-/// `snapCount` of a run that may wipe a server: a snapshot every this many entries (a
-/// few seconds of the clients' load), so a wiped server gets its state as a snapshot
-/// from the leader, whose log was compacted, rather than by a replay from index 1.
-const SNAP_COUNT_WITH_WIPES: u32 = 100;
-/// `paddock.snapshotLogKeptBytes` of a run that may wipe a server: the leader keeps
-/// about a hundred entries of log behind its snapshot (instead of 8 MiB, more than a
-/// run writes), so a wiped server, which needs the log from index 1, is sent the
-/// snapshot.
-const SNAPSHOT_LOG_KEPT_BYTES_WITH_WIPES: u32 = 16 * 1024;
+/// `snapCount` of a run that may wipe a server: a snapshot every this many entries (well
+/// under a second of the clients' load, even on a loaded machine), so a wiped server gets
+/// its state as a snapshot from the leader, whose log was compacted, rather than by a
+/// replay from index 1. (At 100, a run on a busy 2-core machine could write too little
+/// before its wipes for any leader to have compacted.)
+const SNAP_COUNT_WITH_WIPES: u32 = 20;
+/// `paddock.snapshotLogKeptBytes` of a run that may wipe a server: the leader keeps a
+/// few entries of log behind its snapshot (instead of 8 MiB, more than a run writes), so
+/// a wiped server, which needs the log from index 1, is sent the snapshot.
+const SNAPSHOT_LOG_KEPT_BYTES_WITH_WIPES: u32 = 1024;
 /// How long a server stopped with SIGTERM may take to exit before it is killed.
 const TERM_GRACE: Duration = Duration::from_secs(5);
 /// The session timeout clients ask for ([`paddock_sim::client::SESSION_TIMEOUT_MS`]) is
