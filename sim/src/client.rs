@@ -130,6 +130,9 @@ struct Link {
     /// answer.
     primed: bool,
     opened_ms: u64,
+    /// When each ping sent on this connection and not answered yet was sent, oldest
+    /// first (the server answers in order).
+    pings_sent_ms: VecDeque<u64>,
 }
 
 #[derive(Debug)]
@@ -320,6 +323,11 @@ pub struct SimClient {
     /// An act the recipe decided on and the client has not performed yet (it stalled
     /// in between: the act happens when it wakes, whatever happened meanwhile).
     pending_act: Option<(&'static str, i64, bool)>,
+    /// An idle stretch: when `ops_left` comes down to `.0`, the client sends no operation
+    /// for `.1` ms, pinging only, as an application holding a session it does not use.
+    idle: Option<(u64, u64)>,
+    /// No operation is sent before this time (pings are).
+    idle_until_ms: u64,
 }
 
 impl SimClient {
@@ -353,7 +361,16 @@ impl SimClient {
             workload: Workload::default(),
             recipe: None,
             pending_act: None,
+            idle: None,
+            idle_until_ms: 0,
         }
+    }
+
+    /// Once `ops_left` operations are left, the client goes idle for `idle_ms`: it keeps
+    /// its connection and pings, and sends no operation.
+    pub fn with_idle_stretch(mut self, ops_left: u64, idle_ms: u64) -> SimClient {
+        self.idle = Some((ops_left, idle_ms));
+        self
     }
 
     /// Plays its recipe ([`crate::recipes`], by its id) instead of the random workload;
@@ -448,6 +465,7 @@ impl SimClient {
             open: false,
             primed,
             opened_ms: now_ms,
+            pings_sent_ms: VecDeque::new(),
         });
         let (session_id, passwd) = self.session.clone().unwrap_or((SessionId(0), vec![0; 16]));
         let request = ConnectRequest {
@@ -584,7 +602,18 @@ impl SimClient {
             self.close(now_ms, history, actions);
             return;
         }
-        if self.outstanding.is_none() && self.ops_left > 0 && now_ms >= self.next_op_ms {
+        if let Some((at_ops_left, idle_ms)) = self.idle
+            && self.ops_left == at_ops_left
+            && self.outstanding.is_none()
+        {
+            self.idle = None;
+            self.idle_until_ms = now_ms + idle_ms;
+        }
+        if self.outstanding.is_none()
+            && self.ops_left > 0
+            && now_ms >= self.next_op_ms
+            && now_ms >= self.idle_until_ms
+        {
             if self.faults && rng.random_range(0..SILENCE_ONE_IN_OPS) == 0 {
                 // A stall longer than the session timeout: the session must expire.
                 let stall_ms = self.timeout_ms * 2 + rng.random_range(0..=self.timeout_ms);
@@ -599,6 +628,9 @@ impl SimClient {
             actions.push(self.send_op(now_ms, conn, server, request, true, history));
         } else if now_ms >= self.last_sent_ms + self.timeout_ms / 3 {
             actions.push(self.send_frame(now_ms, conn, XID_PING, &Request::Ping));
+            if let Some(link) = &mut self.link {
+                link.pings_sent_ms.push_back(now_ms);
+            }
         }
     }
 
@@ -902,7 +934,13 @@ impl SimClient {
                     ids,
                 });
             }
-            Reply::Ping | Reply::SetWatches => {}
+            Reply::Ping => {
+                let sent = self.link.as_mut().and_then(|l| l.pings_sent_ms.pop_front());
+                if let (Some(sent_ms), Some((session, _))) = (sent, &self.session) {
+                    history.pings.entry(*session).or_default().push(sent_ms);
+                }
+            }
+            Reply::SetWatches => {}
             Reply::Auth if self.auth_replies_due > 0 => {
                 self.auth_replies_due -= 1;
                 if header.err != 0 {

@@ -194,6 +194,9 @@ pub struct History {
     pub clock_base_ms: i64,
     /// What the monitor and the liveness phase measured (`crate::monitor`).
     pub measures: crate::monitor::Measures,
+    /// By session, when each ping that was answered was sent, in the order answered:
+    /// the session's activity that no operation records.
+    pub pings: BTreeMap<SessionId, Vec<u64>>,
 }
 
 impl History {

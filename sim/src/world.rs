@@ -213,6 +213,12 @@ pub struct World {
     from_disks: bool,
 }
 
+/// The client of every fault-free mixed workload that goes idle (pinging only) halfway
+/// through its operations, for [`IDLE_STRETCH_MS`].
+const IDLE_CLIENT: ClientId = 2;
+/// How long the idle client sends no operation: one and a half session timeouts.
+const IDLE_STRETCH_MS: u64 = crate::client::SESSION_TIMEOUT_MS as u64 * 3 / 2;
+
 impl World {
     /// Builds the world of a run: servers started, clients waiting to connect.
     pub fn new(options: &RunOptions, trace: Trace) -> World {
@@ -345,6 +351,13 @@ impl World {
             let client_faults = options.faults.has(crate::options::Fault::Client);
             let client = SimClient::new(c, servers, ops, client_faults);
             let client = match options.workload {
+                // Without faults, one client holds its session idle halfway through,
+                // pinging only, past its timeout: the session lives on through the pings
+                // alone (checker `sessions`, which judges expiries only without faults),
+                // which a follower must report to the leader.
+                WorkloadKind::Mixed if c == IDLE_CLIENT && options.faults.0.is_empty() => {
+                    client.with_idle_stretch(ops / 2, IDLE_STRETCH_MS)
+                }
                 WorkloadKind::Mixed => client,
                 WorkloadKind::Recipes => client.with_recipe(true),
                 WorkloadKind::RecipesUnfenced => client.with_recipe(false),

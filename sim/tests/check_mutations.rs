@@ -287,6 +287,76 @@ fn sessions_reject_phantom_expiry_leaked_ephemeral_and_early_expiry() {
     fails(check::check(&quiet(&w.history)), "sessions", "though");
 }
 
+/// Makes the committed close of `session` a leader's expiry at leader time `at_ms`,
+/// committed then, and the client's own closeSession indeterminate (as if its reply was
+/// lost).
+fn expire_at(history: &mut History, session: SessionId, at_ms: u64) {
+    let (close_index, zxid) = history
+        .payloads
+        .iter()
+        .find_map(
+            |(index, (zxid, bytes))| match Proposal::decode(bytes).map(|p| p.body) {
+                Ok(ProposalBody::Txn(Txn {
+                    kind: TxnKind::CloseSession { session: s },
+                    ..
+                })) if s == session => Some((*index, *zxid)),
+                _ => None,
+            },
+        )
+        .expect("every client closes its session at the end");
+    let expiry = Proposal {
+        origin: None,
+        body: ProposalBody::Txn(Txn {
+            zxid,
+            time_ms: i64::try_from(at_ms).unwrap(),
+            session,
+            kind: TxnKind::CloseSession { session },
+        }),
+    };
+    history
+        .payloads
+        .insert(close_index, (zxid, expiry.encode()));
+    history.first_applied_ms.insert(close_index, at_ms);
+    for record in &mut history.ops {
+        if record.session == session && matches!(record.request, Request::CloseSession) {
+            record.outcome = Outcome::Lost;
+        }
+    }
+}
+
+// Without faults, an expiry a tick after an answered ping, while the client sent no
+// operation for a whole timeout (the idle client of a fault-free run), is caught; the
+// same expiry passes when the pings are not recorded (the checker needs them).
+#[test]
+fn sessions_reject_an_expiry_while_the_client_pings() {
+    let mut w = world(15);
+    let tick = w.history.measures.timing.tick_ms;
+    let timeout = u64::from(paddock_sim::client::SESSION_TIMEOUT_MS);
+    let (session, ping) = w
+        .history
+        .pings
+        .iter()
+        .flat_map(|(session, sent)| sent.iter().map(move |t| (*session, *t)))
+        .find(|(session, t)| {
+            let at = t + tick;
+            !w.history.ops.iter().any(|op| {
+                op.session == *session && op.invoked_ms + timeout > at && op.invoked_ms <= at
+            })
+        })
+        .expect("the idle client pings for a whole timeout without an operation");
+    let quiet = |history: &History| {
+        check::check(&Subject {
+            history,
+            servers: &[],
+            fault_free: true,
+        })
+    };
+    expire_at(&mut w.history, session, ping + tick);
+    fails(quiet(&w.history), "sessions", "sent a ping at ");
+    w.history.pings.remove(&session);
+    assert_eq!(quiet(&w.history), Ok(()));
+}
+
 // Watches: an event delivered after a reply carrying its change's zxid, an event
 // delivered twice, and an event that never arrived though a later reply did, are caught.
 #[test]

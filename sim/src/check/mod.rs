@@ -216,6 +216,7 @@ fn sessions(
     }
     if subject.fault_free {
         expiries_while_active(history, index, replayed)?;
+        expiries_while_pinging(history, replayed)?;
     }
     expiries_after_commits(history, index, replayed)?;
     Ok(())
@@ -286,6 +287,38 @@ fn expiries_while_active(
                     "session 0x{:x} expired at index {index} (leader time {at} ms, timeout {timeout_ms} ms) though {} was sent at {t} ms and answered",
                     session.0,
                     model::describe(position, &history.ops[position])
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A session's expiry proposed at leader time T while its client had a ping answered
+/// that it sent after T - timeout and at least a tick before T: the server that answered
+/// touched the session, and reports its sessions' activity to the leader every half tick
+/// (docs/consensus.md §14), so the leader heard of that ping before T and the session
+/// was touched within its timeout. Pings are an idle client's only activity: without
+/// this rule a follower that never reports activity passes every run whose clients send
+/// operations.
+fn expiries_while_pinging(history: &History, replayed: &Replayed) -> Result<(), Failure> {
+    let lag_ms = history.measures.timing.tick_ms.max(1);
+    for (session, time_ms, index, timeout_ms) in &replayed.expiries {
+        let Some(sent) = history.pings.get(session) else {
+            continue;
+        };
+        let at = u64::try_from(time_ms.saturating_sub(history.clock_base_ms)).unwrap_or(0);
+        let since = at.saturating_sub(u64::try_from(*timeout_ms).unwrap_or(0));
+        if let Some(t) = sent
+            .iter()
+            .copied()
+            .find(|t| *t > since && t.saturating_add(lag_ms) <= at)
+        {
+            return Err(Failure::new(
+                "sessions",
+                format!(
+                    "session 0x{:x} expired at index {index} (leader time {at} ms, timeout {timeout_ms} ms) though its client sent a ping at {t} ms that was answered",
+                    session.0
                 ),
             ));
         }
