@@ -287,6 +287,21 @@ fn liveness(world: &mut World) -> Result<Healed, Failure> {
         catch_up.observe(world);
     }
     exhausted(world)?;
+    // A member whose log was lost is re-synced by the first committed entry of the
+    // current epoch it holds: once the run settled under a leader, none still needs it.
+    if let Some((id, _)) = world.servers.iter().find(|(_, s)| {
+        s.node
+            .as_ref()
+            .is_some_and(|n| n.replication_status().resync_needed)
+    }) {
+        return Err(Failure::new(
+            "liveness",
+            format!(
+                "server {} still needs a resync (its log was lost) 5000 ms after every client finished",
+                id.0
+            ),
+        ));
+    }
     let (catch_up_max_ms, catch_up_missed) = catch_up.slowest(world)?;
     Ok(Healed {
         time_to_leader_ms: leader_at_ms.unwrap_or(world.now_ms) - healed_ms,

@@ -255,6 +255,19 @@ impl Monitor {
         }
     }
 
+    /// Server `from` granted `to` its vote or pre-vote while it still needed a resync
+    /// (its log was lost: it may lack an entry it acknowledged, so its vote could elect a
+    /// leader without it; docs/consensus.md §3).
+    pub fn vote_while_resyncing(&mut self, from: NodeId, to: NodeId) {
+        self.breach_of(
+            "resync",
+            format!(
+                "server {} granted server {} its vote while it needed a resync (its log was lost)",
+                from.0, to.0
+            ),
+        );
+    }
+
     /// Server `id` took a step at true time `now_ms`; `from` is the peer whose message it
     /// was, if any.
     pub fn after_step(

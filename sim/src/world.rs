@@ -747,6 +747,20 @@ impl World {
                     self.monitor
                         .snapshot_begun(id, to, *epoch, meta.index, needed);
                 }
+                if let PeerMessage::Replication(Message {
+                    body:
+                        MessageBody::PreVoteReply { granted: true }
+                        | MessageBody::VoteReply { granted: true },
+                    ..
+                }) = &msg
+                    && self
+                        .servers
+                        .get(&id)
+                        .and_then(|s| s.node.as_ref())
+                        .is_some_and(|n| n.replication_status().resync_needed)
+                {
+                    self.monitor.vote_while_resyncing(id, to);
+                }
                 self.monitor.sent(id, to, &msg);
                 if let PeerMessage::Replication(Message {
                     epoch,
