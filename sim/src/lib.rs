@@ -302,6 +302,7 @@ fn liveness(world: &mut World) -> Result<Healed, Failure> {
             ),
         ));
     }
+    connections_held(world)?;
     let (catch_up_max_ms, catch_up_missed) = catch_up.slowest(world)?;
     Ok(Healed {
         time_to_leader_ms: leader_at_ms.unwrap_or(world.now_ms) - healed_ms,
@@ -309,6 +310,33 @@ fn liveness(world: &mut World) -> Result<Healed, Failure> {
         catch_up_max_ms,
         catch_up_missed,
     })
+}
+
+/// Once the run has settled, every running server holds exactly the client connections
+/// open to it: a closed one whose state (its watches, its queues) a server keeps is a
+/// leak no bound of a single step sees.
+fn connections_held(world: &World) -> Result<(), Failure> {
+    for (id, server) in &world.servers {
+        let Some(node) = &server.node else {
+            continue;
+        };
+        let open = world
+            .links
+            .values()
+            .filter(|l| l.open && l.server == *id)
+            .count() as u64;
+        let held = node.memory().connections;
+        if held != open {
+            return Err(Failure::new(
+                "liveness",
+                format!(
+                    "server {} holds {held} client connections once the run settled, but {open} are open to it",
+                    id.0
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The longest an operation took after healing: from healing for one pending then,
