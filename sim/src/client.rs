@@ -328,6 +328,9 @@ pub struct SimClient {
     idle: Option<(u64, u64)>,
     /// No operation is sent before this time (pings are).
     idle_until_ms: u64,
+    /// Instead of closing its session with its last operation, the client drops its
+    /// connection and stops, as a crashed process does: the session must expire.
+    abandons: bool,
 }
 
 impl SimClient {
@@ -363,7 +366,14 @@ impl SimClient {
             pending_act: None,
             idle: None,
             idle_until_ms: 0,
+            abandons: false,
         }
+    }
+
+    /// Abandons its session at the end instead of closing it (see `abandons`).
+    pub fn abandoning(mut self) -> SimClient {
+        self.abandons = true;
+        self
     }
 
     /// Once `ops_left` operations are left, the client goes idle for `idle_ms`: it keeps
@@ -622,6 +632,15 @@ impl SimClient {
             }
             if self.recipe.is_some() && self.plan.is_empty() && self.ops_left > 1 {
                 self.recipe_step(now_ms, conn, server, rng, history, actions);
+                return;
+            }
+            if self.abandons
+                && self.ops_left <= 1
+                && let Some((session, _)) = &self.session
+            {
+                history.abandoned.insert(*session, self.last_sent_ms);
+                self.ops_left = 0;
+                self.close(now_ms, history, actions);
                 return;
             }
             let request = self.next_request(rng);

@@ -197,6 +197,9 @@ pub struct History {
     /// By session, when each ping that was answered was sent, in the order answered:
     /// the session's activity that no operation records.
     pub pings: BTreeMap<SessionId, Vec<u64>>,
+    /// Sessions their client abandoned (dropped the connection instead of closing the
+    /// session, as a crashed process does), with when it last sent anything on them.
+    pub abandoned: BTreeMap<SessionId, u64>,
 }
 
 impl History {

@@ -41,6 +41,10 @@ pub const LIVENESS_PHASE_MS_MAX: u64 = 60_000;
 /// Extra liveness time per operation not yet started at healing, virtual ms: a healthy
 /// ensemble answers one in well under 100 ms, think time included.
 pub const LIVENESS_MS_PER_OP_LEFT: u64 = 500;
+/// How many times the settling after the clients finish is extended for an abandoned
+/// session's expiry that an election moved later (each extension is one session timeout
+/// and a little more).
+const SETTLE_ROUNDS_MAX: usize = 4;
 
 /// What a run produced.
 #[derive(Debug, Clone)]
@@ -282,9 +286,24 @@ fn liveness(world: &mut World) -> Result<Healed, Failure> {
             ),
         ));
     }
-    let settle = world.now_ms + 5_000;
-    while world.run_one(settle) {
-        catch_up.observe(world);
+    // Five seconds, and long enough for every abandoned session's expiry to commit
+    // (checker `sessions`; an election on the way moves it later, hence the rounds).
+    let mut settle = world.now_ms + 5_000;
+    for _ in 0..SETTLE_ROUNDS_MAX {
+        while world.run_one(settle) {
+            catch_up.observe(world);
+        }
+        let due = world
+            .history
+            .abandoned
+            .values()
+            .map(|sent| check::abandoned_expiry_due_ms(&world.history, *sent, u64::MAX) + 1)
+            .max()
+            .unwrap_or(0);
+        if due <= world.now_ms {
+            break;
+        }
+        settle = due;
     }
     exhausted(world)?;
     // A member whose log was lost is re-synced by the first committed entry of the

@@ -218,6 +218,8 @@ pub struct World {
 const IDLE_CLIENT: ClientId = 2;
 /// How long the idle client sends no operation: one and a half session timeouts.
 const IDLE_STRETCH_MS: u64 = crate::client::SESSION_TIMEOUT_MS as u64 * 3 / 2;
+/// The client of every fault-free mixed workload that abandons its session at the end.
+const ABANDONING_CLIENT: ClientId = 3;
 
 impl World {
     /// Builds the world of a run: servers started, clients waiting to connect.
@@ -357,6 +359,12 @@ impl World {
                 // which a follower must report to the leader.
                 WorkloadKind::Mixed if c == IDLE_CLIENT && options.faults.0.is_empty() => {
                     client.with_idle_stretch(ops / 2, IDLE_STRETCH_MS)
+                }
+                // And one drops its connection at the end instead of closing its session,
+                // as a crashed process does: the session must expire within its timeout
+                // (checker `sessions`).
+                WorkloadKind::Mixed if c == ABANDONING_CLIENT && options.faults.0.is_empty() => {
+                    client.abandoning()
                 }
                 WorkloadKind::Mixed => client,
                 WorkloadKind::Recipes => client.with_recipe(true),

@@ -357,14 +357,61 @@ fn sessions_reject_an_expiry_while_the_client_pings() {
     assert_eq!(quiet(&w.history), Ok(()));
 }
 
+// Without faults, a session its client abandoned (dropped the connection without closing
+// it) must expire within its timeout and a little more: an expiry committed later fails,
+// as does one that never came.
+#[test]
+fn sessions_reject_an_abandoned_session_expiring_late_or_never() {
+    let w = world(15);
+    let (&session, &last_sent) = w
+        .history
+        .abandoned
+        .iter()
+        .next()
+        .expect("one client of a fault-free run abandons its session");
+    let expiry = w
+        .history
+        .payloads
+        .iter()
+        .find_map(|(index, (_, bytes))| match Proposal::decode(bytes) {
+            Ok(Proposal {
+                origin: None,
+                body:
+                    ProposalBody::Txn(Txn {
+                        kind: TxnKind::CloseSession { session: s },
+                        ..
+                    }),
+            }) if s == session => Some(*index),
+            _ => None,
+        })
+        .expect("the abandoned session expired");
+    let quiet = |history: &History| {
+        check::check(&Subject {
+            history,
+            servers: &[],
+            fault_free: true,
+        })
+    };
+    let due = check::abandoned_expiry_due_ms(&w.history, last_sent, u64::MAX);
+    let mut late = w.history.clone();
+    late.first_applied_ms.insert(expiry, due + 1);
+    fails(quiet(&late), "sessions", "expired only at");
+    // A session abandoned at the same time that no expiry names (the run went on past
+    // its due time: the settling waits for it).
+    let mut never = w.history.clone();
+    assert!(never.measures.run_ms > due);
+    never.abandoned.insert(SessionId(0x0dd0_5e55), last_sent);
+    fails(quiet(&never), "sessions", "never expired");
+}
+
 // Watches: an event delivered after a reply carrying its change's zxid, an event
 // delivered twice, and an event that never arrived though a later reply did, are caught.
 #[test]
 fn watches_reject_late_duplicate_and_missing_events() {
-    let w = world(20);
+    let w = world(24);
     assert!(
         !w.history.events.is_empty(),
-        "seed 20 delivers watch events"
+        "seed 24 delivers watch events"
     );
 
     // Delivering an event after a reply that already carried a later zxid is caught on

@@ -217,6 +217,9 @@ fn sessions(
     if subject.fault_free {
         expiries_while_active(history, index, replayed)?;
         expiries_while_pinging(history, replayed)?;
+        if complete {
+            abandoned_sessions_expire(history, replayed)?;
+        }
     }
     expiries_after_commits(history, index, replayed)?;
     Ok(())
@@ -322,6 +325,60 @@ fn expiries_while_pinging(history: &History, replayed: &Replayed) -> Result<(), 
                 ),
             ));
         }
+    }
+    Ok(())
+}
+
+/// When the session a client abandoned after last sending at `last_sent_ms` must have
+/// expired by, without faults, if its expiry committed no earlier than `before_ms`: its
+/// last frame touched the session at a server within a few ms, a follower reports that
+/// within half a tick, the leader's deadline is a timeout later rounded up to a tick, and
+/// the expiry commits within a heartbeat interval: two ticks and a heartbeat interval
+/// past the timeout. A leader elected since (a zxid rollover deposes one even without
+/// faults) gives every session a full timeout from its election (docs/consensus.md §14),
+/// so the count starts at the latest of the last send and the first commit of every
+/// epoch before `before_ms`.
+pub fn abandoned_expiry_due_ms(history: &History, last_sent_ms: u64, before_ms: u64) -> u64 {
+    let timing = &history.measures.timing;
+    let elected = history
+        .payloads
+        .iter()
+        .filter(|(_, (zxid, _))| zxid.counter() == 0)
+        .filter_map(|(index, _)| history.first_applied_ms.get(index).copied())
+        .filter(|at| *at < before_ms)
+        .max()
+        .unwrap_or(0);
+    last_sent_ms.max(elected)
+        + u64::from(crate::client::SESSION_TIMEOUT_MS)
+        + 2 * timing.tick_ms
+        + timing.heartbeat_interval_ms
+}
+
+/// Without faults, a session whose client abandoned it (dropped its connection without
+/// closing it, as a crashed process does) expires by [`abandoned_expiry_due_ms`]: its
+/// ephemerals, locks and leaderships must not outlive it for long.
+fn abandoned_sessions_expire(history: &History, replayed: &Replayed) -> Result<(), Failure> {
+    for (session, last_sent_ms) in &history.abandoned {
+        let committed = replayed
+            .expiries
+            .iter()
+            .find(|(s, ..)| s == session)
+            .and_then(|(_, _, index, _)| history.first_applied_ms.get(index).copied());
+        let due = abandoned_expiry_due_ms(history, *last_sent_ms, committed.unwrap_or(u64::MAX));
+        let late = match committed {
+            Some(at) if at <= due => continue,
+            Some(at) => format!("expired only at {at} ms"),
+            // A run that ended before the expiry was due proves nothing.
+            None if history.measures.run_ms <= due => continue,
+            None => format!("never expired in a run of {} ms", history.measures.run_ms),
+        };
+        return Err(Failure::new(
+            "sessions",
+            format!(
+                "session 0x{:x}, abandoned by its client after it last sent at {last_sent_ms} ms, {late} (due by {due} ms)",
+                session.0
+            ),
+        ));
     }
     Ok(())
 }
