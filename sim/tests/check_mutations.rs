@@ -247,38 +247,8 @@ fn sessions_reject_phantom_expiry_leaked_ephemeral_and_early_expiry() {
     let mut w = world(15);
     let op = answered(&w.history, |r| matches!(r, Request::GetData(_)))[0];
     let session = w.history.ops[op].session;
-    let at = i64::try_from(w.history.ops[op].invoked_ms).unwrap() + 1;
-    let (close_index, zxid) = w
-        .history
-        .payloads
-        .iter()
-        .find_map(
-            |(index, (zxid, bytes))| match Proposal::decode(bytes).map(|p| p.body) {
-                Ok(ProposalBody::Txn(Txn {
-                    kind: TxnKind::CloseSession { session: s },
-                    ..
-                })) if s == session => Some((*index, *zxid)),
-                _ => None,
-            },
-        )
-        .expect("every client closes its session at the end");
-    let expiry = Proposal {
-        origin: None,
-        body: ProposalBody::Txn(Txn {
-            zxid,
-            time_ms: at,
-            session,
-            kind: TxnKind::CloseSession { session },
-        }),
-    };
-    w.history
-        .payloads
-        .insert(close_index, (zxid, expiry.encode()));
-    for record in &mut w.history.ops {
-        if record.session == session && matches!(record.request, Request::CloseSession) {
-            record.outcome = Outcome::Lost;
-        }
-    }
+    let at = w.history.ops[op].invoked_ms + 1;
+    expire_at(&mut w.history, session, at);
     let quiet = |history| Subject {
         history,
         servers: &[],
