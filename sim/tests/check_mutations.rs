@@ -249,12 +249,16 @@ fn sessions_reject_phantom_expiry_leaked_ephemeral_and_early_expiry() {
     let session = w.history.ops[op].session;
     let at = w.history.ops[op].invoked_ms + 1;
     expire_at(&mut w.history, session, at);
-    let quiet = |history| Subject {
+    fails(quiet(&w.history), "sessions", "though");
+}
+
+/// Every checker over `history` as a run without faults (no server states).
+fn quiet(history: &History) -> Result<(), Failure> {
+    check::check(&Subject {
         history,
         servers: &[],
         fault_free: true,
-    };
-    fails(check::check(&quiet(&w.history)), "sessions", "though");
+    })
 }
 
 /// Makes the committed close of `session` a leader's expiry at leader time `at_ms`,
@@ -314,13 +318,6 @@ fn sessions_reject_an_expiry_while_the_client_pings() {
             })
         })
         .expect("the idle client pings for a whole timeout without an operation");
-    let quiet = |history: &History| {
-        check::check(&Subject {
-            history,
-            servers: &[],
-            fault_free: true,
-        })
-    };
     expire_at(&mut w.history, session, ping + tick);
     fails(quiet(&w.history), "sessions", "sent a ping at ");
     w.history.pings.remove(&session);
@@ -355,13 +352,6 @@ fn sessions_reject_an_abandoned_session_expiring_late_or_never() {
             _ => None,
         })
         .expect("the abandoned session expired");
-    let quiet = |history: &History| {
-        check::check(&Subject {
-            history,
-            servers: &[],
-            fault_free: true,
-        })
-    };
     let due = check::abandoned_expiry_due_ms(&w.history, last_sent, u64::MAX);
     let mut late = w.history.clone();
     late.first_applied_ms.insert(expiry, due + 1);
