@@ -255,6 +255,14 @@ impl Monitor {
         }
     }
 
+    /// A message server `from` sent `to` does not survive its encoding (`what` says how).
+    pub fn codec_breach(&mut self, from: NodeId, to: NodeId, what: String) {
+        self.breach_of(
+            "peer-codec",
+            format!("server {} to {}: {what}", from.0, to.0),
+        );
+    }
+
     /// Server `from` granted `to` its vote or pre-vote while it still needed a resync
     /// (its log was lost: it may lack an entry it acknowledged, so its vote could elect a
     /// leader without it; docs/consensus.md §3).

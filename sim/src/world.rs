@@ -738,10 +738,43 @@ impl World {
         }
     }
 
+    /// `msg` as the receiver decodes it from the bytes the sender encodes, as on a real
+    /// peer connection: a message that does not come back equal fails the run (monitor,
+    /// `peer-codec`), and travels on as sent.
+    fn through_the_wire(&mut self, from: NodeId, to: NodeId, msg: PeerMessage) -> PeerMessage {
+        let bytes = msg.encode();
+        match PeerMessage::decode(&bytes) {
+            Ok(decoded) if decoded == msg => decoded,
+            Ok(decoded) => {
+                self.monitor.codec_breach(
+                    from,
+                    to,
+                    format!(
+                        "{msg:?} came back from its {} bytes as {decoded:?}",
+                        bytes.len()
+                    ),
+                );
+                msg
+            }
+            Err(e) => {
+                self.monitor.codec_breach(
+                    from,
+                    to,
+                    format!(
+                        "{msg:?} does not decode from its {} bytes: {e}",
+                        bytes.len()
+                    ),
+                );
+                msg
+            }
+        }
+    }
+
     fn route(&mut self, id: NodeId, output: Output) {
         let now = self.now_ms;
         match output {
             Output::Peer { to, msg } => {
+                let msg = self.through_the_wire(id, to, msg);
                 self.count_sent(&msg);
                 if let PeerMessage::Replication(Message {
                     epoch,
