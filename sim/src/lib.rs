@@ -288,7 +288,8 @@ fn liveness(world: &mut World) -> Result<Healed, Failure> {
     }
     // Five seconds, and long enough for every abandoned session's expiry to commit
     // (checker `sessions`; an election on the way moves it later, hence the rounds).
-    let mut settle = world.now_ms + 5_000;
+    let finished_ms = world.now_ms;
+    let mut settle = finished_ms + 5_000;
     for _ in 0..SETTLE_ROUNDS_MAX {
         while world.run_one(settle) {
             catch_up.observe(world);
@@ -316,8 +317,9 @@ fn liveness(world: &mut World) -> Result<Healed, Failure> {
         return Err(Failure::new(
             "liveness",
             format!(
-                "server {} still needs a resync (its log was lost) 5000 ms after every client finished",
-                id.0
+                "server {} still needs a resync (its log was lost) once the run settled, {} ms after every client finished",
+                id.0,
+                world.now_ms - finished_ms
             ),
         ));
     }

@@ -743,31 +743,14 @@ impl World {
     /// `peer-codec`), and travels on as sent.
     fn through_the_wire(&mut self, from: NodeId, to: NodeId, msg: PeerMessage) -> PeerMessage {
         let bytes = msg.encode();
-        match PeerMessage::decode(&bytes) {
-            Ok(decoded) if decoded == msg => decoded,
-            Ok(decoded) => {
-                self.monitor.codec_breach(
-                    from,
-                    to,
-                    format!(
-                        "{msg:?} came back from its {} bytes as {decoded:?}",
-                        bytes.len()
-                    ),
-                );
-                msg
-            }
-            Err(e) => {
-                self.monitor.codec_breach(
-                    from,
-                    to,
-                    format!(
-                        "{msg:?} does not decode from its {} bytes: {e}",
-                        bytes.len()
-                    ),
-                );
-                msg
-            }
-        }
+        let what = match PeerMessage::decode(&bytes) {
+            Ok(decoded) if decoded == msg => return decoded,
+            Ok(decoded) => format!("came back as {decoded:?}"),
+            Err(e) => format!("does not decode: {e}"),
+        };
+        self.monitor
+            .codec_breach(from, to, format!("{msg:?}, {} bytes, {what}", bytes.len()));
+        msg
     }
 
     fn route(&mut self, id: NodeId, output: Output) {
