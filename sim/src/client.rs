@@ -331,6 +331,10 @@ pub struct SimClient {
     /// Instead of closing its session with its last operation, the client drops its
     /// connection and stops, as a crashed process does: the session must expire.
     abandons: bool,
+    /// The last operation answered while nothing else was outstanding on its connection
+    /// (no ping, no credential): the server's `cons` must name it as the connection's
+    /// last (`World` takes and checks it).
+    answered: Option<(ConnId, i32, OpCode)>,
 }
 
 impl SimClient {
@@ -358,6 +362,7 @@ impl SimClient {
             credentials: Vec::new(),
             ids: vec![Id::new("ip", &address(id).to_string())],
             ids_before_auth: None,
+            answered: None,
             watches: WatchTable::default(),
             silent_until_ms: 0,
             drop_link: false,
@@ -578,6 +583,24 @@ impl SimClient {
         }
         let offset = rng.random_range(1..self.servers);
         NodeId((last - 1 + offset) % self.servers + 1)
+    }
+
+    /// The server sent a frame this client cannot take (`what`): recorded as a breach
+    /// of the protocol (`History::wire_breaches`), and the connection dropped.
+    fn wire_breach(
+        &mut self,
+        now_ms: u64,
+        history: &mut History,
+        actions: &mut Vec<Action>,
+        what: String,
+    ) {
+        if let Some(link) = &self.link {
+            history.wire_breaches.push(format!(
+                "client {} got from server {} on connection {} at {now_ms} ms {what}",
+                self.id, link.server.0, link.conn.0
+            ));
+        }
+        self.close(now_ms, history, actions);
     }
 
     fn close(&mut self, now_ms: u64, history: &mut History, actions: &mut Vec<Action>) {
@@ -826,8 +849,9 @@ impl SimClient {
             let frame = match link.splitter.next_frame() {
                 Ok(Some(frame)) => frame,
                 Ok(None) => return coalesce(actions),
-                Err(_) => {
-                    self.close(now_ms, history, &mut actions);
+                Err(err) => {
+                    let what = format!("a frame that does not split ({err})");
+                    self.wire_breach(now_ms, history, &mut actions, what);
                     return coalesce(actions);
                 }
             };
@@ -847,9 +871,13 @@ impl SimClient {
         history: &mut History,
         actions: &mut Vec<Action>,
     ) {
-        let Ok(response) = wire::decode_connect_response(frame) else {
-            self.close(now_ms, history, actions);
-            return;
+        let response = match wire::decode_connect_response(frame) {
+            Ok(response) => response,
+            Err(err) => {
+                let what = format!("a connect response that does not decode ({err})");
+                self.wire_breach(now_ms, history, actions, what);
+                return;
+            }
         };
         if response.timeout_ms <= 0 {
             self.session_expired(now_ms, history);
@@ -928,9 +956,13 @@ impl SimClient {
         };
         let server = link.server;
         let pending = self.outstanding.as_ref().map_or(OpCode::Ping, |o| o.op);
-        let Ok((header, reply)) = wire::decode_reply(frame, pending) else {
-            self.close(now_ms, history, actions);
-            return;
+        let (header, reply) = match wire::decode_reply(frame, pending) {
+            Ok(decoded) => decoded,
+            Err(err) => {
+                let what = format!("a reply to {pending:?} that does not decode ({err})");
+                self.wire_breach(now_ms, history, actions, what);
+                return;
+            }
         };
         // lastZxidSeen moves with answers to requests only: the Java client ignores the
         // zxid of ping and auth replies (and events carry -1).
@@ -980,8 +1012,21 @@ impl SimClient {
             }
             // A reply to nothing we asked: the server broke FIFO order; Java drops the
             // connection.
-            Reply::Auth | Reply::Response(_) => self.close(now_ms, history, actions),
+            Reply::Auth | Reply::Response(_) => {
+                let asked = self.outstanding.as_ref().map(|o| (o.xid, o.op));
+                let what = format!(
+                    "an answer (xid {}) to nothing it asked (outstanding: {asked:?})",
+                    header.xid
+                );
+                self.wire_breach(now_ms, history, actions, what);
+            }
         }
+    }
+
+    /// The operation answered last on a connection with nothing else outstanding, once:
+    /// its connection, xid and opcode.
+    pub fn take_answered(&mut self) -> Option<(ConnId, i32, OpCode)> {
+        self.answered.take()
     }
 
     /// The outstanding operation got its answer.
@@ -997,6 +1042,11 @@ impl SimClient {
             return;
         };
         self.ids_before_auth = None;
+        self.answered = self
+            .link
+            .as_ref()
+            .filter(|l| l.pings_sent_ms.is_empty() && self.auth_replies_due == 0)
+            .map(|l| (l.conn, out.xid, out.op));
         let Some(record) = history.ops.get_mut(out.record) else {
             return;
         };

@@ -200,6 +200,11 @@ pub struct History {
     /// Sessions their client abandoned (dropped the connection instead of closing the
     /// session, as a crashed process does), with when it last sent anything on them.
     pub abandoned: BTreeMap<SessionId, u64>,
+    /// Frames a client could not take, in the order met: a frame that does not split or
+    /// decode, or an answer to nothing it asked (the server broke FIFO order). The
+    /// simulated network delivers client bytes intact and in order, so each is a server
+    /// bug; the client drops the connection, as ZooKeeper's clients do.
+    pub wire_breaches: Vec<String>,
 }
 
 impl History {

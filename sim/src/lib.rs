@@ -324,6 +324,7 @@ fn liveness(world: &mut World) -> Result<Healed, Failure> {
         ));
     }
     connections_held(world)?;
+    log_spans_reported(world)?;
     let (catch_up_max_ms, catch_up_missed) = catch_up.slowest(world)?;
     Ok(Healed {
         time_to_leader_ms: leader_at_ms.unwrap_or(world.now_ms) - healed_ms,
@@ -353,6 +354,30 @@ fn connections_held(world: &World) -> Result<(), Failure> {
                 format!(
                     "server {} holds {held} client connections once the run settled, but {open} are open to it",
                     id.0
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Once the run has settled, the log span every running server reports (what the
+/// simulator compares to tell a snapshot's need) is its log's: it ends at the last index
+/// its replication status names and starts no later than its commit index (only
+/// committed entries are compacted into a snapshot).
+fn log_spans_reported(world: &World) -> Result<(), Failure> {
+    for (id, server) in &world.servers {
+        let Some(node) = &server.node else {
+            continue;
+        };
+        let (start, last) = node.log_span();
+        let status = node.replication_status();
+        if last != status.last_index || start > status.commit_index || start > last {
+            return Err(Failure::new(
+                "stats",
+                format!(
+                    "server {} reports its log spanning {start}..={last}, but its last index is {} and its commit index {}",
+                    id.0, status.last_index, status.commit_index
                 ),
             ));
         }

@@ -249,7 +249,8 @@ impl Monitor {
         self.breach_of("bounds", event);
     }
 
-    fn breach_of(&mut self, checker: &'static str, event: String) {
+    /// Records the run's first breach, of `checker`'s rule.
+    pub fn breach_of(&mut self, checker: &'static str, event: String) {
         if self.measures.breach.is_none() {
             self.measures.breach = Some(Failure::new(checker, event));
         }

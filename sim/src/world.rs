@@ -14,6 +14,7 @@ use crate::recipes::WorkloadKind;
 use paddock_core::ids::{ConnId, Epoch, NodeId};
 use paddock_core::node::{Input, Node, NodeConfig, Output, PeerMessage, Persist};
 use paddock_core::replication::{AppendOutcome, Message, MessageBody};
+use paddock_core::wire::OpCode;
 use rand::RngExt;
 
 use crate::client::{Action, SimClient};
@@ -938,6 +939,7 @@ impl World {
                     self.trace
                         .client_bytes(now, link.server, conn, true, &bytes);
                     self.step(link.server, Input::ClientBytes { conn, bytes });
+                    self.check_connection(link.server, conn, None);
                 }
             }
             Event::ToClient { conn, bytes } => {
@@ -953,11 +955,34 @@ impl World {
                     .client_bytes(now, link.server, conn, false, &bytes);
                 let actions =
                     self.clients[client].receive(now, &bytes, &mut self.rng, &mut self.history);
+                if let Some((conn, xid, op)) = self.clients[client].take_answered() {
+                    self.check_connection(link.server, conn, Some((xid, op)));
+                }
                 self.client_actions(link.client, actions);
             }
             Event::ClientClosed { conn } => self.client_conn_closed(conn),
             Event::ClientWake { client } => self.client_wake(client),
             Event::Fault(fault) => self.fault(fault),
+        }
+    }
+
+    /// What server `id` shows of connection `conn` (`cons`) agrees with its client
+    /// (`check::stats::connection`); `answered` is the request the client just had
+    /// answered with nothing else outstanding there.
+    fn check_connection(&mut self, id: NodeId, conn: ConnId, answered: Option<(i32, OpCode)>) {
+        let Some(node) = self.servers.get(&id).and_then(|s| s.node.as_ref()) else {
+            return;
+        };
+        let Some(stats) = node.conn_stats(conn) else {
+            return;
+        };
+        let outstanding = node.conn_requests_outstanding(conn);
+        if let Err(why) = crate::check::stats::connection(&stats, outstanding, answered) {
+            let now = self.now_ms;
+            self.monitor.breach_of(
+                "stats",
+                format!("server {} at {now} ms: connection {} {why}", id.0, conn.0),
+            );
         }
     }
 

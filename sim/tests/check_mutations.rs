@@ -262,8 +262,9 @@ fn quiet(history: &History) -> Result<(), Failure> {
 }
 
 /// Makes the committed close of `session` a leader's expiry at leader time `at_ms`,
-/// committed then, and the client's own closeSession indeterminate (as if its reply was
-/// lost).
+/// committed then, and the client's own closeSession indeterminate (as if the client
+/// stopped before its answer came: a fault-free run loses no operation with its
+/// connection).
 fn expire_at(history: &mut History, session: SessionId, at_ms: u64) {
     let (close_index, zxid) = history
         .payloads
@@ -293,7 +294,8 @@ fn expire_at(history: &mut History, session: SessionId, at_ms: u64) {
     history.first_applied_ms.insert(close_index, at_ms);
     for record in &mut history.ops {
         if record.session == session && matches!(record.request, Request::CloseSession) {
-            record.outcome = Outcome::Lost;
+            record.outcome = Outcome::Pending;
+            record.completed_ms = None;
         }
     }
 }
@@ -418,4 +420,33 @@ fn watches_reject_late_duplicate_and_missing_events() {
         caught += usize::from(verdict == "watches");
     }
     assert!(caught > 0);
+}
+
+// A frame a client could not take fails the run even when every other checker passes;
+// the run itself recorded none.
+#[test]
+fn wire_rejects_a_frame_a_client_could_not_take() {
+    let mut w = world(3);
+    assert!(w.history.wire_breaches.is_empty());
+    assert_eq!(quiet(&w.history), Ok(()));
+    w.history
+        .wire_breaches
+        .push("client 0 got from server 1 a reply to GetData that does not decode".to_owned());
+    fails(quiet(&w.history), "wire", "does not decode");
+}
+
+// Without faults an operation lost with its connection needs a leader change to explain
+// it: one lost in a run with a single leader fails.
+#[test]
+fn bounds_reject_an_operation_lost_without_a_leader_change() {
+    let mut w = world(3);
+    assert_eq!(w.history.measures.leaderships, 1);
+    let record = w
+        .history
+        .ops
+        .iter_mut()
+        .find(|op| matches!(op.request, Request::GetData(_)))
+        .expect("some read");
+    record.outcome = Outcome::Lost;
+    fails(quiet(&w.history), "bounds", "1 operations lost");
 }

@@ -138,6 +138,9 @@ pub fn check(subject: &Subject<'_>) -> Result<(), Failure> {
     if let Some(loss) = history.ack_losses.first() {
         return Err(Failure::new("durability", loss.clone()));
     }
+    if let Some(breach) = history.wire_breaches.first() {
+        return Err(Failure::new("wire", breach.clone()));
+    }
     agreement::check(history)?;
     let committed = Committed::read(history)?;
     let complete = committed.gap_at.is_none();
@@ -165,7 +168,7 @@ pub fn check(subject: &Subject<'_>) -> Result<(), Failure> {
     }
     recipes::check(history)?;
     stats::check(history, subject.servers)?;
-    budget::check(history)?;
+    budget::check(history, subject.fault_free)?;
     bounds::check(history, subject.fault_free)
 }
 

@@ -12,11 +12,84 @@
 //! - the zxid it reports as applied (`srvr`'s `Zxid`, `mntr`) is that of the committed
 //!   entry at its applied index.
 //!
+//! Per connection (`cons`), checked as the run goes (`World` calls [`connection`]):
+//! - once a client has its answer and nothing else outstanding on the connection, the
+//!   server names that request as the connection's last (`lop`, `lxid`);
+//! - the requests the server counts as outstanding on a connection (what the runtime sums
+//!   for `globalOutstandingLimit`) include every request queued on it.
+//!
 //! Operators read these figures to tell a slow ensemble from a slow client; a server
 //! whose figures are wrong sends them looking in the wrong place.
 
 use super::{Failure, ServerFinal};
 use crate::history::{History, Outcome};
+use paddock_core::node::ConnStats;
+use paddock_core::wire::OpCode;
+
+/// The xid every auth packet carries (ZooKeeper's `AUTHPACKET_XID`).
+const XID_AUTH: i32 = -4;
+
+/// ZooKeeper's four-letter name of an operation in `cons` (`lop=`), written out here
+/// independently of the server's table.
+pub fn op_name(op: OpCode) -> &'static str {
+    match op {
+        OpCode::Ping => "PING",
+        OpCode::CreateSession => "SESS",
+        OpCode::CloseSession => "CLOS",
+        OpCode::Create | OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl => "CREA",
+        OpCode::Delete | OpCode::DeleteContainer => "DELE",
+        OpCode::SetData => "SETD",
+        OpCode::SetAcl => "SETA",
+        OpCode::Reconfig => "RECO",
+        OpCode::Check => "CHEC",
+        OpCode::Multi => "MULT",
+        OpCode::MultiRead => "MLTR",
+        OpCode::Sync => "SYNC",
+        OpCode::Exists => "EXIS",
+        OpCode::GetData => "GETD",
+        OpCode::GetAcl => "GETA",
+        OpCode::GetChildren | OpCode::GetChildren2 => "GETC",
+        OpCode::GetAllChildrenNumber => "GETACN",
+        OpCode::GetEphemerals => "GETE",
+        OpCode::SetWatches | OpCode::SetWatches2 => "SETW",
+        OpCode::CheckWatches => "CHKW",
+        OpCode::RemoveWatches => "REMW",
+        OpCode::AddWatch => "ADDW",
+        OpCode::WhoAmI => "HOMI",
+        OpCode::Auth => "AUTH",
+        _ => "NA",
+    }
+}
+
+/// What a server shows of one connection (`stats`, and `outstanding` as
+/// `Node::conn_requests_outstanding` counts it), judged against what its client knows:
+/// `answered` is the request (xid, opcode) the client just had answered with nothing
+/// else outstanding, if that is why it is checked.
+pub fn connection(
+    stats: &ConnStats,
+    outstanding: usize,
+    answered: Option<(i32, OpCode)>,
+) -> Result<(), String> {
+    if (outstanding as u64) < stats.queued {
+        return Err(format!(
+            "counts {outstanding} requests outstanding with {} queued",
+            stats.queued
+        ));
+    }
+    // An auth packet travels with ZooKeeper's fixed xid, whatever the client counts.
+    let on_the_wire = |xid, op| if op == OpCode::Auth { XID_AUTH } else { xid };
+    if let Some((xid, op)) = answered
+        && (stats.last_xid != on_the_wire(xid, op) || stats.last_op != op_name(op))
+    {
+        return Err(format!(
+            "shows lop={} lxid={:#x} after answering {} (xid {xid:#x}) last",
+            stats.last_op,
+            stats.last_xid,
+            op_name(op)
+        ));
+    }
+    Ok(())
+}
 
 /// Checks every running server's latency figures against the history.
 pub fn check(history: &History, servers: &[ServerFinal]) -> Result<(), Failure> {
@@ -115,6 +188,39 @@ mod tests {
             started_ms,
             clock_drift_ppm: 20_000,
         }
+    }
+
+    #[test]
+    fn a_connection_must_show_its_last_answer_and_count_its_queue() {
+        let mut stats = ConnStats {
+            session: None,
+            timeout_ms: None,
+            queued: 2,
+            last_op: "GETD",
+            last_xid: 7,
+            last_zxid: 0,
+            last_latency_ms: 0,
+            latency: LatencyStats::default(),
+        };
+        connection(&stats, 2, Some((7, OpCode::GetData))).unwrap();
+        connection(&stats, 3, None).unwrap();
+        let err = connection(&stats, 1, None).unwrap_err();
+        assert!(
+            err.contains("1 requests outstanding with 2 queued"),
+            "{err}"
+        );
+        let err = connection(&stats, 2, Some((8, OpCode::GetData))).unwrap_err();
+        assert!(err.contains("lxid=0x7"), "{err}");
+        let err = connection(&stats, 2, Some((7, OpCode::Create2))).unwrap_err();
+        assert!(err.contains("after answering CREA"), "{err}");
+        stats.last_op = "CREA";
+        connection(&stats, 2, Some((7, OpCode::Create2))).unwrap();
+        // Auth packets carry xid -4 whatever the client counted.
+        stats.last_op = "AUTH";
+        let err = connection(&stats, 2, Some((7, OpCode::Auth))).unwrap_err();
+        assert!(err.contains("after answering AUTH"), "{err}");
+        stats.last_xid = -4;
+        connection(&stats, 2, Some((7, OpCode::Auth))).unwrap();
     }
 
     #[test]
