@@ -1,25 +1,27 @@
 #!/usr/bin/env bash
 # The mutation run: every mutant cargo-mutants makes of core/src/replication/ and
-# core/src/node/ (their unit tests excluded), each judged by the simulator's campaigns
-# alone (sim/tests/mutation_oracle.rs): a mutant is killed when some seed fails.
+# core/src/node/ (their unit tests excluded), each judged first by core's own tests of
+# the node and replication layers (its unit tests and the integration tests that drive
+# a Node or a Replica), then by the simulator's campaigns (sim/tests/mutation_oracle.rs):
+# a mutant is killed when one of those tests or some seed fails. Each mutant's log
+# names the test binary that failed, so a kill is attributed to a test or to the oracle.
 #
 #   scripts/mutants.sh [SHARD/SHARDS] [SEEDS]
-#   scripts/mutants.sh --again SHARD/SHARDS
+#   scripts/mutants.sh --oracle-only SHARD/SHARDS [SEEDS]
+#   scripts/mutants.sh --again SHARD/SHARDS [SEEDS]
 #
 # SHARD/SHARDS (default 1/1) runs every SHARDS-th mutant (round-robin), so the run can
 # be spread over several sessions (cargo-mutants' baseline would test the mutated
-# package only, so it is skipped: the oracle passes on the unmutated tree in cargo test);
-# SEEDS (default 150) is the oracle's seed count. Only the oracle's test binary is
-# built per mutant (about 9 s after a one-line change, not the 35 s of every sim test).
-# Results land in target/mutants/shard-SHARD-of-SHARDS/mutants.out/ (caught.txt,
-# missed.txt, unviable.txt, timeout.txt); the README's score sums them.
+# package only, so it is skipped: the tests pass on the unmutated tree in cargo test);
+# SEEDS (default 150) is the oracle's seed count. Only the judging test binaries are
+# built per mutant. Results land in target/mutants/shard-SHARD-of-SHARDS/mutants.out/
+# (caught.txt, missed.txt, unviable.txt, timeout.txt); the README's score sums them.
 #
-# `--again` is the second pass: it takes that shard's survivors (missed.txt) and judges
-# each again, first by core's own tests of the node and replication layers (its unit
-# tests and the integration tests that drive a Node or a Replica), then by the oracle
-# with today's checkers; so the README can say which survivors a test kills and which a
-# later checker does, measured rather than read. Each mutant's log names the test binary
-# that failed. Results land in target/mutants/shard-SHARD-of-SHARDS-again/mutants.out/.
+# `--oracle-only` judges by the campaigns alone (how shards 1 to 4 first ran), results
+# in target/mutants/shard-SHARD-of-SHARDS-oracle/. `--again` takes the survivors an
+# oracle-only run left (its missed.txt) and judges each again with both, so the README
+# can say which survivors a test kills and which a later checker does. Results land in
+# target/mutants/shard-SHARD-of-SHARDS-again/mutants.out/.
 #
 # cargo-mutants copies the working tree when it starts: leave core/ unedited until a run
 # has begun, or its every mutant is judged on top of your edit.
@@ -28,11 +30,19 @@ cd "$(dirname "$0")/.."
 command -v cargo-mutants >/dev/null || cargo install cargo-mutants --locked
 files=(--file 'core/src/replication/*.rs' --file 'core/src/node/*.rs'
   --exclude core/src/replication/tests.rs)
+# Core's tests of the two layers, then the oracle: cargo runs the test binaries in this
+# order and stops at the first that fails.
+both=(--test-package paddock-core,paddock-sim --cargo-arg=--lib)
+for t in node_cluster peer_forgery replication_cluster replication_untrusted \
+  sasl_request watch_acl mutation_oracle; do
+  both+=("--cargo-arg=--test=$t")
+done
+oracle=(--test-package paddock-sim --cargo-arg=--test=mutation_oracle)
 
 if [ "${1:-}" = "--again" ]; then
   shard="${2:?usage: scripts/mutants.sh --again SHARD/SHARDS [SEEDS]}"
   seeds="${3:-150}"
-  missed="target/mutants/shard-${shard/\//-of-}/mutants.out/missed.txt"
+  missed="target/mutants/shard-${shard/\//-of-}-oracle/mutants.out/missed.txt"
   [ -s "$missed" ] || { echo "no survivors listed in $missed" >&2; exit 1; }
   out="target/mutants/shard-${shard/\//-of-}-again"
   mkdir -p "$out"
@@ -41,31 +51,29 @@ if [ "${1:-}" = "--again" ]; then
   while IFS= read -r name; do
     filters+=(-F "^$(printf '%s' "$name" | sed 's/[][\\.^$*+?(){}|]/\\&/g')\$")
   done <"$missed"
-  targets=()
-  for t in mutation_oracle node_cluster peer_forgery replication_cluster \
-    replication_untrusted sasl_request watch_acl; do
-    targets+=("--cargo-arg=--test=$t")
-  done
   PADDOCK_ORACLE_SEEDS="$seeds" exec cargo mutants \
     --profile mutants \
     "${files[@]}" "${filters[@]}" \
-    --test-package paddock-core,paddock-sim \
-    --cargo-arg=--lib "${targets[@]}" \
+    "${both[@]}" \
     --baseline skip \
     --timeout 300 \
     --output "$out"
 fi
 
+judges=("${both[@]}") suffix="" timeout=300
+if [ "${1:-}" = "--oracle-only" ]; then
+  judges=("${oracle[@]}") suffix="-oracle" timeout=120
+  shift
+fi
 shard="${1:-1/1}"
 seeds="${2:-150}"
-out="target/mutants/shard-${shard/\//-of-}"
+out="target/mutants/shard-${shard/\//-of-}$suffix"
 mkdir -p "$out"
 PADDOCK_ORACLE_SEEDS="$seeds" exec cargo mutants \
   --profile mutants \
   "${files[@]}" \
-  --test-package paddock-sim \
-  --cargo-arg=--test=mutation_oracle \
+  "${judges[@]}" \
   --baseline skip \
   --shard "$shard" --sharding round-robin \
-  --timeout 120 \
+  --timeout "$timeout" \
   --output "$out"

@@ -486,9 +486,9 @@ fn early_frame_bytes_are_bounded() {
     );
 }
 
-/// A one-server ensemble that snapshots only by bytes (`every_bytes`), after ten 4 KB
-/// writes: the index of the snapshot on its disk (0 for none).
-fn snapshot_after_big_writes(every_bytes: u64) -> u64 {
+/// A one-server ensemble that snapshots only by bytes (`every_bytes`), after `writes`
+/// 4 KB writes: the index of the snapshot on its disk (0 for none).
+fn snapshot_after_big_writes(every_bytes: u64, writes: usize) -> u64 {
     let mut c = Cluster::new(1, 5, |config| {
         config.snapshot_every_entries = 1_000_000;
         config.snapshot_every_bytes = every_bytes;
@@ -496,7 +496,7 @@ fn snapshot_after_big_writes(every_bytes: u64) -> u64 {
     elect(&mut c);
     let conn = c.connect(1);
     c.create(conn, "/x", b"", 0).unwrap();
-    for _ in 0..10 {
+    for _ in 0..writes {
         c.call(conn, set_data("/x", vec![1; 4000])).unwrap();
     }
     c.run_for(100);
@@ -506,15 +506,20 @@ fn snapshot_after_big_writes(every_bytes: u64) -> u64 {
 }
 
 // Snapshots are taken by bytes too (snapSizeLimitInKb): 40 KB of writes with a 20 KB
-// budget give a snapshot although the entry count is far from snapCount; with the default
-// budget they give none.
+// budget give a snapshot although the entry count is far from snapCount, 12 KB of them
+// do not; with the default budget 40 KB give none.
 #[test]
 fn snapshot_is_taken_by_bytes_applied() {
     assert!(
-        snapshot_after_big_writes(20_000) > 0,
+        snapshot_after_big_writes(20_000, 10) > 0,
         "no snapshot by bytes"
     );
-    assert_eq!(snapshot_after_big_writes(256 * 1024 * 1024), 0);
+    assert_eq!(
+        snapshot_after_big_writes(20_000, 3),
+        0,
+        "a snapshot before the bytes applied reached the budget"
+    );
+    assert_eq!(snapshot_after_big_writes(256 * 1024 * 1024, 10), 0);
 }
 
 // What a runtime sums for `globalOutstandingLimit`: a connection's requests received and
@@ -664,4 +669,149 @@ fn a_multi_read_beyond_a_frame_is_refused_not_built() {
         other => panic!("unexpected reply {other:?}"),
     }
     assert_eq!(c.get(conn, "/small", false), Ok(b"s".to_vec()));
+}
+
+// A write the leader takes from its own client leaves for every follower within the step
+// that took it: the proposal is not parked until the leader's next timer or message.
+#[test]
+fn a_leader_sends_a_write_to_its_followers_in_the_step_that_took_it() {
+    use paddock_core::node::{Input, Output, PeerMessage};
+    use paddock_core::replication::MessageBody;
+    let mut c = cluster(3, 23);
+    let leader = elect(&mut c);
+    let conn = c.connect(leader.0);
+    c.create(conn, "/warm", b"", 0).unwrap();
+    c.run_for(20);
+    let request = Request::Create(CreateRequest {
+        path: "/now".into(),
+        data: Some(b"x".to_vec()),
+        acl: paddock_core::acl::Acl::open_unsafe(),
+        flags: 0,
+    });
+    let mut payload = Vec::new();
+    wire::encode_request(
+        &wire::RequestHeader {
+            xid: 100,
+            op: request.op_code(),
+        },
+        &request,
+        &mut payload,
+    );
+    let now = c.now_ms;
+    let node = c.nodes.get_mut(&leader).unwrap().as_mut().unwrap();
+    let mut out = Vec::new();
+    let bytes = wire::frame(&payload);
+    node.step(now, Input::ClientBytes { conn, bytes }, &mut out);
+    let mut appended_to: Vec<NodeId> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Peer {
+                to,
+                msg: PeerMessage::Replication(m),
+            } => match &m.body {
+                MessageBody::Append { entries, .. } if !entries.is_empty() => Some(*to),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    appended_to.sort();
+    let followers: Vec<NodeId> = (1..=3).map(NodeId).filter(|n| *n != leader).collect();
+    assert_eq!(appended_to, followers, "outputs of the step: {out:?}");
+}
+
+// A write the leader cannot propose (here larger than replication's payload limit) fails
+// its connection, wherever the client is connected: on the leader at once, on a follower
+// when the leader's refusal comes back. Other writes are served meanwhile.
+#[test]
+fn a_write_the_leader_refuses_closes_its_connection_on_any_server() {
+    let mut c = Cluster::new(3, 24, |config| {
+        config.replication.payload_bytes_max = 50_000
+    });
+    let leader = elect(&mut c);
+    let follower = (1..=3).map(NodeId).find(|n| *n != leader).unwrap();
+    let small = c.connect(leader.0);
+    c.create(small, "/x", b"", 0).unwrap();
+    for server in [leader, follower] {
+        let conn = c.connect(server.0);
+        c.send(conn, set_data("/x", vec![1; 100_000]));
+        c.run_for(500);
+        assert!(
+            c.clients[&conn].closed,
+            "a refused write left its connection open on server {server:?}"
+        );
+        assert!(c.clients[&conn].replies.is_empty());
+    }
+    c.create(small, "/y", b"served", 0).unwrap();
+}
+
+// Forwarded writes are taken once: a stream's writes resent after the leader took them
+// are skipped, and a stream the follower replaced (it restarted and numbers a new one
+// from 0) is never taken from again, for the last 16 streams it replaced, however late
+// its messages arrive.
+#[test]
+fn forwarded_writes_are_taken_once_per_stream_and_never_from_a_replaced_stream() {
+    use paddock_core::node::{Input, PeerMessage};
+    let mut c = cluster(3, 25);
+    let leader = elect(&mut c);
+    let follower = (1..=3).map(NodeId).find(|n| *n != leader).unwrap();
+    let conn = c.connect(follower.0);
+    c.run_for(100);
+    c.send(conn, set_data("/", b"forwarded".to_vec()));
+    let mut forward = None;
+    while forward.is_none() && c.run_one() {
+        forward = c.queue.values().find_map(|event| match event {
+            Event::Peer {
+                from,
+                msg: msg @ PeerMessage::Forward { .. },
+                ..
+            } if *from == follower => Some(msg.clone()),
+            _ => None,
+        });
+    }
+    let PeerMessage::Forward {
+        epoch,
+        stream,
+        writes,
+        ..
+    } = forward.expect("the follower forwarded the write")
+    else {
+        unreachable!()
+    };
+    c.run_for(500);
+    let last_index = |c: &Cluster| c.node(leader.0).replication_status().last_index;
+    let mut deliver = |c: &mut Cluster, stream: u64, first_seq: u64| {
+        let before = last_index(c);
+        let msg = PeerMessage::Forward {
+            epoch,
+            stream,
+            first_seq,
+            writes: writes.clone(),
+        };
+        c.step(
+            leader,
+            Input::Peer {
+                from: follower,
+                msg,
+            },
+        );
+        last_index(c) - before
+    };
+    assert_eq!(deliver(&mut c, stream, 0), 0, "a resent write taken again");
+    for replacement in 1..=16 {
+        assert_eq!(
+            deliver(&mut c, stream + replacement, 0),
+            1,
+            "a new stream's first write not taken"
+        );
+        assert_eq!(deliver(&mut c, stream + replacement, 0), 0);
+        for replaced in stream..stream + replacement {
+            assert_eq!(
+                deliver(&mut c, replaced, 0),
+                0,
+                "stream {replaced}, replaced by {}, taken from",
+                stream + replacement
+            );
+        }
+    }
 }
