@@ -780,7 +780,7 @@ fn forwarded_writes_are_taken_once_per_stream_and_never_from_a_replaced_stream()
     };
     c.run_for(500);
     let last_index = |c: &Cluster| c.node(leader.0).replication_status().last_index;
-    let mut deliver = |c: &mut Cluster, stream: u64, first_seq: u64| {
+    let deliver = |c: &mut Cluster, stream: u64, first_seq: u64| {
         let before = last_index(c);
         let msg = PeerMessage::Forward {
             epoch,
@@ -812,6 +812,52 @@ fn forwarded_writes_are_taken_once_per_stream_and_never_from_a_replaced_stream()
                 "stream {replaced}, replaced by {}, taken from",
                 stream + replacement
             );
+        }
+    }
+}
+
+// Requests pipelined on one connection (writes and reads mixed, not waiting for
+// answers) are each answered under their own xid with their own result,
+// on the leader and on a follower.
+#[test]
+fn pipelined_requests_are_answered_each_with_its_own_result() {
+    use paddock_core::wire::{Reply, Response};
+    let mut c = cluster(3, 26);
+    let leader = elect(&mut c);
+    let follower = (1..=3).map(NodeId).find(|n| *n != leader).unwrap();
+    for server in [leader, follower] {
+        let conn = c.connect(server.0);
+        let mut sent = Vec::new();
+        for i in 0..6 {
+            let path = format!("/p-{}-{i}", server.0);
+            let create = Request::Create(CreateRequest {
+                path: path.clone(),
+                data: Some(path.clone().into_bytes()),
+                acl: paddock_core::acl::Acl::open_unsafe(),
+                flags: 0,
+            });
+            sent.push((c.send(conn, create), path.clone()));
+            if i % 2 == 1 {
+                let get = Request::GetData(PathWatchRequest {
+                    path: path.clone(),
+                    watch: false,
+                });
+                sent.push((c.send(conn, get), path));
+            }
+        }
+        c.run_for(1_000);
+        let client = &c.clients[&conn];
+        assert_eq!(client.replies.len(), sent.len(), "answers missing");
+        for (xid, path) in &sent {
+            match &client.replies[xid] {
+                (h, Reply::Response(Some(Response::Create(r)))) if h.err == 0 => {
+                    assert_eq!(&r.path, path, "xid {xid}")
+                }
+                (h, Reply::Response(Some(Response::GetData(r)))) if h.err == 0 => {
+                    assert_eq!(r.data.as_deref(), Some(path.as_bytes()), "xid {xid}")
+                }
+                other => panic!("xid {xid} ({path}): {other:?}"),
+            }
         }
     }
 }
