@@ -127,30 +127,31 @@ pub struct PayloadError {
     pub reason: String,
 }
 
+/// The largest allocation a log payload or a peer message of `input_bytes` may make its
+/// decoder claim: [`DECODE_BYTES_MIN`], or the smallest tier of 256 MiB, 1 GiB or 4 GiB
+/// at least the input's size. Peer messages are bounded by
+/// `ReplicationConfig::message_bytes_max` (16 MiB by default; snapshots travel in pieces
+/// of that size) and log payloads by `payload_bytes_max` (`jute.maxbuffer` and a little),
+/// both of which an operator may raise; bincode allocates some claimed lengths (strings,
+/// byte strings) before reading them, so the limit grows with the bytes actually
+/// received: a forged length in a small input claims at most 64 MiB, in any input at
+/// most four times its size.
+pub const DECODE_BYTES_MIN: usize = 64 * 1024 * 1024;
+
+/// Encodes a log payload or a peer message (no limit: it is ours).
 fn bincode_config() -> impl bincode::config::Config {
-    bincode::config::standard().with_limit::<{ 64 * 1024 * 1024 }>()
-}
-
-/// The largest allocation a peer message of `input_bytes` may make its decoder claim:
-/// [`PEER_DECODE_BYTES_MIN`], or the smallest tier of 256 MiB, 1 GiB or 4 GiB at least
-/// the input's size. Peer messages are bounded by `ReplicationConfig::message_bytes_max`
-/// (16 MiB by default; snapshots travel in pieces of that size), which an operator may
-/// raise; bincode allocates some claimed lengths (strings) before reading them, so the
-/// limit grows with the bytes actually received: a forged length in a small message
-/// claims at most 64 MiB, in any message at most four times its size.
-pub const PEER_DECODE_BYTES_MIN: usize = 64 * 1024 * 1024;
-
-/// Encodes a peer message (no limit: it is ours).
-fn peer_bincode_config() -> impl bincode::config::Config {
     bincode::config::standard()
 }
 
-/// Decodes a peer message with the limit of [`PEER_DECODE_BYTES_MIN`]'s tiers.
-fn peer_decode_limited(bytes: &[u8]) -> Result<PeerMessage, bincode::error::DecodeError> {
+/// Decodes a log payload or a peer message with the limit of [`DECODE_BYTES_MIN`]'s
+/// tiers.
+fn decode_limited<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<T, bincode::error::DecodeError> {
     const MIB: usize = 1024 * 1024;
     let standard = bincode::config::standard();
     let decoded = match bytes.len() {
-        len if len <= PEER_DECODE_BYTES_MIN => {
+        len if len <= DECODE_BYTES_MIN => {
             bincode::serde::decode_from_slice(bytes, standard.with_limit::<{ 64 * MIB }>())
         }
         len if len <= 256 * MIB => {
@@ -163,7 +164,7 @@ fn peer_decode_limited(bytes: &[u8]) -> Result<PeerMessage, bincode::error::Deco
             bincode::serde::decode_from_slice(bytes, standard.with_limit::<{ u32::MAX as usize }>())
         }
     };
-    decoded.map(|(message, _)| message)
+    decoded.map(|(value, _)| value)
 }
 
 /// Appends to a `Vec` for bincode.
@@ -198,11 +199,9 @@ impl Proposal {
 
     /// Decodes a log payload.
     pub fn decode(bytes: &[u8]) -> Result<Proposal, PayloadError> {
-        bincode::serde::decode_from_slice(bytes, bincode_config())
-            .map(|(p, _)| p)
-            .map_err(|e| PayloadError {
-                reason: e.to_string(),
-            })
+        decode_limited(bytes).map_err(|e| PayloadError {
+            reason: e.to_string(),
+        })
     }
 }
 
@@ -230,12 +229,12 @@ impl PeerMessage {
 
     /// The bytes sent to a peer (the runtime frames them).
     pub fn encode(&self) -> Vec<u8> {
-        encode_exact(self, peer_bincode_config()).expect("a peer message always serialises")
+        encode_exact(self, bincode_config()).expect("a peer message always serialises")
     }
 
     /// Decodes bytes received from a peer; bad bytes are an error, never a panic.
     pub fn decode(bytes: &[u8]) -> Result<PeerMessage, PayloadError> {
-        peer_decode_limited(bytes).map_err(|e| PayloadError {
+        decode_limited(bytes).map_err(|e| PayloadError {
             reason: e.to_string(),
         })
     }
@@ -245,6 +244,88 @@ impl PeerMessage {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// A forwarded setData of `data_bytes` whose data length prefix is then forged to
+    /// claim `claimed` bytes (bincode's varint: 0xFB and two bytes or 0xFC and four,
+    /// rewritten as 0xFC and four).
+    fn forged_forward(data_bytes: usize, claimed: u32) -> Vec<u8> {
+        let write = Write {
+            origin: None,
+            session: SessionId(1),
+            ids: Vec::new(),
+            op: WriteOp::Tree(Op::SetData(crate::tree::SetDataOp {
+                path: "/p".into(),
+                data: Some(vec![7; data_bytes]),
+                version: -1,
+            })),
+        };
+        let msg = PeerMessage::Forward {
+            epoch: Epoch(1),
+            stream: 0,
+            first_seq: 0,
+            writes: vec![write],
+        };
+        let mut bytes = msg.encode();
+        let len = u32::try_from(data_bytes).unwrap();
+        let (marker, width): (u8, usize) = if len < 1 << 16 { (0xFB, 2) } else { (0xFC, 4) };
+        let mut prefix = vec![marker];
+        prefix.extend_from_slice(&len.to_le_bytes()[..width]);
+        prefix.extend_from_slice(&[7, 7, 7, 7]);
+        let at = bytes
+            .windows(prefix.len())
+            .position(|w| w == prefix.as_slice())
+            .expect("the data's length prefix");
+        let mut forged = vec![0xFC];
+        forged.extend_from_slice(&claimed.to_le_bytes());
+        bytes.splice(at..at + 1 + width, forged);
+        bytes
+    }
+
+    // A forged length is refused before anything is allocated for it once it passes the
+    // message's limit: 64 MiB for a message up to that size, the next tier (at most four
+    // times the message's size) beyond; below the limit it is read and runs out of bytes.
+    #[test]
+    fn a_forged_length_claims_no_more_than_the_limit_for_the_message_size() {
+        const MIB: u32 = 1024 * 1024;
+        let refused = |bytes: &[u8]| {
+            matches!(
+                decode_limited::<PeerMessage>(bytes),
+                Err(bincode::error::DecodeError::LimitExceeded)
+            )
+        };
+        let small = forged_forward(1000, 65 * MIB);
+        assert!(small.len() < 2000);
+        assert!(refused(&small), "a 65 MiB claim in a small message");
+        assert!(!refused(&forged_forward(1000, 63 * MIB)));
+        assert!(PeerMessage::decode(&small).is_err());
+        let medium = forged_forward(2 * MIB as usize, 65 * MIB);
+        assert!(refused(&medium), "a 65 MiB claim in a 2 MiB message");
+        // Beyond 64 MiB the limit is 256 MiB, not the 1 GiB of messages beyond that.
+        let large = forged_forward(65 * MIB as usize, 300 * MIB);
+        assert!(refused(&large), "a 300 MiB claim in a 65 MiB message");
+    }
+
+    // A log payload beyond 64 MiB (a write under `jute.maxbuffer` raised that far)
+    // decodes again on every server: the limit grows with the payload, as a peer
+    // message's does. (It was a fixed 64 MiB: followers counted such an entry as a
+    // payload error and skipped it, while the leader applied it.)
+    #[test]
+    fn a_proposal_beyond_64_mib_round_trips() {
+        let proposal = Proposal {
+            origin: None,
+            body: ProposalBody::Txn(Txn {
+                zxid: crate::ids::Zxid(1),
+                time_ms: 0,
+                session: SessionId(1),
+                kind: crate::tree::TxnKind::Single(crate::tree::TxnOp::SetData {
+                    path: "/big".into(),
+                    data: Some(vec![3; 70 * 1024 * 1024]),
+                    version: 1,
+                }),
+            }),
+        };
+        assert_eq!(Proposal::decode(&proposal.encode()), Ok(proposal));
+    }
 
     // A snapshot travels in pieces of up to `message_bytes_max` (16 MiB by default):
     // one piece of that size round-trips through the peer codec.

@@ -55,8 +55,7 @@ use crate::wire::FourLetterWord;
 pub use client::{ConnStats, EARLY_BYTES_MAX, QUEUE_BYTES_MAX};
 pub use memory::MemoryUse;
 pub use message::{
-    Origin, PEER_DECODE_BYTES_MIN, PayloadError, PeerMessage, Proposal, ProposalBody, Write,
-    WriteOp,
+    DECODE_BYTES_MIN, Origin, PayloadError, PeerMessage, Proposal, ProposalBody, Write, WriteOp,
 };
 pub use persist::Persist;
 
