@@ -861,3 +861,54 @@ fn pipelined_requests_are_answered_each_with_its_own_result() {
         }
     }
 }
+
+// A follower lets go of a forwarded write only when its leader acknowledges it on the
+// same epoch and stream: acknowledgements from another server, another stream or another
+// epoch change nothing, and the write still reaches the leader once the way is open.
+#[test]
+fn forwarded_writes_are_released_only_by_their_leaders_acknowledgement() {
+    use paddock_core::ids::Epoch;
+    use paddock_core::node::{Input, PeerMessage};
+    let mut c = cluster(3, 27);
+    let leader = elect(&mut c);
+    let mut followers = (1..=3).map(NodeId).filter(|n| *n != leader);
+    let (follower, other) = (followers.next().unwrap(), followers.next().unwrap());
+    let conn = c.connect(follower.0);
+    c.run_for(100);
+    c.cut.insert((follower, leader));
+    let xid = c.send(conn, set_data("/", b"forwarded".to_vec()));
+    let mut stream = None;
+    while stream.is_none() && c.run_one() {
+        stream = c.queue.values().find_map(|event| match event {
+            Event::Peer {
+                from,
+                msg: PeerMessage::Forward { epoch, stream, .. },
+                ..
+            } if *from == follower => Some((*epoch, *stream)),
+            _ => None,
+        });
+    }
+    let (epoch, stream) = stream.expect("the follower forwarded the write");
+    let forged = [
+        (other, epoch, stream),
+        (leader, epoch, stream + 1),
+        (leader, Epoch(epoch.0 + 1), stream),
+    ];
+    for (from, epoch, stream) in forged {
+        let msg = PeerMessage::ForwardAck {
+            epoch,
+            stream,
+            next_seq: 100,
+        };
+        c.step(follower, Input::Peer { from, msg });
+    }
+    c.run_for(100);
+    assert!(c.clients[&conn].replies.is_empty());
+    c.heal();
+    c.run_for(1_000);
+    let (header, _) = c.clients[&conn]
+        .replies
+        .get(&xid)
+        .expect("the write answered");
+    assert_eq!(header.err, 0);
+}

@@ -1363,3 +1363,32 @@ mod snapshot_tests {
         back.tree.assert_invariants();
     }
 }
+
+#[cfg(test)]
+mod latency_tests {
+    use super::LatencyStats;
+
+    // min, max, count, sum and mean of the answers recorded, as `srvr` prints them; all
+    // 0 before the first.
+    #[test]
+    fn latency_stats_keep_min_max_and_mean() {
+        let mut stats = LatencyStats::default();
+        assert_eq!(stats.avg_ms(), 0.0);
+        for ms in [4, 1, 7, 0, 3] {
+            stats.record(ms);
+        }
+        assert_eq!(
+            stats,
+            LatencyStats {
+                count: 5,
+                total_ms: 15,
+                min_ms: 0,
+                max_ms: 7,
+            }
+        );
+        assert_eq!(stats.avg_ms(), 3.0);
+        let mut one = LatencyStats::default();
+        one.record(5);
+        assert_eq!((one.min_ms, one.max_ms, one.avg_ms()), (5, 5, 5.0));
+    }
+}
