@@ -912,3 +912,34 @@ fn forwarded_writes_are_released_only_by_their_leaders_acknowledgement() {
         .expect("the write answered");
     assert_eq!(header.err, 0);
 }
+
+// A new leader's reaper runs at its interval from the leader's start: a container
+// emptied after the election is deleted on every server within two intervals.
+#[test]
+fn a_new_leaders_reaper_deletes_an_emptied_container() {
+    let mut c = Cluster::new(3, 28, |config| config.reap_interval_ms = 10_000);
+    let leader = elect(&mut c);
+    let conn = c.connect(leader.0);
+    let container = Request::CreateContainer(CreateRequest {
+        path: "/box".into(),
+        data: Some(Vec::new()),
+        acl: paddock_core::acl::Acl::open_unsafe(),
+        flags: 4,
+    });
+    let (header, _) = c.call(conn, container).expect("an answer");
+    assert_eq!(header.err, 0);
+    c.create(conn, "/box/item", b"", 0).unwrap();
+    let delete = Request::Delete(wire::DeleteRequest {
+        path: "/box/item".into(),
+        version: -1,
+    });
+    let (header, _) = c.call(conn, delete).expect("an answer");
+    assert_eq!(header.err, 0);
+    c.run_for(20_000);
+    for server in 1..=3 {
+        assert!(
+            c.node(server).tree().node("/box").is_none(),
+            "the emptied container is still on server {server}"
+        );
+    }
+}
