@@ -451,9 +451,21 @@ fn queued_request_bytes_are_bounded() {
     c.isolate(follower);
     let megabyte = vec![1u8; 1_000_000];
     let count = paddock_core::node::QUEUE_BYTES_MAX / megabyte.len() + 2;
-    for _ in 0..count {
+    for sent in 0..count {
         c.send(flood, set_data("/x", megabyte.clone()));
         c.run_for(1);
+        if sent == 60 {
+            // README's bound is 64 MiB: 61 MB queued are still held.
+            assert!(!c.clients[&flood].closed, "closed below 64 MiB queued");
+        }
+        if sent == 2 {
+            // What the memory monitor reads: the largest queue of one connection.
+            let held = c.node(follower.0).memory().conn_queue_bytes_max;
+            assert!(
+                (3_000_000..4_000_000).contains(&held),
+                "three 1 MB requests queued, {held} bytes reported"
+            );
+        }
     }
     c.run_for(100);
     assert!(
@@ -483,6 +495,52 @@ fn early_frame_bytes_are_bounded() {
     assert!(
         c.clients[&conn].closed,
         "the early frames were held without bound"
+    );
+}
+
+// Up to 4 MiB of frames sent behind the ConnectRequest (README: what a client can make
+// the server hold) are held, that limit included, and answered once the session is set
+// up.
+#[test]
+fn early_frames_up_to_the_limit_are_held_and_answered() {
+    const LIMIT: usize = 4 * 1024 * 1024;
+    let mut c = cluster(3, 22);
+    let leader = elect(&mut c);
+    let follower = (1..=3).map(NodeId).find(|n| *n != leader).unwrap();
+    let writer = c.connect(leader.0);
+    c.create(writer, "/x", b"", 0).unwrap();
+    c.isolate(follower);
+    let conn = c.client_open(follower.0, None, 0);
+    c.run_for(10);
+    // Eight frames that fill the limit exactly: the data is what is left after each
+    // frame's request header, path and version (the length prefix is not held).
+    let header_bytes = {
+        let mut payload = Vec::new();
+        let request = set_data("/x", Vec::new());
+        wire::encode_request(
+            &wire::RequestHeader {
+                xid: 1,
+                op: request.op_code(),
+            },
+            &request,
+            &mut payload,
+        );
+        payload.len()
+    };
+    let each = LIMIT / 8 - header_bytes;
+    for xid in 1..=8 {
+        c.send_with_xid(conn, xid, set_data("/x", vec![1; each]));
+        c.run_for(1);
+    }
+    c.run_for(100);
+    assert!(!c.clients[&conn].closed, "frames within the limit refused");
+    c.heal();
+    c.run_for(2_000);
+    assert!(c.clients[&conn].connected.is_some());
+    assert_eq!(
+        c.clients[&conn].replies.len(),
+        8,
+        "early frames not answered"
     );
 }
 
