@@ -1001,3 +1001,48 @@ fn a_new_leaders_reaper_deletes_an_emptied_container() {
         );
     }
 }
+
+// The ConnectResponse carries the readOnly byte only when the ConnectRequest did: a
+// client older than ZooKeeper 3.4 sends none and reads none back, on a new session and
+// on a resumed one.
+#[test]
+fn the_read_only_byte_is_answered_only_to_clients_that_send_it() {
+    let mut c = cluster(3, 29);
+    let leader = elect(&mut c);
+    let follower = (1..=3).map(NodeId).find(|n| *n != leader).unwrap();
+    let wait = |c: &mut Cluster, conn: ConnId| {
+        assert!(c.run_until(10_000, |c| c.clients[&conn].connected.is_some()));
+    };
+    let old = c.client_open_with(leader.0, None, 0, None);
+    wait(&mut c, old);
+    assert_eq!(c.clients[&old].read_only, None);
+    let session = c.clients[&old].connected.clone();
+    let resumed = c.client_open_with(follower.0, session.clone(), 0, None);
+    wait(&mut c, resumed);
+    assert_eq!(c.clients[&resumed].read_only, None);
+    let new = c.client_open_with(follower.0, session, 0, Some(false));
+    wait(&mut c, new);
+    assert_eq!(c.clients[&new].read_only, Some(false));
+}
+
+// A session that reconnects to the server it is already connected to moves to the new
+// connection: the new one is served, the old one is forgotten.
+#[test]
+fn a_session_reconnecting_to_the_same_server_moves_to_the_new_connection() {
+    let mut c = cluster(3, 30);
+    let leader = elect(&mut c);
+    let follower = (1..=3).find(|n| NodeId(*n) != leader).unwrap();
+    for server in [leader.0, follower] {
+        let first = c.connect(server);
+        let session = c.clients[&first].connected.clone();
+        let last_zxid = c.clients[&first].last_zxid;
+        let second = c.client_open(server, session, last_zxid);
+        assert!(c.run_until(10_000, |c| c.clients[&second].connected.is_some()));
+        assert!(
+            c.node(server).conn_stats(first).is_none(),
+            "old connection kept"
+        );
+        assert!(c.node(server).conn_stats(second).is_some());
+        assert_eq!(c.get(second, "/", false), Ok(Vec::new()));
+    }
+}

@@ -104,6 +104,8 @@ pub struct Client {
     pub replies: BTreeMap<i32, (ReplyHeader, Reply)>,
     pub events: Vec<WatcherEvent>,
     pub last_zxid: i64,
+    /// The ConnectResponse's readOnly byte (`None` when it carried none).
+    pub read_only: Option<bool>,
 }
 
 pub struct Cluster {
@@ -399,6 +401,7 @@ impl Cluster {
                     return;
                 }
                 client.connected = Some((response.session_id, response.passwd));
+                client.read_only = response.read_only;
                 continue;
             }
             let xid = i32::from_be_bytes(frame[..4].try_into().unwrap());
@@ -422,6 +425,18 @@ impl Cluster {
         node: u64,
         session: Option<(SessionId, Vec<u8>)>,
         last_zxid: i64,
+    ) -> ConnId {
+        self.client_open_with(node, session, last_zxid, Some(false))
+    }
+
+    /// Opens a connection whose ConnectRequest carries `read_only` (`None`: a client
+    /// older than ZooKeeper 3.4, which sends no readOnly byte).
+    pub fn client_open_with(
+        &mut self,
+        node: u64,
+        session: Option<(SessionId, Vec<u8>)>,
+        last_zxid: i64,
+        read_only: Option<bool>,
     ) -> ConnId {
         let conn = ConnId(self.next_conn);
         self.next_conn += 1;
@@ -447,7 +462,7 @@ impl Cluster {
             timeout_ms: 6000,
             session_id,
             passwd,
-            read_only: Some(false),
+            read_only,
         };
         let mut payload = Vec::new();
         wire::encode_connect_request(&request, &mut payload);
