@@ -1365,8 +1365,17 @@ mod snapshot_tests {
 }
 
 #[cfg(test)]
-mod latency_tests {
-    use super::LatencyStats;
+mod value_tests {
+    use super::{LatencyStats, Seed};
+
+    // Each reproducible seed derives its own password key: no two of the first 64 share
+    // one (a key that ignored some of the seed's bits would).
+    #[test]
+    fn seeds_derive_distinct_password_keys() {
+        let keys: std::collections::BTreeSet<[u8; 32]> =
+            (0..64).map(|n| Seed::from(n).password_secret).collect();
+        assert_eq!(keys.len(), 64);
+    }
 
     // min, max, count, sum and mean of the answers recorded, as `srvr` prints them; all
     // 0 before the first.
