@@ -303,6 +303,34 @@ mod tests {
         // Beyond 64 MiB the limit is 256 MiB, not the 1 GiB of messages beyond that.
         let large = forged_forward(65 * MIB as usize, 300 * MIB);
         assert!(refused(&large), "a 300 MiB claim in a 65 MiB message");
+        // Beyond 256 MiB it is 1 GiB.
+        let larger = forged_forward(257 * MIB as usize, 1536 * MIB);
+        assert!(refused(&larger), "a 1.5 GiB claim in a 257 MiB message");
+    }
+
+    // Messages as large as `paddock.peerMessageBytesMax` allows (up to 1 GiB) decode:
+    // each tier's limit is at least the size of the inputs it takes.
+    #[test]
+    fn peer_messages_beyond_64_and_256_mib_decode() {
+        const MIB: usize = 1024 * 1024;
+        for size in [65 * MIB, 257 * MIB] {
+            let msg = PeerMessage::Replication(replication::Message {
+                epoch: Epoch(1),
+                body: replication::MessageBody::Append {
+                    prev_index: 0,
+                    prev_zxid: crate::ids::Zxid(0),
+                    entries: vec![replication::Entry {
+                        index: 1,
+                        zxid: crate::ids::Zxid(1),
+                        payload: vec![9; size],
+                    }],
+                    commit_index: 0,
+                },
+            });
+            let bytes = msg.encode();
+            assert!(bytes.len() > size);
+            assert_eq!(PeerMessage::decode(&bytes), Ok(msg), "{size} bytes");
+        }
     }
 
     // A log payload beyond 64 MiB (a write under `jute.maxbuffer` raised that far)
