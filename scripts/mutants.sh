@@ -18,10 +18,10 @@
 # (caught.txt, missed.txt, unviable.txt, timeout.txt); the README's score sums them.
 #
 # `--oracle-only` judges by the campaigns alone (how shards 1 to 4 first ran), results
-# in target/mutants/shard-SHARD-of-SHARDS-oracle/. `--again` takes the survivors an
-# oracle-only run left (its missed.txt) and judges each again with both, so the README
-# can say which survivors a test kills and which a later checker does. Results land in
-# target/mutants/shard-SHARD-of-SHARDS-again/mutants.out/.
+# in target/mutants/shard-SHARD-of-SHARDS-oracle/. `--again` takes the survivors a run
+# left (its missed.txt, an oracle-only run's if there is one) and judges each again
+# with both, so the README can say which survivors a test or a checker added since
+# kills. Results land in target/mutants/shard-SHARD-of-SHARDS-again/mutants.out/.
 #
 # cargo-mutants copies the working tree when it starts: leave core/ unedited until a run
 # has begun, or its every mutant is judged on top of your edit.
@@ -42,7 +42,10 @@ oracle=(--test-package paddock-sim --cargo-arg=--test=mutation_oracle)
 if [ "${1:-}" = "--again" ]; then
   shard="${2:?usage: scripts/mutants.sh --again SHARD/SHARDS [SEEDS]}"
   seeds="${3:-150}"
+  # The survivors of an oracle-only run, else of a run by both judges (whose survivors
+  # tests added since may kill).
   missed="target/mutants/shard-${shard/\//-of-}-oracle/mutants.out/missed.txt"
+  [ -s "$missed" ] || missed="target/mutants/shard-${shard/\//-of-}/mutants.out/missed.txt"
   [ -s "$missed" ] || { echo "no survivors listed in $missed" >&2; exit 1; }
   out="target/mutants/shard-${shard/\//-of-}-again"
   mkdir -p "$out"
