@@ -1046,3 +1046,29 @@ fn a_session_reconnecting_to_the_same_server_moves_to_the_new_connection() {
         assert_eq!(c.get(second, "/", false), Ok(Vec::new()));
     }
 }
+
+// A standalone server restarted from a snapshot and the log kept behind it applies each
+// entry once: the log entries the snapshot already holds are not applied again, and it
+// serves writes with every znode in place.
+#[test]
+fn a_standalone_server_restarted_after_snapshots_applies_each_entry_once() {
+    let mut c = Cluster::new(1, 31, |config| config.snapshot_every_entries = 5);
+    elect(&mut c);
+    let conn = c.connect(1);
+    for i in 0..12 {
+        c.create(conn, &format!("/before{i}"), b"", 0).unwrap();
+    }
+    c.run_for(100);
+    assert!(c.disks.get_mut(&NodeId(1)).unwrap().snapshot_index() > 0);
+    c.crash(NodeId(1));
+    c.run_for(100);
+    c.start(NodeId(1));
+    elect(&mut c);
+    let conn = c.connect(1);
+    for i in 0..12 {
+        c.create(conn, &format!("/after{i}"), b"", 0).unwrap();
+    }
+    for i in 0..12 {
+        assert!(c.node(1).tree().node(&format!("/before{i}")).is_some());
+    }
+}
