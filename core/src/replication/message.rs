@@ -394,6 +394,10 @@ fn validate_append(
 mod tests {
     use super::*;
 
+    /// 2^63: the first index a message may not name (`INDEX_MAX`, written out so the
+    /// test pins the documented bound rather than restating the constant).
+    const INDEX_MAX_PLUS_ONE: u64 = 1 << 63;
+
     fn entry(index: u64, epoch: u32, counter: u32) -> Entry {
         let payload = if counter == 0 { vec![] } else { vec![1, 2] };
         Entry {
@@ -448,10 +452,17 @@ mod tests {
             too_big.validate(10, 1),
             Err(MessageError::BadPayload { index: 2, .. })
         ));
-        let overflow = append(2, u64::MAX, z(1, 1), vec![entry(0, 2, 1)]);
+        // A payload of exactly the limit is one `propose` takes: it must pass here too.
+        assert_eq!(too_big.validate(10, 2), Ok(()));
+        // The largest index a message may name is 2^63 - 1.
+        let last = append(2, INDEX_MAX_PLUS_ONE - 1, z(1, 1), Vec::new());
+        assert_eq!(last.validate(10, 100), Ok(()));
+        let beyond = append(2, INDEX_MAX_PLUS_ONE, z(1, 1), Vec::new());
         assert_eq!(
-            overflow.validate(10, 100),
-            Err(MessageError::IndexTooLarge { index: u64::MAX })
+            beyond.validate(10, 100),
+            Err(MessageError::IndexTooLarge {
+                index: INDEX_MAX_PLUS_ONE
+            })
         );
     }
 
