@@ -1356,4 +1356,13 @@ fn a_follower_that_lost_its_log_is_probed_even_by_an_idle_leader() {
         msg(2, MessageBody::AppendReply(late)),
     );
     assert!(appends_to(&out, 2).is_empty(), "{out:?}");
+    // A log that ends mid-way is probed right after its end, not one entry before.
+    let partial = AppendOutcome::Missing { last_index: 3 };
+    let out = deliver(
+        &mut r,
+        now_ms + 4,
+        2,
+        msg(2, MessageBody::AppendReply(partial)),
+    );
+    assert_eq!(appends_to(&out, 2), vec![(3, vec![4, 5, 6])], "{out:?}");
 }
