@@ -1212,6 +1212,76 @@ fn follower_gathers_snapshot_pieces_and_installs_the_whole() {
     );
 }
 
+// A follower part-way through one snapshot that is sent the first piece of a newer one
+// starts over with the newer one (its answer counts only that piece), and installs it
+// whole: pieces of two snapshots are never joined.
+#[test]
+fn a_newer_snapshot_replaces_one_being_gathered() {
+    let old = SnapshotMeta {
+        index: 9,
+        zxid: Zxid::new(Epoch(2), 3),
+    };
+    let new = SnapshotMeta {
+        index: 12,
+        zxid: Zxid::new(Epoch(2), 6),
+    };
+    let old_file = snapshot_file(old, &[7u8; 100]);
+    let state = vec![8u8; 100];
+    let new_file = snapshot_file(new, &state);
+    let mut r = replica(1, &[1, 2, 3], DurableState::default());
+    deliver(&mut r, 1, 2, piece(old, &old_file, 0, 40));
+    let hard_state = HardState {
+        epoch: Epoch(2),
+        voted_for: None,
+    };
+    r.step(2, Input::HardStatePersisted { hard_state }, &mut Vec::new())
+        .unwrap();
+    let out = deliver(&mut r, 3, 2, piece(new, &new_file, 0, 30));
+    assert_eq!(snapshot_replies(&out), vec![(0, 30)], "{out:?}");
+    let out = deliver(&mut r, 4, 2, piece(new, &new_file, 30, 1000));
+    assert!(
+        out.contains(&Output::InstallSnapshot {
+            meta: new,
+            bytes: state
+        }),
+        "{out:?}"
+    );
+    assert_eq!(r.status().commit_index, 12);
+
+    // A file whose own header names another snapshot than its pieces claim is refused.
+    let mut r = replica(1, &[1, 2, 3], DurableState::default());
+    let claimed = msg(
+        2,
+        MessageBody::Snapshot {
+            meta: new,
+            offset: 0,
+            total_bytes: old_file.len() as u64,
+            bytes: old_file.clone(),
+        },
+    );
+    let mut out = Vec::new();
+    let refused = r.step(
+        1,
+        Input::Message {
+            from: NodeId(2),
+            msg: claimed,
+        },
+        &mut out,
+    );
+    assert_eq!(
+        refused,
+        Err(StepError::BadMessage(MessageError::SnapshotDamaged {
+            index: 12
+        }))
+    );
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, Output::InstallSnapshot { .. })),
+        "{out:?}"
+    );
+    assert_eq!(r.status().commit_index, 0);
+}
+
 // What a follower holds of an arriving snapshot is bounded (`snapshot_bytes_max`), and a
 // snapshot that arrives whole but damaged is refused and started over; neither changes
 // the follower's log.
