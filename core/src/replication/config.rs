@@ -245,4 +245,26 @@ mod tests {
         c.voters.clear();
         assert_eq!(c.validate(), Err(ReplicationConfigError::NoVoters));
     }
+
+    // The defaults are the documented ones (the field docs, and README's table for
+    // `paddock.peerMessageBytesMax`: 16777216), written out rather than restated.
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let c = three();
+        assert_eq!(c.message_bytes_max, 16_777_216);
+        assert_eq!(c.payload_bytes_max, 1_048_576);
+        assert_eq!(
+            (c.entries_per_message_max, c.messages_in_flight_max),
+            (64, 8)
+        );
+        assert_eq!(c.proposals_uncommitted_max, 4096);
+        assert_eq!(
+            (
+                c.heartbeat_interval_ms,
+                c.election_timeout_ms_min,
+                c.election_timeout_ms_max
+            ),
+            (50, 500, 1000)
+        );
+    }
 }
