@@ -22,6 +22,9 @@
 # left (its missed.txt, an oracle-only run's if there is one) and judges each again
 # with both, so the README can say which survivors a test or a checker added since
 # kills. Results land in target/mutants/shard-SHARD-of-SHARDS-again/mutants.out/.
+# Survivors are found again by name, file:line:col included: one whose line moved since
+# (an edit above it) is not judged again. cargo-mutants 27 applies no name filter to its
+# four field-deletion mutants, so they are judged too.
 #
 # cargo-mutants copies the working tree when it starts: leave core/ unedited until a run
 # has begun, or its every mutant is judged on top of your edit.
