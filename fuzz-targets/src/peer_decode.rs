@@ -5,11 +5,12 @@
 //! Properties: errors, never panics; a decoded replication message goes through
 //! `Message::validate` without panicking; what decodes re-encodes to bytes that decode to
 //! the same value; and no length field makes the decoder allocate more than its limit at
-//! once: [`PEER_DECODE_BYTES_MIN`] for peer input up to that size (core grows the limit
-//! with the input, at most four times it, because a snapshot travels in one message),
-//! the 64 MiB of log payloads for proposals; measured with [`crate::alloc_guard`].
+//! once: [`DECODE_BYTES_MIN`] for input up to that size, and beyond, a limit that grows
+//! with the input, at most four times it (a snapshot piece or a write under a raised
+//! `jute.maxbuffer` may be that large), for peer messages and log payloads alike;
+//! measured with [`crate::alloc_guard`].
 
-use paddock_core::node::{PEER_DECODE_BYTES_MIN, PeerMessage, Proposal};
+use paddock_core::node::{DECODE_BYTES_MIN, PeerMessage, Proposal};
 
 use crate::alloc_guard;
 
@@ -22,7 +23,7 @@ const VALIDATE_PAYLOAD_BYTES_MAX: u32 = 1024;
 /// The target body. See the module documentation.
 pub fn run(data: &[u8]) {
     let ((), largest_bytes) = alloc_guard::measure(|| decode_everything(data));
-    let limit = PEER_DECODE_BYTES_MIN.max(data.len().saturating_mul(4));
+    let limit = DECODE_BYTES_MIN.max(data.len().saturating_mul(4));
     assert!(
         largest_bytes <= limit,
         "peer decoding allocated {largest_bytes} bytes at once for {} input bytes",
