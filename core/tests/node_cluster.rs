@@ -803,6 +803,39 @@ fn a_write_the_leader_refuses_closes_its_connection_on_any_server() {
     c.create(small, "/y", b"served", 0).unwrap();
 }
 
+/// Runs the cluster until `follower` has sent a `Forward`, and returns its epoch, stream
+/// and writes (the message is still on its way).
+fn next_forward(
+    c: &mut Cluster,
+    follower: NodeId,
+) -> (
+    paddock_core::ids::Epoch,
+    u64,
+    Vec<paddock_core::node::Write>,
+) {
+    use paddock_core::node::PeerMessage;
+    loop {
+        let forward = c.queue.values().find_map(|event| match event {
+            Event::Peer {
+                from,
+                msg:
+                    PeerMessage::Forward {
+                        epoch,
+                        stream,
+                        writes,
+                        ..
+                    },
+                ..
+            } if *from == follower => Some((*epoch, *stream, writes.clone())),
+            _ => None,
+        });
+        if let Some(forward) = forward {
+            return forward;
+        }
+        assert!(c.run_one(), "the follower forwarded nothing");
+    }
+}
+
 // Forwarded writes are taken once: a stream's writes resent after the leader took them
 // are skipped, and a stream the follower replaced (it restarted and numbers a new one
 // from 0) is never taken from again, for the last 16 streams it replaced, however late
@@ -816,26 +849,7 @@ fn forwarded_writes_are_taken_once_per_stream_and_never_from_a_replaced_stream()
     let conn = c.connect(follower.0);
     c.run_for(100);
     c.send(conn, set_data("/", b"forwarded".to_vec()));
-    let mut forward = None;
-    while forward.is_none() && c.run_one() {
-        forward = c.queue.values().find_map(|event| match event {
-            Event::Peer {
-                from,
-                msg: msg @ PeerMessage::Forward { .. },
-                ..
-            } if *from == follower => Some(msg.clone()),
-            _ => None,
-        });
-    }
-    let PeerMessage::Forward {
-        epoch,
-        stream,
-        writes,
-        ..
-    } = forward.expect("the follower forwarded the write")
-    else {
-        unreachable!()
-    };
+    let (epoch, stream, writes) = next_forward(&mut c, follower);
     c.run_for(500);
     let last_index = |c: &Cluster| c.node(leader.0).replication_status().last_index;
     let deliver = |c: &mut Cluster, stream: u64, first_seq: u64| {
@@ -935,18 +949,7 @@ fn forwarded_writes_are_released_only_by_their_leaders_acknowledgement() {
     c.run_for(100);
     c.cut.insert((follower, leader));
     let xid = c.send(conn, set_data("/", b"forwarded".to_vec()));
-    let mut stream = None;
-    while stream.is_none() && c.run_one() {
-        stream = c.queue.values().find_map(|event| match event {
-            Event::Peer {
-                from,
-                msg: PeerMessage::Forward { epoch, stream, .. },
-                ..
-            } if *from == follower => Some((*epoch, *stream)),
-            _ => None,
-        });
-    }
-    let (epoch, stream) = stream.expect("the follower forwarded the write");
+    let (epoch, stream, _) = next_forward(&mut c, follower);
     let forged = [
         (other, epoch, stream),
         (leader, epoch, stream + 1),
