@@ -199,6 +199,26 @@ fn leader_lease_refuses_pre_votes_and_votes() {
     assert_eq!(r.status().epoch, Epoch(0));
 }
 
+// The lease lasts the minimum election timeout from the leader's last message, that
+// instant excluded: heard at 10 with a 100 ms minimum, a pre-vote at 109 is refused and
+// one at 110 granted.
+#[test]
+fn leader_lease_ends_at_the_minimum_election_timeout() {
+    let pre_vote = MessageBody::PreVote {
+        last_index: 0,
+        last_zxid: Zxid::ZERO,
+    };
+    for (at, granted) in [(109, false), (110, true)] {
+        let mut r = replica(2, &[1, 2, 3], DurableState::default());
+        let heartbeat = msg(0, MessageBody::Heartbeat { commit_index: 0 });
+        deliver(&mut r, 10, 1, heartbeat);
+        let out = deliver(&mut r, at, 3, msg(1, pre_vote.clone()));
+        let epoch = if granted { 1 } else { 0 };
+        let reply = msg(epoch, MessageBody::PreVoteReply { granted });
+        assert_eq!(sends(&out), vec![(NodeId(3), reply)], "at {at} ms");
+    }
+}
+
 // A lone voter elects itself at its first tick (it has no one to wait for), commits its
 // NEWLEADER entry and then proposals once they are durable, and outputs them in order.
 #[test]
