@@ -712,6 +712,53 @@ fn rejection_hint_skips_divergent_epoch() {
     assert_eq!(appends_to(&out, 2), vec![]);
 }
 
+// To a leader replicating to a follower, a rejection of an append at or below what the
+// follower acknowledged is stale (sent before the acknowledgement): it changes nothing,
+// no probe is sent.
+#[test]
+fn a_rejection_at_the_acknowledged_index_is_stale() {
+    let durable = DurableState {
+        hard_state: HardState {
+            epoch: Epoch(1),
+            voted_for: None,
+        },
+        entries: (1..=5).map(|i| entry(i, 1, i as u32)).collect(),
+        ..DurableState::default()
+    };
+    let (mut r, now_ms) = leader_of_three(durable);
+    let accepted = AppendOutcome::Accepted { match_index: 6 };
+    deliver(
+        &mut r,
+        now_ms,
+        2,
+        msg(2, MessageBody::AppendReply(accepted)),
+    );
+    let reject = |index| AppendOutcome::Rejected {
+        rejected_index: index,
+        hint_index: index,
+        hint_epoch: Epoch(1),
+    };
+    for stale in [5, 6] {
+        let out = deliver(
+            &mut r,
+            now_ms + 1,
+            2,
+            msg(2, MessageBody::AppendReply(reject(stale))),
+        );
+        assert_eq!(appends_to(&out, 2), vec![], "rejected at {stale}");
+    }
+    r.propose(vec![1]).unwrap();
+    let mut out = Vec::new();
+    r.step(now_ms + 2, Input::Tick, &mut out).unwrap();
+    let out = deliver(
+        &mut r,
+        now_ms + 3,
+        2,
+        msg(2, MessageBody::AppendReply(reject(6))),
+    );
+    assert!(appends_to(&out, 2).is_empty(), "{out:?}");
+}
+
 // Durable state whose log is ahead of its durable epoch is refused, not trusted.
 #[test]
 fn durable_log_ahead_of_epoch_is_refused() {
