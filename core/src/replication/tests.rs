@@ -712,11 +712,9 @@ fn rejection_hint_skips_divergent_epoch() {
     assert_eq!(appends_to(&out, 2), vec![]);
 }
 
-// To a leader replicating to a follower, a rejection of an append at or below what the
-// follower acknowledged is stale (sent before the acknowledgement): it changes nothing,
-// no probe is sent.
-#[test]
-fn a_rejection_at_the_acknowledged_index_is_stale() {
+/// A leader of epoch 2 over five entries of epoch 1 (its NEWLEADER entry is 6), whose
+/// follower 2 has acknowledged everything: it replicates to 2 from there.
+fn leader_with_follower_2_at_6() -> (Replica, u64) {
     let durable = DurableState {
         hard_state: HardState {
             epoch: Epoch(1),
@@ -733,6 +731,15 @@ fn a_rejection_at_the_acknowledged_index_is_stale() {
         2,
         msg(2, MessageBody::AppendReply(accepted)),
     );
+    (r, now_ms)
+}
+
+// To a leader replicating to a follower, a rejection of an append at or below what the
+// follower acknowledged is stale (sent before the acknowledgement): it changes nothing,
+// no probe is sent.
+#[test]
+fn a_rejection_at_the_acknowledged_index_is_stale() {
+    let (mut r, now_ms) = leader_with_follower_2_at_6();
     let reject = |index| AppendOutcome::Rejected {
         rejected_index: index,
         hint_index: index,
@@ -747,6 +754,7 @@ fn a_rejection_at_the_acknowledged_index_is_stale() {
         );
         assert_eq!(appends_to(&out, 2), vec![], "rejected at {stale}");
     }
+    // Still so with a new entry in flight after the acknowledged one.
     r.propose(vec![1]).unwrap();
     let mut out = Vec::new();
     r.step(now_ms + 2, Input::Tick, &mut out).unwrap();
@@ -1449,22 +1457,7 @@ fn a_follower_that_lost_its_log_is_probed_even_by_an_idle_leader() {
     );
 
     // The leader's side: a follower acknowledged up to 6, then says its log ends at 0.
-    let durable = DurableState {
-        hard_state: HardState {
-            epoch: Epoch(1),
-            voted_for: None,
-        },
-        entries: (1..=5).map(|i| entry(i, 1, i as u32)).collect(),
-        ..DurableState::default()
-    };
-    let (mut r, now_ms) = leader_of_three(durable);
-    let accepted = AppendOutcome::Accepted { match_index: 6 };
-    deliver(
-        &mut r,
-        now_ms,
-        2,
-        msg(2, MessageBody::AppendReply(accepted)),
-    );
+    let (mut r, now_ms) = leader_with_follower_2_at_6();
     let missing = AppendOutcome::Missing { last_index: 0 };
     let out = deliver(
         &mut r,
