@@ -1075,3 +1075,27 @@ fn a_standalone_server_restarted_after_snapshots_applies_each_entry_once() {
         assert!(c.node(1).tree().node(&format!("/before{i}")).is_some());
     }
 }
+
+// `log_zxid_at` reads each server's own log: after writes commit and apply everywhere,
+// the last entry's zxid is the one the client saw for its last write, equal on every
+// server; an index past the end has none.
+#[test]
+fn log_zxid_at_reads_the_entry_at_an_index() {
+    let mut c = cluster(3, 31);
+    elect(&mut c);
+    let conn = c.connect(1);
+    for n in 0..3 {
+        c.create(conn, &format!("/z{n}"), b"", 0).unwrap();
+    }
+    c.run_for(1_000);
+    let last = c.clients[&conn].last_zxid;
+    for id in 1..=3 {
+        let node = c.node(id);
+        let (start, end) = node.log_span();
+        assert!(start < end, "server {id} holds no entries");
+        assert_eq!(node.applied_zxid(), node.log_zxid_at(end).unwrap());
+        assert_eq!(node.log_zxid_at(end).unwrap().0 as i64, last, "server {id}");
+        assert!(node.log_zxid_at(end - 1).unwrap() < node.log_zxid_at(end).unwrap());
+        assert_eq!(node.log_zxid_at(end + 1), None, "server {id}");
+    }
+}

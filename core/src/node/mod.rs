@@ -1377,6 +1377,23 @@ mod value_tests {
         assert_eq!(keys.len(), 64);
     }
 
+    // Each seed numbers its own forwarding stream: no two of the first 64 share one (a
+    // stream drawn from only some of the seed's bits would, and a leader would take a
+    // restarted server's new stream for its old one).
+    #[test]
+    fn seeds_draw_distinct_forwarding_streams() {
+        use crate::ids::NodeId;
+        let streams: std::collections::BTreeSet<u64> = (0..64)
+            .map(|n| {
+                let config = super::NodeConfig::new(NodeId(1), [NodeId(1)].into());
+                let durable = crate::replication::DurableState::default();
+                let node = super::Node::new(config, durable, n).expect("a fresh node starts");
+                node.forwarding.stream
+            })
+            .collect();
+        assert_eq!(streams.len(), 64);
+    }
+
     // min, max, count, sum and mean of the answers recorded, as `srvr` prints them; all
     // 0 before the first.
     #[test]
