@@ -12,6 +12,9 @@
 //!   reaches it starts the next snapshot).
 //! - **Uncommitted proposals:** a leader's prepared but unapplied transactions stay
 //!   within `proposals_uncommitted_max` plus what is committed and waiting to be applied.
+//! - **Nodes held twice:** a leader's prepared tree shares its nodes with the applied
+//!   tree again (is rebased) whenever nothing is pending, and otherwise within
+//!   `REBASE_EVERY` applied transactions or 8 × the pending ones, whichever is more.
 //! - **Sessions:** at most `sessions_max` live sessions.
 //! - **Client queues:** each connection's unanswered requests within
 //!   [`QUEUE_BYTES_MAX`](super::QUEUE_BYTES_MAX) bytes.
@@ -36,6 +39,9 @@ pub struct MemoryUse {
     pub apply_queue: u64,
     /// On a leader, prepared transactions not yet applied.
     pub prepared: u64,
+    /// On a leader, transactions applied since its prepared tree was last rebased on the
+    /// applied one (the nodes they touched are held twice until then).
+    pub prepared_unshared: u64,
     /// Writes forwarded to the leader and not acknowledged, or not sent yet.
     pub forwarded: u64,
     /// Open client connections.
@@ -67,6 +73,15 @@ impl MemoryUse {
             return Some(format!(
                 "holds {} prepared transactions, above proposals_uncommitted_max = {} and the {} committed waiting",
                 self.prepared, config.replication.proposals_uncommitted_max, self.apply_queue
+            ));
+        }
+        let unshared_max = (super::REBASE_EVERY as u64).max(8 * self.prepared);
+        if self.prepared_unshared > 0
+            && (self.prepared == 0 || self.prepared_unshared >= unshared_max)
+        {
+            return Some(format!(
+                "applied {} transactions since its prepared tree was rebased, with {} pending (rebased when none is, else within {unshared_max})",
+                self.prepared_unshared, self.prepared
             ));
         }
         if self.sessions > u64::from(config.limits.sessions_max) {
@@ -101,6 +116,10 @@ impl Node {
                 .leading
                 .as_ref()
                 .map_or(0, |leading| leading.pending.len() as u64),
+            prepared_unshared: self
+                .leading
+                .as_ref()
+                .map_or(0, |leading| leading.applied_since_rebase as u64),
             forwarded: (self.forwarding.unacked.len() + self.forwarding.unsent.len()) as u64,
             connections: self.conns.len() as u64,
             sessions: self.sessions.len() as u64,
@@ -136,13 +155,14 @@ mod tests {
             log_behind_snapshot: 10,
             applied_since_snapshot: 99,
             prepared: 50 + 3,
+            prepared_unshared: 4095,
             apply_queue: 3,
             sessions: 7,
             conn_queue_bytes_max: super::super::QUEUE_BYTES_MAX as u64,
             ..MemoryUse::default()
         };
         assert_eq!(within.exceeded(&config), None);
-        let cases: [(MemoryUse, &str); 5] = [
+        let cases: [(MemoryUse, &str); 7] = [
             (
                 MemoryUse {
                     log_behind_snapshot: 11,
@@ -163,6 +183,21 @@ mod tests {
                     ..within
                 },
                 "prepared transactions",
+            ),
+            (
+                MemoryUse {
+                    prepared_unshared: 4096,
+                    ..within
+                },
+                "rebased",
+            ),
+            (
+                MemoryUse {
+                    prepared: 0,
+                    prepared_unshared: 1,
+                    ..within
+                },
+                "with 0 pending",
             ),
             (
                 MemoryUse {

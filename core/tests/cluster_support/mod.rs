@@ -217,6 +217,10 @@ impl Cluster {
             return;
         };
         node.step(self.now_ms, input, &mut out);
+        // Every step of every test cluster stays within the memory bounds its config sets.
+        if let Some(why) = node.memory().exceeded(&self.configs[&id]) {
+            panic!("server {id:?} at {} ms: {why}", self.now_ms);
+        }
         let deadline = node.next_deadline();
         for output in out {
             self.route(id, output);
