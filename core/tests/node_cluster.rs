@@ -1099,3 +1099,33 @@ fn log_zxid_at_reads_the_entry_at_an_index() {
         assert_eq!(node.log_zxid_at(end + 1), None, "server {id}");
     }
 }
+
+// A session whose client's closeSession is proposed but not yet committed (the leader's
+// disk is stalled) may pass its timeout meanwhile: the leader proposes no second close
+// for it, so the log holds one close, and the session ends once.
+#[test]
+fn a_session_closing_when_it_expires_is_closed_once() {
+    let mut c = cluster(1, 32);
+    elect(&mut c);
+    let conn = c.connect(1);
+    c.create(conn, "/e", b"", 1).unwrap();
+    c.run_for(100);
+    let stalled_until = c.now_ms + 60_000;
+    c.disk_busy_until.insert(NodeId(1), stalled_until);
+    c.send(conn, Request::CloseSession);
+    c.run_for(100);
+    let (_, with_close) = c.node(1).log_span();
+    // Past the session's timeout, the disk still stalled.
+    c.run_for(40_000);
+    assert!(c.now_ms < stalled_until);
+    assert_eq!(
+        c.node(1).log_span().1,
+        with_close,
+        "a second close was proposed"
+    );
+    c.run_for(30_000);
+    assert_eq!(c.node(1).log_span().1, with_close);
+    assert_eq!(c.node(1).applied_index(), with_close);
+    assert!(c.node(1).tree().node("/e").is_none());
+    assert_eq!(c.node(1).status().sessions, 0);
+}
