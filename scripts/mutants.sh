@@ -26,6 +26,9 @@
 # (an edit above it) is not judged again. cargo-mutants 27 applies no name filter to its
 # four field-deletion mutants, so they are judged too.
 #
+# A mutant whose tests run past 150 s counts as killed (a timeout): a survivor's tests
+# take 10 to 30 s, and the mutants that time out loop forever.
+#
 # cargo-mutants copies the working tree when it starts: leave core/ unedited until a run
 # has begun, or its every mutant is judged on top of your edit.
 set -euo pipefail
@@ -62,11 +65,11 @@ if [ "${1:-}" = "--again" ]; then
     "${files[@]}" "${filters[@]}" \
     "${both[@]}" \
     --baseline skip \
-    --timeout 300 \
+    --timeout 150 \
     --output "$out"
 fi
 
-judges=("${both[@]}") suffix="" timeout=300
+judges=("${both[@]}") suffix="" timeout=150
 if [ "${1:-}" = "--oracle-only" ]; then
   judges=("${oracle[@]}") suffix="-oracle" timeout=120
   shift
