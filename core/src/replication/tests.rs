@@ -767,6 +767,47 @@ fn a_rejection_at_the_acknowledged_index_is_stale() {
     assert!(appends_to(&out, 2).is_empty(), "{out:?}");
 }
 
+// A follower acknowledged index 6; a rejection of entry 7 sends the leader probing
+// after 6 (never below what the follower acknowledged). When that probe is rejected too,
+// with a hint at 2, the follower lost synced writes: the leader forgets the match down to
+// where the logs may meet, so that it neither counts entries the follower no longer holds
+// nor probes above them.
+#[test]
+fn a_rejection_below_the_match_forgets_the_lost_entries() {
+    let (mut r, now_ms) = leader_with_follower_2_at_6();
+    let match_of_2 = |r: &Replica| {
+        r.status()
+            .followers
+            .iter()
+            .find(|f| f.id == NodeId(2))
+            .map(|f| f.match_index)
+    };
+    let reject = |rejected_index, hint_index| {
+        msg(
+            2,
+            MessageBody::AppendReply(AppendOutcome::Rejected {
+                rejected_index,
+                hint_index,
+                hint_epoch: Epoch(1),
+            }),
+        )
+    };
+    r.propose(vec![1]).unwrap();
+    let mut out = Vec::new();
+    r.step(now_ms + 1, Input::Tick, &mut out).unwrap();
+    assert_eq!(appends_to(&out, 2), vec![(6, vec![7])]);
+    let out = deliver(&mut r, now_ms + 2, 2, reject(7, 3));
+    assert_eq!(appends_to(&out, 2), vec![(6, vec![7])], "probed after 6");
+    assert_eq!(match_of_2(&r), Some(6));
+    let out = deliver(&mut r, now_ms + 3, 2, reject(6, 2));
+    assert_eq!(match_of_2(&r), Some(2));
+    assert_eq!(
+        appends_to(&out, 2),
+        vec![(2, vec![3, 4, 5, 6])],
+        "probed after 2"
+    );
+}
+
 // Durable state whose log is ahead of its durable epoch is refused, not trusted.
 #[test]
 fn durable_log_ahead_of_epoch_is_refused() {
