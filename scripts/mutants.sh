@@ -17,6 +17,8 @@
 # built per mutant. Results land in target/mutants/shard-SHARD-of-SHARDS/mutants.out/
 # (caught.txt, missed.txt, unviable.txt, timeout.txt); the README's score sums them.
 #
+# `--list` prints the mutants a run judges (planted-bug hooks left out) and stops.
+#
 # `--oracle-only` judges by the campaigns alone (how shards 1 to 4 first ran), results
 # in target/mutants/shard-SHARD-of-SHARDS-oracle/. `--again` takes the survivors a run
 # left (its missed.txt, an oracle-only run's if there is one) and judges each again
@@ -36,6 +38,25 @@ cd "$(dirname "$0")/.."
 command -v cargo-mutants >/dev/null || cargo install cargo-mutants --locked
 files=(--file 'core/src/replication/*.rs' --file 'core/src/node/*.rs'
   --exclude core/src/replication/tests.rs)
+# Planted-bug hooks are not judged: they exist only with the `planted-bugs` feature, which
+# the judging build (as the server's) does not enable, so each of their mutants would
+# survive unseen. A hook runs from its `// planted bug:` comment to the end of the
+# statement or match arm after its `#[cfg]` line (brackets balanced). One anchored
+# regex per file lists their lines.
+for f in core/src/replication/*.rs core/src/node/*.rs; do
+  hooks=$(awk -v f="$f" '
+    /\/\/ planted bug:/ { inhook = 1; depth = 0; started = 0 }
+    inhook {
+      lines = lines (lines == "" ? "" : "|") NR
+      if ($0 !~ /^[ \t]*(\/\/|#\[cfg)/) started = 1
+      t = $0; o = gsub(/[({[]/, "", t)
+      t = $0; c = gsub(/[)}\]]/, "", t)
+      depth += o - c
+      if (started && depth <= 0 && $0 ~ /[;},][ \t]*$/) inhook = 0
+    }
+    END { if (lines != "") { gsub(/\./, "\\.", f); print "^" f ":(" lines "):" } }' "$f")
+  [ -z "$hooks" ] || files+=(--exclude-re "$hooks")
+done
 # Core's tests of the two layers, then the oracle: cargo runs the test binaries in this
 # order and stops at the first that fails.
 both=(--test-package paddock-core,paddock-sim --cargo-arg=--lib)
@@ -44,6 +65,10 @@ for t in node_cluster peer_forgery replication_cluster replication_untrusted \
   both+=("--cargo-arg=--test=$t")
 done
 oracle=(--test-package paddock-sim --cargo-arg=--test=mutation_oracle)
+
+if [ "${1:-}" = "--list" ]; then
+  exec cargo mutants --list "${files[@]}"
+fi
 
 if [ "${1:-}" = "--again" ]; then
   shard="${2:?usage: scripts/mutants.sh --again SHARD/SHARDS [SEEDS]}"
