@@ -733,8 +733,7 @@ fn a_multi_read_beyond_a_frame_is_refused_not_built() {
 // that took it: the proposal is not parked until the leader's next timer or message.
 #[test]
 fn a_leader_sends_a_write_to_its_followers_in_the_step_that_took_it() {
-    use paddock_core::node::{Input, Output, PeerMessage};
-    use paddock_core::replication::MessageBody;
+    use paddock_core::node::Input;
     let mut c = cluster(3, 23);
     let leader = elect(&mut c);
     let conn = c.connect(leader.0);
@@ -760,7 +759,15 @@ fn a_leader_sends_a_write_to_its_followers_in_the_step_that_took_it() {
     let mut out = Vec::new();
     let bytes = wire::frame(&payload);
     node.step(now, Input::ClientBytes { conn, bytes }, &mut out);
-    let mut appended_to: Vec<NodeId> = out
+    let followers: Vec<NodeId> = (1..=3).map(NodeId).filter(|n| *n != leader).collect();
+    assert_eq!(appended_to(&out), followers, "outputs of the step: {out:?}");
+}
+
+/// The servers a step's outputs send entries to, in id order.
+fn appended_to(out: &[paddock_core::node::Output]) -> Vec<NodeId> {
+    use paddock_core::node::{Output, PeerMessage};
+    use paddock_core::replication::MessageBody;
+    let mut to: Vec<NodeId> = out
         .iter()
         .filter_map(|o| match o {
             Output::Peer {
@@ -773,9 +780,46 @@ fn a_leader_sends_a_write_to_its_followers_in_the_step_that_took_it() {
             _ => None,
         })
         .collect();
-    appended_to.sort();
+    to.sort();
+    to
+}
+
+// So does a write a follower forwards: the step in which the leader takes it sends it to
+// every follower.
+#[test]
+fn a_leader_sends_a_forwarded_write_to_its_followers_in_the_step_that_took_it() {
+    use paddock_core::node::{Input, PeerMessage};
+    let mut c = cluster(3, 24);
+    let leader = elect(&mut c);
+    let follower = (1..=3).map(NodeId).find(|n| *n != leader).unwrap();
+    let conn = c.connect(follower.0);
+    c.create(conn, "/warm", b"", 0).unwrap();
+    c.run_for(20);
+    c.send(
+        conn,
+        Request::Create(CreateRequest {
+            path: "/now".into(),
+            data: Some(b"x".to_vec()),
+            acl: paddock_core::acl::Acl::open_unsafe(),
+            flags: 0,
+        }),
+    );
+    next_forward(&mut c, follower);
+    let key = *c
+        .queue
+        .iter()
+        .find(|(_, e)| matches!(e, Event::Peer { from, msg: PeerMessage::Forward { .. }, .. } if *from == follower))
+        .unwrap()
+        .0;
+    let Some(Event::Peer { from, msg, .. }) = c.queue.remove(&key) else {
+        unreachable!()
+    };
+    let now = c.now_ms.max(key.0);
+    let node = c.nodes.get_mut(&leader).unwrap().as_mut().unwrap();
+    let mut out = Vec::new();
+    node.step(now, Input::Peer { from, msg }, &mut out);
     let followers: Vec<NodeId> = (1..=3).map(NodeId).filter(|n| *n != leader).collect();
-    assert_eq!(appended_to, followers, "outputs of the step: {out:?}");
+    assert_eq!(appended_to(&out), followers, "outputs of the step: {out:?}");
 }
 
 // A write the leader cannot propose (here larger than replication's payload limit) fails

@@ -1320,6 +1320,26 @@ mod snapshot_tests {
     use crate::acl::Acl;
     use crate::tree::{CreateOp, CreateOpcode, OpContext};
 
+    // A snapshot whose bytes do not decode is counted as a payload error and installs
+    // nothing: the state, its indexes and the connections stay as they were.
+    #[test]
+    fn an_undecodable_snapshot_is_counted_and_not_installed() {
+        let config = NodeConfig::new(crate::ids::NodeId(1), [crate::ids::NodeId(1)].into());
+        let mut node = Node::new(config, crate::replication::DurableState::default(), 5).unwrap();
+        let digest = node.tree.digest();
+        let meta = SnapshotMeta {
+            index: 9,
+            zxid: Zxid(9),
+        };
+        let mut out = Vec::new();
+        node.install_snapshot(meta, b"not a snapshot", &mut out);
+        node.install_snapshot(meta, &[], &mut out);
+        assert_eq!(node.status().payload_errors, 2);
+        assert_eq!(node.applied_index(), 0);
+        assert_eq!(node.tree.digest(), digest);
+        assert!(out.is_empty(), "{out:?}");
+    }
+
     // A snapshot is a copy of the state as of its taking: later writes to the tree do not
     // reach it, and its bytes decode back to that state.
     #[test]
