@@ -101,7 +101,7 @@ fn killed_leader_is_replaced_without_losing_writes() {
 fn lagging_follower_catches_up_by_diff() {
     let mut c = cluster(3, 31);
     let leader = elect(&mut c);
-    let lagging = (1..=3).map(NodeId).find(|n| *n != leader).unwrap();
+    let lagging = follower_of_three(leader);
     c.isolate(lagging);
     let conn = c.connect(leader.0);
     for i in 0..30 {
@@ -124,7 +124,7 @@ fn far_behind_follower_catches_up_by_snapshot() {
         cfg.snapshot_log_kept_bytes = 0;
     });
     let leader = elect(&mut c);
-    let lagging = (1..=3).map(NodeId).find(|n| *n != leader).unwrap();
+    let lagging = follower_of_three(leader);
     c.isolate(lagging);
     let conn = c.connect(leader.0);
     for i in 0..60 {
@@ -285,7 +285,7 @@ fn session_moves_between_servers() {
 fn restarted_follower_serves_writes() {
     let mut c = cluster(3, 91);
     let leader = elect(&mut c);
-    let follower = (1..=3).map(NodeId).find(|n| *n != leader).unwrap();
+    let follower = follower_of_three(leader);
     let conn = c.connect(follower.0);
     for i in 0..5 {
         c.create(conn, &format!("/before{i}"), b"", 0).unwrap();
@@ -443,7 +443,7 @@ fn set_data(path: &str, data: Vec<u8>) -> Request {
 fn queued_request_bytes_are_bounded() {
     let mut c = cluster(3, 21);
     let leader = elect(&mut c);
-    let follower = (1..=3).map(NodeId).find(|n| *n != leader).unwrap();
+    let follower = follower_of_three(leader);
     let writer = c.connect(leader.0);
     c.create(writer, "/x", b"", 0).unwrap();
     let flood = c.connect(follower.0);
@@ -482,7 +482,7 @@ fn queued_request_bytes_are_bounded() {
 fn early_frame_bytes_are_bounded() {
     let mut c = cluster(3, 22);
     let leader = elect(&mut c);
-    let follower = (1..=3).map(NodeId).find(|n| *n != leader).unwrap();
+    let follower = follower_of_three(leader);
     c.isolate(follower);
     let conn = c.client_open(follower.0, None, 0);
     c.run_for(10);
@@ -506,7 +506,7 @@ fn early_frames_up_to_the_limit_are_held_and_answered() {
     const LIMIT: usize = 4 * 1024 * 1024;
     let mut c = cluster(3, 22);
     let leader = elect(&mut c);
-    let follower = (1..=3).map(NodeId).find(|n| *n != leader).unwrap();
+    let follower = follower_of_three(leader);
     let writer = c.connect(leader.0);
     c.create(writer, "/x", b"", 0).unwrap();
     c.isolate(follower);
@@ -791,7 +791,7 @@ fn a_leader_sends_a_forwarded_write_to_its_followers_in_the_step_that_took_it() 
     use paddock_core::node::{Input, PeerMessage};
     let mut c = cluster(3, 24);
     let leader = elect(&mut c);
-    let follower = (1..=3).map(NodeId).find(|n| *n != leader).unwrap();
+    let follower = follower_of_three(leader);
     let conn = c.connect(follower.0);
     c.create(conn, "/warm", b"", 0).unwrap();
     c.run_for(20);
@@ -831,7 +831,7 @@ fn a_write_the_leader_refuses_closes_its_connection_on_any_server() {
         config.replication.payload_bytes_max = 50_000
     });
     let leader = elect(&mut c);
-    let follower = (1..=3).map(NodeId).find(|n| *n != leader).unwrap();
+    let follower = follower_of_three(leader);
     let small = c.connect(leader.0);
     c.create(small, "/x", b"", 0).unwrap();
     for server in [leader, follower] {
@@ -889,7 +889,7 @@ fn forwarded_writes_are_taken_once_per_stream_and_never_from_a_replaced_stream()
     use paddock_core::node::{Input, PeerMessage};
     let mut c = cluster(3, 25);
     let leader = elect(&mut c);
-    let follower = (1..=3).map(NodeId).find(|n| *n != leader).unwrap();
+    let follower = follower_of_three(leader);
     let conn = c.connect(follower.0);
     c.run_for(100);
     c.send(conn, set_data("/", b"forwarded".to_vec()));
@@ -940,7 +940,7 @@ fn pipelined_requests_are_answered_each_with_its_own_result() {
     use paddock_core::wire::{Reply, Response};
     let mut c = cluster(3, 26);
     let leader = elect(&mut c);
-    let follower = (1..=3).map(NodeId).find(|n| *n != leader).unwrap();
+    let follower = follower_of_three(leader);
     for server in [leader, follower] {
         let conn = c.connect(server.0);
         let mut sent = Vec::new();
@@ -1056,7 +1056,7 @@ fn a_new_leaders_reaper_deletes_an_emptied_container() {
 fn the_read_only_byte_is_answered_only_to_clients_that_send_it() {
     let mut c = cluster(3, 29);
     let leader = elect(&mut c);
-    let follower = (1..=3).map(NodeId).find(|n| *n != leader).unwrap();
+    let follower = follower_of_three(leader);
     let wait = |c: &mut Cluster, conn: ConnId| {
         assert!(c.run_until(10_000, |c| c.clients[&conn].connected.is_some()));
     };

@@ -582,6 +582,14 @@ pub fn cluster(size: u64, seed: u64) -> Cluster {
     Cluster::new(size, seed, |_| {})
 }
 
+/// The lowest-numbered server of a three-server cluster that is not `leader`.
+pub fn follower_of_three(leader: NodeId) -> NodeId {
+    (1..=3)
+        .map(NodeId)
+        .find(|n| *n != leader)
+        .expect("three servers")
+}
+
 pub fn elect(c: &mut Cluster) -> NodeId {
     assert!(
         c.run_until(20_000, |c| c.leader().is_some()),
