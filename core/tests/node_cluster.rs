@@ -1173,3 +1173,26 @@ fn a_session_closing_when_it_expires_is_closed_once() {
     assert!(c.node(1).tree().node("/e").is_none());
     assert_eq!(c.node(1).status().sessions, 0);
 }
+
+// A server told to snapshot once any payload byte was applied (`snapshot_every_bytes`
+// 0) snapshots after each applied write, and never twice at the same index: with
+// nothing applied since, no snapshot is due.
+#[test]
+fn snapshots_by_bytes_never_repeat_an_index() {
+    let mut c = Cluster::new(1, 33, |config| config.snapshot_every_bytes = 0);
+    elect(&mut c);
+    let conn = c.connect(1);
+    for n in 0..3 {
+        c.create(conn, &format!("/s{n}"), b"x", 0).unwrap();
+        c.run_for(200);
+    }
+    c.run_for(5_000);
+    let indexes: Vec<u64> = c
+        .snapshots_written
+        .iter()
+        .map(|(_, index)| *index)
+        .collect();
+    assert!(indexes.len() >= 3, "{indexes:?}");
+    assert!(indexes.windows(2).all(|w| w[0] < w[1]), "{indexes:?}");
+    assert_eq!(indexes.last(), Some(&c.node(1).applied_index()));
+}

@@ -1031,11 +1031,19 @@ fn snapshot_offers_bound_the_log_cut() {
     assert_eq!(r.compact_log(4).unwrap(), at(&r, 4));
     assert_eq!(r.zxid_at(3), None, "cut");
     assert!(r.zxid_at(5).is_some(), "kept after the cut");
+    // `compact` cuts and offers at once, but never offers a snapshot older than the one
+    // offered last.
+    assert_eq!(r.compact(6).unwrap().index, 6);
+    assert_eq!(r.zxid_at(5), None, "cut");
+    assert!(matches!(
+        r.snapshot_offer(at(&r, 7)),
+        Err(CompactError::AlreadyCompacted { snapshot_index: 8 })
+    ));
     // The entries a cut forgets are handed back too, oldest first.
     let (meta, dropped) = r.compact_log_taking(8).unwrap();
     assert_eq!(meta.index, 8);
     let indexes: Vec<u64> = dropped.iter().map(|e| e.index).collect();
-    assert_eq!(indexes, vec![5, 6, 7, 8]);
+    assert_eq!(indexes, vec![7, 8]);
 }
 
 // A follower that needs entries the log no longer holds is sent the snapshot offered

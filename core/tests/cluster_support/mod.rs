@@ -122,6 +122,8 @@ pub struct Cluster {
     pub next_conn: u64,
     pub rng: ChaCha8Rng,
     pub snapshots_installed: u64,
+    /// Every snapshot a server wrote, with the index it covers, in order.
+    pub snapshots_written: Vec<(NodeId, u64)>,
     /// The key of every node's password stream, when a test sets it (else derived from
     /// the node's seed).
     pub password_secret: Option<[u8; 32]>,
@@ -144,6 +146,7 @@ impl Cluster {
             next_conn: 1,
             rng: ChaCha8Rng::seed_from_u64(seed),
             snapshots_installed: 0,
+            snapshots_written: Vec::new(),
             password_secret: None,
         };
         for id in &voters {
@@ -292,6 +295,9 @@ impl Cluster {
     pub fn disk_done(&mut self, id: NodeId, op: Persist) {
         let store = &mut self.disks.get_mut(&id).unwrap().store;
         let purge = matches!(op, Persist::WriteSnapshot { .. });
+        if let Persist::WriteSnapshot { meta, .. } = &op {
+            self.snapshots_written.push((id, meta.index));
+        }
         let done = op
             .perform(store)
             .and_then(|done| store.sync().map(|()| done));
