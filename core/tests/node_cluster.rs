@@ -1196,3 +1196,32 @@ fn snapshots_by_bytes_never_repeat_an_index() {
     assert!(indexes.windows(2).all(|w| w[0] < w[1]), "{indexes:?}");
     assert_eq!(indexes.last(), Some(&c.node(1).applied_index()));
 }
+
+// While proposals are pending, the leader's memory report counts the transactions
+// applied since its prepared tree was last rebased (the nodes they touched are held
+// twice until then); the count goes back to 0 once nothing is pending.
+#[test]
+fn the_leader_counts_the_transactions_applied_since_its_last_rebase() {
+    let mut c = cluster(1, 34);
+    let leader = elect(&mut c);
+    let conn = c.connect(leader.0);
+    for n in 0..100 {
+        c.send(
+            conn,
+            Request::Create(CreateRequest {
+                path: format!("/p{n}"),
+                data: Some(b"x".to_vec()),
+                acl: paddock_core::acl::Acl::open_unsafe(),
+                flags: 0,
+            }),
+        );
+    }
+    let mut most = 0;
+    while c.clients[&conn].replies.len() < 100 {
+        assert!(c.run_one(), "the writes were not all answered");
+        most = most.max(c.node(leader.0).memory().prepared_unshared);
+    }
+    assert!((1..100).contains(&most), "{most}");
+    c.run_for(100);
+    assert_eq!(c.node(leader.0).memory().prepared_unshared, 0);
+}
