@@ -1225,3 +1225,69 @@ fn the_leader_counts_the_transactions_applied_since_its_last_rebase() {
     c.run_for(100);
     assert_eq!(c.node(leader.0).memory().prepared_unshared, 0);
 }
+
+// A write a follower forwarded, which the leader took and acknowledged but lost with its
+// leadership (it never committed), is never answered: the client cannot know its fate,
+// so its connection closes at the leader change.
+#[test]
+fn a_write_lost_with_its_leader_closes_its_connection() {
+    use paddock_core::node::{Input, Output, PeerMessage};
+    let mut c = cluster(3, 35);
+    let old = elect(&mut c);
+    let follower = follower_of_three(old);
+    let conn = c.connect(follower.0);
+    c.create(conn, "/warm", b"", 0).unwrap();
+    c.run_for(20);
+    let create = |path: &str| {
+        Request::Create(CreateRequest {
+            path: path.into(),
+            data: None,
+            acl: paddock_core::acl::Acl::open_unsafe(),
+            flags: 0,
+        })
+    };
+    let first = c.send(conn, create("/first"));
+    next_forward(&mut c, follower);
+    let key = *c
+        .queue
+        .iter()
+        .find(|(_, e)| matches!(e, Event::Peer { from, msg: PeerMessage::Forward { .. }, .. } if *from == follower))
+        .unwrap()
+        .0;
+    let Some(Event::Peer { from, msg, .. }) = c.queue.remove(&key) else {
+        unreachable!()
+    };
+    // The leader takes the write; only its acknowledgement of the forward goes out (its
+    // appends are lost), and it is cut off right after.
+    let now = c.now_ms.max(key.0);
+    let mut out = Vec::new();
+    let node = c.nodes.get_mut(&old).unwrap().as_mut().unwrap();
+    node.step(now, Input::Peer { from, msg }, &mut out);
+    let acks: Vec<Output> = out
+        .into_iter()
+        .filter(|o| {
+            matches!(
+                o,
+                Output::Peer {
+                    msg: PeerMessage::ForwardAck { .. },
+                    ..
+                }
+            )
+        })
+        .collect();
+    assert_eq!(acks.len(), 1);
+    for ack in acks {
+        c.route(old, ack);
+    }
+    c.run_for(5);
+    c.isolate(old);
+    assert!(
+        c.run_until(20_000, |c| c.leader().is_some_and(|l| l != old)),
+        "no new leader"
+    );
+    assert!(c.clients[&conn].closed, "the connection stayed open");
+    let client = &c.clients[&conn];
+    assert!(client.replies.get(&first).is_none(), "{:?}", client.replies);
+    let new = c.leader().unwrap();
+    assert!(c.node(new.0).tree().node("/first").is_none());
+}
