@@ -1291,3 +1291,37 @@ fn a_write_lost_with_its_leader_closes_its_connection() {
     let new = c.leader().unwrap();
     assert!(c.node(new.0).tree().node("/first").is_none());
 }
+
+// The memory report counts the writes a follower holds for the leader: here three, held
+// unsent while the follower, cut off, knows no leader.
+#[test]
+fn a_follower_reports_the_writes_it_holds_for_the_leader() {
+    let mut c = cluster(3, 36);
+    let leader = elect(&mut c);
+    let follower = follower_of_three(leader);
+    let conn = c.connect(follower.0);
+    c.create(conn, "/warm", b"", 0).unwrap();
+    c.isolate(follower);
+    assert!(
+        c.run_until(20_000, |c| c
+            .node(follower.0)
+            .status()
+            .replication
+            .leader
+            .is_none()),
+        "the cut-off follower still names a leader"
+    );
+    for n in 0..3 {
+        c.send(
+            conn,
+            Request::Create(CreateRequest {
+                path: format!("/held{n}"),
+                data: None,
+                acl: paddock_core::acl::Acl::open_unsafe(),
+                flags: 0,
+            }),
+        );
+    }
+    c.run_for(50);
+    assert_eq!(c.node(follower.0).memory().forwarded, 3);
+}
