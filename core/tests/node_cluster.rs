@@ -1287,7 +1287,7 @@ fn a_write_lost_with_its_leader_closes_its_connection() {
     );
     assert!(c.clients[&conn].closed, "the connection stayed open");
     let client = &c.clients[&conn];
-    assert!(client.replies.get(&first).is_none(), "{:?}", client.replies);
+    assert!(!client.replies.contains_key(&first), "{:?}", client.replies);
     let new = c.leader().unwrap();
     assert!(c.node(new.0).tree().node("/first").is_none());
 }
