@@ -763,6 +763,31 @@ fn a_leader_sends_a_write_to_its_followers_in_the_step_that_took_it() {
     assert_eq!(appended_to(&out), followers, "outputs of the step: {out:?}");
 }
 
+/// Takes `follower`'s next `Forward` off the network and has `leader` step with it by
+/// hand, returning that step's outputs unrouted.
+fn step_leader_with_next_forward(
+    c: &mut Cluster,
+    follower: NodeId,
+    leader: NodeId,
+) -> Vec<paddock_core::node::Output> {
+    use paddock_core::node::{Input, PeerMessage};
+    next_forward(c, follower);
+    let key = *c
+        .queue
+        .iter()
+        .find(|(_, e)| matches!(e, Event::Peer { from, msg: PeerMessage::Forward { .. }, .. } if *from == follower))
+        .expect("next_forward left it queued")
+        .0;
+    let Some(Event::Peer { from, msg, .. }) = c.queue.remove(&key) else {
+        unreachable!("the key was found as a peer event")
+    };
+    let now = c.now_ms.max(key.0);
+    let node = c.nodes.get_mut(&leader).unwrap().as_mut().unwrap();
+    let mut out = Vec::new();
+    node.step(now, Input::Peer { from, msg }, &mut out);
+    out
+}
+
 /// The servers a step's outputs send entries to, in id order.
 fn appended_to(out: &[paddock_core::node::Output]) -> Vec<NodeId> {
     use paddock_core::node::{Output, PeerMessage};
@@ -788,7 +813,6 @@ fn appended_to(out: &[paddock_core::node::Output]) -> Vec<NodeId> {
 // every follower.
 #[test]
 fn a_leader_sends_a_forwarded_write_to_its_followers_in_the_step_that_took_it() {
-    use paddock_core::node::{Input, PeerMessage};
     let mut c = cluster(3, 24);
     let leader = elect(&mut c);
     let follower = follower_of_three(leader);
@@ -804,20 +828,7 @@ fn a_leader_sends_a_forwarded_write_to_its_followers_in_the_step_that_took_it() 
             flags: 0,
         }),
     );
-    next_forward(&mut c, follower);
-    let key = *c
-        .queue
-        .iter()
-        .find(|(_, e)| matches!(e, Event::Peer { from, msg: PeerMessage::Forward { .. }, .. } if *from == follower))
-        .unwrap()
-        .0;
-    let Some(Event::Peer { from, msg, .. }) = c.queue.remove(&key) else {
-        unreachable!()
-    };
-    let now = c.now_ms.max(key.0);
-    let node = c.nodes.get_mut(&leader).unwrap().as_mut().unwrap();
-    let mut out = Vec::new();
-    node.step(now, Input::Peer { from, msg }, &mut out);
+    let out = step_leader_with_next_forward(&mut c, follower, leader);
     let followers: Vec<NodeId> = (1..=3).map(NodeId).filter(|n| *n != leader).collect();
     assert_eq!(appended_to(&out), followers, "outputs of the step: {out:?}");
 }
@@ -1231,7 +1242,7 @@ fn the_leader_counts_the_transactions_applied_since_its_last_rebase() {
 // so its connection closes at the leader change.
 #[test]
 fn a_write_lost_with_its_leader_closes_its_connection() {
-    use paddock_core::node::{Input, Output, PeerMessage};
+    use paddock_core::node::{Output, PeerMessage};
     let mut c = cluster(3, 35);
     let old = elect(&mut c);
     let follower = follower_of_three(old);
@@ -1247,22 +1258,9 @@ fn a_write_lost_with_its_leader_closes_its_connection() {
         })
     };
     let first = c.send(conn, create("/first"));
-    next_forward(&mut c, follower);
-    let key = *c
-        .queue
-        .iter()
-        .find(|(_, e)| matches!(e, Event::Peer { from, msg: PeerMessage::Forward { .. }, .. } if *from == follower))
-        .unwrap()
-        .0;
-    let Some(Event::Peer { from, msg, .. }) = c.queue.remove(&key) else {
-        unreachable!()
-    };
     // The leader takes the write; only its acknowledgement of the forward goes out (its
     // appends are lost), and it is cut off right after.
-    let now = c.now_ms.max(key.0);
-    let mut out = Vec::new();
-    let node = c.nodes.get_mut(&old).unwrap().as_mut().unwrap();
-    node.step(now, Input::Peer { from, msg }, &mut out);
+    let out = step_leader_with_next_forward(&mut c, follower, old);
     let acks: Vec<Output> = out
         .into_iter()
         .filter(|o| {
