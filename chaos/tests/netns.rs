@@ -248,8 +248,11 @@ fn bandwidth_limits_egress_until_heal() {
         let (net, to) = (Arc::clone(net), listener.addr);
         thread::spawn(move || {
             net.enter_clients().unwrap();
+            // The clock starts once connected: a loaded machine may take longer than
+            // `CONNECT_TIMEOUT` to finish a handshake (a lost SYN waits a second for its
+            // retransmission), which says nothing about the shaping under test.
+            let mut stream = TcpStream::connect_timeout(&to, Duration::from_secs(5)).unwrap();
             let started = Instant::now();
-            let mut stream = TcpStream::connect_timeout(&to, CONNECT_TIMEOUT).unwrap();
             stream
                 .set_read_timeout(Some(Duration::from_secs(5)))
                 .unwrap();
