@@ -21,10 +21,12 @@ pub const FRAME_BYTES_MAX_WIRE: u32 = i32::MAX as u32;
 /// prefix (4) and the Stat (68) (docs/protocol.md, Jute encoding).
 pub const GET_DATA_REPLY_OVERHEAD_BYTES: u32 = 16 + 4 + 68;
 
-/// Default for [`Limits::znode_data_bytes_max`]: one million bytes, which leaves a getData
-/// reply (and a create or setData request with a path of several KiB) under
-/// `jute.maxbuffer`.
-pub const ZNODE_DATA_BYTES_MAX_DEFAULT: u32 = 1_000_000;
+/// Default for [`Limits::znode_data_bytes_max`]: the most a getData reply can carry within
+/// `jute.maxbuffer` (1_048_487 bytes), so that every znode a client may write it can also
+/// read back. ZooKeeper accepts a little more (any data whose request fits a frame) and
+/// then sends replies its clients refuse to read.
+pub const ZNODE_DATA_BYTES_MAX_DEFAULT: u32 =
+    FRAME_BYTES_MAX_DEFAULT - GET_DATA_REPLY_OVERHEAD_BYTES;
 
 /// Bytes a logged transaction may add to the client request it came from: the txn header
 /// (session, cxid, zxid, time, type) and what the leader fixes in `prepare` (a sequential
@@ -37,9 +39,6 @@ pub const RECORD_BYTES_MAX_DEFAULT: u32 = 2 * 1024 * 1024;
 
 /// Default for [`Limits::snapshot_bytes_max`]: 4 GiB.
 pub const SNAPSHOT_BYTES_MAX_DEFAULT: u64 = 4 * 1024 * 1024 * 1024;
-
-/// Default for [`Limits::proposals_in_flight_max`].
-pub const PROPOSALS_IN_FLIGHT_MAX_DEFAULT: u32 = 1_000;
 
 /// Default for [`Limits::log_batch_records_max`]: ZooKeeper's `zookeeper.maxBatchSize`.
 pub const LOG_BATCH_RECORDS_MAX_DEFAULT: u32 = 1_000;
@@ -61,7 +60,6 @@ const _: () = assert!(
 const _: () =
     assert!(FRAME_BYTES_MAX_DEFAULT + RECORD_TXN_OVERHEAD_BYTES <= RECORD_BYTES_MAX_DEFAULT);
 const _: () = assert!(RECORD_BYTES_MAX_DEFAULT as u64 <= SNAPSHOT_BYTES_MAX_DEFAULT);
-const _: () = assert!(PROPOSALS_IN_FLIGHT_MAX_DEFAULT <= LOG_BATCH_RECORDS_MAX_DEFAULT);
 
 /// Every bound of one node. Build with `Limits::default()` and override fields; call
 /// [`Limits::validate`] before use.
@@ -70,8 +68,8 @@ pub struct Limits {
     /// Largest client frame accepted or sent, in bytes, length prefix excluded. Default
     /// 1_048_575 (`jute.maxbuffer`); clients apply the same limit to what they receive.
     pub frame_bytes_max: u32,
-    /// Largest znode data, in bytes. Default 1_000_000, so that a getData reply always fits
-    /// a frame.
+    /// Largest znode data create and setData accept, in bytes (larger is BADARGUMENTS).
+    /// Default 1_048_487, so that a getData reply always fits a frame.
     pub znode_data_bytes_max: u32,
     /// Largest payload of one log record (one transaction), in bytes. Default 2 MiB. A
     /// record length field above it is read as corruption, never allocated.
@@ -79,17 +77,18 @@ pub struct Limits {
     /// Largest snapshot payload (tree and sessions), in bytes. Default 4 GiB. A snapshot
     /// announcing more is refused as corrupt.
     pub snapshot_bytes_max: u64,
-    /// Proposals a leader may have sent but not yet committed, in proposals. Default 1000;
-    /// beyond it the leader stops proposing until commits catch up.
-    pub proposals_in_flight_max: u32,
     /// Records the node asks the runtime to make durable in one `Persist`, in records.
     /// Default 1000 (ZooKeeper's `zookeeper.maxBatchSize`).
     pub log_batch_records_max: u32,
-    /// Watches one client connection may hold (all kinds together), in watches. Default
-    /// 65_536; ZooKeeper has no such bound and a runaway client can exhaust the heap.
+    /// Paths one client connection may hold watches on, in paths (its watches of several
+    /// kinds on one path count once). Default 65_536; a request that would watch one more
+    /// (a read with a watch, addWatch, or a setWatches listing that many new paths) fails
+    /// with QUOTAEXCEEDED and changes nothing. ZooKeeper has no such bound, and a runaway
+    /// client can exhaust its heap.
     pub watches_per_connection_max: u32,
-    /// Live sessions in the ensemble, in sessions. Default 100_000; creating one more is
-    /// refused at connect.
+    /// Live sessions in the ensemble, in sessions. Default 100_000; the leader refuses
+    /// one more (counting those it has proposed), and the connection that asked for it is
+    /// closed, as ZooKeeper closes one it cannot serve.
     pub sessions_max: u32,
     /// Open client connections from one IP address, in connections. Default 60
     /// (`maxClientCnxns`). zoo.cfg's 0 ("no limit") is mapped by the config layer to
@@ -104,7 +103,6 @@ impl Default for Limits {
             znode_data_bytes_max: ZNODE_DATA_BYTES_MAX_DEFAULT,
             record_bytes_max: RECORD_BYTES_MAX_DEFAULT,
             snapshot_bytes_max: SNAPSHOT_BYTES_MAX_DEFAULT,
-            proposals_in_flight_max: PROPOSALS_IN_FLIGHT_MAX_DEFAULT,
             log_batch_records_max: LOG_BATCH_RECORDS_MAX_DEFAULT,
             watches_per_connection_max: WATCHES_PER_CONNECTION_MAX_DEFAULT,
             sessions_max: SESSIONS_MAX_DEFAULT,
@@ -158,17 +156,6 @@ pub enum LimitsError {
         /// The configured record limit, in bytes.
         record_bytes_max: u32,
     },
-    /// The leader could have more proposals in flight than one `Persist` batch can carry.
-    #[error(
-        "proposals_in_flight_max {proposals_in_flight_max} exceeds log_batch_records_max \
-         {log_batch_records_max}"
-    )]
-    ProposalsOverBatch {
-        /// The configured in-flight limit, in proposals.
-        proposals_in_flight_max: u32,
-        /// The configured batch limit, in records.
-        log_batch_records_max: u32,
-    },
 }
 
 impl Limits {
@@ -201,26 +188,16 @@ impl Limits {
                 record_bytes_max: self.record_bytes_max,
             });
         }
-        if self.proposals_in_flight_max > self.log_batch_records_max {
-            return Err(LimitsError::ProposalsOverBatch {
-                proposals_in_flight_max: self.proposals_in_flight_max,
-                log_batch_records_max: self.log_batch_records_max,
-            });
-        }
         Ok(())
     }
 
     /// `validate`'s first step: no limit may be zero.
     fn validate_nonzero(&self) -> Result<(), LimitsError> {
-        let fields: [(&'static str, u64); 9] = [
+        let fields: [(&'static str, u64); 8] = [
             ("frame_bytes_max", u64::from(self.frame_bytes_max)),
             ("znode_data_bytes_max", u64::from(self.znode_data_bytes_max)),
             ("record_bytes_max", u64::from(self.record_bytes_max)),
             ("snapshot_bytes_max", self.snapshot_bytes_max),
-            (
-                "proposals_in_flight_max",
-                u64::from(self.proposals_in_flight_max),
-            ),
             (
                 "log_batch_records_max",
                 u64::from(self.log_batch_records_max),
@@ -319,16 +296,6 @@ mod tests {
                     record_bytes_max: RECORD_BYTES_MAX_DEFAULT,
                 },
             ),
-            (
-                Limits {
-                    proposals_in_flight_max: 1_001,
-                    ..base.clone()
-                },
-                LimitsError::ProposalsOverBatch {
-                    proposals_in_flight_max: 1_001,
-                    log_batch_records_max: 1_000,
-                },
-            ),
         ];
         for (limits, expected) in cases {
             assert_eq!(limits.validate(), Err(expected));
@@ -336,13 +303,12 @@ mod tests {
     }
 
     // The boundary cases are allowed: a reply of exactly a frame, a record of exactly a
-    // frame plus overhead, as many proposals in flight as a batch holds.
+    // frame plus overhead.
     #[test]
     fn boundaries_are_inclusive() {
         let limits = Limits {
             znode_data_bytes_max: 1_048_575 - 88,
             record_bytes_max: 1_048_575 + 65_536,
-            proposals_in_flight_max: 1_000,
             ..Limits::default()
         };
         assert_eq!(limits.validate(), Ok(()));

@@ -570,6 +570,27 @@ impl WatchTable {
             .map_or(0, |paths| paths.len() as u64)
     }
 
+    /// The most paths one connection watches (0 with no watches): O(connections).
+    pub fn paths_watched_max(&self) -> u64 {
+        self.by_conn
+            .values()
+            .map(|paths| paths.len() as u64)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// How many of `paths` `conn` holds no watch on yet (each counted once): what
+    /// registering a watch on all of them would add to [`WatchTable::paths_watched_by`].
+    pub fn paths_new_to<'a>(&self, conn: ConnId, paths: impl IntoIterator<Item = &'a str>) -> u64 {
+        let mut new = BTreeSet::new();
+        for path in paths {
+            if self.modes(conn, path) == 0 {
+                new.insert(path);
+            }
+        }
+        new.len() as u64
+    }
+
     /// `wchs`: connections watching, paths watched, and total watches (see
     /// [`WatchSummary::watch_count`]; the same number is mntr's `zk_watch_count`).
     pub fn summary(&self) -> WatchSummary {

@@ -1323,3 +1323,195 @@ fn a_follower_reports_the_writes_it_holds_for_the_leader() {
     c.run_for(50);
     assert_eq!(c.node(follower.0).memory().forwarded, 3);
 }
+
+// A leader holding `proposals_uncommitted_max` uncommitted proposals holds further writes,
+// its own and forwarded ones, until commits make room: every pipelined write is answered
+// and no connection is closed.
+#[test]
+fn a_full_leader_holds_writes_until_commits_make_room() {
+    let mut c = Cluster::new(3, 77, |config| {
+        config.replication.proposals_uncommitted_max = 2;
+    });
+    let leader = elect(&mut c);
+    let follower = follower_of_three(leader);
+    let conns: Vec<ConnId> = (0..6)
+        .map(|i| c.connect(if i % 2 == 0 { leader.0 } else { follower.0 }))
+        .collect();
+    let mut sent = Vec::new();
+    for (i, conn) in conns.iter().enumerate() {
+        for j in 0..4 {
+            let request = Request::Create(CreateRequest {
+                path: format!("/w-{i}-{j}"),
+                data: Some(vec![1]),
+                acl: paddock_core::acl::Acl::open_unsafe(),
+                flags: 0,
+            });
+            sent.push((*conn, c.send(*conn, request)));
+        }
+    }
+    let answered = |c: &Cluster| {
+        sent.iter()
+            .all(|(conn, xid)| c.clients[conn].replies.contains_key(xid))
+    };
+    assert!(c.run_until(30_000, answered), "writes left unanswered");
+    for (conn, xid) in &sent {
+        assert!(!c.clients[conn].closed, "a connection was closed");
+        assert_eq!(c.clients[conn].replies[xid].0.err, 0, "a write failed");
+    }
+    c.run_for(1_000);
+    assert!(c.digests_agree());
+    assert_eq!(c.node(1).tree().node_count(), 4 + 24);
+}
+
+// `sessions_max` is enforced by the leader, counting sessions it has proposed: with a
+// limit of 3 and four connects in flight at once, on the leader and on a follower, three
+// sessions open and one connection is closed; once a session closes, a new one opens.
+#[test]
+fn the_leader_refuses_a_session_beyond_sessions_max() {
+    let mut c = Cluster::new(3, 78, |config| config.limits.sessions_max = 3);
+    let leader = elect(&mut c);
+    let follower = follower_of_three(leader);
+    let conns: Vec<ConnId> = [leader, follower, leader, follower]
+        .iter()
+        .map(|n| c.client_open(n.0, None, 0))
+        .collect();
+    let settled = |c: &Cluster| {
+        conns
+            .iter()
+            .all(|conn| c.clients[conn].connected.is_some() || c.clients[conn].closed)
+    };
+    assert!(c.run_until(10_000, settled));
+    let open: Vec<ConnId> = conns
+        .iter()
+        .copied()
+        .filter(|conn| c.clients[conn].connected.is_some())
+        .collect();
+    assert_eq!(open.len(), 3, "sessions opened");
+    assert_eq!(c.node(1).sessions().len(), 3);
+    let reply = c.call(open[0], Request::CloseSession);
+    assert!(reply.is_some());
+    c.run_for(100);
+    c.connect(follower.0);
+    assert_eq!(c.node(leader.0).sessions().len(), 3);
+}
+
+// `watches_per_connection_max` bounds the paths one connection watches: a request that
+// would watch one more fails with QUOTAEXCEEDED and registers nothing; another watch on a
+// path already watched, a read without a watch, and a watch after one was removed go
+// through. setWatches counts every path it lists.
+#[test]
+fn a_connection_watches_at_most_watches_per_connection_max_paths() {
+    let mut c = Cluster::new(1, 79, |config| config.limits.watches_per_connection_max = 2);
+    elect(&mut c);
+    let conn = c.connect(1);
+    for path in ["/a", "/b", "/c"] {
+        c.create(conn, path, b"x", 0).unwrap();
+    }
+    let err = |c: &mut Cluster, request: Request| c.call(conn, request).map(|(h, _)| h.err);
+    let watch = |path: &str| {
+        Request::GetData(PathWatchRequest {
+            path: path.to_owned(),
+            watch: true,
+        })
+    };
+    assert_eq!(c.get(conn, "/a", true), Ok(b"x".to_vec()));
+    let exists_b = Request::Exists(PathWatchRequest {
+        path: "/b".to_owned(),
+        watch: true,
+    });
+    assert_eq!(err(&mut c, exists_b), Some(0));
+    assert_eq!(
+        c.get(conn, "/c", true),
+        Err(paddock_core::error::ZkError::QuotaExceeded)
+    );
+    assert_eq!(c.get(conn, "/c", false), Ok(b"x".to_vec()));
+    let children_a = Request::GetChildren(PathWatchRequest {
+        path: "/a".to_owned(),
+        watch: true,
+    });
+    assert_eq!(err(&mut c, children_a), Some(0), "a second kind on /a");
+    let set_watches = Request::SetWatches(wire::SetWatches {
+        relative_zxid: 0,
+        data_watches: vec!["/c".to_owned()],
+        exist_watches: vec![],
+        child_watches: vec![],
+    });
+    assert_eq!(
+        err(&mut c, set_watches),
+        Some(paddock_core::error::ZkError::QuotaExceeded.code())
+    );
+    assert_eq!(c.node(1).status().watches.path_count, 2);
+    // setData on /c fires nothing: no watch was registered there.
+    let set_c = Request::SetData(SetDataRequest {
+        path: "/c".to_owned(),
+        data: Some(b"y".to_vec()),
+        version: -1,
+    });
+    assert_eq!(err(&mut c, set_c), Some(0));
+    assert!(c.clients[&conn].events.is_empty());
+    let remove_b = Request::RemoveWatches(wire::WatchesRequest {
+        path: "/b".to_owned(),
+        watcher_type: 2,
+    });
+    assert_eq!(err(&mut c, remove_b), Some(0));
+    assert_eq!(err(&mut c, watch("/c")), Some(0));
+}
+
+// A reply that would not fit the client's frame (`frame_bytes_max`, its jute.maxbuffer)
+// is answered MARSHALLINGERROR instead, and the connection stays open: here the children
+// of a node whose names outgrow 4 KiB.
+#[test]
+fn a_reply_larger_than_a_frame_is_a_marshalling_error() {
+    let mut c = Cluster::new(1, 80, |config| {
+        config.limits.frame_bytes_max = 4096;
+        config.limits.znode_data_bytes_max = 4096 - 88;
+    });
+    elect(&mut c);
+    let conn = c.connect(1);
+    c.create(conn, "/p", b"", 0).unwrap();
+    let children = |c: &mut Cluster| {
+        let request = Request::GetChildren(PathWatchRequest {
+            path: "/p".to_owned(),
+            watch: false,
+        });
+        c.call(conn, request).map(|(h, _)| h.err)
+    };
+    let name = "n".repeat(80);
+    for i in 0..45 {
+        c.create(conn, &format!("/p/{name}{i:02}"), b"", 0).unwrap();
+    }
+    // 45 names of 82 bytes and their length prefixes: 3 870 bytes and the headers.
+    assert_eq!(children(&mut c), Some(0));
+    for i in 45..60 {
+        c.create(conn, &format!("/p/{name}{i:02}"), b"", 0).unwrap();
+    }
+    let marshalling = paddock_core::error::ZkError::MarshallingError.code();
+    assert_eq!(children(&mut c), Some(marshalling));
+    assert!(!c.clients[&conn].closed);
+    assert_eq!(c.get(conn, "/p", false), Ok(Vec::new()));
+}
+
+// `znode_data_bytes_max` is the tree's data limit, on every server (the leader checks
+// it): one byte more is BADARGUMENTS for create and setData.
+#[test]
+fn znode_data_bytes_max_bounds_create_and_set_data() {
+    let mut c = Cluster::new(3, 81, |config| config.limits.znode_data_bytes_max = 8);
+    let leader = elect(&mut c);
+    let conn = c.connect(follower_of_three(leader).0);
+    let bad = Err(paddock_core::error::ZkError::BadArguments);
+    assert_eq!(c.create(conn, "/big", &[0; 9], 0), bad);
+    assert_eq!(c.create(conn, "/ok", &[0; 8], 0), Ok("/ok".to_owned()));
+    let set = |data: Vec<u8>| {
+        Request::SetData(SetDataRequest {
+            path: "/ok".to_owned(),
+            data: Some(data),
+            version: -1,
+        })
+    };
+    let bad_code = paddock_core::error::ZkError::BadArguments.code();
+    assert_eq!(
+        c.call(conn, set(vec![1; 9])).map(|(h, _)| h.err),
+        Some(bad_code)
+    );
+    assert_eq!(c.call(conn, set(vec![1; 8])).map(|(h, _)| h.err), Some(0));
+}

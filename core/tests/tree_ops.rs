@@ -287,10 +287,8 @@ fn create_flag_and_ttl_errors() {
 // later one that must not win.
 #[test]
 fn create_error_order() {
-    let mut h = Harness::with_config(TreeConfig {
-        data_bytes_max: 4,
-        ..TreeConfig::default()
-    });
+    let mut h = Harness::new();
+    h.tree.set_data_bytes_max(4);
     h.create("/p", 0).unwrap();
     h.create("/locked", 0).unwrap();
     h.set_acl("/locked", Acl::read_unsafe(), -1).unwrap();
@@ -432,10 +430,8 @@ fn set_data_stats() {
 // setData errors: BADARGUMENTS (path, size), NONODE, NOAUTH (WRITE), BADVERSION.
 #[test]
 fn set_data_errors() {
-    let mut h = Harness::with_config(TreeConfig {
-        data_bytes_max: 3,
-        ..TreeConfig::default()
-    });
+    let mut h = Harness::new();
+    h.tree.set_data_bytes_max(3);
     h.create("/a", 0).unwrap();
     assert_eq!(
         h.set_data("/a/", b"x", -1).map(|_| ()),

@@ -55,7 +55,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use paddock_core::ids::{ConnId, NodeId, SessionId};
-use paddock_core::limits::{Limits, RECORD_TXN_OVERHEAD_BYTES};
+use paddock_core::limits::{GET_DATA_REPLY_OVERHEAD_BYTES, Limits, RECORD_TXN_OVERHEAD_BYTES};
 use paddock_core::node::{Input, Node, NodeConfig, Output, PeerMessage, Persist, Seed};
 use paddock_core::replication::{PEER_MESSAGE_OVERHEAD_BYTES, Role, SNAPSHOT_FRAMING_BYTES_MAX};
 use paddock_core::wire::{ConnectionStart, FourLetterWord, OpCode, classify_connection_start};
@@ -210,7 +210,6 @@ pub fn node_config(cfg: &ZooCfg, id: u64) -> Result<NodeConfig, StartError> {
     config.snapshot_every_bytes = cfg.snap_size_limit_kb.max(1).saturating_mul(1024);
     config.snapshot_log_kept_bytes = cfg.snapshot_log_kept_bytes;
     config.limits = limits(cfg)?;
-    config.tree.data_bytes_max = cfg.jute_max_buffer_bytes;
     config.tree.super_digest = cfg.super_digest.clone();
     config.tree.skip_acl = cfg.skip_acl;
     config.replication.payload_bytes_max = config.replication.payload_bytes_max.max(
@@ -251,9 +250,11 @@ fn limits(cfg: &ZooCfg) -> Result<Limits, StartError> {
         .saturating_add(RECORD_TXN_OVERHEAD_BYTES)
         .saturating_mul(2);
     limits.record_bytes_max = limits.record_bytes_max.max(record_min);
-    limits.znode_data_bytes_max = limits
-        .znode_data_bytes_max
-        .min(cfg.jute_max_buffer_bytes.saturating_sub(1024).max(1));
+    // Every znode a client may write it can read back within the frame.
+    limits.znode_data_bytes_max = cfg
+        .jute_max_buffer_bytes
+        .saturating_sub(GET_DATA_REPLY_OVERHEAD_BYTES)
+        .max(1);
     limits
         .validate()
         .map_err(|e| StartError::Config(format!("jute.maxbuffer: {e}")))?;

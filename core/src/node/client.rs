@@ -698,7 +698,12 @@ impl Node {
         let answer = match kind {
             WriteKind::Plain => match done {
                 Done::Txn(txn, applied) => (
-                    reply::result(xid, zxid, reply::txn(&txn.kind, applied)),
+                    reply::result(
+                        xid,
+                        zxid,
+                        reply::txn(&txn.kind, applied),
+                        self.config.limits.frame_bytes_max,
+                    ),
                     false,
                 ),
                 Done::Failed(err) => (reply::frame(xid, zxid, err, None), false),
@@ -890,7 +895,17 @@ impl Node {
         let ids = conn.ids.clone();
         let session = conn.session.unwrap_or_default();
         let _ = now_ms;
-        let answer = |result| (reply::result(xid, zxid, result), false);
+        let frame_bytes_max = self.config.limits.frame_bytes_max;
+        let answer = |result| (reply::result(xid, zxid, result, frame_bytes_max), false);
+        // A watch on one more path than `watches_per_connection_max` allows: the request
+        // fails with QUOTAEXCEEDED, unread, and registers nothing.
+        if let Some(paths) = watch_paths(&request) {
+            let held = self.watches.paths_watched_by(id);
+            let new = self.watches.paths_new_to(id, paths);
+            if held + new > u64::from(self.config.limits.watches_per_connection_max) {
+                return answer(Err(ZkError::QuotaExceeded));
+            }
+        }
         match request {
             Request::Ping => (reply::frame(-2, zxid, ZkError::Ok, None), false),
             Request::Exists(r) => {
@@ -1109,4 +1124,31 @@ impl Node {
         bytes.extend(reply::frame(xid, self.applied_zxid, ZkError::Ok, None));
         (bytes, false)
     }
+}
+
+/// The paths `request` would set a watch on, when it sets any: a read with its watch flag,
+/// addWatch, and setWatches (every path it lists, including those that get a catch-up
+/// event instead of a watch).
+fn watch_paths(request: &Request) -> Option<Vec<&str>> {
+    let lists: Vec<&Vec<String>> = match request {
+        Request::Exists(r)
+        | Request::GetData(r)
+        | Request::GetChildren(r)
+        | Request::GetChildren2(r)
+            if r.watch =>
+        {
+            return Some(vec![r.path.as_str()]);
+        }
+        Request::AddWatch(r) => return Some(vec![r.path.as_str()]),
+        Request::SetWatches(r) => vec![&r.data_watches, &r.exist_watches, &r.child_watches],
+        Request::SetWatches2(r) => vec![
+            &r.data_watches,
+            &r.exist_watches,
+            &r.child_watches,
+            &r.persistent_watches,
+            &r.persistent_recursive_watches,
+        ],
+        _ => return None,
+    };
+    Some(lists.into_iter().flatten().map(String::as_str).collect())
 }

@@ -4,7 +4,7 @@
 use super::{Node, Output, Timer};
 use crate::ids::{Epoch, NodeId};
 use crate::node::message::{Origin, PeerMessage, Proposal, ProposalBody, Write, WriteOp};
-use crate::tree::{OpContext, Txn, TxnKind};
+use crate::tree::{Op, OpContext, Txn, TxnKind};
 
 impl Node {
     /// Queues a write for the leader; `after_step` sends it.
@@ -25,8 +25,12 @@ impl Node {
             if self.leading.is_none() {
                 return false;
             }
+            // At `proposals_uncommitted_max` the rest wait here for commits to make room.
             let mut proposed = false;
-            while let Some(write) = self.forwarding.unsent.pop_front() {
+            while !self.replica.proposals_full() {
+                let Some(write) = self.forwarding.unsent.pop_front() else {
+                    break;
+                };
                 proposed |= self.leader_take(now_ms, write, out);
             }
             return proposed;
@@ -86,7 +90,7 @@ impl Node {
     }
 
     /// The leader receives a follower's forwarded writes: takes them strictly in sequence
-    /// order, once each, and acknowledges.
+    /// order, once each, as long as it has room to propose, and acknowledges what it took.
     pub(super) fn leader_forwarded(
         &mut self,
         now_ms: u64,
@@ -118,7 +122,9 @@ impl Node {
             if seq < expected {
                 continue;
             }
-            if seq > expected {
+            // Out of order, or no room for more proposals: the acknowledgement below stops
+            // at `expected`, and the follower sends the rest again.
+            if seq > expected || self.replica.proposals_full() {
                 break;
             }
             proposed |= self.leader_take(now_ms, write, out);
@@ -159,6 +165,14 @@ impl Node {
             self.write_refuse(write.origin, out);
             return false;
         };
+        // `sessions_max` counts the sessions prepared here, so it holds however many
+        // connects are in flight: one more is refused, and its connection closed.
+        if matches!(write.op, WriteOp::Tree(Op::CreateSession { .. }))
+            && leading.sessions.len() >= self.config.limits.sessions_max as usize
+        {
+            self.write_refuse(write.origin, out);
+            return false;
+        }
         // A request the leader takes is activity on its session, wherever the client
         // is connected: a follower's touch may arrive a tick later than its forward.
         self.sessions.touch(write.session, now_ms);

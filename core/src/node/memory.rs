@@ -18,6 +18,7 @@
 //! - **Sessions:** at most `sessions_max` live sessions.
 //! - **Client queues:** each connection's unanswered requests within
 //!   [`QUEUE_BYTES_MAX`](super::QUEUE_BYTES_MAX) bytes.
+//! - **Watches:** each connection watches at most `watches_per_connection_max` paths.
 
 use super::{Node, NodeConfig};
 use crate::replication::Entry;
@@ -50,6 +51,8 @@ pub struct MemoryUse {
     pub sessions: u64,
     /// The largest queue of unanswered requests of one connection, bytes.
     pub conn_queue_bytes_max: u64,
+    /// The most paths one connection watches.
+    pub conn_watched_paths_max: u64,
 }
 
 impl MemoryUse {
@@ -97,6 +100,12 @@ impl MemoryUse {
                 super::QUEUE_BYTES_MAX
             ));
         }
+        if self.conn_watched_paths_max > u64::from(config.limits.watches_per_connection_max) {
+            return Some(format!(
+                "a connection watches {} paths, above watches_per_connection_max = {}",
+                self.conn_watched_paths_max, config.limits.watches_per_connection_max
+            ));
+        }
         None
     }
 }
@@ -129,6 +138,7 @@ impl Node {
                 .map(|conn| conn.queued_bytes() as u64)
                 .max()
                 .unwrap_or(0),
+            conn_watched_paths_max: self.watches.paths_watched_max(),
         }
     }
 }
@@ -144,6 +154,7 @@ mod tests {
         config.snapshot_log_kept_bytes = 10 * std::mem::size_of::<Entry>() as u64;
         config.replication.proposals_uncommitted_max = 50;
         config.limits.sessions_max = 7;
+        config.limits.watches_per_connection_max = 5;
         config
     }
 
@@ -159,10 +170,11 @@ mod tests {
             apply_queue: 3,
             sessions: 7,
             conn_queue_bytes_max: super::super::QUEUE_BYTES_MAX as u64,
+            conn_watched_paths_max: 5,
             ..MemoryUse::default()
         };
         assert_eq!(within.exceeded(&config), None);
-        let cases: [(MemoryUse, &str); 7] = [
+        let cases: [(MemoryUse, &str); 8] = [
             (
                 MemoryUse {
                     log_behind_snapshot: 11,
@@ -212,6 +224,13 @@ mod tests {
                     ..within
                 },
                 "one connection",
+            ),
+            (
+                MemoryUse {
+                    conn_watched_paths_max: 6,
+                    ..within
+                },
+                "watches_per_connection_max",
             ),
         ];
         for (used, words) in cases {

@@ -537,6 +537,13 @@ pub struct Node {
     apply_queue: VecDeque<Entry>,
 }
 
+/// Gives a tree the settings a snapshot does not hold: the tree's configuration and the
+/// data limit.
+fn tree_configure(tree: &mut DataTree, config: &NodeConfig) {
+    tree.set_config(config.tree.clone());
+    tree.set_data_bytes_max(config.limits.znode_data_bytes_max);
+}
+
 fn snapshot_decode(bytes: &[u8]) -> Result<NodeSnapshot, PayloadError> {
     bincode::serde::decode_from_slice(bytes, bincode::config::standard())
         .map(|(s, _)| s)
@@ -587,7 +594,7 @@ impl Node {
             }
             (false, _) => (DataTree::new(config.tree.clone()), SessionTable::new(tick)),
         };
-        tree.set_config(config.tree.clone());
+        tree_configure(&mut tree, &config);
         let snapshot = durable.snapshot;
         let replica = replication::Replica::new(config.replication.clone(), durable, seed)?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5e55_1011_d00d_f00d);
@@ -894,7 +901,7 @@ impl Node {
                     self.conn_close(conn, out);
                 }
                 self.tree = snap.tree;
-                self.tree.set_config(self.config.tree.clone());
+                tree_configure(&mut self.tree, &self.config);
                 self.sessions = snap.sessions;
                 self.applied_index = meta.index;
                 self.applied_zxid = meta.zxid;

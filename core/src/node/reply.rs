@@ -23,12 +23,25 @@ pub(super) fn frame(xid: i32, zxid: Zxid, err: ZkError, body: Option<&Response>)
     wire::frame(&payload)
 }
 
-/// A frame answering with `result`.
-pub(super) fn result(xid: i32, zxid: Zxid, result: Result<Option<Response>, ZkError>) -> Vec<u8> {
-    match result {
+/// A frame answering with `result`, when it fits `frame_bytes_max` (the client's
+/// `jute.maxbuffer`): a larger one (the children of a node with very many, a multi's
+/// results) would make the client drop the connection and, reconnected, ask again, so it
+/// is answered MARSHALLINGERROR instead, as multiRead is when its results outgrow a frame.
+pub(super) fn result(
+    xid: i32,
+    zxid: Zxid,
+    result: Result<Option<Response>, ZkError>,
+    frame_bytes_max: u32,
+) -> Vec<u8> {
+    let bytes = match result {
         Ok(body) => frame(xid, zxid, ZkError::Ok, body.as_ref()),
         Err(err) => frame(xid, zxid, err, None),
+    };
+    // The frame's 4-byte length prefix is not part of the limit.
+    if bytes.len() - 4 > frame_bytes_max as usize {
+        return frame(xid, zxid, ZkError::MarshallingError, None);
     }
+    bytes
 }
 
 /// A watch notification frame (`{-1, -1, 0}` + WatcherEvent).

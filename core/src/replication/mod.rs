@@ -346,6 +346,14 @@ impl Replica {
         }
     }
 
+    /// True while `propose` would refuse for want of room: `proposals_uncommitted_max`
+    /// proposals wait for commit (on a leader; never on another role). The owner holds its
+    /// writes until commits make room, rather than refusing them.
+    pub fn proposals_full(&self) -> bool {
+        matches!(self.role, RoleState::Leader(_))
+            && self.log.last_index() - self.commit_index >= self.config.proposals_uncommitted_max
+    }
+
     /// Forgets log entries up to `upto_index`, which the owner has captured in a durable
     /// snapshot of the state machine, and offers that snapshot at once (see
     /// [`Replica::snapshot_offer`]). Returns the snapshot's metadata.

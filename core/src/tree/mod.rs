@@ -50,9 +50,6 @@ pub struct TreeConfig {
     /// Whether TTL creates are allowed. Default `true` (Paddock enables TTL nodes; with
     /// `false`, TTL creates give UNIMPLEMENTED as in ZooKeeper's default).
     pub ttl_enabled: bool,
-    /// Largest znode data accepted by create and setData, in bytes; larger gives
-    /// BADARGUMENTS. Default 1_048_575 (ZooKeeper's `jute.maxbuffer`).
-    pub data_bytes_max: u32,
     /// The super user's digest id (`super:<base64 sha1>`), if any; authenticating with it
     /// grants `super`. Default `None`.
     pub super_digest: Option<String>,
@@ -70,7 +67,6 @@ impl Default for TreeConfig {
     fn default() -> TreeConfig {
         TreeConfig {
             ttl_enabled: true,
-            data_bytes_max: 1_048_575,
             super_digest: None,
             skip_acl: false,
             #[cfg(feature = "planted-bugs")]
@@ -132,6 +128,11 @@ pub struct DataTree {
     /// Configuration is not state: it is not snapshotted or digested.
     #[serde(skip)]
     config: TreeConfig,
+    /// Largest znode data create and setData accept, in bytes
+    /// ([`crate::limits::Limits::znode_data_bytes_max`], set with
+    /// [`DataTree::set_data_bytes_max`]); larger gives BADARGUMENTS.
+    #[serde(skip)]
+    data_bytes_max: u32,
 }
 
 /// A tree as a snapshot holds it: the nodes in path order and the last zxid.
@@ -167,6 +168,7 @@ impl TryFrom<TreeRepr> for DataTree {
             ephemerals,
             last_zxid: repr.last_zxid,
             config: TreeConfig::default(),
+            data_bytes_max: crate::limits::ZNODE_DATA_BYTES_MAX_DEFAULT,
         })
     }
 }
@@ -197,6 +199,7 @@ impl DataTree {
             ephemerals: Ephemerals::new(),
             last_zxid: Zxid::ZERO,
             config,
+            data_bytes_max: crate::limits::ZNODE_DATA_BYTES_MAX_DEFAULT,
         }
     }
 
@@ -208,6 +211,13 @@ impl DataTree {
     /// Replaces the configuration (e.g. after loading a snapshot, which does not hold it).
     pub fn set_config(&mut self, config: TreeConfig) {
         self.config = config;
+    }
+
+    /// Sets the largest znode data create and setData accept, in bytes (a node sets its
+    /// `Limits::znode_data_bytes_max`; default [`crate::limits::ZNODE_DATA_BYTES_MAX_DEFAULT`]).
+    /// Like the configuration, it is not state: a snapshot does not hold it.
+    pub fn set_data_bytes_max(&mut self, data_bytes_max: u32) {
+        self.data_bytes_max = data_bytes_max;
     }
 
     /// The zxid of the last applied txn (zero for a fresh tree).
@@ -389,17 +399,22 @@ impl DataTree {
         let kind = match op {
             Op::Create(create) => TxnKind::Single(TxnOp::Create(prepare::create(
                 &self.nodes,
-                &self.config,
+                (&self.config, self.data_bytes_max),
                 create,
                 ctx,
             )?)),
             Op::Delete(delete) => TxnKind::Single(prepare::delete(&self.nodes, delete, ctx)?),
-            Op::SetData(set) => {
-                TxnKind::Single(prepare::set_data(&self.nodes, &self.config, set, ctx)?)
-            }
+            Op::SetData(set) => TxnKind::Single(prepare::set_data(
+                &self.nodes,
+                self.data_bytes_max,
+                set,
+                ctx,
+            )?),
             Op::SetAcl(set) => TxnKind::Single(prepare::set_acl(&self.nodes, set, ctx)?),
             Op::Check(_) => return Err(ZkError::Unimplemented),
-            Op::Multi(ops) => prepare::multi(&self.nodes, &self.config, ops, ctx)?,
+            Op::Multi(ops) => {
+                prepare::multi(&self.nodes, (&self.config, self.data_bytes_max), ops, ctx)?
+            }
             Op::CreateSession {
                 session,
                 password,

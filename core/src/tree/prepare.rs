@@ -62,9 +62,9 @@ fn check_session(ctx: &OpContext) -> Result<(), ZkError> {
     }
 }
 
-fn check_data_size(config: &TreeConfig, data: Option<&Vec<u8>>) -> Result<(), ZkError> {
+fn check_data_size(data_bytes_max: u32, data: Option<&Vec<u8>>) -> Result<(), ZkError> {
     let size_bytes = data.map_or(0, Vec::len);
-    if u64::try_from(size_bytes).unwrap_or(u64::MAX) > u64::from(config.data_bytes_max) {
+    if u64::try_from(size_bytes).unwrap_or(u64::MAX) > u64::from(data_bytes_max) {
         return Err(ZkError::BadArguments);
     }
     Ok(())
@@ -96,7 +96,7 @@ fn create_ttl_ms(op: &CreateOp, mode: CreateMode) -> Result<i64, ZkError> {
 /// create / create2 / createContainer / createTTL, in the order of docs/protocol.md, Create.
 pub(crate) fn create(
     store: &Nodes,
-    config: &TreeConfig,
+    (config, data_bytes_max): (&TreeConfig, u32),
     op: &CreateOp,
     ctx: &OpContext,
 ) -> Result<CreateTxn, ZkError> {
@@ -116,7 +116,7 @@ pub(crate) fn create(
     let ttl_ms = create_ttl_ms(op, mode)?;
     check_session(ctx)?;
     let parent_path = path::parent_of(&op.path).ok_or(ZkError::BadArguments)?;
-    check_data_size(config, op.data.as_ref())?;
+    check_data_size(data_bytes_max, op.data.as_ref())?;
     let acl = acl::fixup_acl(&op.acl, &ctx.ids)?;
     let parent = store.node(parent_path).ok_or(ZkError::NoNode)?;
     acl::check(&parent.acl, &ctx.ids, perms::CREATE)?;
@@ -181,13 +181,13 @@ pub(crate) fn delete(store: &Nodes, op: &DeleteOp, ctx: &OpContext) -> Result<Tx
 /// setData: BADARGUMENTS (path, data size), NONODE, NOAUTH (WRITE), BADVERSION.
 pub(crate) fn set_data(
     store: &Nodes,
-    config: &TreeConfig,
+    data_bytes_max: u32,
     op: &SetDataOp,
     ctx: &OpContext,
 ) -> Result<TxnOp, ZkError> {
     check_session(ctx)?;
     path::validate(&op.path)?;
-    check_data_size(config, op.data.as_ref())?;
+    check_data_size(data_bytes_max, op.data.as_ref())?;
     let node = store.node(&op.path).ok_or(ZkError::NoNode)?;
     acl::check(&node.acl, &ctx.ids, perms::WRITE)?;
     let version = check_version(node.version, op.version)?;
@@ -252,7 +252,7 @@ pub(crate) fn delete_container(store: &Nodes, path: &str) -> Result<TxnKind, ZkE
 /// the whole multi a `MultiFailed` with ZooKeeper's result layout (docs/protocol.md, Multi).
 pub(crate) fn multi(
     base: &Nodes,
-    config: &TreeConfig,
+    (config, data_bytes_max): (&TreeConfig, u32),
     ops: &[MultiOp],
     ctx: &OpContext,
 ) -> Result<TxnKind, ZkError> {
@@ -262,10 +262,10 @@ pub(crate) fn multi(
     for (index, op) in ops.iter().enumerate() {
         let txn_op = match op {
             MultiOp::Create(create_op) => {
-                create(&scratch, config, create_op, ctx).map(TxnOp::Create)
+                create(&scratch, (config, data_bytes_max), create_op, ctx).map(TxnOp::Create)
             }
             MultiOp::Delete(delete_op) => delete(&scratch, delete_op, ctx),
-            MultiOp::SetData(set_op) => set_data(&scratch, config, set_op, ctx),
+            MultiOp::SetData(set_op) => set_data(&scratch, data_bytes_max, set_op, ctx),
             MultiOp::Check(check_op) => check(&scratch, check_op, ctx),
         };
         let applied = txn_op.and_then(|txn_op| {
