@@ -3,21 +3,22 @@
 //!
 //! This module and every hook that consults it exist only with the `planted-bugs` cargo
 //! feature, which release builds of the real server never enable. The chosen bug travels
-//! in the configurations ([`NodeConfig`] → [`ReplicationConfig`], [`TreeConfig`]), never
-//! in a global: a campaign runs seeds in parallel threads, each with its own choice.
+//! in the configurations ([`NodeConfig::plant_bug`] → [`ReplicationConfig`],
+//! [`TreeConfig`], and the storage engine's `StoreConfig`), never in a global: a campaign
+//! runs seeds in parallel threads, each with its own choice. This module depends on
+//! nothing else in core: the hooks read it, it reads none of them.
 //!
 //! Each hook in core is a few lines marked `planted bug: <name>` and does what the
 //! mistake would do at that very place; the unbugged path is unchanged. This module
 //! does not decide whether a bug is caught: `sim/tests/planted_bugs.rs` runs seeds until a
 //! checker fails.
 //!
+//! [`NodeConfig::plant_bug`]: crate::node::NodeConfig::plant_bug
 //! [`ReplicationConfig`]: crate::replication::ReplicationConfig
 //! [`TreeConfig`]: crate::tree::TreeConfig
 
 use std::fmt;
 use std::str::FromStr;
-
-use crate::node::NodeConfig;
 
 /// A known mistake that can be planted in core. Names are part of the command line
 /// (`paddock-sim run --bug NAME`).
@@ -168,15 +169,6 @@ impl FromStr for Bug {
             .ok_or_else(|| UnknownBug {
                 name: name.to_owned(),
             })
-    }
-}
-
-impl NodeConfig {
-    /// Plants `bug` (or none) in this server and in the parts it configures.
-    pub fn plant_bug(&mut self, bug: Option<Bug>) {
-        self.bug = bug;
-        self.replication.bug = bug;
-        self.tree.bug = bug;
     }
 }
 

@@ -76,7 +76,7 @@ pub(crate) fn background<T>(f: impl FnOnce() -> T) -> T {
 }
 
 /// Runs `f` without counting its work: for assertions that re-check state
-/// (`debug_invariants`), which are the tests' cost, not the server's.
+/// (`NodeConfig::check_invariants`), which are the tests' cost, not the server's.
 pub fn uncounted<T>(f: impl FnOnce() -> T) -> T {
     let before = TALLY.with(Cell::get);
     let result = f();

@@ -7,7 +7,7 @@
 //! how many ms pass after each chunk). The rest is chunks, each a length byte and that
 //! many bytes, delivered as separate `ClientBytes` inputs with time passing between them.
 //!
-//! Properties: the node never panics (`debug_invariants` checks the tree after every
+//! Properties: the node never panics (`NodeConfig::check_invariants` checks the tree after every
 //! apply); and afterwards a well-behaved client on another connection, from another
 //! address, still gets a session and an answer, in order, to a read and a write.
 
@@ -48,6 +48,7 @@ impl Harness {
     pub fn new() -> Harness {
         let id = NodeId(1);
         let mut config = NodeConfig::new(id, [id].into_iter().collect());
+        config.check_invariants = true;
         // A SASL user, so SASL requests reach the DIGEST-MD5 exchange.
         config.sasl.users.insert("bob".into(), "bobsecret".into());
         let (store, opened) = Store::open(MemFiles::new(), StoreConfig::new(config.limits.clone()))

@@ -1529,3 +1529,21 @@ mod seed_tests {
         assert_ne!(a.rng, b.rng);
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod product_tests {
+    use super::node_config;
+
+    // A server's configuration, made from zoo.cfg, turns on none of the tests' machinery
+    // (the invariant pass after every apply, the record of applied entries), however the
+    // workspace was built: they are settings, which only the simulator and the tests set.
+    #[test]
+    fn a_server_config_carries_no_test_machinery() {
+        let text = "dataDir=/tmp/x\nclientPort=2181\ntickTime=2000\n";
+        let (cfg, _) = crate::config::parse(text).unwrap();
+        let config = node_config(&cfg, 1).unwrap();
+        assert!(!config.check_invariants);
+        assert!(!config.record_applied);
+    }
+}

@@ -291,6 +291,7 @@ impl World {
             let mut config = NodeConfig::new(id, voters.clone());
             config.replication.observers = observers.clone();
             config.record_applied = true;
+            config.check_invariants = true;
             config.snapshot_every_entries = 200;
             // A short tail of log behind each snapshot (a few dozen entries), so that
             // followers back from a crash or a partition are often sent a snapshot.

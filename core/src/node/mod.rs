@@ -106,6 +106,13 @@ pub struct NodeConfig {
     pub applied_per_step_max: usize,
     /// Client SASL (DIGEST-MD5): the users accepted. Empty: SASL is not offered.
     pub sasl: SaslUsers,
+    /// Cross-check after every apply: the tree's structure, and a leader's prepared state
+    /// against its applied state, while the tree holds at most
+    /// [`INVARIANT_PASS_ZNODES_MAX`] znodes (a full pass each time). The simulator, the
+    /// test clusters and the fuzzers set it; a server never does (default `false`). A
+    /// setting, not a cargo feature, so that no feature unification of a workspace build
+    /// can turn it on in the server.
+    pub check_invariants: bool,
     /// The planted bug, if any (set with `plant_bug`; tests of the checkers only).
     #[cfg(feature = "planted-bugs")]
     pub bug: Option<crate::bugs::Bug>,
@@ -130,6 +137,7 @@ impl NodeConfig {
             record_applied: false,
             applied_per_step_max: 1024,
             sasl: SaslUsers::default(),
+            check_invariants: false,
             #[cfg(feature = "planted-bugs")]
             bug: None,
         }
@@ -138,6 +146,14 @@ impl NodeConfig {
     /// This server's id.
     pub fn id(&self) -> NodeId {
         self.replication.id
+    }
+
+    /// Plants `bug` (or none) in this server and in the parts it configures.
+    #[cfg(feature = "planted-bugs")]
+    pub fn plant_bug(&mut self, bug: Option<crate::bugs::Bug>) {
+        self.bug = bug;
+        self.replication.bug = bug;
+        self.tree.bug = bug;
     }
 }
 
@@ -462,10 +478,9 @@ struct Leading {
     expiring: BTreeSet<SessionId>,
 }
 
-/// The largest tree `debug_invariants` checks in full after every apply (its structure,
-/// and the leader's prepared tree against the applied one).
-#[cfg(feature = "debug_invariants")]
-const INVARIANT_PASS_ZNODES_MAX: usize = 10_000;
+/// The largest tree [`NodeConfig::check_invariants`] checks in full after every apply (its
+/// structure, and the leader's prepared tree against the applied one).
+pub const INVARIANT_PASS_ZNODES_MAX: usize = 10_000;
 
 /// Applied txns after which the leader's prepared tree is rebased even while proposals are
 /// pending (see [`Leading`]).
@@ -975,8 +990,9 @@ impl Node {
                 let applied = self.tree.apply(&txn);
                 // A full pass over the tree after every apply: affordable on the
                 // simulator's small trees only.
-                #[cfg(feature = "debug_invariants")]
-                if self.tree.node_count() <= INVARIANT_PASS_ZNODES_MAX {
+                if self.config.check_invariants
+                    && self.tree.node_count() <= INVARIANT_PASS_ZNODES_MAX
+                {
                     self.tree.assert_invariants();
                 }
                 self.prepared_rebase_maybe(txn.zxid);
@@ -1144,13 +1160,14 @@ impl Node {
             origin,
             body: ProposalBody::Txn(txn),
         };
-        #[cfg(feature = "debug_invariants")]
-        assert_eq!(
-            Proposal::decode(&entry.payload).ok().as_ref(),
-            Some(&proposal),
-            "a pending proposal differs from its committed entry {}",
-            entry.index
-        );
+        if self.config.check_invariants {
+            assert_eq!(
+                Proposal::decode(&entry.payload).ok().as_ref(),
+                Some(&proposal),
+                "a pending proposal differs from its committed entry {}",
+                entry.index
+            );
+        }
         Some(proposal)
     }
 
@@ -1173,8 +1190,10 @@ impl Node {
             return;
         }
         // With nothing pending, the prepared tree already equals the applied one.
-        #[cfg(feature = "debug_invariants")]
-        if leading.pending.is_empty() && self.tree.node_count() <= INVARIANT_PASS_ZNODES_MAX {
+        if self.config.check_invariants
+            && leading.pending.is_empty()
+            && self.tree.node_count() <= INVARIANT_PASS_ZNODES_MAX
+        {
             crate::work::uncounted(|| {
                 assert_eq!(
                     leading.tree.digest(),

@@ -44,8 +44,9 @@ pub use txn::{
     OpResult, SetAclOp, SetDataOp, Txn, TxnKind, TxnOp,
 };
 
-/// What the tree needs to know of the server's configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What the tree needs to know of the server's configuration. Not state: never
+/// serialised (a snapshot holds none of it).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TreeConfig {
     /// Whether TTL creates are allowed. Default `true` (Paddock enables TTL nodes; with
     /// `false`, TTL creates give UNIMPLEMENTED as in ZooKeeper's default).
@@ -55,11 +56,9 @@ pub struct TreeConfig {
     pub super_digest: Option<String>,
     /// ZooKeeper's `skipACL=yes`: no ACL is checked, for any operation or watch event.
     /// Default `false`.
-    #[serde(default)]
     pub skip_acl: bool,
-    /// The planted bug, if any (tests of the checkers only; never serialized).
+    /// The planted bug, if any (tests of the checkers only).
     #[cfg(feature = "planted-bugs")]
-    #[serde(skip)]
     pub bug: Option<crate::bugs::Bug>,
 }
 

@@ -151,6 +151,7 @@ impl Cluster {
         };
         for id in &voters {
             let mut config = NodeConfig::new(*id, voters.clone());
+            config.check_invariants = true;
             tune(&mut config);
             cluster.configs.insert(*id, config);
             cluster.disks.insert(*id, Disk::new());
