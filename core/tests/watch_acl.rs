@@ -280,3 +280,28 @@ fn identity_from_the_runtime_is_held_by_the_connection() {
     let text = format!("{reply:?}");
     assert!(text.contains("CN=carol,O=Example"), "{text}");
 }
+
+// whoAmI names a digest identity by its user alone (the id is `user:hash`), and every
+// other identity, the connection's address here, by its whole id.
+#[test]
+fn who_am_i_names_a_digest_user_without_the_hash() {
+    let (mut c, alice, _bob) = setup();
+    let (header, reply) = c.call(alice, Request::WhoAmI).unwrap();
+    assert_eq!(header.err, 0);
+    let paddock_core::wire::Reply::Response(Some(paddock_core::wire::Response::WhoAmI(infos))) =
+        reply
+    else {
+        panic!("not a whoAmI reply: {reply:?}");
+    };
+    let named: Vec<(String, String)> = infos
+        .into_iter()
+        .map(|info| (info.auth_scheme, info.user))
+        .collect();
+    assert_eq!(
+        named,
+        [
+            ("ip".to_owned(), "10.0.0.1".to_owned()),
+            ("digest".to_owned(), "alice".to_owned())
+        ]
+    );
+}

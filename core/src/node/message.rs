@@ -245,6 +245,53 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    // The largest messages a leader builds fit the frame a transport allows, which is
+    // `message_bytes_max + PEER_MESSAGE_OVERHEAD_BYTES`: an Append of
+    // `entries_per_message_max` entries carrying `message_bytes_max` bytes of payload, and
+    // a snapshot piece of `message_bytes_max` bytes, every number at its widest.
+    #[test]
+    fn the_largest_peer_messages_fit_a_peer_frame() {
+        let config =
+            replication::ReplicationConfig::new(NodeId(1), [NodeId(1)].into_iter().collect());
+        let frame_max = config.message_bytes_max + replication::PEER_MESSAGE_OVERHEAD_BYTES;
+        let entries_max = config.entries_per_message_max as usize;
+        let widest = crate::ids::Zxid::new(Epoch(u32::MAX), u32::MAX);
+        let per_entry = config.message_bytes_max as usize / entries_max;
+        let entries = (0..entries_max)
+            .map(|_| replication::Entry {
+                index: u64::MAX,
+                zxid: widest,
+                payload: vec![0xA5; per_entry],
+            })
+            .collect();
+        let append = PeerMessage::Replication(replication::Message {
+            epoch: Epoch(u32::MAX),
+            body: replication::MessageBody::Append {
+                prev_index: u64::MAX,
+                prev_zxid: widest,
+                entries,
+                commit_index: u64::MAX,
+            },
+        });
+        let piece = PeerMessage::Replication(replication::Message {
+            epoch: Epoch(u32::MAX),
+            body: replication::MessageBody::Snapshot {
+                meta: replication::SnapshotMeta {
+                    index: u64::MAX,
+                    zxid: widest,
+                },
+                offset: u64::MAX,
+                total_bytes: u64::MAX,
+                bytes: vec![0x5A; config.message_bytes_max as usize],
+            },
+        });
+        for message in [append, piece] {
+            let len = message.encode().len() as u64;
+            assert!(len > config.message_bytes_max, "the payload is all there");
+            assert!(len <= frame_max, "{len} bytes, above {frame_max}");
+        }
+    }
+
     /// A forwarded setData of `data_bytes` whose data length prefix is then forged to
     /// claim `claimed` bytes (bincode's varint: 0xFB and two bytes or 0xFC and four,
     /// rewritten as 0xFC and four).

@@ -298,6 +298,10 @@ mod tests {
         assert_eq!(log.find_conflict_by_epoch(5, Epoch(2)), (2, Epoch(1)));
         assert_eq!(log.find_conflict_by_epoch(9, Epoch(3)), (5, Epoch(3)));
         assert_eq!(log.find_conflict_by_epoch(5, Epoch(0)), (0, Epoch(0)));
+        // Past every entry, the search stops at the snapshot and names the snapshot's
+        // epoch (1 here), not an epoch of no entry.
+        let compacted = log_of(4, &[3, 3]);
+        assert_eq!(compacted.find_conflict_by_epoch(6, Epoch(2)), (4, Epoch(1)));
     }
 
     // A recovered log out of order is refused, not trusted.
