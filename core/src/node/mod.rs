@@ -48,7 +48,7 @@ use crate::replication::{
     self, DurableState, Entry, HardState, ReplicaError, ReplicationConfig, SnapshotMeta,
 };
 use crate::session::{SessionIdGenerator, SessionTable};
-use crate::tree::{DataTree, Op, TreeConfig, Txn, TxnKind};
+use crate::tree::{DataTree, Op, OpResult, TreeConfig, Txn, TxnKind};
 use crate::watch::{WatchSummary, WatchTable};
 use crate::wire::FourLetterWord;
 
@@ -391,6 +391,9 @@ pub struct NodeStatus {
     pub watches: WatchSummary,
     /// Log payloads that did not decode (always 0 unless a peer or disk misbehaves).
     pub payload_errors: u64,
+    /// Invariants found broken (always 0: see [`Node::breach`]; a server built with debug
+    /// assertions or run with `check_invariants` panics instead).
+    pub invariant_breaches: u64,
     /// How long client requests waited for their answers.
     pub latency: LatencyStats,
 }
@@ -541,6 +544,7 @@ pub struct Node {
     snapshot_index: u64,
     snapshot_pending: Option<SnapshotMeta>,
     payload_errors: u64,
+    invariant_breaches: u64,
     latency: LatencyStats,
     applied_log: Vec<Entry>,
     /// Payload bytes of the entries applied since the last snapshot was started.
@@ -636,6 +640,7 @@ impl Node {
             snapshot_index: snapshot.index,
             snapshot_pending: None,
             payload_errors: 0,
+            invariant_breaches: 0,
             latency: LatencyStats::default(),
             applied_log: Vec::new(),
             applied_bytes_since_snapshot: 0,
@@ -708,6 +713,7 @@ impl Node {
             }),
             watches: self.watches.summary(),
             payload_errors: self.payload_errors,
+            invariant_breaches: self.invariant_breaches,
             latency: self.latency,
         }
     }
@@ -752,6 +758,10 @@ impl Node {
             }
             Input::Peer { from, msg } => self.peer(now_ms, from, msg, out),
             Input::ClientConnected { conn, addr } => {
+                if self.conns.contains_key(&conn) {
+                    self.breach(|| format!("connection id {conn:?} reused while open"));
+                    self.conn_forget(conn);
+                }
                 self.conns
                     .insert(conn, Conn::new(addr, self.config.limits.frame_bytes_max));
             }
@@ -961,11 +971,12 @@ impl Node {
         // planted bug: apply-out-of-order (the order check is what the bug lacks).
         #[cfg(feature = "planted-bugs")]
         let in_order = in_order || self.config.bug == Some(crate::bugs::Bug::ApplyOutOfOrder);
-        assert!(
-            in_order,
-            "entry {} applied after {}",
-            entry.index, self.applied_index
-        );
+        if !in_order {
+            // Applying it would fork this server's state from the ensemble's: stop here.
+            let applied_index = self.applied_index;
+            self.breach(|| format!("entry {} applied after {applied_index}", entry.index));
+            return;
+        }
         self.applied_index = self.applied_index.max(entry.index);
         self.applied_zxid = entry.zxid;
         self.applied_bytes_since_snapshot += entry.payload.len() as u64;
@@ -988,6 +999,20 @@ impl Node {
         match proposal.body {
             ProposalBody::Txn(txn) => {
                 let applied = self.tree.apply(&txn);
+                // The leader prepared it against the very state it is applied to, so every
+                // op of a write applies (a reaped container may be gone, which is fine).
+                let write = matches!(txn.kind, TxnKind::Single(_) | TxnKind::Multi(_));
+                if write
+                    && applied
+                        .results
+                        .iter()
+                        .any(|r| matches!(r, OpResult::Error(_)))
+                {
+                    let results = applied.results.clone();
+                    self.breach(|| {
+                        format!("committed txn {:?} did not apply: {results:?}", txn.zxid)
+                    });
+                }
                 // A full pass over the tree after every apply: affordable on the
                 // simulator's small trees only.
                 if self.config.check_invariants
@@ -1004,7 +1029,11 @@ impl Node {
                         timeout_ms,
                     } => {
                         let timeout = u32::try_from(*timeout_ms).unwrap_or(0);
-                        let _ = self.sessions.create(*session, *password, timeout, now_ms);
+                        if let Err(error) =
+                            self.sessions.create(*session, *password, timeout, now_ms)
+                        {
+                            self.breach(|| format!("committed session open failed: {error}"));
+                        }
                     }
                     TxnKind::CloseSession { session } => {
                         self.sessions.remove(*session);
@@ -1039,6 +1068,18 @@ impl Node {
                 }
             }
         }
+    }
+
+    /// An invariant this node relies on does not hold: a bug, here or in the runtime, or a
+    /// peer outside the fault model. Panics where invariants are checked (debug builds, and
+    /// `NodeConfig::check_invariants`, so the simulator and the tests fail on it); a
+    /// release server counts it in [`NodeStatus::invariant_breaches`] and goes on, its
+    /// caller having refused what would break it further.
+    fn breach(&mut self, what: impl FnOnce() -> String) {
+        if cfg!(debug_assertions) || self.config.check_invariants {
+            panic!("invariant breach: {}", what());
+        }
+        self.invariant_breaches += 1;
     }
 
     /// Leadership moved (or a new epoch began). Writes already sent to the old leader may
@@ -1336,6 +1377,52 @@ impl Node {
         self.proposals_flush(now_ms, out);
         self.timers
             .insert(Timer::Reap, now_ms + self.config.reap_interval_ms);
+    }
+}
+
+#[cfg(test)]
+mod breach_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::net::Ipv4Addr;
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+
+    fn node(check_invariants: bool) -> Node {
+        let id = crate::ids::NodeId(1);
+        let mut config = NodeConfig::new(id, [id].into());
+        config.check_invariants = check_invariants;
+        Node::new(config, crate::replication::DurableState::default(), 5).unwrap()
+    }
+
+    fn connect(conn: u64) -> Input {
+        Input::ClientConnected {
+            conn: ConnId(conn),
+            addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        }
+    }
+
+    // A connection id the runtime reuses while it is open is a breach: a panic where
+    // invariants are checked; else counted, and the old connection's state is dropped
+    // rather than mixed into the new one's.
+    #[test]
+    fn a_reused_connection_id_is_a_breach() {
+        let mut checked = node(true);
+        let mut out = Vec::new();
+        checked.step(0, connect(1), &mut out);
+        let again = catch_unwind(AssertUnwindSafe(|| checked.step(0, connect(1), &mut out)));
+        assert!(again.is_err(), "no panic with check_invariants");
+
+        let mut server = node(false);
+        server.step(0, connect(1), &mut out);
+        server.step(0, connect(2), &mut out);
+        let again = catch_unwind(AssertUnwindSafe(|| server.step(0, connect(1), &mut out)));
+        if cfg!(debug_assertions) {
+            assert!(again.is_err(), "no panic in a debug build");
+        } else {
+            assert!(again.is_ok());
+            let status = server.status();
+            assert_eq!((status.invariant_breaches, status.connections), (1, 2));
+        }
     }
 }
 
