@@ -82,6 +82,8 @@ fn four_letter_words() {
     };
     assert!(metric("paddock_loop_round_max_ms") > 0.0, "{mntr}");
     assert!(metric("paddock_loop_event_max_ms") > 0.0, "{mntr}");
+    assert_eq!(metric("paddock_payload_errors"), 0.0, "{mntr}");
+    assert_eq!(metric("paddock_invariant_breaches"), 0.0, "{mntr}");
     let envi = client::four_letter(&addr, "envi").unwrap();
     assert!(envi.starts_with("Environment:\n"), "{envi}");
     assert!(envi.contains("\nzookeeper.version=3.8.0-"), "{envi}");
