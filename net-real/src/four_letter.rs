@@ -333,7 +333,10 @@ fn mntr(ctx: &Context<'_>) -> String {
         ),
         // Both 0 unless a peer or a disk misbehaves, or a bug breaks what the node relies on.
         ("paddock_payload_errors", s.payload_errors.to_string()),
-        ("paddock_invariant_breaches", s.invariant_breaches.to_string()),
+        (
+            "paddock_invariant_breaches",
+            s.invariant_breaches.to_string(),
+        ),
     ];
     if mode(ctx) == "leader" {
         let voters = s

@@ -489,6 +489,14 @@ pub const INVARIANT_PASS_ZNODES_MAX: usize = 10_000;
 /// pending (see [`Leading`]).
 const REBASE_EVERY: usize = 4096;
 
+/// Whether a leader whose applied tree applied `applied_since_rebase` txns since its
+/// prepared tree was last rebased, with `pending` txns still only in the prepared tree,
+/// rebases it now (see [`Leading`]): when nothing is pending (the two trees are then
+/// equal), or once the applies reach [`REBASE_EVERY`] or 8 × `pending`, whichever is more.
+fn rebase_due(applied_since_rebase: usize, pending: usize) -> bool {
+    pending == 0 || applied_since_rebase >= REBASE_EVERY.max(8 * pending)
+}
+
 /// Streams of a follower the leader remembers as replaced: a restart loop shorter than a
 /// message's time in flight is the only way to exceed it.
 const STREAMS_RETIRED_MAX: usize = 16;
@@ -1226,8 +1234,7 @@ impl Node {
             leading.pending.pop_front();
         }
         leading.applied_since_rebase += 1;
-        let due = REBASE_EVERY.max(8 * leading.pending.len());
-        if !leading.pending.is_empty() && leading.applied_since_rebase < due {
+        if !rebase_due(leading.applied_since_rebase, leading.pending.len()) {
             return;
         }
         // With nothing pending, the prepared tree already equals the applied one.
@@ -1377,6 +1384,23 @@ impl Node {
         self.proposals_flush(now_ms, out);
         self.timers
             .insert(Timer::Reap, now_ms + self.config.reap_interval_ms);
+    }
+}
+
+#[cfg(test)]
+mod rebase_tests {
+    use super::rebase_due;
+
+    // The prepared tree is rebased when nothing is pending, else after 4096 applies, or
+    // 8 per pending txn once more than 512 are pending.
+    #[test]
+    fn the_rebase_comes_when_nothing_is_pending_or_after_its_count() {
+        assert!(rebase_due(1, 0));
+        assert!(!rebase_due(4095, 1));
+        assert!(rebase_due(4096, 1));
+        assert!(!rebase_due(4096, 513));
+        assert!(!rebase_due(4799, 600));
+        assert!(rebase_due(4800, 600));
     }
 }
 
