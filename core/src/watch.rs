@@ -36,7 +36,8 @@
 //! multi — and the node drops an event whose connection lacks READ by that ACL. A dropped
 //! event has still used up its one-shot watch. The catch-up events of setWatches are not
 //! filtered, as in ZooKeeper. No watch limit is enforced here: the node checks
-//! `watches_per_session_max` with [`WatchTable::paths_watched_by`] before registering.
+//! `Limits::watches_per_connection_max` with [`WatchTable::paths_watched_by`] and
+//! [`WatchTable::paths_new_to`] before registering.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

@@ -430,7 +430,7 @@ impl Cluster {
                 member.applied = snapshot_decode(&bytes);
                 member.applied_index = meta.index;
                 member.snapshots_installed += 1;
-                let done = Some(Input::SnapshotPersisted { meta });
+                let done = Some(Input::SnapshotInstalled { meta });
                 self.disk_write(id, (Persist::InstallSnapshot { meta, bytes }, done));
             }
             Output::Committed { entries } => self.apply(id, entries),

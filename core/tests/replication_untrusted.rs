@@ -212,7 +212,7 @@ fn run(seed: u64) {
                     }
                 }
                 Output::InstallSnapshot { meta, .. } => {
-                    queue.push_back((target, Input::SnapshotPersisted { meta }))
+                    queue.push_back((target, Input::SnapshotInstalled { meta }))
                 }
                 Output::Committed { .. } | Output::LeaderChanged { .. } | Output::Resynced => {}
             }

@@ -23,8 +23,9 @@
 //! starts only once every committed entry is applied), so nothing it prepared under an
 //! older epoch can leak into a newer one.
 //!
-//! What it does not do: touch sockets, disks or clocks (the runtime does); ACL-filter
-//! watch events (3.8.4's READ check on events); observers' reads as a separate mode.
+//! What it does not do: touch sockets, disks or clocks (the runtime does); observers'
+//! reads as a separate mode. (It does check READ before delivering a watch event, as
+//! ZooKeeper 3.8.4 does: see `crate::watch`.)
 
 mod client;
 mod lead;
@@ -474,8 +475,8 @@ struct Leading {
     /// Txns applied since the prepared tree was last rebased.
     applied_since_rebase: usize,
     sessions: SessionTable,
-    /// Next expected forward sequence number per follower, in this epoch.
-    /// Per follower: its forward stream.
+    /// Per follower, its forward stream in this epoch: the stream id and the next
+    /// sequence number expected.
     streams: BTreeMap<NodeId, Stream>,
     /// Sessions whose close this leader already proposed.
     expiring: BTreeSet<SessionId>,
@@ -515,8 +516,9 @@ struct Stream {
 /// This server's stream of writes to the leader.
 #[derive(Debug, Default)]
 struct Forwarding {
-    /// Epoch and leader the stream addresses; `None` leader: hold writes.
+    /// The epoch the stream addresses.
     epoch: Epoch,
+    /// The leader it addresses; `None`: none known, writes are held.
     leader: Option<NodeId>,
     /// This server's stream id (random per start and per leader).
     stream: u64,
@@ -791,7 +793,7 @@ impl Node {
                 self.replica_step(now_ms, replication::Input::Persisted { index, zxid }, out);
             }
             Input::SnapshotInstalled { meta } => {
-                self.replica_step(now_ms, replication::Input::SnapshotPersisted { meta }, out);
+                self.replica_step(now_ms, replication::Input::SnapshotInstalled { meta }, out);
             }
             Input::SnapshotWritten { meta } => self.snapshot_written(meta, out),
         }

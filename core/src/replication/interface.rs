@@ -68,7 +68,7 @@ pub enum Input {
     },
     /// The snapshot of an `InstallSnapshot` output is durable and the log before it
     /// discarded.
-    SnapshotPersisted {
+    SnapshotInstalled {
         /// The installed snapshot.
         meta: SnapshotMeta,
     },
@@ -126,7 +126,7 @@ pub enum Output {
         entries: Vec<Entry>,
     },
     /// Replace the state machine by this snapshot and make it durable, discarding the
-    /// whole durable log; then report `Input::SnapshotPersisted`.
+    /// whole durable log; then report `Input::SnapshotInstalled`.
     InstallSnapshot {
         /// What the snapshot covers.
         meta: SnapshotMeta,

@@ -309,7 +309,7 @@ impl Replica {
                 Ok(())
             }
             Input::Persisted { index, zxid } => self.step_persisted(index, zxid, out),
-            Input::SnapshotPersisted { meta } => self.step_snapshot_persisted(meta, out),
+            Input::SnapshotInstalled { meta } => self.step_snapshot_installed(meta, out),
         };
         self.leader_step_down_if_exhausted();
         if let Err(StepError::BadMessage(_)) = &result {
@@ -747,7 +747,7 @@ impl Replica {
         Ok(())
     }
 
-    fn step_snapshot_persisted(
+    fn step_snapshot_installed(
         &mut self,
         meta: SnapshotMeta,
         out: &mut Vec<Output>,

@@ -1327,7 +1327,7 @@ fn follower_gathers_snapshot_pieces_and_installs_the_whole() {
     let out = deliver(&mut r, 7, 2, piece(meta, &file, 80, 1000));
     assert!(sends(&out).is_empty(), "{out:?}");
     let mut out = Vec::new();
-    r.step(8, Input::SnapshotPersisted { meta }, &mut out)
+    r.step(8, Input::SnapshotInstalled { meta }, &mut out)
         .unwrap();
     let accepted = AppendOutcome::Accepted { match_index: 9 };
     assert_eq!(
