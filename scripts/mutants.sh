@@ -60,7 +60,7 @@ done
 # Core's tests of the two layers, then the oracle: cargo runs the test binaries in this
 # order and stops at the first that fails.
 both=(--test-package paddock-core,paddock-sim --cargo-arg=--lib)
-for t in node_cluster peer_forgery replication_cluster replication_untrusted \
+for t in node_cluster peer_forgery regressions replication_cluster replication_untrusted \
   sasl_request watch_acl mutation_oracle; do
   both+=("--cargo-arg=--test=$t")
 done

@@ -52,6 +52,8 @@ fn runs_with_all_faults_pass() {
 // the changes the snapshot skipped were never sent and a watch later fired for the wrong
 // change (fixed in `Node::install_snapshot`, which now closes client connections).
 // Seeds 1, 17 and 18 failed with all faults; 809, 876, 1016 and 1058 before faults landed.
+// The named scenario: `a_follower_installing_a_snapshot_closes_its_client_connections`
+// in core/tests/regressions.rs; these seeds are a second sweep.
 #[test]
 fn regression_seeds_of_snapshot_install_watch_bug() {
     for seed in [1, 17, 18, 809, 876, 1016, 1058] {
@@ -66,6 +68,8 @@ fn regression_seeds_of_snapshot_install_watch_bug() {
 // Regression seed of a core livelock the campaign found: a leader whose due sessions were
 // already closing (their close proposed, waiting for a quorum) re-armed the expiry timer
 // at the same past instant forever; the run spun 20 million ticks without time moving.
+// The named scenario: `a_leader_whose_expired_sessions_wait_for_a_quorum_does_not_spin`
+// in core/tests/regressions.rs.
 #[test]
 fn regression_seed_372_expiry_timer_livelock() {
     let options = RunOptions {
@@ -80,6 +84,8 @@ fn regression_seed_372_expiry_timer_livelock() {
 // came back to a follower just before its deadline had a write committed and its session
 // expired a few hundred ms later (the follower's touch arrives a tick after the forward).
 // Fixed in `Node::leader_take`, which now touches the session of every request it takes.
+// The named scenario: `a_write_forwarded_just_before_the_deadline_keeps_its_session` in
+// core/tests/regressions.rs.
 #[test]
 fn regression_seeds_of_forwarded_write_not_touching() {
     for seed in [936, 981] {
