@@ -3,7 +3,7 @@
 //! whose node exceeds one ([`MemoryUse::exceeded`]), so a leak that only slows or bloats
 //! a server is caught like a safety bug.
 //!
-//! The bounds (docs/consensus.md, Memory bounds):
+//! The bounds (docs/consensus.md §9, "Liveness and efficiency bounds", the Memory row):
 //! - **Log behind the snapshot:** once a snapshot is durable, the log keeps at most the
 //!   entries behind it that fit `snapshot_log_kept_bytes` (each costs its payload plus
 //!   the size of an [`Entry`]), so at most `snapshot_log_kept_bytes / size_of::<Entry>()`.
