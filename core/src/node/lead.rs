@@ -256,8 +256,10 @@ impl Node {
         }
     }
 
-    /// Lets replication send what `propose` queued.
+    /// Lets replication persist and send what `propose` queued (`Input::Flush`: no timer
+    /// fires). Nothing it emits is applied here: entries it could report committed wait
+    /// in the apply queue for the next step.
     pub(super) fn proposals_flush(&mut self, now_ms: u64, out: &mut Vec<Output>) {
-        self.replica_step(now_ms, crate::replication::Input::Tick, out);
+        self.replica_step(now_ms, crate::replication::Input::Flush, out);
     }
 }

@@ -1142,9 +1142,10 @@ impl Node {
         {
             self.lead_start(now_ms);
         }
-        // Applying entries can release more writes of the same connections: repeat until
-        // nothing new is proposed (each round consumes the held writes, so this ends).
-        while self.forward_flush(now_ms, out) {
+        // One round, after this step's applies: the writes they released go to the leader
+        // (or are proposed here) now; anything the flush releases in turn (nothing, as it
+        // fires no timer and applies nothing) would wait for the next step.
+        if self.forward_flush(now_ms, out) {
             self.proposals_flush(now_ms, out);
         }
         if self.leading.is_some() && !self.timers.contains_key(&Timer::SessionExpiry) {

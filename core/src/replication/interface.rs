@@ -42,9 +42,13 @@ pub struct DurableState {
 /// What the world tells a replica.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
-    /// Time passed. Early or repeated ticks are harmless; a tick also flushes proposals
-    /// made with `propose` since the last step.
+    /// Time passed: due timers fire. Early or repeated ticks are harmless; a tick also
+    /// flushes proposals made with `propose` since the last step.
     Tick,
+    /// Nothing happened but proposals made with `propose` since the last step: emit them
+    /// (one `PersistEntries`, one `Append` per follower within its pipeline). No timer
+    /// fires, so an owner may flush after proposing without moving the protocol's clock.
+    Flush,
     /// A message from another member arrived.
     Message {
         /// The sender, as the runtime authenticated it.

@@ -303,6 +303,8 @@ impl Replica {
                 self.step_timers(out);
                 Ok(())
             }
+            // The common tail below (`flush`) is all a flush asks for.
+            Input::Flush => Ok(()),
             Input::Message { from, msg } => self.step_message(from, msg, out),
             Input::HardStatePersisted { hard_state } => {
                 self.step_hard_state_persisted(hard_state, out);
@@ -329,8 +331,8 @@ impl Replica {
     }
 
     /// Appends a proposal to the leader's log and returns its zxid. Nothing is sent or
-    /// persisted until the next `step` (a `Tick` will do), so a burst of proposals goes
-    /// out in one `PersistEntries` and one `Append` per follower.
+    /// persisted until the next `step` (`Input::Flush` asks for just that), so a burst of
+    /// proposals goes out in one `PersistEntries` and one `Append` per follower.
     pub fn propose(&mut self, payload: Vec<u8>) -> Result<Zxid, ProposeError> {
         self.leader_propose(payload)
     }
