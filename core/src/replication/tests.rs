@@ -1334,7 +1334,7 @@ fn follower_gathers_snapshot_pieces_and_installs_the_whole() {
         sends(&out),
         vec![(
             NodeId(2),
-            msg(2, MessageBody::AppendReply(accepted.clone()))
+            msg(2, MessageBody::AppendReply(accepted))
         )]
     );
     // Sent again once durable (a leader that lost the answer), it is answered at once:
