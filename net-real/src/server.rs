@@ -1231,7 +1231,7 @@ impl EventLoop {
         }
         let ip = peer.ip();
         let open = self.per_ip.get(&ip).copied().unwrap_or(0);
-        if open >= self.node_limits_connections_per_ip() {
+        if open >= self.node.config().limits.connections_per_ip_max {
             tracing::warn!(%peer, open, max_client_cnxns = self.cfg.max_client_cnxns, "connection refused: too many connections from this address");
             self.io.close(conn);
             return;
@@ -1278,13 +1278,6 @@ impl EventLoop {
                 tracing::info!(peer = %client.peer, timeout_ms = self.cfg.sessionless_cnxn_timeout_ms, "connection closed: no session within the timeout");
                 self.step(Input::ClientDisconnected { conn });
             }
-        }
-    }
-
-    fn node_limits_connections_per_ip(&self) -> u32 {
-        match self.cfg.max_client_cnxns {
-            0 => u32::MAX,
-            n => n,
         }
     }
 

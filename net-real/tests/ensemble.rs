@@ -196,6 +196,15 @@ fn follower_catches_up_by_a_snapshot_larger_than_a_peer_message() {
     }
     c.create("/last", b"done", 0).unwrap();
     c.close().unwrap();
+    // The leader's log must no longer reach back to the start: wait until it holds a
+    // snapshot larger than the 8 MiB of log it keeps behind one (a loaded machine writes
+    // it later than the follower would come back).
+    eventually("the leader's snapshot covers most of the writes", || {
+        snapshot_files(&members[first].dir)
+            .into_iter()
+            .any(|len| len > 9 * 1024 * 1024)
+            .then_some(())
+    });
 
     wipe_keeping_myid(&members[behind].dir);
     start_member(&mut members[behind]);

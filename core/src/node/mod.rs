@@ -664,6 +664,12 @@ impl Node {
         self.config.id()
     }
 
+    /// The configuration it runs with (the runtime reads the limits it enforces itself,
+    /// such as `Limits::connections_per_ip_max`, from here).
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
     /// The applied tree (for checkers and tests).
     pub fn tree(&self) -> &DataTree {
         &self.tree

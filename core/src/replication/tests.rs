@@ -1332,10 +1332,7 @@ fn follower_gathers_snapshot_pieces_and_installs_the_whole() {
     let accepted = AppendOutcome::Accepted { match_index: 9 };
     assert_eq!(
         sends(&out),
-        vec![(
-            NodeId(2),
-            msg(2, MessageBody::AppendReply(accepted))
-        )]
+        vec![(NodeId(2), msg(2, MessageBody::AppendReply(accepted)))]
     );
     // Sent again once durable (a leader that lost the answer), it is answered at once:
     // the follower holds that snapshot.
