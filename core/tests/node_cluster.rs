@@ -1515,3 +1515,36 @@ fn znode_data_bytes_max_bounds_create_and_set_data() {
     );
     assert_eq!(c.call(conn, set(vec![1; 8])).map(|(h, _)| h.err), Some(0));
 }
+
+// A new leader looks for containers to delete a full `reap_interval_ms` after it starts,
+// not at once: an emptied container left by the old leader is still there a second
+// after the new one is elected, and gone once the interval has passed.
+#[test]
+fn a_new_leader_reaps_a_full_interval_after_it_starts() {
+    let mut c = Cluster::new(3, 82, |config| config.reap_interval_ms = 10_000);
+    let old = elect(&mut c);
+    let conn = c.connect(old.0);
+    let container = Request::CreateContainer(CreateRequest {
+        path: "/box".into(),
+        data: Some(Vec::new()),
+        acl: paddock_core::acl::Acl::open_unsafe(),
+        flags: 4,
+    });
+    assert_eq!(c.call(conn, container).map(|(h, _)| h.err), Some(0));
+    c.create(conn, "/box/item", b"", 0).unwrap();
+    let delete = Request::Delete(wire::DeleteRequest {
+        path: "/box/item".into(),
+        version: -1,
+    });
+    assert_eq!(c.call(conn, delete).map(|(h, _)| h.err), Some(0));
+    c.isolate(old);
+    assert!(c.run_until(20_000, |c| c.leader().is_some_and(|l| l != old)));
+    let new = c.leader().unwrap();
+    c.run_for(1_000);
+    assert!(
+        c.node(new.0).tree().node("/box").is_some(),
+        "reaped at once"
+    );
+    c.run_for(12_000);
+    assert!(c.node(new.0).tree().node("/box").is_none(), "never reaped");
+}
