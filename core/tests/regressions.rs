@@ -7,8 +7,15 @@
 mod cluster_support;
 
 use cluster_support::*;
-use paddock_core::ids::NodeId;
+use paddock_core::ids::{ConnId, NodeId, SessionId};
 use paddock_core::wire::{CreateRequest, PathWatchRequest, Request, SetDataRequest};
+
+/// The session of `conn` and its deadline on `leader`'s clock.
+fn session_deadline(c: &Cluster, conn: ConnId, leader: NodeId) -> (SessionId, u64) {
+    let session = c.clients[&conn].connected.as_ref().unwrap().0;
+    let session_now = c.node(leader.0).sessions().get(session).unwrap();
+    (session, session_now.expires_at_ms)
+}
 
 fn set_data(path: &str, data: &[u8]) -> Request {
     Request::SetData(SetDataRequest {
@@ -71,16 +78,10 @@ fn a_leader_whose_expired_sessions_wait_for_a_quorum_does_not_spin() {
     let leader = elect(&mut c);
     let silent = c.connect(leader.0);
     c.create(silent, "/e", b"", 1).unwrap();
-    let session = c.clients[&silent].connected.as_ref().unwrap().0;
+    let (session, expires_at) = session_deadline(&c, silent, leader);
     for n in (1..=3).map(NodeId).filter(|n| *n != leader) {
         c.isolate(n);
     }
-    let expires_at = c
-        .node(leader.0)
-        .sessions()
-        .get(session)
-        .unwrap()
-        .expires_at_ms;
     // Three seconds past the deadline, event by event: the close is proposed and cannot
     // commit, and time must go on (a few thousand events: heartbeats, retries).
     let mut events = 0;
@@ -105,13 +106,7 @@ fn a_write_forwarded_just_before_the_deadline_keeps_its_session() {
     let leader = elect(&mut c);
     let follower = follower_of_three(leader);
     let conn = c.connect(follower.0);
-    let session = c.clients[&conn].connected.as_ref().unwrap().0;
-    let expires_at = c
-        .node(leader.0)
-        .sessions()
-        .get(session)
-        .unwrap()
-        .expires_at_ms;
+    let (session, expires_at) = session_deadline(&c, conn, leader);
     assert!(c.run_until(20_000, |c| c.now_ms + 30 >= expires_at));
     let xid = c.send(
         conn,
