@@ -1455,6 +1455,18 @@ fn a_connection_watches_at_most_watches_per_connection_max_paths() {
     });
     assert_eq!(err(&mut c, remove_b), Some(0));
     assert_eq!(err(&mut c, watch("/c")), Some(0));
+    // checkWatches sees what the connection holds, and changes nothing.
+    let check = |path: &str| {
+        Request::CheckWatches(wire::WatchesRequest {
+            path: path.to_owned(),
+            watcher_type: 2,
+        })
+    };
+    let no_watcher = paddock_core::error::ZkError::NoWatcher.code();
+    assert_eq!(err(&mut c, check("/c")), Some(0));
+    assert_eq!(err(&mut c, check("/b")), Some(no_watcher));
+    assert!(!c.clients[&conn].closed);
+    assert_eq!(c.node(1).status().watches.path_count, 2);
 }
 
 // A reply that would not fit the client's frame (`frame_bytes_max`, its jute.maxbuffer)

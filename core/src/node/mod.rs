@@ -1466,6 +1466,26 @@ mod snapshot_tests {
     use crate::acl::Acl;
     use crate::tree::{CreateOp, CreateOpcode, OpContext};
 
+    // A committed entry whose payload does not decode is counted as a payload error and
+    // changes nothing but the applied index (it is still applied, in its turn).
+    #[test]
+    fn an_undecodable_entry_is_counted_and_skipped() {
+        let config = NodeConfig::new(crate::ids::NodeId(1), [crate::ids::NodeId(1)].into());
+        let mut node = Node::new(config, crate::replication::DurableState::default(), 5).unwrap();
+        let digest = node.tree.digest();
+        let entry = Entry {
+            index: 1,
+            zxid: Zxid::new(Epoch(1), 1),
+            payload: b"not a proposal".to_vec(),
+        };
+        let mut out = Vec::new();
+        node.apply_entry(0, &entry, &mut out);
+        assert_eq!(node.status().payload_errors, 1);
+        assert_eq!(node.applied_index(), 1);
+        assert_eq!(node.tree.digest(), digest);
+        assert!(out.is_empty(), "{out:?}");
+    }
+
     // A snapshot whose bytes do not decode is counted as a payload error and installs
     // nothing: the state, its indexes and the connections stay as they were.
     #[test]
