@@ -78,13 +78,13 @@ impl MemoryUse {
                 self.prepared, config.replication.proposals_uncommitted_max, self.apply_queue
             ));
         }
-        let unshared_max = (super::REBASE_EVERY as u64).max(8 * self.prepared);
-        if self.prepared_unshared > 0
-            && (self.prepared == 0 || self.prepared_unshared >= unshared_max)
-        {
+        // A rebase was due and did not happen: the rule the leader follows, `rebase_due`.
+        let (unshared, pending) = (self.prepared_unshared, self.prepared);
+        let as_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        if unshared > 0 && super::rebase_due(as_usize(unshared), as_usize(pending)) {
+            let unshared_max = (super::REBASE_EVERY as u64).max(pending.saturating_mul(8));
             return Some(format!(
-                "applied {} transactions since its prepared tree was rebased, with {} pending (rebased when none is, else within {unshared_max})",
-                self.prepared_unshared, self.prepared
+                "applied {unshared} transactions since its prepared tree was rebased, with {pending} pending (rebased when none is, else within {unshared_max})"
             ));
         }
         if self.sessions > u64::from(config.limits.sessions_max) {
@@ -174,7 +174,7 @@ mod tests {
             ..MemoryUse::default()
         };
         assert_eq!(within.exceeded(&config), None);
-        let cases: [(MemoryUse, &str); 8] = [
+        let cases: [(MemoryUse, &str); 9] = [
             (
                 MemoryUse {
                     log_behind_snapshot: 11,
@@ -213,6 +213,15 @@ mod tests {
             ),
             (
                 MemoryUse {
+                    prepared: 600,
+                    prepared_unshared: 4800,
+                    apply_queue: 600,
+                    ..within
+                },
+                "within 4800",
+            ),
+            (
+                MemoryUse {
                     sessions: 8,
                     ..within
                 },
@@ -237,6 +246,14 @@ mod tests {
             let why = used.exceeded(&config).unwrap_or_default();
             assert!(why.contains(words), "{used:?}: {why:?}");
         }
+        // With more than 512 pending, the bound is 8 applies per pending transaction.
+        let many_pending = MemoryUse {
+            prepared: 600,
+            prepared_unshared: 4799,
+            apply_queue: 600,
+            ..within
+        };
+        assert_eq!(many_pending.exceeded(&config), None);
         // A snapshot being written lets the applied count run past the interval.
         let writing = MemoryUse {
             applied_since_snapshot: 150,
