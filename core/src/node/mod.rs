@@ -1420,7 +1420,8 @@ mod breach_tests {
     use std::net::Ipv4Addr;
     use std::panic::{AssertUnwindSafe, catch_unwind};
 
-    fn node(check_invariants: bool) -> Node {
+    /// A fresh single-server node, seed 5.
+    pub(super) fn node(check_invariants: bool) -> Node {
         let id = crate::ids::NodeId(1);
         let mut config = NodeConfig::new(id, [id].into());
         config.check_invariants = check_invariants;
@@ -1470,8 +1471,7 @@ mod snapshot_tests {
     // changes nothing but the applied index (it is still applied, in its turn).
     #[test]
     fn an_undecodable_entry_is_counted_and_skipped() {
-        let config = NodeConfig::new(crate::ids::NodeId(1), [crate::ids::NodeId(1)].into());
-        let mut node = Node::new(config, crate::replication::DurableState::default(), 5).unwrap();
+        let mut node = super::breach_tests::node(false);
         let digest = node.tree.digest();
         let entry = Entry {
             index: 1,
@@ -1490,8 +1490,7 @@ mod snapshot_tests {
     // nothing: the state, its indexes and the connections stay as they were.
     #[test]
     fn an_undecodable_snapshot_is_counted_and_not_installed() {
-        let config = NodeConfig::new(crate::ids::NodeId(1), [crate::ids::NodeId(1)].into());
-        let mut node = Node::new(config, crate::replication::DurableState::default(), 5).unwrap();
+        let mut node = super::breach_tests::node(false);
         let digest = node.tree.digest();
         let meta = SnapshotMeta {
             index: 9,
