@@ -219,6 +219,60 @@ fn leader_lease_ends_at_the_minimum_election_timeout() {
     }
 }
 
+// A pre-vote names the epoch its sender would campaign in, one past its own: a pre-vote
+// at our own epoch comes from a server one epoch behind us, and is refused (answered at
+// our epoch), whatever the state of its log.
+#[test]
+fn a_pre_vote_for_our_own_epoch_is_refused() {
+    let durable = DurableState {
+        hard_state: HardState {
+            epoch: Epoch(3),
+            voted_for: None,
+        },
+        ..DurableState::default()
+    };
+    let mut r = replica(2, &[1, 2, 3], durable);
+    let pre_vote = |epoch| {
+        msg(
+            epoch,
+            MessageBody::PreVote {
+                last_index: 0,
+                last_zxid: Zxid::ZERO,
+            },
+        )
+    };
+    let out = deliver(&mut r, 1, 3, pre_vote(3));
+    let refused = msg(3, MessageBody::PreVoteReply { granted: false });
+    assert_eq!(sends(&out), vec![(NodeId(3), refused)]);
+    let out = deliver(&mut r, 2, 3, pre_vote(4));
+    let granted = msg(4, MessageBody::PreVoteReply { granted: true });
+    assert_eq!(sends(&out), vec![(NodeId(3), granted)]);
+    assert_eq!(r.status().epoch, Epoch(3), "a pre-vote moves no epoch");
+}
+
+// Refusals of a pre-vote come back at the refuser's epoch, which is ours: a majority of
+// them ends the pre-campaign at once (back to follower, no leader known), instead of
+// waiting for the next election timeout.
+#[test]
+fn a_majority_of_pre_vote_refusals_ends_the_pre_campaign() {
+    let mut r = replica(1, &[1, 2, 3], DurableState::default());
+    let mut out = Vec::new();
+    r.step(0, Input::Tick, &mut out).unwrap();
+    let t = r.next_deadline().unwrap();
+    r.step(t, Input::Tick, &mut out).unwrap();
+    assert_eq!(r.role(), Role::PreCandidate);
+    let refused = msg(0, MessageBody::PreVoteReply { granted: false });
+    deliver(&mut r, t, 2, refused.clone());
+    assert_eq!(
+        r.role(),
+        Role::PreCandidate,
+        "one refusal is not a majority"
+    );
+    deliver(&mut r, t, 3, refused);
+    assert_eq!(r.role(), Role::Follower, "two of three refused");
+    assert_eq!(r.status().epoch, Epoch(0));
+}
+
 // A lone voter elects itself at its first tick (it has no one to wait for), commits its
 // NEWLEADER entry and then proposals once they are durable, and outputs them in order.
 #[test]
