@@ -520,7 +520,6 @@ impl Node {
             return;
         };
         let node = self.id();
-        let leading = self.leading.is_some();
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
@@ -534,8 +533,8 @@ impl Node {
             return;
         }
         self.sessions.touch(session, now_ms);
-        if !leading {
-            self.touched.insert(session);
+        if let super::Role::Follower(follower) = &mut self.role {
+            follower.touch(session);
         }
         let seq = conn.next_seq;
         conn.next_seq += 1;

@@ -81,8 +81,8 @@ impl MemoryUse {
         // A rebase was due and did not happen: the rule the leader follows, `rebase_due`.
         let (unshared, pending) = (self.prepared_unshared, self.prepared);
         let as_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
-        if unshared > 0 && super::rebase_due(as_usize(unshared), as_usize(pending)) {
-            let unshared_max = (super::REBASE_EVERY as u64).max(pending.saturating_mul(8));
+        if unshared > 0 && super::leader::rebase_due(as_usize(unshared), as_usize(pending)) {
+            let unshared_max = (super::leader::REBASE_EVERY as u64).max(pending.saturating_mul(8));
             return Some(format!(
                 "applied {unshared} transactions since its prepared tree was rebased, with {pending} pending (rebased when none is, else within {unshared_max})"
             ));
@@ -114,6 +114,10 @@ impl Node {
     /// What this node holds now ([`MemoryUse`]).
     pub fn memory(&self) -> MemoryUse {
         let (log_start, log_last) = self.replica.log_span();
+        let ((prepared, prepared_unshared), unacked) = match &self.role {
+            super::Role::Leader(leader) => (leader.prepared_counts(), 0),
+            super::Role::Follower(follower) => ((0, 0), follower.unacked_len()),
+        };
         MemoryUse {
             log_entries: log_last - log_start,
             log_behind_snapshot: self.snapshot_index.min(log_last).saturating_sub(log_start),
@@ -121,15 +125,9 @@ impl Node {
             snapshot_pending: self.snapshot_pending.is_some(),
             unapplied: log_last.saturating_sub(self.applied_index),
             apply_queue: self.apply_queue.len() as u64,
-            prepared: self
-                .leading
-                .as_ref()
-                .map_or(0, |leading| leading.pending.len() as u64),
-            prepared_unshared: self
-                .leading
-                .as_ref()
-                .map_or(0, |leading| leading.applied_since_rebase as u64),
-            forwarded: (self.forwarding.unacked.len() + self.forwarding.unsent.len()) as u64,
+            prepared: prepared as u64,
+            prepared_unshared: prepared_unshared as u64,
+            forwarded: (unacked + self.route.unsent.len()) as u64,
             connections: self.conns.len() as u64,
             sessions: self.sessions.len() as u64,
             conn_queue_bytes_max: self

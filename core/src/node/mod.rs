@@ -23,12 +23,22 @@
 //! starts only once every committed entry is applied), so nothing it prepared under an
 //! older epoch can leak into a newer one.
 //!
+//! Where things are: this file holds the node's state, `step` and the apply path; the two
+//! roles of the write path each have a module with their state, timers and handlers —
+//! `follower.rs` (the forward stream to the leader, touches) and `leader.rs` (the prepared
+//! state, taking and proposing writes, session expiry, reaping) — and `Role` is the one
+//! dispatch between them. `client.rs` holds connections and sessions' requests, `reply.rs`
+//! the replies, `message.rs` the peer messages and proposals, `persist.rs` the disk
+//! writes, `memory.rs` what the node holds. docs/architecture.md follows a write through
+//! them function by function.
+//!
 //! What it does not do: touch sockets, disks or clocks (the runtime does); observers'
 //! reads as a separate mode. (It does check READ before delivering a watch event, as
 //! ZooKeeper 3.8.4 does: see `crate::watch`.)
 
 mod client;
-mod lead;
+mod follower;
+mod leader;
 mod memory;
 mod message;
 mod persist;
@@ -43,13 +53,13 @@ use rand::{Rng, RngExt, SeedableRng};
 use rand_chacha::{ChaCha8Rng, ChaCha20Rng};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{ConnId, Epoch, NodeId, SessionId, Zxid};
+use crate::ids::{ConnId, Epoch, NodeId, Zxid};
 use crate::limits::Limits;
 use crate::replication::{
     self, DurableState, Entry, HardState, ReplicaError, ReplicationConfig, SnapshotMeta,
 };
 use crate::session::{SessionIdGenerator, SessionTable};
-use crate::tree::{DataTree, Op, OpResult, TreeConfig, Txn, TxnKind};
+use crate::tree::{DataTree, OpResult, TreeConfig, TxnKind};
 use crate::watch::{WatchSummary, WatchTable};
 use crate::wire::FourLetterWord;
 
@@ -392,7 +402,7 @@ pub struct NodeStatus {
     pub watches: WatchSummary,
     /// Log payloads that did not decode (always 0 unless a peer or disk misbehaves).
     pub payload_errors: u64,
-    /// Invariants found broken (always 0: see [`Node::breach`]; a server built with debug
+    /// Invariants found broken (always 0: see `Node::breach`; a server built with debug
     /// assertions or run with `check_invariants` panics instead).
     pub invariant_breaches: u64,
     /// How long client requests waited for their answers.
@@ -435,98 +445,37 @@ impl LatencyStats {
     }
 }
 
-/// Node-level timers; expired ones are handled in this order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Timer {
-    /// Leader: propose closing sessions whose deadline passed.
-    SessionExpiry,
-    /// Leader: propose deleting empty containers and expired TTL nodes.
-    Reap,
-    /// Follower: send unacknowledged forwarded writes again.
-    ForwardRetransmit,
-    /// Follower: tell the leader which sessions showed life.
-    Touch,
-}
-
-const TIMERS: [Timer; 4] = [
-    Timer::SessionExpiry,
-    Timer::Reap,
-    Timer::ForwardRetransmit,
-    Timer::Touch,
-];
-
-/// The leader's prepared state: applied state plus its own uncommitted proposals.
-///
-/// The prepared tree starts as an O(1) copy of the applied tree and is advanced by each
-/// proposed txn; the applied tree later applies the same txns on its own, so the nodes
-/// they touch exist twice. Rebasing (a fresh copy of the applied tree plus the txns still
-/// in `pending`) lets the two share them again: it happens whenever nothing is pending,
-/// and otherwise after [`REBASE_EVERY`] applied txns (or 8 × the pending ones, whichever
-/// is more), so at most that many nodes are held twice and the re-applied txns cost at
-/// most 1/8 of the applies.
-#[derive(Debug)]
-struct Leading {
-    tree: DataTree,
-    /// Txns in the prepared tree that the applied tree has not applied yet, in order,
-    /// with the origin of their write. Applying a committed entry this leader proposed
-    /// takes its proposal from here instead of decoding the entry's payload: it is the
-    /// same proposal, as no other server proposes zxids of this leader's epoch.
-    pending: VecDeque<(Option<Origin>, Txn)>,
-    /// Txns applied since the prepared tree was last rebased.
-    applied_since_rebase: usize,
-    sessions: SessionTable,
-    /// Per follower, its forward stream in this epoch: the stream id and the next
-    /// sequence number expected.
-    streams: BTreeMap<NodeId, Stream>,
-    /// Sessions whose close this leader already proposed.
-    expiring: BTreeSet<SessionId>,
-}
-
 /// The largest tree [`NodeConfig::check_invariants`] checks in full after every apply (its
 /// structure, and the leader's prepared tree against the applied one).
 pub const INVARIANT_PASS_ZNODES_MAX: usize = 10_000;
 
-/// Applied txns after which the leader's prepared tree is rebased even while proposals are
-/// pending (see [`Leading`]).
-const REBASE_EVERY: usize = 4096;
-
-/// Whether a leader whose applied tree applied `applied_since_rebase` txns since its
-/// prepared tree was last rebased, with `pending` txns still only in the prepared tree,
-/// rebases it now (see [`Leading`]): when nothing is pending (the two trees are then
-/// equal), or once the applies reach [`REBASE_EVERY`] or 8 × `pending`, whichever is more.
-fn rebase_due(applied_since_rebase: usize, pending: usize) -> bool {
-    pending == 0 || applied_since_rebase >= REBASE_EVERY.max(8 * pending)
-}
-
-/// Streams of a follower the leader remembers as replaced: a restart loop shorter than a
-/// message's time in flight is the only way to exceed it.
-const STREAMS_RETIRED_MAX: usize = 16;
-
-/// A follower's forward stream as the leader tracks it.
+/// What a node does in the write path: the one place its behaviour forks by role. Each
+/// role's state, timers and handlers live in its own module; `Node` dispatches on this
+/// in `peer` (which messages each role takes), `timers_fire`, `forward_flush` (whether
+/// waiting writes are proposed or sent), client requests (who hears of a session's
+/// activity) and `apply_entry` (the leader's prepared state follows the applied one).
+///
+/// Not replication's role: a server elected leader is a `Follower` here until it serves
+/// (its epoch's first entry committed and everything committed applied, `after_step`),
+/// and any change of leader or epoch makes it a `Follower` again (`leader_changed`).
 #[derive(Debug)]
-struct Stream {
-    /// The current stream id.
-    stream: u64,
-    /// The next sequence number expected in it.
-    next: u64,
-    /// Ids of streams it replaced (their late messages are ignored).
-    retired: VecDeque<u64>,
+enum Role {
+    /// Not serving as leader: its clients' writes go over its forward stream to the
+    /// leader the route names (or wait while none is known, or while it is that leader).
+    Follower(follower::Follower),
+    /// Serving as leader: it proposes every write, expires sessions and reaps.
+    Leader(leader::Leader),
 }
 
-/// This server's stream of writes to the leader.
+/// Where this server's writes go, whatever its role.
 #[derive(Debug, Default)]
-struct Forwarding {
-    /// The epoch the stream addresses.
+struct Route {
+    /// The epoch of the leader it names.
     epoch: Epoch,
-    /// The leader it addresses; `None`: none known, writes are held.
+    /// The leader; `None`: none known, writes are held.
     leader: Option<NodeId>,
-    /// This server's stream id (random per start and per leader).
-    stream: u64,
-    /// Sequence number the next sent write gets.
-    next_seq: u64,
-    /// Sent, not yet acknowledged, with their sequence numbers.
-    unacked: VecDeque<(u64, Write)>,
-    /// Not sent yet (no leader, or the leader is this server and not ready).
+    /// Writes not sent or proposed yet (no leader known, the leader is this server and
+    /// not serving yet, or a serving leader out of room for proposals).
     unsent: VecDeque<Write>,
 }
 
@@ -547,10 +496,9 @@ pub struct Node {
     passwords: ChaCha20Rng,
     applied_index: u64,
     applied_zxid: Zxid,
-    leading: Option<Leading>,
-    forwarding: Forwarding,
-    touched: BTreeSet<SessionId>,
-    timers: BTreeMap<Timer, u64>,
+    /// Leader or follower, with the state and timers of that role.
+    role: Role,
+    route: Route,
     snapshot_index: u64,
     snapshot_pending: Option<SnapshotMeta>,
     payload_errors: u64,
@@ -628,10 +576,7 @@ impl Node {
         let replica = replication::Replica::new(config.replication.clone(), durable, seed)?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5e55_1011_d00d_f00d);
         let passwords = ChaCha20Rng::from_seed(password_secret);
-        let forwarding = Forwarding {
-            stream: rng.random(),
-            ..Forwarding::default()
-        };
+        let role = Role::Follower(follower::Follower::new(rng.random()));
         Ok(Node {
             replica,
             tree,
@@ -643,10 +588,8 @@ impl Node {
             passwords,
             applied_index: snapshot.index,
             applied_zxid: snapshot.zxid,
-            leading: None,
-            forwarding,
-            touched: BTreeSet::new(),
-            timers: BTreeMap::new(),
+            role,
+            route: Route::default(),
             snapshot_index: snapshot.index,
             snapshot_pending: None,
             payload_errors: 0,
@@ -705,7 +648,7 @@ impl Node {
     /// True once this node leads and serves (its epoch's first entry committed and
     /// applied).
     pub fn is_leader(&self) -> bool {
-        self.leading.is_some()
+        matches!(self.role, Role::Leader(_))
     }
 
     /// A summary for four-letter words. The runtime calls it every few hundred ms and on
@@ -758,7 +701,10 @@ impl Node {
             // Committed entries wait: the next step should come at once.
             return Some(0);
         }
-        let own = self.timers.values().min().copied();
+        let own = match &self.role {
+            Role::Leader(leader) => Some(leader.next_deadline()),
+            Role::Follower(follower) => follower.next_deadline(),
+        };
         match (self.replica.next_deadline(), own) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -808,52 +754,37 @@ impl Node {
     }
 
     fn peer(&mut self, now_ms: u64, from: NodeId, msg: PeerMessage, out: &mut Vec<Output>) {
-        match msg {
-            PeerMessage::Replication(msg) => {
+        match (self.is_leader(), msg) {
+            (_, PeerMessage::Replication(msg)) => {
                 self.replica_step(now_ms, replication::Input::Message { from, msg }, out);
             }
-            PeerMessage::Forward {
-                epoch,
-                stream,
-                first_seq,
-                writes,
-            } => {
-                self.leader_forwarded(now_ms, from, (epoch, stream), first_seq, writes, out);
-            }
-            PeerMessage::ForwardAck {
-                epoch,
-                stream,
-                next_seq,
-            } => {
-                if epoch == self.forwarding.epoch
-                    && stream == self.forwarding.stream
-                    && Some(from) == self.forwarding.leader
-                {
-                    while self
-                        .forwarding
-                        .unacked
-                        .front()
-                        .is_some_and(|(seq, _)| *seq < next_seq)
-                    {
-                        self.forwarding.unacked.pop_front();
-                    }
-                    if self.forwarding.unacked.is_empty() {
-                        self.timers.remove(&Timer::ForwardRetransmit);
-                    }
-                }
-            }
-            PeerMessage::ForwardRefused { origin } => {
+            (_, PeerMessage::ForwardRefused { origin }) => {
                 if origin.node == self.id() {
                     self.conn_close(origin.conn, out);
                 }
             }
-            PeerMessage::Touch { sessions } => {
-                if self.leading.is_some() {
-                    for id in sessions {
-                        self.sessions.touch(id, now_ms);
-                    }
-                }
-            }
+            (
+                true,
+                PeerMessage::Forward {
+                    epoch,
+                    stream,
+                    first_seq,
+                    writes,
+                },
+            ) => self.leader_forwarded(now_ms, from, (epoch, stream), first_seq, writes, out),
+            (true, PeerMessage::Touch { sessions }) => self.leader_touched(now_ms, sessions),
+            (
+                false,
+                PeerMessage::ForwardAck {
+                    epoch,
+                    stream,
+                    next_seq,
+                },
+            ) => self.follower_acked(from, (epoch, stream), next_seq),
+            // The other end's messages: a follower takes no forwarded writes or touches,
+            // a leader no acknowledgements (late, for a role this server left).
+            (false, PeerMessage::Forward { .. } | PeerMessage::Touch { .. })
+            | (true, PeerMessage::ForwardAck { .. }) => {}
         }
     }
 
@@ -1002,7 +933,11 @@ impl Node {
         if entry.payload.is_empty() {
             return;
         }
-        let proposal = match self.leader_proposal_take(entry) {
+        let pending = match &mut self.role {
+            Role::Leader(leader) => leader.proposal_take(entry, self.config.check_invariants),
+            Role::Follower(_) => None,
+        };
+        let proposal = match pending {
             Some(proposal) => proposal,
             None => match Proposal::decode(&entry.payload) {
                 Ok(p) => p,
@@ -1036,7 +971,9 @@ impl Node {
                 {
                     self.tree.assert_invariants();
                 }
-                self.prepared_rebase_maybe(txn.zxid);
+                if let Role::Leader(leader) = &mut self.role {
+                    leader.applied(&self.tree, txn.zxid, self.config.check_invariants);
+                }
                 let mut closed = None;
                 match &txn.kind {
                     TxnKind::CreateSession {
@@ -1053,8 +990,8 @@ impl Node {
                     }
                     TxnKind::CloseSession { session } => {
                         self.sessions.remove(*session);
-                        if let Some(leading) = &mut self.leading {
-                            leading.expiring.remove(session);
+                        if let Role::Leader(leader) = &mut self.role {
+                            leader.session_closed(*session);
                         }
                         closed = Some(*session);
                     }
@@ -1101,6 +1038,9 @@ impl Node {
     /// Leadership moved (or a new epoch began). Writes already sent to the old leader may
     /// or may not commit: their connections are closed so their clients learn the outcome
     /// is unknown (ZooKeeper's followers drop every connection in that case).
+    ///
+    /// Any change ends a leadership: replication reports only changes of `(epoch,
+    /// leader)`, and a serving leader is `(route.epoch, this server)`.
     fn leader_changed(
         &mut self,
         now_ms: u64,
@@ -1108,17 +1048,17 @@ impl Node {
         leader: Option<NodeId>,
         out: &mut Vec<Output>,
     ) {
-        if self.leading.is_some() && (leader != Some(self.id()) || epoch != self.forwarding.epoch) {
-            self.leading = None;
+        let stream = if self.is_leader() {
             self.sessions_reset(now_ms);
-            self.timers.remove(&Timer::SessionExpiry);
-            self.timers.remove(&Timer::Reap);
-        }
+            let stream = self.rng.random();
+            self.role = Role::Follower(follower::Follower::new(stream));
+            stream
+        } else {
+            self.rng.random()
+        };
         let stale: BTreeSet<ConnId> = self
-            .forwarding
-            .unacked
-            .iter()
-            .filter_map(|(_, w)| w.origin.map(|o| o.conn))
+            .follower_restart(stream)
+            .into_iter()
             .chain(
                 self.conns
                     .iter()
@@ -1126,23 +1066,45 @@ impl Node {
                     .map(|(id, _)| *id),
             )
             .collect();
-        self.forwarding.unacked.clear();
-        self.forwarding.epoch = epoch;
-        self.forwarding.leader = leader;
-        self.forwarding.next_seq = 0;
-        self.forwarding.stream = self.rng.random();
-        self.timers.remove(&Timer::ForwardRetransmit);
+        self.route.epoch = epoch;
+        self.route.leader = leader;
         for conn in stale {
             self.conn_close(conn, out);
         }
     }
 
+    /// Queues a write for the leader; `after_step` sends it.
+    pub(super) fn forward_submit(&mut self, write: Write) {
+        self.route.unsent.push_back(write);
+    }
+
+    /// Sends the writes waiting in the route to the leader, or proposes them when this
+    /// server leads and serves. Returns true when something was proposed (replication
+    /// then needs a step to send it).
+    fn forward_flush(&mut self, now_ms: u64, out: &mut Vec<Output>) -> bool {
+        if self.route.unsent.is_empty() {
+            return false;
+        }
+        let Some(leader) = self.route.leader else {
+            return false;
+        };
+        match self.role {
+            Role::Leader(_) => self.leader_take_unsent(now_ms, out),
+            // Elected, not serving yet: the writes wait for `lead_start`.
+            Role::Follower(_) if leader == self.id() => false,
+            Role::Follower(_) => {
+                self.follower_send(now_ms, leader, out);
+                false
+            }
+        }
+    }
+
     /// Work that follows any input: start serving as leader once ready, send held
-    /// writes, take a snapshot when due.
+    /// writes, arm the role's timers, take a snapshot when due.
     fn after_step(&mut self, now_ms: u64, out: &mut Vec<Output>) {
         let status = self.replica.status();
         if status.leader_ready
-            && self.leading.is_none()
+            && !self.is_leader()
             && status.leader == Some(self.id())
             && self.apply_queue.is_empty()
         {
@@ -1154,15 +1116,10 @@ impl Node {
         if self.forward_flush(now_ms, out) {
             self.proposals_flush(now_ms, out);
         }
-        if self.leading.is_some() && !self.timers.contains_key(&Timer::SessionExpiry) {
-            self.timer_session_expiry_arm();
-        }
-        if self.leading.is_none()
-            && !self.touched.is_empty()
-            && !self.timers.contains_key(&Timer::Touch)
-        {
-            self.timers
-                .insert(Timer::Touch, now_ms + (self.config.tick_ms / 2).max(1));
+        match &self.role {
+            Role::Leader(leader) if leader.expiry_at_unset() => self.leader_expiry_arm(),
+            Role::Leader(_) => {}
+            Role::Follower(_) => self.follower_touch_arm(now_ms),
         }
         self.snapshot_maybe(out);
     }
@@ -1178,107 +1135,6 @@ impl Node {
             }
         });
         self.sessions = fresh;
-    }
-
-    fn lead_start(&mut self, now_ms: u64) {
-        let rearm = true;
-        // planted bug: lost-session-on-leader-change (follower-era deadlines kept).
-        #[cfg(feature = "planted-bugs")]
-        let rearm = rearm && self.config.bug != Some(crate::bugs::Bug::LostSessionOnLeaderChange);
-        // Every session gets a full timeout from this leader's clock (docs/consensus.md §14).
-        if rearm {
-            self.sessions_reset(now_ms);
-        }
-        self.leading = Some(Leading {
-            tree: self.tree.clone(),
-            pending: VecDeque::new(),
-            applied_since_rebase: 0,
-            sessions: self.sessions.clone(),
-            streams: BTreeMap::new(),
-            expiring: BTreeSet::new(),
-        });
-        self.timers
-            .insert(Timer::Reap, now_ms + self.config.reap_interval_ms);
-        self.timer_session_expiry_arm();
-    }
-
-    /// The proposal of a committed entry this leader proposed, still held decoded in its
-    /// pending txns (see [`Leading::pending`]).
-    fn leader_proposal_take(&mut self, entry: &Entry) -> Option<Proposal> {
-        let leading = self.leading.as_mut()?;
-        if leading
-            .pending
-            .front()
-            .is_none_or(|(_, txn)| txn.zxid != entry.zxid)
-        {
-            return None;
-        }
-        let (origin, txn) = leading.pending.pop_front()?;
-        let proposal = Proposal {
-            origin,
-            body: ProposalBody::Txn(txn),
-        };
-        if self.config.check_invariants {
-            assert_eq!(
-                Proposal::decode(&entry.payload).ok().as_ref(),
-                Some(&proposal),
-                "a pending proposal differs from its committed entry {}",
-                entry.index
-            );
-        }
-        Some(proposal)
-    }
-
-    /// The applied tree applied the txn `zxid`: drops it (and any older) from the leader's
-    /// pending txns and rebases the prepared tree when due (see [`Leading`]).
-    fn prepared_rebase_maybe(&mut self, zxid: Zxid) {
-        let Some(leading) = &mut self.leading else {
-            return;
-        };
-        while leading
-            .pending
-            .front()
-            .is_some_and(|(_, txn)| txn.zxid <= zxid)
-        {
-            leading.pending.pop_front();
-        }
-        leading.applied_since_rebase += 1;
-        if !rebase_due(leading.applied_since_rebase, leading.pending.len()) {
-            return;
-        }
-        // With nothing pending, the prepared tree already equals the applied one.
-        if self.config.check_invariants
-            && leading.pending.is_empty()
-            && self.tree.node_count() <= INVARIANT_PASS_ZNODES_MAX
-        {
-            crate::work::uncounted(|| {
-                assert_eq!(
-                    leading.tree.digest(),
-                    self.tree.digest(),
-                    "the prepared tree differs from the applied one with nothing pending"
-                )
-            });
-        }
-        leading.tree = self.tree.clone();
-        // Housekeeping: amortised over `REBASE_EVERY` applies, so its cost must stay
-        // within the background budget, not hide behind the allowance of a write.
-        crate::work::background(|| {
-            for (_, txn) in &leading.pending {
-                leading.tree.apply(txn);
-            }
-        });
-        leading.applied_since_rebase = 0;
-    }
-
-    fn timer_session_expiry_arm(&mut self) {
-        match self.sessions.next_expiry_ms() {
-            Some(at) if self.leading.is_some() => {
-                self.timers.insert(Timer::SessionExpiry, at);
-            }
-            _ => {
-                self.timers.remove(&Timer::SessionExpiry);
-            }
-        }
     }
 
     fn snapshot_maybe(&mut self, out: &mut Vec<Output>) {
@@ -1302,114 +1158,12 @@ impl Node {
         self.snapshot_pending = Some(meta);
     }
 
+    /// Fires the role's timers that are due.
     fn timers_fire(&mut self, now_ms: u64, out: &mut Vec<Output>) {
-        for timer in TIMERS {
-            let Some(at) = self.timers.get(&timer).copied() else {
-                continue;
-            };
-            if at > now_ms {
-                continue;
-            }
-            self.timers.remove(&timer);
-            match timer {
-                Timer::SessionExpiry => self.leader_expire_sessions(now_ms, out),
-                Timer::Reap => self.leader_reap(now_ms, out),
-                Timer::ForwardRetransmit => self.forward_retransmit(now_ms, out),
-                Timer::Touch => self.touch_send(out),
-            }
-        }
-    }
-
-    fn touch_send(&mut self, out: &mut Vec<Output>) {
-        let sessions: Vec<SessionId> = std::mem::take(&mut self.touched).into_iter().collect();
-        if let (Some(leader), false) = (self.forwarding.leader, sessions.is_empty())
-            && leader != self.id()
-        {
-            out.push(Output::Peer {
-                to: leader,
-                msg: PeerMessage::Touch { sessions },
-            });
-        }
-    }
-
-    fn leader_expire_sessions(&mut self, now_ms: u64, out: &mut Vec<Output>) {
-        let Some(leading) = &self.leading else {
-            return;
-        };
-        let due = self.sessions.expired(now_ms);
-        // Sessions already closing in the prepared state (an expiry or the client's own
-        // closeSession proposed, not yet committed) need no new proposal.
-        let expired: Vec<SessionId> = due
-            .iter()
-            .copied()
-            .filter(|id| !leading.expiring.contains(id) && leading.sessions.get(*id).is_some())
-            .collect();
-        for session in expired {
-            if let Some(leading) = &mut self.leading {
-                leading.expiring.insert(session);
-            }
-            let write = Write {
-                origin: None,
-                session,
-                ids: Vec::new(),
-                op: WriteOp::Tree(Op::CloseSession { session }),
-            };
-            self.leader_take(now_ms, write, out);
-        }
-        self.proposals_flush(now_ms, out);
-        // Flushing steps the replica, which may have stepped down meanwhile (check-quorum):
-        // the session table was then reset for the next leader (`leader_changed`), and a
-        // mark set now would outlive the expiry it stands for, answering SESSIONEXPIRED
-        // to a session no close of which ever commits. Found by the simulator (seed 987
-        // with 1 KiB messages).
-        if self.leading.is_none() {
-            return;
-        }
-        // Every due session is closing one way or another: none of them may arm the next
-        // deadline again, or the timer would fire at the same instant forever while the
-        // close waits for a quorum. (A new leadership clears these marks.)
-        for session in due {
-            self.sessions.mark_closing(session);
-        }
-        self.timer_session_expiry_arm();
-    }
-
-    fn leader_reap(&mut self, now_ms: u64, out: &mut Vec<Output>) {
-        let Some(leading) = &self.leading else {
-            return;
-        };
-        let candidates = leading
-            .tree
-            .deletion_candidates(i64::try_from(now_ms).unwrap_or(i64::MAX));
-        for path in candidates {
-            let write = Write {
-                origin: None,
-                session: SessionId(0),
-                ids: Vec::new(),
-                op: WriteOp::Tree(Op::DeleteContainer { path }),
-            };
-            self.leader_take(now_ms, write, out);
-        }
-        self.proposals_flush(now_ms, out);
-        self.timers
-            .insert(Timer::Reap, now_ms + self.config.reap_interval_ms);
-    }
-}
-
-#[cfg(test)]
-mod rebase_tests {
-    use super::rebase_due;
-
-    // The prepared tree is rebased when nothing is pending, else after 4096 applies, or
-    // 8 per pending txn once more than 512 are pending.
-    #[test]
-    fn the_rebase_comes_when_nothing_is_pending_or_after_its_count() {
-        assert!(rebase_due(1, 0));
-        assert!(!rebase_due(4095, 1));
-        assert!(rebase_due(4096, 1));
-        assert!(!rebase_due(4096, 513));
-        assert!(!rebase_due(4799, 600));
-        assert!(rebase_due(4800, 600));
+        // A leader's timers may step it down (they step replication); a follower's
+        // timers of the role it then takes are not armed yet.
+        self.leader_timers(now_ms, out);
+        self.follower_timers(now_ms, out);
     }
 }
 
@@ -1465,7 +1219,8 @@ mod snapshot_tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::acl::Acl;
-    use crate::tree::{CreateOp, CreateOpcode, OpContext};
+    use crate::ids::SessionId;
+    use crate::tree::{CreateOp, CreateOpcode, Op, OpContext};
 
     // A committed entry whose payload does not decode is counted as a payload error and
     // changes nothing but the applied index (it is still applied, in its turn).
@@ -1573,7 +1328,10 @@ mod value_tests {
                 let config = super::NodeConfig::new(NodeId(1), [NodeId(1)].into());
                 let durable = crate::replication::DurableState::default();
                 let node = super::Node::new(config, durable, n).expect("a fresh node starts");
-                node.forwarding.stream
+                match &node.role {
+                    super::Role::Follower(follower) => follower.stream(),
+                    super::Role::Leader(_) => panic!("a node starts as a follower"),
+                }
             })
             .collect();
         assert_eq!(streams.len(), 64);

@@ -337,7 +337,7 @@ impl DataTree {
         ops.iter().map(|op| self.read_one(op, ids)).collect()
     }
 
-    /// [`Tree::multi_read`] with its answer bounded: once the results would take more
+    /// [`DataTree::multi_read`] with its answer bounded: once the results would take more
     /// than `bytes_max` bytes on the wire (each result's own bytes and framing, counted
     /// as they are gathered), the reads stop and the whole request fails with
     /// MARSHALLINGERROR. One request of a few bytes naming the same large znode a

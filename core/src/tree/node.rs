@@ -66,7 +66,7 @@ impl NodeKind {
 
 /// A znode as stored: data, ACL, kind, stored stat fields and its number of children.
 /// The child names are not stored here: they are the node map's keys under this path
-/// ([`Nodes::children`]). The ACL list is shared ([`Arc`]) by the nodes that have the same
+/// (`Nodes::children`). The ACL list is shared ([`Arc`]) by the nodes that have the same
 /// one, as most nodes of a tree do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Znode {
