@@ -439,7 +439,7 @@ impl Node {
         };
         // A client that saw newer state elsewhere must not go back in time here
         // (docs/protocol.md, Handshake).
-        if request.last_zxid_seen > self.applied_zxid.as_wire() {
+        if request.last_zxid_seen > self.applied.zxid.as_wire() {
             self.conn_close(id, out);
             return;
         }
@@ -545,7 +545,7 @@ impl Node {
                 if self.config.bug == Some(crate::bugs::Bug::SyncNotWaiting) =>
             {
                 let sync = Response::Sync(path);
-                let frame = reply::frame(header.xid, self.applied_zxid, ZkError::Ok, Some(&sync));
+                let frame = reply::frame(header.xid, self.applied.zxid, ZkError::Ok, Some(&sync));
                 Item::Write {
                     write: None,
                     sent: false,
@@ -618,14 +618,14 @@ impl Node {
             };
             if !bytes.is_empty() {
                 let latency_ms = now_ms.saturating_sub(pending.received_ms);
-                self.latency.record(latency_ms);
+                self.counters.latency.record(latency_ms);
                 if let Some(conn) = self.conns.get_mut(&id) {
                     let stats = &mut conn.stats;
                     stats.latency.record(latency_ms);
                     stats.last_latency_ms = latency_ms;
                     stats.last_op = pending.op;
                     stats.last_xid = pending.xid;
-                    stats.last_zxid = self.applied_zxid.0;
+                    stats.last_zxid = self.applied.zxid.0;
                 }
                 out.push(Output::ToClient { conn: id, bytes });
             }
@@ -665,7 +665,7 @@ impl Node {
         done: Done<'_>,
         out: &mut Vec<Output>,
     ) {
-        let zxid = self.applied_zxid;
+        let zxid = self.applied.zxid;
         let Some(conn) = self.conns.get_mut(&origin.conn) else {
             return;
         };
@@ -887,7 +887,7 @@ impl Node {
 
     /// Answers a request from local state. Returns the frames and whether to close after.
     fn local(&mut self, now_ms: u64, id: ConnId, xid: i32, request: Request) -> (Vec<u8>, bool) {
-        let zxid = self.applied_zxid;
+        let zxid = self.applied.zxid;
         let Some(conn) = self.conns.get(&id) else {
             return (Vec::new(), true);
         };
@@ -1120,7 +1120,7 @@ impl Node {
         for event in &events {
             bytes.extend(reply::event(event));
         }
-        bytes.extend(reply::frame(xid, self.applied_zxid, ZkError::Ok, None));
+        bytes.extend(reply::frame(xid, self.applied.zxid, ZkError::Ok, None));
         (bytes, false)
     }
 }

@@ -120,10 +120,10 @@ impl Node {
         };
         MemoryUse {
             log_entries: log_last - log_start,
-            log_behind_snapshot: self.snapshot_index.min(log_last).saturating_sub(log_start),
-            applied_since_snapshot: self.applied_index.saturating_sub(self.snapshot_index),
-            snapshot_pending: self.snapshot_pending.is_some(),
-            unapplied: log_last.saturating_sub(self.applied_index),
+            log_behind_snapshot: self.snapshot.index.min(log_last).saturating_sub(log_start),
+            applied_since_snapshot: self.applied.index.saturating_sub(self.snapshot.index),
+            snapshot_pending: self.snapshot.pending.is_some(),
+            unapplied: log_last.saturating_sub(self.applied.index),
             apply_queue: self.apply_queue.len() as u64,
             prepared: prepared as u64,
             prepared_unshared: prepared_unshared as u64,

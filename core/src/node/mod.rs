@@ -494,24 +494,53 @@ pub struct Node {
     /// a password says nothing about the node's other random choices, its start time or
     /// another server's passwords.
     passwords: ChaCha20Rng,
-    applied_index: u64,
-    applied_zxid: Zxid,
-    /// Leader or follower, with the state and timers of that role.
-    role: Role,
-    route: Route,
-    snapshot_index: u64,
-    snapshot_pending: Option<SnapshotMeta>,
-    payload_errors: u64,
-    invariant_breaches: u64,
-    latency: LatencyStats,
-    applied_log: Vec<Entry>,
-    /// Payload bytes of the entries applied since the last snapshot was started.
-    applied_bytes_since_snapshot: u64,
+    /// The last entry applied to the tree, sessions and watches.
+    applied: Applied,
     /// Committed entries not applied yet, in index order (at most
     /// `applied_per_step_max` are applied per step). Invariant: they follow
-    /// `applied_index` one by one. A leader starts serving only once it is empty, so its
+    /// `applied.index` one by one. A leader starts serving only once it is empty, so its
     /// prepared state starts from everything committed before it.
     apply_queue: VecDeque<Entry>,
+    /// Leader or follower, with the state and timers of that role.
+    role: Role,
+    /// Where this server's writes go.
+    route: Route,
+    snapshot: Snapshots,
+    counters: Counters,
+}
+
+/// How far the node has applied the log.
+#[derive(Debug)]
+struct Applied {
+    /// Index of the last applied entry.
+    index: u64,
+    /// Its zxid.
+    zxid: Zxid,
+    /// The entries applied since the last `drain_applied` (with
+    /// `NodeConfig::record_applied` only).
+    log: Vec<Entry>,
+}
+
+/// The node's own snapshots.
+#[derive(Debug)]
+struct Snapshots {
+    /// Index of the last durable snapshot (or of the snapshot installed from the leader).
+    index: u64,
+    /// The snapshot asked for (`Persist::WriteSnapshot`) and not durable yet.
+    pending: Option<SnapshotMeta>,
+    /// Payload bytes of the entries applied since the last snapshot was started.
+    applied_bytes: u64,
+}
+
+/// What `NodeStatus` counts.
+#[derive(Debug, Default)]
+struct Counters {
+    /// See [`NodeStatus::payload_errors`].
+    payload_errors: u64,
+    /// See [`NodeStatus::invariant_breaches`].
+    invariant_breaches: u64,
+    /// See [`NodeStatus::latency`].
+    latency: LatencyStats,
 }
 
 /// Gives a tree the settings a snapshot does not hold: the tree's configuration and the
@@ -586,18 +615,20 @@ impl Node {
             session_ids: None,
             rng,
             passwords,
-            applied_index: snapshot.index,
-            applied_zxid: snapshot.zxid,
+            applied: Applied {
+                index: snapshot.index,
+                zxid: snapshot.zxid,
+                log: Vec::new(),
+            },
+            apply_queue: VecDeque::new(),
             role,
             route: Route::default(),
-            snapshot_index: snapshot.index,
-            snapshot_pending: None,
-            payload_errors: 0,
-            invariant_breaches: 0,
-            latency: LatencyStats::default(),
-            applied_log: Vec::new(),
-            applied_bytes_since_snapshot: 0,
-            apply_queue: VecDeque::new(),
+            snapshot: Snapshots {
+                index: snapshot.index,
+                pending: None,
+                applied_bytes: 0,
+            },
+            counters: Counters::default(),
             config,
         })
     }
@@ -625,18 +656,18 @@ impl Node {
 
     /// Zxid of the last applied entry.
     pub fn applied_zxid(&self) -> Zxid {
-        self.applied_zxid
+        self.applied.zxid
     }
 
     /// Index of the last applied entry.
     pub fn applied_index(&self) -> u64 {
-        self.applied_index
+        self.applied.index
     }
 
     /// The entries applied since the last call, in order (only with
     /// `NodeConfig::record_applied`; a snapshot install skips indexes).
     pub fn drain_applied(&mut self) -> Vec<Entry> {
-        std::mem::take(&mut self.applied_log)
+        std::mem::take(&mut self.applied.log)
     }
 
     /// The replication role (a leader is `Leader` from its election on, before it
@@ -658,7 +689,7 @@ impl Node {
     pub fn status(&self) -> NodeStatus {
         NodeStatus {
             replication: self.replica.status(),
-            applied_zxid: self.applied_zxid,
+            applied_zxid: self.applied.zxid,
             connections: self.conns.len() as u64,
             sessions: self.sessions.len() as u64,
             znodes: self.tree.node_count() as u64,
@@ -671,9 +702,9 @@ impl Node {
                     .sum()
             }),
             watches: self.watches.summary(),
-            payload_errors: self.payload_errors,
-            invariant_breaches: self.invariant_breaches,
-            latency: self.latency,
+            payload_errors: self.counters.payload_errors,
+            invariant_breaches: self.counters.invariant_breaches,
+            latency: self.counters.latency,
         }
     }
 
@@ -875,22 +906,22 @@ impl Node {
                 self.tree = snap.tree;
                 tree_configure(&mut self.tree, &self.config);
                 self.sessions = snap.sessions;
-                self.applied_index = meta.index;
-                self.applied_zxid = meta.zxid;
-                self.snapshot_index = meta.index;
-                self.applied_bytes_since_snapshot = 0;
-                self.snapshot_pending = None;
+                self.applied.index = meta.index;
+                self.applied.zxid = meta.zxid;
+                self.snapshot.index = meta.index;
+                self.snapshot.applied_bytes = 0;
+                self.snapshot.pending = None;
             }
-            Err(_) => self.payload_errors += 1,
+            Err(_) => self.counters.payload_errors += 1,
         }
     }
 
     fn snapshot_written(&mut self, meta: SnapshotMeta, out: &mut Vec<Output>) {
-        if self.snapshot_pending != Some(meta) {
+        if self.snapshot.pending != Some(meta) {
             return;
         }
-        self.snapshot_pending = None;
-        self.snapshot_index = meta.index;
+        self.snapshot.pending = None;
+        self.snapshot.index = meta.index;
         // Refused only if a leader's snapshot was installed meanwhile: nothing to offer or
         // cut then.
         if self.replica.snapshot_offer(meta).is_err() {
@@ -914,21 +945,21 @@ impl Node {
     /// Applies one committed entry to the tree, sessions and watches, and answers its
     /// origin if the client is connected here.
     fn apply_entry(&mut self, now_ms: u64, entry: &Entry, out: &mut Vec<Output>) {
-        let in_order = entry.index == self.applied_index + 1;
+        let in_order = entry.index == self.applied.index + 1;
         // planted bug: apply-out-of-order (the order check is what the bug lacks).
         #[cfg(feature = "planted-bugs")]
         let in_order = in_order || self.config.bug == Some(crate::bugs::Bug::ApplyOutOfOrder);
         if !in_order {
             // Applying it would fork this server's state from the ensemble's: stop here.
-            let applied_index = self.applied_index;
+            let applied_index = self.applied.index;
             self.breach(|| format!("entry {} applied after {applied_index}", entry.index));
             return;
         }
-        self.applied_index = self.applied_index.max(entry.index);
-        self.applied_zxid = entry.zxid;
-        self.applied_bytes_since_snapshot += entry.payload.len() as u64;
+        self.applied.index = self.applied.index.max(entry.index);
+        self.applied.zxid = entry.zxid;
+        self.snapshot.applied_bytes += entry.payload.len() as u64;
         if self.config.record_applied {
-            self.applied_log.push(entry.clone());
+            self.applied.log.push(entry.clone());
         }
         if entry.payload.is_empty() {
             return;
@@ -942,7 +973,7 @@ impl Node {
             None => match Proposal::decode(&entry.payload) {
                 Ok(p) => p,
                 Err(_) => {
-                    self.payload_errors += 1;
+                    self.counters.payload_errors += 1;
                     return;
                 }
             },
@@ -1032,7 +1063,7 @@ impl Node {
         if cfg!(debug_assertions) || self.config.check_invariants {
             panic!("invariant breach: {}", what());
         }
-        self.invariant_breaches += 1;
+        self.counters.invariant_breaches += 1;
     }
 
     /// Leadership moved (or a new epoch began). Writes already sent to the old leader may
@@ -1139,23 +1170,23 @@ impl Node {
 
     fn snapshot_maybe(&mut self, out: &mut Vec<Output>) {
         let due_by_count =
-            self.applied_index >= self.snapshot_index + self.config.snapshot_every_entries;
-        let due_by_bytes = self.applied_index > self.snapshot_index
-            && self.applied_bytes_since_snapshot >= self.config.snapshot_every_bytes;
-        if self.snapshot_pending.is_some() || !(due_by_count || due_by_bytes) {
+            self.applied.index >= self.snapshot.index + self.config.snapshot_every_entries;
+        let due_by_bytes = self.applied.index > self.snapshot.index
+            && self.snapshot.applied_bytes >= self.config.snapshot_every_bytes;
+        if self.snapshot.pending.is_some() || !(due_by_count || due_by_bytes) {
             return;
         }
-        self.applied_bytes_since_snapshot = 0;
+        self.snapshot.applied_bytes = 0;
         let meta = SnapshotMeta {
-            index: self.applied_index,
-            zxid: self.applied_zxid,
+            index: self.applied.index,
+            zxid: self.applied.zxid,
         };
         let state = Box::new(NodeSnapshot {
             tree: self.tree.clone(),
             sessions: self.sessions.clone(),
         });
         out.push(Output::Persist(Persist::WriteSnapshot { meta, state }));
-        self.snapshot_pending = Some(meta);
+        self.snapshot.pending = Some(meta);
     }
 
     /// Fires the role's timers that are due.
