@@ -77,8 +77,10 @@ pub struct Limits {
     /// Largest snapshot payload (tree and sessions), in bytes. Default 4 GiB. A snapshot
     /// announcing more is refused as corrupt.
     pub snapshot_bytes_max: u64,
-    /// Records the node asks the runtime to make durable in one `Persist`, in records.
-    /// Default 1000 (ZooKeeper's `zookeeper.maxBatchSize`).
+    /// Records the node asks the runtime to make durable in one `Persist`, in records:
+    /// more entries to persist at once (a follower catching up, a leader's burst) become
+    /// several writes, each completed on its own. Default 1000 (ZooKeeper's
+    /// `zookeeper.maxBatchSize`).
     pub log_batch_records_max: u32,
     /// Paths one client connection may hold watches on, in paths (its watches of several
     /// kinds on one path count once). Default 65_536; a request that would watch one more

@@ -115,6 +115,39 @@ fn lagging_follower_catches_up_by_diff() {
     assert_eq!(c.snapshots_installed, 0, "diff expected, got a snapshot");
 }
 
+// A follower catching up on 30 entries persists them in writes of at most
+// `log_batch_records_max` records (the harness checks every write), each acknowledged on
+// its own, and ends with the leader's state; with the default bound the same catch-up
+// writes larger batches, so the bound is what splits them.
+#[test]
+fn catch_up_is_persisted_in_batches_of_at_most_log_batch_records_max() {
+    for (batch_max, expected) in [(Some(2), 2), (None, 3)] {
+        let mut c = Cluster::new(3, 31, |config| {
+            if let Some(max) = batch_max {
+                config.limits.log_batch_records_max = max;
+            }
+        });
+        let leader = elect(&mut c);
+        let lagging = follower_of_three(leader);
+        c.isolate(lagging);
+        let conn = c.connect(leader.0);
+        for i in 0..30 {
+            c.create(conn, &format!("/d{i}"), b"", 0).unwrap();
+        }
+        c.entries_write_max = 0;
+        c.heal();
+        assert!(
+            c.run_until(20_000, |c| c.digests_agree()),
+            "lagging follower did not catch up ({batch_max:?})"
+        );
+        if batch_max.is_some() {
+            assert_eq!(c.entries_write_max, expected);
+        } else {
+            assert!(c.entries_write_max >= expected, "{}", c.entries_write_max);
+        }
+    }
+}
+
 // After the leader compacted its log (keeping no tail behind its snapshots), a
 // far-behind follower catches up by snapshot.
 #[test]

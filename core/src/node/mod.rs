@@ -543,6 +543,25 @@ struct Counters {
     latency: LatencyStats,
 }
 
+/// Replication's entries to persist as disk writes of at most `batch_max` records each
+/// (`Limits::log_batch_records_max`), in order, the truncation with the first: a follower
+/// catching up, or a leader's burst, reaches the disk as several writes, each completed
+/// (and acknowledged) on its own. A pure truncation is one write with no entries.
+fn persist_batches(
+    truncate_after: Option<u64>,
+    entries: Vec<Entry>,
+    batch_max: u32,
+) -> impl Iterator<Item = Persist> {
+    let batch_max = usize::try_from(batch_max).unwrap_or(usize::MAX).max(1);
+    let batches = entries.len().div_ceil(batch_max).max(1);
+    let mut truncate_after = truncate_after;
+    let mut entries = entries.into_iter();
+    (0..batches).map(move |_| Persist::Entries {
+        truncate_after: truncate_after.take(),
+        entries: entries.by_ref().take(batch_max).collect(),
+    })
+}
+
 /// Gives a tree the settings a snapshot does not hold: the tree's configuration and the
 /// data limit.
 fn tree_configure(tree: &mut DataTree, config: &NodeConfig) {
@@ -849,10 +868,10 @@ impl Node {
                     truncate_after,
                     entries,
                 } => {
-                    out.push(Output::Persist(Persist::Entries {
-                        truncate_after,
-                        entries,
-                    }));
+                    let batch_max = self.config.limits.log_batch_records_max;
+                    out.extend(
+                        persist_batches(truncate_after, entries, batch_max).map(Output::Persist),
+                    );
                 }
                 replication::Output::InstallSnapshot { meta, bytes } => {
                     // Entries waiting to be applied are older than the snapshot, which
@@ -1332,6 +1351,51 @@ mod snapshot_tests {
         assert_eq!(back.tree, state.tree);
         assert_eq!(back.sessions, sessions);
         back.tree.assert_invariants();
+    }
+}
+
+#[cfg(test)]
+mod persist_tests {
+    use super::*;
+
+    fn entries(indexes: std::ops::RangeInclusive<u64>) -> Vec<Entry> {
+        indexes
+            .map(|index| Entry {
+                index,
+                zxid: Zxid::new(Epoch(1), u32::try_from(index).unwrap_or(u32::MAX)),
+                payload: vec![1],
+            })
+            .collect()
+    }
+
+    fn shape(batches: impl Iterator<Item = Persist>) -> Vec<(Option<u64>, Vec<u64>)> {
+        batches
+            .map(|p| match p {
+                Persist::Entries {
+                    truncate_after,
+                    entries,
+                } => (truncate_after, entries.iter().map(|e| e.index).collect()),
+                other => panic!("not an entries write: {other:?}"),
+            })
+            .collect()
+    }
+
+    // Five entries at two per write are three writes, in order, the truncation with the
+    // first; a batch within the bound, or a pure truncation, is one write.
+    #[test]
+    fn entries_are_persisted_in_writes_of_at_most_log_batch_records_max() {
+        assert_eq!(
+            shape(persist_batches(Some(3), entries(4..=8), 2)),
+            vec![(Some(3), vec![4, 5]), (None, vec![6, 7]), (None, vec![8])]
+        );
+        assert_eq!(
+            shape(persist_batches(None, entries(1..=4), 4)),
+            vec![(None, vec![1, 2, 3, 4])]
+        );
+        assert_eq!(
+            shape(persist_batches(Some(7), Vec::new(), 2)),
+            vec![(Some(7), vec![])]
+        );
     }
 }
 

@@ -127,6 +127,8 @@ pub struct Cluster {
     /// The key of every node's password stream, when a test sets it (else derived from
     /// the node's seed).
     pub password_secret: Option<[u8; 32]>,
+    /// The most entries any server asked to persist in one write.
+    pub entries_write_max: usize,
 }
 
 impl Cluster {
@@ -148,6 +150,7 @@ impl Cluster {
             snapshots_installed: 0,
             snapshots_written: Vec::new(),
             password_secret: None,
+            entries_write_max: 0,
         };
         for id in &voters {
             let mut config = NodeConfig::new(*id, voters.clone());
@@ -254,6 +257,15 @@ impl Cluster {
                 }
             }
             Output::Persist(write) => {
+                if let Persist::Entries { entries, .. } = &write {
+                    let max = self.configs[&id].limits.log_batch_records_max;
+                    assert!(
+                        entries.len() <= max as usize,
+                        "server {id:?} asked for {} records in one write (log_batch_records_max {max})",
+                        entries.len()
+                    );
+                    self.entries_write_max = self.entries_write_max.max(entries.len());
+                }
                 if matches!(write, Persist::InstallSnapshot { .. }) {
                     self.snapshots_installed += 1;
                 }
