@@ -273,6 +273,53 @@ fn a_majority_of_pre_vote_refusals_ends_the_pre_campaign() {
     assert_eq!(r.status().epoch, Epoch(0));
 }
 
+// A pre-vote from an older epoch (a server that was away) is refused at once, at our
+// epoch, so that its sender learns the newer epoch and stops campaigning, as a stale vote
+// request is; neither moves our epoch.
+#[test]
+fn a_stale_pre_vote_or_vote_is_refused_at_our_epoch() {
+    let durable = DurableState {
+        hard_state: HardState {
+            epoch: Epoch(5),
+            voted_for: None,
+        },
+        ..DurableState::default()
+    };
+    let mut r = replica(2, &[1, 2, 3], durable);
+    let pre_vote = MessageBody::PreVote {
+        last_index: 0,
+        last_zxid: Zxid::ZERO,
+    };
+    let out = deliver(&mut r, 1, 3, msg(3, pre_vote));
+    let refused = msg(5, MessageBody::PreVoteReply { granted: false });
+    assert_eq!(sends(&out), vec![(NodeId(3), refused)]);
+    let out = deliver(&mut r, 2, 3, vote(4, 0, Zxid::ZERO));
+    let refused = msg(5, MessageBody::VoteReply { granted: false });
+    assert_eq!(sends(&out), vec![(NodeId(3), refused)]);
+    assert_eq!(r.status().epoch, Epoch(5));
+}
+
+// The epoch space ends at `EPOCH_MAX` = 2^32 - 2: a member there has no next epoch to
+// campaign in (2^32 - 1 stays unused, the forged value a far-epoch check refuses), so at
+// its election timeouts it only waits for a leader (and arms no election timer).
+#[test]
+fn a_member_at_the_last_epoch_never_campaigns() {
+    let durable = DurableState {
+        hard_state: HardState {
+            epoch: Epoch(u32::MAX - 1),
+            voted_for: None,
+        },
+        ..DurableState::default()
+    };
+    let mut r = replica(1, &[1, 2, 3], durable);
+    let mut out = Vec::new();
+    for t in [1_000, 5_000, 60_000] {
+        r.step(t, Input::Tick, &mut out).unwrap();
+        assert_eq!(r.role(), Role::Follower, "at {t} ms");
+    }
+    assert!(sends(&out).is_empty(), "{out:?}");
+}
+
 // A lone voter elects itself at its first tick (it has no one to wait for), commits its
 // NEWLEADER entry and then proposals once they are durable, and outputs them in order.
 #[test]
