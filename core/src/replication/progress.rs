@@ -249,6 +249,18 @@ mod tests {
         assert_eq!(p.next_index, 8);
     }
 
+    // An acceptance of nothing (match 0: a late answer to a probe sent before the
+    // snapshot began) ends a snapshot transfer into probing from index 1, not from a
+    // wrapped-around index.
+    #[test]
+    fn an_acceptance_of_nothing_during_a_snapshot_probes_from_the_start() {
+        let mut p = Progress::new(1);
+        p.become_snapshot(10, 0);
+        assert!(p.on_accepted(0));
+        assert_eq!(p.state, ProgressState::Probe { paused: false });
+        assert_eq!((p.match_index, p.next_index), (0, 1));
+    }
+
     // A snapshot transfer pauses sending until the follower acknowledges it.
     #[test]
     fn snapshot_pauses_until_acknowledged() {
