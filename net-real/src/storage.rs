@@ -36,6 +36,20 @@ pub enum StorageError {
         /// What failed.
         source: StoreError,
     },
+    /// The directories hold Apache ZooKeeper's data (`version-2/` with snapshots or logs)
+    /// and no Paddock data: starting would serve an empty tree beside it.
+    #[error(
+        "{zookeeper_dir} holds Apache ZooKeeper's data, and {data_dir} no Paddock data: \
+         Paddock does not read ZooKeeper's files, so it would start with an empty tree; \
+         point dataDir (and dataLogDir) at an empty directory to start a new ensemble, or \
+         move {zookeeper_dir} aside (importing ZooKeeper's data is not supported yet)"
+    )]
+    ZooKeeperData {
+        /// ZooKeeper's `version-2` directory found.
+        zookeeper_dir: PathBuf,
+        /// `dataDir`.
+        data_dir: PathBuf,
+    },
     /// A write failed while serving (the runtime stops).
     #[error("{0}")]
     Write(#[from] StoreError),
@@ -318,6 +332,29 @@ pub fn open_decoding(
     Ok((store, durable, decoded))
 }
 
+/// The `version-2` directory of Apache ZooKeeper's data under `data_dir` or `log_dir`
+/// (one holding a `snapshot.*` or `log.*` file), when neither holds any Paddock data (a
+/// hard state, a snapshot or a log segment): what an operator who points Paddock at a
+/// ZooKeeper server's directories would otherwise start empty beside. Unreadable
+/// directories count as empty here; opening them reports the error.
+fn zookeeper_data_only(data_dir: &Path, log_dir: &Path) -> Option<PathBuf> {
+    fn has_file(dir: &Path, prefixes: &[&str]) -> bool {
+        fs::read_dir(dir).is_ok_and(|entries| {
+            entries.flatten().any(|entry| {
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                prefixes.iter().any(|prefix| name.starts_with(prefix))
+            })
+        })
+    }
+    let zookeeper = [data_dir, log_dir]
+        .into_iter()
+        .map(|dir| dir.join("version-2"))
+        .find(|dir| has_file(dir, &["snapshot.", "log."]))?;
+    let paddock = has_file(data_dir, &["hardstate", "snapshot."]) || has_file(log_dir, &["log."]);
+    (!paddock).then_some(zookeeper)
+}
+
 /// The snapshot [`open_with`] hands back.
 enum Snapshot {
     /// Its bytes (empty when there is none).
@@ -348,6 +385,12 @@ fn open_with(
         log_dir: log_dir.to_owned(),
         source,
     };
+    if let Some(zookeeper_dir) = zookeeper_data_only(data_dir, log_dir) {
+        return Err(StorageError::ZooKeeperData {
+            zookeeper_dir,
+            data_dir: data_dir.to_owned(),
+        });
+    }
     let files = OsFiles::new(data_dir, log_dir).map_err(|e| failed(e.into()))?;
     let config = StoreConfig {
         snapshots_retained: snapshots_retained.max(1),
@@ -470,6 +513,46 @@ mod tests {
             std::env::temp_dir().join(format!("paddock-storage-{}-{name}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         dir
+    }
+
+    // ZooKeeper's `version-2/` with a snapshot or a log, in dataDir or dataLogDir, and no
+    // Paddock data refuses to open, naming it; beside Paddock's own data (a hard state, a
+    // snapshot, a log segment), or holding neither (ZooKeeper's epoch files only), it is
+    // left alone.
+    #[test]
+    fn zookeeper_data_without_paddock_data_is_refused() {
+        let dir = temp_dir("zk");
+        let log = dir.join("log");
+        let zk = dir.join("version-2");
+        fs::create_dir_all(&zk).unwrap();
+        fs::write(zk.join("currentEpoch"), "1").unwrap();
+        assert_eq!(
+            zookeeper_data_only(&dir, &log),
+            None,
+            "no data in version-2"
+        );
+        fs::write(zk.join("snapshot.100000000"), b"ZKSN").unwrap();
+        assert_eq!(zookeeper_data_only(&dir, &log), Some(zk.clone()));
+        let err = reopen(&dir).unwrap_err();
+        assert!(matches!(err, StorageError::ZooKeeperData { .. }), "{err}");
+        assert!(!log.exists(), "nothing created beside it");
+        // In dataLogDir instead.
+        fs::remove_file(zk.join("snapshot.100000000")).unwrap();
+        let log_zk = log.join("version-2");
+        fs::create_dir_all(&log_zk).unwrap();
+        fs::write(log_zk.join("log.100000001"), b"ZKLG").unwrap();
+        assert_eq!(zookeeper_data_only(&dir, &log), Some(log_zk));
+        // Paddock's own data beside it: each kind is enough.
+        for (at, name) in [
+            (&dir, "hardstate"),
+            (&dir, "snapshot.0000000000000001"),
+            (&log, "log.0000000000000001"),
+        ] {
+            fs::write(at.join(name), b"").unwrap();
+            assert_eq!(zookeeper_data_only(&dir, &log), None, "{name}");
+            fs::remove_file(at.join(name)).unwrap();
+        }
+        let _ = fs::remove_dir_all(&dir);
     }
 
     fn reopen(dir: &Path) -> Result<(Storage, DurableState), StorageError> {

@@ -58,6 +58,28 @@ fn port_in_use_exits_4() {
     );
 }
 
+// A dataDir that holds a ZooKeeper server's data and no Paddock data exits 4 naming its
+// version-2 directory, instead of serving an empty tree beside it.
+#[test]
+fn zookeeper_data_dir_exits_4() {
+    let dir = temp_dir("zkdata");
+    std::fs::create_dir_all(dir.join("version-2")).unwrap();
+    std::fs::write(dir.join("version-2/snapshot.0"), b"ZKSN").unwrap();
+    let cfg = dir.join("zoo.cfg");
+    let text = format!("dataDir={}\nclientPort=0\n", dir.display());
+    std::fs::write(&cfg, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_paddock"))
+        .args(["serve", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).replace(dir.to_str().unwrap(), "DIR");
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains("DIR/version-2 holds Apache ZooKeeper's data, and DIR no Paddock data"),
+        "{stderr}"
+    );
+}
+
 // Quorum SASL without a JAAS file to take the credentials from stops start-up with exit 2
 // and the line, instead of serving an unauthenticated peer port.
 #[test]
