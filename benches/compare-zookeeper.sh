@@ -35,7 +35,7 @@
 # Environment: CLIENTS (16), INFLIGHT (16), SIZE (128, bytes per value), WARMUP (3, seconds per
 # row), STARTS (3), IDLE_SESSIONS (10000; the fd limit is raised to fit, up to the hard limit),
 # ZK_HEAP (2g: the standalone ZooKeeper's -Xmx, enough for 10^6 znodes), ZK_ENSEMBLE_HEAP (512m),
-# BIG_ZNODES (0 = skip the big-tree rows; 1000000 for the issue's 10^6), PADDOCK_ZK_STATE (/tmp/paddock-zk-ref: ZooKeeper's
+# BIG_ZNODES (0 = skip the big-tree rows; 1000000 for the issue's 10^6), PADDOCK_ZK_STATE (target/zk-ref: ZooKeeper's
 # state, see scripts/zk-reference.sh). Ports used: 21820-21821 (standalone), 21830-21852
 # (ZooKeeper ensemble), 21860-21882 (Paddock ensemble).
 set -euo pipefail
@@ -51,7 +51,7 @@ IDLE_SESSIONS="${IDLE_SESSIONS:-10000}"
 BIG_ZNODES="${BIG_ZNODES:-0}"
 ZK_HEAP="${ZK_HEAP:-2g}"
 ZK_ENSEMBLE_HEAP="${ZK_ENSEMBLE_HEAP:-512m}"
-ZK_STATE="${PADDOCK_ZK_STATE:-/tmp/paddock-zk-ref}"
+ZK_STATE="${PADDOCK_ZK_STATE:-$(cd "$(dirname "$0")/.." && pwd)/target/zk-ref}"
 export ZK_HEAP PADDOCK_ZK_STATE="$ZK_STATE"
 ZK_PORT=21820
 PADDOCK_PORT=21821

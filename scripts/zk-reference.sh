@@ -29,13 +29,15 @@
 # `zookeeper.extendedTypesEnabled=true` so TTL nodes (opcode 21) work, no limit on connections per
 # client address (maxClientCnxns=0), and the AdminServer off so nothing listens on 8080. Ensemble
 # members run `org.apache.zookeeper.server.quorum.QuorumPeerMain`. State lives in
-# $PADDOCK_ZK_STATE (default /tmp/paddock-zk-ref)/PORT (zoo.cfg, data/, server.log, pid), and for
-# an ensemble in .../ensemble-BASE/N (data/myid as well). Environment: KAZOO_VENV (default
-# /work/venv-kazoo).
+# $PADDOCK_ZK_STATE (default target/zk-ref in the repository)/PORT (zoo.cfg, data/,
+# server.log, pid), and for an ensemble in .../ensemble-BASE/N (data/myid as well).
+# Environment: KAZOO_VENV (default target/venv-kazoo in the repository). Nothing outside
+# the repository is written but the apt package.
 set -euo pipefail
 
-KAZOO_VENV="${KAZOO_VENV:-/work/venv-kazoo}"
-STATE_ROOT="${PADDOCK_ZK_STATE:-/tmp/paddock-zk-ref}"
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+KAZOO_VENV="${KAZOO_VENV:-$ROOT/target/venv-kazoo}"
+STATE_ROOT="${PADDOCK_ZK_STATE:-$ROOT/target/zk-ref}"
 ZK_JAR=/usr/share/java/zookeeper.jar
 # slf4j-simple gives the server a logger (else slf4j falls back to NOP and we lose the log).
 CLASSPATH_ZK="$ZK_JAR:/usr/share/java/slf4j-simple.jar"
@@ -43,6 +45,10 @@ CLASSPATH_ZK="$ZK_JAR:/usr/share/java/slf4j-simple.jar"
 die() { echo "zk-reference: $*" >&2; exit 1; }
 
 install_all() {
+    # One installer at a time (test processes may call this concurrently).
+    mkdir -p "$ROOT/target"
+    exec 9>"$ROOT/target/.zk-reference-install.lock"
+    flock 9
     if [ -f "$ZK_JAR" ] && command -v java >/dev/null 2>&1; then
         echo "zookeeper: present ($(readlink -f "$ZK_JAR"))" >&2
     else

@@ -10,7 +10,7 @@ vectors="$(dirname "$here")"
 repo="$(cd "$vectors/../../.." && pwd)"
 ref="$repo/scripts/zk-reference.sh"
 port="${1:-21811}"
-py="${KAZOO_VENV:-/work/venv-kazoo}/bin/python"
+py="${KAZOO_VENV:-$repo/target/venv-kazoo}/bin/python"
 
 "$ref" install
 trap '"$ref" stop "$port" || true' EXIT
