@@ -181,9 +181,13 @@ pub struct ServerEntry {
     pub client: Option<(Option<String>, u16)>,
 }
 
-/// Every four-letter word Paddock answers, in ZooKeeper's spelling.
+/// Every four-letter word ZooKeeper 3.8 knows, in its spelling: each may appear in the
+/// whitelist (`*` enables them all). The few Paddock does not answer
+/// (`four_letter::IMPLEMENTED` lists those it does) are warned about at start and answered
+/// as ZooKeeper answers a word outside the whitelist.
 pub const FOUR_LETTER_WORDS_ALL: &[&str] = &[
     "ruok", "srvr", "stat", "conf", "cons", "envi", "mntr", "wchs", "wchc", "wchp", "dump", "isro",
+    "crst", "srst", "dirs", "gtmk", "stmk", "hash",
 ];
 
 /// Enabled when `4lw.commands.whitelist` is absent. ZooKeeper enables only `srvr`; we add
@@ -379,6 +383,30 @@ fn build(
             message: "autopurge.snapRetainCount below 3 is raised to 3 (as ZooKeeper does)".into(),
         });
     }
+    let four_letter_words = four_letter_words(raw)?;
+    let unanswered: Vec<&str> = four_letter_words
+        .iter()
+        .map(String::as_str)
+        .filter(|word| {
+            !crate::four_letter::IMPLEMENTED
+                .iter()
+                .any(|w| w.as_str() == *word)
+        })
+        .collect();
+    // Words listed by name (not through `*`) that will not be answered.
+    let listed = raw
+        .get("4lw.commands.whitelist")
+        .is_some_and(|(_, value)| !value.split(',').any(|w| w.trim() == "*"));
+    if listed && !unanswered.is_empty() {
+        warnings.push(ConfigWarning {
+            line: line_of(raw, "4lw.commands.whitelist"),
+            message: format!(
+                "4lw.commands.whitelist: Paddock does not answer {} yet; they are answered \
+                 as words outside the whitelist",
+                unanswered.join(", ")
+            ),
+        });
+    }
     let servers = servers(raw)?;
     let cfg = ZooCfg {
         tick_time_ms,
@@ -409,7 +437,7 @@ fn build(
         servers,
         autopurge_snap_retain_count: autopurge_snap_retain_count.max(3),
         autopurge_purge_interval_hours: number(raw, "autopurge.purgeInterval", Some(0), "hours")?,
-        four_letter_words: four_letter_words(raw)?,
+        four_letter_words,
         snap_count: number(raw, "snapCount", Some(100_000), "a transaction count")?,
         snap_size_limit_kb: number(raw, "snapSizeLimitInKb", Some(256 * 1024), "KiB")?,
         jute_max_buffer_bytes,
@@ -931,7 +959,7 @@ fn four_letter_words(raw: &BTreeMap<String, (usize, String)>) -> Result<Vec<Stri
             return Err(error(
                 *line,
                 "4lw.commands.whitelist",
-                format!("{word:?} is not a four-letter word Paddock knows"),
+                format!("{word:?} is not a four-letter word ZooKeeper knows"),
             ));
         }
         if !words.iter().any(|w| w == word) {
@@ -1082,6 +1110,19 @@ mod tests {
         assert_eq!(err.line, 2);
         let err = parse("dataDir=/d\n4lw.commands.whitelist=ruok, nope\n").unwrap_err();
         assert_eq!(err.key, "4lw.commands.whitelist");
+        // Every word ZooKeeper knows is accepted; those Paddock does not answer are
+        // named in a warning.
+        let (cfg, warnings) =
+            parse("dataDir=/d\n4lw.commands.whitelist=ruok, hash, isro, stmk\n").unwrap();
+        assert_eq!(cfg.four_letter_words, ["ruok", "hash", "isro", "stmk"]);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert_eq!(warnings[0].line, 2);
+        assert!(
+            warnings[0]
+                .message
+                .contains("does not answer hash, stmk yet"),
+            "{warnings:?}"
+        );
         let err = parse("dataDir=/d\nserver.1=h:2888:3888\nserver.2=h:3888:4000\n").unwrap_err();
         assert!(err.reason.contains("also used by server.1"), "{err}");
     }

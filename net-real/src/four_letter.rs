@@ -7,7 +7,8 @@
 //! ZooKeeper's refusal text. Latencies come from core (`NodeStatus::latency`: ms from a
 //! request's arrival to its answer, every request counted, connects and pings included,
 //! as ZooKeeper counts them). Words Paddock does not implement (`dump`, `wchc`, `wchp`,
-//! `crst`, ...) get the same answer as a word outside the whitelist.
+//! `hash`, `gtmk`, `stmk`) get the same answer as a word outside the whitelist. `crst` and
+//! `srst` answer here; the runtime resets the statistics they name ([`resets`]).
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -35,7 +36,36 @@ pub const IMPLEMENTED: &[FourLetterWord] = &[
     FourLetterWord::Envi,
     FourLetterWord::Mntr,
     FourLetterWord::Wchs,
+    FourLetterWord::Isro,
+    FourLetterWord::Crst,
+    FourLetterWord::Srst,
+    FourLetterWord::Dirs,
 ];
+
+/// Statistics a word resets, once answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reset {
+    /// `crst`: every connection's counters and latencies.
+    Connections,
+    /// `srst`: the server's counters and latencies.
+    Server,
+}
+
+/// What `word` resets, when it is enabled and the server serves (the runtime resets it
+/// after answering; a server that does not serve answers that instead, as ZooKeeper).
+pub fn resets(word: FourLetterWord, config: &ZooCfg, serving: bool) -> Option<Reset> {
+    let reset = match word {
+        FourLetterWord::Crst => Reset::Connections,
+        FourLetterWord::Srst => Reset::Server,
+        _ => return None,
+    };
+    (serving && enabled(word, config)).then_some(reset)
+}
+
+/// Whether `word` is in the whitelist and answered by Paddock.
+fn enabled(word: FourLetterWord, config: &ZooCfg) -> bool {
+    config.four_letter_words.iter().any(|w| w == word.as_str()) && IMPLEMENTED.contains(&word)
+}
 
 /// Traffic counters the runtime keeps.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -97,6 +127,8 @@ pub struct Context<'a> {
     pub counters: Counters,
     /// Open client connections.
     pub conns: &'a [ConnInfo],
+    /// Bytes of the files in `dataDir` and in `dataLogDir` (read for `dirs` only).
+    pub dir_bytes: (u64, u64),
 }
 
 const NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requests\n";
@@ -104,15 +136,23 @@ const NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requ
 /// The text to write back for `word` (the runtime then closes the connection).
 pub fn answer(word: FourLetterWord, ctx: &Context<'_>) -> String {
     let name = word.as_str();
-    let allowed = ctx.config.four_letter_words.iter().any(|w| w == name);
-    if !allowed || !IMPLEMENTED.contains(&word) {
+    if !enabled(word, ctx.config) {
         return format!("{name} is not executed because it is not in the whitelist.\n");
     }
     let serving = ctx.status.replication.leader.is_some();
     match word {
         FourLetterWord::Ruok => "imok".to_owned(),
         FourLetterWord::Envi => envi(ctx),
+        // Paddock has no read-only mode: a serving server is read-write; ZooKeeper says
+        // `null` when it does not serve.
+        FourLetterWord::Isro => if serving { "rw" } else { "null" }.to_owned(),
         _ if !serving => NOT_SERVING.to_owned(),
+        FourLetterWord::Crst => "Connection stats reset.\n".to_owned(),
+        FourLetterWord::Srst => "Server stats reset.\n".to_owned(),
+        FourLetterWord::Dirs => format!(
+            "datadir_size: {}\nlogdir_size: {}\n",
+            ctx.dir_bytes.0, ctx.dir_bytes.1
+        ),
         FourLetterWord::Srvr => srvr(ctx),
         FourLetterWord::Stat => stat(ctx),
         FourLetterWord::Conf => conf(ctx),

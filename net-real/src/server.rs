@@ -154,6 +154,19 @@ pub enum StartError {
     Node(String),
 }
 
+/// Bytes of the regular files directly in `dir` (`dirs`: a data directory holds a few
+/// snapshots, log segments and small files, so listing it is cheap); 0 when unreadable.
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .flatten()
+            .filter_map(|entry| entry.metadata().ok())
+            .filter(std::fs::Metadata::is_file)
+            .map(|meta| meta.len())
+            .sum()
+    })
+}
+
 /// The server id from `dataDir/myid` (required when `server.N` lines exist; 1 otherwise).
 pub fn read_myid(cfg: &ZooCfg) -> Result<u64, StartError> {
     if cfg.servers.is_empty() {
@@ -1337,8 +1350,36 @@ impl EventLoop {
                     ..self.counters
                 },
                 conns: &conns,
+                dir_bytes: if word == FourLetterWord::Dirs {
+                    (
+                        dir_bytes(Path::new(&self.cfg.data_dir)),
+                        dir_bytes(Path::new(&self.cfg.data_log_dir)),
+                    )
+                } else {
+                    (0, 0)
+                },
             },
         );
+        let serving = status.replication.leader.is_some();
+        match four_letter::resets(word, &self.cfg, serving) {
+            Some(four_letter::Reset::Connections) => {
+                self.node.conn_stats_reset();
+                for client in self.clients.values_mut() {
+                    client.received = 0;
+                    client.sent = 0;
+                    client.last_response_ms = 0;
+                }
+            }
+            Some(four_letter::Reset::Server) => {
+                self.node.latency_reset();
+                self.counters.received = 0;
+                self.counters.sent = 0;
+                self.counters.outstanding_requests_max = 0;
+                self.counters.loop_round_max_us = 0;
+                self.counters.loop_event_max_us = 0;
+            }
+            None => {}
+        }
         if let Some(client) = self.clients.get(&conn) {
             self.io.write(conn, &client.queued, text.into_bytes());
         }

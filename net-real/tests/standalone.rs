@@ -124,6 +124,39 @@ fn four_letter_words_whitelisted() {
     ] {
         assert!(line.contains(field), "{field} missing from {cons}");
     }
+    // isro: read-write while serving; dirs: the bytes of dataDir and dataLogDir (one
+    // directory here).
+    assert_eq!(client::four_letter(&addr, "isro").unwrap(), "rw");
+    let dirs = client::four_letter(&addr, "dirs").unwrap();
+    let sizes: Vec<u64> = dirs
+        .lines()
+        .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert!(dirs.starts_with("datadir_size: "), "{dirs}");
+    assert!(
+        sizes.len() == 2 && sizes[0] > 0 && sizes[0] == sizes[1],
+        "{dirs}"
+    );
+    // crst forgets the connections' statistics (the last operation is NA again); srst the
+    // server's counters.
+    assert_eq!(
+        client::four_letter(&addr, "crst").unwrap(),
+        "Connection stats reset.\n"
+    );
+    let cons = client::four_letter(&addr, "cons").unwrap();
+    assert!(cons.contains("lop=NA,"), "{cons}");
+    let received = |srvr: &str| -> u64 {
+        let line = srvr.lines().find(|l| l.starts_with("Received: ")).unwrap();
+        line["Received: ".len()..].parse().unwrap()
+    };
+    let before = received(&client::four_letter(&addr, "srvr").unwrap());
+    assert!(before >= 2, "connect and exists: {before}");
+    assert_eq!(
+        client::four_letter(&addr, "srst").unwrap(),
+        "Server stats reset.\n"
+    );
+    let after = received(&client::four_letter(&addr, "srvr").unwrap());
+    assert!(after < before, "{after} after srst, {before} before");
     a.close().unwrap();
     server.shutdown().unwrap();
 }

@@ -359,6 +359,20 @@ impl Node {
         })
     }
 
+    /// Forgets every connection's statistics ([`ConnStats`]: last operation, xid, zxid
+    /// and latencies), as ZooKeeper's `crst` does.
+    pub fn conn_stats_reset(&mut self) {
+        for conn in self.conns.values_mut() {
+            conn.stats = ConnStats::new();
+        }
+    }
+
+    /// Forgets the request latencies [`super::NodeStatus::latency`] reports, as ZooKeeper's
+    /// `srst` does.
+    pub fn latency_reset(&mut self) {
+        self.counters.latency = LatencyStats::default();
+    }
+
     /// Requests of connection `id` received and not answered yet: its queue (the
     /// connect request included while the session is set up) and the frames that wait
     /// for its session. 0 once the connection is closed or forgotten. Every request

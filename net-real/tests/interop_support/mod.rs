@@ -30,10 +30,8 @@ pub fn repo_root() -> PathBuf {
 /// The kazoo venv: `KAZOO_VENV`, else `target/venv-kazoo` in the repository (the same
 /// default as zk-reference.sh).
 pub fn kazoo_venv() -> PathBuf {
-    std::env::var_os("KAZOO_VENV").map_or_else(
-        || repo_root().join("target/venv-kazoo"),
-        PathBuf::from,
-    )
+    std::env::var_os("KAZOO_VENV")
+        .map_or_else(|| repo_root().join("target/venv-kazoo"), PathBuf::from)
 }
 
 /// Serializes the tests of one binary: each starts JVMs or ensembles, and the machine is small.
