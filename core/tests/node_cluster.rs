@@ -509,6 +509,21 @@ fn queued_request_bytes_are_bounded() {
     c.create(writer, "/y", b"served", 0).unwrap();
 }
 
+// A request's bytes count against its connection's queue only until it is answered:
+// once three 100 KB writes are answered, nothing is held, so a connection that sends its
+// requests one after the other is never closed for the bytes it sent in all.
+#[test]
+fn answered_requests_leave_no_queued_bytes() {
+    let mut c = cluster(3, 23);
+    let leader = elect(&mut c);
+    let conn = c.connect(leader.0);
+    c.create(conn, "/q", b"", 0).unwrap();
+    for _ in 0..3 {
+        assert!(c.call(conn, set_data("/q", vec![7u8; 100_000])).is_some());
+    }
+    assert_eq!(c.node(leader.0).memory().conn_queue_bytes_max, 0);
+}
+
 // Frames sent before the session is set up are held in bytes up to EARLY_BYTES_MAX: a
 // client that sends more while its session cannot be created is closed.
 #[test]
