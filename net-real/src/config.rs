@@ -44,6 +44,14 @@ pub struct ZooCfg {
     pub max_session_timeout_ms: u32,
     /// `server.N` entries by server id; empty for a standalone server.
     pub servers: BTreeMap<u64, ServerEntry>,
+    /// `dynamicConfigFile` (ZooKeeper 3.5+): the file that holds the `server.N` lines
+    /// instead of zoo.cfg (which must then hold none). `paddock` reads it with
+    /// [`parse_dynamic`] and [`ZooCfg::with_dynamic`]; a path as given, as ZooKeeper takes it.
+    pub dynamic_config_file: Option<String>,
+    /// True when zoo.cfg sets `clientPort`; otherwise a member takes its client port (and
+    /// address) from the `;[address:]port` of its own `server.N` line when it has one, as
+    /// ZooKeeper 3.5+ does ([`ZooCfg::own_client_address`]).
+    pub client_port_explicit: bool,
     /// `autopurge.snapRetainCount`: snapshots (and their logs) kept by the purge task (min 3).
     pub autopurge_snap_retain_count: u32,
     /// `autopurge.purgeInterval` in hours; 0 disables purging.
@@ -201,7 +209,6 @@ const KEYS_IGNORED: &[&str] = &[
     "admin.serverAddress",
     "standaloneEnabled",
     "reconfigEnabled",
-    "dynamicConfigFile",
     "preAllocSize",
     "forceSync",
     "metricsProvider.className",
@@ -243,6 +250,46 @@ fn error(line: usize, key: &str, reason: impl Into<String>) -> ConfigError {
     }
 }
 
+/// Parses a dynamic config file (`dynamicConfigFile`, ZooKeeper 3.5+): `server.N` lines
+/// in zoo.cfg's form and an optional `version=<hex>` (which Paddock does not use yet).
+/// Returns the servers, or the first error (with its line in that file). Weighted or
+/// grouped quorums (`weight.N`, `group.N`) are refused: they change what a quorum is.
+pub fn parse_dynamic(text: &str) -> Result<BTreeMap<u64, ServerEntry>, ConfigError> {
+    let mut raw = BTreeMap::new();
+    let mut warnings = Vec::new();
+    raw_lines(text, &mut raw, &mut warnings)?;
+    for (key, (line, value)) in &raw {
+        if key.starts_with("server.") {
+            continue;
+        }
+        if key == "version" {
+            u64::from_str_radix(value, 16).map_err(|_| {
+                error(
+                    *line,
+                    key,
+                    format!("{value:?} is not a hexadecimal version"),
+                )
+            })?;
+            continue;
+        }
+        let reason = if key.starts_with("weight.") || key.starts_with("group.") {
+            "hierarchical quorums (weights and groups) are not supported".to_owned()
+        } else {
+            "not a dynamic config key (server.N or version)".to_owned()
+        };
+        return Err(error(*line, key, reason));
+    }
+    let servers = servers(&raw)?;
+    if servers.is_empty() {
+        return Err(error(
+            0,
+            "server.N",
+            "no server lines in the dynamic config file",
+        ));
+    }
+    Ok(servers)
+}
+
 /// Parses `zoo.cfg` text. Lines are `key=value` (Java properties style: `#`/`!` comments,
 /// blank lines, whitespace around keys and values ignored). Returns the config and
 /// warnings, or the first error.
@@ -278,6 +325,18 @@ pub fn parse_with_jvm_flags(
             raw.insert(key.to_owned(), (0, value.to_owned()));
         }
     }
+    raw_lines(text, &mut raw, &mut warnings)?;
+    let cfg = build(&raw, &mut warnings)?;
+    Ok((cfg, warnings))
+}
+
+/// Reads `key=value` lines into `raw` (key → line number and value), warning about a
+/// repeated key (the later value wins).
+fn raw_lines(
+    text: &str,
+    raw: &mut BTreeMap<String, (usize, String)>,
+    warnings: &mut Vec<ConfigWarning>,
+) -> Result<(), ConfigError> {
     for (index, line) in text.lines().enumerate() {
         let number = index + 1;
         let trimmed = line.trim();
@@ -300,8 +359,7 @@ pub fn parse_with_jvm_flags(
         }
         raw.insert(key.to_owned(), (number, value.to_owned()));
     }
-    let cfg = build(&raw, &mut warnings)?;
-    Ok((cfg, warnings))
+    Ok(())
 }
 
 fn number<T: std::str::FromStr>(
@@ -407,6 +465,17 @@ fn build(
             ),
         });
     }
+    let dynamic_config_file = raw.get("dynamicConfigFile").map(|(_, v)| v.clone());
+    if dynamic_config_file.is_some()
+        && let Some(key) = raw.keys().find(|key| key.starts_with("server."))
+    {
+        return Err(error(
+            line_of(raw, key),
+            key,
+            "must be in the dynamic config file, as dynamicConfigFile is set (ZooKeeper \
+             requires the same)",
+        ));
+    }
     let servers = servers(raw)?;
     let cfg = ZooCfg {
         tick_time_ms,
@@ -435,6 +504,8 @@ fn build(
         min_session_timeout_ms,
         max_session_timeout_ms,
         servers,
+        dynamic_config_file,
+        client_port_explicit: raw.contains_key("clientPort"),
         autopurge_snap_retain_count: autopurge_snap_retain_count.max(3),
         autopurge_purge_interval_hours: number(raw, "autopurge.purgeInterval", Some(0), "hours")?,
         four_letter_words,
@@ -853,6 +924,7 @@ fn line_of(raw: &BTreeMap<String, (usize, String)>, key: &str) -> usize {
 
 const KEYS_KNOWN: &[&str] = &[
     "tickTime",
+    "dynamicConfigFile",
     "initLimit",
     "syncLimit",
     "dataDir",
@@ -1054,6 +1126,47 @@ fn server_entry(line: usize, key: &str, value: &str) -> Result<ServerEntry, Conf
 }
 
 impl ZooCfg {
+    /// This config with the servers of its dynamic config file.
+    pub fn with_dynamic(mut self, servers: BTreeMap<u64, ServerEntry>) -> ZooCfg {
+        self.servers = servers;
+        self
+    }
+
+    /// Member `id`'s client port and address: zoo.cfg's `clientPort` (and
+    /// `clientPortAddress`), or, when zoo.cfg sets no `clientPort`, the `;[address:]port`
+    /// of its own `server.N` line, as ZooKeeper 3.5+ takes it. Refused: a `clientPort`
+    /// that the server line contradicts, or a server-line address that is not an IP
+    /// address.
+    pub fn own_client_address(&self, id: u64) -> Result<(Option<u16>, Option<IpAddr>), String> {
+        let own = self.servers.get(&id).and_then(|s| s.client.as_ref());
+        let Some((address, port)) = own else {
+            return Ok((self.client_port, self.client_port_address));
+        };
+        if self.client_port_explicit {
+            if self.client_port != Some(*port) {
+                return Err(format!(
+                    "clientPort {} and server.{id}'s client port {port} differ; set one",
+                    self.client_port
+                        .map_or("(none)".to_owned(), |p| p.to_string())
+                ));
+            }
+            return Ok((self.client_port, self.client_port_address));
+        }
+        let address = match address {
+            None => self.client_port_address,
+            Some(host) => {
+                let ip: IpAddr = host.trim_matches(['[', ']']).parse().map_err(|_| {
+                    format!(
+                        "server.{id}'s client address {host:?} is not an IP address \
+                         (Paddock binds IP addresses)"
+                    )
+                })?;
+                (!ip.is_unspecified()).then_some(ip)
+            }
+        };
+        Ok((Some(*port), address))
+    }
+
     /// The config of `paddock serve` with no arguments: standalone on 127.0.0.1:2181,
     /// data in `./paddock-data`.
     pub fn standalone_default() -> ZooCfg {
@@ -1424,6 +1537,77 @@ mod tests {
         assert_eq!(cfg.secure_client, None);
         assert_eq!(cfg.client_port, Some(2181));
         assert_eq!(warnings.len(), 2, "{warnings:?}");
+    }
+
+    // With dynamicConfigFile, the servers come from that file (zoo.cfg may hold none);
+    // the file takes server lines and a hex version, and refuses weights, groups and
+    // other keys, each error at its line.
+    #[test]
+    fn dynamic_config_file() {
+        let (cfg, warnings) =
+            parse("dataDir=/d\ndynamicConfigFile=/etc/zoo.cfg.dynamic\n").unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(
+            cfg.dynamic_config_file.as_deref(),
+            Some("/etc/zoo.cfg.dynamic")
+        );
+        assert!(cfg.servers.is_empty());
+        let err = parse("dataDir=/d\ndynamicConfigFile=/x\nserver.1=h:1:2\n").unwrap_err();
+        assert_eq!((err.line, err.key.as_str()), (3, "server.1"));
+        let servers = parse_dynamic(
+            "server.1=10.0.0.1:2888:3888;2181\nserver.2=10.0.0.2:2888:3888:participant;0.0.0.0:2181\n\
+             server.3=10.0.0.3:2888:3888:observer;2181\nversion=100000000\n",
+        )
+        .unwrap();
+        assert_eq!(servers.len(), 3);
+        assert!(servers[&3].observer);
+        assert_eq!(servers[&2].client, Some((Some("0.0.0.0".to_owned()), 2181)));
+        let cfg = cfg.with_dynamic(servers);
+        assert_eq!(cfg.servers.len(), 3);
+        for (text, line, key) in [
+            ("server.1=h:1:2\nweight.1=2\n", 2, "weight.1"),
+            ("server.1=h:1:2\ngroup.1=1:2\n", 2, "group.1"),
+            ("server.1=h:1:2\ntickTime=2000\n", 2, "tickTime"),
+            ("version=xyz\nserver.1=h:1:2\n", 1, "version"),
+            ("version=1\n", 0, "server.N"),
+        ] {
+            let err = parse_dynamic(text).unwrap_err();
+            assert_eq!((err.line, err.key.as_str()), (line, key), "{text}");
+        }
+    }
+
+    // A member without clientPort in zoo.cfg takes its client port and address from its
+    // own server line; with clientPort, the server line must agree.
+    #[test]
+    fn own_client_address_from_the_server_line() {
+        let servers = parse_dynamic(
+            "server.1=h:1:2;127.0.0.5:2191\nserver.2=h:3:4;2192\nserver.3=h:5:6\nserver.4=h:7:8;name:2194\n",
+        )
+        .unwrap();
+        let (cfg, _) = parse("dataDir=/d\ndynamicConfigFile=/x\n").unwrap();
+        let cfg = cfg.with_dynamic(servers);
+        let local = "127.0.0.5".parse::<IpAddr>().unwrap();
+        assert_eq!(cfg.own_client_address(1), Ok((Some(2191), Some(local))));
+        assert_eq!(cfg.own_client_address(2), Ok((Some(2192), None)));
+        assert_eq!(
+            cfg.own_client_address(3),
+            Ok((Some(2181), None)),
+            "zoo.cfg's default"
+        );
+        assert!(
+            cfg.own_client_address(4)
+                .unwrap_err()
+                .contains("not an IP address")
+        );
+        let (explicit, _) = parse("dataDir=/d\nclientPort=2192\ndynamicConfigFile=/x\n").unwrap();
+        let explicit = explicit.with_dynamic(cfg.servers.clone());
+        assert_eq!(explicit.own_client_address(2), Ok((Some(2192), None)));
+        assert!(
+            explicit
+                .own_client_address(1)
+                .unwrap_err()
+                .contains("differ")
+        );
     }
 
     // The no-argument server binds loopback:2181 with data in ./paddock-data.

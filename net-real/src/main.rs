@@ -177,12 +177,39 @@ fn load_config(file: &std::path::Path) -> Result<ZooCfg, ExitCode> {
             for w in &warnings {
                 eprintln!("{}:{}: warning: {}", file.display(), w.line, w.message);
             }
-            Ok(cfg)
+            match cfg.dynamic_config_file.clone() {
+                Some(dynamic) => load_dynamic(cfg, std::path::Path::new(&dynamic)),
+                None => Ok(cfg),
+            }
         }
         Err(e) if e.line == 0 && config::JVM_FLAG_KEYS.contains(&e.key.as_str()) => {
             eprintln!("SERVER_JVMFLAGS/JVMFLAGS: error: -D{}: {}", e.key, e.reason);
             Err(ExitCode::from(EXIT_CONFIG))
         }
+        Err(e) => {
+            eprintln!(
+                "{}:{}: error: {}: {}",
+                file.display(),
+                e.line,
+                e.key,
+                e.reason
+            );
+            Err(ExitCode::from(EXIT_CONFIG))
+        }
+    }
+}
+
+/// Reads `cfg`'s dynamic config file (its `server.N` lines); `Err` carries the exit code.
+fn load_dynamic(cfg: ZooCfg, file: &std::path::Path) -> Result<ZooCfg, ExitCode> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        eprintln!(
+            "paddock: cannot read {} (dynamicConfigFile): {e}",
+            file.display()
+        );
+        ExitCode::from(EXIT_IO)
+    })?;
+    match config::parse_dynamic(&text) {
+        Ok(servers) => Ok(cfg.with_dynamic(servers)),
         Err(e) => {
             eprintln!(
                 "{}:{}: error: {}: {}",

@@ -339,8 +339,10 @@ fn bound_addr(listener: &TcpListener, ip: IpAddr) -> Result<SocketAddr, StartErr
 
 /// Opens storage, binds the ports and starts every thread of server `cfg` (reading
 /// `myid` for an ensemble). Returns once the server accepts connections.
-pub fn start(cfg: ZooCfg) -> Result<ServerHandle, StartError> {
+pub fn start(mut cfg: ZooCfg) -> Result<ServerHandle, StartError> {
     let id = read_myid(&cfg)?;
+    (cfg.client_port, cfg.client_port_address) =
+        cfg.own_client_address(id).map_err(StartError::Config)?;
     let mut config = node_config(&cfg, id)?;
     #[cfg(feature = "planted-bugs")]
     if let Ok(name) = std::env::var("PADDOCK_PLANTED_BUG") {

@@ -39,6 +39,32 @@ fn good_config_warns_unknown_keys() {
     assert!(stdout.contains("peer_port: 2888"), "{stdout}");
 }
 
+// A dynamicConfigFile's server lines are read (zoo.cfg holds none); an error in that file
+// names it and its line, and a missing one exits 3.
+#[test]
+fn dynamic_config_file_is_read() {
+    let dir = std::env::temp_dir().join(format!("paddock-cfg-dyn-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dynamic = dir.join("zoo.cfg.dynamic.100000000");
+    std::fs::write(
+        &dynamic,
+        "server.1=127.0.0.1:2888:3888;2181\nserver.2=127.0.0.2:2888:3888;2181\n",
+    )
+    .unwrap();
+    let text = format!("dataDir=/tmp/x\ndynamicConfigFile={}\n", dynamic.display());
+    let (code, stdout, stderr) = run(&text);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("host: \"127.0.0.2\""), "{stdout}");
+    std::fs::write(&dynamic, "server.1=127.0.0.1:2888:3888\nweight.1=3\n").unwrap();
+    let (code, _, stderr) = run(&text);
+    assert_eq!(code, Some(2));
+    let stderr = stderr.replace(&dynamic.display().to_string(), "zoo.cfg.dynamic");
+    insta::assert_snapshot!(stderr, @"zoo.cfg.dynamic:2: error: weight.1: hierarchical quorums (weights and groups) are not supported");
+    std::fs::remove_file(&dynamic).unwrap();
+    let (code, _, _) = run(&text);
+    assert_eq!(code, Some(3));
+}
+
 // An unreadable file exits 3.
 #[test]
 fn missing_file_exits_3() {

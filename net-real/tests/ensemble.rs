@@ -394,3 +394,55 @@ fn peer_port_connections_are_capped() {
     }
     all_serving(&members);
 }
+
+// An ensemble configured as ZooKeeper 3.5+ writes it: zoo.cfg names a dynamic config file
+// that holds the server lines, and no clientPort; each member takes its client address
+// from its own line (`;127.0.0.1:PORT`). The three serve, and a write through one is read
+// through another.
+#[test]
+fn an_ensemble_from_a_dynamic_config_file() {
+    let root = temp_dir("ensemble-dynamic");
+    let ports: Vec<(u16, u16, u16)> = (0..3)
+        .map(|_| (free_port(), free_port(), free_port()))
+        .collect();
+    let dynamic = root.join("zoo.cfg.dynamic.100000000");
+    let lines: String = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (client, peer, election))| {
+            format!(
+                "server.{}=127.0.0.1:{peer}:{election}:participant;127.0.0.1:{client}\n",
+                i + 1
+            )
+        })
+        .collect();
+    std::fs::write(&dynamic, lines).unwrap();
+    let mut members: Vec<Member> = (0..3)
+        .map(|i| {
+            let dir = root.join(format!("node{}", i + 1));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("myid"), format!("{}\n", i + 1)).unwrap();
+            let cfg = root.join(format!("zoo{}.cfg", i + 1));
+            let text = format!(
+                "tickTime=200\ndataDir={}\ndynamicConfigFile={}\n",
+                dir.display(),
+                dynamic.display()
+            );
+            std::fs::write(&cfg, text).unwrap();
+            Member {
+                dir,
+                cfg,
+                client_addr: format!("127.0.0.1:{}", ports[i].0),
+                peer_addr: format!("127.0.0.1:{}", ports[i].1),
+                child: None,
+            }
+        })
+        .collect();
+    for member in &mut members {
+        start_member(member);
+    }
+    all_serving(&members);
+    let mut c = connect(&members[0].client_addr);
+    c.create("/dynamic", b"yes", 0).unwrap();
+    read_eventually(&members[2].client_addr, "/dynamic", b"yes");
+}
