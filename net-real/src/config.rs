@@ -416,13 +416,7 @@ fn build(
         ));
     }
     let client_port_address = match raw.get("clientPortAddress") {
-        Some((line, v)) => Some(v.parse::<IpAddr>().map_err(|_| {
-            error(
-                *line,
-                "clientPortAddress",
-                format!("{v:?} is not an IP address"),
-            )
-        })?),
+        Some((line, v)) => Some(bind_address(v).map_err(|e| error(*line, "clientPortAddress", e))?),
         None => None,
     };
     let jute_max_buffer_bytes: u32 = number(raw, "jute.maxbuffer", Some(0xf_ffff), "a byte count")?;
@@ -768,13 +762,9 @@ fn secure_client(
     }
     let port: u16 = number(raw, KEY, None, "a TCP port (0-65535)")?;
     let address = match raw.get("secureClientPortAddress") {
-        Some((line, v)) => Some(v.parse::<IpAddr>().map_err(|_| {
-            error(
-                *line,
-                "secureClientPortAddress",
-                format!("{v:?} is not an IP address"),
-            )
-        })?),
+        Some((line, v)) => {
+            Some(bind_address(v).map_err(|e| error(*line, "secureClientPortAddress", e))?)
+        }
         None => None,
     };
     let key_store = pem_store(raw, warnings, "ssl", "keyStore")?.ok_or_else(|| {
@@ -916,6 +906,24 @@ fn skip_acl(raw: &BTreeMap<String, (usize, String)>, warnings: &mut Vec<ConfigWa
             false
         }
     }
+}
+
+/// The address a client port binds: an IP address (`[::1]` as well as `::1`), or a host
+/// name resolved now, as ZooKeeper resolves it at start (its first address).
+fn bind_address(value: &str) -> Result<IpAddr, String> {
+    let host = value.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(ip);
+    }
+    use std::net::ToSocketAddrs as _;
+    (host, 0)
+        .to_socket_addrs()
+        .map_err(|e| {
+            format!("{value:?} is neither an IP address nor a host name that resolves: {e}")
+        })?
+        .next()
+        .map(|addr| addr.ip())
+        .ok_or_else(|| format!("host name {value:?} resolves to no address"))
 }
 
 fn line_of(raw: &BTreeMap<String, (usize, String)>, key: &str) -> usize {
@@ -1135,8 +1143,7 @@ impl ZooCfg {
     /// Member `id`'s client port and address: zoo.cfg's `clientPort` (and
     /// `clientPortAddress`), or, when zoo.cfg sets no `clientPort`, the `;[address:]port`
     /// of its own `server.N` line, as ZooKeeper 3.5+ takes it. Refused: a `clientPort`
-    /// that the server line contradicts, or a server-line address that is not an IP
-    /// address.
+    /// that the server line contradicts, or a server-line address that does not resolve.
     pub fn own_client_address(&self, id: u64) -> Result<(Option<u16>, Option<IpAddr>), String> {
         let own = self.servers.get(&id).and_then(|s| s.client.as_ref());
         let Some((address, port)) = own else {
@@ -1155,12 +1162,8 @@ impl ZooCfg {
         let address = match address {
             None => self.client_port_address,
             Some(host) => {
-                let ip: IpAddr = host.trim_matches(['[', ']']).parse().map_err(|_| {
-                    format!(
-                        "server.{id}'s client address {host:?} is not an IP address \
-                         (Paddock binds IP addresses)"
-                    )
-                })?;
+                let ip =
+                    bind_address(host).map_err(|e| format!("server.{id}'s client address: {e}"))?;
                 (!ip.is_unspecified()).then_some(ip)
             }
         };
@@ -1581,7 +1584,7 @@ mod tests {
     #[test]
     fn own_client_address_from_the_server_line() {
         let servers = parse_dynamic(
-            "server.1=h:1:2;127.0.0.5:2191\nserver.2=h:3:4;2192\nserver.3=h:5:6\nserver.4=h:7:8;name:2194\n",
+            "server.1=h:1:2;127.0.0.5:2191\nserver.2=h:3:4;2192\nserver.3=h:5:6\nserver.4=h:7:8;x.invalid:2194\n",
         )
         .unwrap();
         let (cfg, _) = parse("dataDir=/d\ndynamicConfigFile=/x\n").unwrap();
@@ -1594,11 +1597,7 @@ mod tests {
             Ok((Some(2181), None)),
             "zoo.cfg's default"
         );
-        assert!(
-            cfg.own_client_address(4)
-                .unwrap_err()
-                .contains("not an IP address")
-        );
+        assert!(cfg.own_client_address(4).unwrap_err().contains("resolve"));
         let (explicit, _) = parse("dataDir=/d\nclientPort=2192\ndynamicConfigFile=/x\n").unwrap();
         let explicit = explicit.with_dynamic(cfg.servers.clone());
         assert_eq!(explicit.own_client_address(2), Ok((Some(2192), None)));
@@ -1608,6 +1607,24 @@ mod tests {
                 .unwrap_err()
                 .contains("differ")
         );
+    }
+
+    // clientPortAddress takes an IP address, bracketed or not, or a host name resolved at
+    // start; a name that does not resolve is an error at its line.
+    #[test]
+    fn client_port_address_takes_host_names() {
+        for (value, want) in [("127.0.0.7", "127.0.0.7"), ("[::1]", "::1"), ("::1", "::1")] {
+            let (cfg, _) = parse(&format!("dataDir=/d\nclientPortAddress={value}\n")).unwrap();
+            assert_eq!(
+                cfg.client_port_address,
+                Some(want.parse().unwrap()),
+                "{value}"
+            );
+        }
+        let (cfg, _) = parse("dataDir=/d\nclientPortAddress=localhost\n").unwrap();
+        assert!(cfg.client_port_address.unwrap().is_loopback());
+        let err = parse("dataDir=/d\nclientPortAddress=no-such-host.invalid\n").unwrap_err();
+        assert_eq!((err.line, err.key.as_str()), (2, "clientPortAddress"));
     }
 
     // The no-argument server binds loopback:2181 with data in ./paddock-data.
