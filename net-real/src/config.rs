@@ -1090,7 +1090,18 @@ fn server_entry(line: usize, key: &str, value: &str) -> Result<ServerEntry, Conf
         Some((q, c)) => (q, Some(c)),
         None => (value, None),
     };
-    let parts: Vec<&str> = quorum.split(':').collect();
+    // An IPv6 host is bracketed (`[::1]:2888:3888`), as ZooKeeper writes it.
+    let (bracketed, quorum) = match quorum.trim().strip_prefix('[') {
+        Some(rest) => match rest.split_once("]:") {
+            Some((host, rest)) => (Some(host), rest),
+            None => return Err(error(line, key, "unclosed [ in the host")),
+        },
+        None => (None, quorum),
+    };
+    let mut parts: Vec<&str> = quorum.split(':').collect();
+    if let Some(host) = bracketed {
+        parts.insert(0, host);
+    }
     let (host, peer, election, role) = match parts.as_slice() {
         [h, p, e] => (*h, *p, *e, None),
         [h, p, e, r] => (*h, *p, *e, Some(*r)),
@@ -1131,6 +1142,17 @@ fn server_entry(line: usize, key: &str, value: &str) -> Result<ServerEntry, Conf
         observer,
         client,
     })
+}
+
+impl ServerEntry {
+    /// `host:port` for a socket address, IPv6 hosts bracketed (`[::1]:2888`).
+    pub fn host_port(&self, port: u16) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{port}", self.host)
+        } else {
+            format!("{}:{port}", self.host)
+        }
+    }
 }
 
 impl ZooCfg {
@@ -1607,6 +1629,26 @@ mod tests {
                 .unwrap_err()
                 .contains("differ")
         );
+    }
+
+    // A server line's host may be a bracketed IPv6 address or a host name.
+    #[test]
+    fn server_lines_take_ipv6_and_host_names() {
+        let (cfg, _) = parse(
+            "dataDir=/d\nserver.1=[::1]:2888:3888:participant;[::1]:2181\n\
+             server.2=zk2.example.com:2888:3888\n",
+        )
+        .unwrap();
+        let one = &cfg.servers[&1];
+        assert_eq!(
+            (one.host.as_str(), one.peer_port, one.election_port),
+            ("::1", 2888, 3888)
+        );
+        assert_eq!(one.host_port(2888), "[::1]:2888");
+        assert_eq!(one.client, Some((Some("[::1]".to_owned()), 2181)));
+        assert_eq!(cfg.servers[&2].host_port(2888), "zk2.example.com:2888");
+        let err = parse("dataDir=/d\nserver.1=[::1:2888:3888\n").unwrap_err();
+        assert_eq!((err.line, err.key.as_str()), (2, "server.1"));
     }
 
     // clientPortAddress takes an IP address, bracketed or not, or a host name resolved at

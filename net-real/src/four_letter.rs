@@ -301,8 +301,9 @@ fn conf(ctx: &Context<'_>) -> String {
                 };
                 let _ = writeln!(
                     out,
-                    "server.{id}={}:{}:{}:{role}",
-                    s.host, s.peer_port, s.election_port
+                    "server.{id}={}:{}:{role}",
+                    s.host_port(s.peer_port),
+                    s.election_port
                 );
             }
         }

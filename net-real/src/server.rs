@@ -487,7 +487,7 @@ pub fn start(mut cfg: ZooCfg) -> Result<ServerHandle, StartError> {
             .servers
             .iter()
             .filter(|(n, _)| **n != id)
-            .map(|(n, s)| (NodeId(*n), format!("{}:{}", s.host, s.peer_port)))
+            .map(|(n, s)| (NodeId(*n), s.host_port(s.peer_port)))
             .collect();
         Peers::start(
             NodeId(id),
