@@ -878,6 +878,17 @@ fn security_unsupported(raw: &BTreeMap<String, (usize, String)>) -> Result<(), C
             ));
         }
     }
+    // Not security, but a limit the operator relies on: writes past a quota would succeed.
+    for key in ["enforceQuota", "zookeeper.enforceQuota"] {
+        if boolean(raw, key, false)? {
+            return Err(error(
+                line_of(raw, key),
+                key,
+                "quota enforcement is not supported by this build (writes past a quota \
+                 would succeed); remove the key to run with quotas recorded but not enforced",
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -972,6 +983,8 @@ const KEYS_KNOWN: &[&str] = &[
     "zookeeper.enforce.auth.schemes",
     "sessionRequireClientSASLAuth",
     "zookeeper.sessionRequireClientSASLAuth",
+    "enforceQuota",
+    "zookeeper.enforceQuota",
 ];
 
 /// ZooKeeper's own authentication providers: naming one in `authProvider.N` changes
@@ -1649,6 +1662,20 @@ mod tests {
         assert_eq!(cfg.servers[&2].host_port(2888), "zk2.example.com:2888");
         let err = parse("dataDir=/d\nserver.1=[::1:2888:3888\n").unwrap_err();
         assert_eq!((err.line, err.key.as_str()), (2, "server.1"));
+    }
+
+    // Quota enforcement, which Paddock lacks, stops start-up at its line when on; off, it
+    // is accepted silently.
+    #[test]
+    fn enforced_quotas_are_refused() {
+        let err = parse("dataDir=/d\nenforceQuota=true\n").unwrap_err();
+        assert_eq!((err.line, err.key.as_str()), (2, "enforceQuota"));
+        assert!(
+            err.reason.contains("quota enforcement is not supported"),
+            "{err:?}"
+        );
+        let (_, warnings) = parse("dataDir=/d\nzookeeper.enforceQuota=false\n").unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
     }
 
     // clientPortAddress takes an IP address, bracketed or not, or a host name resolved at
