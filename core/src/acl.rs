@@ -285,6 +285,11 @@ fn digest_of_credential(credential: &str) -> String {
 /// the digest equals `super_digest` (the configured `super:<hash>`). Any other scheme fails
 /// with AUTHFAILED. Credentials that are not UTF-8 are read lossily, as Java's `new String`.
 pub fn add_auth(scheme: &str, auth: &[u8], super_digest: Option<&str>) -> Result<Vec<Id>, ZkError> {
+    // ZooKeeper's IP provider takes the connection's address whatever the credential
+    // says: every connection here holds its `ip` id from the start, so nothing is added.
+    if scheme == "ip" {
+        return Ok(Vec::new());
+    }
     if scheme != "digest" {
         return Err(ZkError::AuthFailed);
     }
@@ -306,6 +311,15 @@ mod tests {
             perms,
             id: Id::new(scheme, id),
         }
+    }
+
+    // `addauth ip ANYTHING` succeeds and proves nothing new (the connection's address is
+    // already its ip id); an unknown scheme fails.
+    #[test]
+    fn add_auth_ip_adds_nothing() {
+        assert_eq!(add_auth("ip", b"10.9.8.7", None), Ok(Vec::new()));
+        assert_eq!(add_auth("ip", b"", None), Ok(Vec::new()));
+        assert_eq!(add_auth("krb", b"x", None), Err(ZkError::AuthFailed));
     }
 
     // The digest test vectors of docs/protocol.md, ACLs (`super:test` is the super digest of
@@ -378,7 +392,11 @@ mod tests {
         );
         let ids = add_auth("digest", b"super:wrong", sup).expect("digest auth succeeds");
         assert_eq!(ids.len(), 1);
-        assert_eq!(add_auth("ip", b"1.2.3.4", None), Err(ZkError::AuthFailed));
+        assert_eq!(
+            add_auth("ip", b"1.2.3.4", None),
+            Ok(Vec::new()),
+            "as ZooKeeper 3.8"
+        );
         assert_eq!(add_auth("nope", b"x", None), Err(ZkError::AuthFailed));
         // No `:` at all: the user is the whole credential.
         let ids = add_auth("digest", b"alone", None).expect("digest auth succeeds");

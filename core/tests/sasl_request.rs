@@ -115,6 +115,28 @@ fn digest_md5_gives_the_sasl_identity() {
     assert_eq!(c.get(admin, "/bob", false), Ok(b"d".to_vec()));
 }
 
+// `addauth ip` with any address succeeds, keeps the connection, and leaves it holding its
+// own address only, as ZooKeeper 3.8's IP provider does (it ignores the credential).
+#[test]
+fn addauth_ip_is_accepted_and_proves_nothing_new() {
+    let mut c = cluster();
+    let conn = c.connect(1);
+    let auth = Request::Auth(paddock_core::wire::AuthPacket {
+        auth_type: 0,
+        scheme: "ip".into(),
+        auth: b"10.9.8.7".to_vec(),
+    });
+    assert_eq!(c.call(conn, auth).unwrap().0.err, 0);
+    let (header, reply) = c.call(conn, Request::WhoAmI).unwrap();
+    assert_eq!(header.err, 0);
+    let text = format!("{reply:?}");
+    assert!(
+        text.contains("\"ip\"") && !text.contains("10.9.8.7"),
+        "{text}"
+    );
+    assert!(!c.clients[&conn].closed);
+}
+
 #[test]
 fn a_wrong_password_fails_and_closes() {
     let mut c = cluster();
