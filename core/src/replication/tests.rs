@@ -1544,6 +1544,20 @@ fn snapshot_pieces_over_the_limit_or_damaged_are_refused() {
             limit: 64
         }))
     );
+    // A snapshot of exactly the limit is taken.
+    let mut exact = self::config(1, &[1, 2, 3]);
+    exact.snapshot_bytes_max = file.len() as u64;
+    let mut r = Replica::new(exact, DurableState::default(), 7).unwrap();
+    r.step(0, Input::Tick, &mut out).unwrap();
+    let taken = r.step(
+        1,
+        Input::Message {
+            from: NodeId(2),
+            msg: piece(meta, &file, 0, 40),
+        },
+        &mut out,
+    );
+    assert_eq!(taken, Ok(()));
 
     let mut r = replica(1, &[1, 2, 3], DurableState::default());
     let mut damaged = file.clone();
