@@ -186,16 +186,7 @@ fn load_config(file: &std::path::Path) -> Result<ZooCfg, ExitCode> {
             eprintln!("SERVER_JVMFLAGS/JVMFLAGS: error: -D{}: {}", e.key, e.reason);
             Err(ExitCode::from(EXIT_CONFIG))
         }
-        Err(e) => {
-            eprintln!(
-                "{}:{}: error: {}: {}",
-                file.display(),
-                e.line,
-                e.key,
-                e.reason
-            );
-            Err(ExitCode::from(EXIT_CONFIG))
-        }
+        Err(e) => Err(config_error(file, &e)),
     }
 }
 
@@ -210,17 +201,20 @@ fn load_dynamic(cfg: ZooCfg, file: &std::path::Path) -> Result<ZooCfg, ExitCode>
     })?;
     match config::parse_dynamic(&text) {
         Ok(servers) => Ok(cfg.with_dynamic(servers)),
-        Err(e) => {
-            eprintln!(
-                "{}:{}: error: {}: {}",
-                file.display(),
-                e.line,
-                e.key,
-                e.reason
-            );
-            Err(ExitCode::from(EXIT_CONFIG))
-        }
+        Err(e) => Err(config_error(file, &e)),
     }
+}
+
+/// Prints a config error at its file and line; the exit code for it.
+fn config_error(file: &std::path::Path, e: &config::ConfigError) -> ExitCode {
+    eprintln!(
+        "{}:{}: error: {}: {}",
+        file.display(),
+        e.line,
+        e.key,
+        e.reason
+    );
+    ExitCode::from(EXIT_CONFIG)
 }
 
 fn serve(file: Option<&std::path::Path>) -> ExitCode {

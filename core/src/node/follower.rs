@@ -65,6 +65,17 @@ impl Follower {
         self.touched.insert(session);
     }
 
+    /// The message carrying `writes`, the first numbered `first_seq`, in this stream to
+    /// the leader of `epoch`.
+    fn forward(&self, epoch: Epoch, first_seq: u64, writes: Vec<Write>) -> PeerMessage {
+        PeerMessage::Forward {
+            epoch,
+            stream: self.stream,
+            first_seq,
+            writes,
+        }
+    }
+
     /// The leader changed: a new stream, numbered `stream`, replaces the old one, whose
     /// unacknowledged writes are forgotten. Returns the connections they came from (their
     /// outcome is unknown). Touches not sent yet go to the new leader.
@@ -95,12 +106,7 @@ impl Node {
         }
         out.push(Output::Peer {
             to: leader,
-            msg: PeerMessage::Forward {
-                epoch: self.route.epoch,
-                stream: follower.stream,
-                first_seq,
-                writes,
-            },
+            msg: follower.forward(self.route.epoch, first_seq, writes),
         });
         follower
             .retransmit_at
@@ -187,12 +193,7 @@ impl Node {
         let writes: Vec<Write> = follower.unacked.iter().map(|(_, w)| w.clone()).collect();
         out.push(Output::Peer {
             to: leader,
-            msg: PeerMessage::Forward {
-                epoch: self.route.epoch,
-                stream: follower.stream,
-                first_seq,
-                writes,
-            },
+            msg: follower.forward(self.route.epoch, first_seq, writes),
         });
         follower.retransmit_at = Some(now_ms + self.config.forward_retransmit_ms);
     }
