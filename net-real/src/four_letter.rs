@@ -95,6 +95,12 @@ pub struct Counters {
     /// Connections closed because they did not read their replies (over their own
     /// budget, or among the largest while all together were over theirs).
     pub slow_clients_closed: u64,
+    /// Ms since the server started (`zk_uptime`).
+    pub uptime_ms: u64,
+    /// Open file descriptors and their limit, where the system tells
+    /// (`zk_open_file_descriptor_count`, `zk_max_file_descriptor_count`; read for `mntr`
+    /// only).
+    pub file_descriptors: Option<(u64, u64)>,
 }
 
 /// One open client connection, for `stat` and `cons`.
@@ -348,6 +354,9 @@ fn mntr(ctx: &Context<'_>) -> String {
         ("zk_watch_count", s.watches.watch_count.to_string()),
         ("zk_ephemerals_count", s.ephemerals.to_string()),
         ("zk_global_sessions", s.sessions.to_string()),
+        // Paddock has no local sessions: every session is global.
+        ("zk_local_sessions", "0".to_owned()),
+        ("zk_uptime", ctx.counters.uptime_ms.to_string()),
         (
             "paddock_loop_round_max_ms",
             format!("{:.3}", ctx.counters.loop_round_max_us as f64 / 1000.0),
@@ -379,6 +388,10 @@ fn mntr(ctx: &Context<'_>) -> String {
             s.invariant_breaches.to_string(),
         ),
     ];
+    if let Some((open, max)) = ctx.counters.file_descriptors {
+        lines.push(("zk_open_file_descriptor_count", open.to_string()));
+        lines.push(("zk_max_file_descriptor_count", max.to_string()));
+    }
     if mode(ctx) == "leader" {
         let voters = s
             .replication

@@ -154,6 +154,21 @@ pub enum StartError {
     Node(String),
 }
 
+/// This process's open file descriptors and their limit (`RLIMIT_NOFILE`'s soft value),
+/// from `/proc/self` (Linux); `None` where it is not there.
+fn file_descriptors() -> Option<(u64, u64)> {
+    let open = std::fs::read_dir("/proc/self/fd").ok()?.count() as u64;
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let max = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))?
+        .split_whitespace()
+        .nth(3)?
+        .parse()
+        .ok()?;
+    Some((open, max))
+}
+
 /// Bytes of the regular files directly in `dir` (`dirs`: a data directory holds a few
 /// snapshots, log segments and small files, so listing it is cheap); 0 when unreadable.
 fn dir_bytes(dir: &Path) -> u64 {
@@ -1349,6 +1364,13 @@ impl EventLoop {
                     outstanding_requests: self.outstanding as u64,
                     queued_reply_bytes: self.io.queued_reply_bytes() as u64,
                     slow_clients_closed: self.io.slow_clients_closed(),
+                    uptime_ms: u64::try_from(self.clock.start.elapsed().as_millis())
+                        .unwrap_or(u64::MAX),
+                    file_descriptors: if word == FourLetterWord::Mntr {
+                        file_descriptors()
+                    } else {
+                        None
+                    },
                     ..self.counters
                 },
                 conns: &conns,

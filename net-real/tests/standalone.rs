@@ -84,6 +84,16 @@ fn four_letter_words() {
     assert!(metric("paddock_loop_event_max_ms") > 0.0, "{mntr}");
     assert_eq!(metric("paddock_payload_errors"), 0.0, "{mntr}");
     assert_eq!(metric("paddock_invariant_breaches"), 0.0, "{mntr}");
+    // ZooKeeper's keys whose values Paddock has: uptime, no local sessions, and the
+    // process's file descriptors (at least its listeners and the data files) under their
+    // limit.
+    assert!(metric("zk_uptime") > 0.0, "{mntr}");
+    assert_eq!(metric("zk_local_sessions"), 0.0, "{mntr}");
+    let open = metric("zk_open_file_descriptor_count");
+    assert!(
+        open >= 3.0 && open < metric("zk_max_file_descriptor_count"),
+        "{mntr}"
+    );
     let envi = client::four_letter(&addr, "envi").unwrap();
     assert!(envi.starts_with("Environment:\n"), "{envi}");
     assert!(envi.contains("\nzookeeper.version=3.8.0-"), "{envi}");
