@@ -78,7 +78,8 @@ impl Follower {
 
     /// The leader changed: a new stream, numbered `stream`, replaces the old one, whose
     /// unacknowledged writes are forgotten. Returns the connections they came from (their
-    /// outcome is unknown). Touches not sent yet go to the new leader.
+    /// outcome is unknown). Touches not sent yet stay, for the next leader that is another
+    /// server (none are sent while no leader is known or this server is the leader).
     fn restart(&mut self, stream: u64) -> impl Iterator<Item = ConnId> {
         self.stream = stream;
         self.next_seq = 0;
@@ -141,9 +142,9 @@ impl Node {
         }
     }
 
-    /// The leader changed (to `leader`, which may be this server, not serving yet): the
-    /// stream restarts, numbered `stream`. Returns the connections of the writes sent and
-    /// not acknowledged.
+    /// The leader changed (the route names the new one once this returns): the stream
+    /// restarts, numbered `stream`. Returns the connections of the writes sent and not
+    /// acknowledged.
     pub(super) fn follower_restart(&mut self, stream: u64) -> Vec<ConnId> {
         let Role::Follower(follower) = &mut self.role else {
             return Vec::new();

@@ -272,8 +272,8 @@ impl Node {
             proposed |= self.leader_take(now_ms, write, out);
             expected += 1;
         }
-        // Taking a write may have stepped this server down (it steps replication): the
-        // stream is then forgotten with the leadership.
+        // `leader_take` only proposes (replication is stepped by the flush below), so this
+        // server still leads here.
         if let Role::Leader(leader) = &mut self.role {
             leader.stream_taken(from, stream, expected);
         }

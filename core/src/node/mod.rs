@@ -451,9 +451,11 @@ pub const INVARIANT_PASS_ZNODES_MAX: usize = 10_000;
 
 /// What a node does in the write path: the one place its behaviour forks by role. Each
 /// role's state, timers and handlers live in its own module; `Node` dispatches on this
-/// in `peer` (which messages each role takes), `timers_fire`, `forward_flush` (whether
-/// waiting writes are proposed or sent), client requests (who hears of a session's
-/// activity) and `apply_entry` (the leader's prepared state follows the applied one).
+/// in `peer` (which messages each role takes), `timers_fire` and `next_deadline` (each
+/// role's timers), `forward_flush` (whether waiting writes are proposed or sent),
+/// `after_step` (arming those timers), `leader_changed` (which ends a leadership), client
+/// requests (who hears of a session's activity), `apply_entry` (the leader's prepared
+/// state follows the applied one) and `memory`.
 ///
 /// Not replication's role: a server elected leader is a `Follower` here until it serves
 /// (its epoch's first entry committed and everything committed applied, `after_step`),
