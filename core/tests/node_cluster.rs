@@ -524,6 +524,36 @@ fn answered_requests_leave_no_queued_bytes() {
     assert_eq!(c.node(leader.0).memory().conn_queue_bytes_max, 0);
 }
 
+// The queue bound is inclusive: requests whose frames add up to exactly QUEUE_BYTES_MAX
+// (128 frames of 512 KiB behind a write that cannot commit) are all held; one byte more
+// closes the connection.
+#[test]
+fn queued_request_bytes_may_reach_queue_bytes_max_exactly() {
+    let mut c = cluster(3, 24);
+    let leader = elect(&mut c);
+    let follower = follower_of_three(leader);
+    let writer = c.connect(leader.0);
+    c.create(writer, "/x", b"", 0).unwrap();
+    let flood = c.connect(follower.0);
+    c.run_for(100);
+    c.isolate(follower);
+    const FRAME: usize = 512 * 1024;
+    // A setData frame of "/x": header 8, path 4 + 2, data 4 + len, version 4.
+    let data = |frame: usize| vec![1u8; frame - 22];
+    let count = paddock_core::node::QUEUE_BYTES_MAX / FRAME;
+    for _ in 0..count {
+        c.send(flood, set_data("/x", data(FRAME)));
+        c.run_for(1);
+    }
+    c.run_for(100);
+    let held = c.node(follower.0).memory().conn_queue_bytes_max;
+    assert_eq!(held, paddock_core::node::QUEUE_BYTES_MAX as u64);
+    assert!(!c.clients[&flood].closed, "closed at exactly the bound");
+    c.send(flood, set_data("/x", data(23)));
+    c.run_for(100);
+    assert!(c.clients[&flood].closed, "one byte over the bound is held");
+}
+
 // Frames sent before the session is set up are held in bytes up to EARLY_BYTES_MAX: a
 // client that sends more while its session cannot be created is closed.
 #[test]
@@ -1487,6 +1517,15 @@ fn a_connection_watches_at_most_watches_per_connection_max_paths() {
     assert_eq!(
         err(&mut c, set_watches),
         Some(paddock_core::error::ZkError::QuotaExceeded.code())
+    );
+    let add_watch = Request::AddWatch(wire::AddWatchRequest {
+        path: "/c".to_owned(),
+        mode: 0,
+    });
+    assert_eq!(
+        err(&mut c, add_watch),
+        Some(paddock_core::error::ZkError::QuotaExceeded.code()),
+        "addWatch counts too"
     );
     assert_eq!(c.node(1).status().watches.path_count, 2);
     // setData on /c fires nothing: no watch was registered there.
