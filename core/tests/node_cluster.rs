@@ -554,6 +554,19 @@ fn queued_request_bytes_may_reach_queue_bytes_max_exactly() {
     assert!(c.clients[&flood].closed, "one byte over the bound is held");
 }
 
+// A connection's statistics (what `cons` prints) carry its session and the negotiated
+// timeout (6 s asked, within the default bounds).
+#[test]
+fn conn_stats_carry_the_session_and_its_timeout() {
+    let mut c = cluster(3, 25);
+    let leader = elect(&mut c);
+    let conn = c.connect(leader.0);
+    let stats = c.node(leader.0).conn_stats(conn).unwrap();
+    let session = c.clients[&conn].connected.as_ref().map(|(s, _)| *s);
+    assert_eq!(stats.session, session);
+    assert_eq!(stats.timeout_ms, Some(6000));
+}
+
 // Frames sent before the session is set up are held in bytes up to EARLY_BYTES_MAX: a
 // client that sends more while its session cannot be created is closed.
 #[test]
