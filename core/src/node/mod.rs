@@ -1100,14 +1100,11 @@ impl Node {
         leader: Option<NodeId>,
         out: &mut Vec<Output>,
     ) {
-        let stream = if self.is_leader() {
+        let stream = self.rng.random();
+        if self.is_leader() {
             self.sessions_reset(now_ms);
-            let stream = self.rng.random();
             self.role = Role::Follower(follower::Follower::new(stream));
-            stream
-        } else {
-            self.rng.random()
-        };
+        }
         let stale: BTreeSet<ConnId> = self
             .follower_restart(stream)
             .into_iter()
