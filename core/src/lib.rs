@@ -24,3 +24,4 @@ pub mod tree;
 pub mod watch;
 pub mod wire;
 pub mod work;
+pub mod zk_files;

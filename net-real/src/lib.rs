@@ -17,3 +17,4 @@ pub mod peer_auth;
 pub mod server;
 pub mod storage;
 pub mod tls;
+pub mod zk_import;

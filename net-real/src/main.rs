@@ -3,8 +3,10 @@
 //! `paddock serve [--config zoo.cfg]` runs a server (standalone on 127.0.0.1:2181 with
 //! data in ./paddock-data when no config is given); `paddock ctl --server HOST:PORT VERB`
 //! is a small client for people (and `ctl bench`, a load generator);
-//! `paddock check-config zoo.cfg` validates a config. Exit codes: 0 success, 1 a failed
-//! client call or a server that stopped on a failure, 2 a refused config, 3 an unreadable
+//! `paddock check-config zoo.cfg` validates a config; `paddock import-zookeeper --from
+//! ZK_DATADIR --to DATADIR` imports a stopped ZooKeeper server's data. Exit codes: 0
+//! success, 1 a failed client call, a server that stopped on a failure or a failed import
+//! (damaged ZooKeeper files, a non-empty target), 2 a refused config, 3 an unreadable
 //! file, 4 a server that could not start (port in use, damaged data directory).
 
 use std::process::ExitCode;
@@ -67,6 +69,22 @@ enum Command {
     CheckConfig {
         /// Path of the zoo.cfg file.
         file: std::path::PathBuf,
+    },
+    /// Import a stopped Apache ZooKeeper server's data (its snapshots and transaction
+    /// logs) into an empty Paddock data directory.
+    ImportZookeeper {
+        /// ZooKeeper's dataDir (the directory holding version-2/, or version-2/ itself).
+        #[arg(long)]
+        from: std::path::PathBuf,
+        /// ZooKeeper's dataLogDir, when it had one (default: --from).
+        #[arg(long)]
+        from_log: Option<std::path::PathBuf>,
+        /// The Paddock dataDir to write (empty or missing).
+        #[arg(long)]
+        to: std::path::PathBuf,
+        /// The Paddock dataLogDir, when it will have one (default: --to).
+        #[arg(long)]
+        to_log: Option<std::path::PathBuf>,
     },
 }
 
@@ -157,6 +175,76 @@ fn main() -> ExitCode {
         }
         Command::Ctl { server, verb } => ctl(&server, verb),
         Command::CheckConfig { file } => check_config(&file),
+        Command::ImportZookeeper {
+            from,
+            from_log,
+            to,
+            to_log,
+        } => {
+            tracing_subscriber::fmt()
+                .with_writer(std::io::stderr)
+                .with_max_level(tracing::Level::WARN)
+                .with_target(false)
+                .init();
+            let from_log = from_log.unwrap_or_else(|| from.clone());
+            let to_log = to_log.unwrap_or_else(|| to.clone());
+            import_zookeeper(&from, &from_log, &to, &to_log)
+        }
+    }
+}
+
+/// `import-zookeeper`: prints what was read and written, one line each.
+fn import_zookeeper(
+    from: &std::path::Path,
+    from_log: &std::path::Path,
+    to: &std::path::Path,
+    to_log: &std::path::Path,
+) -> ExitCode {
+    use paddock_net_real::zk_import::{self, ImportError};
+    // Session deadlines are set afresh when the server starts; ZooKeeper's default tick.
+    let tick = std::num::NonZeroU64::new(2000).expect("non-zero");
+    match zk_import::import(from, from_log, to, to_log, tick) {
+        Ok(imported) => {
+            let s = &imported.summary;
+            match &imported.snapshot {
+                Some(path) => println!("snapshot   {}", path.display()),
+                None => println!("snapshot   none (ZooKeeper never took one)"),
+            }
+            for log in &imported.logs {
+                let torn = if imported.torn_logs.contains(log) {
+                    " (last record torn: dropped)"
+                } else {
+                    ""
+                };
+                println!("log        {}{torn}", log.display());
+            }
+            println!(
+                "replayed   {} txns ({} ignored: already in the snapshot, or failed requests)",
+                s.txns_replayed, s.txns_ignored
+            );
+            if s.dead_ephemerals_deleted > 0 {
+                println!(
+                    "deleted    {} ephemerals of sessions that no longer exist",
+                    s.dead_ephemerals_deleted
+                );
+            }
+            println!(
+                "imported   {} znodes, {} sessions, last zxid {:#x} into {}",
+                s.znodes,
+                s.sessions,
+                s.last_zxid,
+                to.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e @ (ImportError::Read { .. } | ImportError::NoData(_))) => {
+            eprintln!("paddock: import-zookeeper: {e}");
+            ExitCode::from(EXIT_IO)
+        }
+        Err(e) => {
+            eprintln!("paddock: import-zookeeper: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

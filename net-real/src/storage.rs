@@ -40,9 +40,10 @@ pub enum StorageError {
     /// and no Paddock data: starting would serve an empty tree beside it.
     #[error(
         "{zookeeper_dir} holds Apache ZooKeeper's data, and {data_dir} no Paddock data: \
-         Paddock does not read ZooKeeper's files, so it would start with an empty tree; \
-         point dataDir (and dataLogDir) at an empty directory to start a new ensemble, or \
-         move {zookeeper_dir} aside (importing ZooKeeper's data is not supported yet)"
+         Paddock would start with an empty tree beside it; import it first with \
+         `paddock import-zookeeper --from {data_dir} --to {data_dir}` (with the server \
+         stopped), or point dataDir (and dataLogDir) at an empty directory to start a new \
+         ensemble"
     )]
     ZooKeeperData {
         /// ZooKeeper's `version-2` directory found.
@@ -304,7 +305,22 @@ pub fn open(
     snapshots_retained: usize,
 ) -> Result<(Storage, DurableState), StorageError> {
     let (store, mut durable, snapshot) =
-        open_with(data_dir, log_dir, limits, snapshots_retained, false)?;
+        open_with(data_dir, log_dir, limits, snapshots_retained, false, false)?;
+    if let Snapshot::Bytes(bytes) = snapshot {
+        durable.snapshot_bytes = bytes;
+    }
+    Ok((store, durable))
+}
+
+/// [`open`] for `paddock import-zookeeper`, which may write its Paddock data into
+/// ZooKeeper's own data directory (beside its `version-2/`), where `open` refuses to start
+/// while no Paddock data is there yet.
+pub fn open_beside_zookeeper(
+    data_dir: &Path,
+    log_dir: &Path,
+    limits: Limits,
+) -> Result<(Storage, DurableState), StorageError> {
+    let (store, mut durable, snapshot) = open_with(data_dir, log_dir, limits, 1, false, true)?;
     if let Snapshot::Bytes(bytes) = snapshot {
         durable.snapshot_bytes = bytes;
     }
@@ -324,7 +340,7 @@ pub fn open_decoding(
     snapshots_retained: usize,
 ) -> Result<(Storage, DurableState, Decoded), StorageError> {
     let (store, durable, snapshot) =
-        open_with(data_dir, log_dir, limits, snapshots_retained, true)?;
+        open_with(data_dir, log_dir, limits, snapshots_retained, true, false)?;
     let decoded = match snapshot {
         Snapshot::Decoded(decoded) => decoded,
         Snapshot::Bytes(_) => Ok(None),
@@ -379,13 +395,14 @@ fn open_with(
     limits: Limits,
     snapshots_retained: usize,
     decode: bool,
+    beside_zookeeper: bool,
 ) -> Result<(Storage, DurableState, Snapshot), StorageError> {
     let failed = |source: StoreError| StorageError::Store {
         data_dir: data_dir.to_owned(),
         log_dir: log_dir.to_owned(),
         source,
     };
-    if let Some(zookeeper_dir) = zookeeper_data_only(data_dir, log_dir) {
+    if !beside_zookeeper && let Some(zookeeper_dir) = zookeeper_data_only(data_dir, log_dir) {
         return Err(StorageError::ZooKeeperData {
             zookeeper_dir,
             data_dir: data_dir.to_owned(),

@@ -16,6 +16,7 @@
 mod apply;
 mod node;
 mod path;
+mod persisted;
 mod prepare;
 mod txn;
 
@@ -38,6 +39,7 @@ pub use node::{NodeKind, Znode};
 pub use path::{
     CONFIG_PATH, QUOTA_PATH, ZOOKEEPER_PATH, is_special, sequence_suffix, validate as validate_path,
 };
+pub use persisted::PersistedZnode;
 pub use prepare::TTL_MS_MAX;
 pub use txn::{
     Applied, CheckOp, CreateOp, CreateOpcode, CreateTxn, DeleteOp, MultiOp, Op, OpContext,

@@ -493,41 +493,58 @@ impl<'de> Deserialize<'de> for Nodes {
                 mut seq: A,
             ) -> Result<Nodes, A::Error> {
                 use serde::de::Error;
-                let mut nodes = Nodes::default();
-                let mut previous: Option<ArcStr> = None;
-                // Children are counted per parent path, then set once per parent: one
-                // map lookup per parent instead of one per node (the order the counts
-                // are set in does not matter).
-                let mut counts: hashbrown::HashMap<String, u32> = hashbrown::HashMap::new();
-                while let Some((PathKey(path), mut node)) =
-                    seq.next_element::<(PathKey, Znode)>()?
-                {
-                    if previous.as_deref().is_some_and(|p| p >= &*path) {
-                        return Err(A::Error::custom(format!(
-                            "snapshot node {path:?} out of order"
-                        )));
-                    }
-                    node.child_count = 0;
-                    if &*path != "/" {
-                        let parent = path::parent_of(&path).ok_or_else(|| {
-                            A::Error::custom(format!("snapshot node {path:?} has no parent"))
-                        })?;
-                        let count = counts.entry_ref(parent).or_insert(0);
-                        *count = count.saturating_add(1);
-                    }
-                    let _ = nodes.insert_key(path.clone(), node, None);
-                    previous = Some(path);
+                let mut builder = NodesBuilder::default();
+                while let Some((PathKey(path), node)) = seq.next_element::<(PathKey, Znode)>()? {
+                    builder.push(path, node).map_err(A::Error::custom)?;
                 }
-                for (parent, count) in counts {
-                    let node = nodes.node_mut(&parent).ok_or_else(|| {
-                        A::Error::custom(format!("snapshot nodes under {parent:?} have no parent"))
-                    })?;
-                    node.child_count = count;
-                }
-                Ok(nodes)
+                builder.finish().map_err(A::Error::custom)
             }
         }
         deserializer.deserialize_seq(Visitor)
+    }
+}
+
+/// Builds a node map from nodes given in path order (so every parent comes before its
+/// children), each checked to have its parent and counted as its child: a snapshot's
+/// loading and an import's.
+#[derive(Default)]
+pub(crate) struct NodesBuilder {
+    nodes: Nodes,
+    previous: Option<ArcStr>,
+    /// Children are counted per parent path, then set once per parent: one map lookup per
+    /// parent instead of one per node (the order the counts are set in does not matter).
+    counts: hashbrown::HashMap<String, u32>,
+}
+
+impl NodesBuilder {
+    /// Adds the next node; fails when it is not after the previous one in path order or
+    /// has no parent path.
+    pub(crate) fn push(&mut self, path: ArcStr, mut node: Znode) -> Result<(), String> {
+        if self.previous.as_deref().is_some_and(|p| p >= &*path) {
+            return Err(format!("snapshot node {path:?} out of order"));
+        }
+        node.child_count = 0;
+        if &*path != "/" {
+            let parent = path::parent_of(&path)
+                .ok_or_else(|| format!("snapshot node {path:?} has no parent"))?;
+            let count = self.counts.entry_ref(parent).or_insert(0);
+            *count = count.saturating_add(1);
+        }
+        let _ = self.nodes.insert_key(path.clone(), node, None);
+        self.previous = Some(path);
+        Ok(())
+    }
+
+    /// The map, once every parent counted is found in it.
+    pub(crate) fn finish(self) -> Result<Nodes, String> {
+        let mut nodes = self.nodes;
+        for (parent, count) in self.counts {
+            let node = nodes
+                .node_mut(&parent)
+                .ok_or_else(|| format!("snapshot nodes under {parent:?} have no parent"))?;
+            node.child_count = count;
+        }
+        Ok(nodes)
     }
 }
 

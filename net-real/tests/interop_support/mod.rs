@@ -122,12 +122,19 @@ pub struct Ensemble {
     pub flavor: Flavor,
     /// The servers, in myid order.
     pub servers: Vec<Server>,
+    /// Extra JVM flags of ZooKeeper servers (`-Dzookeeper.snapCount=...`).
+    jvm_flags: Vec<String>,
 }
 
 impl Ensemble {
     /// Starts `size` servers with generated zoo.cfg and myid files in a fresh temp dir, and
     /// waits until every one serves (its `srvr` answer has a `Mode:` line).
     pub fn start(flavor: Flavor, size: u32) -> Ensemble {
+        Ensemble::start_with(flavor, size, &[])
+    }
+
+    /// [`Ensemble::start`] with extra JVM flags for ZooKeeper servers.
+    pub fn start_with(flavor: Flavor, size: u32, jvm_flags: &[&str]) -> Ensemble {
         let base = std::env::temp_dir().join(format!(
             "paddock-interop-{}-{:?}-{}",
             std::process::id(),
@@ -150,7 +157,12 @@ impl Ensemble {
                 child: None,
             });
         }
-        let mut ensemble = Ensemble { flavor, servers };
+        let jvm_flags = jvm_flags.iter().map(|f| (*f).to_owned()).collect();
+        let mut ensemble = Ensemble {
+            flavor,
+            servers,
+            jvm_flags,
+        };
         for index in 0..ensemble.servers.len() {
             ensemble.spawn(index);
         }
@@ -175,6 +187,11 @@ impl Ensemble {
         self.servers
             .iter()
             .position(|s| s.client_port == client_port)
+    }
+
+    /// Server `index`'s dataDir.
+    pub fn data_dir(&self, index: usize) -> PathBuf {
+        self.servers[index].dir.join("data")
     }
 
     /// Kills server `index` with SIGKILL (no graceful shutdown: the hard case) and reaps it.
@@ -209,6 +226,7 @@ impl Ensemble {
                 let mut c = Command::new("java");
                 c.arg("-Xmx256m")
                     .arg("-Dzookeeper.admin.enableServer=false")
+                    .args(&self.jvm_flags)
                     .arg("-cp")
                     .arg("/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar")
                     .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
