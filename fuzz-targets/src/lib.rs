@@ -19,6 +19,7 @@ pub mod tree_model;
 pub mod tree_ops;
 pub mod wire_decode;
 pub mod wire_roundtrip;
+pub mod zk_files;
 pub mod zoo_cfg;
 
 /// One fuzz target: its name (the folder under `fuzz/corpus/` and `fuzz/regressions/`,
@@ -26,7 +27,7 @@ pub mod zoo_cfg;
 pub type Target = (&'static str, fn(&[u8]));
 
 /// Every target, in a fixed order.
-pub const TARGETS: [Target; 9] = [
+pub const TARGETS: [Target; 10] = [
     ("wire_decode", wire_decode::run),
     ("wire_roundtrip", wire_roundtrip::run),
     ("peer_decode", peer_decode::run),
@@ -36,4 +37,5 @@ pub const TARGETS: [Target; 9] = [
     ("zoo_cfg", zoo_cfg::run),
     ("sim_cluster", sim_cluster::run),
     ("auth_parsers", auth_parsers::run),
+    ("zk_files", zk_files::run),
 ];

@@ -63,6 +63,7 @@ replay_tests!(
     zoo_cfg,
     sim_cluster,
     auth_parsers,
+    zk_files,
 );
 
 // The table and the tests above name the same targets, so none is forgotten.
@@ -80,7 +81,8 @@ fn every_target_is_replayed() {
             "node_client_stream",
             "zoo_cfg",
             "sim_cluster",
-            "auth_parsers"
+            "auth_parsers",
+            "zk_files"
         ]
     );
 }
