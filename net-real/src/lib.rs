@@ -17,4 +17,5 @@ pub mod peer_auth;
 pub mod server;
 pub mod storage;
 pub mod tls;
+pub mod zk_export;
 pub mod zk_import;

@@ -86,6 +86,19 @@ enum Command {
         #[arg(long)]
         to_log: Option<std::path::PathBuf>,
     },
+    /// Export a stopped Paddock server's data as a snapshot Apache ZooKeeper 3.8 loads
+    /// (to roll a migration back).
+    ExportZookeeper {
+        /// The Paddock dataDir.
+        #[arg(long)]
+        from: std::path::PathBuf,
+        /// The Paddock dataLogDir, when it has one (default: --from).
+        #[arg(long)]
+        from_log: Option<std::path::PathBuf>,
+        /// ZooKeeper's dataDir to write (its version-2/ must hold no snapshot or log).
+        #[arg(long)]
+        to: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -189,6 +202,25 @@ fn main() -> ExitCode {
             let from_log = from_log.unwrap_or_else(|| from.clone());
             let to_log = to_log.unwrap_or_else(|| to.clone());
             import_zookeeper(&from, &from_log, &to, &to_log)
+        }
+        Command::ExportZookeeper { from, from_log, to } => {
+            let from_log = from_log.unwrap_or_else(|| from.clone());
+            match paddock_net_real::zk_export::export(&from, &from_log, &to) {
+                Ok(exported) => {
+                    println!(
+                        "exported   {} znodes, {} sessions, zxid {:#x} to {}",
+                        exported.znodes,
+                        exported.sessions,
+                        exported.zxid,
+                        exported.snapshot.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("paddock: export-zookeeper: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
     }
 }

@@ -370,6 +370,57 @@ impl NodeSnapshot {
     pub fn decode(bytes: &[u8]) -> Result<NodeSnapshot, PayloadError> {
         snapshot_decode(bytes)
     }
+
+    /// Applies logged entries in order, as a node applies committed ones but with no
+    /// connections, watches or timers: the state a stopped server's data directory holds
+    /// (its snapshot, then every entry after it), for tools that read one offline
+    /// (`paddock export-zookeeper`, `paddock inspect`). An entry of a member's log may
+    /// not have been committed; the caller decides which entries to give. Returns how
+    /// many entries changed the state; an entry whose payload does not decode, or whose
+    /// txn does not fit the state, is an error naming its index.
+    pub fn apply_logged(&mut self, entries: &[crate::replication::Entry]) -> Result<u64, String> {
+        let mut changed = 0;
+        for entry in entries {
+            if entry.payload.is_empty() {
+                continue;
+            }
+            let proposal = Proposal::decode(&entry.payload)
+                .map_err(|e| format!("log entry {}: {}", entry.index, e.reason))?;
+            let ProposalBody::Txn(txn) = proposal.body else {
+                continue;
+            };
+            let applied = self.tree.apply(&txn);
+            if applied
+                .results
+                .iter()
+                .any(|r| matches!(r, OpResult::Error(_)))
+                && matches!(txn.kind, TxnKind::Single(_) | TxnKind::Multi(_))
+            {
+                return Err(format!(
+                    "log entry {} (zxid {}) does not apply: {:?}",
+                    entry.index, txn.zxid, applied.results
+                ));
+            }
+            match &txn.kind {
+                TxnKind::CreateSession {
+                    session,
+                    password,
+                    timeout_ms,
+                } => {
+                    let timeout = u32::try_from(*timeout_ms).unwrap_or(0);
+                    self.sessions
+                        .create(*session, *password, timeout, 0)
+                        .map_err(|e| format!("log entry {}: {e}", entry.index))?;
+                }
+                TxnKind::CloseSession { session } => {
+                    self.sessions.remove(*session);
+                }
+                _ => {}
+            }
+            changed += 1;
+        }
+        Ok(changed)
+    }
 }
 
 /// Why `Node::new` refused its durable state.
