@@ -11,6 +11,7 @@ pub mod client_io;
 pub mod config;
 pub mod disk;
 pub mod four_letter;
+pub mod inspect;
 pub mod jaas;
 pub mod peer;
 pub mod peer_auth;

@@ -86,6 +86,15 @@ enum Command {
         #[arg(long)]
         to_log: Option<std::path::PathBuf>,
     },
+    /// Print what a snapshot, log segment or hard state file holds (Paddock's or
+    /// ZooKeeper's).
+    Inspect {
+        /// The file.
+        file: std::path::PathBuf,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Export a stopped Paddock server's data as a snapshot Apache ZooKeeper 3.8 loads
     /// (to roll a migration back).
     ExportZookeeper {
@@ -203,6 +212,17 @@ fn main() -> ExitCode {
             let to_log = to_log.unwrap_or_else(|| to.clone());
             import_zookeeper(&from, &from_log, &to, &to_log)
         }
+        Command::Inspect { file, json } => match paddock_net_real::inspect::inspect(&file, json) {
+            Ok(text) => {
+                // A reader that stops early (`| head`) is not an error.
+                let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("paddock: inspect: {}: {e}", file.display());
+                ExitCode::FAILURE
+            }
+        },
         Command::ExportZookeeper { from, from_log, to } => {
             let from_log = from_log.unwrap_or_else(|| from.clone());
             match paddock_net_real::zk_export::export(&from, &from_log, &to) {

@@ -147,7 +147,7 @@ fn read(path: &Path) -> Result<Vec<u8>, ImportError> {
 
 /// A snapshot file's bytes, decompressed by its suffix (`.gz`, `.snappy`) as ZooKeeper's
 /// `SnapStream` names them, at most [`SNAPSHOT_BYTES_MAX`].
-fn snapshot_bytes(path: &Path) -> Result<Vec<u8>, String> {
+pub(crate) fn snapshot_bytes(path: &Path) -> Result<Vec<u8>, String> {
     let raw = fs::read(path).map_err(|e| e.to_string())?;
     let name = path.to_string_lossy();
     let limit = SNAPSHOT_BYTES_MAX;

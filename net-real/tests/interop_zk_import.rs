@@ -102,6 +102,20 @@ fn migrate(jvm_flags: &[&str], count: u32, torn: bool) -> String {
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("already holds Paddock data"), "{stderr}");
 
+    // inspect reads both servers' files: ZooKeeper's newest log and the imported snapshot.
+    let log = newest_log(&data);
+    let (code, text, stderr) = paddock(&["inspect", log.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(text.starts_with("zookeeper transaction log, "), "{text}");
+    let snapshot = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("snapshot."))
+        .unwrap();
+    let (code, json, stderr) = paddock(&["inspect", "--json", snapshot.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(json.contains("\"path\": \"/app\""), "{json}");
+
     ensemble.flavor = Flavor::Paddock;
     ensemble.restart(0);
     let served = tree_script(&["dump", "--hosts", &hosts]);
