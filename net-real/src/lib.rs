@@ -6,6 +6,7 @@
 //! client connections together (`client_io`, event-driven) have their own threads and
 //! talk to it through channels.
 
+pub mod backup;
 pub mod client;
 pub mod client_io;
 pub mod config;

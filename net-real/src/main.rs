@@ -86,6 +86,31 @@ enum Command {
         #[arg(long)]
         to_log: Option<std::path::PathBuf>,
     },
+    /// Write a consistent snapshot of a server's state to a file, while it runs (run it
+    /// on the server's machine: it reads the data directory without writing to it).
+    Backup {
+        /// The server's dataDir.
+        #[arg(long)]
+        data_dir: std::path::PathBuf,
+        /// The server's dataLogDir, when it has one (default: --data-dir).
+        #[arg(long)]
+        log_dir: Option<std::path::PathBuf>,
+        /// The backup file to write.
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
+    /// Make an empty data directory hold a backup's state (start the server on it after).
+    Restore {
+        /// The backup file.
+        #[arg(long)]
+        from: std::path::PathBuf,
+        /// The dataDir to write (empty or missing).
+        #[arg(long)]
+        to: std::path::PathBuf,
+        /// The dataLogDir, when it will have one (default: --to).
+        #[arg(long)]
+        to_log: Option<std::path::PathBuf>,
+    },
     /// Print what a snapshot, log segment or hard state file holds (Paddock's or
     /// ZooKeeper's).
     Inspect {
@@ -212,6 +237,26 @@ fn main() -> ExitCode {
             let to_log = to_log.unwrap_or_else(|| to.clone());
             import_zookeeper(&from, &from_log, &to, &to_log)
         }
+        Command::Backup {
+            data_dir,
+            log_dir,
+            out,
+        } => {
+            let log_dir = log_dir.unwrap_or_else(|| data_dir.clone());
+            report_backup(
+                "backup",
+                paddock_net_real::backup::backup(&data_dir, &log_dir, &out),
+                &out,
+            )
+        }
+        Command::Restore { from, to, to_log } => {
+            let to_log = to_log.unwrap_or_else(|| to.clone());
+            report_backup(
+                "restore",
+                paddock_net_real::backup::restore(&from, &to, &to_log),
+                &to,
+            )
+        }
         Command::Inspect { file, json } => match paddock_net_real::inspect::inspect(&file, json) {
             Ok(text) => {
                 // A reader that stops early (`| head`) is not an error.
@@ -241,6 +286,31 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// Prints what a backup or restore wrote, or why it failed.
+fn report_backup(
+    verb: &str,
+    result: Result<paddock_net_real::backup::BackedUp, paddock_net_real::backup::BackupError>,
+    to: &std::path::Path,
+) -> ExitCode {
+    match result {
+        Ok(done) => {
+            println!(
+                "{verb}: {} znodes, {} sessions at zxid {:#x} (log index {}) to {}",
+                done.znodes,
+                done.sessions,
+                done.meta.zxid.0,
+                done.meta.index,
+                to.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("paddock: {verb}: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -15,12 +15,10 @@ use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
 
 use paddock_core::ids::Zxid;
-use paddock_core::limits::Limits;
-use paddock_core::node::NodeSnapshot;
-use paddock_core::replication::{HardState, SnapshotMeta};
+use paddock_core::replication::SnapshotMeta;
 use paddock_core::zk_files::{self, ImportSummary, LogEnd, ZkFileError, ZkState};
 
-use crate::storage::{self, StorageError};
+use crate::backup::{self, BackupError};
 
 /// The most snapshots tried, newest first (ZooKeeper's `findNValidSnapshots(100)`).
 const SNAPSHOTS_TRIED_MAX: usize = 100;
@@ -75,15 +73,9 @@ pub enum ImportError {
         /// The first zxid the logs hold after it.
         first: i64,
     },
-    /// The target already holds Paddock data.
-    #[error("{0} already holds Paddock data: import into an empty directory")]
-    TargetNotEmpty(PathBuf),
-    /// Writing the Paddock data directory failed.
+    /// The target is not empty, or writing it failed.
     #[error("{0}")]
-    Write(#[from] StorageError),
-    /// The written data directory did not read back as written.
-    #[error("the written data directory does not read back: {0}")]
-    Verify(String),
+    Install(#[from] BackupError),
 }
 
 /// What `import` read and wrote.
@@ -299,15 +291,7 @@ pub fn import(
     to_log: &Path,
     tick_ms: NonZeroU64,
 ) -> Result<Imported, ImportError> {
-    let limits = Limits::default();
-    let (store, durable) = storage::open_beside_zookeeper(to, to_log, limits.clone())?;
-    if durable.snapshot.index != 0
-        || !durable.entries.is_empty()
-        || durable.hard_state != HardState::default()
-    {
-        return Err(ImportError::TargetNotEmpty(to.to_owned()));
-    }
-    drop(store);
+    drop(backup::ensure_empty(to, to_log)?);
     let (state, mut imported) = rebuild(from, from_log)?;
     let (snapshot, summary) =
         state
@@ -317,32 +301,11 @@ pub fn import(
                 source,
             })?;
     imported.summary = summary;
-    let zxid = Zxid::from_wire(imported.summary.last_zxid);
-    let meta = SnapshotMeta { index: 1, zxid };
-    let bytes = snapshot.encode();
-    let (mut store, _) = storage::open_beside_zookeeper(to, to_log, limits.clone())?;
-    store
-        .install_snapshot(meta, &bytes)
-        .map_err(StorageError::Write)?;
-    store
-        .write_hard_state(HardState {
-            epoch: zxid.epoch(),
-            voted_for: None,
-        })
-        .map_err(StorageError::Write)?;
-    drop(store);
-    let (_, durable) = storage::open_beside_zookeeper(to, to_log, limits)?;
-    if durable.snapshot != meta {
-        return Err(ImportError::Verify(format!(
-            "snapshot {:?}, expected {meta:?}",
-            durable.snapshot
-        )));
-    }
-    let read_back = NodeSnapshot::decode(&durable.snapshot_bytes)
-        .map_err(|e| ImportError::Verify(e.to_string()))?;
-    if read_back != snapshot {
-        return Err(ImportError::Verify("the state differs".to_owned()));
-    }
+    let meta = SnapshotMeta {
+        index: 1,
+        zxid: Zxid::from_wire(imported.summary.last_zxid),
+    };
+    backup::install_fresh(to, to_log, meta, &snapshot)?;
     Ok(imported)
 }
 

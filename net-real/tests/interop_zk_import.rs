@@ -110,7 +110,12 @@ fn migrate(jvm_flags: &[&str], count: u32, torn: bool) -> String {
     let snapshot = std::fs::read_dir(&data)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("snapshot."))
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("snapshot.")
+        })
         .unwrap();
     let (code, json, stderr) = paddock(&["inspect", "--json", snapshot.to_str().unwrap()]);
     assert_eq!(code, 0, "{stderr}");
