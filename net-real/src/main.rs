@@ -3,8 +3,10 @@
 //! `paddock serve [--config zoo.cfg]` runs a server (standalone on 127.0.0.1:2181 with
 //! data in ./paddock-data when no config is given); `paddock ctl --server HOST:PORT VERB`
 //! is a small client for people (and `ctl bench`, a load generator);
-//! `paddock check-config zoo.cfg` validates a config; `paddock import-zookeeper --from
-//! ZK_DATADIR --to DATADIR` imports a stopped ZooKeeper server's data. Exit codes: 0
+//! `paddock check-config zoo.cfg` validates a config; `paddock import-zookeeper` and
+//! `export-zookeeper` move a stopped server's data from and to Apache ZooKeeper's files,
+//! `backup` and `restore` save and restore a running server's state, and `inspect` prints
+//! a data file (docs/migration.md). Exit codes: 0
 //! success, 1 a failed client call, a server that stopped on a failure or a failed import
 //! (damaged ZooKeeper files, a non-empty target), 2 a refused config, 3 an unreadable
 //! file, 4 a server that could not start (port in use, damaged data directory).

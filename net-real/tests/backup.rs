@@ -118,7 +118,10 @@ fn a_backup_of_a_running_server_restores_a_consistent_state() {
         elsewhere.to_str().unwrap(),
     ]);
     assert_eq!(code, 1, "{stderr}");
-    assert!(stderr.contains("not an intact Paddock snapshot"), "{stderr}");
+    assert!(
+        stderr.contains("not an intact Paddock snapshot"),
+        "{stderr}"
+    );
 
     let mut server = standalone(&restored, "");
     let mut client = connect(&server.client_addr.to_string());
