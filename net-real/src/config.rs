@@ -7,7 +7,7 @@
 //! themselves is the caller's job.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use crate::tls::ClientAuth;
@@ -65,6 +65,16 @@ pub struct ZooCfg {
     pub snap_size_limit_kb: u64,
     /// `jute.maxbuffer`: the largest frame accepted from a client, in bytes.
     pub jute_max_buffer_bytes: u32,
+    /// ZooKeeper's AdminServer (`crate::http`): `admin.serverAddress` (default `0.0.0.0`)
+    /// and `admin.serverPort` (default 8080); `None` when `admin.enableServer=false`.
+    pub admin_server: Option<SocketAddr>,
+    /// `admin.commandURL`: where the AdminServer's commands are (default `/commands`).
+    pub admin_command_url: String,
+    /// The Prometheus metrics endpoint (`crate::http`), on when
+    /// `metricsProvider.className` names ZooKeeper's `PrometheusMetricsProvider`:
+    /// `metricsProvider.httpHost` (default `0.0.0.0`) and `metricsProvider.httpPort`
+    /// (default 7000).
+    pub metrics_server: Option<SocketAddr>,
     /// `globalOutstandingLimit` (ZooKeeper's `zookeeper.globalOutstandingLimit`, which
     /// zoo.cfg sets): client requests received and not yet answered, across all
     /// connections of this server, beyond which the server stops reading from the
@@ -204,14 +214,12 @@ pub const FOUR_LETTER_WORDS_DEFAULT: &[&str] = &["srvr", "ruok", "envi", "mntr"]
 
 /// Keys ZooKeeper knows that Paddock accepts and ignores (warned about as such).
 const KEYS_IGNORED: &[&str] = &[
-    "admin.enableServer",
-    "admin.serverPort",
-    "admin.serverAddress",
+    "admin.idleTimeout",
+    "metricsProvider.exportJvmInfo",
     "standaloneEnabled",
     "reconfigEnabled",
     "preAllocSize",
     "forceSync",
-    "metricsProvider.className",
     "quorumListenOnAllIPs",
     "sslQuorumReloadCertFiles",
     "electionAlg",
@@ -506,6 +514,11 @@ fn build(
         snap_count: number(raw, "snapCount", Some(100_000), "a transaction count")?,
         snap_size_limit_kb: number(raw, "snapSizeLimitInKb", Some(256 * 1024), "KiB")?,
         jute_max_buffer_bytes,
+        admin_server: admin_server(raw)?,
+        admin_command_url: raw
+            .get("admin.commandURL")
+            .map_or_else(|| "/commands".to_owned(), |(_, v)| v.clone()),
+        metrics_server: metrics_server(raw, warnings)?,
         global_outstanding_limit: number(
             raw,
             "globalOutstandingLimit",
@@ -534,6 +547,61 @@ fn build(
     security_unsupported(raw)?;
     warn_unknown(raw, warnings);
     Ok(cfg)
+}
+
+/// `admin.*`: the AdminServer's address, `None` when it is off.
+fn admin_server(
+    raw: &BTreeMap<String, (usize, String)>,
+) -> Result<Option<SocketAddr>, ConfigError> {
+    if !boolean(raw, "admin.enableServer", true)? {
+        return Ok(None);
+    }
+    let ip = match raw.get("admin.serverAddress") {
+        Some((line, value)) => {
+            bind_address(value).map_err(|reason| error(*line, "admin.serverAddress", reason))?
+        }
+        None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+    };
+    let port = number(raw, "admin.serverPort", Some(8080), "a TCP port (0-65535)")?;
+    Ok(Some(SocketAddr::new(ip, port)))
+}
+
+/// The class ZooKeeper's Prometheus metrics provider has.
+const PROMETHEUS_PROVIDER: &str = "PrometheusMetricsProvider";
+
+/// `metricsProvider.*`: the metrics endpoint's address, when the Prometheus provider is
+/// named; another provider is warned about (Paddock has only this one).
+fn metrics_server(
+    raw: &BTreeMap<String, (usize, String)>,
+    warnings: &mut Vec<ConfigWarning>,
+) -> Result<Option<SocketAddr>, ConfigError> {
+    let Some((line, class)) = raw.get("metricsProvider.className") else {
+        return Ok(None);
+    };
+    if !class.ends_with(PROMETHEUS_PROVIDER) {
+        if !class.ends_with("NullMetricsProvider") {
+            warnings.push(ConfigWarning {
+                line: *line,
+                message: format!(
+                    "metricsProvider.className: {class} is not supported (Paddock serves                      Prometheus metrics with org.apache.zookeeper.metrics.prometheus.\
+                     PrometheusMetricsProvider); no metrics endpoint"
+                ),
+            });
+        }
+        return Ok(None);
+    }
+    let ip = match raw.get("metricsProvider.httpHost") {
+        Some((line, value)) => bind_address(value)
+            .map_err(|reason| error(*line, "metricsProvider.httpHost", reason))?,
+        None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+    };
+    let port = number(
+        raw,
+        "metricsProvider.httpPort",
+        Some(7000),
+        "a TCP port (0-65535)",
+    )?;
+    Ok(Some(SocketAddr::new(ip, port)))
 }
 
 /// Default `paddock.snapshotWriteBytesPerSec`: 64 MiB/s.
@@ -985,6 +1053,13 @@ const KEYS_KNOWN: &[&str] = &[
     "zookeeper.sessionRequireClientSASLAuth",
     "enforceQuota",
     "zookeeper.enforceQuota",
+    "admin.enableServer",
+    "admin.serverAddress",
+    "admin.serverPort",
+    "admin.commandURL",
+    "metricsProvider.className",
+    "metricsProvider.httpHost",
+    "metricsProvider.httpPort",
 ];
 
 /// ZooKeeper's own authentication providers: naming one in `authProvider.N` changes
@@ -1211,6 +1286,8 @@ impl ZooCfg {
         let text = "tickTime=2000\ndataDir=./paddock-data\nclientPort=2181\n";
         let (mut cfg, _) = parse(text).expect("the built-in default config is valid");
         cfg.client_port_address = Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        // Loopback only, as the client port.
+        cfg.admin_server = Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080));
         cfg
     }
 }
@@ -1282,8 +1359,7 @@ mod tests {
     #[test]
     fn unknown_keys_warn() {
         let (cfg, warnings) =
-            parse("dataDir=/d\nfancyKey=1\nadmin.enableServer=false\n4lw.commands.whitelist=*\n")
-                .unwrap();
+            parse("dataDir=/d\nfancyKey=1\npreAllocSize=1\n4lw.commands.whitelist=*\n").unwrap();
         assert_eq!(warnings.len(), 2);
         assert_eq!(warnings[0].line, 2);
         assert!(warnings[0].message.contains("unknown key fancyKey"));

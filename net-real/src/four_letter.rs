@@ -168,6 +168,30 @@ pub fn answer(word: FourLetterWord, ctx: &Context<'_>) -> String {
     }
 }
 
+/// The text of `word` for the AdminServer and the metrics endpoint (`crate::http`), which
+/// ZooKeeper serves whatever the whitelist says and while no leader is known: the same
+/// layouts as [`answer`], for the words without side effects (`crst` and `srst` are not
+/// offered there).
+pub fn answer_for_http(word: FourLetterWord, ctx: &Context<'_>) -> String {
+    let serving = ctx.status.replication.leader.is_some();
+    match word {
+        FourLetterWord::Ruok => "imok".to_owned(),
+        FourLetterWord::Envi => envi(ctx),
+        FourLetterWord::Isro => if serving { "rw" } else { "null" }.to_owned(),
+        FourLetterWord::Dirs => format!(
+            "datadir_size: {}\nlogdir_size: {}\n",
+            ctx.dir_bytes.0, ctx.dir_bytes.1
+        ),
+        FourLetterWord::Srvr => srvr(ctx),
+        FourLetterWord::Stat => stat(ctx),
+        FourLetterWord::Conf => conf(ctx),
+        FourLetterWord::Cons => cons(ctx),
+        FourLetterWord::Mntr => mntr(ctx),
+        FourLetterWord::Wchs => wchs(ctx),
+        _ => String::new(),
+    }
+}
+
 /// `standalone`, `leader`, `follower` or `observer`, as `Mode:` and `zk_server_state` say.
 pub fn mode(ctx: &Context<'_>) -> &'static str {
     if ctx.config.servers.len() <= 1 {
@@ -357,6 +381,7 @@ fn mntr(ctx: &Context<'_>) -> String {
         // Paddock has no local sessions: every session is global.
         ("zk_local_sessions", "0".to_owned()),
         ("zk_uptime", ctx.counters.uptime_ms.to_string()),
+        ("zk_quorum_size", quorum_size(ctx.config).to_string()),
         (
             "paddock_loop_round_max_ms",
             format!("{:.3}", ctx.counters.loop_round_max_us as f64 / 1000.0),
@@ -415,6 +440,16 @@ fn mntr(ctx: &Context<'_>) -> String {
         let _ = writeln!(out, "{key}\t{value}");
     }
     out
+}
+
+/// The voting members (1 for a standalone server), as ZooKeeper's `quorum_size`.
+fn quorum_size(config: &ZooCfg) -> usize {
+    config
+        .servers
+        .values()
+        .filter(|s| !s.observer)
+        .count()
+        .max(1)
 }
 
 fn wchs(ctx: &Context<'_>) -> String {

@@ -12,6 +12,7 @@ pub mod client_io;
 pub mod config;
 pub mod disk;
 pub mod four_letter;
+pub mod http;
 pub mod inspect;
 pub mod jaas;
 pub mod peer;

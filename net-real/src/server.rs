@@ -130,6 +130,9 @@ pub enum Event {
     Peer(NodeId, PeerMessage),
     /// The disk thread finished a request or failed.
     Disk(DiskEvent),
+    /// The AdminServer or the metrics endpoint asks for a word's answer
+    /// (`four_letter::answer_for_http`), sent back on the channel given.
+    Http(FourLetterWord, SyncSender<String>),
 }
 
 /// Why a server could not start.
@@ -297,8 +300,13 @@ pub struct ServerHandle {
     pub client_addr: SocketAddr,
     /// The secure client port's bound address, when there is one.
     pub secure_client_addr: Option<SocketAddr>,
+    /// The AdminServer's bound address, when it serves.
+    pub admin_addr: Option<SocketAddr>,
+    /// The Prometheus metrics endpoint's bound address, when it serves.
+    pub metrics_addr: Option<SocketAddr>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<Result<(), String>>>,
+    http_threads: Vec<JoinHandle<()>>,
 }
 
 impl ServerHandle {
@@ -311,12 +319,18 @@ impl ServerHandle {
 
     /// Waits for the server to stop (after a failure or another thread's stop request).
     pub fn join(&mut self) -> Result<(), String> {
-        match self.thread.take() {
+        let result = match self.thread.take() {
             Some(thread) => thread
                 .join()
                 .unwrap_or_else(|_| Err("event loop panicked".into())),
             None => Ok(()),
+        };
+        // The HTTP endpoints end with the server, however it ended.
+        self.stop.store(true, Ordering::Relaxed);
+        for thread in self.http_threads.drain(..) {
+            let _ = thread.join();
         }
+        result
     }
 
     /// The flag that stops the server when set (for signal handlers).
@@ -527,6 +541,7 @@ pub fn start(mut cfg: ZooCfg) -> Result<ServerHandle, StartError> {
         }
     };
     let disk = disk_start(storage, &cfg, events_tx.clone())?;
+    let http = http_start(&cfg, &events_tx, &stop);
     let io = ClientIo::start(listeners, events_tx, stop.clone())
         .map_err(|e| StartError::Config(format!("cannot start the client thread: {e}")))?;
     tracing::info!(id, %client_addr, secure_client_addr = ?secure_client_addr, "serving clients");
@@ -538,9 +553,75 @@ pub fn start(mut cfg: ZooCfg) -> Result<ServerHandle, StartError> {
     Ok(ServerHandle {
         client_addr,
         secure_client_addr,
+        admin_addr: http.admin_addr,
+        metrics_addr: http.metrics_addr,
         stop,
         thread: Some(thread),
+        http_threads: http.threads,
     })
+}
+
+/// The HTTP endpoints that started.
+struct HttpStarted {
+    admin_addr: Option<SocketAddr>,
+    metrics_addr: Option<SocketAddr>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+/// Starts the AdminServer and the metrics endpoint the config asks for; one whose port
+/// cannot be bound is logged and left out (as ZooKeeper carries on without its
+/// AdminServer).
+fn http_start(cfg: &ZooCfg, events: &SyncSender<Event>, stop: &Arc<AtomicBool>) -> HttpStarted {
+    let mut started = HttpStarted {
+        admin_addr: None,
+        metrics_addr: None,
+        threads: Vec::new(),
+    };
+    let endpoints = [
+        (
+            cfg.admin_server,
+            crate::http::Endpoint::Admin {
+                command_url: cfg.admin_command_url.clone(),
+            },
+            "AdminServer",
+        ),
+        (
+            cfg.metrics_server,
+            crate::http::Endpoint::Metrics,
+            "metrics endpoint",
+        ),
+    ];
+    for (addr, endpoint, what) in endpoints {
+        let Some(addr) = addr else { continue };
+        let listener = match TcpListener::bind(addr) {
+            Ok(listener) => listener,
+            Err(e) => {
+                tracing::warn!(%addr, "the {what} is off: cannot listen: {e}");
+                continue;
+            }
+        };
+        let bound = listener.local_addr().unwrap_or(addr);
+        let events = events.clone();
+        let ask: crate::http::Ask = Arc::new(move |word| {
+            let (tx, rx) = sync_channel(1);
+            events.try_send(Event::Http(word, tx)).ok()?;
+            rx.recv_timeout(crate::http::ANSWER_TIMEOUT).ok()
+        });
+        let is_admin = matches!(endpoint, crate::http::Endpoint::Admin { .. });
+        match crate::http::spawn(listener, endpoint, ask, stop.clone()) {
+            Ok(thread) => {
+                tracing::info!(addr = %bound, "{what} serving");
+                if is_admin {
+                    started.admin_addr = Some(bound);
+                } else {
+                    started.metrics_addr = Some(bound);
+                }
+                started.threads.push(thread);
+            }
+            Err(e) => tracing::warn!(%addr, "the {what} is off: cannot start its thread: {e}"),
+        }
+    }
+    started
 }
 
 /// The node's seed, all of it from the operating system's random source: session
@@ -980,6 +1061,10 @@ impl EventLoop {
             Event::ClientClosed(conn) => self.client_disconnected(conn),
             Event::Peer(from, msg) => self.step(Input::Peer { from, msg }),
             Event::Disk(DiskEvent::Done(input)) => self.step(input),
+            Event::Http(word, reply) => {
+                let text = self.four_letter_text(word, None, true);
+                let _ = reply.try_send(text);
+            }
             Event::Disk(DiskEvent::Failed(reason)) => {
                 tracing::error!(%reason, "stopping: the disk failed");
                 self.failure = Some(reason);
@@ -1339,12 +1424,14 @@ impl EventLoop {
         Some(client)
     }
 
-    fn four_letter(&mut self, conn: ConnId, word: FourLetterWord) {
+    /// The answer to `word`, for a client connection `conn` (not listed among the
+    /// connections, as ZooKeeper leaves out the asker) or for the HTTP endpoints.
+    fn four_letter_text(&self, word: FourLetterWord, conn: Option<ConnId>, http: bool) -> String {
         let status = self.node.status();
         let conns: Vec<ConnInfo> = self
             .clients
             .iter()
-            .filter(|(id, _)| **id != conn)
+            .filter(|(id, _)| Some(**id) != conn)
             .map(|(id, c)| ConnInfo {
                 peer: c.peer,
                 received: c.received,
@@ -1354,37 +1441,43 @@ impl EventLoop {
                 stats: self.node.conn_stats(*id),
             })
             .collect();
-        let text = four_letter::answer(
-            word,
-            &four_letter::Context {
-                status: &status,
-                config: &self.cfg,
-                server_id: self.id,
-                counters: Counters {
-                    outstanding_requests: self.outstanding as u64,
-                    queued_reply_bytes: self.io.queued_reply_bytes() as u64,
-                    slow_clients_closed: self.io.slow_clients_closed(),
-                    uptime_ms: u64::try_from(self.clock.start.elapsed().as_millis())
-                        .unwrap_or(u64::MAX),
-                    file_descriptors: if word == FourLetterWord::Mntr {
-                        file_descriptors()
-                    } else {
-                        None
-                    },
-                    ..self.counters
-                },
-                conns: &conns,
-                dir_bytes: if word == FourLetterWord::Dirs {
-                    (
-                        dir_bytes(Path::new(&self.cfg.data_dir)),
-                        dir_bytes(Path::new(&self.cfg.data_log_dir)),
-                    )
+        let ctx = four_letter::Context {
+            status: &status,
+            config: &self.cfg,
+            server_id: self.id,
+            counters: Counters {
+                outstanding_requests: self.outstanding as u64,
+                queued_reply_bytes: self.io.queued_reply_bytes() as u64,
+                slow_clients_closed: self.io.slow_clients_closed(),
+                uptime_ms: u64::try_from(self.clock.start.elapsed().as_millis())
+                    .unwrap_or(u64::MAX),
+                file_descriptors: if word == FourLetterWord::Mntr {
+                    file_descriptors()
                 } else {
-                    (0, 0)
+                    None
                 },
+                ..self.counters
             },
-        );
-        let serving = status.replication.leader.is_some();
+            conns: &conns,
+            dir_bytes: if word == FourLetterWord::Dirs {
+                (
+                    dir_bytes(Path::new(&self.cfg.data_dir)),
+                    dir_bytes(Path::new(&self.cfg.data_log_dir)),
+                )
+            } else {
+                (0, 0)
+            },
+        };
+        if http {
+            four_letter::answer_for_http(word, &ctx)
+        } else {
+            four_letter::answer(word, &ctx)
+        }
+    }
+
+    fn four_letter(&mut self, conn: ConnId, word: FourLetterWord) {
+        let text = self.four_letter_text(word, Some(conn), false);
+        let serving = self.node.replication_status().leader.is_some();
         match four_letter::resets(word, &self.cfg, serving) {
             Some(four_letter::Reset::Connections) => {
                 self.node.conn_stats_reset();
