@@ -381,7 +381,6 @@ fn mntr(ctx: &Context<'_>) -> String {
         // Paddock has no local sessions: every session is global.
         ("zk_local_sessions", "0".to_owned()),
         ("zk_uptime", ctx.counters.uptime_ms.to_string()),
-        ("zk_quorum_size", quorum_size(ctx.config).to_string()),
         (
             "paddock_loop_round_max_ms",
             format!("{:.3}", ctx.counters.loop_round_max_us as f64 / 1000.0),
@@ -413,6 +412,10 @@ fn mntr(ctx: &Context<'_>) -> String {
             s.invariant_breaches.to_string(),
         ),
     ];
+    // ZooKeeper reports the quorum's size in an ensemble only.
+    if ctx.config.servers.len() > 1 {
+        lines.push(("zk_quorum_size", quorum_size(ctx.config).to_string()));
+    }
     if let Some((open, max)) = ctx.counters.file_descriptors {
         lines.push(("zk_open_file_descriptor_count", open.to_string()));
         lines.push(("zk_max_file_descriptor_count", max.to_string()));
@@ -442,14 +445,9 @@ fn mntr(ctx: &Context<'_>) -> String {
     out
 }
 
-/// The voting members (1 for a standalone server), as ZooKeeper's `quorum_size`.
+/// The voting members, as ZooKeeper's `quorum_size`.
 fn quorum_size(config: &ZooCfg) -> usize {
-    config
-        .servers
-        .values()
-        .filter(|s| !s.observer)
-        .count()
-        .max(1)
+    config.servers.values().filter(|s| !s.observer).count()
 }
 
 fn wchs(ctx: &Context<'_>) -> String {

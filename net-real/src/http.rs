@@ -10,7 +10,7 @@
 //!   `metricsProvider.httpHost`, default `0.0.0.0`; `metricsProvider.httpPort`, default
 //!   7000): `GET /metrics` in Prometheus' text format, every numeric `mntr` value under
 //!   ZooKeeper's name for it (the key without `zk_`: `znode_count`, `watch_count`,
-//!   `outstanding_requests`, `avg_latency`, `quorum_size`, ...) and Paddock's own
+//!   `outstanding_requests`, `avg_latency`, `quorum_size` in an ensemble, ...) and Paddock's own
 //!   (`paddock_*`).
 //!
 //! Both take their figures from the event loop ([`crate::server::Event::Http`], answered
@@ -194,10 +194,10 @@ fn admin(path: &str, command_url: &str, ask: &Ask) -> Response {
     };
     let name = rest.trim_matches('/');
     if name.is_empty() {
-        let mut html = String::from("<h1>Commands</h1>\n");
+        let mut html = String::new();
         for (primary, _, _) in COMMANDS {
             html.push_str(&format!(
-                "<a href=\"{base}/{primary}\">{primary}</a><br/>\n"
+                "<a href=\"{base}/{primary}\">{primary}</a>\n<br/>\n"
             ));
         }
         return ("200 OK", "text/html; charset=utf-8", html);
@@ -212,7 +212,8 @@ fn admin(path: &str, command_url: &str, ask: &Ask) -> Response {
             "error".into(),
             Value::String(format!("Unknown command: {name}")),
         );
-        return ("404 Not Found", "application/json", json_text(body));
+        // ZooKeeper answers an unknown command with 200 and the error in the JSON.
+        return ("200 OK", "application/json", json_text(body));
     };
     let Some(answer) = ask(*word) else {
         return text(503, "the server is busy or stopping\n");
@@ -365,7 +366,7 @@ mod tests {
         let json: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(json["num_total_watches"], 3);
         let (status, _, body) = admin("/commands/nope", "/commands", &ask);
-        assert_eq!(status, "404 Not Found");
+        assert_eq!(status, "200 OK");
         assert!(body.contains("Unknown command: nope"));
         let (status, _, body) = admin("/commands", "/commands", &ask);
         assert_eq!(status, "200 OK");

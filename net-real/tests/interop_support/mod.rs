@@ -228,7 +228,12 @@ impl Ensemble {
                     .arg("-Dzookeeper.admin.enableServer=false")
                     .args(&self.jvm_flags)
                     .arg("-cp")
-                    .arg("/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar")
+                    // servlet-api: ZooKeeper's AdminServer (Jetty) needs it when a test
+                    // turns the AdminServer on.
+                    .arg(
+                        "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar:\
+                         /usr/share/java/servlet-api.jar",
+                    )
                     .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
                     .arg(&cfg);
                 c
