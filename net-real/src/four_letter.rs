@@ -6,8 +6,8 @@
 //! [`ConnInfo`]); the whitelist check happens here too, so a disabled word gets
 //! ZooKeeper's refusal text. Latencies come from core (`NodeStatus::latency`: ms from a
 //! request's arrival to its answer, every request counted, connects and pings included,
-//! as ZooKeeper counts them). Words Paddock does not implement (`dump`, `wchc`, `wchp`,
-//! `hash`, `gtmk`, `stmk`) get the same answer as a word outside the whitelist. `crst` and
+//! as ZooKeeper counts them). Words Paddock does not implement (`hash`, `gtmk`, `stmk`)
+//! get the same answer as a word outside the whitelist. `crst` and
 //! `srst` answer here; the runtime resets the statistics they name ([`resets`]).
 
 use std::fmt::Write as _;
@@ -40,6 +40,9 @@ pub const IMPLEMENTED: &[FourLetterWord] = &[
     FourLetterWord::Crst,
     FourLetterWord::Srst,
     FourLetterWord::Dirs,
+    FourLetterWord::Dump,
+    FourLetterWord::Wchc,
+    FourLetterWord::Wchp,
 ];
 
 /// Statistics a word resets, once answered.
@@ -120,6 +123,25 @@ pub struct ConnInfo {
     pub stats: Option<ConnStats>,
 }
 
+/// What `dump`, `wchc` and `wchp` list (gathered for those words only).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Dump {
+    /// The tick, ms: deadlines are grouped in sets of one tick, as ZooKeeper's expiry
+    /// queues group them.
+    pub tick_ms: u64,
+    /// Each live session and when it expires (wall-clock ms).
+    pub sessions: Vec<(i64, u64)>,
+    /// Each session owning ephemerals, with their paths.
+    pub ephemerals: Vec<(i64, Vec<String>)>,
+    /// Each connection: its client's address, its session (0 before one) and when it
+    /// expires (wall-clock ms).
+    pub connections: Vec<(SocketAddr, i64, u64)>,
+    /// Each watching session with the paths it watches.
+    pub watches_by_session: Vec<(i64, Vec<String>)>,
+    /// Each watched path with the sessions watching it.
+    pub watches_by_path: Vec<(String, Vec<i64>)>,
+}
+
 /// Everything an answer may need.
 #[derive(Debug, Clone, Copy)]
 pub struct Context<'a> {
@@ -135,6 +157,8 @@ pub struct Context<'a> {
     pub conns: &'a [ConnInfo],
     /// Bytes of the files in `dataDir` and in `dataLogDir` (read for `dirs` only).
     pub dir_bytes: (u64, u64),
+    /// Sessions, ephemerals and watches (gathered for `dump`, `wchc` and `wchp` only).
+    pub dump: Option<&'a Dump>,
 }
 
 const NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requests\n";
@@ -164,8 +188,124 @@ pub fn answer(word: FourLetterWord, ctx: &Context<'_>) -> String {
         FourLetterWord::Conf => conf(ctx),
         FourLetterWord::Cons => cons(ctx),
         FourLetterWord::Mntr => mntr(ctx),
+        FourLetterWord::Dump => dump(ctx),
+        FourLetterWord::Wchc => wchc(ctx),
+        FourLetterWord::Wchp => wchp(ctx),
         _ => wchs(ctx),
     }
+}
+
+/// `wchc`: each watching session, then its paths indented by a tab; a blank line ends it.
+fn wchc(ctx: &Context<'_>) -> String {
+    let mut out = String::new();
+    for (session, paths) in ctx.dump.map_or(&[][..], |d| &d.watches_by_session) {
+        let _ = writeln!(out, "{session:#x}");
+        for path in paths {
+            let _ = writeln!(out, "\t{path}");
+        }
+    }
+    out.push('\n');
+    out
+}
+
+/// `wchp`: each watched path, then the sessions watching it.
+fn wchp(ctx: &Context<'_>) -> String {
+    let mut out = String::new();
+    for (path, sessions) in ctx.dump.map_or(&[][..], |d| &d.watches_by_path) {
+        let _ = writeln!(out, "{path}");
+        for session in sessions {
+            let _ = writeln!(out, "\t{session:#x}");
+        }
+    }
+    out.push('\n');
+    out
+}
+
+/// Items grouped by their deadline rounded up to the next tick, earliest first, as
+/// ZooKeeper's `ExpiryQueue.dump` prints them: `Sets (S)/(N):`, then each set.
+fn expiry_sets<T>(
+    items: &[T],
+    deadline: impl Fn(&T) -> u64,
+    tick_ms: u64,
+    line: impl Fn(&T) -> String,
+    out: &mut String,
+) {
+    let tick = tick_ms.max(1);
+    let mut sets: std::collections::BTreeMap<u64, Vec<String>> = std::collections::BTreeMap::new();
+    for item in items {
+        let at = (deadline(item) / tick)
+            .saturating_add(1)
+            .saturating_mul(tick);
+        sets.entry(at).or_default().push(line(item));
+    }
+    let _ = writeln!(out, "Sets ({})/({}):", sets.len(), items.len());
+    for (at, lines) in sets {
+        let _ = writeln!(out, "{} expire at {}:", lines.len(), java_date(at));
+        for line in lines {
+            let _ = writeln!(out, "\t{line}");
+        }
+    }
+}
+
+/// `dump`: the sessions by expiry, the ephemerals by session, the connections by expiry.
+fn dump(ctx: &Context<'_>) -> String {
+    let empty = Dump::default();
+    let d = ctx.dump.unwrap_or(&empty);
+    let mut out = String::from("SessionTracker dump:\nSession ");
+    expiry_sets(
+        &d.sessions,
+        |s| s.1,
+        d.tick_ms,
+        |s| format!("{:#x}", s.0),
+        &mut out,
+    );
+    let _ = writeln!(out, "ephemeral nodes dump:");
+    let _ = writeln!(out, "Sessions with Ephemerals ({}):", d.ephemerals.len());
+    for (session, paths) in &d.ephemerals {
+        let _ = writeln!(out, "{session:#x}:");
+        for path in paths {
+            let _ = writeln!(out, "\t{path}");
+        }
+    }
+    out.push_str("Connections dump:\nConnections ");
+    expiry_sets(
+        &d.connections,
+        |c| c.2,
+        d.tick_ms,
+        |c| format!("ip: /{} sessionId: {:#x}", c.0, c.1),
+        &mut out,
+    );
+    out
+}
+
+/// A wall-clock time as Java's `Date.toString` prints it in UTC:
+/// `Sat Dec 05 16:25:13 UTC 2026`.
+pub fn java_date(ms: u64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = ms / 1000;
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{} {} {day:02} {:02}:{:02}:{:02} UTC {year}",
+        DAYS[(days % 7) as usize],
+        MONTHS[(month - 1) as usize],
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// The text of `word` for the AdminServer and the metrics endpoint (`crate::http`), which
@@ -461,6 +601,13 @@ fn wchs(ctx: &Context<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_print_like_javas() {
+        assert_eq!(java_date(0), "Thu Jan 01 00:00:00 UTC 1970");
+        assert_eq!(java_date(1_796_487_913_000), "Sat Dec 05 16:25:13 UTC 2026");
+        assert_eq!(java_date(951_782_400_000), "Tue Feb 29 00:00:00 UTC 2000");
+    }
 
     #[test]
     fn average_latency_prints_like_a_java_double() {

@@ -1441,7 +1441,13 @@ impl EventLoop {
                 stats: self.node.conn_stats(*id),
             })
             .collect();
+        let dump = matches!(
+            word,
+            FourLetterWord::Dump | FourLetterWord::Wchc | FourLetterWord::Wchp
+        )
+        .then(|| self.dump());
         let ctx = four_letter::Context {
+            dump: dump.as_ref(),
             status: &status,
             config: &self.cfg,
             server_id: self.id,
@@ -1472,6 +1478,73 @@ impl EventLoop {
             four_letter::answer_for_http(word, &ctx)
         } else {
             four_letter::answer(word, &ctx)
+        }
+    }
+
+    /// What `dump`, `wchc` and `wchp` list: O(sessions + connections + watches), for
+    /// those words only.
+    fn dump(&self) -> four_letter::Dump {
+        let session_of = |conn: ConnId| {
+            self.node
+                .conn_stats(conn)
+                .and_then(|s| s.session)
+                .map_or(0, |s| s.0)
+        };
+        let sessions: Vec<(i64, u64)> = self
+            .node
+            .sessions()
+            .iter()
+            .filter(|s| !s.closing)
+            .map(|s| (s.id.0, s.expires_at_ms))
+            .collect();
+        let deadlines: BTreeMap<i64, u64> = sessions.iter().copied().collect();
+        let ephemerals = self
+            .node
+            .tree()
+            .ephemerals()
+            .iter()
+            .map(|(session, paths)| (session.0, paths.iter().cloned().collect()))
+            .collect();
+        let sessionless_ms = u64::from(self.cfg.sessionless_cnxn_timeout_ms);
+        let connections = self
+            .clients
+            .iter()
+            .map(|(conn, client)| {
+                let session = session_of(*conn);
+                let expires = deadlines
+                    .get(&session)
+                    .copied()
+                    .unwrap_or(client.established_ms.saturating_add(sessionless_ms));
+                (client.peer, session, expires)
+            })
+            .collect();
+        let mut by_session: BTreeMap<i64, BTreeSet<String>> = BTreeMap::new();
+        for (conn, paths) in self.node.watches().by_connection() {
+            by_session
+                .entry(session_of(conn))
+                .or_default()
+                .extend(paths);
+        }
+        let watches_by_path = self
+            .node
+            .watches()
+            .by_path()
+            .into_iter()
+            .map(|(path, conns)| {
+                let sessions: BTreeSet<i64> = conns.into_iter().map(session_of).collect();
+                (path, sessions.into_iter().collect())
+            })
+            .collect();
+        four_letter::Dump {
+            tick_ms: u64::from(self.cfg.tick_time_ms),
+            sessions,
+            ephemerals,
+            connections,
+            watches_by_session: by_session
+                .into_iter()
+                .map(|(session, paths)| (session, paths.into_iter().collect()))
+                .collect(),
+            watches_by_path,
         }
     }
 

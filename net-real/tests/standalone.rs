@@ -347,3 +347,50 @@ fn skip_acl_yes_checks_no_acl() {
         server.shutdown().unwrap();
     }
 }
+
+// dump, wchc and wchp list sessions, ephemerals, connections and watches in ZooKeeper
+// 3.8's layouts (checked against its answers to the same session).
+#[test]
+fn dump_wchc_and_wchp_list_what_zookeeper_lists() {
+    let dir = temp_dir("dump");
+    let server = standalone(&dir, "4lw.commands.whitelist=*\n");
+    let addr = server.client_addr.to_string();
+    let mut a = connect(&addr);
+    a.create("/a", b"x", 0).unwrap();
+    a.create("/a/e", b"", 1).unwrap();
+    a.get("/a", true).unwrap();
+    a.children("/a", true).unwrap();
+    assert_eq!(a.exists("/nope", true).unwrap(), None);
+    let sid = format!("{:#x}", a.session_id.0);
+    let wchc = client::four_letter(&addr, "wchc").unwrap();
+    assert_eq!(wchc, format!("{sid}\n\t/a\n\t/nope\n\n"));
+    let wchp = client::four_letter(&addr, "wchp").unwrap();
+    assert_eq!(wchp, format!("/a\n\t{sid}\n/nope\n\t{sid}\n\n"));
+    let dump = client::four_letter(&addr, "dump").unwrap();
+    let lines: Vec<&str> = dump.lines().collect();
+    assert_eq!(
+        lines[..2],
+        ["SessionTracker dump:", "Session Sets (1)/(1):"]
+    );
+    assert!(
+        lines[2].starts_with("1 expire at ") && lines[2].ends_with(':'),
+        "{dump}"
+    );
+    assert_eq!(lines[3], format!("\t{sid}"));
+    assert_eq!(
+        lines[4..8],
+        [
+            "ephemeral nodes dump:",
+            "Sessions with Ephemerals (1):",
+            &format!("{sid}:"),
+            "\t/a/e"
+        ]
+    );
+    assert_eq!(lines[8], "Connections dump:");
+    assert!(lines[9].starts_with("Connections Sets ("), "{dump}");
+    assert!(
+        dump.contains(&format!("sessionId: {sid}\n")),
+        "the session's connection is listed:\n{dump}"
+    );
+    server.shutdown().unwrap();
+}

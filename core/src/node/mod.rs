@@ -726,6 +726,11 @@ impl Node {
         &self.sessions
     }
 
+    /// This server's watches (`wchc`, `wchp`).
+    pub fn watches(&self) -> &WatchTable {
+        &self.watches
+    }
+
     /// Zxid of the last applied entry.
     pub fn applied_zxid(&self) -> Zxid {
         self.applied.zxid
