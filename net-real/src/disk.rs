@@ -196,6 +196,7 @@ pub fn run(
     requests: Receiver<DiskRequest>,
     mut deliver: impl FnMut(DiskEvent) -> bool,
     purge: PurgePolicy,
+    fsync: &crate::four_letter::Summary,
 ) {
     // The first snapshot after start purges at once, as ZooKeeper's purge task runs when
     // the server starts; later ones wait for the interval.
@@ -208,7 +209,7 @@ pub fn run(
                 Err(_) => break,
             }
         }
-        let done = match run_batch(&mut storage, batch) {
+        let done = match run_batch(&mut storage, batch, fsync) {
             Ok(done) => done,
             Err(error) => {
                 tracing::error!(%error, "disk write failed; stopping");
@@ -238,7 +239,11 @@ pub fn run(
 }
 
 /// Writes a batch, syncs once, and returns the completions in request order.
-fn run_batch(storage: &mut Storage, batch: Vec<DiskRequest>) -> Result<Vec<Input>, StorageError> {
+fn run_batch(
+    storage: &mut Storage,
+    batch: Vec<DiskRequest>,
+    fsync: &crate::four_letter::Summary,
+) -> Result<Vec<Input>, StorageError> {
     let mut done = Vec::with_capacity(batch.len());
     for request in batch {
         let completion = match request {
@@ -253,7 +258,9 @@ fn run_batch(storage: &mut Storage, batch: Vec<DiskRequest>) -> Result<Vec<Input
         };
         done.extend(completion);
     }
+    let syncing = Instant::now();
     storage.sync()?;
+    fsync.record(syncing.elapsed());
     Ok(done)
 }
 

@@ -12,6 +12,7 @@
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use paddock_core::node::{ConnStats, NodeStatus};
 use paddock_core::replication::Role;
@@ -70,6 +71,84 @@ fn enabled(word: FourLetterWord, config: &ZooCfg) -> bool {
     config.four_letter_words.iter().any(|w| w == word.as_str()) && IMPLEMENTED.contains(&word)
 }
 
+/// Durations in ms summed up as ZooKeeper's summaries print them in `mntr` (`avg_X`,
+/// `min_X`, `max_X`, `cnt_X`, `sum_X`); recorded from any thread.
+#[derive(Debug)]
+pub struct Summary {
+    count: AtomicU64,
+    sum_ms: AtomicU64,
+    min_ms: AtomicU64,
+    max_ms: AtomicU64,
+}
+
+impl Default for Summary {
+    fn default() -> Summary {
+        Summary {
+            count: AtomicU64::new(0),
+            sum_ms: AtomicU64::new(0),
+            min_ms: AtomicU64::new(u64::MAX),
+            max_ms: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Summary {
+    /// Adds one duration.
+    pub fn record(&self, elapsed: std::time::Duration) {
+        let ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_ms.fetch_add(ms, Ordering::Relaxed);
+        self.min_ms.fetch_min(ms, Ordering::Relaxed);
+        self.max_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// The figures so far.
+    pub fn figures(&self) -> SummaryFigures {
+        let count = self.count.load(Ordering::Relaxed);
+        SummaryFigures {
+            count,
+            sum_ms: self.sum_ms.load(Ordering::Relaxed),
+            min_ms: if count == 0 {
+                0
+            } else {
+                self.min_ms.load(Ordering::Relaxed)
+            },
+            max_ms: self.max_ms.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// What a [`Summary`] holds at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SummaryFigures {
+    /// Durations recorded.
+    pub count: u64,
+    /// Their sum, ms.
+    pub sum_ms: u64,
+    /// The shortest (0 before any).
+    pub min_ms: u64,
+    /// The longest.
+    pub max_ms: u64,
+}
+
+impl SummaryFigures {
+    /// The five `mntr` lines of summary `name`, in ZooKeeper's order.
+    fn lines(self, name: &str) -> [(String, String); 5] {
+        let avg = if self.count == 0 {
+            0.0
+        } else {
+            self.sum_ms as f64 / self.count as f64
+        };
+        [
+            (format!("zk_avg_{name}"), java_double(avg)),
+            (format!("zk_min_{name}"), self.min_ms.to_string()),
+            (format!("zk_max_{name}"), self.max_ms.to_string()),
+            (format!("zk_cnt_{name}"), self.count.to_string()),
+            (format!("zk_sum_{name}"), self.sum_ms.to_string()),
+        ]
+    }
+}
+
 /// Traffic counters the runtime keeps.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counters {
@@ -104,6 +183,10 @@ pub struct Counters {
     /// (`zk_open_file_descriptor_count`, `zk_max_file_descriptor_count`; read for `mntr`
     /// only).
     pub file_descriptors: Option<(u64, u64)>,
+    /// `fdatasync` times of the log (`zk_*_fsynctime`).
+    pub fsync: SummaryFigures,
+    /// Times from looking for a leader to following or leading one (`zk_*_election_time`).
+    pub election: SummaryFigures,
 }
 
 /// One open client connection, for `stat` and `cons`.
@@ -501,64 +584,81 @@ fn envi(ctx: &Context<'_>) -> String {
 
 fn mntr(ctx: &Context<'_>) -> String {
     let s = ctx.status;
-    let mut lines: Vec<(&str, String)> = vec![
-        ("zk_version", ZOOKEEPER_VERSION.to_owned()),
-        ("zk_server_state", mode(ctx).to_owned()),
-        ("zk_avg_latency", avg_latency(s)),
-        ("zk_max_latency", s.latency.max_ms.to_string()),
-        ("zk_min_latency", s.latency.min_ms.to_string()),
-        ("zk_packets_received", ctx.counters.received.to_string()),
-        ("zk_packets_sent", ctx.counters.sent.to_string()),
-        ("zk_num_alive_connections", s.connections.to_string()),
+    let mut lines: Vec<(String, String)> = vec![
+        ("zk_version".to_owned(), ZOOKEEPER_VERSION.to_owned()),
+        ("zk_server_state".to_owned(), mode(ctx).to_owned()),
+        ("zk_avg_latency".to_owned(), avg_latency(s)),
+        ("zk_max_latency".to_owned(), s.latency.max_ms.to_string()),
+        ("zk_min_latency".to_owned(), s.latency.min_ms.to_string()),
         (
-            "zk_outstanding_requests",
+            "zk_packets_received".to_owned(),
+            ctx.counters.received.to_string(),
+        ),
+        ("zk_packets_sent".to_owned(), ctx.counters.sent.to_string()),
+        (
+            "zk_num_alive_connections".to_owned(),
+            s.connections.to_string(),
+        ),
+        (
+            "zk_outstanding_requests".to_owned(),
             ctx.counters.outstanding_requests.to_string(),
         ),
-        ("zk_znode_count", s.znodes.to_string()),
-        ("zk_watch_count", s.watches.watch_count.to_string()),
-        ("zk_ephemerals_count", s.ephemerals.to_string()),
-        ("zk_global_sessions", s.sessions.to_string()),
-        // Paddock has no local sessions: every session is global.
-        ("zk_local_sessions", "0".to_owned()),
-        ("zk_uptime", ctx.counters.uptime_ms.to_string()),
+        ("zk_znode_count".to_owned(), s.znodes.to_string()),
         (
-            "paddock_loop_round_max_ms",
+            "zk_watch_count".to_owned(),
+            s.watches.watch_count.to_string(),
+        ),
+        ("zk_ephemerals_count".to_owned(), s.ephemerals.to_string()),
+        ("zk_global_sessions".to_owned(), s.sessions.to_string()),
+        // Paddock has no local sessions: every session is global.
+        ("zk_local_sessions".to_owned(), "0".to_owned()),
+        ("zk_uptime".to_owned(), ctx.counters.uptime_ms.to_string()),
+        (
+            "paddock_loop_round_max_ms".to_owned(),
             format!("{:.3}", ctx.counters.loop_round_max_us as f64 / 1000.0),
         ),
         (
-            "paddock_loop_event_max_ms",
+            "paddock_loop_event_max_ms".to_owned(),
             format!("{:.3}", ctx.counters.loop_event_max_us as f64 / 1000.0),
         ),
         (
-            "paddock_outstanding_requests_max",
+            "paddock_outstanding_requests_max".to_owned(),
             ctx.counters.outstanding_requests_max.to_string(),
         ),
         (
-            "paddock_reads_throttled",
+            "paddock_reads_throttled".to_owned(),
             ctx.counters.reads_throttled.to_string(),
         ),
         (
-            "paddock_queued_reply_bytes",
+            "paddock_queued_reply_bytes".to_owned(),
             ctx.counters.queued_reply_bytes.to_string(),
         ),
         (
-            "paddock_slow_clients_closed",
+            "paddock_slow_clients_closed".to_owned(),
             ctx.counters.slow_clients_closed.to_string(),
         ),
         // Both 0 unless a peer or a disk misbehaves, or a bug breaks what the node relies on.
-        ("paddock_payload_errors", s.payload_errors.to_string()),
         (
-            "paddock_invariant_breaches",
+            "paddock_payload_errors".to_owned(),
+            s.payload_errors.to_string(),
+        ),
+        (
+            "paddock_invariant_breaches".to_owned(),
             s.invariant_breaches.to_string(),
         ),
     ];
     // ZooKeeper reports the quorum's size in an ensemble only.
     if ctx.config.servers.len() > 1 {
-        lines.push(("zk_quorum_size", quorum_size(ctx.config).to_string()));
+        lines.push((
+            "zk_quorum_size".to_owned(),
+            quorum_size(ctx.config).to_string(),
+        ));
     }
+    lines.extend(ctx.counters.fsync.lines("fsynctime"));
+    lines.extend(ctx.counters.election.lines("election_time"));
     if let Some((open, max)) = ctx.counters.file_descriptors {
-        lines.push(("zk_open_file_descriptor_count", open.to_string()));
-        lines.push(("zk_max_file_descriptor_count", max.to_string()));
+        lines.push(("zk_open_file_descriptor_count".to_owned(), open.to_string()));
+        lines.push(("zk_max_file_descriptor_count".to_owned(), max.to_string()));
     }
     if mode(ctx) == "leader" {
         let voters = s
@@ -573,10 +673,13 @@ fn mntr(ctx: &Context<'_>) -> String {
             .iter()
             .filter(|f| !f.is_observer && f.match_index >= s.replication.commit_index)
             .count();
-        lines.push(("zk_followers", s.replication.followers.len().to_string()));
-        lines.push(("zk_synced_followers", synced.to_string()));
-        lines.push(("zk_voting_followers", voters.to_string()));
-        lines.push(("zk_pending_syncs", "0".into()));
+        lines.push((
+            "zk_followers".to_owned(),
+            s.replication.followers.len().to_string(),
+        ));
+        lines.push(("zk_synced_followers".to_owned(), synced.to_string()));
+        lines.push(("zk_voting_followers".to_owned(), voters.to_string()));
+        lines.push(("zk_pending_syncs".to_owned(), "0".into()));
     }
     let mut out = String::new();
     for (key, value) in lines {

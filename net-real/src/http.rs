@@ -303,18 +303,50 @@ fn command_json(word: FourLetterWord, answer: &str) -> Map<String, Value> {
     body
 }
 
-/// `mntr` in Prometheus' text format: each numeric value as a gauge under its name
-/// without `zk_`.
+/// `mntr` in Prometheus' text format, with ZooKeeper's names: each numeric value as a
+/// gauge under its name without `zk_`, but a summary (`cnt_X` and `sum_X`, with `avg_X`,
+/// `min_X`, `max_X`) as ZooKeeper's Prometheus provider exports one: `X_count` and
+/// `X_sum` of a summary `X`.
 pub fn prometheus(mntr: &str) -> String {
+    let values: Vec<(&str, f64)> = mntr
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .filter_map(|(key, value)| {
+            let number = value.trim().parse::<f64>().ok()?;
+            Some((key.strip_prefix("zk_").unwrap_or(key), number))
+        })
+        .collect();
+    let summaries: Vec<&str> = values
+        .iter()
+        .filter_map(|(name, _)| name.strip_prefix("cnt_"))
+        .collect();
+    let part_of_summary = |name: &str| {
+        ["avg_", "min_", "max_", "cnt_", "sum_"]
+            .iter()
+            .any(|prefix| {
+                name.strip_prefix(prefix)
+                    .is_some_and(|s| summaries.contains(&s))
+            })
+    };
+    let value_of = |name: String| {
+        values
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(0.0, |(_, v)| *v)
+    };
     let mut out = String::new();
-    for (key, value) in mntr.lines().filter_map(|l| l.split_once('\t')) {
-        let Ok(number) = value.trim().parse::<f64>() else {
-            continue;
-        };
-        let name = key.strip_prefix("zk_").unwrap_or(key);
-        out.push_str(&format!(
-            "# HELP {name} {name}\n# TYPE {name} gauge\n{name} {number:?}\n"
-        ));
+    for (name, number) in &values {
+        if let Some(summary) = name.strip_prefix("cnt_").filter(|s| summaries.contains(s)) {
+            out.push_str(&format!(
+                "# HELP {summary} {summary}\n# TYPE {summary} summary\n\
+                 {summary}_count {number:?}\n{summary}_sum {:?}\n",
+                value_of(format!("sum_{summary}"))
+            ));
+        } else if !part_of_summary(name) {
+            out.push_str(&format!(
+                "# HELP {name} {name}\n# TYPE {name} gauge\n{name} {number:?}\n"
+            ));
+        }
     }
     out
 }
@@ -325,7 +357,9 @@ mod tests {
     use super::*;
 
     const MNTR: &str = "zk_version\t3.8.0-paddock\nzk_znode_count\t5\nzk_avg_latency\t0.25\n\
-                        paddock_invariant_breaches\t0\n";
+                        paddock_invariant_breaches\t0\nzk_avg_fsynctime\t1.5\n\
+                        zk_min_fsynctime\t1\nzk_max_fsynctime\t2\nzk_cnt_fsynctime\t2\n\
+                        zk_sum_fsynctime\t3\n";
 
     #[test]
     fn prometheus_text_has_zookeepers_names() {
@@ -339,6 +373,10 @@ mod tests {
         # HELP paddock_invariant_breaches paddock_invariant_breaches
         # TYPE paddock_invariant_breaches gauge
         paddock_invariant_breaches 0.0
+        # HELP fsynctime fsynctime
+        # TYPE fsynctime summary
+        fsynctime_count 2.0
+        fsynctime_sum 3.0
         ");
     }
 

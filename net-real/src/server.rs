@@ -661,7 +661,7 @@ fn disk_start(
     storage: Storage,
     cfg: &ZooCfg,
     events: SyncSender<Event>,
-) -> Result<(Sender<DiskRequest>, JoinHandle<()>, SnapshotFiles), StartError> {
+) -> Result<DiskStarted, StartError> {
     let (tx, rx) = channel();
     let snapshot_files = SnapshotFiles::of(&storage, u64::from(cfg.snapshot_write_bytes_per_sec));
     let purge = PurgePolicy {
@@ -671,11 +671,15 @@ fn disk_start(
         },
     };
     let deliver = move |event| events.send(Event::Disk(event)).is_ok();
+    let fsync = Arc::new(four_letter::Summary::default());
     let disk_thread = thread::Builder::new()
         .name("paddock-disk".to_owned())
-        .spawn(move || disk::run(storage, rx, deliver, purge))
+        .spawn({
+            let fsync = fsync.clone();
+            move || disk::run(storage, rx, deliver, purge, &fsync)
+        })
         .map_err(|e| StartError::Config(format!("cannot start the disk thread: {e}")))?;
-    Ok((tx, disk_thread, snapshot_files))
+    Ok((tx, disk_thread, snapshot_files, fsync))
 }
 
 /// Follows frame boundaries on a client's byte stream: to hand the node a few whole
@@ -936,7 +940,22 @@ struct EventLoop {
     out: Vec<Output>,
     observed: Observed,
     failure: Option<String>,
+    /// The log's `fdatasync` times, recorded by the disk thread.
+    fsync: Arc<four_letter::Summary>,
+    /// Times from looking for a leader to following or leading one.
+    election: four_letter::Summary,
+    /// Since when this server has been looking for a leader (from its start).
+    looking_since: Option<Instant>,
 }
+
+/// What [`disk_start`] starts: the request channel, the thread, the snapshot files and
+/// the thread's `fdatasync` times.
+type DiskStarted = (
+    Sender<DiskRequest>,
+    JoinHandle<()>,
+    SnapshotFiles,
+    Arc<four_letter::Summary>,
+);
 
 impl EventLoop {
     fn new(
@@ -944,7 +963,7 @@ impl EventLoop {
         cfg: ZooCfg,
         id: u64,
         peers: Option<Peers>,
-        (disk, disk_thread, snapshot_files): (Sender<DiskRequest>, JoinHandle<()>, SnapshotFiles),
+        (disk, disk_thread, snapshot_files, fsync): DiskStarted,
         io: ClientIo,
         stop: Arc<AtomicBool>,
     ) -> EventLoop {
@@ -974,6 +993,9 @@ impl EventLoop {
             out: Vec::new(),
             observed: Observed::default(),
             failure: None,
+            fsync,
+            election: four_letter::Summary::default(),
+            looking_since: Some(Instant::now()),
         }
     }
 
@@ -1462,6 +1484,8 @@ impl EventLoop {
                 } else {
                     None
                 },
+                fsync: self.fsync.figures(),
+                election: self.election.figures(),
                 ..self.counters
             },
             conns: &conns,
@@ -1579,6 +1603,17 @@ impl EventLoop {
     /// Logs leadership and session changes (polled: the node reports no events).
     fn observe(&mut self) {
         self.close_sessionless();
+        // Election time, as ZooKeeper's: from looking for a leader (or the start) to
+        // following or leading one.
+        let looking = matches!(self.node.role(), Role::PreCandidate | Role::Candidate);
+        match (looking, self.looking_since) {
+            (true, None) => self.looking_since = Some(Instant::now()),
+            (false, Some(since)) if self.node.leader().is_some() => {
+                self.election.record(since.elapsed());
+                self.looking_since = None;
+            }
+            _ => {}
+        }
         let is_leader = self.node.is_leader();
         if is_leader != self.observed.is_leader {
             self.observed.is_leader = is_leader;

@@ -55,6 +55,16 @@ fn metrics_parse_as_prometheus_text_and_follow_the_tree() {
     assert_eq!(value("num_alive_connections"), 1.0);
     assert_eq!(value("paddock_invariant_breaches"), 0.0);
     assert!(value("uptime") > 0.0);
+    // fsync times as ZooKeeper's summary: a count and a sum (every create synced).
+    let fsyncs: Vec<_> = scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric.starts_with("fsynctime"))
+        .map(|s| (s.metric.clone(), format!("{:?}", s.value)))
+        .collect();
+    assert!(!fsyncs.is_empty(), "fsynctime missing:\n{body}");
+    assert!(body.contains("# TYPE fsynctime summary\n"), "{body}");
+    assert!(body.contains("\nfsynctime_count "), "{body}");
     // Only /metrics is there, only GET and HEAD are answered.
     assert_eq!(request(metrics, "GET /other HTTP/1.1").0, 404);
     assert_eq!(request(metrics, "POST /metrics HTTP/1.1").0, 405);

@@ -726,6 +726,12 @@ impl Node {
         &self.sessions
     }
 
+    /// The leader this server routes writes to, when one is known (itself when it
+    /// leads and serves). O(1).
+    pub fn leader(&self) -> Option<NodeId> {
+        self.route.leader
+    }
+
     /// This server's watches (`wchc`, `wchp`).
     pub fn watches(&self) -> &WatchTable {
         &self.watches
