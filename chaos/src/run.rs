@@ -113,7 +113,8 @@ pub struct RunOptions {
 ///
 /// `kill -9` of a server, every file of its data directory moved away but `myid` (kept
 /// as an archive the verdict reads, see [`crate::verdict`]), and a restart when the
-/// fault ends: it rejoins empty, as a replaced disk would, and gets its state from the
+/// fault ends and the other servers have a leader (a replacement disk goes in once the
+/// ensemble has recovered without it): it rejoins empty, as a replaced disk would, and gets its state from the
 /// leader — as a snapshot, since runs that may wipe take snapshots every
 /// [`SNAP_COUNT_WITH_WIPES`] entries and keep only
 /// [`SNAPSHOT_LOG_KEPT_BYTES_WITH_WIPES`] of log behind them. The next fault
@@ -586,6 +587,24 @@ fn leader(addrs: &[SocketAddr]) -> Option<usize> {
         .map(|i| i + 1)
 }
 
+/// Waits until a server other than `wiped` leads (or `stop`); the liveness failure when
+/// none does within [`LIVENESS_TIMEOUT`].
+fn survivors_lead(addrs: &[SocketAddr], wiped: usize, stop: &AtomicBool) -> Option<String> {
+    let deadline = Instant::now() + LIVENESS_TIMEOUT;
+    while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
+        if leader(addrs).is_some_and(|l| l != wiped) {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    if stop.load(Ordering::Relaxed) {
+        return None;
+    }
+    Some(format!(
+        "no leader among the servers but the wiped {wiped} within {LIVENESS_TIMEOUT:?}"
+    ))
+}
+
 /// Each server's zxid as `srvr` reports it (`None` for one that does not answer).
 fn zxids(addrs: &[SocketAddr]) -> Vec<Option<String>> {
     addrs
@@ -1002,6 +1021,16 @@ fn run_in(
                 }
             }
             Fault::Wipe { server } => {
+                // The replacement disk goes in once the others have a leader again.
+                // Until then the survivors must elect among themselves: one of them holds
+                // every acknowledged entry the wiped server had, and the empty server's
+                // vote could otherwise help elect one that lacks them (a ZooKeeper
+                // ensemble has the same property).
+                if let Some(event) = survivors_lead(&addrs, *server, stop) {
+                    println!("t={:.1}s {event}", at(&shared));
+                    liveness = Some(event);
+                    break;
+                }
                 servers.start(*server)?;
                 match catch_up(&addrs, *server, stop) {
                     CatchUp::Done { zxid, after } => println!(

@@ -209,6 +209,21 @@ pub fn read_myid(cfg: &ZooCfg) -> Result<u64, StartError> {
     Ok(id)
 }
 
+/// An ensemble's failure detection from ZooKeeper's keys, as ZooKeeper times its own:
+/// the leader sends every follower something each half `tickTime` (ZooKeeper's pings), and
+/// a member that has heard nothing from the leader for `syncLimit` ticks (a follower) or
+/// from a quorum for as long (the leader, which then steps down) starts an election,
+/// after a random wait of up to as long again so that two do not keep colliding.
+/// Returns (heartbeat, election timeout min, max) in ms. With ZooKeeper's sample zoo.cfg
+/// (tickTime=2000, syncLimit=5) a leader is deposed after 10 to 20 s of silence (15 to
+/// 30 s on ZooKeeper's default tickTime of 3000), so a stall of a second or two (a slow
+/// fsync, a pause) deposes nobody.
+pub fn failure_detection_ms(cfg: &ZooCfg) -> (u64, u64, u64) {
+    let tick = u64::from(cfg.tick_time_ms).max(2);
+    let silence = tick.saturating_mul(u64::from(cfg.sync_limit_ticks).max(1));
+    (tick / 2, silence, silence.saturating_mul(2))
+}
+
 /// The node configuration for server `id` under `cfg`.
 pub fn node_config(cfg: &ZooCfg, id: u64) -> Result<NodeConfig, StartError> {
     let voters: BTreeSet<NodeId> = if cfg.servers.is_empty() {
@@ -233,6 +248,11 @@ pub fn node_config(cfg: &ZooCfg, id: u64) -> Result<NodeConfig, StartError> {
         config.replication.heartbeat_interval_ms = 10;
         config.replication.election_timeout_ms_min = 40;
         config.replication.election_timeout_ms_max = 80;
+    } else {
+        let (heartbeat, min, max) = failure_detection_ms(cfg);
+        config.replication.heartbeat_interval_ms = heartbeat;
+        config.replication.election_timeout_ms_min = min;
+        config.replication.election_timeout_ms_max = max;
     }
     config.tick_ms = u64::from(cfg.tick_time_ms);
     config.session_timeout_ms_min = cfg.min_session_timeout_ms;
@@ -1675,6 +1695,36 @@ impl EventLoop {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::{FrameWatch, Split, SplitLimit};
+
+    // An ensemble times failure detection from tickTime and syncLimit as ZooKeeper does;
+    // a standalone server elects itself at once.
+    #[test]
+    fn failure_detection_follows_ticktime_and_synclimit() {
+        let ensemble = |extra: &str| {
+            let text = format!(
+                "dataDir=/d\nserver.1=h:2888:3888\nserver.2=h2:2888:3888\n\
+                 server.3=h3:2888:3888\n{extra}"
+            );
+            crate::config::parse(&text).unwrap().0
+        };
+        // ZooKeeper's defaults: tickTime=3000, syncLimit=5.
+        let defaults = ensemble("");
+        assert_eq!(
+            super::failure_detection_ms(&defaults),
+            (1500, 15_000, 30_000)
+        );
+        // The sample zoo.cfg's tickTime=2000.
+        let sample = ensemble("tickTime=2000\n");
+        let config = super::node_config(&sample, 1).unwrap();
+        assert_eq!(config.replication.election_timeout_ms_min, 10_000);
+        assert_eq!(config.replication.election_timeout_ms_max, 20_000);
+        assert_eq!(config.replication.heartbeat_interval_ms, 1000);
+        let tests = ensemble("tickTime=500\nsyncLimit=5\n");
+        assert_eq!(super::failure_detection_ms(&tests), (250, 2500, 5000));
+        let standalone = crate::config::parse("dataDir=/d\n").unwrap().0;
+        let config = super::node_config(&standalone, 1).unwrap();
+        assert_eq!(config.replication.election_timeout_ms_max, 80);
+    }
 
     fn frames(n: usize) -> SplitLimit {
         SplitLimit { large: n, all: n }
