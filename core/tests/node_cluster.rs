@@ -565,6 +565,17 @@ fn conn_stats_carry_the_session_and_its_timeout() {
     let session = c.clients[&conn].connected.as_ref().map(|(s, _)| *s);
     assert_eq!(stats.session, session);
     assert_eq!(stats.timeout_ms, Some(6000));
+    // The last operation of a ping, as `cons` prints it after `lop=`.
+    c.send_with_xid(conn, -2, Request::Ping);
+    c.run_for(10);
+    assert_eq!(c.node(leader.0).conn_stats(conn).unwrap().last_op, "PING");
+    // A request waiting for its write to commit is counted as queued.
+    let follower = follower_of_three(leader);
+    let waiting = c.connect(follower.0);
+    c.isolate(follower);
+    c.send(waiting, set_data("/", b"x".to_vec()));
+    c.run_for(5);
+    assert_eq!(c.node(follower.0).conn_stats(waiting).unwrap().queued, 1);
 }
 
 // Frames sent before the session is set up are held in bytes up to EARLY_BYTES_MAX: a
@@ -1220,6 +1231,27 @@ fn a_standalone_server_restarted_after_snapshots_applies_each_entry_once() {
     for i in 0..12 {
         assert!(c.node(1).tree().node(&format!("/before{i}")).is_some());
     }
+}
+
+// The log a snapshot made unneeded is handed back (`Output::Release`) for the runtime to
+// free off its event loop, not dropped on it.
+#[test]
+fn the_log_behind_a_snapshot_is_released() {
+    let mut c = Cluster::new(3, 31, |config| {
+        config.snapshot_every_entries = 5;
+        config.snapshot_log_kept_bytes = 0;
+    });
+    let leader = elect(&mut c);
+    let conn = c.connect(leader.0);
+    for i in 0..12 {
+        c.create(conn, &format!("/n{i}"), b"", 0).unwrap();
+    }
+    c.run_for(100);
+    assert!(
+        c.entries_released >= 5,
+        "{} entries released",
+        c.entries_released
+    );
 }
 
 // `log_zxid_at` reads each server's own log: after writes commit and apply everywhere,

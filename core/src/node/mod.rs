@@ -1462,7 +1462,22 @@ mod persist_tests {
 
 #[cfg(test)]
 mod value_tests {
-    use super::{LatencyStats, Seed};
+    use super::{LatencyStats, SaslUsers, Seed};
+
+    // Debug output (logs, panics) names the SASL users and never their passwords.
+    #[test]
+    fn sasl_users_print_without_passwords() {
+        let users = SaslUsers {
+            users: [("alice".to_owned(), "s3cret-pw".to_owned())].into(),
+            super_user: Some("alice".to_owned()),
+        };
+        let printed = format!("{users:?}");
+        assert_eq!(
+            printed,
+            "SaslUsers { users: [\"alice\"], super_user: Some(\"alice\") }"
+        );
+        assert!(!printed.contains("s3cret-pw"));
+    }
 
     // Each reproducible seed derives its own password key: no two of the first 64 share
     // one (a key that ignored some of the seed's bits would).

@@ -763,7 +763,8 @@ fn proposals_are_batched_and_pipelined_within_bounds() {
     assert_eq!(r.status().followers[0].match_index, 5);
 }
 
-// The leader refuses proposals beyond its limits with typed errors.
+// The leader refuses proposals beyond its limits with typed errors; a payload of exactly
+// the limit is taken.
 #[test]
 fn proposals_beyond_limits_are_refused() {
     let (mut r, _) = leader_of_three(DurableState::default());
@@ -774,7 +775,8 @@ fn proposals_beyond_limits_are_refused() {
             limit_bytes: 8
         })
     );
-    for _ in 0..29 {
+    r.propose(vec![0; 8]).unwrap();
+    for _ in 0..28 {
         r.propose(vec![1]).unwrap();
     }
     assert_eq!(

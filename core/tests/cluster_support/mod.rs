@@ -124,6 +124,8 @@ pub struct Cluster {
     pub snapshots_installed: u64,
     /// Every snapshot a server wrote, with the index it covers, in order.
     pub snapshots_written: Vec<(NodeId, u64)>,
+    /// Log entries the nodes handed back to be freed (`Output::Release`).
+    pub entries_released: u64,
     /// The key of every node's password stream, when a test sets it (else derived from
     /// the node's seed).
     pub password_secret: Option<[u8; 32]>,
@@ -149,6 +151,7 @@ impl Cluster {
             rng: ChaCha8Rng::seed_from_u64(seed),
             snapshots_installed: 0,
             snapshots_written: Vec::new(),
+            entries_released: 0,
             password_secret: None,
             entries_write_max: 0,
         };
@@ -280,7 +283,10 @@ impl Cluster {
                 self.schedule(at, Event::Closed { conn });
             }
             Output::FourLetterWord { conn, .. } => self.schedule(now + 1, Event::Closed { conn }),
-            Output::Release(released) => drop(released),
+            Output::Release(released) => {
+                self.entries_released += released.entries.len() as u64;
+                drop(released);
+            }
         }
     }
 
