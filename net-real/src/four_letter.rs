@@ -278,15 +278,29 @@ pub fn answer(word: FourLetterWord, ctx: &Context<'_>) -> String {
     }
 }
 
+/// Each group's head on a line of its own, then its items one a line after a tab.
+fn tab_lists<I: IntoIterator<Item = String>>(
+    groups: impl IntoIterator<Item = (String, I)>,
+    out: &mut String,
+) {
+    for (head, items) in groups {
+        let _ = writeln!(out, "{head}");
+        for item in items {
+            let _ = writeln!(out, "\t{item}");
+        }
+    }
+}
+
 /// `wchc`: each watching session, then its paths indented by a tab; a blank line ends it.
 fn wchc(ctx: &Context<'_>) -> String {
     let mut out = String::new();
-    for (session, paths) in ctx.dump.map_or(&[][..], |d| &d.watches_by_session) {
-        let _ = writeln!(out, "{session:#x}");
-        for path in paths {
-            let _ = writeln!(out, "\t{path}");
-        }
-    }
+    let groups = ctx.dump.map_or(&[][..], |d| &d.watches_by_session);
+    tab_lists(
+        groups
+            .iter()
+            .map(|(session, paths)| (format!("{session:#x}"), paths.iter().cloned())),
+        &mut out,
+    );
     out.push('\n');
     out
 }
@@ -294,12 +308,13 @@ fn wchc(ctx: &Context<'_>) -> String {
 /// `wchp`: each watched path, then the sessions watching it.
 fn wchp(ctx: &Context<'_>) -> String {
     let mut out = String::new();
-    for (path, sessions) in ctx.dump.map_or(&[][..], |d| &d.watches_by_path) {
-        let _ = writeln!(out, "{path}");
-        for session in sessions {
-            let _ = writeln!(out, "\t{session:#x}");
-        }
-    }
+    let groups = ctx.dump.map_or(&[][..], |d| &d.watches_by_path);
+    tab_lists(
+        groups
+            .iter()
+            .map(|(path, sessions)| (path.clone(), sessions.iter().map(|s| format!("{s:#x}")))),
+        &mut out,
+    );
     out.push('\n');
     out
 }
@@ -344,12 +359,12 @@ fn dump(ctx: &Context<'_>) -> String {
     );
     let _ = writeln!(out, "ephemeral nodes dump:");
     let _ = writeln!(out, "Sessions with Ephemerals ({}):", d.ephemerals.len());
-    for (session, paths) in &d.ephemerals {
-        let _ = writeln!(out, "{session:#x}:");
-        for path in paths {
-            let _ = writeln!(out, "\t{path}");
-        }
-    }
+    tab_lists(
+        d.ephemerals
+            .iter()
+            .map(|(session, paths)| (format!("{session:#x}:"), paths.iter().cloned())),
+        &mut out,
+    );
     out.push_str("Connections dump:\nConnections ");
     expiry_sets(
         &d.connections,

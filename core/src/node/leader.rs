@@ -12,7 +12,7 @@ use crate::ids::{Epoch, NodeId, SessionId, Zxid};
 use crate::node::message::{Origin, PeerMessage, Proposal, ProposalBody, Write, WriteOp};
 use crate::replication::Entry;
 use crate::session::SessionTable;
-use crate::tree::{DataTree, Op, OpContext, Txn, TxnKind};
+use crate::tree::{DataTree, Op, OpContext, Txn};
 
 /// The leader's state: its prepared state (the applied state plus its own uncommitted
 /// proposals), its followers' forward streams, and its timers.
@@ -180,20 +180,8 @@ impl Leader {
     /// Advances the prepared state by a proposed transaction.
     fn prepared_apply(&mut self, now_ms: u64, origin: Option<Origin>, txn: Txn) {
         self.tree.apply(&txn);
-        match &txn.kind {
-            TxnKind::CreateSession {
-                session,
-                password,
-                timeout_ms,
-            } => {
-                let timeout = u32::try_from(*timeout_ms).unwrap_or(0);
-                let _ = self.sessions.create(*session, *password, timeout, now_ms);
-            }
-            TxnKind::CloseSession { session } => {
-                self.sessions.remove(*session);
-            }
-            _ => {}
-        }
+        // A refused create changes nothing here; the applied state reports it.
+        let _ = super::sessions_apply(&mut self.sessions, &txn.kind, now_ms);
         self.pending.push_back((origin, txn));
     }
 

@@ -58,7 +58,7 @@ use crate::limits::Limits;
 use crate::replication::{
     self, DurableState, Entry, HardState, ReplicaError, ReplicationConfig, SnapshotMeta,
 };
-use crate::session::{SessionIdGenerator, SessionTable};
+use crate::session::{SessionError, SessionIdGenerator, SessionTable};
 use crate::tree::{DataTree, OpResult, TreeConfig, TxnKind};
 use crate::watch::{WatchSummary, WatchTable};
 use crate::wire::FourLetterWord;
@@ -401,22 +401,8 @@ impl NodeSnapshot {
                     entry.index, txn.zxid, applied.results
                 ));
             }
-            match &txn.kind {
-                TxnKind::CreateSession {
-                    session,
-                    password,
-                    timeout_ms,
-                } => {
-                    let timeout = u32::try_from(*timeout_ms).unwrap_or(0);
-                    self.sessions
-                        .create(*session, *password, timeout, 0)
-                        .map_err(|e| format!("log entry {}: {e}", entry.index))?;
-                }
-                TxnKind::CloseSession { session } => {
-                    self.sessions.remove(*session);
-                }
-                _ => {}
-            }
+            sessions_apply(&mut self.sessions, &txn.kind, 0)
+                .map_err(|e| format!("log entry {}: {e}", entry.index))?;
             changed += 1;
         }
         Ok(changed)
@@ -613,6 +599,33 @@ fn persist_batches(
         truncate_after: truncate_after.take(),
         entries: entries.by_ref().take(batch_max).collect(),
     })
+}
+
+/// What a txn does to a session table: a createSession adds its session armed from
+/// `now_ms` (an error when the id is taken), a closeSession removes its session, which
+/// is returned. The applied state, the leader's prepared state and offline tools apply
+/// sessions with this one function.
+fn sessions_apply(
+    sessions: &mut SessionTable,
+    kind: &TxnKind,
+    now_ms: u64,
+) -> Result<Option<crate::ids::SessionId>, SessionError> {
+    match kind {
+        TxnKind::CreateSession {
+            session,
+            password,
+            timeout_ms,
+        } => {
+            let timeout = u32::try_from(*timeout_ms).unwrap_or(0);
+            sessions.create(*session, *password, timeout, now_ms)?;
+            Ok(None)
+        }
+        TxnKind::CloseSession { session } => {
+            sessions.remove(*session);
+            Ok(Some(*session))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// Gives a tree the settings a snapshot does not hold: the tree's configuration and the
@@ -1089,27 +1102,17 @@ impl Node {
                     leader.applied(&self.tree, txn.zxid, self.config.check_invariants);
                 }
                 let mut closed = None;
-                match &txn.kind {
-                    TxnKind::CreateSession {
-                        session,
-                        password,
-                        timeout_ms,
-                    } => {
-                        let timeout = u32::try_from(*timeout_ms).unwrap_or(0);
-                        if let Err(error) =
-                            self.sessions.create(*session, *password, timeout, now_ms)
-                        {
-                            self.breach(|| format!("committed session open failed: {error}"));
-                        }
-                    }
-                    TxnKind::CloseSession { session } => {
-                        self.sessions.remove(*session);
+                match sessions_apply(&mut self.sessions, &txn.kind, now_ms) {
+                    Ok(Some(session)) => {
                         if let Role::Leader(leader) = &mut self.role {
-                            leader.session_closed(*session);
+                            leader.session_closed(session);
                         }
-                        closed = Some(*session);
+                        closed = Some(session);
                     }
-                    _ => {}
+                    Ok(None) => {}
+                    Err(error) => {
+                        self.breach(|| format!("committed session open failed: {error}"));
+                    }
                 }
                 let events = self
                     .watches
