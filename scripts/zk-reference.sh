@@ -56,6 +56,12 @@ install_all() {
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zookeeper >&2
     fi
+    # ZooKeeper's AdminServer (Jetty) needs the servlet API, which the package does not
+    # pull in (tests/interop_admin.rs turns the AdminServer on).
+    if [ ! -f /usr/share/java/servlet-api.jar ]; then
+        [ "$(id -u)" = 0 ] || die "need root to apt-get install libservlet-api-java"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libservlet-api-java >&2
+    fi
     # pure-sasl: kazoo's SASL (sasl_options), an optional dependency of kazoo.
     if [ -x "$KAZOO_VENV/bin/python" ] &&
         "$KAZOO_VENV/bin/python" -c 'import kazoo.version as v, puresasl; assert v.__version__ == "2.11.0"' 2>/dev/null; then
