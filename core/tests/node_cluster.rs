@@ -646,6 +646,26 @@ fn early_frames_up_to_the_limit_are_held_and_answered() {
     );
 }
 
+// Up to EARLY_FRAMES_MAX frames sent behind the ConnectRequest are held, that count
+// included, and answered once the session is set up; one more closes the connection.
+#[test]
+fn early_frames_up_to_the_count_are_held_and_one_more_closes() {
+    use paddock_core::node::EARLY_FRAMES_MAX;
+    for (frames, closed) in [(EARLY_FRAMES_MAX, false), (EARLY_FRAMES_MAX + 1, true)] {
+        let mut c = cluster(3, 22);
+        let leader = elect(&mut c);
+        let follower = follower_of_three(leader);
+        c.isolate(follower);
+        let conn = c.client_open(follower.0, None, 0);
+        c.run_for(10);
+        for xid in 1..=frames {
+            c.send_with_xid(conn, xid as i32, Request::Ping);
+        }
+        c.run_for(100);
+        assert_eq!(c.clients[&conn].closed, closed, "{frames} early frames");
+    }
+}
+
 /// A one-server ensemble that snapshots only by bytes (`every_bytes`), after `writes`
 /// 4 KB writes: the index of the snapshot on its disk (0 for none).
 fn snapshot_after_big_writes(every_bytes: u64, writes: usize) -> u64 {
@@ -1562,6 +1582,19 @@ fn a_connection_watches_at_most_watches_per_connection_max_paths() {
     assert_eq!(
         err(&mut c, set_watches),
         Some(paddock_core::error::ZkError::QuotaExceeded.code())
+    );
+    let set_watches2 = Request::SetWatches2(wire::SetWatches2 {
+        relative_zxid: 0,
+        data_watches: vec![],
+        exist_watches: vec![],
+        child_watches: vec![],
+        persistent_watches: vec!["/c".to_owned()],
+        persistent_recursive_watches: vec![],
+    });
+    assert_eq!(
+        err(&mut c, set_watches2),
+        Some(paddock_core::error::ZkError::QuotaExceeded.code()),
+        "setWatches2 counts too"
     );
     let add_watch = Request::AddWatch(wire::AddWatchRequest {
         path: "/c".to_owned(),

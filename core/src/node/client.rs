@@ -34,7 +34,7 @@ const QUEUE_REQUESTS_MAX: usize = 4096;
 /// before it is closed as abusive: 64 requests of the largest size in flight at once.
 pub const QUEUE_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// Frames a client may send before its session is set up.
-const EARLY_FRAMES_MAX: usize = 1024;
+pub const EARLY_FRAMES_MAX: usize = 1024;
 /// Bytes of those frames held while its session is set up.
 pub const EARLY_BYTES_MAX: usize = 4 * 1024 * 1024;
 

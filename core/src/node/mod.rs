@@ -63,7 +63,7 @@ use crate::tree::{DataTree, OpResult, TreeConfig, TxnKind};
 use crate::watch::{WatchSummary, WatchTable};
 use crate::wire::FourLetterWord;
 
-pub use client::{ConnStats, EARLY_BYTES_MAX, QUEUE_BYTES_MAX};
+pub use client::{ConnStats, EARLY_BYTES_MAX, EARLY_FRAMES_MAX, QUEUE_BYTES_MAX};
 pub use memory::MemoryUse;
 pub use message::{
     DECODE_BYTES_MIN, Origin, PayloadError, PeerMessage, Proposal, ProposalBody, Write, WriteOp,

@@ -95,6 +95,64 @@ fn vote_is_sent_only_once_durable_and_only_once_per_epoch() {
 
     let out = deliver(&mut r, 3, 3, vote(1, 5, Zxid::new(Epoch(1), 9)));
     let refused = msg(1, MessageBody::VoteReply { granted: false });
+    assert_eq!(sends(&out), vec![(NodeId(3), refused.clone())]);
+
+    // Following the leader it elected keeps the vote: a late candidate of the same epoch
+    // is still refused, and no hard state without the vote is written.
+    let heartbeat = MessageBody::Append {
+        prev_index: 0,
+        prev_zxid: Zxid::ZERO,
+        entries: vec![],
+        commit_index: 0,
+    };
+    let out = deliver(&mut r, 4, 2, msg(1, heartbeat));
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, Output::PersistHardState { .. })),
+        "{out:?}"
+    );
+    // (After the leader's lease, which alone would refuse it.)
+    let out = deliver(&mut r, 3_000, 3, vote(1, 5, Zxid::new(Epoch(1), 9)));
+    assert_eq!(sends(&out), vec![(NodeId(3), refused)]);
+}
+
+// A candidate that learns of the epoch's leader follows it and keeps its vote (for
+// itself): a later candidate of the same epoch is refused, even after the lease.
+#[test]
+fn a_candidate_following_its_epochs_leader_keeps_its_vote() {
+    let mut r = Replica::new(config(1, &[1, 2, 3]), DurableState::default(), 1).unwrap();
+    let mut out = Vec::new();
+    r.step(0, Input::Tick, &mut out).unwrap();
+    let t = r.next_deadline().unwrap();
+    r.step(t, Input::Tick, &mut out).unwrap();
+    deliver(
+        &mut r,
+        t,
+        2,
+        msg(1, MessageBody::PreVoteReply { granted: true }),
+    );
+    assert_eq!(r.role(), Role::Candidate);
+    let hard_state = HardState {
+        epoch: Epoch(1),
+        voted_for: Some(NodeId(1)),
+    };
+    r.step(t, Input::HardStatePersisted { hard_state }, &mut out)
+        .unwrap();
+    // Server 2 won epoch 1 (with 3's vote): its heartbeat makes this one follow it.
+    let out = deliver(
+        &mut r,
+        t + 1,
+        2,
+        msg(1, MessageBody::Heartbeat { commit_index: 0 }),
+    );
+    assert_eq!(r.role(), Role::Follower);
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, Output::PersistHardState { .. })),
+        "the vote was dropped: {out:?}"
+    );
+    let out = deliver(&mut r, t + 3_000, 3, vote(1, 9, Zxid::new(Epoch(1), 9)));
+    let refused = msg(1, MessageBody::VoteReply { granted: false });
     assert_eq!(sends(&out), vec![(NodeId(3), refused)]);
 }
 
