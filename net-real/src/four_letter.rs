@@ -254,27 +254,11 @@ pub fn answer(word: FourLetterWord, ctx: &Context<'_>) -> String {
     }
     let serving = ctx.status.replication.leader.is_some();
     match word {
-        FourLetterWord::Ruok => "imok".to_owned(),
-        FourLetterWord::Envi => envi(ctx),
-        // Paddock has no read-only mode: a serving server is read-write; ZooKeeper says
-        // `null` when it does not serve.
-        FourLetterWord::Isro => if serving { "rw" } else { "null" }.to_owned(),
+        FourLetterWord::Ruok | FourLetterWord::Envi | FourLetterWord::Isro => body(word, ctx),
         _ if !serving => NOT_SERVING.to_owned(),
         FourLetterWord::Crst => "Connection stats reset.\n".to_owned(),
         FourLetterWord::Srst => "Server stats reset.\n".to_owned(),
-        FourLetterWord::Dirs => format!(
-            "datadir_size: {}\nlogdir_size: {}\n",
-            ctx.dir_bytes.0, ctx.dir_bytes.1
-        ),
-        FourLetterWord::Srvr => srvr(ctx),
-        FourLetterWord::Stat => stat(ctx),
-        FourLetterWord::Conf => conf(ctx),
-        FourLetterWord::Cons => cons(ctx),
-        FourLetterWord::Mntr => mntr(ctx),
-        FourLetterWord::Dump => dump(ctx),
-        FourLetterWord::Wchc => wchc(ctx),
-        FourLetterWord::Wchp => wchp(ctx),
-        _ => wchs(ctx),
+        _ => body(word, ctx),
     }
 }
 
@@ -411,10 +395,20 @@ pub fn java_date(ms: u64) -> String {
 /// layouts as [`answer`], for the words without side effects (`crst` and `srst` are not
 /// offered there).
 pub fn answer_for_http(word: FourLetterWord, ctx: &Context<'_>) -> String {
+    match word {
+        FourLetterWord::Crst | FourLetterWord::Srst => String::new(),
+        _ => body(word, ctx),
+    }
+}
+
+/// The text of a word that reports (every implemented word but `crst` and `srst`).
+fn body(word: FourLetterWord, ctx: &Context<'_>) -> String {
     let serving = ctx.status.replication.leader.is_some();
     match word {
         FourLetterWord::Ruok => "imok".to_owned(),
         FourLetterWord::Envi => envi(ctx),
+        // Paddock has no read-only mode: a serving server is read-write; ZooKeeper says
+        // `null` when it does not serve.
         FourLetterWord::Isro => if serving { "rw" } else { "null" }.to_owned(),
         FourLetterWord::Dirs => format!(
             "datadir_size: {}\nlogdir_size: {}\n",
@@ -425,6 +419,9 @@ pub fn answer_for_http(word: FourLetterWord, ctx: &Context<'_>) -> String {
         FourLetterWord::Conf => conf(ctx),
         FourLetterWord::Cons => cons(ctx),
         FourLetterWord::Mntr => mntr(ctx),
+        FourLetterWord::Dump => dump(ctx),
+        FourLetterWord::Wchc => wchc(ctx),
+        FourLetterWord::Wchp => wchp(ctx),
         FourLetterWord::Wchs => wchs(ctx),
         _ => String::new(),
     }
